@@ -1,0 +1,34 @@
+import type { Register } from '../main.js'
+import { loadPolicyFile, formatProblem, InvalidPolicyError, PolicyTooLargeError } from '../../policy/index.js'
+import { EXIT, colour, print, printJson } from '../output.js'
+
+export const registerValidate: Register = (program, done) => {
+  program.command('validate')
+    .description('Check policy files against the format; exit 0 when all are valid, 1 when any is not.')
+    .argument('<policy...>', 'policy files (YAML or JSON)')
+    .option('--json', 'print results as JSON')
+    .action(async (files: string[], opts: { json?: boolean }) => {
+      const results = []
+      for (const file of files) {
+        try {
+          const policy = await loadPolicyFile(file)
+          results.push({ file, valid: true, name: policy.name, kind: policy.kind, resources: policy.kind === 'policy' ? policy.resources.length : 0, problems: [] })
+        } catch (err) {
+          if (err instanceof InvalidPolicyError) results.push({ file, valid: false, problems: err.problems })
+          else if (err instanceof PolicyTooLargeError) results.push({ file, valid: false, problems: [{ path: '', message: err.message }] })
+          else throw err
+        }
+      }
+      if (opts.json === true) printJson(results)
+      else {
+        for (const r of results) {
+          if (r.valid) print(`${colour.green('ok')}    ${r.file}: ${r.kind} "${r.name}"${r.kind === 'policy' ? `, ${r.resources} resource${r.resources === 1 ? '' : 's'}` : ''}`)
+          else {
+            print(`${colour.red('error')} ${r.file}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`)
+            for (const p of r.problems) print(`  ${formatProblem(r.file, p)}`)
+          }
+        }
+      }
+      done(results.every((r) => r.valid) ? EXIT.OK : EXIT.INVALID)
+    })
+}

@@ -1,0 +1,61 @@
+import { Command, CommanderError } from '@commander-js/extra-typings'
+import { CliError, EXIT, printError } from './output.js'
+import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/index.js'
+import { registerValidate } from './commands/validate.js'
+
+/** Every command registers itself on the program; each action returns its exit code. */
+export type Register = (program: Command, done: (code: number) => void) => void
+
+const COMMANDS: Register[] = [registerValidate]
+
+export async function main (argv: string[]): Promise<number> {
+  let code: number = EXIT.OK
+  const program = new Command()
+    .name('grapevine')
+    .description('Peer-to-peer configuration management: signed, versioned policies gossiped over libp2p.')
+    .version(await version(), '-V, --version')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  for (const register of COMMANDS) register(program as unknown as Command, (c) => { code = c })
+
+  try {
+    await program.parseAsync(argv)
+    return code
+  } catch (err) {
+    return handleError(err)
+  }
+}
+
+function handleError (err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK
+    return EXIT.USAGE
+  }
+  if (err instanceof CliError) {
+    printError(err.message)
+    return err.exitCode
+  }
+  if (err instanceof InvalidPolicyError) {
+    process.stderr.write(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in ${err.file}:\n${err.message}\n`)
+    return EXIT.INVALID
+  }
+  if (err instanceof PolicyTooLargeError || err instanceof TemplateError) {
+    printError(err.message)
+    return EXIT.INVALID
+  }
+  const e = err as Error & { code?: string }
+  if (e?.name !== undefined && e.name.endsWith('Error') && e.name !== 'Error' && e.name !== 'TypeError' && e.name !== 'RangeError' && e.name !== 'ReferenceError') {
+    // Named domain errors (envelope, trust, ...) carry messages meant for people.
+    printError(e.message)
+    return EXIT.INVALID
+  }
+  printError(`internal error: ${e?.stack ?? String(err)}`)
+  return EXIT.INTERNAL
+}
+
+async function version (): Promise<string> {
+  const { readFile } = await import('node:fs/promises')
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}

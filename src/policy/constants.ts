@@ -1,0 +1,17 @@
+/** A policy file larger than this is refused before parsing: 1 MiB holds thousands of resources. */
+export const MAX_POLICY_FILE_BYTES = 1024 * 1024
+
+/** A `source:` file larger than this is refused: policies gossip to every node, so big blobs belong in packages. */
+export const MAX_SOURCE_BYTES = 1024 * 1024
+
+/** Enough for the 1,000-file benchmark with room to spare, small enough to bound plan work. */
+export const MAX_RESOURCES = 5000
+
+/** Bounds any single string field (file content included) after templating. */
+export const MAX_STRING_LENGTH = 1024 * 1024
+
+/** An exec may run at most a day; anything longer is a job, not configuration. */
+export const MAX_EXEC_TIMEOUT_SECONDS = 86_400
+
+/** Template expansions per string, so a hostile policy cannot blow up memory. */
+export const MAX_TEMPLATE_OUTPUT = 4 * 1024 * 1024

@@ -1,0 +1,40 @@
+/** One problem in a policy, located as precisely as the input allows. */
+export interface PolicyProblem {
+  /** Field path like `resources[2].mode`, or '' for the whole document. */
+  path: string
+  /** 1-based line in the source file, when known. */
+  line?: number
+  column?: number
+  message: string
+}
+
+export function formatProblem (file: string, p: PolicyProblem): string {
+  const where = p.line !== undefined ? `${file}:${p.line}${p.column !== undefined ? `:${p.column}` : ''}` : file
+  return p.path === '' ? `${where}: ${p.message}` : `${where}: ${p.path}: ${p.message}`
+}
+
+/** The policy file is not valid; `problems` lists every problem found. */
+export class InvalidPolicyError extends Error {
+  static override name = 'InvalidPolicyError'
+  override name = 'InvalidPolicyError'
+  constructor (readonly file: string, readonly problems: PolicyProblem[]) {
+    super(problems.map((p) => formatProblem(file, p)).join('\n'))
+  }
+}
+
+export class PolicyTooLargeError extends Error {
+  static override name = 'PolicyTooLargeError'
+  override name = 'PolicyTooLargeError'
+  constructor (readonly file: string, readonly size: number, readonly limit: number) {
+    super(`${file}: ${size} bytes is over the ${limit}-byte limit for a policy`)
+  }
+}
+
+/** A `{{ ... }}` reference that names nothing, or a malformed template. */
+export class TemplateError extends Error {
+  static override name = 'TemplateError'
+  override name = 'TemplateError'
+  constructor (readonly path: string, message: string) {
+    super(`${path}: ${message}`)
+  }
+}

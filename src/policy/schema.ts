@@ -1,0 +1,159 @@
+import { z } from 'zod'
+import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS } from './constants.js'
+
+// The one source of truth for the policy format: the validator uses these
+// schemas, and `npm run schema` writes policies/schema.json from them.
+
+/** Path-like policy name, e.g. `web/nginx`. Lower case so names never differ only by case. */
+export const POLICY_NAME = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/
+const RESOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+const OCTAL_MODE = /^0?[0-7]{3,4}$/
+const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+const str = z.string().max(MAX_STRING_LENGTH)
+const nonEmpty = z.string().min(1).max(MAX_STRING_LENGTH)
+
+export const policyName = z.string().max(200).regex(POLICY_NAME, {
+  error: 'expected a path-like lower-case name such as "web/nginx"'
+})
+
+const resourceId = z.string().max(100).regex(RESOURCE_ID, {
+  error: 'expected letters, digits, "_", "." or "-", starting with a letter or digit'
+})
+
+const mode = z.string({
+  error: (iss) => `expected an octal string like "0644", got ${JSON.stringify(iss.input)}`
+}).regex(OCTAL_MODE, { error: (iss) => `expected an octal string like "0644", got ${JSON.stringify(iss.input)}` })
+
+const absPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), {
+  error: (iss) => `expected an absolute path starting with "/", got ${JSON.stringify(iss.input)}`
+})
+
+const ensure = z.enum(['present', 'absent']).default('present')
+
+/** Fields every resource has. */
+const common = {
+  id: resourceId.describe('Unique within the policy; referenced by requires and notify.'),
+  description: str.optional(),
+  requires: z.array(resourceId).max(MAX_RESOURCES).optional().describe('Resources that must be applied first.'),
+  notify: z.array(resourceId).max(MAX_RESOURCES).optional().describe('Refresh-only resources to run when this one changes.')
+}
+
+const ownership = {
+  mode: mode.optional().describe('Octal permission string, e.g. "0644".'),
+  owner: nonEmpty.optional().describe('User name or numeric uid; applied when running as root.'),
+  group: nonEmpty.optional().describe('Group name or numeric gid; applied when running as root.')
+}
+
+export const fileResource = z.strictObject({
+  ...common,
+  type: z.literal('file'),
+  path: absPath,
+  ensure,
+  content: str.optional().describe('File content; node facts and vars are substituted.'),
+  source: nonEmpty.optional().describe('A file beside the policy, embedded as content when the policy is signed.'),
+  encoding: z.enum(['utf8', 'base64']).default('utf8').describe('How content is encoded; sources that are not UTF-8 embed as base64.'),
+  template: z.boolean().default(true).describe('Substitute {{ node.* }} and {{ vars.* }} in content.'),
+  ...ownership
+}).refine((r) => !(r.content !== undefined && r.source !== undefined), {
+  error: 'give either content or source, not both', path: ['source']
+})
+
+export const directoryResource = z.strictObject({
+  ...common,
+  type: z.literal('directory'),
+  path: absPath,
+  ensure,
+  ...ownership
+})
+
+export const symlinkResource = z.strictObject({
+  ...common,
+  type: z.literal('symlink'),
+  path: absPath,
+  ensure,
+  target: nonEmpty.optional().describe('What the link points to; required unless ensure is absent.')
+}).refine((r) => r.ensure === 'absent' || r.target !== undefined, {
+  error: 'a symlink needs a target unless ensure is absent', path: ['target']
+})
+
+export const CONFIG_FORMATS = ['json', 'yaml', 'toml', 'ini', 'env'] as const
+
+export const configResource = z.strictObject({
+  ...common,
+  type: z.literal('config'),
+  path: absPath,
+  ensure,
+  format: z.enum(CONFIG_FORMATS),
+  data: z.record(z.string(), z.unknown()).default({}).describe('The structured data to write; strings are templated.'),
+  ...ownership
+})
+
+const commandLine = z.union([nonEmpty, z.array(nonEmpty).min(1).max(1000)])
+
+export const execResource = z.strictObject({
+  ...common,
+  type: z.literal('exec'),
+  command: commandLine.describe('An argv array (run directly) or a string (run by /bin/sh -c).'),
+  creates: absPath.optional().describe('Skip when this path exists.'),
+  unless: commandLine.optional().describe('Skip when this command exits 0.'),
+  onlyif: commandLine.optional().describe('Run only when this command exits 0.'),
+  cwd: absPath.optional(),
+  env: z.record(z.string(), str).optional(),
+  timeout: z.number().positive().max(MAX_EXEC_TIMEOUT_SECONDS).default(300).describe('Seconds before the command is killed.'),
+  refreshonly: z.boolean().default(false).describe('Run only when notified by a resource that changed.')
+})
+
+export const resource = z.discriminatedUnion('type', [
+  fileResource, directoryResource, symlinkResource, configResource, execResource
+])
+
+const tagMap = z.record(z.string().regex(TAG_KEY), z.string().max(200))
+
+export const target = z.strictObject({
+  tags: tagMap.optional().describe('Every listed tag must match the node\'s tag.'),
+  nodes: z.array(nonEmpty).max(100_000).optional().describe('Node ids (peer ids) or names; any match.')
+})
+
+export const configPolicy = z.strictObject({
+  kind: z.literal('policy').default('policy'),
+  name: policyName,
+  description: str.optional(),
+  target: target.optional().describe('Which nodes apply this policy; omitted means every node.'),
+  vars: z.record(z.string(), z.unknown()).optional(),
+  resources: z.array(resource).max(MAX_RESOURCES)
+})
+
+export const TRUST_POLICY_NAME = 'grapevine/trust'
+
+const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/, {
+  error: (iss) => `expected a public key id like "ed25519:" followed by 43 base64url characters, got ${JSON.stringify(iss.input)}`
+})
+
+export const trustPolicy = z.strictObject({
+  kind: z.literal('trust'),
+  name: z.literal(TRUST_POLICY_NAME),
+  description: str.optional(),
+  admins: z.array(z.strictObject({
+    name: nonEmpty.optional(),
+    key: keyId,
+    scopes: z.array(z.string().max(200)).min(1).describe('Policy-name prefixes this key may publish, e.g. "web/". "*" means any name except the trust policy.')
+  })).max(1000),
+  revoked: z.array(keyId).max(10_000).default([]).describe('Keys refused even if listed above; revocation is a new version of this policy.')
+})
+
+export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy])
+
+export type FileResource = z.output<typeof fileResource>
+export type DirectoryResource = z.output<typeof directoryResource>
+export type SymlinkResource = z.output<typeof symlinkResource>
+export type ConfigResource = z.output<typeof configResource>
+export type ExecResource = z.output<typeof execResource>
+export type Resource = z.output<typeof resource>
+export type ResourceType = Resource['type']
+export type ConfigFormat = typeof CONFIG_FORMATS[number]
+export type Target = z.output<typeof target>
+export type ConfigPolicy = z.output<typeof configPolicy>
+export type TrustPolicy = z.output<typeof trustPolicy>
+export type Policy = z.output<typeof anyPolicy>
+export type CommandLine = z.output<typeof commandLine>
