@@ -2,11 +2,13 @@ import { Command, CommanderError } from '@commander-js/extra-typings'
 import { CliError, EXIT, printError } from './output.js'
 import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/index.js'
 import { registerValidate } from './commands/validate.js'
+import { registerKeys } from './commands/keys.js'
+import { registerSchema } from './commands/schema.js'
 
 /** Every command registers itself on the program; each action returns its exit code. */
 export type Register = (program: Command, done: (code: number) => void) => void
 
-const COMMANDS: Register[] = [registerValidate]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema]
 
 export async function main (argv: string[]): Promise<number> {
   let code: number = EXIT.OK
@@ -14,6 +16,7 @@ export async function main (argv: string[]): Promise<number> {
     .name('grapevine')
     .description('Peer-to-peer configuration management: signed, versioned policies gossiped over libp2p.')
     .version(await version(), '-V, --version')
+    .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })

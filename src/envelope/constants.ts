@@ -1,0 +1,14 @@
+/** Envelope format version; a node refuses formats it does not know rather than guessing. */
+export const ENVELOPE_FORMAT = 1
+
+/**
+ * Largest envelope accepted from anywhere. Policies are capped at 1 MiB of source and sources are
+ * embedded (base64 grows them by a third), so 2 MiB fits the largest valid policy while keeping
+ * gossipsub's 4 MiB message ceiling out of reach.
+ */
+export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
+
+/** Domain separation: a signature over an envelope header can never be replayed as another kind of signature. */
+export const ENVELOPE_SIGNING_CONTEXT = 'grapevine/envelope/v1\n'
+
+export const KEY_ID_PREFIX = 'ed25519:'

@@ -1,0 +1,70 @@
+import { z } from 'zod'
+import { canonicalBytes, canonicalJson, contentHash, sha256Hex } from './canonical.js'
+import { ENVELOPE_FORMAT, ENVELOPE_SIGNING_CONTEXT } from './constants.js'
+import { signBytes, type SigningKey } from './keys.js'
+import { policyName, type Policy } from '../policy/index.js'
+
+/**
+ * The signed part of an envelope. The signature covers these fields; `hash` binds the
+ * policy body, so the header alone can be gossiped and the body fetched and checked later.
+ */
+export const envelopeHeader = z.strictObject({
+  format: z.literal(ENVELOPE_FORMAT),
+  name: policyName,
+  version: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  signer: z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/),
+  issuedAt: z.iso.datetime()
+})
+
+export const envelopeShape = z.strictObject({
+  ...envelopeHeader.shape,
+  policy: z.record(z.string(), z.unknown()),
+  signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/)
+})
+
+export type EnvelopeHeader = z.output<typeof envelopeHeader>
+
+/** A decoded envelope whose signature, content hash and signer have been checked. */
+export interface VerifiedEnvelope extends EnvelopeHeader {
+  policy: Policy
+  signature: string
+  /** sha256 hex of the envelope's exact bytes: its identity and gossip message id. */
+  id: string
+  /** The exact bytes, kept so the envelope is relayed and stored unchanged. */
+  bytes: Uint8Array
+}
+
+export function signingPayload (header: EnvelopeHeader): Uint8Array {
+  return canonicalBytes({ context: ENVELOPE_SIGNING_CONTEXT, header: pickHeader(header) })
+}
+
+export function pickHeader (e: EnvelopeHeader): EnvelopeHeader {
+  return { format: e.format, name: e.name, version: e.version, hash: e.hash, signer: e.signer, issuedAt: e.issuedAt }
+}
+
+export function envelopeId (bytes: Uint8Array): string {
+  return sha256Hex(bytes)
+}
+
+export interface SignOptions {
+  version: number
+  key: SigningKey
+  /** Injected clock; defaults to the wall clock. */
+  now?: () => number
+}
+
+/** Signs a validated policy as a given version. Returns the canonical envelope bytes. */
+export function signPolicy (policy: Policy, opts: SignOptions): Uint8Array {
+  if (!Number.isSafeInteger(opts.version) || opts.version < 1) throw new RangeError(`version must be a positive integer: current value is ${opts.version}`)
+  const header: EnvelopeHeader = {
+    format: ENVELOPE_FORMAT,
+    name: policy.name,
+    version: opts.version,
+    hash: contentHash(policy),
+    signer: opts.key.id,
+    issuedAt: new Date((opts.now ?? Date.now)()).toISOString()
+  }
+  const signature = Buffer.from(signBytes(opts.key, signingPayload(header))).toString('base64url')
+  return new TextEncoder().encode(canonicalJson({ ...header, policy, signature }))
+}

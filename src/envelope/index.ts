@@ -1,0 +1,7 @@
+export * from './constants.js'
+export * from './errors.js'
+export { canonicalJson, canonicalBytes, contentHash, sha256Hex } from './canonical.js'
+export * from './keys.js'
+export { signPolicy, envelopeId, envelopeHeader, signingPayload, pickHeader, type EnvelopeHeader, type VerifiedEnvelope, type SignOptions } from './envelope.js'
+export { validateEnvelope, type Authorizer, type ValidateOptions } from './validator.js'
+export { selectEnvelope, type Selection, type Conflict, type VersionedRef } from './selector.js'

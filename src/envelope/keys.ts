@@ -1,0 +1,123 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import { readFile, writeFile, rename, open, link, unlink } from 'node:fs/promises'
+import { KEY_ID_PREFIX } from './constants.js'
+import { InvalidKeyError } from './errors.js'
+
+/**
+ * Admin keys are Ed25519. The private key is a PKCS#8 PEM file (readable by openssl);
+ * the public key id is `ed25519:` + base64url of the 32 raw public-key bytes, so the id
+ * alone is enough to verify a signature.
+ */
+export interface SigningKey {
+  id: string
+  privateKey: KeyObject
+}
+
+const KEY_ID = /^ed25519:[A-Za-z0-9_-]{43}$/
+
+export function keyIdOf (publicKey: KeyObject): string {
+  const jwk = publicKey.export({ format: 'jwk' })
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new InvalidKeyError('not an Ed25519 key')
+  return KEY_ID_PREFIX + jwk.x
+}
+
+export function isKeyId (s: string): boolean {
+  return KEY_ID.test(s)
+}
+
+export function publicKeyFromId (id: string): KeyObject {
+  if (!KEY_ID.test(id)) throw new InvalidKeyError(`"${id}" is not a public key id (expected "ed25519:" and 43 base64url characters)`)
+  try {
+    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: id.slice(KEY_ID_PREFIX.length) }, format: 'jwk' })
+  } catch (err) {
+    throw new InvalidKeyError(`"${id}" is not a valid Ed25519 public key`, { cause: err })
+  }
+}
+
+export function generateSigningKey (): SigningKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  return { id: keyIdOf(publicKey), privateKey }
+}
+
+export function signBytes (key: SigningKey, bytes: Uint8Array): Uint8Array {
+  return sign(null, bytes, key.privateKey)
+}
+
+/** Never throws for bad input: a malformed key id or signature simply does not verify. */
+export function verifyBytes (keyId: string, bytes: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return verify(null, bytes, publicKeyFromId(keyId), signature)
+  } catch {
+    return false
+  }
+}
+
+export function signingKeyFromPem (pem: string, file = '<key>'): SigningKey {
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(pem)
+  } catch (err) {
+    throw new InvalidKeyError(`${file}: not a PEM private key`, { cause: err })
+  }
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new InvalidKeyError(`${file}: expected an Ed25519 key, got ${privateKey.asymmetricKeyType ?? 'unknown'}`)
+  return { id: keyIdOf(createPublicKey(privateKey)), privateKey }
+}
+
+export async function readSigningKey (file: string): Promise<SigningKey> {
+  let pem: string
+  try {
+    pem = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new InvalidKeyError(`${file}: cannot read the key file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  return signingKeyFromPem(pem, file)
+}
+
+/** Writes the key with mode 0600 from the first byte (never a moment world-readable), atomically. */
+export async function writeSigningKey (file: string, key: SigningKey, overwrite = false): Promise<void> {
+  const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+  const tmp = `${file}.tmp-${process.pid}`
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(pem)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  if (!overwrite) {
+    // link() fails if the target exists, so a concurrent keygen cannot clobber a key.
+    try {
+      await link(tmp, file)
+    } finally {
+      await unlink(tmp)
+    }
+  } else {
+    await rename(tmp, file)
+  }
+}
+
+/**
+ * Resolves a `--trust` value: a key id, or a file holding a key id (as written by keygen's
+ * `.pub` file), a PEM public key, or a PEM private key (its public half is used).
+ */
+export async function resolveTrustedKey (value: string): Promise<string> {
+  if (isKeyId(value)) return value
+  let text: string
+  try {
+    text = await readFile(value, 'utf8')
+  } catch {
+    throw new InvalidKeyError(`"${value}" is neither a public key id nor a readable file`)
+  }
+  const trimmed = text.trim()
+  const firstLine = trimmed.split('\n').find((l) => isKeyId(l.trim()))
+  if (firstLine !== undefined) return firstLine.trim()
+  try {
+    return keyIdOf(createPublicKey(trimmed))
+  } catch {
+    throw new InvalidKeyError(`${value}: holds no public key id or PEM Ed25519 key`)
+  }
+}
+
+export async function writePublicKeyFile (file: string, key: SigningKey): Promise<void> {
+  await writeFile(file, `${key.id}\n`, { mode: 0o644 })
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod'
+import { canonicalJson, contentHash } from './canonical.js'
+import { MAX_ENVELOPE_BYTES } from './constants.js'
+import { envelopeShape, envelopeId, signingPayload, type VerifiedEnvelope } from './envelope.js'
+import { verifyBytes } from './keys.js'
+import {
+  BadSignatureError, ContentHashMismatchError, EnvelopeTooLargeError, InvalidEnvelopeError, MalformedEnvelopeError
+} from './errors.js'
+import { validatePolicyObject, InvalidPolicyError, formatPath } from '../policy/index.js'
+
+/** Decides whether a signer may publish a policy name; throws a named error when not. */
+export interface Authorizer {
+  authorize: (signer: string, name: string) => void
+}
+
+export interface ValidateOptions {
+  maxBytes?: number
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The pure validator: bytes in, a verified envelope or a named error out. Checks run
+ * cheapest first — size, decode, schema, signature (and content hash), trust and scope —
+ * so garbage costs almost nothing and only well-formed envelopes reach the crypto.
+ */
+export function validateEnvelope (bytes: Uint8Array, trust: Authorizer, opts: ValidateOptions = {}): VerifiedEnvelope {
+  const limit = opts.maxBytes ?? MAX_ENVELOPE_BYTES
+  if (bytes.byteLength > limit) throw new EnvelopeTooLargeError(bytes.byteLength, limit)
+
+  let text: string
+  let raw: unknown
+  try {
+    text = decoder.decode(bytes)
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new MalformedEnvelopeError(`envelope is not UTF-8 JSON: ${(err as Error).message}`)
+  }
+  // One value has exactly one encoding, so any change to the bytes changes what is verified.
+  let canonical: string
+  try {
+    canonical = canonicalJson(raw)
+  } catch {
+    throw new MalformedEnvelopeError('envelope is not canonical JSON (RFC 8785)')
+  }
+  if (canonical !== text) throw new MalformedEnvelopeError('envelope is not canonical JSON (RFC 8785)')
+
+  const parsed = envelopeShape.safeParse(raw)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0] as z.core.$ZodIssue
+    throw new InvalidEnvelopeError(`envelope field ${formatPath(first.path) || '(root)'}: ${first.message}`)
+  }
+  const env = parsed.data
+  let policy
+  try {
+    policy = validatePolicyObject(env.policy, `envelope ${env.name} v${env.version}`)
+  } catch (err) {
+    if (err instanceof InvalidPolicyError) throw new InvalidEnvelopeError(`policy in envelope is invalid: ${err.message}`, { cause: err })
+    throw err
+  }
+  if (policy.name !== env.name) throw new InvalidEnvelopeError(`envelope name "${env.name}" does not match its policy's name "${policy.name}"`)
+
+  if (!verifyBytes(env.signer, signingPayload(env), Buffer.from(env.signature, 'base64url'))) {
+    throw new BadSignatureError(`signature on ${env.name} v${env.version} does not verify for signer ${env.signer}`)
+  }
+  // Hash the policy as it travelled, not as the schema normalised it, so defaults cannot mask a change.
+  if (contentHash(env.policy) !== env.hash) throw new ContentHashMismatchError(`policy content of ${env.name} v${env.version} does not match the signed hash`)
+
+  trust.authorize(env.signer, env.name)
+
+  const { policy: _raw, ...header } = env
+  return { ...header, policy, id: envelopeId(bytes), bytes }
+}

@@ -1,0 +1,2 @@
+export { TrustStore, scopeMatches } from './trust.js'
+export * from './errors.js'
