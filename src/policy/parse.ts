@@ -102,8 +102,9 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {
     throw new InvalidPolicyError(file, doc.errors.map((e) => {
-      const pos = e.linePos?.[0]
-      return { path: '', line: pos?.line, column: pos?.col, message: e.message.split('\n')[0] ?? e.message }
+      // `linePos` is only filled in by prettyErrors, so locate the error from its offset.
+      const pos = counter.linePos(e.pos[0])
+      return { path: '', line: pos.line, column: pos.col, message: e.message.split('\n')[0] ?? e.message }
     }))
   }
   let data: unknown
