@@ -84,6 +84,40 @@ function lineOf (doc: Document, counter: LineCounter, path: PathKey[]): { line?:
   return {}
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * What YAML can hold but a policy cannot: an alias used inside its own anchor makes a
+ * cycle that no JSON can encode, and a lone surrogate (`"\ud800"`) has no UTF-8 encoding.
+ * Either would pass the schema and then fail (or crash) when the policy is signed.
+ */
+function checkValues (data: unknown): Array<{ path: PathKey[], message: string }> {
+  const problems: Array<{ path: PathKey[], message: string }> = []
+  const ancestors = new Set<object>()
+  const surrogate = (s: string, path: PathKey[], what: string): void => {
+    if (LONE_SURROGATE.test(s)) problems.push({ path, message: `${what} contains a lone UTF-16 surrogate, which has no UTF-8 encoding` })
+  }
+  const walk = (value: unknown, path: PathKey[]): void => {
+    if (typeof value === 'string') return surrogate(value, path, 'the string')
+    if (value === null || typeof value !== 'object') return
+    if (ancestors.has(value)) {
+      problems.push({ path, message: 'an alias refers to a node that contains it; a policy cannot be recursive' })
+      return
+    }
+    ancestors.add(value)
+    if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]))
+    else {
+      for (const [k, v] of Object.entries(value)) {
+        surrogate(k, [...path, k], 'the key')
+        walk(v, [...path, k])
+      }
+    }
+    ancestors.delete(value)
+  }
+  walk(data, [])
+  return problems
+}
+
 export interface ParsedPolicy {
   policy: Policy
   /** The file the policy came from, used in later error messages. */
@@ -112,6 +146,10 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
     data = doc.toJS({ maxAliasCount: 100 })
   } catch (err) {
     throw new InvalidPolicyError(file, [{ path: '', message: (err as Error).message }])
+  }
+  const valueProblems = checkValues(data)
+  if (valueProblems.length > 0) {
+    throw new InvalidPolicyError(file, valueProblems.map((p) => ({ path: formatPath(p.path), message: p.message, ...lineOf(doc, counter, p.path) })))
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new InvalidPolicyError(file, [{ path: '', line: 1, message: `expected a mapping with name and resources, got ${describe(data)}` }])
