@@ -20,7 +20,8 @@ export interface TemplateContext {
   vars: Record<string, unknown>
 }
 
-const TOKEN = /\\\{\{|\{\{([^{}]*)\}\}/g
+// An escape, a complete `{{ ... }}`, or a `{{` that never closes (an error, not a literal).
+const TOKEN = /\\\{\{|\{\{([^{}]*)\}\}|\{\{/g
 const REFERENCE = /^\s*((?:node|vars)(?:\.[A-Za-z0-9_-]+)+)\s*$/
 
 function lookup (ctx: TemplateContext, ref: string, where: string): unknown {
@@ -51,6 +52,7 @@ function scan (text: string, where: string, onRef: (ref: string) => string): str
   let size = 0
   return text.replace(TOKEN, (whole, inner: string | undefined) => {
     if (whole === '\\{{') return '{{'
+    if (whole === '{{') throw new TemplateError(where, `"{{" is not closed by "}}"; write \\{{ for a literal "{{"`)
     const m = REFERENCE.exec(inner ?? '')
     if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }} or {{ vars.KEY }}, or \\{{ for a literal`)
     const out = onRef(m[1] as string)
