@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { parsePolicy } from './parse.js'
+import { checkTemplates } from './template.js'
 import { InvalidPolicyError, PolicyTooLargeError } from './errors.js'
 import { MAX_POLICY_FILE_BYTES, MAX_SOURCE_BYTES } from './constants.js'
 import type { Policy } from './schema.js'
@@ -44,5 +45,13 @@ export async function embedSources (policy: Policy, baseDir: string, file: strin
     }
   }))
   if (problems.length > 0) throw new InvalidPolicyError(file, problems)
-  return { ...policy, resources }
+  const embedded = { ...policy, resources }
+  // parsePolicy could not see the templates inside source files; check them now, as signing will.
+  for (const p of checkTemplates(embedded)) {
+    const i = p.path[1] as number
+    const r = policy.resources[i]
+    if (r?.type === 'file' && r.source !== undefined) problems.push({ path: `resources[${i}].source`, message: `in "${r.source}": ${p.message}` })
+  }
+  if (problems.length > 0) throw new InvalidPolicyError(file, problems)
+  return embedded
 }
