@@ -20,7 +20,9 @@ export const envelopeHeader = z.strictObject({
 export const envelopeShape = z.strictObject({
   ...envelopeHeader.shape,
   policy: z.record(z.string(), z.unknown()),
-  signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/)
+  // 64 bytes are 86 base64url characters with 4 spare bits in the last one; they must be zero,
+  // or 16 spellings of one signature would all verify, each a different envelope id.
+  signature: z.string().regex(/^[A-Za-z0-9_-]{85}[AQgw]$/, { error: 'expected a 64-byte Ed25519 signature as unpadded base64url' })
 })
 
 export type EnvelopeHeader = z.output<typeof envelopeHeader>
