@@ -17,7 +17,9 @@ export interface ValidateOptions {
   maxBytes?: number
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM keeps a leading BOM in the text, so it fails the canonical check instead of being
+// silently dropped (which would let two byte strings, two ids, carry one envelope).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * The pure validator: bytes in, a verified envelope or a named error out. Checks run
