@@ -4,11 +4,14 @@ import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../polic
 import { registerValidate } from './commands/validate.js'
 import { registerKeys } from './commands/keys.js'
 import { registerSchema } from './commands/schema.js'
+import { registerAgent } from './commands/agent.js'
+import { registerStatus } from './commands/status.js'
+import { registerPublish } from './commands/publish.js'
 
 /** Every command registers itself on the program; each action returns its exit code. */
 export type Register = (program: Command, done: (code: number) => void) => void
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish]
 
 export async function main (argv: string[]): Promise<number> {
   let code: number = EXIT.OK

@@ -34,6 +34,25 @@ export const registerKeys: Register = (program, done) => {
       done(EXIT.OK)
     })
 
+  program.command('swarm-key')
+    .description('Write a new pre-shared swarm key (libp2p pnet): agents started with it only talk to each other.')
+    .requiredOption('--out <file>', 'where to write the key (mode 0600)')
+    .action(async (opts) => {
+      const { generateSwarmKey } = await import('../../net/libp2p.js')
+      const { open } = await import('node:fs/promises')
+      let fh
+      try {
+        fh = await open(opts.out, 'wx', 0o600)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${opts.out} already exists; a swarm key is never overwritten`)
+        throw err
+      }
+      await fh.writeFile(generateSwarmKey())
+      await fh.close()
+      process.stderr.write(`wrote ${opts.out}; copy it to every node and pass --swarm-key ${opts.out}\n`)
+      done(EXIT.OK)
+    })
+
   program.command('sign')
     .description('Validate a policy and sign it as a version, writing a signed envelope.')
     .argument('<policy>', 'policy file (YAML or JSON)')

@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { Option } from '@commander-js/extra-typings'
+import type { Register } from '../main.js'
+import { CliError, EXIT } from '../output.js'
+import { collect, defaultStateDir, parseTags } from '../defaults.js'
+import { resolveTrustedKey } from '../../envelope/index.js'
+import { DEFAULT_API_HOST } from '../../node/constants.js'
+
+/** Default port of the agent's local API; `grapevine status` looks here unless told otherwise. */
+export const DEFAULT_API_PORT = 7411
+export const DEFAULT_AGENT_URL = `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
+
+/** The agent's config file: the same settings as the flags, which override it. */
+const configSchema = z.strictObject({
+  state: z.string().optional(),
+  listen: z.array(z.string()).optional(),
+  bootstrap: z.array(z.string()).optional(),
+  trust: z.array(z.string()).optional(),
+  tags: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
+  root: z.string().optional(),
+  mdns: z.boolean().optional(),
+  swarmKey: z.string().optional(),
+  api: z.union([z.string(), z.literal(false)]).optional(),
+  name: z.string().optional(),
+  mesh: z.string().optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+  reapplyInterval: z.number().nonnegative().optional(),
+  syncInterval: z.number().nonnegative().optional()
+})
+
+async function loadConfig (file: string): Promise<z.output<typeof configSchema>> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new CliError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.UNAVAILABLE)
+  }
+  const r = configSchema.safeParse(parseYaml(text) ?? {})
+  if (!r.success) {
+    const i = r.error.issues[0]
+    throw new CliError(`${file}: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`)
+  }
+  return r.data
+}
+
+function parseHostPort (value: string): { host: string, port: number } {
+  const m = /^(.*):(\d+)$/.exec(value)
+  if (m === null) throw new CliError(`--api expects HOST:PORT, got "${value}"`, EXIT.USAGE)
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+export const registerAgent: Register = (program, done) => {
+  program.command('agent')
+    .description('Run a Grapevine node: join the mesh, verify and store signed policies, apply those that target this node.')
+    .option('--config <file>', 'YAML config file with the same settings (flags override it)')
+    .option('--state <dir>', `state directory (default: ${defaultStateDir()})`)
+    .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/7410)', collect)
+    .option('--bootstrap <multiaddr>', 'peer to join through, repeatable (with /p2p/<id>)', collect)
+    .option('--trust <key>', 'trusted root public key id, or a file holding one; repeatable', collect)
+    .option('--tag <k=v>', 'node tag used by policy targets and templates, repeatable', collect)
+    .option('--root <dir>', 'prefix for every managed path (default /)')
+    .option('--name <name>', 'node name for templates and reports (default: host name)')
+    .option('--mdns', 'discover peers on the local network with mDNS')
+    .option('--swarm-key <file>', 'pre-shared swarm key: only peers with the same key can connect')
+    .option('--api <host:port>', `local HTTP API address (default ${DEFAULT_API_HOST}:${DEFAULT_API_PORT})`)
+    .option('--no-api', 'do not serve the local HTTP API')
+    .option('--mesh <name>', 'mesh name; agents only talk policy with the same mesh (default "default")')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .option('--reapply-interval <seconds>', 'seconds between drift-repair applies (default 300; 0 disables)', Number)
+    .option('--sync-interval <seconds>', 'mean seconds between anti-entropy rounds (default 30; 0 disables)', Number)
+    .action(async (opts) => {
+      const file = opts.config !== undefined ? await loadConfig(opts.config) : {}
+      const trustValues = opts.trust ?? file.trust ?? []
+      if (trustValues.length === 0) throw new CliError('give at least one --trust root key: an agent that trusts nobody would accept nothing', EXIT.USAGE)
+      const trust = await Promise.all(trustValues.map(resolveTrustedKey))
+      const swarmKeyFile = opts.swarmKey ?? file.swarmKey
+      const swarmKey = swarmKeyFile !== undefined ? new Uint8Array(await readFile(swarmKeyFile)) : undefined
+      const apiSetting = opts.api === false ? false : typeof opts.api === 'string' ? opts.api : file.api ?? `${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
+      const tags = { ...Object.fromEntries(Object.entries(file.tags ?? {})), ...parseTags(opts.tag) }
+      const stateDir = resolve(opts.state ?? file.state ?? defaultStateDir())
+      const { createLogger } = await import('../../node/logger.js')
+      const { Agent } = await import('../../node/agent.js')
+      const { startApi } = await import('../../node/api.js')
+      const logger = createLogger({ level: opts.logLevel ?? file.logLevel ?? 'info' })
+      const seconds = (v: number | undefined): number | undefined => v === undefined ? undefined : v * 1000
+      const agent = await Agent.start({
+        stateDir,
+        root: resolve(opts.root ?? file.root ?? '/'),
+        listen: opts.listen ?? file.listen ?? ['/ip4/0.0.0.0/tcp/7410'],
+        bootstrap: opts.bootstrap ?? file.bootstrap ?? [],
+        trust,
+        tags,
+        name: opts.name ?? file.name,
+        mdns: opts.mdns ?? file.mdns ?? false,
+        swarmKey,
+        mesh: opts.mesh ?? file.mesh,
+        logger,
+        reapplyInterval: seconds(opts.reapplyInterval ?? file.reapplyInterval),
+        syncInterval: seconds(opts.syncInterval ?? file.syncInterval),
+        processMetrics: true
+      })
+      let api: Awaited<ReturnType<typeof startApi>> | undefined
+      if (apiSetting !== false) {
+        const { host, port } = parseHostPort(apiSetting)
+        try {
+          api = await startApi(agent, host, port)
+        } catch (err) {
+          await agent.stop()
+          throw new CliError(`cannot serve the API on ${apiSetting}: ${(err as Error).message}`, EXIT.UNAVAILABLE)
+        }
+        logger.info({ url: api.url }, 'api listening')
+      }
+      await new Promise<void>((resolveStop) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'shutting down')
+          process.off('SIGINT', onInt)
+          process.off('SIGTERM', onTerm)
+          void (async () => {
+            await api?.close()
+            await agent.stop()
+            resolveStop()
+          })()
+        }
+        const onInt = (): void => { stop('SIGINT') }
+        const onTerm = (): void => { stop('SIGTERM') }
+        process.on('SIGINT', onInt)
+        process.on('SIGTERM', onTerm)
+      })
+      done(EXIT.OK)
+    })
+}

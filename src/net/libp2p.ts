@@ -1,0 +1,124 @@
+// The one module that imports libp2p and its transports: moving to libp2p 3.x touches only this file.
+import '../shim.js'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { memory } from '@libp2p/memory'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { bootstrap } from '@libp2p/bootstrap'
+import { mdns } from '@libp2p/mdns'
+import { preSharedKey, generateKey as generateSwarmKeyBytes } from '@libp2p/pnet'
+import { gossipsub, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub'
+import { createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createHash } from 'node:crypto'
+import type { PeerId, PrivateKey, PubSub, Message, ComponentLogger } from '@libp2p/interface'
+import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
+import { antiEntropy, type AntiEntropy, type AntiEntropyInit } from '../sync/index.js'
+
+export { TopicValidatorResult } from '@libp2p/interface'
+export type { Libp2p, PeerId, PrivateKey, Message, Multiaddr, PubSub }
+export { multiaddr, peerIdFromString, peerIdFromPublicKey, privateKeyFromProtobuf, privateKeyToProtobuf }
+
+export type GrapevinePubSub = PubSub<GossipsubEvents>
+export type GrapevineLibp2p = Libp2p<{ pubsub: GrapevinePubSub, identify: unknown, sync: AntiEntropy }>
+
+export interface NetOptions {
+  privateKey: PrivateKey
+  /** Listen multiaddrs, e.g. /ip4/127.0.0.1/tcp/0 or /memory/node-3. */
+  listen: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  /** libp2p pnet pre-shared key file contents: only holders can connect. */
+  swarmKey?: Uint8Array
+  transport?: 'tcp' | 'memory'
+  /** Added one-way latency (ms) on the memory transport, for simulations. */
+  memoryLatency?: number
+  /** Topics whose invalid messages are penalised by gossipsub peer scoring. */
+  scoredTopics: string[]
+  sync: AntiEntropyInit
+  /** Peers refused in both directions: tests and simulations use it to cut the mesh. */
+  blocked?: ReadonlySet<string>
+  gossip?: Partial<GossipsubOpts>
+  /** Keep connections up to this many; libp2p 2 no longer auto-dials, the agent does. */
+  maxConnections?: number
+  logger?: ComponentLogger
+}
+
+/**
+ * Gossip message id = sha256 of the exact envelope bytes (DESIGN decision 2). Envelopes
+ * carry their own signatures, so gossipsub's per-message signing is switched off.
+ */
+function msgId (msg: Message): Uint8Array {
+  return createHash('sha256').update(msg.data).digest()
+}
+
+export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
+  const blocked = opts.blocked
+  const transport = opts.transport ?? 'tcp'
+  const topics = Object.fromEntries(opts.scoredTopics.map((t) => [t, createTopicScoreParams({
+    topicWeight: 1,
+    // An invalid (Rejected) envelope costs its sender heavily and decays slowly.
+    invalidMessageDeliveriesWeight: -100,
+    invalidMessageDeliveriesDecay: 0.9
+  })]))
+  const node = await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen },
+    transports: [transport === 'memory' ? memory({ latency: opts.memoryLatency }) : tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(opts.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
+    peerDiscovery: [
+      ...((opts.bootstrap?.length ?? 0) > 0 ? [bootstrap({ list: opts.bootstrap as string[], timeout: 0 })] : []),
+      ...(opts.mdns === true ? [mdns()] : [])
+    ],
+    connectionManager: { maxConnections: opts.maxConnections ?? 64 },
+    ...(blocked !== undefined
+      ? {
+          connectionGater: {
+            denyDialPeer: (peer: PeerId) => blocked.has(peer.toString()),
+            denyInboundEncryptedConnection: (peer: PeerId) => blocked.has(peer.toString()),
+            denyOutboundEncryptedConnection: (peer: PeerId) => blocked.has(peer.toString()),
+            // Loopback and memory addresses are how this project's meshes run; allow them.
+            denyDialMultiaddr: () => false
+          }
+        }
+      : { connectionGater: { denyDialMultiaddr: () => false } }),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: 'StrictNoSign',
+        msgIdFn: msgId,
+        emitSelf: false,
+        floodPublish: true,
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        maxInboundDataLength: 4 * 1024 * 1024,
+        scoreParams: { topics },
+        ...opts.gossip
+      }) as unknown as (components: unknown) => GrapevinePubSub,
+      sync: antiEntropy(opts.sync)
+    }
+  })
+  return node as unknown as GrapevineLibp2p
+}
+
+export async function generateIdentity (): Promise<PrivateKey> {
+  return await generateKeyPair('Ed25519')
+}
+
+/** The standard libp2p swarm key file (`/key/swarm/psk/1.0.0/`), as go-ipfs and js-libp2p write it. */
+export function generateSwarmKey (): Uint8Array {
+  const out = new Uint8Array(95)
+  generateSwarmKeyBytes(out)
+  return out
+}
+
+export function peerIdOf (key: PrivateKey): PeerId {
+  return peerIdFromPublicKey(key.publicKey)
+}

@@ -1,0 +1,535 @@
+import { EventEmitter } from 'node:events'
+import { hostname } from 'node:os'
+import {
+  createNet, generateIdentity, multiaddr, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf, TopicValidatorResult,
+  type GrapevineLibp2p, type PeerId
+} from '../net/libp2p.js'
+import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
+import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict } from '../envelope/index.js'
+import { TrustStore } from '../trust/index.js'
+import { matchesTarget, managedKey, TRUST_POLICY_NAME, type NodeFacts, type ConfigPolicy } from '../policy/index.js'
+import { applyPolicy, type ApplyReport } from '../apply/index.js'
+import type { DigestEntry, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
+import { createMetrics, type AgentMetrics } from './metrics.js'
+import {
+  DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS, policyTopic
+} from './constants.js'
+import type { Logger } from './logger.js'
+import { silentLogger } from './logger.js'
+
+export interface AgentOptions {
+  stateDir: string
+  /** Managed paths are prefixed with this directory; `/` on a real server. */
+  root: string
+  listen?: string[]
+  bootstrap?: string[]
+  /** Root public key ids trusted to sign the trust policy (and anything else). */
+  trust: string[]
+  tags?: Record<string, string>
+  /** Human name used in templates and reports; defaults to the host name. */
+  name?: string
+  mdns?: boolean
+  swarmKey?: Uint8Array
+  mesh?: string
+  transport?: 'tcp' | 'memory'
+  memoryLatency?: number
+  reapplyInterval?: number
+  syncInterval?: number
+  targetPeers?: number
+  logger?: Logger
+  now?: () => number
+  random?: () => number
+  /** Collect process-wide metrics too (CPU, memory); off in simulations hosting many agents. */
+  processMetrics?: boolean
+}
+
+export type Via = 'gossip' | 'sync' | 'local' | 'api' | 'disk'
+
+export interface PolicyState {
+  name: string
+  version: number
+  hash: string
+  signer: string
+  issuedAt: string
+  id: string
+  kind: string
+  targeted: boolean
+  lastApply?: AppliedRecord
+}
+
+export interface ConflictRecord {
+  kind: 'version' | 'path'
+  name: string
+  at: string
+  version?: number
+  winner?: string
+  loser?: string
+  path?: string
+  policies?: string[]
+}
+
+export interface AgentStatus {
+  node: NodeFacts & { addrs: string[], mesh: string, root: string }
+  peers: Array<{ id: string, addrs: string[] }>
+  policies: PolicyState[]
+  conflicts: ConflictRecord[]
+  trust: { roots: string[], policyVersion?: number }
+  applying: boolean
+}
+
+export interface AgentEvents {
+  accepted: [{ envelope: VerifiedEnvelope, via: Via, from?: string }]
+  rejected: [{ reason: string, via: Via, from?: string, error: string }]
+  applied: [{ envelope: VerifiedEnvelope, report: ApplyReport }]
+  'not-targeted': [{ envelope: VerifiedEnvelope }]
+  sync: [SyncRound]
+  conflict: [ConflictRecord]
+}
+
+/** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
+const PEER_FAULTS = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
+
+/**
+ * A Grapevine node: a libp2p peer that validates and stores signed policies, keeps them in
+ * sync with its neighbours, and applies the newest version of each policy that targets it.
+ */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly metrics: AgentMetrics
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly random: () => number
+  private readonly trust: TrustStore
+  private readonly index = new Map<string, VerifiedEnvelope>()
+  private applied: Record<string, AppliedRecord> = {}
+  private readonly conflicts = new Map<string, ConflictRecord>()
+  private readonly dirty = new Set<string>()
+  private applying?: Promise<void>
+  private persistChain: Promise<void> = Promise.resolve()
+  private readonly blocked = new Set<string>()
+  private readonly hints = new Map<string, KnownPeer>()
+  private timers: Array<ReturnType<typeof setTimeout>> = []
+  private stopping = new AbortController()
+  private net!: GrapevineLibp2p
+  facts!: NodeFacts
+
+  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore) {
+    super()
+    this.log = opts.logger ?? silentLogger
+    this.now = opts.now ?? Date.now
+    this.random = opts.random ?? Math.random
+    this.trust = new TrustStore(opts.trust)
+    this.metrics = createMetrics({ defaultMetrics: opts.processMetrics })
+  }
+
+  static async start (opts: AgentOptions): Promise<Agent> {
+    const store = await StateStore.open(opts.stateDir)
+    const agent = new Agent(opts, store)
+    await agent.boot()
+    return agent
+  }
+
+  get mesh (): string {
+    return this.opts.mesh ?? DEFAULT_MESH
+  }
+
+  get peerId (): PeerId {
+    return this.net.peerId
+  }
+
+  get multiaddrs (): string[] {
+    return this.net.getMultiaddrs().map((a) => a.toString())
+  }
+
+  get libp2p (): GrapevineLibp2p {
+    return this.net
+  }
+
+  private async boot (): Promise<void> {
+    const privateKey = await this.loadIdentity()
+    await this.loadState()
+    const remembered = await this.store.loadPeers()
+    for (const p of remembered) this.hints.set(p.id, p)
+
+    this.net = await createNet({
+      privateKey,
+      listen: this.opts.listen ?? ['/ip4/0.0.0.0/tcp/0'],
+      bootstrap: this.opts.bootstrap,
+      mdns: this.opts.mdns,
+      swarmKey: this.opts.swarmKey,
+      transport: this.opts.transport,
+      memoryLatency: this.opts.memoryLatency,
+      scoredTopics: [policyTopic(this.mesh)],
+      blocked: this.blocked,
+      sync: {
+        interval: this.opts.syncInterval,
+        random: this.random,
+        source: {
+          digest: () => this.digest(),
+          envelope: (name) => this.index.get(name)?.bytes,
+          ingest: async (bytes, from, via) => await this.ingest(bytes, via, from),
+          peerHints: () => this.peerHints(),
+          onPeerHints: (hints) => { this.learnPeers(hints) }
+        },
+        onRound: (round) => {
+          this.metrics.syncRounds.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error === undefined ? 'ok' : 'error' })
+          this.metrics.syncEnvelopes.inc({ direction: 'sent' }, round.sent)
+          this.metrics.syncEnvelopes.inc({ direction: 'received' }, round.received)
+          this.emit('sync', round)
+        }
+      }
+    })
+    this.facts = { id: this.net.peerId.toString(), name: this.opts.name ?? hostname(), tags: this.opts.tags ?? {} }
+
+    const pubsub = this.net.services.pubsub
+    const topic = policyTopic(this.mesh)
+    pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const outcome = await this.ingest(msg.data, 'gossip', peer.toString())
+      return outcome === 'accepted' ? TopicValidatorResult.Accept : outcome === 'rejected' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
+    })
+    pubsub.subscribe(topic)
+
+    this.net.addEventListener('peer:identify', (evt) => {
+      const { peerId, listenAddrs } = evt.detail
+      this.rememberPeer(peerId.toString(), listenAddrs.map((a) => a.toString()))
+    })
+    this.net.addEventListener('connection:open', () => { this.metrics.peers.set(this.net.getPeers().length) })
+    this.net.addEventListener('connection:close', () => { this.metrics.peers.set(this.net.getPeers().length) })
+
+    this.log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: this.index.size }, 'agent started')
+    await this.history({ event: 'started', detail: { peerId: this.facts.id } })
+
+    // Rejoin through remembered peers even when no bootstrap address is given.
+    void this.maintainPeers()
+    this.every(PEER_MAINTENANCE_INTERVAL_MS, async () => { await this.maintainPeers() })
+    this.every(this.opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, async () => { this.scheduleAll() })
+    this.scheduleAll()
+  }
+
+  private async loadIdentity (): Promise<Awaited<ReturnType<typeof generateIdentity>>> {
+    const stored = await this.store.readIdentity()
+    if (stored !== undefined) return privateKeyFromProtobuf(stored)
+    const key = await generateIdentity()
+    await this.store.writeIdentity(privateKeyToProtobuf(key))
+    return key
+  }
+
+  /** Loads stored envelopes, trust policy first, re-verifying each: a corrupt file is quarantined, never trusted. */
+  private async loadState (): Promise<void> {
+    const stored = await this.store.loadEnvelopes()
+    const trustFile = stored.find((s) => s.file === StateStore.envelopeFile(TRUST_POLICY_NAME))
+    const ordered = trustFile !== undefined ? [trustFile, ...stored.filter((s) => s !== trustFile)] : stored
+    for (const { file, bytes } of ordered) {
+      try {
+        const env = validateEnvelope(bytes, this.trust)
+        this.index.set(env.name, env)
+        if (env.policy.kind === 'trust') this.trust.update(env.policy)
+      } catch (err) {
+        const reason = err instanceof EnvelopeError ? err.reason : 'error'
+        this.log.warn({ file, reason, err: (err as Error).message }, 'stored envelope no longer verifies')
+        if (PEER_FAULTS.has(reason)) await this.store.quarantine(file)
+      }
+    }
+    this.applied = await this.store.loadApplied()
+    this.metrics.policies.set(this.index.size)
+  }
+
+  private every (interval: number, fn: () => Promise<void>): void {
+    if (interval <= 0) return
+    const tick = (): void => {
+      const delay = interval * (0.75 + this.random() / 2)
+      const t = setTimeout(() => {
+        fn().catch((err) => { this.log.error({ err: (err as Error).message }, 'periodic task failed') }).finally(() => {
+          if (!this.stopping.signal.aborted) tick()
+        })
+      }, delay)
+      t.unref()
+      this.timers.push(t)
+    }
+    tick()
+  }
+
+  digest (): DigestEntry[] {
+    return [...this.index.values()].map((e) => ({ name: e.name, version: e.version, hash: e.hash, id: e.id }))
+  }
+
+  /** The envelope currently held for a policy name. */
+  envelope (name: string): VerifiedEnvelope | undefined {
+    return this.index.get(name)
+  }
+
+  /**
+   * The one path every envelope takes, whatever brought it: validate (size, decode, schema,
+   * signature, trust), apply the version rule, then persist and apply in the background.
+   * Never throws: the outcome says whether the sender misbehaved.
+   */
+  async ingest (bytes: Uint8Array, via: Via, from?: string): Promise<IngestOutcome> {
+    let env: VerifiedEnvelope
+    try {
+      env = validateEnvelope(bytes, this.trust)
+    } catch (err) {
+      const reason = err instanceof EnvelopeError ? err.reason : 'error'
+      this.metrics.envelopesRejected.inc({ reason, via })
+      this.log.warn({ reason, via, from, err: (err as Error).message }, 'envelope refused')
+      this.emit('rejected', { reason, via, from, error: (err as Error).message })
+      // Trust-dependent refusals from sync may be honest peers with newer trust; only gossip punishes them.
+      return PEER_FAULTS.has(reason) || via === 'gossip' ? 'rejected' : 'ignored'
+    }
+    const current = this.index.get(env.name)
+    const selection = selectEnvelope(current, env)
+    if (selection.conflict !== undefined) this.recordVersionConflict(env.name, selection.conflict)
+    if (!selection.accept) {
+      this.metrics.envelopesIgnored.inc({ reason: selection.reason })
+      return 'ignored'
+    }
+    // Take it in memory first, so copies arriving meanwhile are duplicates.
+    this.index.set(env.name, env)
+    if (env.policy.kind === 'trust') this.trust.update(env.policy)
+    this.metrics.envelopesAccepted.inc({ via })
+    this.metrics.policies.set(this.index.size)
+    this.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
+    this.persist(async () => {
+      await this.store.saveEnvelope(env.name, env.bytes)
+      await this.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from })
+    })
+    this.emit('accepted', { envelope: env, via, from })
+    this.schedule(env.name)
+    return 'accepted'
+  }
+
+  /** Publishes a signed envelope from this node: take it locally, then gossip it. */
+  async publish (bytes: Uint8Array, via: Via = 'local'): Promise<{ outcome: IngestOutcome, envelope?: VerifiedEnvelope, recipients: number }> {
+    const outcome = await this.ingest(bytes, via)
+    if (outcome !== 'accepted') return { outcome, envelope: undefined, recipients: 0 }
+    const result = await this.net.services.pubsub.publish(policyTopic(this.mesh), bytes)
+    return { outcome, envelope: this.index.get(validateEnvelope(bytes, this.trust).name), recipients: result.recipients.length }
+  }
+
+  private persist (fn: () => Promise<void>): void {
+    this.persistChain = this.persistChain.then(fn).catch((err) => {
+      this.log.error({ err: (err as Error).message }, 'writing state failed')
+    })
+  }
+
+  private async history (entry: Omit<HistoryEntry, 'at'>): Promise<void> {
+    await this.store.appendHistory({ at: new Date(this.now()).toISOString(), ...entry })
+  }
+
+  private recordVersionConflict (name: string, c: Conflict): void {
+    const key = `version:${name}:${c.version}`
+    if (this.conflicts.has(key)) return
+    const record: ConflictRecord = { kind: 'version', name, version: c.version, winner: c.winner, loser: c.loser, at: new Date(this.now()).toISOString() }
+    this.conflicts.set(key, record)
+    this.metrics.conflicts.set(this.conflicts.size)
+    this.log.warn(record, 'version conflict: two contents signed as one version')
+    this.persist(async () => { await this.history({ event: 'conflict', name, version: c.version, detail: record }) })
+    this.emit('conflict', record)
+  }
+
+  private targets (env: VerifiedEnvelope): env is VerifiedEnvelope & { policy: ConfigPolicy } {
+    return env.policy.kind === 'policy' && matchesTarget(env.policy, this.facts)
+  }
+
+  private scheduleAll (): void {
+    for (const env of this.index.values()) if (env.policy.kind === 'policy') this.schedule(env.name)
+  }
+
+  /** One apply at a time; a newer version arriving meanwhile is applied next, intermediate ones skipped. */
+  private schedule (name: string): void {
+    if (this.facts === undefined) return
+    this.dirty.add(name)
+    if (this.applying !== undefined) return
+    this.applying = (async () => {
+      while (this.dirty.size > 0 && !this.stopping.signal.aborted) {
+        const next = this.dirty.values().next().value as string
+        this.dirty.delete(next)
+        const env = this.index.get(next)
+        if (env !== undefined) await this.applyOne(env)
+      }
+    })().finally(() => { this.applying = undefined })
+  }
+
+  private async applyOne (env: VerifiedEnvelope): Promise<void> {
+    if (env.policy.kind !== 'policy') return
+    if (!this.targets(env)) {
+      this.emit('not-targeted', { envelope: env })
+      return
+    }
+    const skip = this.pathConflicts(env as VerifiedEnvelope & { policy: ConfigPolicy })
+    let report: ApplyReport
+    try {
+      report = await applyPolicy(env.policy, {
+        root: this.opts.root,
+        stateDir: this.store.dir,
+        facts: this.facts,
+        signal: this.stopping.signal,
+        now: this.now,
+        skip
+      })
+    } catch (err) {
+      this.log.error({ name: env.name, version: env.version, err: (err as Error).message }, 'apply crashed')
+      return
+    }
+    const failures = report.resources.filter((r) => r.status === 'failed')
+    const record: AppliedRecord = {
+      name: env.name,
+      version: env.version,
+      hash: env.hash,
+      outcome: report.outcome,
+      at: new Date(this.now()).toISOString(),
+      changed: report.counts.changed,
+      failed: report.counts.failed,
+      durationMs: report.durationMs,
+      ...(failures.length > 0 ? { errors: failures.map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })) } : {})
+    }
+    this.applied[env.name] = record
+    this.metrics.applies.inc({ outcome: report.outcome })
+    this.metrics.applyDuration.observe(report.durationMs / 1000)
+    const level = report.counts.failed > 0 ? 'warn' : 'info'
+    this.log[level]({ name: env.name, version: env.version, outcome: report.outcome, changed: record.changed, failed: record.failed, durationMs: report.durationMs }, 'policy applied')
+    // Only runs that changed something or failed make history; a quiet drift check does not.
+    const eventful = report.counts.changed > 0 || report.counts.failed > 0 || this.lastHistoryVersion.get(env.name) !== env.version
+    this.lastHistoryVersion.set(env.name, env.version)
+    this.persist(async () => {
+      await this.store.saveApplied(this.applied)
+      if (eventful) await this.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
+    })
+    this.emit('applied', { envelope: env, report })
+  }
+
+  private readonly lastHistoryVersion = new Map<string, number>()
+
+  /**
+   * Two policies managing one path is a reported conflict, never a flip-flop: the policy whose
+   * name sorts first keeps the path on every node (deterministic, no shared state needed), and
+   * the other policy's resource fails with a conflict error.
+   */
+  private pathConflicts (env: VerifiedEnvelope & { policy: ConfigPolicy }): Map<string, string> {
+    const skip = new Map<string, string>()
+    const owners = new Map<string, string>()
+    for (const other of this.index.values()) {
+      if (other.name === env.name || other.name > env.name || !this.targets(other)) continue
+      for (const r of other.policy.resources) {
+        const key = managedKey(r)
+        if (key !== undefined && !owners.has(key)) owners.set(key, other.name)
+      }
+    }
+    for (const r of env.policy.resources) {
+      const key = managedKey(r)
+      const owner = key === undefined ? undefined : owners.get(key)
+      if (owner === undefined) continue
+      const path = (key as string).slice('path:'.length)
+      skip.set(r.id, `${path} is also managed by policy "${owner}", which keeps it (the name that sorts first wins)`)
+      const ckey = `path:${path}`
+      if (!this.conflicts.has(ckey)) {
+        const record: ConflictRecord = { kind: 'path', name: env.name, path, policies: [owner, env.name], at: new Date(this.now()).toISOString() }
+        this.conflicts.set(ckey, record)
+        this.metrics.conflicts.set(this.conflicts.size)
+        this.emit('conflict', record)
+      }
+    }
+    return skip
+  }
+
+  status (): AgentStatus {
+    const trustEnv = this.index.get(TRUST_POLICY_NAME)
+    return {
+      node: { ...this.facts, addrs: this.multiaddrs, mesh: this.mesh, root: this.opts.root },
+      peers: this.net.getPeers().map((p) => ({ id: p.toString(), addrs: this.net.getConnections(p).map((c) => c.remoteAddr.toString()) })),
+      policies: [...this.index.values()].sort((a, b) => a.name.localeCompare(b.name)).map((e) => ({
+        name: e.name,
+        version: e.version,
+        hash: e.hash,
+        signer: e.signer,
+        issuedAt: e.issuedAt,
+        id: e.id,
+        kind: e.policy.kind,
+        targeted: this.targets(e),
+        ...(this.applied[e.name] !== undefined ? { lastApply: this.applied[e.name] } : {})
+      })),
+      conflicts: [...this.conflicts.values()],
+      trust: { roots: this.trust.rootKeys, ...(trustEnv !== undefined ? { policyVersion: trustEnv.version } : {}) },
+      applying: this.applying !== undefined
+    }
+  }
+
+  async readHistory (limit?: number): Promise<HistoryEntry[]> {
+    await this.persistChain
+    return await this.store.readHistory(limit)
+  }
+
+  /** Resolves once queued applies and state writes are done (tests, orderly shutdown). */
+  async idle (): Promise<void> {
+    while (this.applying !== undefined) await this.applying
+    await this.persistChain
+  }
+
+  // ---- peers -------------------------------------------------------------
+
+  private rememberPeer (id: string, addrs: string[]): void {
+    if (addrs.length === 0 || id === this.facts?.id) return
+    this.hints.set(id, { id, addrs: addrs.slice(0, 8), lastSeen: new Date(this.now()).toISOString() })
+  }
+
+  private learnPeers (hints: PeerHint[]): void {
+    for (const h of hints) if (!this.hints.has(h.id) && h.id !== this.facts?.id) this.hints.set(h.id, { ...h, lastSeen: new Date(0).toISOString() })
+  }
+
+  private peerHints (): PeerHint[] {
+    const connected = new Set(this.net.getPeers().map((p) => p.toString()))
+    return [...this.hints.values()].filter((h) => connected.has(h.id)).map((h) => ({ id: h.id, addrs: h.addrs }))
+  }
+
+  /** Tops connections up to the target from remembered and exchanged peers, and saves the list. */
+  private async maintainPeers (): Promise<void> {
+    if (this.stopping.signal.aborted) return
+    const connected = new Set(this.net.getPeers().map((p) => p.toString()))
+    const target = this.opts.targetPeers ?? DEFAULT_TARGET_PEERS
+    const candidates = [...this.hints.values()].filter((h) => !connected.has(h.id) && !this.blocked.has(h.id))
+    // Random order, so a fleet does not all dial the same peers.
+    candidates.sort(() => this.random() - 0.5)
+    const dials = candidates.slice(0, Math.max(0, target - connected.size)).map(async (h) => {
+      try {
+        await this.net.dial(h.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${h.id}`)), { signal: AbortSignal.timeout(5000) })
+      } catch {
+        // unreachable peers are simply tried again later
+      }
+    })
+    await Promise.all(dials)
+    const known = [...this.hints.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen))
+    await this.store.savePeers(known).catch(() => {})
+  }
+
+  /** Refuses and drops connections to these peers: how tests and simulations cut the mesh. */
+  async block (peers: Iterable<string>): Promise<void> {
+    for (const p of peers) {
+      this.blocked.add(p)
+      await this.net.hangUp(peerIdFromString(p)).catch(() => {})
+    }
+  }
+
+  unblock (peers?: Iterable<string>): void {
+    if (peers === undefined) this.blocked.clear()
+    else for (const p of peers) this.blocked.delete(p)
+  }
+
+  /** Dials a peer now and runs a sync with it. */
+  async connect (addr: string): Promise<void> {
+    const conn = await this.net.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) })
+    await this.net.services.sync.syncWith(conn.remotePeer)
+  }
+
+  async syncNow (): Promise<SyncRound[]> {
+    const rounds = await Promise.allSettled(this.net.getPeers().map(async (p) => await this.net.services.sync.syncWith(p)))
+    return rounds.flatMap((r) => r.status === 'fulfilled' ? [r.value] : [])
+  }
+
+  async stop (): Promise<void> {
+    if (this.stopping.signal.aborted) return
+    this.stopping.abort()
+    for (const t of this.timers) clearTimeout(t)
+    await this.idle().catch(() => {})
+    await this.net.stop()
+    await this.history({ event: 'stopped' }).catch(() => {})
+    this.log.info({ peerId: this.facts.id }, 'agent stopped')
+  }
+}

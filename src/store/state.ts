@@ -1,0 +1,158 @@
+import { mkdir, readdir, readFile, rename, stat, chmod } from 'node:fs/promises'
+import { join } from 'node:path'
+import { atomicWrite, appendLine } from './fs.js'
+
+/** One line of the audit trail (history.jsonl). */
+export interface HistoryEntry {
+  at: string
+  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'retired' | 'started' | 'stopped'
+  name?: string
+  version?: number
+  hash?: string
+  signer?: string
+  via?: 'gossip' | 'sync' | 'local' | 'api' | 'disk'
+  from?: string
+  outcome?: string
+  changed?: number
+  failed?: number
+  error?: string
+  detail?: unknown
+}
+
+/** The outcome of the last apply of each policy, persisted so status survives restarts. */
+export interface AppliedRecord {
+  name: string
+  version: number
+  hash: string
+  outcome: string
+  at: string
+  changed: number
+  failed: number
+  durationMs: number
+  errors?: Array<{ resource: string, error: string }>
+}
+
+export interface KnownPeer {
+  id: string
+  addrs: string[]
+  lastSeen: string
+}
+
+/** Remembered peers; enough to find the mesh again without bootstrap nodes. */
+export const MAX_REMEMBERED_PEERS = 64
+
+/** History lines returned by default; the file itself is append-only and never truncated here. */
+export const DEFAULT_HISTORY_LIMIT = 200
+
+/**
+ * The state directory: identity key, latest accepted envelopes, applied state, the append-only
+ * history and remembered peers. Every write is atomic (or an fsynced append), so after a SIGKILL
+ * the next start reads either the old or the new version of each file.
+ *
+ *   identity.key       libp2p private key (protobuf), mode 0600
+ *   envelopes/*.env    exact bytes of the newest accepted envelope per policy name
+ *   applied.json       last apply outcome per policy
+ *   peers.json         remembered peers
+ *   history.jsonl      audit trail
+ *   quarantine/        envelopes found corrupt on start, kept for inspection
+ */
+export class StateStore {
+  constructor (readonly dir: string) {}
+
+  static async open (dir: string): Promise<StateStore> {
+    await mkdir(join(dir, 'envelopes'), { recursive: true, mode: 0o700 })
+    return new StateStore(dir)
+  }
+
+  private path (...parts: string[]): string {
+    return join(this.dir, ...parts)
+  }
+
+  async readIdentity (): Promise<Uint8Array | undefined> {
+    try {
+      const file = this.path('identity.key')
+      const info = await stat(file)
+      if ((info.mode & 0o077) !== 0) await chmod(file, 0o600)
+      return new Uint8Array(await readFile(file))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  async writeIdentity (bytes: Uint8Array): Promise<void> {
+    await atomicWrite(this.path('identity.key'), bytes, 0o600)
+  }
+
+  static envelopeFile (name: string): string {
+    return `${encodeURIComponent(name)}.env`
+  }
+
+  async saveEnvelope (name: string, bytes: Uint8Array): Promise<void> {
+    await atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes)
+  }
+
+  /** All stored envelopes; a torn temp file from a crash is never listed (temp names start with '.'). */
+  async loadEnvelopes (): Promise<Array<{ file: string, bytes: Uint8Array }>> {
+    const dir = this.path('envelopes')
+    const names = (await readdir(dir)).filter((f) => f.endsWith('.env') && !f.startsWith('.'))
+    return await Promise.all(names.map(async (file) => ({ file, bytes: new Uint8Array(await readFile(join(dir, file))) })))
+  }
+
+  async quarantine (file: string): Promise<void> {
+    await mkdir(this.path('quarantine'), { recursive: true })
+    await rename(this.path('envelopes', file), this.path('quarantine', `${Date.now()}-${file}`))
+  }
+
+  async readJson<T> (file: string, fallback: T): Promise<T> {
+    try {
+      return JSON.parse(await readFile(this.path(file), 'utf8')) as T
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback
+      if (err instanceof SyntaxError) return fallback // written atomically, so only a hand edit gets here
+      throw err
+    }
+  }
+
+  async loadApplied (): Promise<Record<string, AppliedRecord>> {
+    return await this.readJson('applied.json', {})
+  }
+
+  async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {
+    await atomicWrite(this.path('applied.json'), JSON.stringify(records, null, 1))
+  }
+
+  async loadPeers (): Promise<KnownPeer[]> {
+    const peers = await this.readJson<KnownPeer[]>('peers.json', [])
+    return Array.isArray(peers) ? peers : []
+  }
+
+  async savePeers (peers: KnownPeer[]): Promise<void> {
+    await atomicWrite(this.path('peers.json'), JSON.stringify(peers.slice(0, MAX_REMEMBERED_PEERS), null, 1))
+  }
+
+  async appendHistory (entry: HistoryEntry): Promise<void> {
+    await appendLine(this.path('history.jsonl'), JSON.stringify(entry))
+  }
+
+  /** The newest `limit` entries. A line torn by a crash mid-append is skipped, not fatal. */
+  async readHistory (limit = DEFAULT_HISTORY_LIMIT): Promise<HistoryEntry[]> {
+    let text: string
+    try {
+      text = await readFile(this.path('history.jsonl'), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw err
+    }
+    const out: HistoryEntry[] = []
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue
+      try {
+        out.push(JSON.parse(line) as HistoryEntry)
+      } catch {
+        // torn final line after a crash
+      }
+    }
+    return out.slice(-limit)
+  }
+}

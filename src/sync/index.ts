@@ -1,0 +1,5 @@
+export * from './constants.js'
+export * from './errors.js'
+export { encodeFrame, decodeFrame, type Frame, type DigestEntry, type PeerHint } from './frames.js'
+export { namesToFetch } from './digest.js'
+export { antiEntropy, type AntiEntropy, type AntiEntropyInit, type AntiEntropyComponents, type SyncSource, type SyncRound, type IngestOutcome } from './service.js'

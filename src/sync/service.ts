@@ -1,0 +1,289 @@
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import { pushable } from 'it-pushable'
+import { raceSignal } from 'race-signal'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import type { ComponentLogger, Logger, PeerId, Startable, Stream, Connection } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import {
+  DEFAULT_SYNC_INTERVAL_MS, EXCHANGE_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_FRAMES_PER_STREAM, MAX_INBOUND_STREAMS,
+  MAX_PEERS_PER_FRAME, READ_TIMEOUT_MS, SYNC_PROTOCOL
+} from './constants.js'
+import { decodeFrame, encodeFrame, type DigestEntry, type Frame, type PeerHint } from './frames.js'
+import { namesToFetch } from './digest.js'
+import { SyncProtocolError, SyncTimeoutError } from './errors.js'
+import { TRUST_POLICY_NAME } from '../policy/index.js'
+import type { VersionedRef } from '../envelope/index.js'
+
+/** What an envelope did when offered to the node. `rejected` means the sender misbehaved. */
+export type IngestOutcome = 'accepted' | 'ignored' | 'rejected'
+
+/** The node's side of sync: its digest, its envelopes, and the same ingest path gossip uses. */
+export interface SyncSource {
+  digest: () => DigestEntry[]
+  envelope: (name: string) => Uint8Array | undefined
+  ingest: (bytes: Uint8Array, from: string, via: 'sync') => Promise<IngestOutcome>
+  /** Peers to offer others, so a node that only knew a dead bootstrap node can still find the mesh. */
+  peerHints?: () => PeerHint[]
+  onPeerHints?: (hints: PeerHint[], from: string) => void
+  /** False for a publisher that only learns versions and offers its own envelope. */
+  wantsEnvelopes?: boolean
+}
+
+export interface SyncRound {
+  peer: string
+  initiator: boolean
+  sent: number
+  received: number
+  accepted: number
+  error?: string
+  /** The remote's digest, as it was at the start of an exchange we initiated. */
+  remoteDigest?: DigestEntry[]
+}
+
+export interface AntiEntropyInit {
+  source: SyncSource
+  /** Mean time between periodic rounds with one random peer; 0 disables them. */
+  interval?: number
+  readTimeout?: number
+  random?: () => number
+  onRound?: (round: SyncRound) => void
+}
+
+export interface AntiEntropyComponents {
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  logger: ComponentLogger
+}
+
+export interface AntiEntropy extends Startable {
+  /** One exchange with a connected peer; both sides end up holding the newer of each policy. */
+  syncWith: (peer: PeerId, options?: { signal?: AbortSignal }) => Promise<SyncRound>
+}
+
+/** Orders names so the trust policy travels first: envelopes signed by new admins depend on it. */
+function trustFirst (names: string[]): string[] {
+  return [...names].sort((a, b) => Number(b === TRUST_POLICY_NAME) - Number(a === TRUST_POLICY_NAME))
+}
+
+class FrameChannel {
+  private readonly frames: AsyncIterator<Uint8ArrayList | Uint8Array>
+  private readonly out = pushable<Uint8Array>()
+  private readonly writing: Promise<void>
+  private count = 0
+
+  constructor (private readonly stream: Stream, private readonly signal: AbortSignal, private readonly readTimeout: number) {
+    this.frames = lp.decode(stream.source, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+    this.writing = pipe(this.out, (src) => lp.encode(src), stream.sink)
+  }
+
+  write (frame: Frame): void {
+    this.out.push(encodeFrame(frame))
+  }
+
+  async read (): Promise<Frame> {
+    if (++this.count > MAX_FRAMES_PER_STREAM) throw new SyncProtocolError(`more than ${MAX_FRAMES_PER_STREAM} frames in one exchange`)
+    const timeout = AbortSignal.timeout(this.readTimeout)
+    let result: IteratorResult<Uint8ArrayList | Uint8Array>
+    try {
+      result = await raceSignal(this.frames.next(), AbortSignal.any([this.signal, timeout]))
+    } catch (err) {
+      if (timeout.aborted) throw new SyncTimeoutError(`no frame within ${this.readTimeout} ms`)
+      if ((err as Error).name === 'InvalidDataLengthError' || (err as Error).name === 'InvalidMessageLengthError' || (err as Error).name === 'InvalidDataLengthLengthError') {
+        throw new SyncProtocolError(`bad frame length: ${(err as Error).message}`)
+      }
+      throw err
+    }
+    if (result.done === true) throw new SyncProtocolError('stream ended mid-exchange')
+    const v = result.value
+    return decodeFrame(v instanceof Uint8Array ? v : v.subarray())
+  }
+
+  async expect<T extends Frame['type']> (type: T): Promise<Extract<Frame, { type: T }>> {
+    const frame = await this.read()
+    if (frame.type !== type) throw new SyncProtocolError(`expected a ${type} frame, got ${frame.type}`)
+    return frame as Extract<Frame, { type: T }>
+  }
+
+  async finish (): Promise<void> {
+    this.out.end()
+    await raceSignal(this.writing, this.signal)
+    await this.stream.close({ signal: this.signal })
+  }
+}
+
+class AntiEntropyService implements AntiEntropy {
+  private readonly log: Logger
+  private readonly source: SyncSource
+  private readonly interval: number
+  private readonly readTimeout: number
+  private readonly random: () => number
+  private readonly onRound?: (round: SyncRound) => void
+  private topologyId?: string
+  private timer?: ReturnType<typeof setTimeout>
+  private shutdown = new AbortController()
+  private running = false
+  private readonly inFlight = new Set<string>()
+
+  constructor (private readonly components: AntiEntropyComponents, init: AntiEntropyInit) {
+    this.log = components.logger.forComponent('grapevine:sync')
+    this.source = init.source
+    this.interval = init.interval ?? DEFAULT_SYNC_INTERVAL_MS
+    this.readTimeout = init.readTimeout ?? READ_TIMEOUT_MS
+    this.random = init.random ?? Math.random
+    this.onRound = init.onRound
+  }
+
+  async start (): Promise<void> {
+    this.shutdown = new AbortController()
+    this.running = true
+    await this.components.registrar.handle(SYNC_PROTOCOL, ({ stream, connection }) => {
+      this.respond(stream, connection).catch((err) => { this.log.error('inbound sync from %p failed: %e', connection.remotePeer, err) })
+    }, { maxInboundStreams: MAX_INBOUND_STREAMS, maxOutboundStreams: MAX_INBOUND_STREAMS })
+    // Catch up on every new connection: this is how a fresh or returning node gets current.
+    this.topologyId = await this.components.registrar.register(SYNC_PROTOCOL, {
+      onConnect: (peer) => {
+        this.syncWith(peer).catch((err) => { this.log('sync on connect with %p failed: %e', peer, err) })
+      }
+    })
+    this.schedule()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    clearTimeout(this.timer)
+    this.shutdown.abort()
+    await this.components.registrar.unhandle(SYNC_PROTOCOL)
+    if (this.topologyId !== undefined) this.components.registrar.unregister(this.topologyId)
+  }
+
+  private schedule (): void {
+    if (!this.running || this.interval <= 0) return
+    // Jitter (0.5–1.5 × interval) keeps a fleet that started together from syncing in lockstep.
+    const delay = this.interval * (0.5 + this.random())
+    this.timer = setTimeout(() => {
+      void this.periodic().finally(() => { this.schedule() })
+    }, delay)
+    this.timer.unref?.()
+  }
+
+  private async periodic (): Promise<void> {
+    const peers = this.components.connectionManager.getConnections().map((c) => c.remotePeer)
+    if (peers.length === 0) return
+    const peer = peers[Math.floor(this.random() * peers.length)] as PeerId
+    try {
+      await this.syncWith(peer)
+    } catch (err) {
+      this.log('periodic sync with %p failed: %e', peer, err)
+    }
+  }
+
+  async syncWith (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<SyncRound> {
+    const key = peer.toString()
+    const round: SyncRound = { peer: key, initiator: true, sent: 0, received: 0, accepted: 0 }
+    if (this.inFlight.has(key)) return round // one exchange per peer at a time is enough
+    this.inFlight.add(key)
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), ...(options.signal !== undefined ? [options.signal] : [])])
+    let stream: Stream | undefined
+    try {
+      const conn = await this.components.connectionManager.openConnection(peer, { signal })
+      const opened = await conn.newStream(SYNC_PROTOCOL, { signal })
+      stream = opened
+      const ch = new FrameChannel(opened, signal, this.readTimeout)
+      ch.write({ type: 'digest', entries: this.source.digest() })
+      const remote = await ch.expect('digest')
+      const theirWant = await ch.expect('want')
+      for (const name of trustFirst(theirWant.names)) round.sent += this.send(ch, name)
+      round.remoteDigest = remote.entries
+      const myWant = this.wants(remote.entries)
+      ch.write({ type: 'want', names: trustFirst(myWant) })
+      ch.write({ type: 'peers', peers: (this.source.peerHints?.() ?? []).slice(0, MAX_PEERS_PER_FRAME) })
+      await this.receiveUntilDone(ch, key, round)
+      await ch.finish()
+      return round
+    } catch (err) {
+      round.error = (err as Error).message
+      await this.fail(stream, peer, err)
+      throw err
+    } finally {
+      this.inFlight.delete(key)
+      this.onRound?.(round)
+    }
+  }
+
+  private async respond (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer
+    const round: SyncRound = { peer: peer.toString(), initiator: false, sent: 0, received: 0, accepted: 0 }
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)])
+    try {
+      const ch = new FrameChannel(stream, signal, this.readTimeout)
+      const remote = await ch.expect('digest')
+      ch.write({ type: 'digest', entries: this.source.digest() })
+      ch.write({ type: 'want', names: trustFirst(this.wants(remote.entries)) })
+      // Their envelopes for our want arrive before their own want.
+      let frame = await ch.read()
+      while (frame.type === 'envelope') {
+        await this.ingest(frame.bytes, round)
+        frame = await ch.read()
+      }
+      if (frame.type !== 'want') throw new SyncProtocolError(`expected a want frame, got ${frame.type}`)
+      for (const name of trustFirst(frame.names)) round.sent += this.send(ch, name)
+      const hints = await ch.expect('peers')
+      if (hints.peers.length > 0) this.source.onPeerHints?.(hints.peers, round.peer)
+      ch.write({ type: 'peers', peers: (this.source.peerHints?.() ?? []).slice(0, MAX_PEERS_PER_FRAME) })
+      ch.write({ type: 'done' })
+      await ch.finish()
+    } catch (err) {
+      round.error = (err as Error).message
+      await this.fail(stream, peer, err)
+    } finally {
+      this.onRound?.(round)
+    }
+  }
+
+  private async receiveUntilDone (ch: FrameChannel, peer: string, round: SyncRound): Promise<void> {
+    for (;;) {
+      const frame = await ch.read()
+      if (frame.type === 'done') return
+      if (frame.type === 'peers') {
+        if (frame.peers.length > 0) this.source.onPeerHints?.(frame.peers, peer)
+        continue
+      }
+      if (frame.type !== 'envelope') throw new SyncProtocolError(`unexpected ${frame.type} frame`)
+      await this.ingest(frame.bytes, round, peer)
+    }
+  }
+
+  private async ingest (bytes: Uint8Array, round: SyncRound, peer = round.peer): Promise<void> {
+    round.received++
+    const outcome = await this.source.ingest(bytes, peer, 'sync')
+    if (outcome === 'accepted') round.accepted++
+    if (outcome === 'rejected') throw new SyncProtocolError('peer sent an envelope that fails verification')
+  }
+
+  private send (ch: FrameChannel, name: string): number {
+    const bytes = this.source.envelope(name)
+    if (bytes === undefined) return 0
+    ch.write({ type: 'envelope', bytes })
+    return 1
+  }
+
+  private wants (remote: DigestEntry[]): string[] {
+    if (this.source.wantsEnvelopes === false) return []
+    return namesToFetch(new Map<string, VersionedRef>(this.source.digest().map((e) => [e.name, e])), remote)
+  }
+
+  /** Never leave a stream half-open; a peer that spoke garbage is disconnected. */
+  private async fail (stream: Stream | undefined, peer: PeerId, err: unknown): Promise<void> {
+    stream?.abort(err as Error)
+    if (err instanceof SyncProtocolError) {
+      this.log.error('disconnecting %p: %s', peer, (err as Error).message)
+      await this.components.connectionManager.closeConnections(peer).catch(() => {})
+    }
+  }
+}
+
+/** libp2p service factory: `services: { sync: antiEntropy({ source }) }`. */
+export function antiEntropy (init: AntiEntropyInit): (components: AntiEntropyComponents) => AntiEntropy {
+  return (components) => new AntiEntropyService(components, init)
+}

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CLI_PATH, runCli } from '../helpers/cli.js'
+import { waitFor } from '../node/fixtures.js'
+
+interface RunningAgent {
+  child: ChildProcess
+  addr: string
+  api: string
+  lines: Array<Record<string, unknown>>
+  exited: Promise<number | null>
+}
+
+const children: ChildProcess[] = []
+let dir: string | undefined
+afterEach(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  children.length = 0
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  dir = undefined
+})
+
+/** Spawns `grapevine agent` as a user would and reads its structured log for its address and API URL. */
+async function spawnAgent (args: string[]): Promise<RunningAgent> {
+  const child = spawn(process.execPath, [CLI_PATH, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
+  const lines: Array<Record<string, unknown>> = []
+  let buffer = ''
+  child.stdout!.on('data', (b: Buffer) => {
+    buffer += b.toString()
+    let i
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, i)
+      buffer = buffer.slice(i + 1)
+      try { lines.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not a log line */ }
+    }
+  })
+  let stderr = ''
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  await waitFor(() => lines.some((l) => l.msg === 'api listening') || child.exitCode !== null, 'the agent to start')
+  if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${stderr}`)
+  const started = lines.find((l) => l.msg === 'agent started') as { addrs: string[] }
+  const api = lines.find((l) => l.msg === 'api listening') as { url: string }
+  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api.url, lines, exited }
+}
+
+async function statusOf (api: string): Promise<{ policies: Array<{ name: string, version: number, lastApply?: { outcome: string } }>, peers: unknown[] }> {
+  const r = await runCli(['status', '--agent', api, '--json'])
+  expect(r.code).toBe(0)
+  return JSON.parse(r.stdout)
+}
+
+describe('grapevine agent as separate processes', () => {
+  it('joins, publishes, applies, survives SIGKILL and rejoins without bootstrap', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    const d = dir
+    expect((await runCli(['keygen', '--out', join(d, 'root.key')])).code).toBe(0)
+    const trust = join(d, 'root.key.pub')
+    const policy = join(d, 'motd.yaml')
+    const writePolicy = async (text: string): Promise<void> => {
+      await writeFile(policy, `name: site/motd\nresources:\n  - id: motd\n    type: file\n    path: /etc/motd\n    content: "${text} on {{ node.name }}\\n"\n`)
+    }
+    await writePolicy('v1')
+
+    const a = await spawnAgent(['--state', join(d, 'a/state'), '--root', join(d, 'a/root'), '--trust', trust, '--name', 'a'])
+    const b = await spawnAgent(['--state', join(d, 'b/state'), '--root', join(d, 'b/root'), '--trust', trust, '--name', 'b', '--bootstrap', a.addr])
+    let c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c', '--bootstrap', b.addr])
+
+    const pub = await runCli(['publish', policy, '--key', join(d, 'root.key'), '--bootstrap', a.addr, '--json'])
+    expect(pub.stderr).toBe('')
+    expect(pub.code).toBe(0)
+    expect(JSON.parse(pub.stdout)).toMatchObject({ name: 'site/motd', version: 1 })
+    for (const n of ['a', 'b', 'c']) {
+      await waitFor(async () => await readFile(join(d, n, 'root/etc/motd'), 'utf8').catch(() => '') === `v1 on ${n}\n`, `the file on ${n}`)
+    }
+    const s = await statusOf(c.api)
+    expect(s.policies).toEqual([expect.objectContaining({ name: 'site/motd', version: 1 })])
+
+    // SIGKILL c, publish v2 while it is down, restart it with no --bootstrap: it rejoins through remembered peers.
+    c.child.kill('SIGKILL')
+    await c.exited
+    await writePolicy('v2')
+    const pub2 = await runCli(['publish', policy, '--key', join(d, 'root.key'), '--bootstrap', b.addr, '--json'])
+    expect(pub2.code).toBe(0)
+    expect(JSON.parse(pub2.stdout)).toMatchObject({ version: 2, previous: { version: 1 } })
+    c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c'])
+    await waitFor(async () => await readFile(join(d, 'c/root/etc/motd'), 'utf8').catch(() => '') === 'v2 on c\n', 'c to catch up after restart')
+
+    // Clean shutdown on SIGTERM exits 0.
+    a.child.kill('SIGTERM')
+    expect(await a.exited).toBe(0)
+  })
+})

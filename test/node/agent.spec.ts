@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
+import type { Agent } from '../../src/node/agent.js'
+
+async function fileIn (agent: Agent, path: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(agent.status().node.root, path), 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+let mesh: TestMesh | undefined
+afterEach(async () => {
+  await mesh?.stop()
+  mesh = undefined
+})
+
+describe('agent mesh on 127.0.0.1', () => {
+  it('converges a 5-node mesh on a published policy and writes the files', async () => {
+    mesh = await startMesh(5)
+    const m = mesh
+    await waitFor(() => m.agents.every((a) => a.libp2p.getPeers().length > 0), 'every node to have a peer')
+    const bytes = m.sign(filePolicy('test/motd', 'hello from {{ node.name }}\n'), 1)
+    const published = await m.agents[0]!.publish(bytes)
+    expect(published.outcome).toBe('accepted')
+    await waitFor(async () => (await Promise.all(m.agents.map(async (a) => await fileIn(a, '/etc/grapevine-test/motd')))).every((c, i) => c === `hello from node-${i}\n`), 'files on all 5 nodes')
+    for (const a of m.agents) expect(a.envelope('test/motd')?.version).toBe(1)
+  })
+
+  it('lets a node started after the publish, knowing one peer, catch up and apply', async () => {
+    mesh = await startMesh(2)
+    const m = mesh
+    await m.agents[0]!.publish(m.sign(filePolicy('test/late', 'v1\n'), 1))
+    await waitFor(async () => await fileIn(m.agents[1]!, '/etc/grapevine-test/motd') === 'v1\n', 'node-1 to apply')
+    const late = await m.add({ bootstrapFrom: [1] })
+    await waitFor(async () => await fileIn(late, '/etc/grapevine-test/motd') === 'v1\n', 'the late node to apply')
+    expect(late.envelope('test/late')?.version).toBe(1)
+  })
+
+  it('heals a partition: every node ends on the newest version', async () => {
+    mesh = await startMesh(4)
+    const m = mesh
+    const [a, b, c, d] = m.agents as [Agent, Agent, Agent, Agent]
+    await a.publish(m.sign(filePolicy('test/part', 'v1\n'), 1))
+    await waitFor(() => m.agents.every((x) => x.envelope('test/part')?.version === 1), 'v1 everywhere')
+    // Cut {a, b} from {c, d}.
+    const left = [a, b].map((x) => x.peerId.toString())
+    const right = [c, d].map((x) => x.peerId.toString())
+    await Promise.all([a.block(right), b.block(right), c.block(left), d.block(left)])
+    await waitFor(() => !b.libp2p.getPeers().some((p) => right.includes(p.toString())), 'the cut')
+    await a.publish(m.sign(filePolicy('test/part', 'v2\n'), 2))
+    await waitFor(() => b.envelope('test/part')?.version === 2, 'v2 on the publishing side')
+    expect(c.envelope('test/part')?.version).toBe(1)
+    expect(d.envelope('test/part')?.version).toBe(1)
+    // Heal: lift the block and reconnect across it; sync on connect carries v2 over.
+    for (const x of m.agents) x.unblock()
+    await c.connect(b.multiaddrs[0]!)
+    await waitFor(() => m.agents.every((x) => x.envelope('test/part')?.version === 2), 'v2 everywhere after healing')
+    await waitFor(async () => (await Promise.all(m.agents.map(async (x) => await fileIn(x, '/etc/grapevine-test/motd')))).every((t) => t === 'v2\n'), 'v2 applied everywhere')
+  })
+
+  it('applies only the newest version and never goes back to an older one', async () => {
+    mesh = await startMesh(2)
+    const m = mesh
+    const [a, b] = m.agents as [Agent, Agent]
+    const v1 = m.sign(filePolicy('test/replay', 'one\n'), 1)
+    const v2 = m.sign(filePolicy('test/replay', 'two\n'), 2)
+    await a.publish(v2)
+    await waitFor(async () => await fileIn(b, '/etc/grapevine-test/motd') === 'two\n', 'v2 on b')
+    expect((await a.publish(v1)).outcome).toBe('ignored')
+    expect(await b.ingest(v1, 'gossip')).toBe('ignored')
+    await b.idle()
+    expect(b.envelope('test/replay')?.version).toBe(2)
+    expect(await fileIn(b, '/etc/grapevine-test/motd')).toBe('two\n')
+  })
+
+  it('records a version conflict and converges on the same winner everywhere', async () => {
+    mesh = await startMesh(3)
+    const m = mesh
+    const [a, b, c] = m.agents as [Agent, Agent, Agent]
+    await waitFor(() => b.libp2p.getPeers().length >= 2, 'b connected to both')
+    const x = m.sign(filePolicy('test/race', 'from admin x\n'), 5)
+    const y = m.sign(filePolicy('test/race', 'from admin y\n'), 5)
+    await Promise.all([a.publish(x), c.publish(y)])
+    await waitFor(() => new Set(m.agents.map((n) => n.envelope('test/race')?.hash)).size === 1, 'one winner')
+    const winner = a.envelope('test/race')!.hash
+    await waitFor(() => m.agents.some((n) => n.status().conflicts.some((k) => k.kind === 'version' && k.winner === winner)), 'a recorded conflict')
+  })
+
+  it('keeps its state across a restart', async () => {
+    mesh = await startMesh(1)
+    const m = mesh
+    const a = m.agents[0]!
+    await a.publish(m.sign(filePolicy('test/keep', 'kept\n'), 3))
+    await waitFor(async () => await fileIn(a, '/etc/grapevine-test/motd') === 'kept\n', 'apply')
+    const id = a.peerId.toString()
+    await a.stop()
+    const again = await m.add({ stateDir: join(m.dir, 'node-0', 'state'), root: join(m.dir, 'node-0', 'root') })
+    expect(again.peerId.toString()).toBe(id)
+    expect(again.envelope('test/keep')?.version).toBe(3)
+    // It re-applies on start; the files are already right, so nothing changes.
+    await waitFor(() => again.status().policies.find((p) => p.name === 'test/keep')?.lastApply?.outcome === 'no-changes', 'the re-apply on start')
+    const history = await again.readHistory()
+    expect(history.some((h) => h.event === 'accepted' && h.name === 'test/keep' && h.version === 3)).toBe(true)
+  })
+})
