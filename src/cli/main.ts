@@ -7,11 +7,12 @@ import { registerSchema } from './commands/schema.js'
 import { registerAgent } from './commands/agent.js'
 import { registerStatus } from './commands/status.js'
 import { registerPublish } from './commands/publish.js'
+import { registerApply } from './commands/apply.js'
 
 /** Every command registers itself on the program; each action returns its exit code. */
 export type Register = (program: Command, done: (code: number) => void) => void
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply]
 
 export async function main (argv: string[]): Promise<number> {
   let code: number = EXIT.OK

@@ -1,0 +1,301 @@
+import { readdir } from 'node:fs/promises'
+import { dirname, posix } from 'node:path'
+import type { ConfigPolicy, ExecResource, NodeFacts, Resource, TemplateContext } from '../policy/index.js'
+import { IO_CONCURRENCY, MAX_CONFIG_READ_BYTES, MAX_DIFF_INPUT_BYTES } from './constants.js'
+import { DependencyCycleError, ParentMissingError, PathConflictError, ResourceFailedError, VerifyFailedError } from './errors.js'
+import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from './report.js'
+import { schedule } from './schedule.js'
+import { RootGuard } from './paths.js'
+import { DirSync, removeStaleTemps } from './atomic.js'
+import { BackupStore } from './backup.js'
+import { UserDb } from './owners.js'
+import { acquireApplyLock } from './lock.js'
+import { desiredState, type PathResource } from './desired.js'
+import { planPath, type Current, type Desired, type PlanContext } from './fs-plan.js'
+import { executeOps, readCurrent } from './fs-apply.js'
+import { applyExec, type Notified } from './exec.js'
+import { Semaphore } from './semaphore.js'
+import { unifiedDiff } from './diff.js'
+
+export interface ApplyOptions {
+  /** Prefix for every managed path; `/` on a real node, a sandbox directory in tests. */
+  root: string
+  /** Where backups and the apply lock live. Untouched by a dry run. */
+  stateDir: string
+  /** This node, for templates. */
+  facts: NodeFacts
+  /** Plan only: read everything, change nothing, run no command. */
+  dryRun?: boolean
+  /** In a dry run, run exec guards (unless/onlyif), which are meant to be read-only. */
+  runGuards?: boolean
+  /** Stops the run: running commands are killed and the rest is reported as skipped. */
+  signal?: AbortSignal
+  /** Clock for timestamps and durations (ms since the epoch). */
+  now?: () => number
+  /** Put unified diffs of content changes in the report (default true). */
+  diffs?: boolean
+  /** chown to the policy's owner and group; defaults to whether this process is root. */
+  enforceOwnership?: boolean
+  /** Resources whose file-system work may overlap (default IO_CONCURRENCY). */
+  concurrency?: number
+  /** Called as each resource finishes, for live progress. */
+  onResult?: (result: ResourceResult) => void
+  /**
+   * Resources not to touch, id → reason, such as paths another policy keeps. Each is
+   * reported as failed with a PathConflictError carrying the reason; its dependents are skipped.
+   */
+  skip?: ReadonlyMap<string, string>
+}
+
+type Outcome = Omit<ResourceResult, 'id' | 'type' | 'durationMs'>
+
+interface Shared {
+  policy: ConfigPolicy
+  guard: RootGuard
+  template: TemplateContext
+  users: UserDb
+  dirs: DirSync
+  backups: BackupStore
+  dryRun: boolean
+  runGuards: boolean
+  diffs: boolean
+  enforceOwnership: boolean
+  signal?: AbortSignal
+  self: { uid: number, gid: number }
+  index: Map<string, number>
+  /** Policy paths of directories (and symlinks) the policy creates: a plan treats them as there. */
+  plannedDirs: Set<string>
+  /** Policy paths the policy removes: a plan does not count them in a directory it also removes. */
+  plannedRemovals: Set<string>
+  temps: Map<string, Promise<unknown>>
+  now: () => number
+  skip?: ReadonlyMap<string, string>
+}
+
+/**
+ * Applies a policy to this machine (or, with `dryRun`, plans it) and reports what happened
+ * per resource. Resource failures are in the report; the promise rejects only when the run
+ * cannot start at all: RootNotFoundError, ApplyLockedError, DependencyCycleError.
+ */
+export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Promise<ApplyReport> {
+  const now = opts.now ?? Date.now
+  const started = now()
+  const plan = schedule(policy.resources)
+  if ('cycle' in plan) throw new DependencyCycleError(plan.cycle)
+  const dryRun = opts.dryRun === true
+  const guard = await RootGuard.open(opts.root)
+  const release = dryRun ? undefined : await acquireApplyLock(opts.stateDir)
+  const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+  const shared: Shared = {
+    policy,
+    guard,
+    template: { node: opts.facts, vars: policy.vars ?? {} },
+    users: new UserDb(),
+    dirs: new DirSync(),
+    backups: new BackupStore(opts.stateDir),
+    dryRun,
+    runGuards: opts.runGuards === true,
+    diffs: opts.diffs !== false,
+    enforceOwnership: opts.enforceOwnership ?? self.uid === 0,
+    signal: opts.signal,
+    self,
+    index: new Map(policy.resources.map((r, i) => [r.id, i])),
+    plannedDirs: new Set(policy.resources.flatMap((r) => (r.type === 'directory' || r.type === 'symlink') && r.ensure === 'present' ? [posix.normalize(r.path)] : [])),
+    plannedRemovals: new Set(policy.resources.flatMap((r) => r.type !== 'exec' && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
+    temps: new Map(),
+    now,
+    skip: opts.skip
+  }
+
+  const done = new Map<string, ResourceResult>()
+  const rootCause = new Map<string, string>()
+  const slots = new Semaphore(opts.concurrency ?? IO_CONCURRENCY)
+  const pending: Array<Promise<ResourceResult>> = []
+  const promises = new Map<string, Promise<ResourceResult>>()
+  // Commands see the effects of everything written before them and nothing after:
+  // an exec waits for all earlier resources, and later ones wait for it.
+  let barrier: Promise<unknown> = Promise.resolve()
+  let sinceBarrier: Array<Promise<unknown>> = []
+
+  try {
+    for (const r of plan.order) {
+      const deps = plan.dependsOn.get(r.id) ?? []
+      const waits = [barrier, ...deps.map((d) => promises.get(d))]
+      if (r.type === 'exec') waits.push(...sinceBarrier)
+      const run = async (): Promise<ResourceResult> => {
+        await Promise.all(waits)
+        const result = await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now)
+        done.set(r.id, result)
+        opts.onResult?.(result)
+        return result
+      }
+      const p = run()
+      promises.set(r.id, p)
+      pending.push(p)
+      if (r.type === 'exec') {
+        barrier = p
+        sinceBarrier = []
+      } else {
+        sinceBarrier.push(p)
+      }
+    }
+    const resources = await Promise.all(pending)
+    if (!dryRun) await shared.dirs.flush()
+    const counts = countResults(resources)
+    const aborted = opts.signal?.aborted === true
+    const report: ApplyReport = {
+      policy: policy.name,
+      dryRun,
+      startedAt: new Date(started).toISOString(),
+      durationMs: now() - started,
+      outcome: outcomeOf(counts, aborted),
+      counts,
+      resources
+    }
+    if (aborted) report.aborted = true
+    return report
+  } finally {
+    await release?.()
+  }
+}
+
+async function runOne (r: Resource, deps: string[], notifiers: string[], done: Map<string, ResourceResult>, rootCause: Map<string, string>, slots: Semaphore, shared: Shared, now: () => number): Promise<ResourceResult> {
+  const base = { id: r.id, type: r.type, ...(r.type === 'exec' ? {} : { path: r.path }) }
+  if (shared.signal?.aborted === true) return { ...base, action: 'none', status: 'skipped', reason: 'the apply was aborted', durationMs: 0 }
+  for (const d of deps) {
+    const dep = done.get(d)
+    if (dep?.status === 'failed') {
+      rootCause.set(r.id, d)
+      return { ...base, action: 'none', status: 'skipped', reason: `dependency "${d}" failed`, durationMs: 0 }
+    }
+    if (dep?.status === 'skipped') {
+      const cause = rootCause.get(d)
+      if (cause !== undefined) rootCause.set(r.id, cause)
+      return { ...base, action: 'none', status: 'skipped', reason: cause !== undefined ? `dependency "${d}" was skipped because "${cause}" failed` : `dependency "${d}" was skipped`, durationMs: 0 }
+    }
+  }
+
+  const conflict = shared.skip?.get(r.id)
+  if (conflict !== undefined) {
+    const err = new PathConflictError(r.id, conflict)
+    return { ...base, action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }
+  }
+
+  const release = r.type === 'exec' ? undefined : await slots.acquire()
+  const t0 = now()
+  let outcome: Outcome
+  try {
+    outcome = r.type === 'exec'
+      ? await execOutcome(r, notifiers, done, shared)
+      : await pathOutcome(r, shared)
+  } catch (err) {
+    outcome = { action: 'none', status: 'failed', error: describeError(r, err) }
+  } finally {
+    release?.()
+  }
+  return { ...base, ...outcome, durationMs: now() - t0 }
+}
+
+function describeError (r: Resource, err: unknown): { name: string, message: string } {
+  const e = err as NodeJS.ErrnoException
+  if (e instanceof Error && e.name !== 'Error' && e.name !== 'TypeError' && e.name !== 'RangeError' && e.code === undefined) return { name: e.name, message: e.message }
+  const where = r.type === 'exec' ? r.id : r.path
+  const wrapped = new ResourceFailedError(r.id, `${where}: ${e?.code !== undefined ? `${e.code}: ` : ''}${e?.message ?? String(err)}`, { cause: err })
+  return { name: wrapped.name, message: wrapped.message }
+}
+
+async function execOutcome (r: ExecResource, notifiers: string[], done: Map<string, ResourceResult>, shared: Shared): Promise<Outcome> {
+  const changed = notifiers.filter((n) => { const d = done.get(n); return d !== undefined && d.action !== 'none' && d.status === 'ok' })
+  const maybe = notifiers.filter((n) => done.get(n)?.status === 'unknown')
+  const notified: Notified = changed.length > 0 ? { state: 'yes', by: changed } : maybe.length > 0 ? { state: 'maybe', by: maybe } : { state: 'no', by: [] }
+  const out = await applyExec(r, {
+    guard: shared.guard,
+    policy: shared.policy.name,
+    dryRun: shared.dryRun,
+    runGuards: shared.runGuards,
+    signal: shared.signal,
+    notified,
+    notifiers,
+    plannedDirs: shared.plannedDirs
+  })
+  const result: Outcome = { action: out.action, status: out.status }
+  if (out.reason !== undefined) result.reason = out.reason
+  if (out.warnings !== undefined) result.warnings = out.warnings
+  if (out.error !== undefined) result.error = { name: out.error.name, message: out.error.message }
+  if (out.exec !== undefined) result.exec = out.exec
+  return result
+}
+
+async function pathOutcome (r: PathResource, shared: Shared): Promise<Outcome> {
+  const host = shared.guard.host(r.path)
+  const { desired, warnings } = await desiredState(r, {
+    template: shared.template,
+    where: `resources[${shared.index.get(r.id) ?? 0}]`,
+    root: shared.guard.root,
+    users: shared.users,
+    enforceOwnership: shared.enforceOwnership
+  })
+  const parentExists = await shared.guard.check(r.path, host)
+  const read = readOptions(desired, shared.diffs)
+  let current: Current
+  if (parentExists) current = await readCurrent(host, read)
+  else if (desired.kind === 'absent' || (shared.dryRun && shared.plannedDirs.has(posix.dirname(posix.normalize(r.path))))) current = { kind: 'missing' }
+  else throw new ParentMissingError(r.path, posix.dirname(r.path))
+
+  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs }
+  if (shared.dryRun && desired.kind === 'absent' && current.kind === 'directory') {
+    // Entries that this plan removes before the directory do not keep it from being removed.
+    const prefix = posix.normalize(r.path)
+    ctx.removedFirst = (await readdir(host)).filter((n) => shared.plannedRemovals.has(posix.join(prefix, n))).length
+  }
+  const plan = planPath(desired, current, ctx)
+  const outcome: Outcome = { action: plan.action, status: 'ok' }
+  if (plan.changes.length > 0) outcome.changes = plan.changes
+  if (plan.diff !== undefined) {
+    const diff = await unifiedDiff(r.path, plan.diff.before, plan.diff.after)
+    if (diff !== undefined) outcome.diff = diff
+  }
+  const allWarnings = [...warnings, ...plan.warnings]
+  if (allWarnings.length > 0) outcome.warnings = allWarnings
+  if (shared.dryRun || plan.ops.length === 0) return outcome
+
+  await cleanTemps(dirname(host), shared)
+  await executeOps(host, plan.ops, current, {
+    dirs: shared.dirs,
+    backups: shared.backups,
+    backup: { at: new Date(shared.now()).toISOString(), policy: shared.policy.name, id: r.id, path: r.path, host }
+  })
+  if (desired.kind === 'directory' || desired.kind === 'symlink' || desired.kind === 'absent') shared.guard.forget(host)
+  await verify(r.path, host, desired, ctx)
+  return outcome
+}
+
+/** Content is read when it could be equal (same size) or when a diff would show it. */
+function readOptions (desired: Desired, diffs: boolean): { readContent?: (size: number) => boolean, countEntries?: boolean } {
+  if (desired.kind === 'absent') return { countEntries: desired.type === 'directory' }
+  if (desired.kind !== 'file' || desired.content === undefined) return {}
+  const length = desired.content.length
+  if (desired.same !== undefined) return { readContent: (size) => size <= MAX_CONFIG_READ_BYTES }
+  return { readContent: (size) => size === length || (diffs && size <= MAX_DIFF_INPUT_BYTES) }
+}
+
+/**
+ * Checks the result with a fresh lstat: type, mode, owner and size. Content is trusted when
+ * the size matches, because it arrived by an atomic rename of a file we fsynced.
+ */
+async function verify (path: string, host: string, desired: Desired, ctx: PlanContext): Promise<void> {
+  const after = await readCurrent(host, { countEntries: false })
+  if (after.kind === 'file' && desired.kind === 'file' && desired.content !== undefined && after.size === desired.content.length) after.content = desired.content
+  const check = planPath(desired, after, { ...ctx, diffs: false, removedFirst: 0 })
+  if (check.ops.length > 0) throw new VerifyFailedError(path, check.changes.map((c) => c.field))
+}
+
+/** Once per directory, before the first write there: temporary files a killed apply left behind. */
+async function cleanTemps (dir: string, shared: Shared): Promise<void> {
+  let p = shared.temps.get(dir)
+  if (p === undefined) {
+    p = removeStaleTemps(dir)
+    shared.temps.set(dir, p)
+  }
+  await p
+}

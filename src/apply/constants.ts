@@ -1,0 +1,57 @@
+/** Managed paths are prefixed by this unless `--root` says otherwise: the real machine. */
+export const DEFAULT_ROOT = '/'
+
+/** Mode of a file the policy creates without naming one: world-readable like most of /etc, independent of the agent's umask. */
+export const DEFAULT_FILE_MODE = 0o644
+
+/** Mode of a directory the policy creates without naming one, for the same reason. */
+export const DEFAULT_DIRECTORY_MODE = 0o755
+
+/**
+ * Resources whose file-system work may be in flight at once. Creating an inode or an
+ * fsync costs about a millisecond on a virtual disk; overlapping them hides most of that,
+ * and beyond libuv's four worker threads more only queues while holding buffers.
+ */
+export const IO_CONCURRENCY = 16
+
+/** Output kept per stream of an exec (the tail): enough for a useful error, bounded so a chatty command cannot exhaust memory. */
+export const MAX_EXEC_OUTPUT_BYTES = 64 * 1024
+
+/** Tail of stderr quoted in an exec failure's message; the full captured tail is in the result's output. */
+export const EXEC_ERROR_TAIL_BYTES = 2 * 1024
+
+/** After a timeout or abort, SIGTERM gets this long to end the process group before SIGKILL. */
+export const EXEC_KILL_GRACE_MS = 2_000
+
+/**
+ * After the command itself exits, how long to wait for its output pipes to close. A command
+ * that starts a daemon leaves the pipes open in the daemon; waiting for it would hang the apply.
+ */
+export const EXEC_DRAIN_MS = 500
+
+/** Search path for exec commands: the environment is minimal on purpose so runs do not depend on who started the agent. */
+export const EXEC_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** Files larger than this on either side are summarised by size and hash instead of diffed: diffs are for people. */
+export const MAX_DIFF_INPUT_BYTES = 256 * 1024
+
+/** A diff longer than this is cut, so one resource cannot swell the report (which becomes a gossiped receipt). */
+export const MAX_DIFF_BYTES = 16 * 1024
+
+/** Edit distance beyond which the diff algorithm gives up: bounds its cost, which grows with the product of sizes and edits. */
+export const MAX_DIFF_EDIT_LENGTH = 5_000
+
+/** An existing config file larger than this is not parsed for comparison; it is rewritten. Configs are small. */
+export const MAX_CONFIG_READ_BYTES = 8 * 1024 * 1024
+
+/** Under the state directory: content-addressed copies of replaced or deleted files. */
+export const BACKUP_DIR = 'backups'
+
+/** Under the backup directory: one JSON line per backup, appended, for rollback and audit. */
+export const BACKUP_INDEX = 'index.jsonl'
+
+/** Under the state directory: held while an apply runs so two appliers never interleave writes. */
+export const LOCK_FILE = 'apply.lock'
+
+/** Marks temporary files in managed directories (`.NAME.grapevine-tmp-PID-RANDOM`) so a later apply can clean up after a crash. */
+export const TEMP_MARKER = 'grapevine-tmp'

@@ -1,0 +1,72 @@
+import { renderData, renderString, type ConfigResource, type DirectoryResource, type FileResource, type SymlinkResource, type TemplateContext } from '../policy/index.js'
+import { configCodec, stringifyConfig, sameConfig } from './config-format.js'
+import { parseMode, type Desired, type Ownership } from './fs-plan.js'
+import { UnknownUserError } from './errors.js'
+import { hostPath } from './paths.js'
+import type { UserDb } from './owners.js'
+
+export type PathResource = FileResource | DirectoryResource | SymlinkResource | ConfigResource
+
+export interface DesiredContext {
+  template: TemplateContext
+  /** Field path prefix for template errors, like `resources[3]`. */
+  where: string
+  root: string
+  users: UserDb
+  enforceOwnership: boolean
+}
+
+/**
+ * The state a resource asks for on this node: templates rendered, config serialised,
+ * owner names resolved. Throws TemplateError, ConfigFormatError or UnknownUserError.
+ */
+export async function desiredState (r: PathResource, ctx: DesiredContext): Promise<{ desired: Desired, warnings: string[] }> {
+  const warnings: string[] = []
+  if (r.ensure === 'absent') return { desired: { kind: 'absent', type: r.type === 'config' ? 'file' : r.type }, warnings }
+  switch (r.type) {
+    case 'file': {
+      let content: Uint8Array | undefined
+      if (r.content !== undefined) {
+        content = r.encoding === 'base64'
+          ? Buffer.from(r.content, 'base64')
+          : Buffer.from(r.template ? renderString(r.content, ctx.template, `${ctx.where}.content`) : r.content, 'utf8')
+      }
+      return { desired: { kind: 'file', content, mode: parseMode(r.mode), ...await ownership(r, ctx, warnings) }, warnings }
+    }
+    case 'config': {
+      const data = renderData(r.data, ctx.template, `${ctx.where}.data`) as Record<string, unknown>
+      const codec = await configCodec(r.format)
+      const text = stringifyConfig(codec, r.format, data)
+      return {
+        desired: {
+          kind: 'file',
+          content: Buffer.from(text, 'utf8'),
+          mode: parseMode(r.mode),
+          same: (existing) => sameConfig(codec, Buffer.from(existing).toString('utf8'), text),
+          ...await ownership(r, ctx, warnings)
+        },
+        warnings
+      }
+    }
+    case 'directory':
+      return { desired: { kind: 'directory', mode: parseMode(r.mode), ...await ownership(r, ctx, warnings) }, warnings }
+    case 'symlink': {
+      const target = r.target as string
+      // An absolute target is a path on the managed system, so it moves under the root with everything else.
+      return { desired: { kind: 'symlink', target: target.startsWith('/') ? hostPath(ctx.root, target) : target, shown: target }, warnings }
+    }
+  }
+}
+
+async function ownership (r: { owner?: string, group?: string }, ctx: DesiredContext, warnings: string[]): Promise<Ownership> {
+  const out: Ownership = {}
+  try {
+    if (r.owner !== undefined) out.owner = { label: r.owner, id: await ctx.users.uid(r.owner) }
+    if (r.group !== undefined) out.group = { label: r.group, id: await ctx.users.gid(r.group) }
+  } catch (err) {
+    // Without root, ownership is only reported, so a name this machine lacks is a warning.
+    if (!(err instanceof UnknownUserError) || ctx.enforceOwnership) throw err
+    warnings.push(`${err.message}; not enforced (not running as root)`)
+  }
+  return out
+}

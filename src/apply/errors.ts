@@ -1,0 +1,127 @@
+/** A managed path would reach outside `--root`, through `..` or through a symlink. */
+export class PathEscapesRootError extends Error {
+  static override name = 'PathEscapesRootError'
+  override name = 'PathEscapesRootError'
+  constructor (readonly path: string, readonly root: string, readonly via: { dotdot: true } | { symlink: string, resolved: string }) {
+    super('dotdot' in via
+      ? `${path}: ".." is not allowed in a managed path (it could climb out of the root ${root}); write the path without it`
+      : `${path}: refused, ${via.symlink} is a symlink to ${via.resolved}, outside the root ${root}`)
+  }
+}
+
+/** `--root` does not exist or is not a directory. */
+export class RootNotFoundError extends Error {
+  static override name = 'RootNotFoundError'
+  override name = 'RootNotFoundError'
+  constructor (readonly root: string, reason: string) {
+    super(`root ${root} ${reason}`)
+  }
+}
+
+/** The directory a file, symlink or config would go in does not exist. */
+export class ParentMissingError extends Error {
+  static override name = 'ParentMissingError'
+  override name = 'ParentMissingError'
+  constructor (readonly path: string, readonly parent: string) {
+    super(`${path}: the directory ${parent} does not exist; manage it with a directory resource (it is ordered first automatically)`)
+  }
+}
+
+/** Something of another kind is in the way, and replacing it could lose data. */
+export class WrongFileTypeError extends Error {
+  static override name = 'WrongFileTypeError'
+  override name = 'WrongFileTypeError'
+  constructor (readonly path: string, readonly found: string, readonly wanted: string) {
+    super(`${path}: is a ${found}, the policy wants a ${wanted}; refusing to replace it, remove it by hand if that is intended`)
+  }
+}
+
+/** `ensure: absent` on a directory that still has entries. */
+export class DirectoryNotEmptyError extends Error {
+  static override name = 'DirectoryNotEmptyError'
+  override name = 'DirectoryNotEmptyError'
+  constructor (readonly path: string, readonly entries: number) {
+    super(`${path}: cannot remove, the directory is not empty (${entries} entr${entries === 1 ? 'y' : 'ies'}); only empty directories are removed`)
+  }
+}
+
+/** An owner or group name that this machine's /etc/passwd or /etc/group does not know. */
+export class UnknownUserError extends Error {
+  static override name = 'UnknownUserError'
+  override name = 'UnknownUserError'
+  constructor (readonly kind: 'user' | 'group', readonly value: string) {
+    super(`unknown ${kind} "${value}": not in /etc/${kind === 'user' ? 'passwd' : 'group'} and not numeric`)
+  }
+}
+
+/** Config data that the chosen format cannot represent, such as a nested object in an env file. */
+export class ConfigFormatError extends Error {
+  static override name = 'ConfigFormatError'
+  override name = 'ConfigFormatError'
+  constructor (readonly format: string, message: string) {
+    super(`cannot write ${format}: ${message}`)
+  }
+}
+
+/** An exec command (or a guard) could not start, exited non-zero or was killed. */
+export class ExecFailedError extends Error {
+  static override name = 'ExecFailedError'
+  override name = 'ExecFailedError'
+  constructor (readonly command: string, readonly exitCode: number | null, readonly signal: string | null, detail: string) {
+    super(`${command}: ${detail}`)
+  }
+}
+
+/** An exec ran past its timeout; its process group was killed. */
+export class ExecTimeoutError extends Error {
+  static override name = 'ExecTimeoutError'
+  override name = 'ExecTimeoutError'
+  constructor (readonly command: string, readonly seconds: number) {
+    super(`${command}: timed out after ${seconds} s; its process group was killed`)
+  }
+}
+
+/** After applying, the resource still differs from the policy (a file system that ignores chmod, a concurrent writer). */
+export class VerifyFailedError extends Error {
+  static override name = 'VerifyFailedError'
+  override name = 'VerifyFailedError'
+  constructor (readonly path: string, readonly fields: string[]) {
+    super(`${path}: still differs after applying (${fields.join(', ')})`)
+  }
+}
+
+/** An unexpected operating-system error while applying one resource; `cause` holds the original. */
+export class ResourceFailedError extends Error {
+  static override name = 'ResourceFailedError'
+  override name = 'ResourceFailedError'
+  constructor (readonly id: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+  }
+}
+
+/** The resources' requires/notify edges form a cycle (the policy validator normally catches this first). */
+export class DependencyCycleError extends Error {
+  static override name = 'DependencyCycleError'
+  override name = 'DependencyCycleError'
+  constructor (readonly cycle: string[]) {
+    super(`dependency cycle: ${cycle.join(' -> ')} (each waits for the next)`)
+  }
+}
+
+/** Another apply holds the state directory's lock. */
+export class ApplyLockedError extends Error {
+  static override name = 'ApplyLockedError'
+  override name = 'ApplyLockedError'
+  constructor (readonly lockFile: string, readonly pid: number) {
+    super(`another apply (pid ${pid}) is running; it holds ${lockFile}`)
+  }
+}
+
+/** Another policy manages the same path and keeps it; this resource is not applied (see ApplyOptions.skip). */
+export class PathConflictError extends Error {
+  static override name = 'PathConflictError'
+  override name = 'PathConflictError'
+  constructor (readonly id: string, reason: string) {
+    super(reason)
+  }
+}

@@ -1,0 +1,116 @@
+import { chmod, lchown, lstat, mkdir, readdir, readFile, readlink, rmdir, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Stats } from 'node:fs'
+import type { Current, Op } from './fs-plan.js'
+import { octal } from './fs-plan.js'
+import { DirSync, symlinkAtomic, writeFileAtomic } from './atomic.js'
+import type { BackupEntry, BackupStore } from './backup.js'
+
+export interface ReadOptions {
+  /** Read a regular file's content when this says so for its size. */
+  readContent?: (size: number) => boolean
+  /** Count a directory's entries (for removal). */
+  countEntries?: boolean
+}
+
+function kindOf (info: Stats): string {
+  if (info.isFIFO()) return 'fifo'
+  if (info.isSocket()) return 'socket'
+  if (info.isCharacterDevice()) return 'character device'
+  if (info.isBlockDevice()) return 'block device'
+  return 'special file'
+}
+
+/** What is at `host` now, without following a final symlink. */
+export async function readCurrent (host: string, opts: ReadOptions = {}): Promise<Current> {
+  let info: Stats
+  try {
+    info = await lstat(host)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' }
+    throw err
+  }
+  if (info.isFile()) {
+    const cur: Current = { kind: 'file', mode: info.mode, uid: info.uid, gid: info.gid, size: info.size }
+    if (opts.readContent?.(info.size) === true) {
+      try {
+        cur.content = await readFile(host)
+      } catch (err) {
+        // Replaced by something else between lstat and read: read it again from the top.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') return await readCurrent(host, opts)
+        throw err
+      }
+    }
+    return cur
+  }
+  if (info.isDirectory()) {
+    const cur: Current = { kind: 'directory', mode: info.mode, uid: info.uid, gid: info.gid }
+    if (opts.countEntries === true) cur.entries = (await readdir(host)).length
+    return cur
+  }
+  if (info.isSymbolicLink()) return { kind: 'symlink', target: await readlink(host) }
+  return { kind: 'other', what: kindOf(info) }
+}
+
+export interface ExecuteContext {
+  dirs: DirSync
+  /** Where to keep what the ops replace; absent in tests that do not care. */
+  backups?: BackupStore
+  backup: Omit<BackupEntry, 'reason' | 'kind'>
+}
+
+/**
+ * Runs a plan's ops against `host`. Before anything is replaced or removed, a copy goes to
+ * the backup store and is durable; writes are atomic. Directory fsyncs are batched in `dirs`.
+ */
+export async function executeOps (host: string, ops: readonly Op[], current: Current, ctx: ExecuteContext): Promise<void> {
+  let cur = current
+  for (const op of ops) {
+    switch (op.op) {
+      case 'write':
+        await backupBefore(host, cur, 'replace', ctx)
+        await writeFileAtomic(host, op.content, { mode: op.mode, uid: op.uid, gid: op.gid }, ctx.dirs)
+        break
+      case 'symlink':
+        await backupBefore(host, cur, 'replace', ctx)
+        await symlinkAtomic(op.target, host, ctx.dirs)
+        break
+      case 'unlink':
+        await backupBefore(host, cur, 'delete', ctx)
+        await unlink(host)
+        ctx.dirs.add(dirname(host))
+        cur = { kind: 'missing' }
+        break
+      case 'rmdir':
+        await backupBefore(host, cur, 'delete', ctx)
+        await rmdir(host)
+        ctx.dirs.add(dirname(host))
+        cur = { kind: 'missing' }
+        break
+      case 'mkdir':
+        await mkdir(host, { mode: op.mode })
+        // mkdir's mode passes through the umask; set it exactly.
+        await chmod(host, op.mode)
+        ctx.dirs.add(dirname(host))
+        break
+      case 'chmod':
+        // Safe from symlink tricks: the plan saw a file or directory here, never a link.
+        await chmod(host, op.mode)
+        break
+      case 'chown':
+        await lchown(host, op.uid ?? -1, op.gid ?? -1)
+        break
+    }
+  }
+}
+
+async function backupBefore (host: string, cur: Current, reason: 'replace' | 'delete', ctx: ExecuteContext): Promise<void> {
+  if (ctx.backups === undefined) return
+  if (cur.kind === 'file') {
+    await ctx.backups.saveFile(host, { ...ctx.backup, reason, mode: octal(cur.mode), uid: cur.uid, gid: cur.gid }, cur.content?.length === cur.size ? cur.content : undefined)
+  } else if (cur.kind === 'symlink') {
+    await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'symlink', target: cur.target })
+  } else if (cur.kind === 'directory' && reason === 'delete') {
+    await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'directory', mode: octal(cur.mode), uid: cur.uid, gid: cur.gid })
+  }
+}

@@ -1,0 +1,8 @@
+export { applyPolicy, type ApplyOptions } from './apply.js'
+export { retirementPolicy } from './retire.js'
+export { readBackupIndex, type BackupEntry } from './backup.js'
+export { formatReport, summarise, plainPalette, type Palette, type FormatOptions } from './format.js'
+export { exitCodeFor, countResults, outcomeOf } from './report.js'
+export type { ApplyReport, ResourceResult, Action, Status, Change, Counts, Outcome, ExecOutput } from './report.js'
+export * from './errors.js'
+export * from './constants.js'

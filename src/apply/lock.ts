@@ -1,0 +1,41 @@
+import { mkdir, open, readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { LOCK_FILE } from './constants.js'
+import { ApplyLockedError } from './errors.js'
+import { isAlive } from './atomic.js'
+
+/**
+ * Takes `<state>/apply.lock` (O_EXCL, holding our pid) so two applies never interleave.
+ * A lock left by a process that no longer exists, such as one killed by SIGKILL, is taken over.
+ * Returns the release function.
+ */
+export async function acquireApplyLock (stateDir: string): Promise<() => Promise<void>> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  const file = join(stateDir, LOCK_FILE)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await open(file, 'wx', 0o600)
+      try {
+        await fh.writeFile(`${process.pid}\n`)
+      } finally {
+        await fh.close()
+      }
+      return async () => { await unlink(file).catch(() => {}) }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ApplyLockedError(file, await holder(file))
+        throw err
+      }
+      const pid = await holder(file)
+      if (pid > 0 && pid !== process.pid && isAlive(pid)) throw new ApplyLockedError(file, pid)
+      if (pid === process.pid) throw new ApplyLockedError(file, pid)
+      await unlink(file).catch(() => {})
+    }
+  }
+}
+
+async function holder (file: string): Promise<number> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  const pid = Number.parseInt(text.trim(), 10)
+  return Number.isFinite(pid) ? pid : 0
+}

@@ -1,0 +1,70 @@
+import { posix } from 'node:path'
+import { orderResources, type Resource } from '../policy/index.js'
+
+export interface Schedule {
+  /** Apply order: requires and notify first, then parent directories, then the written order. */
+  order: Resource[]
+  /** Resources whose failure skips this one: requires, notifiers and managed parent directories. */
+  dependsOn: Map<string, string[]>
+  /** Resources that notify this one. */
+  notifiers: Map<string, string[]>
+}
+
+const managedPath = (r: Resource): string | undefined => r.type === 'exec' ? undefined : posix.normalize(r.path)
+
+/**
+ * Implicit edges, as Puppet's autorequire: a path comes after the directory or symlink the
+ * policy manages above it, or, when that one is being removed, before it.
+ */
+export function autoRequires (resources: readonly Resource[]): Map<string, string[]> {
+  const byPath = new Map<string, { id: string, ensure: 'present' | 'absent' }>()
+  for (const r of resources) {
+    if (r.type === 'directory' || r.type === 'symlink') byPath.set(posix.normalize(r.path), r)
+  }
+  const edges = new Map<string, string[]>(resources.map((r) => [r.id, []]))
+  for (const r of resources) {
+    const p = managedPath(r)
+    if (p === undefined) continue
+    for (let dir = posix.dirname(p); ; dir = posix.dirname(dir)) {
+      const parent = byPath.get(dir)
+      if (parent !== undefined && parent.id !== r.id) {
+        if (parent.ensure === 'absent') edges.get(parent.id)?.push(r.id)
+        else edges.get(r.id)?.push(parent.id)
+        break
+      }
+      if (dir === '/') break
+    }
+  }
+  return edges
+}
+
+/**
+ * Orders resources for applying. Explicit edges come from the policy (whose validator
+ * rejects cycles); implicit parent-directory edges are added when they do not create one.
+ */
+export function schedule (resources: readonly Resource[]): Schedule | { cycle: string[] } {
+  const auto = autoRequires(resources)
+  const augmented = resources.map((r) => {
+    const extra = auto.get(r.id) ?? []
+    return extra.length === 0 ? r : { ...r, requires: [...new Set([...(r.requires ?? []), ...extra])] }
+  })
+  let result = orderResources(augmented)
+  let implicit = true
+  if ('cycle' in result) {
+    result = orderResources(resources)
+    implicit = false
+    if ('cycle' in result) return result
+  }
+  const byId = new Map(resources.map((r) => [r.id, r]))
+  const position = new Map(result.order.map((r, i) => [r.id, i]))
+  const notifiers = new Map<string, string[]>(resources.map((r) => [r.id, []]))
+  for (const r of resources) for (const t of r.notify ?? []) notifiers.get(t)?.push(r.id)
+  const dependsOn = new Map<string, string[]>()
+  for (const r of resources) {
+    const deps = new Set([...(r.requires ?? []), ...(notifiers.get(r.id) ?? [])])
+    // Implicit edges that lost to a cycle still count when they point backwards in the order.
+    for (const a of auto.get(r.id) ?? []) if (implicit || (position.get(a) ?? Infinity) < (position.get(r.id) ?? -1)) deps.add(a)
+    dependsOn.set(r.id, [...deps])
+  }
+  return { order: result.order.map((r) => byId.get(r.id) as Resource), dependsOn, notifiers }
+}

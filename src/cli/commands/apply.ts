@@ -1,0 +1,106 @@
+import { hostname } from 'node:os'
+import { writeSync } from 'node:fs'
+import type { Register } from '../main.js'
+import { collect, defaultStateDir, parseTags } from '../defaults.js'
+import { CliError, EXIT, colour, print, printJson, printWarning } from '../output.js'
+
+interface ApplyFlags {
+  root: string
+  state?: string
+  tag?: string[]
+  name?: string
+  id?: string
+  json?: boolean
+  verbose?: boolean
+  runGuards?: boolean
+  ignoreTarget?: boolean
+}
+
+/**
+ * `grapevine plan` and `grapevine apply`. The applier is imported when a command runs,
+ * not when the CLI starts, so other commands do not pay for it (and it for nothing else).
+ */
+const DESCRIPTIONS = {
+  plan: 'Show what apply would change, with diffs; changes nothing on disk and runs no command (guards only with --run-guards). Exit 0 no changes, 2 changes, 4 failures, 6 both, 1 invalid policy.',
+  apply: 'Make this machine match the policy. Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures, 1 invalid policy.'
+}
+
+export const registerApply: Register = (program, done) => {
+  for (const mode of ['plan', 'apply'] as const) {
+    const cmd = program.command(mode)
+      .description(DESCRIPTIONS[mode])
+      .argument('<policy>', 'policy file (YAML or JSON)')
+      .option('--root <dir>', 'prefix for every managed path (a sandbox)', '/')
+      .option('--state <dir>', 'state directory for backups and the lock (default $GRAPEVINE_STATE, /var/lib/grapevine as root, else ~/.local/state/grapevine)')
+      .option('--tag <key=value>', 'a node tag for templates and targeting (repeatable)', collect)
+      .option('--name <name>', 'node name for templates and targeting (default: the host name)')
+      .option('--id <id>', 'node id for templates and targeting (default: the host name)')
+      .option('--ignore-target', 'apply even when the policy\'s target does not match this node')
+      .option('-v, --verbose', 'list unchanged resources too')
+      .option('--json', 'print the report as JSON')
+    if (mode === 'plan') cmd.option('--run-guards', 'run exec guards (unless/onlyif, meant to be read-only) to know whether each exec would run')
+    cmd.action(async (file: string, opts: object) => { done(await run(file, opts as ApplyFlags, mode === 'plan')) })
+  }
+}
+
+async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<number> {
+  if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit()
+  const [{ loadPolicyFile, matchesTarget }, apply] = await Promise.all([import('../../policy/index.js'), import('../../apply/index.js')])
+  let tags: Record<string, string>
+  try {
+    tags = parseTags(flags.tag)
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.USAGE)
+  }
+  const host = hostname()
+  const facts = { id: flags.id ?? host, name: flags.name ?? host, tags }
+
+  const policy = await loadPolicyFile(file)
+  if (policy.kind !== 'policy') throw new CliError(`${file}: a ${policy.kind} policy has nothing to apply; the agent uses it to decide whom to trust`)
+  if (!matchesTarget(policy, facts) && flags.ignoreTarget !== true) {
+    const message = `policy "${policy.name}" does not target this node (name ${facts.name}, tags ${JSON.stringify(tags)}); nothing to do (--ignore-target applies it anyway)`
+    if (flags.json === true) printJson({ policy: policy.name, targeted: false, message })
+    else print(message)
+    return EXIT.OK
+  }
+
+  // Ctrl-C or SIGTERM stops the run cleanly: commands are killed, the rest is reported as skipped.
+  const controller = new AbortController()
+  const stop = (): void => controller.abort()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  let report
+  try {
+    report = await apply.applyPolicy(policy, {
+      root: flags.root,
+      stateDir: flags.state ?? defaultStateDir(),
+      facts,
+      dryRun,
+      runGuards: flags.runGuards === true,
+      signal: controller.signal
+    })
+  } catch (err) {
+    if (err instanceof apply.RootNotFoundError || err instanceof apply.ApplyLockedError) throw new CliError(err.message, EXIT.UNAVAILABLE)
+    throw err
+  } finally {
+    process.removeListener('SIGINT', stop)
+    process.removeListener('SIGTERM', stop)
+  }
+
+  if (flags.json === true) printJson(report)
+  else {
+    for (const line of apply.formatReport(report, { palette: colour, verbose: flags.verbose === true, root: flags.root })) print(line)
+    if (report.counts.unknown > 0 && dryRun) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
+  }
+  return apply.exitCodeFor(report)
+}
+
+/**
+ * For benchmarks: Node cannot read a child's rusage, so the child reports its own peak
+ * resident set size (KiB) as one JSON line on stderr when it exits.
+ */
+function reportRusageAtExit (): void {
+  process.once('exit', () => {
+    writeSync(2, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS }) + '\n')
+  })
+}
