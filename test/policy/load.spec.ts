@@ -1,0 +1,124 @@
+import { mkdir, readFile, readdir, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import {
+  InvalidPolicyError, MAX_POLICY_FILE_BYTES, MAX_SOURCE_BYTES, PolicyTooLargeError, loadPolicyFile, renderString, type FileResource, type Policy
+} from '../../src/policy/index.js'
+import { generateSigningKey, validateEnvelope } from '../../src/envelope/index.js'
+import { TrustStore } from '../../src/trust/index.js'
+import { REPO_ROOT } from '../helpers/cli.js'
+import { signed } from '../helpers/envelope.js'
+import { useTempDir } from '../helpers/tmp.js'
+
+const EXAMPLES = join(REPO_ROOT, 'policies')
+
+async function problemsOf (file: string): Promise<InvalidPolicyError['problems']> {
+  const err = await loadPolicyFile(file).then(() => undefined, (e: unknown) => e)
+  expect(err).toBeInstanceOf(InvalidPolicyError)
+  return (err as InvalidPolicyError).problems
+}
+
+const fileResource = (p: Policy, i: number): FileResource => {
+  if (p.kind !== 'policy') throw new Error('expected an ordinary policy')
+  const r = p.resources[i]
+  if (r?.type !== 'file') throw new Error(`resources[${i}] is not a file`)
+  return r
+}
+
+describe('loadPolicyFile', () => {
+  const dir = useTempDir()
+
+  it('embeds a UTF-8 source file beside the policy as content, wherever the caller runs', async () => {
+    await mkdir(join(dir(), 'files'))
+    await writeFile(join(dir(), 'files', 'site.conf'), 'listen {{ vars.port }}; # café\n')
+    await writeFile(join(dir(), 'p.yaml'), 'name: a\nvars: { port: 80 }\nresources:\n  - { id: f, type: file, path: /x, source: files/site.conf, mode: "0644" }\n')
+    const p = await loadPolicyFile(join(dir(), 'p.yaml'))
+    expect(fileResource(p, 0)).toEqual({
+      id: 'f', type: 'file', path: '/x', mode: '0644', ensure: 'present', content: 'listen {{ vars.port }}; # café\n', encoding: 'utf8', template: true
+    })
+    expect(fileResource(p, 0)).not.toHaveProperty('source')
+  })
+
+  it('embeds a source that is not UTF-8 as base64, byte for byte, and never templates it', async () => {
+    const bytes = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff, 0x7b, 0x7b])
+    await writeFile(join(dir(), 'logo.png'), bytes)
+    await writeFile(join(dir(), 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /logo.png, source: logo.png }\n')
+    const r = fileResource(await loadPolicyFile(join(dir(), 'p.yaml')), 0)
+    expect(r).toMatchObject({ encoding: 'base64', template: false })
+    expect(Buffer.from(r.content!, 'base64')).toEqual(bytes)
+  })
+
+  it.each([
+    ['a missing source', async (d: string) => { await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: nope.conf }\n') },
+      /^cannot read "nope\.conf" \(.*nope\.conf\): ENOENT$/],
+    ['a source that is a directory', async (d: string) => {
+      await mkdir(join(d, 'sub'))
+      await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: sub }\n')
+    }, /^cannot read "sub" \(.*sub\): not a regular file$/],
+    ['a source over the size limit', async (d: string) => {
+      await writeFile(join(d, 'big.bin'), '')
+      await truncate(join(d, 'big.bin'), MAX_SOURCE_BYTES + 1)
+      await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: big.bin }\n')
+    }, new RegExp(`${MAX_SOURCE_BYTES + 1} bytes is over the ${MAX_SOURCE_BYTES}-byte limit$`)],
+    ['a template error inside a source', async (d: string) => {
+      await writeFile(join(d, 't.conf'), 'upstream {{ vars.upstream }};\n')
+      await writeFile(join(d, 'p.yaml'), 'name: a\nvars: { port: 1 }\nresources:\n  - { id: f, type: file, path: /x, source: t.conf }\n')
+    }, /^in "t\.conf": \{\{ vars\.upstream \}\} names nothing: the policy's vars have no "upstream"$/]
+  ])('reports %s against resources[0].source', async (_, setup, message) => {
+    await setup(dir())
+    const problems = await problemsOf(join(dir(), 'p.yaml'))
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatchObject({ path: 'resources[0].source', message: expect.stringMatching(message) })
+  })
+
+  it('leaves a source with template: false alone, braces and all', async () => {
+    await writeFile(join(dir(), 'chart.tpl'), '{{ .Values.image }}\n')
+    await writeFile(join(dir(), 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: chart.tpl, template: false }\n')
+    expect(fileResource(await loadPolicyFile(join(dir(), 'p.yaml')), 0).content).toBe('{{ .Values.image }}\n')
+  })
+
+  it('refuses a missing policy file with a message naming it', async () => {
+    const file = join(dir(), 'missing.yaml')
+    expect(await problemsOf(file)).toEqual([{ path: '', message: 'cannot read the policy file: ENOENT' }])
+  })
+
+  it('refuses a policy file over the limit without reading it', async () => {
+    const file = join(dir(), 'huge.yaml')
+    await writeFile(file, '')
+    await truncate(file, MAX_POLICY_FILE_BYTES + 1)
+    await expect(loadPolicyFile(file)).rejects.toThrow(PolicyTooLargeError)
+  })
+})
+
+describe('example policies', async () => {
+  const files = (await readdir(EXAMPLES)).filter((f) => /\.(ya?ml|json)$/.test(f) && f !== 'schema.json').sort()
+
+  it('include the documented examples', () => {
+    expect(files).toEqual(expect.arrayContaining(['app.yaml', 'trust.yaml', 'web.yaml']))
+  })
+
+  it.each(files)('%s validates, signs and verifies', async (name) => {
+    const policy = await loadPolicyFile(join(EXAMPLES, name))
+    const root = generateSigningKey()
+    const env = validateEnvelope(signed(policy, { key: root }), new TrustStore([root.id]))
+    expect(env.policy).toEqual(policy)
+  })
+
+  it('web.yaml embeds files/app.conf and renders for a node', async () => {
+    const web = await loadPolicyFile(join(EXAMPLES, 'web.yaml'))
+    expect(web.kind === 'policy' && web.vars).toEqual({ port: 8080, upstream: '127.0.0.1:3000' })
+    const site = fileResource(web, 1)
+    expect(site.content).toBe(await readFile(join(EXAMPLES, 'files', 'app.conf'), 'utf8'))
+    const rendered = renderString(site.content!, { node: { id: 'x', name: 'web-1', tags: { role: 'web' } }, vars: { port: 8080, upstream: '127.0.0.1:3000' } }, 'site')
+    expect(rendered).toContain('listen 8080;')
+    expect(rendered).toContain('server_name web-1;')
+    expect(rendered).toContain('proxy_pass http://127.0.0.1:3000;')
+  })
+
+  it('trust.yaml is a trust policy whose keys are well-formed placeholders', async () => {
+    const trust = await loadPolicyFile(join(EXAMPLES, 'trust.yaml'))
+    if (trust.kind !== 'trust') throw new Error('policies/trust.yaml must be kind: trust')
+    expect(trust.admins.length).toBeGreaterThan(0)
+    for (const a of [...trust.admins.map((x) => x.key), ...trust.revoked]) expect(a).toMatch(/^ed25519:REPLACE-/)
+  })
+})
