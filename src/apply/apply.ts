@@ -236,6 +236,8 @@ async function pathOutcome (r: PathResource, shared: Shared): Promise<Outcome> {
     enforceOwnership: shared.enforceOwnership
   })
   const parentExists = await shared.guard.check(r.path, host)
+  // Temporary files a killed apply left beside this path go first, whether or not it changes.
+  if (!shared.dryRun && parentExists) await cleanTemps(dirname(host), shared)
   const read = readOptions(desired, shared.diffs)
   let current: Current
   if (parentExists) current = await readCurrent(host, read)
@@ -259,7 +261,6 @@ async function pathOutcome (r: PathResource, shared: Shared): Promise<Outcome> {
   if (allWarnings.length > 0) outcome.warnings = allWarnings
   if (shared.dryRun || plan.ops.length === 0) return outcome
 
-  await cleanTemps(dirname(host), shared)
   await executeOps(host, plan.ops, current, {
     dirs: shared.dirs,
     backups: shared.backups,
@@ -290,7 +291,7 @@ async function verify (path: string, host: string, desired: Desired, ctx: PlanCo
   if (check.ops.length > 0) throw new VerifyFailedError(path, check.changes.map((c) => c.field))
 }
 
-/** Once per directory, before the first write there: temporary files a killed apply left behind. */
+/** Once per directory and apply: temporary files a killed apply left behind. */
 async function cleanTemps (dir: string, shared: Shared): Promise<void> {
   let p = shared.temps.get(dir)
   if (p === undefined) {
