@@ -23,9 +23,9 @@ export const registerKeys: Register = (program, done) => {
         await writeSigningKey(opts.out, key, opts.force === true)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${opts.out} already exists; use --force to overwrite it`)
-        throw err
+        throw cannotWrite(opts.out, err)
       }
-      await writePublicKeyFile(`${opts.out}.pub`, key)
+      await writePublicKeyFile(`${opts.out}.pub`, key).catch((err: unknown) => { throw cannotWrite(`${opts.out}.pub`, err) })
       if (opts.json === true) printJson({ keyId: key.id, privateKey: opts.out, publicKey: `${opts.out}.pub` })
       else {
         print(key.id)
@@ -68,8 +68,12 @@ export const registerKeys: Register = (program, done) => {
       if (opts.out === undefined) process.stdout.write(Buffer.from(bytes))
       else {
         const tmp = `${opts.out}.tmp-${process.pid}`
-        await writeFile(tmp, bytes)
-        await rename(tmp, opts.out)
+        try {
+          await writeFile(tmp, bytes)
+          await rename(tmp, opts.out)
+        } catch (err) {
+          throw cannotWrite(opts.out, err)
+        }
       }
       process.stderr.write(`signed ${env.name} v${env.version} (${env.hash}) with ${env.signer}; envelope ${env.id.slice(0, 16)}\n`)
       done(EXIT.OK)
@@ -108,6 +112,11 @@ function parseVersion (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new CliError(`--version must be a positive integer: got "${value}"`, EXIT.USAGE)
   return n
+}
+
+/** A file the user named cannot be written (no such directory, no permission): their problem to fix, not a bug. */
+function cannotWrite (file: string, err: unknown): CliError {
+  return new CliError(`cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.UNAVAILABLE)
 }
 
 async function readBytes (file: string): Promise<Uint8Array> {
