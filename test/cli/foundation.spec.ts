@@ -270,6 +270,16 @@ describe('grapevine sign and verify', () => {
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
+  it.each([
+    ['keygen', (d: string, _key: string) => ['keygen', '--out', join(d, 'no', 'such', 'dir', 'k')]],
+    ['sign --out', (d: string, key: string) => ['sign', WEB, '--key', key, '--version', '1', '--out', join(d, 'no', 'such', 'dir', 'web.env')]]
+  ])('%s exits 69 with a plain message when it cannot write its file', async (_, args) => {
+    const admin = await keygen(dir(), 'admin.key')
+    const r = await runCli(args(dir(), admin.file))
+    expect(r.code).toBe(69)
+    expect(r.stderr).toMatch(/^error: cannot write .*\/no\/such\/dir\/\S+: ENOENT\n$/)
+  })
+
   it('verify exits 69 when the envelope file cannot be read', async () => {
     const r = await runCli(['verify', join(dir(), 'nope.env'), '--trust', `ed25519:${'A'.repeat(43)}`])
     expect(r.code).toBe(69)
