@@ -15,7 +15,8 @@ export const registerValidate: Register = (program, done) => {
           results.push({ file, valid: true, name: policy.name, kind: policy.kind, resources: policy.kind === 'policy' ? policy.resources.length : 0, problems: [] })
         } catch (err) {
           if (err instanceof InvalidPolicyError) results.push({ file, valid: false, problems: err.problems })
-          else if (err instanceof PolicyTooLargeError) results.push({ file, valid: false, problems: [{ path: '', message: err.message }] })
+          // The problem line names the file already; the error's own message would name it twice.
+          else if (err instanceof PolicyTooLargeError) results.push({ file, valid: false, problems: [{ path: '', message: `${err.size} bytes is over the ${err.limit}-byte limit for a policy` }] })
           else throw err
         }
       }
