@@ -1,6 +1,7 @@
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { MAX_POLICY_FILE_BYTES } from '../../src/policy/index.js'
 import { REPO_ROOT, runCli } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
 
@@ -88,6 +89,18 @@ describe('grapevine validate', () => {
     const r = await runCli(['validate', file])
     expect(r.code).toBe(1)
     expect(r.stdout).toContain(`${file}: cannot read the policy file: ENOENT`)
+  })
+
+  it('exits 1 for a policy over the size limit, naming the file once', async () => {
+    const file = join(dir(), 'huge.yaml')
+    await writeFile(file, '')
+    await truncate(file, MAX_POLICY_FILE_BYTES + 1)
+    const r = await runCli(['validate', file])
+    expect(r.code).toBe(1)
+    expect(r.stdout.trimEnd().split('\n')).toEqual([
+      `error ${file}: 1 problem`,
+      `  ${file}: ${MAX_POLICY_FILE_BYTES + 1} bytes is over the ${MAX_POLICY_FILE_BYTES}-byte limit for a policy`
+    ])
   })
 
   it('exits 64 without a policy to validate', async () => {
