@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import {
   createNet, generateIdentity, multiaddr, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf, TopicValidatorResult,
   type GrapevineLibp2p, type PeerId
@@ -123,6 +124,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   static async start (opts: AgentOptions): Promise<Agent> {
     const store = await StateStore.open(opts.stateDir)
+    await mkdir(opts.root, { recursive: true })
     const agent = new Agent(opts, store)
     await agent.boot()
     return agent

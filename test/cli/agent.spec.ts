@@ -62,7 +62,7 @@ describe('grapevine agent as separate processes', () => {
     const trust = join(d, 'root.key.pub')
     const policy = join(d, 'motd.yaml')
     const writePolicy = async (text: string): Promise<void> => {
-      await writeFile(policy, `name: site/motd\nresources:\n  - id: motd\n    type: file\n    path: /etc/motd\n    content: "${text} on {{ node.name }}\\n"\n`)
+      await writeFile(policy, `name: site/motd\nresources:\n  - id: etc\n    type: directory\n    path: /etc\n  - id: motd\n    type: file\n    path: /etc/motd\n    content: "${text} on {{ node.name }}\\n"\n`)
     }
     await writePolicy('v1')
 

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, posix } from 'node:path'
 import { Agent, type AgentOptions, type AgentEvents } from '../../src/node/agent.js'
 import { generateSigningKey, signPolicy, type SigningKey } from '../../src/envelope/index.js'
 import { validatePolicyObject, type Policy } from '../../src/policy/index.js'
@@ -84,12 +84,17 @@ export async function startMesh (n: number, opts: Partial<AgentOptions> & { topo
   return mesh
 }
 
-/** A small policy writing one templated file. */
+/** A small policy writing one templated file (and the directories above it). */
 export function filePolicy (name: string, content: string, path = '/etc/grapevine-test/motd', extra: Record<string, unknown> = {}): Policy {
+  const dirs: string[] = []
+  for (let d = posix.dirname(path); d !== '/'; d = posix.dirname(d)) dirs.unshift(d)
   return validatePolicyObject({
     kind: 'policy',
     name,
-    resources: [{ id: 'motd', type: 'file', path, content }],
+    resources: [
+      ...dirs.map((d, i) => ({ id: `dir-${i}`, type: 'directory', path: d })),
+      { id: 'motd', type: 'file', path, content }
+    ],
     ...extra
   })
 }
