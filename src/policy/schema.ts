@@ -115,16 +115,17 @@ export const target = z.strictObject({
   nodes: z.array(nonEmpty).max(100_000).optional().describe('Node ids (peer ids) or names; any match.')
 })
 
+export const TRUST_POLICY_NAME = 'grapevine/trust'
+
 export const configPolicy = z.strictObject({
   kind: z.literal('policy').default('policy'),
-  name: policyName,
+  // Nodes keep one envelope per name, so an ordinary policy under the trust policy's name would displace it.
+  name: policyName.refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` }),
   description: str.optional(),
   target: target.optional().describe('Which nodes apply this policy; omitted means every node.'),
   vars: z.record(z.string(), z.unknown()).optional(),
   resources: z.array(resource).max(MAX_RESOURCES)
 })
-
-export const TRUST_POLICY_NAME = 'grapevine/trust'
 
 const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/, {
   error: (iss) => `expected a public key id like "ed25519:" followed by 43 base64url characters, got ${JSON.stringify(iss.input)}`

@@ -68,7 +68,7 @@ describe('grapevine agent as separate processes', () => {
 
     const a = await spawnAgent(['--state', join(d, 'a/state'), '--root', join(d, 'a/root'), '--trust', trust, '--name', 'a'])
     const b = await spawnAgent(['--state', join(d, 'b/state'), '--root', join(d, 'b/root'), '--trust', trust, '--name', 'b', '--bootstrap', a.addr])
-    let c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c', '--bootstrap', b.addr])
+    const c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c', '--bootstrap', b.addr])
 
     const pub = await runCli(['publish', policy, '--key', join(d, 'root.key'), '--bootstrap', a.addr, '--json'])
     expect(pub.stderr).toBe('')
@@ -87,8 +87,10 @@ describe('grapevine agent as separate processes', () => {
     const pub2 = await runCli(['publish', policy, '--key', join(d, 'root.key'), '--bootstrap', b.addr, '--json'])
     expect(pub2.code).toBe(0)
     expect(JSON.parse(pub2.stdout)).toMatchObject({ version: 2, previous: { version: 1 } })
-    c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c'])
+    const restarted = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c'])
     await waitFor(async () => await readFile(join(d, 'c/root/etc/motd'), 'utf8').catch(() => '') === 'v2 on c\n', 'c to catch up after restart')
+
+    expect((await statusOf(restarted.api)).policies[0]).toMatchObject({ version: 2, lastApply: { outcome: 'changes' } })
 
     // Clean shutdown on SIGTERM exits 0.
     a.child.kill('SIGTERM')

@@ -2,9 +2,11 @@ import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { parse as parseYaml } from 'yaml'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parsePolicy, policyJsonSchema } from '../../src/policy/index.js'
 import { REPO_ROOT } from '../helpers/cli.js'
+import { arbConfigPolicyInput, arbTrustPolicyInput } from '../helpers/policy-arbitraries.js'
 
 const EXAMPLES = join(REPO_ROOT, 'policies')
 const SCHEMA_FILE = join(EXAMPLES, 'schema.json')
@@ -48,6 +50,14 @@ describe('policies validate against the JSON Schema (checked by ajv)', async () 
   ])('refuses %s, like parsePolicy', (_, data) => {
     expect(validate(data)).toBe(false)
     expect(() => parsePolicy(JSON.stringify(data))).toThrow()
+  })
+
+  it('accepts every policy parsePolicy accepts, as written or with defaults filled in (property)', () => {
+    fc.assert(fc.property(fc.oneof(arbConfigPolicyInput, arbTrustPolicyInput), (input) => {
+      const parsed = parsePolicy(JSON.stringify(input))
+      expect(validate(input), JSON.stringify(validate.errors)).toBe(true)
+      expect(validate(parsed), JSON.stringify(validate.errors)).toBe(true)
+    }), { numRuns: 300 })
   })
 
   it('accepts a policy without kind, like parsePolicy', () => {
