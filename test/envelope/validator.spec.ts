@@ -80,6 +80,10 @@ const rejections = {
       const bad = { kind: 'policy', name: 'web/nginx', resources: [{ id: 'x', type: 'file', path: 'relative/path' }] }
       return { bytes: encodeEnvelope(signedOver(bad, keys.webAdmin)), message: /policy in envelope is invalid: .*resources\[0\]\.path: expected an absolute path/ }
     },
+    'an ordinary policy under the trust policy\'s name, signed by a root': () => {
+      const body = { kind: 'policy', name: TRUST_POLICY_NAME, resources: [] }
+      return { bytes: encodeEnvelope(signedOver(body, keys.root)), message: /name: grapevine\/trust is reserved for the trust policy/ }
+    },
     'name mismatch between header and policy': () => {
       const fields = signedOver(web, keys.webAdmin, { name: 'web/other' })
       return { bytes: encodeEnvelope(fields), message: /envelope name "web\/other" does not match its policy's name "web\/nginx"/ }
