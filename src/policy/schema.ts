@@ -141,6 +141,14 @@ export const trustPolicy = z.strictObject({
     scopes: z.array(z.string().max(200)).min(1).describe('Policy-name prefixes this key may publish, e.g. "web/". "*" means any name except the trust policy.')
   })).max(1000),
   revoked: z.array(keyId).max(10_000).default([]).describe('Keys refused even if listed above; revocation is a new version of this policy.')
+}).superRefine((p, ctx) => {
+  // The trust store keeps one scope list per key: a second entry would silently replace the first.
+  const first = new Map<string, number>()
+  p.admins.forEach((a, i) => {
+    const j = first.get(a.key)
+    if (j === undefined) first.set(a.key, i)
+    else ctx.addIssue({ code: 'custom', path: ['admins', i, 'key'], message: `already listed at admins[${j}]; give each key one entry with all its scopes` })
+  })
 })
 
 export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy])
