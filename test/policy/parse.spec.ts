@@ -85,6 +85,13 @@ describe('parsePolicy', () => {
       'p.yaml:3:52: resources[0].timeout: expected number, got "soon"'],
     ['a bad admin key id in a trust policy', lines('kind: trust', 'name: grapevine/trust', 'admins:', '  - { key: ed25519:short, scopes: ["*"] }'),
       'p.yaml:4:12: admins[0].key: expected a public key id like "ed25519:" followed by 43 base64url characters, got "ed25519:short"'],
+    ['an admin key listed twice in a trust policy', lines(
+      'kind: trust',
+      'name: grapevine/trust',
+      'admins:',
+      `  - { key: "ed25519:${'A'.repeat(43)}", scopes: ["web/"] }`,
+      `  - { key: "ed25519:${'A'.repeat(43)}", scopes: ["app/"] }`
+    ), `p.yaml:5:12: admins[1].key: already listed at admins[0]; give each key one entry with all its scopes, got "ed25519:${'A'.repeat(43)}"`],
     ['duplicate ids', lines('name: a', 'resources:', '  - { id: d, type: directory, path: /x }', '  - { id: d, type: directory, path: /y }'),
       'p.yaml:4:11: resources[1].id: duplicate id "d", first used by resources[0]'],
     ['an unknown requires reference', lines('name: a', 'resources:', '  - id: d', '    type: directory', '    path: /x', '    requires: [missing]'),
