@@ -14,7 +14,8 @@ import { createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createHash } from 'node:crypto'
+import { createHash, createPrivateKey } from 'node:crypto'
+import type { SigningKey } from '../envelope/index.js'
 import type { PeerId, PrivateKey, PubSub, Message, ComponentLogger } from '@libp2p/interface'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 import { antiEntropy, type AntiEntropy, type AntiEntropyInit } from '../sync/index.js'
@@ -117,6 +118,26 @@ export function generateSwarmKey (): Uint8Array {
   const out = new Uint8Array(95)
   generateSwarmKeyBytes(out)
   return out
+}
+
+/** The node's libp2p Ed25519 identity as a signing key for receipts (same key, node:crypto form). */
+export function nodeSigningKey (key: PrivateKey): SigningKey {
+  if (key.type !== 'Ed25519') throw new TypeError(`node identity must be Ed25519, got ${key.type}`)
+  const seed = key.raw.subarray(0, 32)
+  const pub = key.publicKey.raw
+  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: Buffer.from(pub).toString('base64url') }, format: 'jwk' })
+  return { id: `ed25519:${Buffer.from(pub).toString('base64url')}`, privateKey }
+}
+
+/** The key id (`ed25519:…`) embedded in an Ed25519 peer id, or undefined for other peer ids. */
+export function keyIdOfPeer (peer: string): string | undefined {
+  try {
+    const id = peerIdFromString(peer)
+    if (id.type !== 'Ed25519' || id.publicKey === undefined) return undefined
+    return `ed25519:${Buffer.from(id.publicKey.raw).toString('base64url')}`
+  } catch {
+    return undefined
+  }
 }
 
 export function peerIdOf (key: PrivateKey): PeerId {

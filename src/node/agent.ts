@@ -2,18 +2,23 @@ import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import {
-  createNet, generateIdentity, multiaddr, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf, TopicValidatorResult,
-  type GrapevineLibp2p, type PeerId
+  createNet, generateIdentity, keyIdOfPeer, multiaddr, nodeSigningKey, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf,
+  TopicValidatorResult, type GrapevineLibp2p, type PeerId
 } from '../net/libp2p.js'
 import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
-import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict } from '../envelope/index.js'
+import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict, type SigningKey } from '../envelope/index.js'
+import {
+  FleetView, signReport, validateReport, boundFailures, DEFAULT_BEACON_INTERVAL_MS, MAX_PRESENCE_POLICIES,
+  type NodeReport, type Receipt, type ReceiptOutcome
+} from '../receipt/index.js'
+import { serveQueries } from './query.js'
 import { TrustStore } from '../trust/index.js'
 import { matchesTarget, managedKey, TRUST_POLICY_NAME, type NodeFacts, type ConfigPolicy } from '../policy/index.js'
 import { applyPolicy, type ApplyReport } from '../apply/index.js'
 import type { DigestEntry, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
 import { createMetrics, type AgentMetrics } from './metrics.js'
 import {
-  DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS, policyTopic
+  DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS, policyTopic, receiptTopic
 } from './constants.js'
 import type { Logger } from './logger.js'
 import { silentLogger } from './logger.js'
@@ -36,6 +41,8 @@ export interface AgentOptions {
   memoryLatency?: number
   reapplyInterval?: number
   syncInterval?: number
+  /** Mean time between presence beacons; 0 disables them. */
+  beaconInterval?: number
   targetPeers?: number
   logger?: Logger
   now?: () => number
@@ -85,6 +92,7 @@ export interface AgentEvents {
   'not-targeted': [{ envelope: VerifiedEnvelope }]
   sync: [SyncRound]
   conflict: [ConflictRecord]
+  report: [NodeReport]
 }
 
 /** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
@@ -111,6 +119,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   private timers: Array<ReturnType<typeof setTimeout>> = []
   private stopping = new AbortController()
   private net!: GrapevineLibp2p
+  private signingKey!: SigningKey
+  /** What this node knows of the fleet, from the receipts and beacons it relays. */
+  readonly fleet = new FleetView()
+  /** The last receipt sent per policy, so quiet drift checks do not flood the mesh. */
+  private readonly lastReceipt = new Map<string, string>()
   facts!: NodeFacts
 
   private constructor (private readonly opts: AgentOptions, private readonly store: StateStore) {
@@ -181,6 +194,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     })
     this.facts = { id: this.net.peerId.toString(), name: this.opts.name ?? hostname(), tags: this.opts.tags ?? {} }
+    this.signingKey = nodeSigningKey(privateKey)
 
     const pubsub = this.net.services.pubsub
     const topic = policyTopic(this.mesh)
@@ -189,6 +203,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       return outcome === 'accepted' ? TopicValidatorResult.Accept : outcome === 'rejected' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
     })
     pubsub.subscribe(topic)
+    const receipts = receiptTopic(this.mesh)
+    pubsub.topicValidators.set(receipts, (_peer, msg) => this.takeReport(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
+    pubsub.subscribe(receipts)
+    await serveQueries(this.net, {
+      fleet: () => this.fleet.list(),
+      envelope: async (name, version) => await this.archived(name, version)
+    })
 
     this.net.addEventListener('peer:identify', (evt) => {
       const { peerId, listenAddrs } = evt.detail
@@ -204,6 +225,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     void this.maintainPeers()
     this.every(PEER_MAINTENANCE_INTERVAL_MS, async () => { await this.maintainPeers() })
     this.every(this.opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, async () => { this.scheduleAll() })
+    this.every(this.opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.beacon() })
+    this.net.addEventListener('peer:identify', () => {
+      // Announce ourselves once we have someone to tell.
+      if (!this.announced) { this.announced = true; setTimeout(() => { void this.beacon() }, 200 + this.random() * 800).unref() }
+    })
     this.scheduleAll()
   }
 
@@ -290,7 +316,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.metrics.policies.set(this.index.size)
     this.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
     this.persist(async () => {
-      await this.store.saveEnvelope(env.name, env.bytes)
+      await this.store.saveEnvelope(env.name, env.bytes, env.version)
       await this.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from })
     })
     this.emit('accepted', { envelope: env, via, from })
@@ -332,7 +358,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private scheduleAll (): void {
-    for (const env of this.index.values()) if (env.policy.kind === 'policy') this.schedule(env.name)
+    for (const env of this.index.values()) if (env.policy.kind !== 'trust') this.schedule(env.name)
   }
 
   /** One apply at a time; a newer version arriving meanwhile is applied next, intermediate ones skipped. */
@@ -351,9 +377,19 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private async applyOne (env: VerifiedEnvelope): Promise<void> {
+    if (env.policy.kind === 'retired') {
+      // Stop managing it: no more applies or drift repair. Its resources stay as they are.
+      if (this.applied[env.name] !== undefined) {
+        delete this.applied[env.name]
+        this.persist(async () => { await this.store.saveApplied(this.applied) })
+      }
+      await this.sendReceipt(env, 'retired')
+      return
+    }
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
       this.emit('not-targeted', { envelope: env })
+      await this.sendReceipt(env, 'not-targeted')
       return
     }
     const skip = this.pathConflicts(env as VerifiedEnvelope & { policy: ConfigPolicy })
@@ -369,7 +405,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       })
     } catch (err) {
       this.log.error({ name: env.name, version: env.version, err: (err as Error).message }, 'apply crashed')
-      return
+      report = crashReport(env.name, err as Error, this.now())
     }
     const failures = report.resources.filter((r) => r.status === 'failed')
     const record: AppliedRecord = {
@@ -396,9 +432,78 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (eventful) await this.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
     })
     this.emit('applied', { envelope: env, report })
+    await this.sendReceipt(env, report.counts.failed > 0 ? 'failed' : report.counts.changed > 0 ? 'applied' : 'unchanged', report)
   }
 
   private readonly lastHistoryVersion = new Map<string, number>()
+  private announced = false
+
+  // ---- receipts and presence ---------------------------------------------
+
+  /** Validates a receipt or beacon from the mesh; only a report signed by the node it names counts. */
+  private takeReport (bytes: Uint8Array): boolean {
+    let report: NodeReport
+    try {
+      report = validateReport(bytes)
+    } catch {
+      return false
+    }
+    if (keyIdOfPeer(report.node) !== report.key) return false
+    this.fleet.add(report)
+    this.emit('report', report)
+    return true
+  }
+
+  private async sendReport (report: NodeReport): Promise<void> {
+    const bytes = signReport(report, this.signingKey)
+    this.fleet.add(report)
+    this.emit('report', report)
+    await this.net.services.pubsub.publish(receiptTopic(this.mesh), bytes).catch((err) => {
+      this.log.debug({ err: (err as Error).message }, 'receipt not sent')
+    })
+  }
+
+  private async sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): Promise<void> {
+    const failures = (report?.resources ?? []).filter((r) => r.status === 'failed')
+    const key = `${env.id}:${outcome}:${report?.counts.changed ?? 0}:${failures.length}`
+    // Quiet drift checks (same version, nothing changed, nothing failed) are not news.
+    if (this.lastReceipt.get(env.name) === key && (report === undefined || (report.counts.changed === 0 && failures.length === 0))) return
+    this.lastReceipt.set(env.name, key)
+    const receipt: Receipt = {
+      format: 1,
+      kind: 'receipt',
+      node: this.facts.id,
+      key: this.signingKey.id,
+      name: this.facts.name,
+      tags: this.facts.tags,
+      at: new Date(this.now()).toISOString(),
+      policy: env.name,
+      version: env.version,
+      hash: env.hash,
+      outcome,
+      changed: report?.counts.changed ?? 0,
+      failures: boundFailures(failures.map((f) => ({ resource: f.id, error: f.error?.message ?? f.reason ?? 'failed' }))),
+      failedCount: failures.length,
+      durationMs: report?.durationMs ?? 0
+    }
+    await this.sendReport(receipt)
+  }
+
+  /** A presence beacon: who this node is and what it holds, so fleet views know the nodes that exist. */
+  async beacon (): Promise<void> {
+    if (this.stopping.signal.aborted) return
+    const policies = [...this.index.values()].slice(0, MAX_PRESENCE_POLICIES).map((e): [string, number, string, string] => [
+      e.name, e.version, e.hash, this.applied[e.name]?.version === e.version ? this.applied[e.name]?.outcome ?? 'pending' : e.policy.kind === 'policy' && !this.targets(e) ? 'not-targeted' : e.policy.kind === 'policy' ? 'pending' : e.policy.kind
+    ])
+    await this.sendReport({ format: 1, kind: 'presence', node: this.facts.id, key: this.signingKey.id, name: this.facts.name, tags: this.facts.tags, at: new Date(this.now()).toISOString(), policies })
+  }
+
+  /** Old versions, kept for rollback. */
+  private async archived (name: string, version: number): Promise<Uint8Array | undefined> {
+    const current = this.index.get(name)
+    if (current?.version === version) return current.bytes
+    return await this.store.loadArchived(name, version)
+  }
 
   /**
    * Two policies managing one path is a reported conflict, never a flip-flop: the policy whose
@@ -533,5 +638,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.net.stop()
     await this.history({ event: 'stopped' }).catch(() => {})
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
+  }
+}
+
+/** An apply that threw (a bug or an unusable root) still yields a report, so it is seen, not swallowed. */
+function crashReport (policy: string, err: Error, now: number): ApplyReport {
+  return {
+    policy,
+    dryRun: false,
+    startedAt: new Date(now).toISOString(),
+    durationMs: 0,
+    outcome: 'failures',
+    counts: { total: 1, changed: 0, unchanged: 0, failed: 1, skipped: 0, unknown: 0 },
+    resources: [{ id: '(policy)', type: 'exec', action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }]
   }
 }

@@ -46,7 +46,7 @@ function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ path: P
       case 'invalid_union': {
         const disc = (issue as { discriminator?: string }).discriminator
         if (disc !== undefined) {
-          const options = disc === 'type' ? 'file, directory, symlink, config or exec' : '"policy" or "trust"'
+          const options = disc === 'type' ? 'file, directory, symlink, config or exec' : '"policy", "trust" or "retired"'
           // zod reports the discriminator's own path when it is present, the object's when it is missing.
           const at = path[path.length - 1] === disc ? path : [...path, disc]
           out.push({ path: at, message: `expected ${disc} to be ${options}, got ${describe(valueAt(data, at))}` })

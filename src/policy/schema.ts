@@ -151,7 +151,17 @@ export const trustPolicy = z.strictObject({
   })
 })
 
-export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy])
+/**
+ * A tombstone: publishing it as the next version makes nodes stop managing the policy.
+ * Its resources stay as they are; publish `ensure: absent` first to remove them.
+ */
+export const retiredPolicy = z.strictObject({
+  kind: z.literal('retired'),
+  name: policyName,
+  description: str.optional()
+})
+
+export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy, retiredPolicy])
 
 export type FileResource = z.output<typeof fileResource>
 export type DirectoryResource = z.output<typeof directoryResource>
@@ -164,5 +174,6 @@ export type ConfigFormat = typeof CONFIG_FORMATS[number]
 export type Target = z.output<typeof target>
 export type ConfigPolicy = z.output<typeof configPolicy>
 export type TrustPolicy = z.output<typeof trustPolicy>
+export type RetiredPolicy = z.output<typeof retiredPolicy>
 export type Policy = z.output<typeof anyPolicy>
 export type CommandLine = z.output<typeof commandLine>

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, stat, chmod } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, stat, chmod, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { atomicWrite, appendLine } from './fs.js'
 
@@ -41,6 +41,9 @@ export interface KnownPeer {
 /** Remembered peers; enough to find the mesh again without bootstrap nodes. */
 export const MAX_REMEMBERED_PEERS = 64
 
+/** Versions kept per policy for `grapevine rollback`. */
+export const ARCHIVED_VERSIONS = 20
+
 /** History lines returned by default; the file itself is append-only and never truncated here. */
 export const DEFAULT_HISTORY_LIMIT = 200
 
@@ -53,6 +56,7 @@ export const DEFAULT_HISTORY_LIMIT = 200
  *   envelopes/*.env    exact bytes of the newest accepted envelope per policy name
  *   applied.json       last apply outcome per policy
  *   peers.json         remembered peers
+ *   archive/<name>/    the last ARCHIVED_VERSIONS envelopes per name, for rollback
  *   history.jsonl      audit trail
  *   quarantine/        envelopes found corrupt on start, kept for inspection
  */
@@ -88,8 +92,24 @@ export class StateStore {
     return `${encodeURIComponent(name)}.env`
   }
 
-  async saveEnvelope (name: string, bytes: Uint8Array): Promise<void> {
+  /** Saves the newest envelope for a name, and keeps it in the archive for rollback. */
+  async saveEnvelope (name: string, bytes: Uint8Array, version?: number): Promise<void> {
     await atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes)
+    if (version === undefined) return
+    const dir = this.path('archive', encodeURIComponent(name))
+    await mkdir(dir, { recursive: true })
+    await atomicWrite(join(dir, `${version}.env`), bytes)
+    const versions = (await readdir(dir)).filter((f) => /^\d+\.env$/.test(f)).map((f) => Number(f.slice(0, -4))).sort((a, b) => b - a)
+    for (const old of versions.slice(ARCHIVED_VERSIONS)) await unlink(join(dir, `${old}.env`)).catch(() => {})
+  }
+
+  async loadArchived (name: string, version: number): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.path('archive', encodeURIComponent(name), `${version}.env`)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
   }
 
   /** All stored envelopes; a torn temp file from a crash is never listed (temp names start with '.'). */

@@ -1,0 +1,25 @@
+/** Receipts are small by design: one per node per publish travels to every node. */
+export const MAX_RECEIPT_BYTES = 8 * 1024
+
+/** Failing resources listed in one receipt; the rest are counted, and the node's history has all. */
+export const MAX_RECEIPT_FAILURES = 10
+
+/** Error text kept per failing resource. */
+export const MAX_RECEIPT_ERROR_CHARS = 400
+
+/** Policies summarised in one presence beacon. */
+export const MAX_PRESENCE_POLICIES = 64
+
+export const RECEIPT_SIGNING_CONTEXT = 'grapevine/receipt/v1\n'
+
+/**
+ * Presence beacons let `fleet` and `publish --wait` know which nodes exist. Every 5 min
+ * (jittered) means 33 beacons/s mesh-wide at N = 10,000, about 10 KB/s per node: cheap.
+ */
+export const DEFAULT_BEACON_INTERVAL_MS = 5 * 60_000
+
+/** A node not heard from in this long is shown as stale by fleet views. */
+export const STALE_AFTER_MS = 3 * DEFAULT_BEACON_INTERVAL_MS
+
+/** Nodes a fleet view remembers; beyond this the least recently seen are dropped. */
+export const MAX_FLEET_NODES = 100_000

@@ -1,0 +1,92 @@
+import { z } from 'zod'
+import { canonicalBytes, canonicalJson, signBytes, verifyBytes, type SigningKey } from '../envelope/index.js'
+import { policyName } from '../policy/index.js'
+import {
+  MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
+} from './constants.js'
+
+/** How a node fared with one policy version, as the publisher and fleet views show it. */
+export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired'] as const
+export type ReceiptOutcome = typeof RECEIPT_OUTCOMES[number]
+
+const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/)
+const tags = z.record(z.string().max(100), z.string().max(200)).refine((t) => Object.keys(t).length <= 64, { error: 'at most 64 tags' })
+
+const common = {
+  format: z.literal(1),
+  node: z.string().min(1).max(128),
+  key: keyId,
+  name: z.string().max(200),
+  tags,
+  at: z.iso.datetime()
+}
+
+export const receiptBody = z.strictObject({
+  ...common,
+  kind: z.literal('receipt'),
+  policy: policyName,
+  version: z.number().int().positive(),
+  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+  outcome: z.enum(RECEIPT_OUTCOMES),
+  changed: z.number().int().nonnegative(),
+  failures: z.array(z.strictObject({ resource: z.string().max(200), error: z.string().max(MAX_RECEIPT_ERROR_CHARS) })).max(MAX_RECEIPT_FAILURES),
+  failedCount: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative()
+})
+
+export const presenceBody = z.strictObject({
+  ...common,
+  kind: z.literal('presence'),
+  /** [policy, version, hash, last outcome] for each policy the node holds. */
+  policies: z.array(z.tuple([policyName, z.number().int().positive(), z.string().max(80), z.string().max(40)])).max(MAX_PRESENCE_POLICIES)
+})
+
+const signed = z.discriminatedUnion('kind', [
+  receiptBody.extend({ signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/) }),
+  presenceBody.extend({ signature: z.string().regex(/^[A-Za-z0-9_-]{86}$/) })
+])
+
+export type Receipt = z.output<typeof receiptBody>
+export type Presence = z.output<typeof presenceBody>
+export type NodeReport = Receipt | Presence
+
+export class InvalidReceiptError extends Error {
+  static override name = 'InvalidReceiptError'
+  override name = 'InvalidReceiptError'
+}
+
+function payload (body: NodeReport): Uint8Array {
+  return canonicalBytes({ context: RECEIPT_SIGNING_CONTEXT, body })
+}
+
+/** Trims what a node reports to the receipt bounds, so a huge failure never makes a receipt unsendable. */
+export function boundFailures (failures: Array<{ resource: string, error: string }>): Receipt['failures'] {
+  return failures.slice(0, MAX_RECEIPT_FAILURES).map((f) => ({
+    resource: f.resource.slice(0, 200),
+    error: f.error.length > MAX_RECEIPT_ERROR_CHARS ? `${f.error.slice(0, MAX_RECEIPT_ERROR_CHARS - 3)}...` : f.error
+  }))
+}
+
+export function signReport (body: NodeReport, key: SigningKey): Uint8Array {
+  const signature = Buffer.from(signBytes(key, payload(body))).toString('base64url')
+  return new TextEncoder().encode(canonicalJson({ ...body, signature }))
+}
+
+/**
+ * Pure validator for receipts and presence beacons: size, decode, schema, signature. The caller
+ * checks that `key` belongs to `node` (the peer id), which needs libp2p's peer-id decoding.
+ */
+export function validateReport (bytes: Uint8Array): NodeReport {
+  if (bytes.byteLength > MAX_RECEIPT_BYTES) throw new InvalidReceiptError(`receipt is ${bytes.byteLength} bytes, over the ${MAX_RECEIPT_BYTES}-byte limit`)
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch {
+    throw new InvalidReceiptError('receipt is not UTF-8 JSON')
+  }
+  const r = signed.safeParse(raw)
+  if (!r.success) throw new InvalidReceiptError(`receipt is invalid: ${r.error.issues[0]?.message ?? 'bad shape'}`)
+  const { signature, ...body } = r.data
+  if (!verifyBytes(body.key, payload(body), Buffer.from(signature, 'base64url'))) throw new InvalidReceiptError(`receipt signature does not verify for ${body.node}`)
+  return body
+}
