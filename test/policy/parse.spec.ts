@@ -69,7 +69,8 @@ describe('parsePolicy', () => {
       'p.yaml:4:11: resources[0].type: expected type to be file, directory, symlink, config or exec, got "package"'],
     ['a missing resource type', lines('name: a', 'resources:', '  - id: f', '    path: /x'),
       'p.yaml:3:5: resources[0].type: expected type to be file, directory, symlink, config or exec, got nothing'],
-    ['an unknown kind', lines('kind: secret', 'name: a', 'resources: []'), 'p.yaml:1:7: kind: expected kind to be "policy" or "trust", got "secret"'],
+    // The list of kinds may grow; the line must still name them and what was found.
+    ['an unknown kind', lines('kind: secret', 'name: a', 'resources: []'), /^p\.yaml:1:7: kind: expected kind to be "policy",? .*"trust".*, got "secret"$/],
     ['a missing field', lines('name: a'), 'p.yaml:1:1: resources: required field is missing (expected array)'],
     ['a name that is not path-like', lines('name: Web Server', 'resources: []'),
       'p.yaml:1:7: name: expected a path-like lower-case name such as "web/nginx", got "Web Server"'],
@@ -139,11 +140,11 @@ describe('parsePolicy', () => {
       'p.yaml:2:14: description: the string contains a lone UTF-16 surrogate, which has no UTF-8 encoding'],
     ['YAML with bad indentation', lines('name: a', 'resources:', '  - id: a', '   type: file'), 'p.yaml:4:1: Sequence item without - indicator'],
     ['a duplicated key', lines('name: a', 'name: b', 'resources: []'), 'p.yaml:2:1: Map keys must be unique'],
-    ['an unterminated JSON object', '{"name": "a",\n "resources": [\n', 'p.yaml:3:1:'],
+    ['an unterminated JSON object', '{"name": "a",\n "resources": [\n', /^p\.yaml:3:1: /],
     ['a document that is not a mapping', '- a\n- b\n', 'p.yaml:1: expected a mapping with name and resources, got ["a","b"]'],
     ['an empty file', '', 'p.yaml:1: expected a mapping with name and resources, got null']
-  ])('reports %s with file, line, path, expectation and what it found', (_, text, expected) => {
-    expect(messageOf(text).split('\n')).toContainEqual(expected.endsWith(':') ? expect.stringMatching(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`) : expected)
+  ] as Array<[string, string, string | RegExp]>)('reports %s with file, line, path, expectation and what it found', (_, text, expected) => {
+    expect(messageOf(text).split('\n')).toContainEqual(typeof expected === 'string' ? expected : expect.stringMatching(expected))
   })
 
   it('returns structured problems: path, 1-based line and column, message', () => {
