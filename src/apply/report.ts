@@ -59,8 +59,9 @@ export interface Counts {
 export type Outcome = 'no-changes' | 'changes' | 'failures' | 'changes-and-failures'
 
 /**
- * What an apply or plan did, per resource in the order they were applied. Serialisable as
- * JSON and free of host paths, so it can become the node's signed receipt.
+ * What an apply or plan did, per resource in the order they were applied. Plain JSON data
+ * naming resources by id and policy path (not the host path under `--root`), so it can
+ * become the node's signed receipt once diffs and command output are dropped.
  */
 export interface ApplyReport {
   policy: string
