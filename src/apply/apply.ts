@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises'
 import { dirname, posix } from 'node:path'
-import type { ConfigPolicy, ExecResource, NodeFacts, Resource, TemplateContext } from '../policy/index.js'
+import { renderData, type ConfigPolicy, type ExecResource, type NodeFacts, type Resource, type TemplateContext } from '../policy/index.js'
 import { IO_CONCURRENCY, MAX_CONFIG_READ_BYTES, MAX_DIFF_INPUT_BYTES } from './constants.js'
 import { DependencyCycleError, ParentMissingError, PathConflictError, ResourceFailedError, VerifyFailedError } from './errors.js'
 import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from './report.js'
@@ -109,7 +109,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
 
   const done = new Map<string, ResourceResult>()
   const rootCause = new Map<string, string>()
-  const slots = new Semaphore(opts.concurrency ?? IO_CONCURRENCY)
+  const slots = new Semaphore(Math.max(1, opts.concurrency ?? IO_CONCURRENCY))
   const pending: Array<Promise<ResourceResult>> = []
   const promises = new Map<string, Promise<ResourceResult>>()
   // Commands see the effects of everything written before them and nothing after:
@@ -208,7 +208,10 @@ async function execOutcome (r: ExecResource, notifiers: string[], done: Map<stri
   const changed = notifiers.filter((n) => { const d = done.get(n); return d !== undefined && d.action !== 'none' && d.status === 'ok' })
   const maybe = notifiers.filter((n) => done.get(n)?.status === 'unknown')
   const notified: Notified = changed.length > 0 ? { state: 'yes', by: changed } : maybe.length > 0 ? { state: 'maybe', by: maybe } : { state: 'no', by: [] }
-  const out = await applyExec(r, {
+  // Facts reach commands through templated env values, never through the command text, so a
+  // tag value can never inject shell syntax: write `env: {ROLE: "{{ node.tags.role }}"}` and use "$ROLE".
+  const env = r.env === undefined ? undefined : renderData(r.env, shared.template, `resources[${shared.index.get(r.id) ?? 0}].env`) as Record<string, string>
+  const out = await applyExec(env === undefined ? r : { ...r, env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])) }, {
     guard: shared.guard,
     policy: shared.policy.name,
     dryRun: shared.dryRun,
@@ -244,7 +247,7 @@ async function pathOutcome (r: PathResource, shared: Shared): Promise<Outcome> {
   else if (desired.kind === 'absent' || (shared.dryRun && shared.plannedDirs.has(posix.dirname(posix.normalize(r.path))))) current = { kind: 'missing' }
   else throw new ParentMissingError(r.path, posix.dirname(r.path))
 
-  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs }
+  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs, root: shared.guard.root }
   if (shared.dryRun && desired.kind === 'absent' && current.kind === 'directory') {
     // Entries that this plan removes before the directory do not keep it from being removed.
     const prefix = posix.normalize(r.path)

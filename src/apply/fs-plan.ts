@@ -55,12 +55,20 @@ export interface PlanContext {
   diffs: boolean
   /** For `ensure: absent` directories in a plan: entries that other resources will remove first. */
   removedFirst?: number
+  /** `--root`, so a link target under it is shown as the policy wrote it. */
+  root?: string
 }
 
 export const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0')
 
 export function parseMode (mode: string | undefined): number | undefined {
   return mode === undefined ? undefined : parseInt(mode, 8)
+}
+
+/** A link target under the root, as the policy would write it: the inverse of putting absolute targets under the root. */
+export function unrooted (target: string, root: string | undefined): string {
+  if (root === undefined || root === '/' || !target.startsWith(root + '/')) return target
+  return target.slice(root.length)
 }
 
 const shown = (o: { label: string, id: number }): string => o.label === String(o.id) ? o.label : `${o.label} (${o.id})`
@@ -104,7 +112,7 @@ function planFile (desired: Extract<Desired, { kind: 'file' }>, cur: Current, ct
     const content = desired.content ?? new Uint8Array()
     const mode = desired.mode ?? DEFAULT_FILE_MODE
     plan.action = cur.kind === 'missing' ? 'create' : 'modify'
-    if (cur.kind === 'symlink') plan.changes.push({ field: 'type', from: `symlink to ${cur.target}`, to: 'file' })
+    if (cur.kind === 'symlink') plan.changes.push({ field: 'type', from: `symlink to ${unrooted(cur.target, ctx.root)}`, to: 'file' })
     plan.changes.push({ field: 'content', to: describeContent(content) }, { field: 'mode', to: octal(mode) })
     const ids = ownershipChanges(desired, undefined, ctx, plan)
     plan.ops.push({ op: 'write', content, mode, ...ids })
@@ -147,7 +155,7 @@ function planDirectory (desired: Extract<Desired, { kind: 'directory' }>, cur: C
     const mode = desired.mode ?? DEFAULT_DIRECTORY_MODE
     plan.action = cur.kind === 'missing' ? 'create' : 'modify'
     if (cur.kind === 'symlink') {
-      plan.changes.push({ field: 'type', from: `symlink to ${cur.target}`, to: 'directory' })
+      plan.changes.push({ field: 'type', from: `symlink to ${unrooted(cur.target, ctx.root)}`, to: 'directory' })
       plan.ops.push({ op: 'unlink' })
     }
     plan.changes.push({ field: 'mode', to: octal(mode) })
@@ -172,7 +180,7 @@ function planSymlink (desired: Extract<Desired, { kind: 'symlink' }>, cur: Curre
   if (cur.kind === 'symlink' && cur.target === desired.target) return plan
   plan.action = cur.kind === 'missing' ? 'create' : 'modify'
   if (cur.kind === 'file') plan.changes.push({ field: 'type', from: 'file', to: 'symlink' })
-  plan.changes.push(cur.kind === 'symlink' ? { field: 'target', from: cur.target, to: desired.shown } : { field: 'target', to: desired.shown })
+  plan.changes.push(cur.kind === 'symlink' ? { field: 'target', from: unrooted(cur.target, ctx.root), to: desired.shown } : { field: 'target', to: desired.shown })
   plan.ops.push({ op: 'symlink', target: desired.target })
   return plan
 }
@@ -194,6 +202,6 @@ function planAbsent (desired: Extract<Desired, { kind: 'absent' }>, cur: Current
     plan.ops.push({ op: 'unlink' })
   }
   plan.action = 'delete'
-  plan.changes.push({ field: 'ensure', from: cur.kind === 'symlink' ? `symlink to ${cur.target}` : cur.kind, to: 'absent' })
+  plan.changes.push({ field: 'ensure', from: cur.kind === 'symlink' ? `symlink to ${unrooted(cur.target, ctx.root)}` : cur.kind, to: 'absent' })
   return plan
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runCli } from '../helpers/cli.js'
+import { spawn } from 'node:child_process'
+import { CLI_PATH, runCli } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
 import type { ApplyReport } from '../../src/apply/index.js'
 
@@ -161,5 +162,19 @@ describe('grapevine plan / apply', () => {
     const { file, args } = await setup()
     const out = await runCli(['plan', file, ...args], { env: { GRAPEVINE_RUSAGE: '1' } })
     expect(JSON.parse(out.stderr.trim().split('\n').at(-1) as string)).toEqual({ maxRssKiB: expect.any(Number) })
+  })
+
+  it('stops cleanly on SIGTERM: kills the running command, skips the rest, exits 4', async () => {
+    const { file, root, args } = await setup('name: t/long\nresources:\n  - { id: long, type: exec, command: "touch \\"$GRAPEVINE_ROOT/started\\"; sleep 60" }\n  - { id: after, type: file, path: /after, content: x }\n')
+    const child = spawn(process.execPath, [CLI_PATH, 'apply', file, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+    await expect.poll(async () => await exists(join(root, 'started')), { timeout: 30_000 }).toBe(true)
+    child.kill('SIGTERM')
+    expect(await exited).toBe(4)
+    expect(stdout).toMatch(/1 failed, 1 skipped, 0 unchanged in [\d.]+ s \(aborted\)/)
+    expect(stdout).toContain('stopped: the apply was aborted')
+    expect(await exists(join(root, 'after'))).toBe(false)
   })
 })

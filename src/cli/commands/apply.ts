@@ -69,6 +69,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const stop = (): void => controller.abort()
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  const progress = flags.json !== true && process.stderr.isTTY === true ? liveCounter(policy.resources.length, dryRun) : undefined
   let report
   try {
     report = await apply.applyPolicy(policy, {
@@ -77,12 +78,14 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
       facts,
       dryRun,
       runGuards: flags.runGuards === true,
-      signal: controller.signal
+      signal: controller.signal,
+      onResult: progress?.tick
     })
   } catch (err) {
     if (err instanceof apply.RootNotFoundError || err instanceof apply.ApplyLockedError) throw new CliError(err.message, EXIT.UNAVAILABLE)
     throw err
   } finally {
+    progress?.clear()
     process.removeListener('SIGINT', stop)
     process.removeListener('SIGTERM', stop)
   }
@@ -93,6 +96,25 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     if (report.counts.unknown > 0 && dryRun) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
   }
   return apply.exitCodeFor(report)
+}
+
+/** `applying 340/1000` on stderr, redrawn at most ten times a second, once a run has taken a second. */
+function liveCounter (total: number, dryRun: boolean): { tick: () => void, clear: () => void } {
+  const started = Date.now()
+  let done = 0
+  let drawn = 0
+  let shown = false
+  return {
+    tick: () => {
+      done++
+      const now = Date.now()
+      if (now - started < 1000 || now - drawn < 100) return
+      drawn = now
+      shown = true
+      process.stderr.write(`\r${dryRun ? 'planning' : 'applying'} ${done}/${total}`)
+    },
+    clear: () => { if (shown) process.stderr.write('\r\u001b[K') }
+  }
 }
 
 /**
