@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { copyFile, lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
+import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { BACKUP_DIR, BACKUP_INDEX } from './constants.js'
+import { BACKUP_DIR, BACKUP_INDEX, COPY_CHUNK_BYTES } from './constants.js'
+import { NO_FOLLOW } from './fs-apply.js'
 import { DirSync, syncDir, tempPathFor, writeFileAtomic } from './atomic.js'
 
 /** One line of `<state>/backups/index.jsonl`. */
@@ -62,19 +62,10 @@ export class BackupStore {
         await dirs.flush()
       }
     } else {
-      // Unknown or large content: copy first, hash the copy, so memory stays flat.
+      // Unknown or large content: stream it into a temporary file while hashing, so memory stays flat.
       const temp = tempPathFor(join(this.dir, 'copy'))
-      await copyFile(host, temp)
       try {
-        sha256 = await hashFile(temp)
-        size = (await lstat(temp)).size
-        const fh = await open(temp, 'r+')
-        try {
-          await fh.chmod(0o600)
-          await fh.datasync()
-        } finally {
-          await fh.close()
-        }
+        ({ sha256, size } = await copyAndHash(host, temp))
         const dest = join(this.dir, sha256)
         if (await present(dest)) await unlink(temp)
         else await rename(temp, dest)
@@ -136,8 +127,30 @@ async function present (p: string): Promise<boolean> {
   return await lstat(p).then(() => true, () => false)
 }
 
-async function hashFile (p: string): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of createReadStream(p)) hash.update(chunk as Buffer)
-  return hash.digest('hex')
+/** Copies a regular file (never through a symlink) to `dest`, fsynced, and hashes it on the way. */
+async function copyAndHash (src: string, dest: string): Promise<{ sha256: string, size: number }> {
+  const input = await open(src, NO_FOLLOW)
+  try {
+    if (!(await input.stat()).isFile()) throw Object.assign(new Error(`${src} is no longer a regular file`), { code: 'EINVAL' })
+    const output = await open(dest, 'wx', 0o600)
+    try {
+      const hash = createHash('sha256')
+      const buffer = Buffer.alloc(COPY_CHUNK_BYTES)
+      let size = 0
+      for (;;) {
+        const { bytesRead } = await input.read(buffer, 0, buffer.length, null)
+        if (bytesRead === 0) break
+        const chunk = buffer.subarray(0, bytesRead)
+        hash.update(chunk)
+        await output.write(chunk)
+        size += bytesRead
+      }
+      await output.datasync()
+      return { sha256: hash.digest('hex'), size }
+    } finally {
+      await output.close()
+    }
+  } finally {
+    await input.close()
+  }
 }

@@ -47,6 +47,9 @@ export const MAX_CONFIG_READ_BYTES = 8 * 1024 * 1024
 /** Under the state directory: content-addressed copies of replaced or deleted files. */
 export const BACKUP_DIR = 'backups'
 
+/** Read size when copying a large file into the backup store: big enough to amortise calls, small enough to keep memory flat. */
+export const COPY_CHUNK_BYTES = 256 * 1024
+
 /** Under the backup directory: one JSON line per backup, appended, for rollback and audit. */
 export const BACKUP_INDEX = 'index.jsonl'
 

@@ -1,5 +1,5 @@
-import { chmod, lchown, mkdir, rmdir, unlink } from 'node:fs/promises'
-import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
+import { chmod, lchown, mkdir, open, rmdir, unlink } from 'node:fs/promises'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Current, Op } from './fs-plan.js'
 import { octal } from './fs-plan.js'
@@ -11,6 +11,31 @@ export interface ReadOptions {
   readContent?: (size: number) => boolean
   /** Count a directory's entries (for removal). */
   countEntries?: boolean
+}
+
+/**
+ * Opening flags for a path that lstat said is a file or directory: if it has been swapped for
+ * a symlink since (by whoever can write to its directory), the open fails instead of reaching
+ * the link's target; a FIFO swapped in cannot block the open.
+ */
+export const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+
+/** A regular file's content, or undefined when the path is no longer a regular file. */
+function readRegularFile (host: string): Buffer | undefined {
+  let fd: number
+  try {
+    fd = openSync(host, NO_FOLLOW)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP' || code === 'ENOENT' || code === 'EISDIR') return undefined
+    throw err
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return undefined
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 function kindOf (info: Stats): string {
@@ -36,13 +61,10 @@ function readCurrentSync (host: string, opts: ReadOptions): Current {
   if (info.isFile()) {
     const cur: Current = { kind: 'file', mode: info.mode, uid: info.uid, gid: info.gid, size: info.size }
     if (opts.readContent?.(info.size) === true) {
-      try {
-        cur.content = readFileSync(host)
-      } catch (err) {
-        // Replaced by something else between lstat and read: read it again from the top.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EISDIR') return readCurrentSync(host, opts)
-        throw err
-      }
+      const content = readRegularFile(host)
+      // Replaced by something else between lstat and read: look again from the top.
+      if (content === undefined) return readCurrentSync(host, opts)
+      cur.content = content
     }
     return cur
   }
@@ -93,12 +115,11 @@ export async function executeOps (host: string, ops: readonly Op[], current: Cur
       case 'mkdir':
         await mkdir(host, { mode: op.mode })
         // mkdir's mode passes through the umask; set it exactly.
-        await chmod(host, op.mode)
+        await chmodNoFollow(host, op.mode)
         ctx.dirs.add(dirname(host))
         break
       case 'chmod':
-        // Safe from symlink tricks: the plan saw a file or directory here, never a link.
-        await chmod(host, op.mode)
+        await chmodNoFollow(host, op.mode)
         break
       case 'chown':
         await lchown(host, op.uid ?? -1, op.gid ?? -1)
@@ -115,5 +136,25 @@ async function backupBefore (host: string, cur: Current, reason: 'replace' | 'de
     await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'symlink', target: cur.target })
   } else if (cur.kind === 'directory' && reason === 'delete') {
     await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'directory', mode: octal(cur.mode), uid: cur.uid, gid: cur.gid })
+  }
+}
+
+/**
+ * chmod that never follows a symlink: chmod(2) does, so a user who can write the directory
+ * could swap the file for a link to /etc/shadow between our lstat and the chmod.
+ */
+async function chmodNoFollow (host: string, mode: number): Promise<void> {
+  let fh
+  try {
+    fh = await open(host, NO_FOLLOW)
+  } catch (err) {
+    // Without read permission (a non-root applier on a write-only file), fall back to the path.
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return await chmod(host, mode)
+    throw err
+  }
+  try {
+    await fh.chmod(mode)
+  } finally {
+    await fh.close()
   }
 }

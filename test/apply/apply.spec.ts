@@ -55,6 +55,18 @@ describe('applyPolicy', () => {
       expect(index[0]).toMatchObject({ policy: 'test/apply', id: 'motd', mode: '0640' })
     })
 
+    it('backs up a large file it never read, by streaming it', async () => {
+      const sb = sandbox()
+      const big = Buffer.alloc(3 * 1024 * 1024, 'b')
+      await writeFile(sb.at('/big'), big)
+      const report = await sb.apply(policyOf([{ id: 'big', type: 'file', path: '/big', content: 'small now\n' }]))
+      expect(result(report, 'big')).toMatchObject({ action: 'modify', changes: [{ field: 'content', from: `${big.length} bytes` }] })
+      expect(result(report, 'big').diff).toBeUndefined()
+      const [entry] = await readBackupIndex(sb.state)
+      expect(entry).toMatchObject({ size: big.length, reason: 'replace' })
+      expect((await readFile(join(sb.state, 'backups', entry!.sha256!))).equals(big)).toBe(true)
+    })
+
     it('repairs drift: changed content, changed mode, deletion', async () => {
       const sb = sandbox()
       await sb.apply(policy('managed\n'))
