@@ -95,6 +95,9 @@ export interface AgentEvents {
   report: [NodeReport]
 }
 
+/** Beacons right after joining: before, during and after gossipsub's first heartbeats (1 s apart). */
+const JOIN_BEACON_DELAYS_MS = [300, 2500, 8000]
+
 /** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
 const PEER_FAULTS = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
 
@@ -226,9 +229,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.every(PEER_MAINTENANCE_INTERVAL_MS, async () => { await this.maintainPeers() })
     this.every(this.opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, async () => { this.scheduleAll() })
     this.every(this.opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.beacon() })
-    this.net.addEventListener('peer:identify', () => {
-      // Announce ourselves once we have someone to tell.
-      if (!this.announced) { this.announced = true; setTimeout(() => { void this.beacon() }, 200 + this.random() * 800).unref() }
+    // Announce ourselves once someone can hear it. A message published before gossipsub's mesh
+    // forms (first heartbeat) may not be relayed, so a joining node announces three times.
+    pubsub.addEventListener('subscription-change', (evt) => {
+      if (this.announced || !evt.detail.subscriptions.some((s) => s.topic === receipts && s.subscribe)) return
+      this.announced = true
+      for (const delay of JOIN_BEACON_DELAYS_MS) {
+        const t = setTimeout(() => { void this.beacon() }, delay * (0.75 + this.random() / 2))
+        t.unref()
+        this.timers.push(t)
+      }
     })
     this.scheduleAll()
   }
@@ -454,13 +464,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     return true
   }
 
-  private async sendReport (report: NodeReport): Promise<void> {
+  /** Signs and gossips a receipt or beacon; returns how many peers it was sent to. */
+  private async sendReport (report: NodeReport): Promise<number> {
     const bytes = signReport(report, this.signingKey)
     this.fleet.add(report)
     this.emit('report', report)
-    await this.net.services.pubsub.publish(receiptTopic(this.mesh), bytes).catch((err) => {
+    try {
+      return (await this.net.services.pubsub.publish(receiptTopic(this.mesh), bytes)).recipients.length
+    } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'receipt not sent')
-    })
+      return 0
+    }
   }
 
   private async sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): Promise<void> {
@@ -490,12 +504,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** A presence beacon: who this node is and what it holds, so fleet views know the nodes that exist. */
-  async beacon (): Promise<void> {
-    if (this.stopping.signal.aborted) return
+  async beacon (): Promise<number> {
+    if (this.stopping.signal.aborted) return 0
     const policies = [...this.index.values()].slice(0, MAX_PRESENCE_POLICIES).map((e): [string, number, string, string] => [
       e.name, e.version, e.hash, this.applied[e.name]?.version === e.version ? this.applied[e.name]?.outcome ?? 'pending' : e.policy.kind === 'policy' && !this.targets(e) ? 'not-targeted' : e.policy.kind === 'policy' ? 'pending' : e.policy.kind
     ])
-    await this.sendReport({ format: 1, kind: 'presence', node: this.facts.id, key: this.signingKey.id, name: this.facts.name, tags: this.facts.tags, at: new Date(this.now()).toISOString(), policies })
+    return await this.sendReport({ format: 1, kind: 'presence', node: this.facts.id, key: this.signingKey.id, name: this.facts.name, tags: this.facts.tags, at: new Date(this.now()).toISOString(), policies })
+  }
+
+  async archivedEnvelope (name: string, version: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(version) || version < 1) return undefined
+    return await this.archived(name, version)
   }
 
   /** Old versions, kept for rollback. */

@@ -33,6 +33,8 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
  *   GET  /health     liveness and a one-line summary
  *   GET  /status     peers, policies (version, hash, signer, last apply), conflicts, trust
  *   GET  /metrics    Prometheus text format
+ *   GET  /fleet      every node this agent has heard from (receipts and beacons)
+ *   GET  /envelope   an archived version: ?name=NAME&version=N (the raw envelope)
  *   GET  /history    the audit trail (?limit=N, newest last)
  *   POST /publish    a signed envelope as the body; it is taken locally and gossiped
  */
@@ -66,6 +68,9 @@ async function handle (agent: Agent, req: IncomingMessage, res: ServerResponse):
     case 'GET /status':
       send(res, 200, agent.status())
       return
+    case 'GET /fleet':
+      send(res, 200, agent.fleet.list())
+      return
     case 'GET /metrics':
       send(res, 200, await agent.metrics.registry.metrics(), agent.metrics.registry.contentType)
       return
@@ -73,6 +78,15 @@ async function handle (agent: Agent, req: IncomingMessage, res: ServerResponse):
       const limit = Number(url.searchParams.get('limit') ?? '200')
       if (!Number.isInteger(limit) || limit < 1) { send(res, 400, { error: `limit must be a positive integer: got ${url.searchParams.get('limit') ?? ''}` }); return }
       send(res, 200, await agent.readHistory(limit))
+      return
+    }
+    case 'GET /envelope': {
+      const name = url.searchParams.get('name') ?? ''
+      const version = Number(url.searchParams.get('version'))
+      const bytes = await agent.archivedEnvelope(name, version)
+      if (bytes === undefined) { send(res, 404, { error: `no archived envelope for ${name} v${url.searchParams.get('version') ?? ''}` }); return }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(Buffer.from(bytes))
       return
     }
     case 'POST /publish': {
@@ -89,6 +103,6 @@ async function handle (agent: Agent, req: IncomingMessage, res: ServerResponse):
       return
     }
     default:
-      send(res, 404, { error: `no route ${route}`, routes: ['GET /health', 'GET /status', 'GET /metrics', 'GET /history', 'POST /publish'] })
+      send(res, 404, { error: `no route ${route}`, routes: ['GET /health', 'GET /status', 'GET /fleet', 'GET /envelope', 'GET /metrics', 'GET /history', 'POST /publish'] })
   }
 }

@@ -1,38 +1,20 @@
-import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p } from '../net/libp2p.js'
+import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p, type PeerId } from '../net/libp2p.js'
 import { signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import type { Policy } from '../policy/index.js'
 import type { DigestEntry } from '../sync/index.js'
-import { DEFAULT_MESH, policyTopic, receiptTopic } from './constants.js'
+import type { FleetNode } from '../receipt/index.js'
+import { DEFAULT_MESH, policyTopic } from './constants.js'
+import { queryEnvelope, queryFleet } from './query.js'
+import { isComplete, progressOf, type Progress } from './watch.js'
 
-export interface PublishTarget {
-  /** Join the mesh as a short-lived peer through these multiaddrs... */
+/** How an admin command reaches the mesh: as a short-lived peer through --bootstrap, or through an agent's API. */
+export interface MeshTarget {
   bootstrap?: string[]
-  /** ...or hand the envelope to an agent's local API. */
   agent?: string
   mesh?: string
   swarmKey?: Uint8Array
   transport?: 'tcp' | 'memory'
-}
-
-export interface PublishOptions extends PublishTarget {
-  policy: Policy
-  key: SigningKey
-  /** Sign exactly this version; by default the next after the newest the mesh holds. */
-  version?: number
-  now?: () => number
   signal?: AbortSignal
-}
-
-export interface PublishResult {
-  envelope: VerifiedEnvelope
-  /** The newest version the mesh held before this publish, if any. */
-  previous?: { version: number, hash: string }
-  /** Peers (or the agent) confirmed to hold the envelope. */
-  confirmedBy: string[]
-  /** When another envelope already holds this version (two admins at once), who won. */
-  conflict?: { winner: string, ours: string, version: number }
-  /** The publisher's session; present while `--wait` keeps listening, closed by `close()`. */
-  session?: PublisherSession
 }
 
 export class PublishError extends Error {
@@ -40,22 +22,36 @@ export class PublishError extends Error {
   override name = 'PublishError'
 }
 
-/** A short-lived mesh peer used by publish (and fleet/wait views), kept open by the caller. */
-export interface PublisherSession {
-  net: GrapevineLibp2p
+export interface Delivery {
+  /** Peers (or the agent URL) that confirmed holding the envelope. */
+  confirmedBy: string[]
+  /** Another envelope holds this version (two admins at once): its content hash won. */
+  conflict?: { winner: string, ours: string, version: number }
+}
+
+/** What admin commands need from the mesh, whichever way they reach it. */
+export interface MeshClient {
+  /** The newest version the mesh holds for a name. */
+  current: (name: string) => Promise<DigestEntry | undefined>
+  deliver: (envelope: VerifiedEnvelope) => Promise<Delivery>
+  fleet: () => Promise<FleetNode[]>
+  envelope: (name: string, version: number) => Promise<Uint8Array | undefined>
   close: () => Promise<void>
 }
 
-function newestFor (name: string, digests: DigestEntry[][]): DigestEntry | undefined {
-  let best: DigestEntry | undefined
-  for (const d of digests) for (const e of d) if (e.name === name && (best === undefined || e.version > best.version)) best = e
-  return best
+const DEFAULT_TIMEOUT_MS = 30_000
+
+export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
+  if (target.agent !== undefined) return agentClient(target.agent.replace(/\/$/, ''), target.signal)
+  const addrs = target.bootstrap ?? []
+  if (addrs.length === 0) throw new PublishError('give --bootstrap MULTIADDR (any agent of the mesh) or --agent URL')
+  return await peerClient(addrs, target)
 }
 
-/** Joins the mesh without storing or applying anything: it only learns digests and offers its envelope. */
-export async function joinAsPublisher (target: PublishTarget, offer: () => Uint8Array | undefined, name: () => string | undefined): Promise<PublisherSession> {
-  const mesh = target.mesh ?? DEFAULT_MESH
-  const net = await createNet({
+/** A peer that stores and applies nothing: it learns digests, offers one envelope, and asks queries. */
+async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshClient> {
+  let offered: VerifiedEnvelope | undefined
+  const net: GrapevineLibp2p = await createNet({
     privateKey: await generateIdentity(),
     listen: [],
     transport: target.transport,
@@ -65,103 +61,102 @@ export async function joinAsPublisher (target: PublishTarget, offer: () => Uint8
       interval: 0,
       source: {
         wantsEnvelopes: false,
-        digest: () => {
-          const bytes = offer()
-          if (bytes === undefined) return []
-          const env = validateEnvelope(bytes, { authorize: () => {} })
-          return [{ name: env.name, version: env.version, hash: env.hash, id: env.id }]
-        },
-        envelope: (n) => n === name() ? offer() : undefined,
+        digest: () => offered === undefined ? [] : [{ name: offered.name, version: offered.version, hash: offered.hash, id: offered.id }],
+        envelope: (n) => n === offered?.name ? offered.bytes : undefined,
         ingest: async () => 'ignored'
       }
     }
   })
+  const signal = (): AbortSignal => target.signal ?? AbortSignal.timeout(DEFAULT_TIMEOUT_MS)
+  const mesh = target.mesh ?? DEFAULT_MESH
   net.services.pubsub.subscribe(policyTopic(mesh))
-  net.services.pubsub.subscribe(receiptTopic(mesh))
-  return { net, close: async () => { await net.stop() } }
-}
-
-/**
- * Publishes a policy from anywhere that reaches one agent. It learns the current version from
- * the mesh, signs the next one, gossips it, and does not return until at least one other peer
- * confirms (in its own digest) that it holds the envelope — so a publish is never lost because
- * the publisher left first.
- */
-export async function publishPolicy (opts: PublishOptions & { keepOpen?: boolean }): Promise<PublishResult> {
-  if (opts.agent !== undefined) return await publishViaAgent(opts)
-  const addrs = opts.bootstrap ?? []
-  if (addrs.length === 0) throw new PublishError('give --bootstrap MULTIADDR (any agent of the mesh) or --agent URL')
-  let bytes: Uint8Array | undefined
-  const session = await joinAsPublisher(opts, () => bytes, () => opts.policy.name)
-  const signal = opts.signal ?? AbortSignal.timeout(30_000)
+  let peers: PeerId[]
   try {
-    const conns = (await Promise.allSettled(addrs.map(async (a) => await session.net.dial(multiaddr(a), { signal })))).flatMap((r) => r.status === 'fulfilled' ? [r.value] : [])
-    if (conns.length === 0) throw new PublishError(`could not reach any of: ${addrs.join(', ')}`)
-    const peers = conns.map((c) => c.remotePeer)
-    // Learn what the mesh holds.
-    const before = await Promise.allSettled(peers.map(async (p) => await session.net.services.sync.syncWith(p, { signal })))
-    const digests = before.flatMap((r) => r.status === 'fulfilled' && r.value.remoteDigest !== undefined ? [r.value.remoteDigest] : [])
-    if (digests.length === 0) throw new PublishError('no agent answered the sync request')
-    const previous = newestFor(opts.policy.name, digests)
-    const version = opts.version ?? (previous?.version ?? 0) + 1
-    bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now })
-    const envelope = validateEnvelope(bytes, { authorize: () => {} })
-    if (previous !== undefined && previous.version > version) {
-      throw new PublishError(`the mesh already holds ${opts.policy.name} v${previous.version}; v${version} would be ignored as older`)
+    const conns = (await Promise.allSettled(addrs.map(async (a) => await net.dial(multiaddr(a), { signal: signal() }))))
+    peers = conns.flatMap((r) => r.status === 'fulfilled' ? [r.value.remotePeer] : [])
+    if (peers.length === 0) {
+      const why = conns.map((r) => r.status === 'rejected' ? (r.reason as Error).message : '').filter((m) => m !== '')
+      throw new PublishError(`could not reach any of: ${addrs.join(', ')}${why.length > 0 ? ` (${why[0]})` : ''}`)
     }
-    await session.net.services.pubsub.publish(policyTopic(opts.mesh ?? DEFAULT_MESH), bytes).catch(() => {})
-    // Deliver by sync too and confirm from the peer's own digest.
-    const confirmedBy: string[] = []
-    let conflict: PublishResult['conflict']
-    for (let attempt = 0; attempt < 5 && confirmedBy.length === 0; attempt++) {
-      for (const p of peers) {
-        const round = await session.net.services.sync.syncWith(p, { signal }).catch(() => undefined)
-        const held = round?.remoteDigest?.find((e) => e.name === envelope.name)
-        if (held === undefined) continue
-        if (held.id === envelope.id) confirmedBy.push(p.toString())
-        else if (held.version === envelope.version && held.hash !== envelope.hash) {
-          conflict = { winner: held.hash, ours: envelope.hash, version: held.version }
-          confirmedBy.push(p.toString())
-        } else if (held.version > envelope.version) {
-          throw new PublishError(`${envelope.name} v${held.version} reached the mesh first; v${envelope.version} is superseded`)
-        }
-      }
-    }
-    if (confirmedBy.length === 0) throw new PublishError('no peer confirmed holding the envelope')
-    const result: PublishResult = { envelope, confirmedBy, ...(previous !== undefined ? { previous: { version: previous.version, hash: previous.hash } } : {}), ...(conflict !== undefined ? { conflict } : {}) }
-    if (opts.keepOpen === true) return { ...result, session }
-    await session.close()
-    return result
   } catch (err) {
-    await session.close()
+    await net.stop()
     throw err
   }
+  const digests = async (): Promise<Array<{ peer: PeerId, digest: DigestEntry[] }>> => {
+    const rounds = await Promise.allSettled(peers.map(async (p) => ({ peer: p, round: await net.services.sync.syncWith(p, { signal: signal() }) })))
+    return rounds.flatMap((r) => r.status === 'fulfilled' && r.value.round.remoteDigest !== undefined ? [{ peer: r.value.peer, digest: r.value.round.remoteDigest }] : [])
+  }
+  const firstAnswer = async <T>(fn: (p: PeerId) => Promise<T>): Promise<T> => {
+    let last: unknown
+    for (const p of peers) {
+      try { return await fn(p) } catch (err) { last = err }
+    }
+    throw new PublishError(`no agent answered: ${(last as Error)?.message ?? 'unknown error'}`)
+  }
+  return {
+    current: async (name) => {
+      const ds = await digests()
+      if (ds.length === 0) throw new PublishError('no agent answered the sync request')
+      let best: DigestEntry | undefined
+      for (const { digest } of ds) for (const e of digest) if (e.name === name && (best === undefined || e.version > best.version)) best = e
+      return best
+    },
+    deliver: async (envelope) => {
+      offered = envelope
+      await net.services.pubsub.publish(policyTopic(mesh), envelope.bytes).catch(() => {})
+      // Sync pushes it to each peer, whose digest then confirms it: a publish is never lost because we left first.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const confirmedBy: string[] = []
+        let conflict: Delivery['conflict']
+        for (const { peer, digest } of await digests()) {
+          const held = digest.find((e) => e.name === envelope.name)
+          if (held === undefined) continue
+          if (held.id === envelope.id || (held.version === envelope.version && held.hash === envelope.hash)) confirmedBy.push(peer.toString())
+          else if (held.version === envelope.version) {
+            conflict = { winner: held.hash, ours: envelope.hash, version: held.version }
+            confirmedBy.push(peer.toString())
+          } else if (held.version > envelope.version) {
+            throw new PublishError(`${envelope.name} v${held.version} reached the mesh first; v${envelope.version} is superseded`)
+          }
+        }
+        if (confirmedBy.length > 0) return { confirmedBy, ...(conflict !== undefined ? { conflict } : {}) }
+      }
+      throw new PublishError('no peer confirmed holding the envelope')
+    },
+    fleet: async () => await firstAnswer(async (p) => await queryFleet(net, p, signal())),
+    envelope: async (name, version) => await firstAnswer(async (p) => await queryEnvelope(net, p, name, version, signal())),
+    close: async () => { await net.stop() }
+  }
 }
 
-async function publishViaAgent (opts: PublishOptions): Promise<PublishResult> {
-  const base = (opts.agent as string).replace(/\/$/, '')
-  const signal = opts.signal ?? AbortSignal.timeout(30_000)
-  let previous: PublishResult['previous']
-  if (opts.version === undefined) {
-    const status = await fetchJson(`${base}/status`, { signal }) as { policies: Array<{ name: string, version: number, hash: string }> }
-    const held = status.policies.find((p) => p.name === opts.policy.name)
-    if (held !== undefined) previous = { version: held.version, hash: held.hash }
+function agentClient (base: string, outer?: AbortSignal): MeshClient {
+  const signal = (): AbortSignal => outer ?? AbortSignal.timeout(DEFAULT_TIMEOUT_MS)
+  return {
+    current: async (name) => {
+      const status = await fetchJson(`${base}/status`, { signal: signal() }) as { policies: Array<{ name: string, version: number, hash: string, id: string }> }
+      return status.policies.find((p) => p.name === name)
+    },
+    deliver: async (envelope) => {
+      const res = await fetchJson(`${base}/publish`, { method: 'POST', body: Buffer.from(envelope.bytes), signal: signal() }) as {
+        outcome: string, current?: { version: number, hash: string, id: string }
+      }
+      if (res.outcome === 'rejected') throw new PublishError('the agent refused the envelope: is the key trusted and in scope? (the agent log says why)')
+      const held = res.current
+      if (res.outcome === 'accepted' || held === undefined || held.id === envelope.id || held.hash === envelope.hash) return { confirmedBy: [base] }
+      if (held.version === envelope.version) return { confirmedBy: [base], conflict: { winner: held.hash, ours: envelope.hash, version: held.version } }
+      throw new PublishError(`${envelope.name} v${held.version} is already held; v${envelope.version} was ignored as older`)
+    },
+    fleet: async () => await fetchJson(`${base}/fleet`, { signal: signal() }) as FleetNode[],
+    envelope: async (name, version) => {
+      const res = await fetch(`${base}/envelope?name=${encodeURIComponent(name)}&version=${version}`, { signal: signal() }).catch((err: Error) => {
+        throw new PublishError(`cannot reach the agent at ${base}: ${(err.cause as Error | undefined)?.message ?? err.message}`)
+      })
+      if (res.status === 404) return undefined
+      if (!res.ok) throw new PublishError(`${base}/envelope: HTTP ${res.status}`)
+      return new Uint8Array(await res.arrayBuffer())
+    },
+    close: async () => {}
   }
-  const version = opts.version ?? (previous?.version ?? 0) + 1
-  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now })
-  const envelope = validateEnvelope(bytes, { authorize: () => {} })
-  const res = await fetchJson(`${base}/publish`, { method: 'POST', body: Buffer.from(bytes), signal }) as {
-    outcome: string, current?: { version: number, hash: string, id: string }
-  }
-  if (res.outcome === 'rejected') throw new PublishError(`the agent refused the envelope (see its log for the reason: untrusted or out-of-scope key?)`)
-  const current = res.current
-  if (res.outcome !== 'accepted' && current !== undefined && current.id !== envelope.id) {
-    if (current.version === version && current.hash !== envelope.hash) {
-      return { envelope, confirmedBy: [base], conflict: { winner: current.hash, ours: envelope.hash, version }, ...(previous !== undefined ? { previous } : {}) }
-    }
-    throw new PublishError(`${envelope.name} v${current.version} is already held; v${version} was ignored`)
-  }
-  return { envelope, confirmedBy: [base], ...(previous !== undefined ? { previous } : {}) }
 }
 
 async function fetchJson (url: string, init: RequestInit): Promise<unknown> {
@@ -169,9 +164,58 @@ async function fetchJson (url: string, init: RequestInit): Promise<unknown> {
   try {
     res = await fetch(url, init)
   } catch (err) {
-    throw new PublishError(`cannot reach the agent at ${url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`)
+    throw new PublishError(`cannot reach the agent at ${url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`)
   }
   const body = await res.json().catch(() => ({})) as { error?: string }
   if (!res.ok && res.status !== 422) throw new PublishError(`${url}: HTTP ${res.status}${body.error !== undefined ? `: ${body.error}` : ''}`)
   return body
+}
+
+export interface PublishOptions {
+  policy: Policy
+  key: SigningKey
+  /** Sign exactly this version; by default the next after the newest the mesh holds. */
+  version?: number
+  now?: () => number
+}
+
+export interface PublishResult extends Delivery {
+  envelope: VerifiedEnvelope
+  previous?: { version: number, hash: string }
+}
+
+/**
+ * Learns the current version from the mesh, signs the next, and delivers it: gossiped, and
+ * confirmed by at least one other peer before this returns.
+ */
+export async function publishPolicy (client: MeshClient, opts: PublishOptions): Promise<PublishResult> {
+  const previous = await client.current(opts.policy.name)
+  const version = opts.version ?? (previous?.version ?? 0) + 1
+  if (previous !== undefined && previous.version > version) {
+    throw new PublishError(`the mesh already holds ${opts.policy.name} v${previous.version}; v${version} would be ignored as older (omit --version to publish v${previous.version + 1})`)
+  }
+  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now })
+  const envelope = validateEnvelope(bytes, { authorize: () => {} })
+  const delivery = await client.deliver(envelope)
+  return { envelope, ...delivery, ...(previous !== undefined ? { previous: { version: previous.version, hash: previous.hash } } : {}) }
+}
+
+export interface WaitOptions {
+  timeoutMs: number
+  expect?: number
+  pollMs?: number
+  onProgress?: (p: Progress) => void
+}
+
+/** Watches the fleet's receipts for one envelope until every known targeted node reported, `expect` is met, or time runs out. */
+export async function waitForFleet (client: MeshClient, envelope: VerifiedEnvelope, opts: WaitOptions): Promise<{ progress: Progress, timedOut: boolean }> {
+  const deadline = Date.now() + opts.timeoutMs
+  let progress = progressOf(await client.fleet(), envelope.policy, envelope.version, envelope.hash)
+  for (;;) {
+    opts.onProgress?.(progress)
+    if (isComplete(progress, opts.expect)) return { progress, timedOut: false }
+    if (Date.now() >= deadline) return { progress, timedOut: true }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(opts.pollMs ?? 300, Math.max(0, deadline - Date.now()))))
+    progress = progressOf(await client.fleet(), envelope.policy, envelope.version, envelope.hash)
+  }
 }

@@ -125,6 +125,7 @@ export function checkTemplates (policy: ConfigPolicy): Array<{ path: PropertyKey
   policy.resources.forEach((r, i) => {
     if (r.type === 'file' && r.content !== undefined && r.template && r.encoding === 'utf8') check(r.content, ['resources', i, 'content'])
     if (r.type === 'config') for (const [s, p] of strings(r.data, ['resources', i, 'data'])) check(s, p)
+    if (r.type === 'exec') for (const [s, p] of strings(r.env ?? {}, ['resources', i, 'env'])) check(s, p)
   })
   return problems
 }

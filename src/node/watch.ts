@@ -1,0 +1,59 @@
+import { matchesTarget, type Policy } from '../policy/index.js'
+import type { FleetNode } from '../receipt/index.js'
+
+export interface NodeOutcome {
+  id: string
+  name: string
+  tags: Record<string, string>
+  outcome: string
+  failures?: Array<{ resource: string, error: string }>
+}
+
+/** What the fleet has said about one published envelope, from a fleet view. */
+export interface Progress {
+  applied: NodeOutcome[]
+  unchanged: NodeOutcome[]
+  failed: NodeOutcome[]
+  notTargeted: NodeOutcome[]
+  /** Known targeted nodes that have not reported this version yet. */
+  pending: NodeOutcome[]
+  /** Nodes holding another content under the same version: the other envelope won. */
+  conflicting: NodeOutcome[]
+  /** Nodes already on a newer version. */
+  superseded: NodeOutcome[]
+  known: number
+}
+
+/**
+ * Pure: sorts the known nodes by what they reported for `name`@`version`. A node is targeted
+ * when the policy's target matches the tags it announces.
+ */
+export function progressOf (fleet: readonly FleetNode[], policy: Policy, version: number, hash: string): Progress {
+  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], conflicting: [], superseded: [], known: fleet.length }
+  for (const n of fleet) {
+    const state = n.policies[policy.name]
+    const base = { id: n.id, name: n.name, tags: n.tags }
+    const targeted = policy.kind !== 'policy' || matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags })
+    if (state !== undefined && state.version > version) { p.superseded.push({ ...base, outcome: 'superseded' }); continue }
+    if (state !== undefined && state.version === version && state.hash !== hash) { p.conflicting.push({ ...base, outcome: 'conflict' }); continue }
+    const reported = state !== undefined && state.version === version && state.hash === hash && state.outcome !== 'pending' ? state.outcome : undefined
+    if (!targeted || reported === 'not-targeted') { p.notTargeted.push({ ...base, outcome: 'not-targeted' }); continue }
+    if (reported === undefined) { p.pending.push({ ...base, outcome: 'pending' }); continue }
+    const o: NodeOutcome = { ...base, outcome: reported, ...(state?.failures !== undefined ? { failures: state.failures } : {}) }
+    if (reported === 'failed' || reported === 'failures' || reported === 'changes-and-failures') p.failed.push(o)
+    else if (reported === 'unchanged' || reported === 'no-changes') p.unchanged.push(o)
+    else p.applied.push(o)
+  }
+  return p
+}
+
+export function reportedCount (p: Progress): number {
+  return p.applied.length + p.unchanged.length + p.failed.length
+}
+
+/** Done when every known targeted node reported, or `expect` targeted nodes have. */
+export function isComplete (p: Progress, expect?: number): boolean {
+  if (p.conflicting.length > 0 || p.superseded.length > 0) return true
+  if (expect !== undefined) return reportedCount(p) >= expect
+  return p.pending.length === 0 && p.known > 0
+}
