@@ -24,6 +24,7 @@ export { TopicValidatorResult } from '@libp2p/interface'
 export type { Libp2p, PeerId, PrivateKey, Message, Multiaddr, PubSub }
 export { multiaddr, peerIdFromString, peerIdFromPublicKey, privateKeyFromProtobuf, privateKeyToProtobuf }
 
+export type { MetricsRegister } from '@chainsafe/libp2p-gossipsub/metrics'
 export type GrapevinePubSub = PubSub<GossipsubEvents>
 export type GrapevineLibp2p = Libp2p<{ pubsub: GrapevinePubSub, identify: unknown, sync: AntiEntropy }>
 

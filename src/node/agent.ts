@@ -16,7 +16,7 @@ import { TrustStore } from '../trust/index.js'
 import { matchesTarget, managedKey, TRUST_POLICY_NAME, type NodeFacts, type ConfigPolicy } from '../policy/index.js'
 import { applyPolicy, type ApplyReport } from '../apply/index.js'
 import type { DigestEntry, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
-import { createMetrics, type AgentMetrics } from './metrics.js'
+import { createMetrics, gossipMetricsRegister, type AgentMetrics } from './metrics.js'
 import {
   DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS, policyTopic, receiptTopic
 } from './constants.js'
@@ -178,6 +178,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       memoryLatency: this.opts.memoryLatency,
       scoredTopics: [policyTopic(this.mesh)],
       blocked: this.blocked,
+      gossip: {
+        metricsRegister: gossipMetricsRegister(this.metrics.registry),
+        metricsTopicStrToLabel: new Map([[policyTopic(this.mesh), 'policies'], [receiptTopic(this.mesh), 'receipts']])
+      },
       sync: {
         interval: this.opts.syncInterval,
         random: this.random,
@@ -192,6 +196,8 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.metrics.syncRounds.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error === undefined ? 'ok' : 'error' })
           this.metrics.syncEnvelopes.inc({ direction: 'sent' }, round.sent)
           this.metrics.syncEnvelopes.inc({ direction: 'received' }, round.received)
+          this.metrics.syncBytes.inc({ direction: 'sent' }, round.bytesOut ?? 0)
+          this.metrics.syncBytes.inc({ direction: 'received' }, round.bytesIn ?? 0)
           this.emit('sync', round)
         }
       }
@@ -575,6 +581,23 @@ export class Agent extends EventEmitter<AgentEvents> {
       conflicts: [...this.conflicts.values()],
       trust: { roots: this.trust.rootKeys, ...(trustEnv !== undefined ? { policyVersion: trustEnv.version } : {}) },
       applying: this.applying !== undefined
+    }
+  }
+
+  /** Traffic so far, from this node's own counters: what simulations and benchmarks report. */
+  async traffic (): Promise<{ gossipBytesSent: number, gossipBytesReceived: number, policyDuplicates: number, policyMessages: number, syncBytesSent: number, syncBytesReceived: number }> {
+    const json = await this.metrics.registry.getMetricsAsJSON()
+    const value = (metric: string, labels: Record<string, string> = {}): number => {
+      const m = json.find((x) => x.name === metric) as { values?: Array<{ value: number, labels: Record<string, string | number> }> } | undefined
+      return (m?.values ?? []).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0)
+    }
+    return {
+      gossipBytesSent: value('grapevine_gossipsub_rpc_sent_bytes_total'),
+      gossipBytesReceived: value('grapevine_gossipsub_rpc_recv_bytes_total'),
+      policyDuplicates: value('grapevine_gossipsub_pre_validation_duplicate_total', { topic: 'policies' }),
+      policyMessages: value('grapevine_gossipsub_msg_received_prevalidation_total', { topic: 'policies' }),
+      syncBytesSent: value('grapevine_sync_bytes_total', { direction: 'sent' }),
+      syncBytesReceived: value('grapevine_sync_bytes_total', { direction: 'received' })
     }
   }
 

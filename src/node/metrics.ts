@@ -1,4 +1,5 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+import type { MetricsRegister } from '../net/libp2p.js'
 
 /** Prometheus metrics for one agent. Each agent has its own registry, so simulations can host many. */
 export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
@@ -15,7 +16,59 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     applyDuration: new Histogram({ name: 'grapevine_apply_duration_seconds', help: 'Policy apply duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [registry] }),
     syncRounds: new Counter({ name: 'grapevine_sync_rounds_total', help: 'Anti-entropy exchanges, by role and result', labelNames: ['role', 'result'] as const, registers: [registry] }),
     syncEnvelopes: new Counter({ name: 'grapevine_sync_envelopes_total', help: 'Envelopes moved by anti-entropy', labelNames: ['direction'] as const, registers: [registry] }),
-    conflicts: new Gauge({ name: 'grapevine_conflicts', help: 'Open conflicts (version conflicts and paths claimed by two policies)', registers: [registry] })
+    conflicts: new Gauge({ name: 'grapevine_conflicts', help: 'Open conflicts (version conflicts and paths claimed by two policies)', registers: [registry] }),
+    syncBytes: new Counter({ name: 'grapevine_sync_bytes_total', help: 'Anti-entropy frame bytes', labelNames: ['direction'] as const, registers: [registry] })
+  }
+}
+
+type Labels = Record<string, string | number>
+
+/**
+ * Gossipsub's own metrics (bytes, duplicates, mesh sizes), registered in the agent's
+ * Prometheus registry under `grapevine_` names, so /metrics and simulations read them.
+ */
+export function gossipMetricsRegister (registry: Registry): MetricsRegister {
+  const name = (n: string): string => `grapevine_${n.replace(/^gossisub_/, 'gossipsub_')}`
+  const gauge = (config: { name: string, help: string, labelNames?: readonly string[] }): unknown => {
+    const collectors: Array<(g: unknown) => void> = []
+    const wrapper = {
+      inc: (a?: Labels | number, b?: number) => { typeof a === 'object' ? g.inc(a, b ?? 1) : g.inc(a ?? 1) },
+      set: (a: Labels | number, b?: number) => { typeof a === 'object' ? g.set(a, b ?? 0) : g.set(a) },
+      addCollect: (fn: (g: unknown) => void) => { collectors.push(fn) }
+    }
+    const g: Gauge<string> = new Gauge({
+      name: name(config.name),
+      help: config.help,
+      labelNames: [...(config.labelNames ?? [])],
+      registers: [registry],
+      collect: () => { for (const fn of collectors) fn(wrapper) }
+    })
+    return wrapper
+  }
+  return {
+    gauge: gauge as MetricsRegister['gauge'],
+    histogram: ((config: { name: string, help: string, labelNames?: readonly string[], buckets?: number[] }) => {
+      const h = new Histogram({ name: name(config.name), help: config.help, labelNames: [...(config.labelNames ?? [])], buckets: config.buckets, registers: [registry] })
+      return {
+        startTimer: () => h.startTimer(),
+        observe: (a: Labels | number, b?: number) => { typeof a === 'object' ? h.observe(a, b ?? 0) : h.observe(a) },
+        reset: () => { h.reset() }
+      }
+    }) as MetricsRegister['histogram'],
+    avgMinMax: ((config: { name: string, help: string, labelNames?: readonly string[] }) => {
+      const labelNames = [...(config.labelNames ?? []), 'stat']
+      const g = new Gauge({ name: name(config.name), help: config.help, labelNames, registers: [registry] })
+      return {
+        set: (a: Labels | number[], b?: number[]) => {
+          const labels = Array.isArray(a) ? {} : a
+          const values = Array.isArray(a) ? a : b ?? []
+          if (values.length === 0) return
+          g.set({ ...labels, stat: 'avg' }, values.reduce((x, y) => x + y, 0) / values.length)
+          g.set({ ...labels, stat: 'min' }, Math.min(...values))
+          g.set({ ...labels, stat: 'max' }, Math.max(...values))
+        }
+      }
+    }) as MetricsRegister['avgMinMax']
   }
 }
 

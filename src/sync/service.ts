@@ -37,6 +37,8 @@ export interface SyncRound {
   received: number
   accepted: number
   error?: string
+  bytesIn?: number
+  bytesOut?: number
   /** The remote's digest, as it was at the start of an exchange we initiated. */
   remoteDigest?: DigestEntry[]
 }
@@ -71,6 +73,8 @@ class FrameChannel {
   private readonly out = pushable<Uint8Array>()
   private readonly writing: Promise<void>
   private count = 0
+  bytesIn = 0
+  bytesOut = 0
 
   constructor (private readonly stream: Stream, private readonly signal: AbortSignal, private readonly readTimeout: number) {
     this.frames = lp.decode(stream.source, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
@@ -78,7 +82,9 @@ class FrameChannel {
   }
 
   write (frame: Frame): void {
-    this.out.push(encodeFrame(frame))
+    const bytes = encodeFrame(frame)
+    this.bytesOut += bytes.byteLength
+    this.out.push(bytes)
   }
 
   async read (): Promise<Frame> {
@@ -96,7 +102,9 @@ class FrameChannel {
     }
     if (result.done === true) throw new SyncProtocolError('stream ended mid-exchange')
     const v = result.value
-    return decodeFrame(v instanceof Uint8Array ? v : v.subarray())
+    const bytes = v instanceof Uint8Array ? v : v.subarray()
+    this.bytesIn += bytes.byteLength
+    return decodeFrame(bytes)
   }
 
   async expect<T extends Frame['type']> (type: T): Promise<Extract<Frame, { type: T }>> {
@@ -200,6 +208,8 @@ class AntiEntropyService implements AntiEntropy {
       ch.write({ type: 'peers', peers: (this.source.peerHints?.() ?? []).slice(0, MAX_PEERS_PER_FRAME) })
       await this.receiveUntilDone(ch, key, round)
       await ch.finish()
+      round.bytesIn = ch.bytesIn
+      round.bytesOut = ch.bytesOut
       return round
     } catch (err) {
       round.error = (err as Error).message
@@ -233,6 +243,8 @@ class AntiEntropyService implements AntiEntropy {
       ch.write({ type: 'peers', peers: (this.source.peerHints?.() ?? []).slice(0, MAX_PEERS_PER_FRAME) })
       ch.write({ type: 'done' })
       await ch.finish()
+      round.bytesIn = ch.bytesIn
+      round.bytesOut = ch.bytesOut
     } catch (err) {
       round.error = (err as Error).message
       await this.fail(stream, peer, err)
