@@ -117,10 +117,12 @@ export const target = z.strictObject({
 
 export const TRUST_POLICY_NAME = 'grapevine/trust'
 
+// Nodes keep one envelope per name, so any other kind under the trust policy's name would displace it.
+const ordinaryName = policyName.refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` })
+
 export const configPolicy = z.strictObject({
   kind: z.literal('policy').default('policy'),
-  // Nodes keep one envelope per name, so an ordinary policy under the trust policy's name would displace it.
-  name: policyName.refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` }),
+  name: ordinaryName,
   description: str.optional(),
   target: target.optional().describe('Which nodes apply this policy; omitted means every node.'),
   vars: z.record(z.string(), z.unknown()).optional(),
@@ -157,7 +159,7 @@ export const trustPolicy = z.strictObject({
  */
 export const retiredPolicy = z.strictObject({
   kind: z.literal('retired'),
-  name: policyName,
+  name: ordinaryName,
   description: str.optional()
 })
 
