@@ -84,6 +84,10 @@ const rejections = {
       const body = { kind: 'policy', name: TRUST_POLICY_NAME, resources: [] }
       return { bytes: encodeEnvelope(signedOver(body, keys.root)), message: /name: grapevine\/trust is reserved for the trust policy/ }
     },
+    'a retired tombstone under the trust policy\'s name, signed by a root': () => {
+      const body = { kind: 'retired', name: TRUST_POLICY_NAME }
+      return { bytes: encodeEnvelope(signedOver(body, keys.root)), message: /name: grapevine\/trust is reserved for the trust policy/ }
+    },
     'name mismatch between header and policy': () => {
       const fields = signedOver(web, keys.webAdmin, { name: 'web/other' })
       return { bytes: encodeEnvelope(fields), message: /envelope name "web\/other" does not match its policy's name "web\/nginx"/ }

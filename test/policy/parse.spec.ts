@@ -76,6 +76,8 @@ describe('parsePolicy', () => {
       'p.yaml:1:7: name: expected a path-like lower-case name such as "web/nginx", got "Web Server"'],
     ['an ordinary policy under the trust policy\'s name (kind forgotten)', lines('name: grapevine/trust', 'resources: []'),
       'p.yaml:1:7: name: grapevine/trust is reserved for the trust policy (kind: trust), got "grapevine/trust"'],
+    ['a retired tombstone under the trust policy\'s name', lines('kind: retired', 'name: grapevine/trust'),
+      'p.yaml:2:7: name: grapevine/trust is reserved for the trust policy (kind: trust), got "grapevine/trust"'],
     ['a relative path', lines('name: a', 'resources:', '  - { id: d, type: directory, path: etc/x }'),
       'p.yaml:3:37: resources[0].path: expected an absolute path starting with "/", got "etc/x"'],
     ['a symlink without a target', lines('name: a', 'resources:', '  - { id: l, type: symlink, path: /x }'),
