@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url'
 
 const CLI = fileURLToPath(new URL('../../bin/grapevine.js', import.meta.url))
 
-interface Sample { ms: number, rssKiB?: number, code: number | null }
+/** One run; the breakdown comes from the CLI's own report (GRAPEVINE_RUSAGE=1). */
+interface Sample { ms: number, rssKiB?: number, code: number | null, startupMs?: number, loadMs?: number, applyMs?: number, printMs?: number }
 interface Phase { name: string, tool: string, samples: Sample[] }
 
 function arg (name: string, fallback: number): number {
@@ -45,14 +46,15 @@ async function timed (cmd: string, args: string[], env: Record<string, string> =
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
   const ms = performance.now() - start
   const last = stderr.trim().split('\n').at(-1) ?? ''
-  let rssKiB: number | undefined
+  let reported: Omit<Sample, 'ms' | 'code' | 'rssKiB'> & { maxRssKiB?: number } = {}
   try {
-    rssKiB = (JSON.parse(last) as { maxRssKiB?: number }).maxRssKiB
+    reported = JSON.parse(last) as typeof reported
   } catch {
     // No rusage line (another tool, or the command failed before reporting).
   }
   if (code !== 0 && code !== 2) process.stderr.write(`${cmd} ${args.join(' ')} exited ${String(code)}:\n${stderr}\n`)
-  return { ms, rssKiB, code }
+  const { maxRssKiB, ...breakdown } = reported
+  return { ms, rssKiB: maxRssKiB, code, ...breakdown }
 }
 
 const median = (xs: number[]): number => {
@@ -146,7 +148,10 @@ async function main (): Promise<void> {
       medianMs: Math.round(median(p.samples.map((s) => s.ms))),
       minMs: Math.round(Math.min(...p.samples.map((s) => s.ms))),
       maxMs: Math.round(Math.max(...p.samples.map((s) => s.ms))),
-      ...(p.samples.every((s) => s.rssKiB !== undefined) ? { peakRssMiB: +(median(p.samples.map((s) => s.rssKiB as number)) / 1024).toFixed(1) } : {})
+      ...(p.samples.every((s) => s.rssKiB !== undefined) ? { peakRssMiB: +(median(p.samples.map((s) => s.rssKiB as number)) / 1024).toFixed(1) } : {}),
+      ...(p.samples.every((s) => s.applyMs !== undefined)
+        ? { breakdown: Object.fromEntries((['startupMs', 'loadMs', 'applyMs', 'printMs'] as const).map((k) => [k, Math.round(median(p.samples.map((s) => s[k] ?? 0)))])) }
+        : {})
     }))
     if (process.argv.includes('--json')) {
       process.stdout.write(JSON.stringify({ files: FILES, runs: RUNS, format: FORMAT, rows }, null, 2) + '\n')
@@ -155,7 +160,9 @@ async function main (): Promise<void> {
     process.stdout.write(`apply ${FILES} files (policy in ${FORMAT}), ${RUNS} runs each, whole-process wall time (spawn to exit), median [min-max]\n`)
     process.stdout.write(`work dir ${work} (${tmpdir()}); peak RSS reported by the child itself (GRAPEVINE_RUSAGE=1)\n\n`)
     for (const r of rows) {
-      process.stdout.write(`${r.tool.padEnd(10)} ${r.phase.padEnd(20)} ${String(r.medianMs).padStart(6)} ms  [${r.minMs}-${r.maxMs}]${r.peakRssMiB !== undefined ? `  peak RSS ${r.peakRssMiB} MiB` : ''}\n`)
+      const b = r.breakdown
+      const parts = b !== undefined ? `  (node+CLI start ${b.startupMs}, load policy ${b.loadMs}, apply ${b.applyMs}, print ${b.printMs})` : ''
+      process.stdout.write(`${r.tool.padEnd(10)} ${r.phase.padEnd(20)} ${String(r.medianMs).padStart(6)} ms  [${r.minMs}-${r.maxMs}]${r.peakRssMiB !== undefined ? `  peak RSS ${r.peakRssMiB} MiB` : ''}${parts}\n`)
     }
     if (cf !== undefined) {
       process.stdout.write('\n')

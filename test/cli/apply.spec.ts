@@ -161,7 +161,9 @@ describe('grapevine plan / apply', () => {
   it('reports its own peak memory when asked, for the benchmark', async () => {
     const { file, args } = await setup()
     const out = await runCli(['plan', file, ...args], { env: { GRAPEVINE_RUSAGE: '1' } })
-    expect(JSON.parse(out.stderr.trim().split('\n').at(-1) as string)).toEqual({ maxRssKiB: expect.any(Number) })
+    expect(JSON.parse(out.stderr.trim().split('\n').at(-1) as string)).toEqual({
+      maxRssKiB: expect.any(Number), startupMs: expect.any(Number), loadMs: expect.any(Number), applyMs: expect.any(Number), printMs: expect.any(Number)
+    })
   })
 
   it('stops cleanly on SIGTERM: kills the running command, skips the rest, exits 4', async () => {

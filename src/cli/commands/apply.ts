@@ -44,8 +44,13 @@ export const registerApply: Register = (program, done) => {
 }
 
 async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<number> {
-  if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit()
-  const [{ loadPolicyFile, matchesTarget }, apply] = await Promise.all([import('../../policy/index.js'), import('../../apply/index.js')])
+  const phases: Phases = { startupMs: Math.round(process.uptime() * 1000) }
+  if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit(phases)
+  let t = performance.now()
+  const lap = (name: keyof Phases): void => { const n = performance.now(); phases[name] = Math.round(n - t); t = n }
+  // The applier loads while the policy is read and validated.
+  const applyModule = import('../../apply/index.js')
+  const { loadPolicyFile, matchesTarget } = await import('../../policy/index.js')
   let tags: Record<string, string>
   try {
     tags = parseTags(flags.tag)
@@ -56,6 +61,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const facts = { id: flags.id ?? host, name: flags.name ?? host, tags }
 
   const policy = await loadPolicyFile(file)
+  const apply = await applyModule
+  lap('loadMs')
   if (policy.kind !== 'policy') throw new CliError(`${file}: a ${policy.kind} policy has nothing to apply; the agent uses it to decide whom to trust`)
   if (!matchesTarget(policy, facts) && flags.ignoreTarget !== true) {
     const message = `policy "${policy.name}" does not target this node (name ${facts.name}, tags ${JSON.stringify(tags)}); nothing to do (--ignore-target applies it anyway)`
@@ -90,11 +97,13 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     process.removeListener('SIGTERM', stop)
   }
 
+  lap('applyMs')
   if (flags.json === true) printJson(report)
   else {
     for (const line of apply.formatReport(report, { palette: colour, verbose: flags.verbose === true, root: flags.root })) print(line)
     if (report.counts.unknown > 0 && dryRun) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
   }
+  lap('printMs')
   return apply.exitCodeFor(report)
 }
 
@@ -117,12 +126,15 @@ function liveCounter (total: number, dryRun: boolean): { tick: () => void, clear
   }
 }
 
+/** Where a run's time went, in ms: process start to this command, loading the policy (and the applier), applying, printing. */
+interface Phases { startupMs: number, loadMs?: number, applyMs?: number, printMs?: number }
+
 /**
  * For benchmarks: Node cannot read a child's rusage, so the child reports its own peak
- * resident set size (KiB) as one JSON line on stderr when it exits.
+ * resident set size (KiB), and where its time went, as one JSON line on stderr at exit.
  */
-function reportRusageAtExit (): void {
+function reportRusageAtExit (phases: Phases): void {
   process.once('exit', () => {
-    writeSync(2, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS }) + '\n')
+    writeSync(2, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, ...phases }) + '\n')
   })
 }
