@@ -91,8 +91,16 @@ export const arbTrustPolicyInput: fc.Arbitrary<Record<string, unknown>> = fc.rec
   revoked: fc.array(arbKeyId, { maxLength: 3 })
 })
 
-/** A valid policy of either kind, already validated (defaults filled in). */
+/** A tombstone that retires a policy name. */
+export const arbRetiredPolicyInput: fc.Arbitrary<Record<string, unknown>> = fc.record({
+  kind: fc.constant('retired'),
+  name: arbPolicyName,
+  description: arbText
+}, { requiredKeys: ['kind', 'name'] })
+
+/** A valid policy of any kind, already validated (defaults filled in). */
 export const arbPolicy: fc.Arbitrary<Policy> = fc.oneof(
   { arbitrary: arbConfigPolicyInput.map((p) => ({ kind: 'policy', ...p })), weight: 4 },
-  { arbitrary: arbTrustPolicyInput, weight: 1 }
+  { arbitrary: arbTrustPolicyInput, weight: 1 },
+  { arbitrary: arbRetiredPolicyInput, weight: 1 }
 ).map((input) => validatePolicyObject(input, '<arbitrary>'))

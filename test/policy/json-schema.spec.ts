@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { parsePolicy, policyJsonSchema } from '../../src/policy/index.js'
 import { REPO_ROOT } from '../helpers/cli.js'
-import { arbConfigPolicyInput, arbTrustPolicyInput } from '../helpers/policy-arbitraries.js'
+import { arbConfigPolicyInput, arbRetiredPolicyInput, arbTrustPolicyInput } from '../helpers/policy-arbitraries.js'
 
 const EXAMPLES = join(REPO_ROOT, 'policies')
 const SCHEMA_FILE = join(EXAMPLES, 'schema.json')
@@ -53,7 +53,7 @@ describe('policies validate against the JSON Schema (checked by ajv)', async () 
   })
 
   it('accepts every policy parsePolicy accepts, as written or with defaults filled in (property)', () => {
-    fc.assert(fc.property(fc.oneof(arbConfigPolicyInput, arbTrustPolicyInput), (input) => {
+    fc.assert(fc.property(fc.oneof(arbConfigPolicyInput, arbTrustPolicyInput, arbRetiredPolicyInput), (input) => {
       const parsed = parsePolicy(JSON.stringify(input))
       expect(validate(input), JSON.stringify(validate.errors)).toBe(true)
       expect(validate(parsed), JSON.stringify(validate.errors)).toBe(true)
