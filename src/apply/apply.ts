@@ -126,7 +126,11 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
         await Promise.all(waits)
         const result = await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now)
         done.set(r.id, result)
-        opts.onResult?.(result)
+        try {
+          opts.onResult?.(result)
+        } catch {
+          // A progress callback's bug must not cost the report.
+        }
         return result
       }
       const p = run()

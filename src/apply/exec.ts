@@ -89,7 +89,7 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
   const cwd = ctx.guard.host(cwdPath)
   const cwdExists = await ctx.guard.check(cwdPath, cwd, true)
   if (!cwdExists && !(ctx.dryRun && ctx.plannedDirs.has(cwdPath))) {
-    return { action: 'run', status: 'failed', error: new ExecFailedError(describeCommand(r.command), null, null, `cwd ${cwdPath} does not exist`) }
+    return { action: 'none', status: 'failed', error: new ExecFailedError(describeCommand(r.command), null, null, `cwd ${cwdPath} does not exist`) }
   }
 
   const env = execEnv(r, root, ctx.policy)
@@ -105,7 +105,8 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
   for (const [kind, command] of guards) {
     const res = await runCommand(command, { cwd: cwdExists ? cwd : root, env, timeoutMs, signal: ctx.signal })
     if (res.spawnError !== undefined || res.timedOut || res.aborted || res.signal !== null) {
-      return { action: 'run', status: 'failed', error: runError(command, res, r.timeout), exec: output(res) }
+      // The guard itself could not give an answer; the command was not run.
+      return { action: 'none', status: 'failed', error: runError(command, res, r.timeout), exec: output(res) }
     }
     if (kind === 'unless' && res.exitCode === 0) return { action: 'none', status: 'ok', reason: `unless ${quote(command)} exited 0` }
     if (kind === 'onlyif' && res.exitCode !== 0) return { action: 'none', status: 'ok', reason: `onlyif ${quote(command)} exited ${String(res.exitCode)}` }

@@ -266,6 +266,17 @@ describe('applyPolicy', () => {
       expect(report.outcome).toBe('failures')
     })
 
+    it('fails without running the command when a guard cannot run or cwd is missing', async () => {
+      const sb = sandbox()
+      const report = await sb.apply(policyOf([
+        { id: 'guard', type: 'exec', command: 'touch "$GRAPEVINE_ROOT/ran"', onlyif: ['/no/such/guard'] },
+        { id: 'cwd', type: 'exec', command: 'touch "$GRAPEVINE_ROOT/ran"', cwd: '/missing' }
+      ]))
+      expect(summary(report)).toEqual(['guard:none/failed', 'cwd:none/failed'])
+      expect(report.resources.map((r) => r.error?.message)).toEqual(['/no/such/guard: cannot start (ENOENT)', 'touch "$GRAPEVINE_ROOT/ran": cwd /missing does not exist'])
+      expect(await exists(sb.at('/ran'))).toBe(false)
+    })
+
     it('kills a command that runs past its timeout', async () => {
       const sb = sandbox()
       const report = await sb.apply(policyOf([{ id: 'slow', type: 'exec', command: ['sleep', '60'], timeout: 0.5 }]))
