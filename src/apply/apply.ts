@@ -1,21 +1,17 @@
-import { readdir } from 'node:fs/promises'
-import { dirname, posix } from 'node:path'
-import { renderData, type ConfigPolicy, type ExecResource, type NodeFacts, type Resource, type TemplateContext } from '../policy/index.js'
-import { IO_CONCURRENCY, MAX_CONFIG_READ_BYTES, MAX_DIFF_INPUT_BYTES } from './constants.js'
-import { DependencyCycleError, ParentMissingError, PathConflictError, ResourceFailedError, VerifyFailedError } from './errors.js'
+import { posix } from 'node:path'
+import { renderData, type ConfigPolicy, type ExecResource, type NodeFacts, type Resource } from '../policy/index.js'
+import { IO_CONCURRENCY } from './constants.js'
+import { DependencyCycleError, PathConflictError, ResourceFailedError } from './errors.js'
 import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from './report.js'
 import { schedule } from './schedule.js'
 import { RootGuard } from './paths.js'
-import { DirSync, removeStaleTemps } from './atomic.js'
+import { DirSync } from './atomic.js'
 import { BackupStore } from './backup.js'
 import { UserDb } from './owners.js'
 import { acquireApplyLock } from './lock.js'
-import { desiredState, type PathResource } from './desired.js'
-import { planPath, type Current, type Desired, type PlanContext } from './fs-plan.js'
-import { executeOps, readCurrent } from './fs-apply.js'
 import { applyExec, type Notified } from './exec.js'
 import { Semaphore } from './semaphore.js'
-import { unifiedDiff } from './diff.js'
+import { pathOutcome, type Outcome, type PathContext } from './path-resource.js'
 
 export interface ApplyOptions {
   /** Prefix for every managed path; `/` on a real node, a sandbox directory in tests. */
@@ -47,28 +43,11 @@ export interface ApplyOptions {
   skip?: ReadonlyMap<string, string>
 }
 
-type Outcome = Omit<ResourceResult, 'id' | 'type' | 'durationMs'>
-
-interface Shared {
+/** Everything one run shares; path resources see only their part of it. */
+interface Shared extends PathContext {
   policy: ConfigPolicy
-  guard: RootGuard
-  template: TemplateContext
-  users: UserDb
-  dirs: DirSync
-  backups: BackupStore
-  dryRun: boolean
   runGuards: boolean
-  diffs: boolean
-  enforceOwnership: boolean
   signal?: AbortSignal
-  self: { uid: number, gid: number }
-  index: Map<string, number>
-  /** Policy paths of directories (and symlinks) the policy creates: a plan treats them as there. */
-  plannedDirs: Set<string>
-  /** Policy paths the policy removes: a plan does not count them in a directory it also removes. */
-  plannedRemovals: Set<string>
-  temps: Map<string, Promise<unknown>>
-  now: () => number
   skip?: ReadonlyMap<string, string>
 }
 
@@ -231,79 +210,4 @@ async function execOutcome (r: ExecResource, notifiers: string[], done: Map<stri
   if (out.error !== undefined) result.error = { name: out.error.name, message: out.error.message }
   if (out.exec !== undefined) result.exec = out.exec
   return result
-}
-
-async function pathOutcome (r: PathResource, shared: Shared): Promise<Outcome> {
-  const host = shared.guard.host(r.path)
-  const { desired, warnings } = await desiredState(r, {
-    template: shared.template,
-    where: `resources[${shared.index.get(r.id) ?? 0}]`,
-    root: shared.guard.root,
-    users: shared.users,
-    enforceOwnership: shared.enforceOwnership
-  })
-  const parentExists = await shared.guard.check(r.path, host)
-  // Temporary files a killed apply left beside this path go first, whether or not it changes.
-  if (!shared.dryRun && parentExists) await cleanTemps(dirname(host), shared)
-  const read = readOptions(desired, shared.diffs)
-  let current: Current
-  if (parentExists) current = await readCurrent(host, read)
-  else if (desired.kind === 'absent' || (shared.dryRun && shared.plannedDirs.has(posix.dirname(posix.normalize(r.path))))) current = { kind: 'missing' }
-  else throw new ParentMissingError(r.path, posix.dirname(r.path))
-
-  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs, root: shared.guard.root }
-  if (shared.dryRun && desired.kind === 'absent' && current.kind === 'directory') {
-    // Entries that this plan removes before the directory do not keep it from being removed.
-    const prefix = posix.normalize(r.path)
-    ctx.removedFirst = (await readdir(host)).filter((n) => shared.plannedRemovals.has(posix.join(prefix, n))).length
-  }
-  const plan = planPath(desired, current, ctx)
-  const outcome: Outcome = { action: plan.action, status: 'ok' }
-  if (plan.changes.length > 0) outcome.changes = plan.changes
-  if (plan.diff !== undefined) {
-    const diff = await unifiedDiff(r.path, plan.diff.before, plan.diff.after)
-    if (diff !== undefined) outcome.diff = diff
-  }
-  const allWarnings = [...warnings, ...plan.warnings]
-  if (allWarnings.length > 0) outcome.warnings = allWarnings
-  if (shared.dryRun || plan.ops.length === 0) return outcome
-
-  await executeOps(host, plan.ops, current, {
-    dirs: shared.dirs,
-    backups: shared.backups,
-    backup: { at: new Date(shared.now()).toISOString(), policy: shared.policy.name, id: r.id, path: r.path, host }
-  })
-  if (desired.kind === 'directory' || desired.kind === 'symlink' || desired.kind === 'absent') shared.guard.forget(host)
-  await verify(r.path, host, desired, ctx)
-  return outcome
-}
-
-/** Content is read when it could be equal (same size) or when a diff would show it. */
-function readOptions (desired: Desired, diffs: boolean): { readContent?: (size: number) => boolean, countEntries?: boolean } {
-  if (desired.kind === 'absent') return { countEntries: desired.type === 'directory' }
-  if (desired.kind !== 'file' || desired.content === undefined) return {}
-  const length = desired.content.length
-  if (desired.same !== undefined) return { readContent: (size) => size <= MAX_CONFIG_READ_BYTES }
-  return { readContent: (size) => size === length || (diffs && size <= MAX_DIFF_INPUT_BYTES) }
-}
-
-/**
- * Checks the result with a fresh lstat: type, mode, owner and size. Content is trusted when
- * the size matches, because it arrived by an atomic rename of a file we fsynced.
- */
-async function verify (path: string, host: string, desired: Desired, ctx: PlanContext): Promise<void> {
-  const after = await readCurrent(host, { countEntries: false })
-  if (after.kind === 'file' && desired.kind === 'file' && desired.content !== undefined && after.size === desired.content.length) after.content = desired.content
-  const check = planPath(desired, after, { ...ctx, diffs: false, removedFirst: 0 })
-  if (check.ops.length > 0) throw new VerifyFailedError(path, check.changes.map((c) => c.field))
-}
-
-/** Once per directory and apply: temporary files a killed apply left behind. */
-async function cleanTemps (dir: string, shared: Shared): Promise<void> {
-  let p = shared.temps.get(dir)
-  if (p === undefined) {
-    p = removeStaleTemps(dir)
-    shared.temps.set(dir, p)
-  }
-  await p
 }

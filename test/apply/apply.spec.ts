@@ -239,6 +239,16 @@ describe('applyPolicy', () => {
       expect(await readFile(sb.at('/from-shell'), 'utf8')).toBe(`${sb.root} hi\n`)
     })
 
+    it('renders templates in env values, never in the command text', async () => {
+      const sb = sandbox()
+      const report = await sb.apply(policyOf([
+        { id: 'facts', type: 'exec', command: 'printf "%s" "$ROLE on $NAME" > "$GRAPEVINE_ROOT/facts"', env: { ROLE: '{{ node.tags.role }}', NAME: '{{ node.name }}' } },
+        { id: 'missing', type: 'exec', command: ['true'], env: { X: '{{ node.tags.nope }}' } }
+      ]))
+      expect(await readFile(sb.at('/facts'), 'utf8')).toBe('web on web1')
+      expect(result(report, 'missing')).toMatchObject({ status: 'failed', error: { name: 'TemplateError' } })
+    })
+
     it('skips when creates exists, unless succeeds or onlyif fails', async () => {
       const sb = sandbox()
       await writeFile(sb.at('/done'), '')
