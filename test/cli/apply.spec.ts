@@ -126,7 +126,7 @@ describe('grapevine plan / apply', () => {
     const { file, args } = await setup('kind: trust\nname: grapevine/trust\nadmins: []\n')
     const out = await runCli(['apply', file, ...args])
     expect(out.code).toBe(1)
-    expect(out.stderr).toContain('nothing to apply')
+    expect(out.stderr).toContain('a trust policy only tells agents whom to trust; there is nothing to apply')
   })
 
   it('does nothing for a node the policy does not target, unless told to', async () => {

@@ -63,7 +63,10 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const policy = await loadPolicyFile(file)
   const apply = await applyModule
   lap('loadMs')
-  if (policy.kind !== 'policy') throw new CliError(`${file}: a ${policy.kind} policy has nothing to apply; the agent uses it to decide whom to trust`)
+  if (policy.kind !== 'policy') {
+    const what = policy.kind === 'trust' ? 'a trust policy only tells agents whom to trust' : `a ${policy.kind} policy only tells nodes to stop managing "${policy.name}"`
+    throw new CliError(`${file}: ${what}; there is nothing to apply`)
+  }
   if (!matchesTarget(policy, facts) && flags.ignoreTarget !== true) {
     const message = `policy "${policy.name}" does not target this node (name ${facts.name}, tags ${JSON.stringify(tags)}); nothing to do (--ignore-target applies it anyway)`
     if (flags.json === true) printJson({ policy: policy.name, targeted: false, message })
