@@ -16,7 +16,7 @@ import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createHash, createPrivateKey } from 'node:crypto'
 import type { SigningKey } from '../envelope/index.js'
-import type { PeerId, PrivateKey, PubSub, Message, ComponentLogger } from '@libp2p/interface'
+import type { PeerId, PrivateKey, PubSub, Message, ComponentLogger, Transport, Upgrader, MultiaddrConnection } from '@libp2p/interface'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 import { antiEntropy, type AntiEntropy, type AntiEntropyInit } from '../sync/index.js'
 
@@ -25,6 +25,13 @@ export type { Libp2p, PeerId, PrivateKey, Message, Multiaddr, PubSub }
 export { multiaddr, peerIdFromString, peerIdFromPublicKey, privateKeyFromProtobuf, privateKeyToProtobuf }
 
 export type { MetricsRegister } from '@chainsafe/libp2p-gossipsub/metrics'
+
+/**
+ * Reshapes what a node sends on each connection (simulated latency and loss): given the bytes
+ * written to one connection and its remote address, returns what reaches the socket, and when.
+ */
+export type LinkShaper = <T extends { byteLength: number }>(source: AsyncIterable<T>, remoteAddr: string) => AsyncIterable<T>
+
 export type GrapevinePubSub = PubSub<GossipsubEvents>
 export type GrapevineLibp2p = Libp2p<{ pubsub: GrapevinePubSub, identify: unknown, sync: AntiEntropy }>
 
@@ -39,6 +46,8 @@ export interface NetOptions {
   transport?: 'tcp' | 'memory'
   /** Added one-way latency (ms) on the memory transport, for simulations. */
   memoryLatency?: number
+  /** Simulations: delay this node's outbound bytes per connection (TCP or memory). */
+  shapeLink?: LinkShaper
   /** Topics whose invalid messages are penalised by gossipsub peer scoring. */
   scoredTopics: string[]
   sync: AntiEntropyInit
@@ -70,7 +79,7 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
-    transports: [transport === 'memory' ? memory({ latency: opts.memoryLatency }) : tcp()],
+    transports: [shaped(transport === 'memory' ? memory({ latency: opts.memoryLatency }) : tcp(), opts.shapeLink)],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(opts.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
@@ -108,6 +117,37 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
     }
   })
   return node as unknown as GrapevineLibp2p
+}
+
+/**
+ * Wraps a transport so every connection's outbound bytes pass through `shape`, below
+ * encryption and multiplexing: what a slow or lossy network does to a TCP stream.
+ */
+function shaped<C> (factory: (components: C) => Transport, shape: LinkShaper | undefined): (components: C) => Transport {
+  if (shape === undefined) return factory
+  const conn = (maConn: MultiaddrConnection): MultiaddrConnection => {
+    const sink = maConn.sink.bind(maConn)
+    maConn.sink = async (source) => {
+      const shapedSource = shape(source, maConn.remoteAddr.toString())
+      await sink((async function * () { yield * shapedSource })())
+    }
+    return maConn
+  }
+  const upgrader = (u: Upgrader): Upgrader => ({
+    upgradeOutbound: async (maConn, o) => await u.upgradeOutbound(conn(maConn), o),
+    upgradeInbound: async (maConn, o) => { await u.upgradeInbound(conn(maConn), o) },
+    createInboundAbortSignal: (signal) => u.createInboundAbortSignal(signal),
+    getStreamMuxers: () => u.getStreamMuxers(),
+    getConnectionEncrypters: () => u.getConnectionEncrypters()
+  })
+  return (components) => {
+    const t = factory(components)
+    const dial = t.dial.bind(t)
+    const createListener = t.createListener.bind(t)
+    t.dial = async (ma, o) => await dial(ma, { ...o, upgrader: upgrader(o.upgrader) })
+    t.createListener = (o) => createListener({ ...o, upgrader: upgrader(o.upgrader) })
+    return t
+  }
 }
 
 export async function generateIdentity (): Promise<PrivateKey> {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import {
   createNet, generateIdentity, keyIdOfPeer, multiaddr, nodeSigningKey, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf,
-  TopicValidatorResult, type GrapevineLibp2p, type PeerId
+  TopicValidatorResult, type GrapevineLibp2p, type LinkShaper, type PeerId
 } from '../net/libp2p.js'
 import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
 import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict, type SigningKey } from '../envelope/index.js'
@@ -39,6 +39,8 @@ export interface AgentOptions {
   mesh?: string
   transport?: 'tcp' | 'memory'
   memoryLatency?: number
+  /** Simulations: delay this node's outbound bytes (latency, loss as retransmission delay). */
+  shapeLink?: LinkShaper
   reapplyInterval?: number
   syncInterval?: number
   /** Mean time between presence beacons; 0 disables them. */
@@ -176,6 +178,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       swarmKey: this.opts.swarmKey,
       transport: this.opts.transport,
       memoryLatency: this.opts.memoryLatency,
+      shapeLink: this.opts.shapeLink,
       scoredTopics: [policyTopic(this.mesh)],
       blocked: this.blocked,
       gossip: {
