@@ -27,14 +27,14 @@ function valueAt (data: unknown, path: readonly PathKey[]): unknown {
   return cur
 }
 
-function describe (value: unknown): string {
+export function describe (value: unknown): string {
   if (value === undefined) return 'nothing'
   const s = JSON.stringify(value)
   return s === undefined ? String(value) : s.length > 60 ? `${s.slice(0, 57)}...` : s
 }
 
 /** Turns zod issues into problems a person can act on: field path, expectation and what was found. */
-function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ path: PathKey[], message: string }> {
+export function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ path: PathKey[], message: string }> {
   const out: Array<{ path: PathKey[], message: string }> = []
   for (const issue of issues) {
     const path = issue.path.slice()
@@ -71,7 +71,7 @@ function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ path: P
 }
 
 /** Locates a field path in the YAML document, falling back to the nearest parent that exists. */
-function lineOf (doc: Document, counter: LineCounter, path: PathKey[]): { line?: number, column?: number } {
+export function lineOf (doc: Document, counter: LineCounter, path: PathKey[]): { line?: number, column?: number } {
   for (let n = path.length; n >= 0; n--) {
     const sub = path.slice(0, n)
     const node = sub.length === 0 ? doc.contents : doc.getIn(sub, true)
