@@ -32,8 +32,8 @@ export function gossipMetricsRegister (registry: Registry): MetricsRegister {
   const gauge = (config: { name: string, help: string, labelNames?: readonly string[] }): unknown => {
     const collectors: Array<(g: unknown) => void> = []
     const wrapper = {
-      inc: (a?: Labels | number, b?: number) => { typeof a === 'object' ? g.inc(a, b ?? 1) : g.inc(a ?? 1) },
-      set: (a: Labels | number, b?: number) => { typeof a === 'object' ? g.set(a, b ?? 0) : g.set(a) },
+      inc: (a?: Labels | number, b?: number) => { if (typeof a === 'object') g.inc(a, b ?? 1); else g.inc(a ?? 1) },
+      set: (a: Labels | number, b?: number) => { if (typeof a === 'object') g.set(a, b ?? 0); else g.set(a) },
       addCollect: (fn: (g: unknown) => void) => { collectors.push(fn) }
     }
     const g: Gauge<string> = new Gauge({
@@ -51,7 +51,7 @@ export function gossipMetricsRegister (registry: Registry): MetricsRegister {
       const h = new Histogram({ name: name(config.name), help: config.help, labelNames: [...(config.labelNames ?? [])], buckets: config.buckets, registers: [registry] })
       return {
         startTimer: () => h.startTimer(),
-        observe: (a: Labels | number, b?: number) => { typeof a === 'object' ? h.observe(a, b ?? 0) : h.observe(a) },
+        observe: (a: Labels | number, b?: number) => { if (typeof a === 'object') h.observe(a, b ?? 0); else h.observe(a) },
         reset: () => { h.reset() }
       }
     }) as MetricsRegister['histogram'],
