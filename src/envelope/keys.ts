@@ -25,13 +25,26 @@ export function isKeyId (s: string): boolean {
   return KEY_ID.test(s)
 }
 
+/**
+ * Parsed keys, by id. Every receipt and envelope is verified by every node, and importing
+ * a key costs more than the signature check itself, so the few thousand live keys are kept.
+ */
+const keyCache = new Map<string, KeyObject>()
+const MAX_CACHED_KEYS = 20_000
+
 export function publicKeyFromId (id: string): KeyObject {
+  const cached = keyCache.get(id)
+  if (cached !== undefined) return cached
   if (!KEY_ID.test(id)) throw new InvalidKeyError(`"${id}" is not a public key id (expected "ed25519:" and 43 base64url characters)`)
+  let key: KeyObject
   try {
-    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: id.slice(KEY_ID_PREFIX.length) }, format: 'jwk' })
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: id.slice(KEY_ID_PREFIX.length) }, format: 'jwk' })
   } catch (err) {
     throw new InvalidKeyError(`"${id}" is not a valid Ed25519 public key`, { cause: err })
   }
+  if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string)
+  keyCache.set(id, key)
+  return key
 }
 
 export function generateSigningKey (): SigningKey {

@@ -110,7 +110,12 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
         maxInboundDataLength: 4 * 1024 * 1024,
-        scoreParams: { topics },
+        scoreParams: {
+          topics,
+          // Gossipsub penalises many peers behind one IP (a Sybil guard). Peers on loopback are
+          // this host's own agents (tests, simulations, several agents per machine): never Sybils.
+          IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1'])
+        },
         ...opts.gossip
       }) as unknown as (components: unknown) => GrapevinePubSub,
       sync: antiEntropy(opts.sync)

@@ -619,7 +619,23 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private rememberPeer (id: string, addrs: string[]): void {
     if (addrs.length === 0 || id === this.facts?.id) return
+    const isNew = !this.hints.has(id)
     this.hints.set(id, { id, addrs: addrs.slice(0, 8), lastSeen: new Date(this.now()).toISOString() })
+    // Save a new peer soon (not just on the next maintenance tick), so a node killed right
+    // after joining can still rejoin without its bootstrap address.
+    if (isNew && this.peerSave === undefined) {
+      this.peerSave = setTimeout(() => {
+        this.peerSave = undefined
+        this.persist(async () => { await this.store.savePeers(this.knownPeers()) })
+      }, 500)
+      this.peerSave.unref()
+    }
+  }
+
+  private peerSave?: ReturnType<typeof setTimeout>
+
+  private knownPeers (): KnownPeer[] {
+    return [...this.hints.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen))
   }
 
   private learnPeers (hints: PeerHint[]): void {
@@ -647,8 +663,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     })
     await Promise.all(dials)
-    const known = [...this.hints.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen))
-    await this.store.savePeers(known).catch(() => {})
+    await this.store.savePeers(this.knownPeers()).catch(() => {})
   }
 
   /** Refuses and drops connections to these peers: how tests and simulations cut the mesh. */
@@ -679,6 +694,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.stopping.signal.aborted) return
     this.stopping.abort()
     for (const t of this.timers) clearTimeout(t)
+    clearTimeout(this.peerSave)
     await this.idle().catch(() => {})
     await this.net.stop()
     await this.history({ event: 'stopped' }).catch(() => {})
