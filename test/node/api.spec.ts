@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
+import { startApi, type ApiServer } from '../../src/node/api.js'
+import { generateSwarmKey } from '../../src/net/libp2p.js'
+
+let mesh: TestMesh | undefined
+let api: ApiServer | undefined
+afterEach(async () => {
+  await api?.close()
+  await mesh?.stop()
+  mesh = undefined
+  api = undefined
+})
+
+describe('local HTTP API', () => {
+  it('serves health, status, metrics and history, and takes published envelopes', async () => {
+    mesh = await startMesh(1, { tags: { role: 'web' } })
+    const a = mesh.agents[0]!
+    api = await startApi(a, '127.0.0.1', 0)
+    const bytes = mesh.sign(filePolicy('web/site', 'hi\n'), 4)
+    const pub = await fetch(`${api.url}/publish`, { method: 'POST', body: Buffer.from(bytes) })
+    expect(pub.status).toBe(200)
+    expect(await pub.json()).toMatchObject({ outcome: 'accepted', name: 'web/site', version: 4 })
+    await waitFor(() => a.status().policies[0]?.lastApply !== undefined, 'the apply')
+
+    expect(await (await fetch(`${api.url}/health`)).json()).toMatchObject({ ok: true, policies: 1 })
+    const status = await (await fetch(`${api.url}/status`)).json() as { node: { tags: Record<string, string> }, policies: Array<{ name: string, version: number, signer: string, lastApply: { outcome: string } }> }
+    expect(status.node.tags).toEqual({ role: 'web' })
+    expect(status.policies[0]).toMatchObject({ name: 'web/site', version: 4, signer: mesh.root.id, lastApply: { outcome: 'changes' } })
+
+    const metrics = await (await fetch(`${api.url}/metrics`)).text()
+    expect(metrics).toMatch(/grapevine_envelopes_accepted_total\{via="api"\} 1/)
+    expect(metrics).toMatch(/grapevine_applies_total\{outcome="changes"\} 1/)
+
+    const garbage = await fetch(`${api.url}/publish`, { method: 'POST', body: 'not an envelope' })
+    expect(garbage.status).toBe(422)
+    expect(await (await fetch(`${api.url}/metrics`)).text()).toMatch(/grapevine_envelopes_rejected_total\{reason="malformed",via="api"\} 1/)
+
+    const history = await (await fetch(`${api.url}/history?limit=10`)).json() as Array<{ event: string, name?: string }>
+    expect(history.map((h) => h.event)).toEqual(expect.arrayContaining(['started', 'accepted', 'applied']))
+    expect((await fetch(`${api.url}/nope`)).status).toBe(404)
+  })
+})
+
+describe('private mesh', () => {
+  it('connects only peers holding the same swarm key', async () => {
+    const key = generateSwarmKey()
+    mesh = await startMesh(2, { swarmKey: key })
+    const m = mesh
+    await waitFor(() => m.agents[1]!.libp2p.getPeers().length === 1, 'the two keyed agents to connect')
+    const outsider = await m.add({ swarmKey: undefined })
+    await expect(outsider.connect(m.agents[0]!.multiaddrs[0]!)).rejects.toThrow()
+    const wrongKey = await m.add({ swarmKey: generateSwarmKey() })
+    await expect(wrongKey.connect(m.agents[0]!.multiaddrs[0]!)).rejects.toThrow()
+    expect(m.agents[0]!.libp2p.getPeers().map(String)).toEqual([m.agents[1]!.peerId.toString()])
+  })
+})
