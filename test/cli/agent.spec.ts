@@ -67,7 +67,9 @@ describe('grapevine agent as separate processes', () => {
     await writePolicy('v1')
 
     const a = await spawnAgent(['--state', join(d, 'a/state'), '--root', join(d, 'a/root'), '--trust', trust, '--name', 'a'])
-    const b = await spawnAgent(['--state', join(d, 'b/state'), '--root', join(d, 'b/root'), '--trust', trust, '--name', 'b', '--bootstrap', a.addr])
+    // b takes its settings from a config file, as a systemd unit would.
+    await writeFile(join(d, 'b.yaml'), `state: ${join(d, 'b/state')}\nroot: ${join(d, 'b/root')}\ntrust: [${trust}]\nname: b\nbootstrap: [${a.addr}]\ntags: { role: web }\n`)
+    const b = await spawnAgent(['--config', join(d, 'b.yaml')])
     const c = await spawnAgent(['--state', join(d, 'c/state'), '--root', join(d, 'c/root'), '--trust', trust, '--name', 'c', '--bootstrap', b.addr])
 
     const pub = await runCli(['publish', policy, '--key', join(d, 'root.key'), '--bootstrap', a.addr, '--json'])
@@ -79,6 +81,7 @@ describe('grapevine agent as separate processes', () => {
     }
     const s = await statusOf(c.api)
     expect(s.policies).toEqual([expect.objectContaining({ name: 'site/motd', version: 1 })])
+    expect((await runCli(['status', '--agent', b.api, '--json'])).stdout).toContain('"role": "web"')
 
     // SIGKILL c, publish v2 while it is down, restart it with no --bootstrap: it rejoins through remembered peers.
     c.child.kill('SIGKILL')
