@@ -106,4 +106,15 @@ describe('agent mesh on 127.0.0.1', () => {
     const history = await again.readHistory()
     expect(history.some((h) => h.event === 'accepted' && h.name === 'test/keep' && h.version === 3)).toBe(true)
   })
+
+  it('keeps working when the bootstrap node dies: peers found each other through peer exchange', async () => {
+    mesh = await startMesh(4, { topology: 'star' })
+    const m = mesh
+    const [boot, ...rest] = m.agents as [Agent, Agent, Agent, Agent]
+    // Sync on connect exchanges peer lists; periodic maintenance dials them.
+    await waitFor(() => rest.every((a) => a.libp2p.getPeers().length >= 3), 'the leaves to connect to each other', 40_000)
+    await boot.stop()
+    await rest[0]!.publish(m.sign(filePolicy('test/orphan', 'still here\n'), 1))
+    await waitFor(async () => (await Promise.all(rest.map(async (a) => await fileIn(a, '/etc/grapevine-test/motd')))).every((t) => t === 'still here\n'), 'every survivor to apply')
+  })
 })
