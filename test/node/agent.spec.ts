@@ -117,4 +117,20 @@ describe('agent mesh on 127.0.0.1', () => {
     await rest[0]!.publish(m.sign(filePolicy('test/orphan', 'still here\n'), 1))
     await waitFor(async () => (await Promise.all(rest.map(async (a) => await fileIn(a, '/etc/grapevine-test/motd')))).every((t) => t === 'still here\n'), 'every survivor to apply')
   })
+
+  it('reports two policies managing one path as a conflict, never a flip-flop', async () => {
+    mesh = await startMesh(1)
+    const m = mesh
+    const a = m.agents[0]!
+    await a.publish(m.sign(filePolicy('b/owner', 'from b\n'), 1))
+    await waitFor(async () => await fileIn(a, '/etc/grapevine-test/motd') === 'from b\n', 'b applied')
+    await a.publish(m.sign(filePolicy('a/owner', 'from a\n'), 1))
+    await a.publish(m.sign(filePolicy('b/owner', 'from b, v2\n'), 2))
+    await waitFor(() => a.status().conflicts.some((c) => c.kind === 'path' && c.path === '/etc/grapevine-test/motd'), 'the path conflict')
+    await a.idle()
+    // "a/owner" sorts first and keeps the path; b's resource fails with the reason, every time.
+    expect(await fileIn(a, '/etc/grapevine-test/motd')).toBe('from a\n')
+    const b = a.status().policies.find((p) => p.name === 'b/owner')!
+    expect(b.lastApply?.errors?.[0]?.error).toMatch(/also managed by policy "a\/owner"/)
+  })
 })
