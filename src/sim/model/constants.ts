@@ -1,0 +1,82 @@
+// Defaults of the model engine. Gossip parameters are the agent's own (gossipsub 14.1.2
+// defaults, see node_modules/@chainsafe/libp2p-gossipsub/dist/src/constants.js, and the
+// options in src/net/libp2p.ts); the rest are physical assumptions, each with its reason.
+
+import { DEFAULT_SYNC_INTERVAL_MS } from '../../sync/constants.js'
+import { DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS } from '../../node/constants.js'
+
+/** Gossipsub mesh degree D, and the bounds the heartbeat keeps it within (GossipsubD, Dlo, Dhi). */
+export const MESH_D = 6
+export const MESH_D_LO = 4
+export const MESH_D_HI = 12
+
+/** IHAVE gossip goes to at least D_lazy non-mesh peers, or gossipFactor of them if more (GossipsubDlazy, GossipsubGossipFactor). */
+export const D_LAZY = 6
+export const GOSSIP_FACTOR = 0.25
+
+/** Heartbeats a message id is advertised in IHAVE after it arrives (GossipsubHistoryGossip). */
+export const HISTORY_GOSSIP = 3
+
+/** GossipsubHeartbeatInterval. */
+export const HEARTBEAT_MS = 1000
+
+/** The agent sends on every topic peer when it publishes (floodPublish: true in src/net/libp2p.ts). */
+export const FLOOD_PUBLISH = true
+
+/** Anti-entropy: one random peer every interval × U(0.5, 1.5) (src/sync/service.ts), and one round per new connection. */
+export const SYNC_INTERVAL_MS = DEFAULT_SYNC_INTERVAL_MS
+
+/** Connections each agent keeps by dialling (src/node/constants.ts). */
+export const TARGET_PEERS = DEFAULT_TARGET_PEERS
+
+/** How often an agent tops up lost connections: the delay before a healed partition reconnects. */
+export const RECONNECT_MS = PEER_MAINTENANCE_INTERVAL_MS
+
+/**
+ * Round trips to open a connection: TCP (1) and noise XX (1.5), rounded up with multistream
+ * negotiation of the muxer (0.5): 3. A sync round on it then costs two more (digests, wants).
+ */
+export const CONNECT_RTTS = 3
+export const SYNC_RTTS = 2
+
+/** Bytes a gossipsub RPC adds around a message: protobuf fields, topic string, length prefix, yamux and noise framing. */
+export const RPC_OVERHEAD_BYTES = 96
+/** A message id is a sha256 (32 bytes) plus protobuf framing, in IHAVE and IWANT. */
+export const MSG_ID_BYTES = 34
+/** One digest entry on the sync protocol: name, version, hash and id as JSON. */
+export const DIGEST_ENTRY_BYTES = 200
+/** A signed receipt on the receipts topic (node, policy, version, hash, outcome, changes, signature). */
+export const RECEIPT_BYTES = 520
+/** The signed header alone (announce-and-fetch): format, name, version, hash, signer, issuedAt, signature as JSON. */
+export const HEADER_BYTES = 420
+
+/**
+ * Per-node upload bandwidth, bytes/s: 100 Mbit/s, a modest data-centre or cloud VM uplink.
+ * Loopback (calibration against one host) is effectively unbounded: 10 GB/s.
+ */
+export const DEFAULT_UPLINK_BYTES_PER_S = 100e6 / 8
+export const LOOPBACK_UPLINK_BYTES_PER_S = 10e9
+
+/**
+ * CPU per message on a host that runs one agent (the deployment case): decode, sha256 and
+ * Ed25519 verify of a small envelope take well under a millisecond natively; 1 ms covers the
+ * schema check and bookkeeping. Duplicates are dropped by id before any of that.
+ */
+export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, applyMs: 10, perKiBMs: 0.01 } as const
+
+/**
+ * Calibrated against `npm run bench:mesh` and live scenarios on this 2-core machine, where
+ * every agent shares one Node process (see docs/scale.md, "Calibration"): the per-message costs
+ * include libp2p's stream handling, noise, yamux and protobuf in JavaScript, and the receipts
+ * every apply gossips. They are an order of magnitude above DEDICATED_CPU.
+ */
+export const SHARED_HOST_CPU = { verifyMs: 2.5, duplicateMs: 0.35, sendMs: 0.3, applyMs: 4, perKiBMs: 0.01 } as const
+
+/** Receipts multiply gossip by N (every node announces to every node); the model carries them only up to this size. */
+export const MAX_RECEIPT_NODES = 5000
+
+/** The time past the last event a run keeps going when the scenario gives no duration and has no check. */
+export const DEFAULT_TAIL_MS = 120_000
+
+/** Give up a body fetch (announce-and-fetch) that has not completed after this long, and try another announcer. */
+export const FETCH_TIMEOUT_MS = 10_000

@@ -1,0 +1,667 @@
+// The model engine: a seeded discrete-event simulation of how the agent disseminates a policy
+// (gossipsub mesh forwarding, flood-publish, IHAVE/IWANT gossip, anti-entropy sync), at the
+// level of messages, over a network of latency, bandwidth and loss, with churn and
+// partitions. State lives in typed arrays indexed by node; events in a binary heap.
+
+import { EventQueue, emptyEvent } from './heap.js'
+import { NeighbourLists, MESH_STRIDE, buildGraph, connectNodes, formMesh, repairMesh, topUpNode, type Graph } from './network.js'
+import { sampleLatency, type LatencyDist } from '../random.js'
+import { MAX_BACKOFFS } from '../constants.js'
+import { DEFAULT_MSS_BYTES } from '../constants.js'
+import type { Topology } from '../scenario.js'
+import {
+  CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
+} from './constants.js'
+
+export interface CpuCosts {
+  /** First copy of a message: decode, hash, signature, schema, version rule. */
+  verifyMs: number
+  /** A copy already seen, dropped by message id. */
+  duplicateMs: number
+  /** Encoding and encrypting one copy for one peer. */
+  sendMs: number
+  /** Applying a policy (plan, write, verify), off the gossip path. */
+  applyMs: number
+  /** Extra per KiB of message handled (hashing, copying), on top of the above. */
+  perKiBMs: number
+}
+
+export interface GossipParams {
+  D: number
+  Dlo: number
+  Dhi: number
+  Dlazy: number
+  gossipFactor: number
+  historyGossip: number
+  heartbeatMs: number
+  floodPublish: boolean
+  /** Mean periodic sync interval (0 disables); rounds happen every interval × U(0.5, 1.5). */
+  syncIntervalMs: number
+  targetPeers: number
+  /** Dial peers until targetPeers connections (the steady state of a running fleet). */
+  topUp: boolean
+  reconnectMs: number
+}
+
+export interface NetParams {
+  latency: LatencyDist
+  loss: number
+  rto: number
+  /** Per-node upload bandwidth, bytes/s. */
+  uplinkBytesPerS: number
+}
+
+export interface EngineParams {
+  gossip: GossipParams
+  net: NetParams
+  cpu: CpuCosts
+  /** 'node': every agent has its own CPU; a number: all agents share that many cores (live runs on one host). */
+  cpuShare: 'node' | number
+  /** Gossip whole envelopes, or a signed header with the body fetched from the announcer (announce-and-fetch). */
+  dissemination: 'gossip' | 'announce'
+  headerBytes: number
+  receipts: boolean
+  receiptBytes: number
+}
+
+export type MsgKind = 'policy' | 'receipt'
+
+export interface ModelMessage {
+  kind: MsgKind
+  /** Policy name index (policy messages), -1 for receipts. */
+  name: number
+  version: number
+  /** Rank of the content hash among messages of the same name and version: the higher wins. */
+  hashRank: number
+  bytes: number
+  origin: number
+  at: number
+  /** Per node: SEEN (gossipsub seen cache), HAVE (holds this envelope), FETCHING, ASKED (IWANT sent). */
+  state: Uint8Array
+  /** Per node: arrival time of the first copy (gossip) or the accept time; NaN before. */
+  acceptedAt: Float64Array
+  targeted: Uint8Array | undefined
+}
+
+export const SEEN = 1
+export const HAVE = 2
+const FETCHING = 4
+const ASKED = 8
+
+const enum Ev {
+  Timeline = 1,
+  Arrive,
+  Validated,
+  IHave,
+  IWant,
+  GossipTick,
+  SyncTimer,
+  SyncCompare,
+  SyncArrive,
+  SyncValidated,
+  FetchReq,
+  BodyArrive,
+  FetchTimeout,
+  Heartbeat,
+  Reconnect,
+  Connected,
+  ApplyDone
+}
+
+export interface Traffic {
+  gossipSent: Float64Array
+  gossipRecv: Float64Array
+  syncSent: Float64Array
+  syncRecv: Float64Array
+  /** Bytes of policy content received (gossip copies, fetched bodies, sync envelopes): the 1 MiB figure. */
+  policyRecv: Float64Array
+  policyMsgs: Float64Array
+  policyDups: Float64Array
+  /** Connections each node opened or accepted during the run, initial ones included. */
+  connections: Float64Array
+}
+
+export interface Hooks {
+  /** A node accepted a policy message (delivery). */
+  onAccept: (node: number, msg: number, via: 'gossip' | 'sync' | 'local', at: number) => void
+  onApply: (node: number, msg: number, at: number) => void
+  onConflict: (node: number, msg: number, at: number) => void
+  /** A timeline event fell due. */
+  onTimeline: (index: number, at: number) => void
+}
+
+/**
+ * The simulator's state and event handlers. The scenario layer (index.ts) drives it: it
+ * creates nodes, schedules timeline events, and turns what happened into a RunRecord.
+ */
+export class Engine {
+  readonly q: EventQueue
+  readonly p: EngineParams
+  readonly capacity: number
+  nodes: number
+  readonly g: Graph
+  readonly mesh: NeighbourLists
+  readonly up: Uint8Array
+  /** Partition group while cut off (0 = free): nodes in different non-zero groups cannot talk. */
+  readonly pgroup: Int32Array
+  readonly upFree: Float64Array
+  readonly cpuFree: Float64Array
+  readonly cores: Float64Array
+  readonly phase: Float64Array
+  readonly syncArmed: Uint8Array
+  /** Per node: the message index currently held for each policy name, -1 for none. */
+  readonly current: Int32Array[] = []
+  readonly msgs: ModelMessage[] = []
+  readonly traffic: Traffic
+  now = 0
+  events = 0
+  private readonly ev = emptyEvent()
+
+  constructor (readonly random: () => number, p: EngineParams, topology: Topology, nodes: number, capacity: number, readonly hooks: Hooks, names: number) {
+    this.p = p
+    this.capacity = capacity
+    this.nodes = nodes
+    this.q = new EventQueue(Math.max(1024, nodes * 8))
+    this.g = buildGraph(topology, nodes, capacity, p.gossip.targetPeers, p.gossip.topUp, random)
+    this.mesh = new NeighbourLists(capacity, MESH_STRIDE)
+    this.up = new Uint8Array(capacity)
+    this.pgroup = new Int32Array(capacity)
+    this.upFree = new Float64Array(capacity)
+    this.cpuFree = new Float64Array(capacity)
+    this.cores = new Float64Array(typeof p.cpuShare === 'number' ? Math.max(1, p.cpuShare) : 0)
+    this.phase = new Float64Array(capacity)
+    this.syncArmed = new Uint8Array(capacity)
+    for (let i = 0; i < names; i++) this.current.push(new Int32Array(capacity).fill(-1))
+    const f = (): Float64Array => new Float64Array(capacity)
+    this.traffic = { gossipSent: f(), gossipRecv: f(), syncSent: f(), syncRecv: f(), policyRecv: f(), policyMsgs: f(), policyDups: f(), connections: f() }
+    for (let i = 0; i < nodes; i++) {
+      this.up[i] = 1
+      this.phase[i] = random() * p.gossip.heartbeatMs
+      this.traffic.connections[i] = this.g.conn.len[i]!
+    }
+    formMesh(this.g, this.mesh, nodes, p.gossip, (u, v) => this.live(u, v), random)
+    for (let i = 0; i < nodes; i++) this.armSync(i, 0)
+  }
+
+  // ---- the network ---------------------------------------------------------
+
+  /** u and v are connected, both up, and no partition stands between them. */
+  live (u: number, v: number): boolean {
+    if (this.up[u] === 0 || this.up[v] === 0) return false
+    const a = this.pgroup[u]!
+    const b = this.pgroup[v]!
+    return a === 0 || b === 0 || a === b
+  }
+
+  private latency (): number {
+    return sampleLatency(this.p.net.latency, this.random)
+  }
+
+  /**
+   * Extra delay from segment loss on a reliable stream: the unluckiest of the message's
+   * segments waits rto × (2^k − 1) after k consecutive losses. Draws k from the distribution
+   * of the maximum directly (one draw per message, not one per segment), the same law as
+   * link.ts's lossDelay.
+   */
+  private lossDelay (bytes: number): number {
+    const p = this.p.net.loss
+    if (p <= 0) return 0
+    const segs = Math.max(1, Math.ceil(bytes / DEFAULT_MSS_BYTES))
+    const u = this.random()
+    let k = 0
+    while (k < MAX_BACKOFFS && u < 1 - (1 - p ** (k + 1)) ** segs) k++
+    return this.p.net.rto * (2 ** k - 1)
+  }
+
+  /** Runs `cost` ms of CPU for `node` from `t`; returns when it is done. */
+  cpu (node: number, t: number, cost: number): number {
+    if (cost <= 0) return t
+    if (this.cores.length === 0) {
+      const done = Math.max(t, this.cpuFree[node]!) + cost
+      this.cpuFree[node] = done
+      return done
+    }
+    let best = 0
+    for (let i = 1; i < this.cores.length; i++) if (this.cores[i]! < this.cores[best]!) best = i
+    const done = Math.max(t, this.cores[best]!) + cost
+    this.cores[best] = done
+    return done
+  }
+
+  private kib (bytes: number): number {
+    return this.p.cpu.perKiBMs * bytes / 1024
+  }
+
+  /** Sends `bytes` from u to v at t: CPU to encode, then the uplink queue, then the link. Returns the arrival time. */
+  private transmit (u: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
+    const ready = this.cpu(u, t, cpuMs)
+    const start = Math.max(ready, this.upFree[u]!)
+    const done = start + bytes * 1000 / this.p.net.uplinkBytesPerS
+    this.upFree[u] = done
+    if (kind === 'gossip') this.traffic.gossipSent[u]! += bytes
+    else this.traffic.syncSent[u]! += bytes
+    return done + this.latency() + this.lossDelay(bytes)
+  }
+
+  /** A small control message (IHAVE, IWANT, fetch request): latency only, bytes counted. */
+  private control (u: number, v: number, t: number, bytes: number, kind: 'gossip' | 'sync'): number {
+    if (kind === 'gossip') {
+      this.traffic.gossipSent[u]! += bytes
+      this.traffic.gossipRecv[v]! += bytes
+    } else {
+      this.traffic.syncSent[u]! += bytes
+      this.traffic.syncRecv[v]! += bytes
+    }
+    return t + this.latency() + this.lossDelay(bytes)
+  }
+
+  private wireBytes (m: ModelMessage): number {
+    return (m.kind === 'policy' && this.p.dissemination === 'announce' ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
+  }
+
+  // ---- scheduling ------------------------------------------------------------
+
+  schedule (t: number, kind: number, a = 0, b = 0, c = 0): void {
+    this.q.push(t, kind, a, b, c)
+  }
+
+  scheduleTimeline (t: number, index: number): void {
+    this.schedule(t, Ev.Timeline, index)
+  }
+
+  nextHeartbeat (node: number, t: number): number {
+    const hb = this.p.gossip.heartbeatMs
+    const ph = this.phase[node]!
+    return ph + (Math.floor((t - ph) / hb) + 1) * hb
+  }
+
+  private armSync (node: number, t: number): void {
+    const iv = this.p.gossip.syncIntervalMs
+    if (iv <= 0 || this.syncArmed[node] === 1) return
+    this.syncArmed[node] = 1
+    this.schedule(t + iv * (0.5 + this.random()), Ev.SyncTimer, node)
+  }
+
+  /** Runs events until `until` (inclusive) or until `stop` says so; returns the time reached. */
+  run (until: number, stop?: () => boolean, checkEvery = 4096): number {
+    const e = this.ev
+    let n = 0
+    while (this.q.peekTime() <= until) {
+      this.q.pop(e)
+      this.now = e.time
+      this.events++
+      this.dispatch(e.kind, e.a, e.b, e.c)
+      if (stop !== undefined && ++n % checkEvery === 0 && stop()) break
+    }
+    return this.now
+  }
+
+  private dispatch (kind: number, a: number, b: number, c: number): void {
+    switch (kind as Ev) {
+      case Ev.Timeline: this.hooks.onTimeline(a, this.now); return
+      case Ev.Arrive: this.arrive(a, b, c); return
+      case Ev.Validated: this.validated(a, b, c, 'gossip'); return
+      case Ev.IHave: this.ihave(a, b, c); return
+      case Ev.IWant: this.iwant(a, b, c); return
+      case Ev.GossipTick: this.gossipTick(a, b, c); return
+      case Ev.SyncTimer: this.syncTimer(a); return
+      case Ev.SyncCompare: this.syncCompare(a, b); return
+      case Ev.SyncArrive: this.syncArrive(a, b, c); return
+      case Ev.SyncValidated: this.validated(a, b, c, 'sync'); return
+      case Ev.FetchReq: this.fetchReq(a, b, c); return
+      case Ev.BodyArrive: this.bodyArrive(a, b, c); return
+      case Ev.FetchTimeout: this.fetchTimeout(a, b, c); return
+      case Ev.Heartbeat: this.heartbeat(a); return
+      case Ev.Reconnect: this.reconnect(a); return
+      case Ev.Connected: this.connected(a, b); return
+      case Ev.ApplyDone: this.applyDone(a, c); return
+    }
+  }
+
+  // ---- messages ------------------------------------------------------------
+
+  addMessage (m: Omit<ModelMessage, 'state' | 'acceptedAt'>): number {
+    this.msgs.push({ ...m, state: new Uint8Array(this.capacity), acceptedAt: new Float64Array(this.capacity).fill(NaN) })
+    return this.msgs.length - 1
+  }
+
+  /** `a` beats `b` by the version rule (higher version, then higher hash). */
+  private newer (a: ModelMessage, b: ModelMessage): boolean {
+    return a.version > b.version || (a.version === b.version && a.hashRank > b.hashRank)
+  }
+
+  /** A node publishes: takes the envelope locally, then sends it to every topic peer (flood-publish) or its mesh. */
+  publish (node: number, msg: number): void {
+    const m = this.msgs[msg]!
+    const t = this.now
+    m.state[node]! |= SEEN
+    if (m.kind === 'policy') {
+      if (!this.accept(node, msg, t, 'local')) return
+    } else {
+      m.state[node]! |= HAVE
+    }
+    this.relay(node, -1, msg, t, this.p.gossip.floodPublish)
+  }
+
+  /** Forwards to mesh peers (or all connections) except the source, and advertises the id for the next heartbeats. */
+  private relay (node: number, from: number, msg: number, t: number, flood: boolean): void {
+    const m = this.msgs[msg]!
+    const bytes = this.wireBytes(m)
+    const rows = flood ? this.g.conn : this.mesh
+    const n = rows.len[node]!
+    for (let i = 0; i < n; i++) {
+      const v = rows.get(node, i)
+      if (v === from || !this.live(node, v)) continue
+      this.schedule(this.transmit(node, t, bytes, 'gossip'), Ev.Arrive, v, node, msg)
+    }
+    if (this.p.gossip.historyGossip > 0) this.schedule(this.nextHeartbeat(node, t), Ev.GossipTick, node, this.p.gossip.historyGossip, msg)
+  }
+
+  private arrive (v: number, from: number, msg: number): void {
+    if (this.up[v] === 0) return
+    const m = this.msgs[msg]!
+    const bytes = this.wireBytes(m)
+    const tr = this.traffic
+    tr.gossipRecv[v]! += bytes
+    const isPolicy = m.kind === 'policy'
+    if (isPolicy) {
+      tr.policyMsgs[v]!++
+      if (this.p.dissemination === 'gossip') tr.policyRecv[v]! += m.bytes
+    }
+    if ((m.state[v]! & SEEN) !== 0) {
+      if (isPolicy) tr.policyDups[v]!++
+      this.cpu(v, this.now, this.p.cpu.duplicateMs)
+      return
+    }
+    m.state[v]! |= SEEN
+    const announce = isPolicy && this.p.dissemination === 'announce'
+    // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
+    const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
+    if (announce) this.schedule(done, Ev.FetchReq, from, v, msg)
+    else this.schedule(done, Ev.Validated, v, from, msg)
+  }
+
+  /** The validator's verdict is in: accept by the version rule and forward, or ignore. */
+  private validated (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
+    if (this.up[v] === 0) return
+    const m = this.msgs[msg]!
+    if (m.kind === 'receipt') {
+      m.state[v]! |= HAVE
+      this.relay(v, from, msg, this.now, false)
+      return
+    }
+    if (!this.accept(v, msg, this.now, via)) return
+    // Gossipsub forwards what its validator accepted; an envelope that came by sync is not re-gossiped.
+    if (via === 'gossip') this.relay(v, from, msg, this.now, false)
+  }
+
+  /** The version rule; records the delivery and schedules the apply. False when ignored. */
+  private accept (v: number, msg: number, t: number, via: 'gossip' | 'sync' | 'local'): boolean {
+    const m = this.msgs[msg]!
+    const cur = this.current[m.name]!
+    const held = cur[v]!
+    if (held === msg) return false
+    if (held >= 0) {
+      const h = this.msgs[held]!
+      if (h.version === m.version && h.hashRank !== m.hashRank) this.hooks.onConflict(v, this.newer(m, h) ? held : msg, t)
+      if (!this.newer(m, h)) return false
+    }
+    cur[v] = msg
+    m.state[v]! |= HAVE | SEEN
+    m.acceptedAt[v] = t
+    this.hooks.onAccept(v, msg, via, t)
+    if (m.targeted === undefined || m.targeted[v] === 1) {
+      this.schedule(this.cpu(v, t, this.p.cpu.applyMs), Ev.ApplyDone, v, 0, msg)
+    } else if (this.p.receipts) {
+      this.sendReceipt(v, t)
+    }
+    return true
+  }
+
+  private applyDone (v: number, msg: number): void {
+    if (this.up[v] === 0) return
+    const m = this.msgs[msg]!
+    if (this.current[m.name]![v] !== msg) return
+    this.hooks.onApply(v, msg, this.now)
+    if (this.p.receipts) this.sendReceipt(v, this.now)
+  }
+
+  private sendReceipt (v: number, t: number): void {
+    const r = this.addMessage({ kind: 'receipt', name: -1, version: 0, hashRank: 0, bytes: this.p.receiptBytes, origin: v, at: t, targeted: undefined })
+    const prev = this.now
+    this.now = t
+    this.publish(v, r)
+    this.now = prev
+  }
+
+  // ---- IHAVE / IWANT -------------------------------------------------------
+
+  /** A heartbeat while the id is in the gossip window: IHAVE to D_lazy (or gossipFactor of) non-mesh peers. */
+  private gossipTick (v: number, left: number, msg: number): void {
+    if (this.up[v] === 0) return
+    const cands: number[] = []
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (this.live(v, w) && !this.mesh.has(v, w)) cands.push(w)
+    }
+    const target = Math.max(this.p.gossip.Dlazy, Math.floor(this.p.gossip.gossipFactor * cands.length))
+    for (let k = 0; k < target && cands.length > 0; k++) {
+      const j = Math.floor(this.random() * cands.length)
+      const w = cands[j]!
+      cands[j] = cands[cands.length - 1]!
+      cands.pop()
+      this.schedule(this.control(v, w, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'gossip'), Ev.IHave, w, v, msg)
+    }
+    if (left > 1) this.schedule(this.now + this.p.gossip.heartbeatMs, Ev.GossipTick, v, left - 1, msg)
+  }
+
+  private ihave (w: number, v: number, msg: number): void {
+    if (this.up[w] === 0) return
+    const m = this.msgs[msg]!
+    if ((m.state[w]! & (SEEN | ASKED)) !== 0) return
+    m.state[w]! |= ASKED
+    this.schedule(this.control(w, v, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'gossip'), Ev.IWant, v, w, msg)
+  }
+
+  private iwant (v: number, w: number, msg: number): void {
+    const m = this.msgs[msg]!
+    if (!this.live(v, w)) {
+      m.state[w]! &= ~ASKED
+      return
+    }
+    this.schedule(this.transmit(v, this.now, this.wireBytes(m), 'gossip'), Ev.Arrive, w, v, msg)
+  }
+
+  // ---- announce-and-fetch ----------------------------------------------------
+
+  /** At the announcer `holder`: a request for the body from `v`. */
+  private fetchReq (holder: number, v: number, msg: number): void {
+    const m = this.msgs[msg]!
+    if (this.up[v] === 0 || (m.state[v]! & (HAVE | FETCHING)) !== 0) return
+    m.state[v]! |= FETCHING
+    const reqAt = this.control(v, holder, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'sync')
+    if (!this.live(v, holder) || (m.state[holder]! & HAVE) === 0) {
+      this.schedule(this.now + FETCH_TIMEOUT_MS, Ev.FetchTimeout, v, holder, msg)
+      return
+    }
+    this.schedule(this.transmit(holder, reqAt, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.BodyArrive, v, holder, msg)
+  }
+
+  private bodyArrive (v: number, holder: number, msg: number): void {
+    if (this.up[v] === 0) return
+    const m = this.msgs[msg]!
+    this.traffic.syncRecv[v]! += m.bytes + RPC_OVERHEAD_BYTES
+    this.traffic.policyRecv[v]! += m.bytes
+    m.state[v]! &= ~FETCHING
+    // The body is checked against the signed hash: a hash, not a second signature check.
+    this.schedule(this.cpu(v, this.now, this.kib(m.bytes)), Ev.Validated, v, holder, msg)
+  }
+
+  /** The announcer vanished: ask another live connection that holds it, if any; else sync will bring it. */
+  private fetchTimeout (v: number, holder: number, msg: number): void {
+    const m = this.msgs[msg]!
+    m.state[v]! &= ~FETCHING
+    if (this.up[v] === 0 || (m.state[v]! & HAVE) !== 0) return
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (w !== holder && this.live(v, w) && (m.state[w]! & HAVE) !== 0) {
+        this.schedule(this.now, Ev.FetchReq, w, v, msg)
+        return
+      }
+    }
+  }
+
+  // ---- anti-entropy ----------------------------------------------------------
+
+  private syncTimer (v: number): void {
+    this.syncArmed[v] = 0
+    if (this.up[v] === 0) return
+    this.armSync(v, this.now)
+    const live: number[] = []
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (this.live(v, w)) live.push(w)
+    }
+    if (live.length === 0) return
+    this.startSync(v, live[Math.floor(this.random() * live.length)]!, this.now)
+  }
+
+  /** A sync round: digests cross (one round trip), then each side pulls what the other has newer. */
+  startSync (v: number, w: number, t: number): void {
+    const dv = this.digestSize(v) * DIGEST_ENTRY_BYTES + RPC_OVERHEAD_BYTES
+    const dw = this.digestSize(w) * DIGEST_ENTRY_BYTES + RPC_OVERHEAD_BYTES
+    this.traffic.syncSent[v]! += dv
+    this.traffic.syncRecv[w]! += dv
+    this.traffic.syncSent[w]! += dw
+    this.traffic.syncRecv[v]! += dw
+    // Opening the stream and crossing digests: one round trip; the wants and envelopes are the second (SYNC_RTTS).
+    this.schedule(t + this.rtts(SYNC_RTTS - 1), Ev.SyncCompare, v, w)
+  }
+
+  private digestSize (v: number): number {
+    let k = 0
+    for (const cur of this.current) if (cur[v]! >= 0) k++
+    return k
+  }
+
+  private syncCompare (v: number, w: number): void {
+    if (!this.live(v, w)) return
+    for (const cur of this.current) {
+      const a = cur[v]!
+      const b = cur[w]!
+      if (a === b) continue
+      // Each side asks for what the other holds newer: the want crosses, the envelope comes back.
+      if (b >= 0 && (a < 0 || this.newer(this.msgs[b]!, this.msgs[a]!))) this.sendEnvelope(w, v, b)
+      else if (a >= 0) this.sendEnvelope(v, w, a)
+    }
+  }
+
+  private sendEnvelope (from: number, to: number, msg: number): void {
+    const m = this.msgs[msg]!
+    const wantAt = this.control(to, from, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'sync')
+    this.schedule(this.transmit(from, wantAt, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.SyncArrive, to, from, msg)
+  }
+
+  private syncArrive (v: number, from: number, msg: number): void {
+    if (this.up[v] === 0) return
+    const m = this.msgs[msg]!
+    this.traffic.syncRecv[v]! += m.bytes + RPC_OVERHEAD_BYTES
+    this.traffic.policyRecv[v]! += m.bytes
+    this.schedule(this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(m.bytes)), Ev.SyncValidated, v, from, msg)
+  }
+
+  // ---- churn and partitions --------------------------------------------------
+
+  /** A node stops: its links and mesh go; what it holds stays on disk, its seen cache does not. */
+  kill (v: number): void {
+    if (this.up[v] === 0) return
+    this.up[v] = 0
+    for (let i = this.mesh.len[v]! - 1; i >= 0; i--) {
+      const w = this.mesh.get(v, i)
+      this.mesh.remove(w, v)
+      this.schedule(this.nextHeartbeat(w, this.now), Ev.Heartbeat, w)
+    }
+    this.mesh.clear(v)
+    for (const m of this.msgs) m.state[v]! &= HAVE
+    this.upFree[v] = this.now
+    this.cpuFree[v] = this.now
+  }
+
+  /** A node (re)starts: it reconnects to its peers (or, new, to `bootstrap`), syncs on each connection, and grafts at its heartbeat. */
+  start (v: number, bootstrap: number[] = []): void {
+    const fresh = v >= this.nodes
+    if (fresh) {
+      this.nodes = v + 1
+      this.phase[v] = this.random() * this.p.gossip.heartbeatMs
+    }
+    this.up[v] = 1
+    for (const b of bootstrap) if (connectNodes(this.g, v, b)) this.traffic.connections[v]!++
+    if (this.p.gossip.topUp) {
+      for (const w of topUpNode(this.g, v, this.nodes, this.capacity, this.p.gossip.targetPeers, this.random, (w) => this.up[w] === 1)) {
+        this.traffic.connections[w]!++
+        this.traffic.connections[v]!++
+      }
+    }
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (!this.live(v, w)) continue
+      if (!fresh) this.traffic.connections[v]!++
+      this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+    }
+    this.schedule(this.nextHeartbeat(v, this.now + this.rtts(CONNECT_RTTS)), Ev.Heartbeat, v)
+    this.armSync(v, this.now)
+  }
+
+  private rtts (k: number): number {
+    let t = 0
+    for (let i = 0; i < k; i++) t += this.latency() + this.latency()
+    return t
+  }
+
+  /** A connection came up: the agent syncs on every new connection. */
+  private connected (v: number, w: number): void {
+    if (!this.live(v, w)) return
+    this.startSync(v, w, this.now)
+  }
+
+  private heartbeat (v: number): void {
+    if (this.up[v] === 0) return
+    repairMesh(this.g, this.mesh, v, this.p.gossip, (a, b) => this.live(a, b), this.random)
+  }
+
+  /** Cuts the fleet into groups: links between groups drop, meshes repair at the next heartbeat. */
+  partition (groups: number[][]): void {
+    groups.forEach((g, i) => { for (const v of g) this.pgroup[v] = i + 1 })
+    for (let v = 0; v < this.nodes; v++) if (this.up[v] === 1) this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
+  }
+
+  /** Lifts the partition; each node redials its lost peers at its next peer-maintenance tick. */
+  heal (): void {
+    for (let v = 0; v < this.nodes; v++) {
+      if (this.pgroup[v] === 0) continue
+      this.schedule(this.now + this.p.gossip.reconnectMs * (0.75 + this.random() / 2) * this.random(), Ev.Reconnect, v)
+    }
+  }
+
+  private reconnect (v: number): void {
+    const before: number[] = []
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (!this.live(v, w)) before.push(w)
+    }
+    this.pgroup[v] = 0
+    if (this.up[v] === 0) return
+    for (const w of before) {
+      if (!this.live(v, w)) continue
+      this.traffic.connections[v]!++
+      this.traffic.connections[w]!++
+      this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+    }
+    this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
+  }
+}
