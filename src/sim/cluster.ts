@@ -1,0 +1,166 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { SimulationError } from './errors.js'
+import type { FromWorker, NodeSpec, Request, Started, ToWorker, TrafficByNode, WorkerEvent, WorkerMemory } from './protocol.js'
+import type { Traffic } from './result.js'
+
+/**
+ * The worker entry beside this module: compiled JS in dist/, or the TypeScript source through
+ * tsx when this module itself runs from source (tests), so both run the code they were given.
+ */
+function workerEntry (): { file: string, execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url)
+  if (here.endsWith('.ts')) {
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+    return { file: join(dirname(here), 'worker.ts'), execArgv: ['--import', tsx] }
+  }
+  return { file: join(dirname(here), 'worker.js'), execArgv: [] }
+}
+
+interface Pending { resolve: (v: unknown) => void, reject: (e: Error) => void }
+
+class WorkerHandle {
+  private nextId = 1
+  private readonly pending = new Map<number, Pending>()
+  exited = false
+  readonly ready: Promise<void>
+
+  constructor (readonly index: number, readonly child: ChildProcess, onEvent: (e: WorkerEvent) => void, onExit: (w: WorkerHandle, code: number | null) => void) {
+    let hello!: () => void
+    this.ready = new Promise((resolve) => { hello = resolve })
+    child.on('message', (msg: FromWorker) => {
+      if (msg.type === 'hello') hello()
+      else if (msg.type === 'event') onEvent(msg.event)
+      else if (msg.type === 'res') {
+        const p = this.pending.get(msg.id)
+        if (p === undefined) return
+        this.pending.delete(msg.id)
+        if (msg.ok) p.resolve(msg.value)
+        else p.reject(new SimulationError(msg.error))
+      }
+    })
+    child.on('exit', (code) => {
+      this.exited = true
+      for (const p of this.pending.values()) p.reject(new SimulationError(`worker ${index} exited (code ${code ?? 'signal'})`))
+      this.pending.clear()
+      hello()
+      onExit(this, code)
+    })
+  }
+
+  async request<T> (req: Request): Promise<T> {
+    if (this.exited) throw new SimulationError(`worker ${this.index} is gone`)
+    const id = this.nextId++
+    return await new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      const msg: ToWorker = { type: 'req', id, req }
+      this.child.send(msg, (err) => {
+        if (err !== null && err !== undefined) {
+          this.pending.delete(id)
+          reject(new SimulationError(`worker ${this.index}: ${err.message}`))
+        }
+      })
+    })
+  }
+}
+
+export interface ClusterOptions {
+  workers: number
+  onEvent: (event: WorkerEvent) => void
+}
+
+/**
+ * The live engine's process pool: node i lives in worker i mod W. Each worker is a separate
+ * Node process (its own event loop and heap), so W workers use W cores; agents in different
+ * workers talk over TCP on 127.0.0.1, exactly as on separate hosts.
+ */
+export class LiveCluster {
+  private constructor (private readonly handles: WorkerHandle[], private readonly state: { closing: boolean }) {}
+
+  static async open (opts: ClusterOptions): Promise<LiveCluster> {
+    const { file, execArgv } = workerEntry()
+    const handles: WorkerHandle[] = []
+    const state = { closing: false }
+    for (let i = 0; i < Math.max(1, opts.workers); i++) {
+      const child = fork(file, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      handles.push(new WorkerHandle(i, child, opts.onEvent, (w, code) => {
+        if (!state.closing) opts.onEvent({ kind: 'error', message: `worker ${w.index} exited unexpectedly (code ${code ?? 'signal'})`, at: Date.now() })
+      }))
+    }
+    const cluster = new LiveCluster(handles, state)
+    await Promise.all(handles.map(async (h) => { await h.ready }))
+    const dead = handles.filter((h) => h.exited)
+    if (dead.length > 0) {
+      await cluster.close()
+      throw new SimulationError(`${dead.length} worker process(es) failed to start (${file})`)
+    }
+    return cluster
+  }
+
+  get workers (): number {
+    return this.handles.length
+  }
+
+  workerOf (node: number): number {
+    return node % this.handles.length
+  }
+
+  private on (node: number): WorkerHandle {
+    return this.handles[this.workerOf(node)] as WorkerHandle
+  }
+
+  async start (spec: NodeSpec): Promise<Started> {
+    return await this.on(spec.index).request<Started>({ op: 'start', spec })
+  }
+
+  /** Stops an agent (it closes its connections, as a process that exits does) and returns its traffic counters. */
+  async stop (node: number): Promise<Traffic> {
+    return await this.on(node).request<Traffic>({ op: 'stop', index: node })
+  }
+
+  async connect (node: number, addrs: string[]): Promise<number> {
+    return await this.on(node).request<number>({ op: 'connect', index: node, addrs })
+  }
+
+  /** Replaces the node's block list: these peers are refused both ways, and connections to them dropped. */
+  async block (node: number, peers: string[]): Promise<void> {
+    await this.on(node).request({ op: 'block', index: node, peers })
+  }
+
+  async publish (node: number, bytes: Uint8Array): Promise<{ at: number, outcome: string, recipients: number }> {
+    return await this.on(node).request({ op: 'publish', index: node, bytes })
+  }
+
+  async traffic (nodes: number[]): Promise<TrafficByNode> {
+    const byWorker = new Map<number, number[]>()
+    for (const n of nodes) byWorker.set(this.workerOf(n), [...(byWorker.get(this.workerOf(n)) ?? []), n])
+    const parts = await Promise.all([...byWorker].map(async ([w, indexes]) => await (this.handles[w] as WorkerHandle).request<TrafficByNode>({ op: 'traffic', indexes })))
+    return Object.assign({}, ...parts) as TrafficByNode
+  }
+
+  /** Waits for every listed agent's gossip mesh; returns the nodes still not ready at the deadline. */
+  async ready (nodes: number[], heartbeats: number, timeoutMs: number): Promise<number[]> {
+    const byWorker = new Map<number, number[]>()
+    for (const n of nodes) byWorker.set(this.workerOf(n), [...(byWorker.get(this.workerOf(n)) ?? []), n])
+    const parts = await Promise.all([...byWorker].map(async ([w, indexes]) => await (this.handles[w] as WorkerHandle).request<number[]>({ op: 'ready', indexes, heartbeats, timeoutMs })))
+    return parts.flat()
+  }
+
+  async memory (): Promise<WorkerMemory[]> {
+    return await Promise.all(this.handles.filter((h) => !h.exited).map(async (h) => await h.request<WorkerMemory>({ op: 'memory' })))
+  }
+
+  async close (): Promise<void> {
+    this.state.closing = true
+    await Promise.all(this.handles.map(async (h) => {
+      if (h.exited) return
+      const exited = new Promise<void>((resolve) => { h.child.once('exit', () => { resolve() }) })
+      await h.request({ op: 'shutdown' }).catch(() => {})
+      const timer = setTimeout(() => { h.child.kill('SIGKILL') }, 10_000)
+      await exited
+      clearTimeout(timer)
+    }))
+  }
+}

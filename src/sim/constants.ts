@@ -1,0 +1,32 @@
+/** Ethernet MTU 1500 minus IP and TCP headers: the segment a lost packet takes with it. */
+export const DEFAULT_MSS_BYTES = 1460
+
+/**
+ * Linux's minimum TCP retransmission timeout. On short links the RTO sits at this floor, so a
+ * lost segment costs about 200 ms, whatever the round-trip time.
+ */
+export const DEFAULT_RTO_MS = 200
+
+/** Repeat losses of one segment that still back off; beyond this TCP would give up anyway. */
+export const MAX_BACKOFFS = 6
+
+/** Each worker process hosts a share of the agents; two match this project's 2-core machines. */
+export const DEFAULT_WORKERS = 2
+
+/** Agents a worker starts at once: enough to overlap key generation with I/O, few enough to keep event loops responsive. */
+export const START_CONCURRENCY = 4
+
+/** Gossipsub heartbeats every node must have seen after the topology is wired before the clock starts (mesh GRAFTs happen on heartbeats). */
+export const READY_HEARTBEATS = 2
+
+/** A publish counts as done (for the report's traffic window) when every targeted node applied it, or after this long. */
+export const PUBLISH_WINDOW_MS = 30_000
+
+/** Hard cap on a run beyond its last event and its longest assertion deadline. */
+export const RUN_GRACE_MS = 30_000
+
+/** Default scenario seed when neither the file nor --seed gives one. */
+export const DEFAULT_SEED = 1
+
+/** Coverage points plotted per publish; enough for a smooth step curve at thousands of nodes. */
+export const MAX_CURVE_POINTS = 400

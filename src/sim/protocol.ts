@@ -1,0 +1,74 @@
+// Messages between the coordinator and the worker processes that host the agents (Node IPC,
+// 'advanced' serialization so envelope bytes travel as Uint8Array). Times are epoch ms.
+
+import type { LinkModel } from './link.js'
+import type { Traffic, Via } from './result.js'
+
+export interface AgentSettings {
+  syncInterval?: number
+  reapplyInterval?: number
+  beaconInterval?: number
+  targetPeers?: number
+}
+
+export interface NodeSpec {
+  index: number
+  name: string
+  stateDir: string
+  root: string
+  tags: Record<string, string>
+  trust: string[]
+  listen: string[]
+  bootstrap: string[]
+  agent: AgentSettings
+  /** Absent: a perfect link (loopback as it is). */
+  link?: LinkModel
+  /** Seeds the agent's random source and its links; a restart derives a new stream from it. */
+  seed: number
+  /** Peer ids this node refuses (partitions, cluster firewalls), applied before it dials anyone. */
+  blocked: string[]
+}
+
+export interface Started {
+  peerId: string
+  addrs: string[]
+  /** Envelopes the node already held from its state directory (a restart). */
+  held: Array<{ name: string, version: number, hash: string }>
+  at: number
+  startMs: number
+}
+
+export interface WorkerMemory {
+  rss: number
+  heapUsed: number
+  agents: number
+  /** Event loop delay in this worker since the last sample (p99, ms): how loaded it is. */
+  loopDelayP99Ms: number
+}
+
+export type Request =
+  | { op: 'start', spec: NodeSpec }
+  | { op: 'stop', index: number }
+  | { op: 'connect', index: number, addrs: string[] }
+  | { op: 'block', index: number, peers: string[] }
+  | { op: 'publish', index: number, bytes: Uint8Array }
+  | { op: 'traffic', indexes: number[] }
+  | { op: 'ready', indexes: number[], heartbeats: number, timeoutMs: number }
+  | { op: 'memory' }
+  | { op: 'shutdown' }
+
+export type WorkerEvent =
+  | { kind: 'accepted', node: number, name: string, version: number, hash: string, via: Via, at: number }
+  | { kind: 'applied', node: number, name: string, version: number, hash: string, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, at: number }
+  | { kind: 'conflict', node: number, name: string, version?: number, conflict: string, at: number }
+  | { kind: 'rejected', node: number, reason: string, via: string, error: string, at: number }
+  | { kind: 'error', node?: number, message: string, at: number }
+
+export type ToWorker = { type: 'req', id: number, req: Request }
+export type FromWorker =
+  | { type: 'res', id: number, ok: true, value: unknown }
+  | { type: 'res', id: number, ok: false, error: string }
+  | { type: 'event', event: WorkerEvent }
+  | { type: 'hello' }
+
+export type TrafficByNode = Record<number, Traffic>

@@ -1,0 +1,577 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { generateSigningKey, signPolicy, validateEnvelope, type SigningKey } from '../envelope/index.js'
+import { TRUST_POLICY_NAME, validatePolicyObject, type Policy } from '../policy/index.js'
+import { LiveCluster } from './cluster.js'
+import { evaluateChecks } from './checks.js'
+import { analyse } from './summary.js'
+import { onlineTargets } from './analysis.js'
+import { prng, seedOf } from './random.js'
+import { selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
+import { firewalled, partitionGroups, planTopology, selectNodes, clusterOf, type SelectContext } from './topology.js'
+import { renderReport } from './report.js'
+import { SimulationError } from './errors.js'
+import type { NodeSpec, WorkerEvent } from './protocol.js'
+import type { CheckResult, RecordNode, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
+import { DEFAULT_SEED, DEFAULT_WORKERS, PUBLISH_WINDOW_MS, READY_HEARTBEATS, RUN_GRACE_MS } from './constants.js'
+
+export interface RunOptions {
+  /** Output directory: results.json, record.json, report.html, and each node's state and sandbox root. */
+  out: string
+  seed?: number
+  /** Override the scenario's node count (CI runs the scenarios small). */
+  nodes?: number
+  workers?: number
+  /** Multiplies every check deadline; 1 means as written. */
+  deadlineScale?: number
+  onProgress?: (p: RunProgress) => void
+  signal?: AbortSignal
+}
+
+export interface RunProgress {
+  phase: 'setup' | 'running' | 'done'
+  /** A line worth printing (an event ran, a publish reached a milestone, a check was decided). */
+  message?: string
+  /** ms since time zero (negative during setup). */
+  t: number
+  up: number
+  total: number
+  publishes: Array<{ id: string, label: string, applied: number, targeted: number }>
+  checks: { pass: number, fail: number, pending: number }
+}
+
+export interface RunOutput {
+  result: SimResult
+  record: RunRecord
+  files: { results: string, record: string, report: string }
+}
+
+interface NodeState {
+  spec: NodeSpec
+  rec: RecordNode
+  cluster: number
+  /** Topology peers this node was configured with: its bootstrap list on restart. */
+  neighbours: number[]
+  addrs: string[]
+  up: boolean
+  /** Traffic of earlier incarnations (before restarts). */
+  pastTraffic: Traffic
+}
+
+const ZERO: Traffic = { gossipBytesSent: 0, gossipBytesReceived: 0, syncBytesSent: 0, syncBytesReceived: 0, policyDuplicates: 0, policyMessages: 0 }
+
+function addTraffic (a: Traffic, b: Traffic): Traffic {
+  return {
+    gossipBytesSent: a.gossipBytesSent + b.gossipBytesSent,
+    gossipBytesReceived: a.gossipBytesReceived + b.gossipBytesReceived,
+    syncBytesSent: a.syncBytesSent + b.syncBytesSent,
+    syncBytesReceived: a.syncBytesReceived + b.syncBytesReceived,
+    policyDuplicates: a.policyDuplicates + b.policyDuplicates,
+    policyMessages: a.policyMessages + b.policyMessages
+  }
+}
+
+function subTraffic (a: Traffic, b: Traffic): Traffic {
+  return {
+    gossipBytesSent: a.gossipBytesSent - b.gossipBytesSent,
+    gossipBytesReceived: a.gossipBytesReceived - b.gossipBytesReceived,
+    syncBytesSent: a.syncBytesSent - b.syncBytesSent,
+    syncBytesReceived: a.syncBytesReceived - b.syncBytesReceived,
+    policyDuplicates: a.policyDuplicates - b.policyDuplicates,
+    policyMessages: a.policyMessages - b.policyMessages
+  }
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`
+
+/**
+ * Runs a scenario with the live engine: real agents in worker processes on 127.0.0.1 TCP,
+ * latency and loss injected per connection, the timeline played in real time, checks decided
+ * as events arrive. Writes results.json, record.json and report.html to `opts.out`.
+ */
+export async function runScenario (scenario: Scenario, opts: RunOptions): Promise<RunOutput> {
+  if (scenario.engine !== 'live') throw new SimulationError(`${scenario.file} is written for the ${scenario.engine} engine; grapevine sim runs the live engine (engine: live)`)
+  const run = new LiveRun(scenario, opts)
+  return await run.execute()
+}
+
+class LiveRun {
+  private readonly seed: number
+  private readonly count: number
+  private readonly scale: number
+  private readonly random: () => number
+  private readonly root: SigningKey = generateSigningKey()
+  private readonly admins = new Map<string, SigningKey>()
+  private readonly nodes: NodeState[] = []
+  private cluster!: LiveCluster
+  private bridges: Array<[number, number]> = []
+  private partition: number[][] | undefined
+  private t0 = Date.now()
+  private readonly setupStart = Date.now()
+  private running = false
+  // The record, in epoch ms until toRecord() shifts it to time zero.
+  private readonly publishes: Array<RecordPublish & { window?: 'open' | 'closing' | 'closed', before?: Record<number, Traffic> }> = []
+  private readonly deliveries: RunRecord['deliveries'] = []
+  private readonly applies: RunRecord['applies'] = []
+  private readonly conflicts: RunRecord['conflicts'] = []
+  private readonly rejections: RunRecord['rejections'] = []
+  private readonly markers: RunRecord['markers'] = []
+  private readonly errors: string[] = []
+  private readonly signed = new Map<string, number>()
+  private readonly milestones = new Map<string, number>()
+  private lastChecks: CheckResult[] = []
+  private memory: SimResult['memory']
+
+  constructor (private readonly scenario: Scenario, private readonly opts: RunOptions) {
+    this.seed = opts.seed ?? scenario.seed ?? DEFAULT_SEED
+    this.count = opts.nodes ?? scenario.nodes.count
+    this.scale = opts.deadlineScale ?? 1
+    this.random = prng(seedOf(this.seed, 'scenario', scenario.name))
+    for (const name of Object.keys(scenario.admins)) this.admins.set(name, generateSigningKey())
+  }
+
+  private progress (message?: string): void {
+    if (this.opts.onProgress === undefined) return
+    const now = Date.now()
+    const record = this.toRecord(now)
+    this.opts.onProgress({
+      phase: this.running ? 'running' : 'setup',
+      ...(message !== undefined ? { message } : {}),
+      t: now - this.t0,
+      up: this.nodes.filter((n) => n.up).length,
+      total: this.nodes.length,
+      publishes: record.publishes.filter((p) => p.id !== 'trust').map((p) => {
+        const { latencies, targeted } = onlineTargets(record, p)
+        return { id: p.id, label: `${p.name} v${p.version}`, applied: latencies.length, targeted }
+      }),
+      checks: {
+        pass: this.lastChecks.filter((c) => c.status === 'pass').length,
+        fail: this.lastChecks.filter((c) => c.status === 'fail').length,
+        pending: this.lastChecks.filter((c) => c.status === 'pending').length
+      }
+    })
+  }
+
+  private say (message: string): void {
+    const t = Date.now() - this.t0
+    this.progress(this.running ? `t=${secs(t)} ${message}` : message)
+  }
+
+  private onEvent (e: WorkerEvent): void {
+    switch (e.kind) {
+      case 'accepted': this.deliveries.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, via: e.via, at: e.at }); break
+      case 'applied': this.applies.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, at: e.at, outcome: e.outcome, changed: e.changed, failed: e.failed, ...(e.errors !== undefined ? { errors: e.errors } : {}) }); break
+      case 'conflict': this.conflicts.push({ node: e.node, name: e.name, ...(e.version !== undefined ? { version: e.version } : {}), at: e.at, kind: e.conflict }); break
+      case 'rejected': this.rejections.push({ node: e.node, reason: e.reason, via: e.via, at: e.at, error: e.error }); break
+      case 'error': this.errors.push(`${e.node !== undefined ? `node-${e.node}: ` : ''}${e.message}`); break
+    }
+  }
+
+  /** The record so far, in ms since time zero. */
+  private toRecord (now: number): RunRecord {
+    const t0 = this.t0
+    const shift = <T extends { at: number }>(xs: T[]): T[] => xs.map((x) => ({ ...x, at: x.at - t0 }))
+    return {
+      t0,
+      end: now - t0,
+      nodes: this.nodes.map((n) => ({
+        ...n.rec,
+        up: n.rec.up.map(([s, e]) => e === undefined ? [s - t0] : [s - t0, e - t0]),
+        traffic: n.rec.traffic
+      })),
+      publishes: this.publishes.map(({ window: _w, before: _b, ...p }) => ({
+        ...p,
+        at: p.at - t0,
+        ...(p.traffic !== undefined ? { traffic: { window: [p.traffic.window[0] - t0, p.traffic.window[1] - t0] as [number, number], byNode: p.traffic.byNode } } : {})
+      })),
+      deliveries: shift(this.deliveries),
+      applies: shift(this.applies),
+      conflicts: shift(this.conflicts),
+      rejections: shift(this.rejections),
+      markers: shift(this.markers),
+      errors: this.errors.slice()
+    }
+  }
+
+  // ---- nodes ---------------------------------------------------------------
+
+  private selectContext (): SelectContext {
+    return {
+      total: this.nodes.length,
+      isUp: (i) => this.nodes[i]?.up === true,
+      tags: (i) => this.nodes[i]?.spec.tags ?? {},
+      cluster: (i) => this.nodes[i]?.cluster ?? 0,
+      random: this.random
+    }
+  }
+
+  private newNode (index: number, tags: Record<string, string>, cluster: number, neighbours: number[]): NodeState {
+    const dir = join(this.opts.out, 'nodes', `node-${index}`)
+    const net = this.scenario.network
+    const perfect = net.loss <= 0 && net.latency.dist === 'constant' && net.latency.ms <= 0
+    const spec: NodeSpec = {
+      index,
+      name: `node-${index}`,
+      stateDir: join(dir, 'state'),
+      root: join(dir, 'root'),
+      tags,
+      trust: [this.root.id],
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      agent: this.scenario.agent,
+      ...(perfect ? {} : { link: { latency: net.latency, loss: net.loss, rto: net.rto } }),
+      seed: this.seed,
+      blocked: []
+    }
+    const state: NodeState = { spec, rec: { index, name: spec.name, tags, up: [], startMs: [], traffic: ZERO }, cluster, neighbours, addrs: [], up: false, pastTraffic: ZERO }
+    this.nodes.push(state)
+    return state
+  }
+
+  /** Peers a node refuses: the other side of a partition, and other clusters but its bridges. */
+  private blockedFor (i: number): string[] {
+    const out = new Set<number>()
+    if (this.scenario.topology.kind === 'clusters') for (const j of firewalled(i, this.nodes.map((n) => n.cluster), this.bridges)) out.add(j)
+    if (this.partition !== undefined) {
+      const mine = this.partition.find((g) => g.includes(i))
+      for (const g of this.partition) if (g !== mine) for (const j of g) out.add(j)
+    }
+    return [...out].flatMap((j) => this.nodes[j]?.rec.peerId !== undefined ? [this.nodes[j]?.rec.peerId as string] : [])
+  }
+
+  private async startNode (n: NodeState, bootstrap: number[]): Promise<void> {
+    n.spec.bootstrap = bootstrap.flatMap((j) => this.nodes[j]?.up === true ? (this.nodes[j]?.addrs.slice(0, 1) ?? []) : [])
+    n.spec.blocked = this.blockedFor(n.spec.index)
+    const started = await this.cluster.start(n.spec)
+    n.up = true
+    n.addrs = started.addrs
+    n.rec.peerId = started.peerId
+    n.rec.worker = this.cluster.workerOf(n.spec.index)
+    n.rec.up.push([started.at])
+    n.rec.startMs.push(started.startMs)
+    for (const h of started.held) this.deliveries.push({ node: n.spec.index, name: h.name, version: h.version, hash: h.hash, via: 'disk', at: started.at })
+  }
+
+  private async stopNode (n: NodeState): Promise<void> {
+    if (!n.up) return
+    n.up = false
+    try {
+      const traffic = await this.cluster.stop(n.spec.index)
+      n.pastTraffic = addTraffic(n.pastTraffic, traffic)
+    } finally {
+      const last = n.rec.up[n.rec.up.length - 1]
+      if (last !== undefined) last[1] = Date.now()
+    }
+  }
+
+  /** Re-sends block lists (after a partition changes, or a node appears behind one). */
+  private async refreshBlocks (): Promise<void> {
+    await Promise.all(this.nodes.filter((n) => n.up).map(async (n) => { await this.cluster.block(n.spec.index, this.blockedFor(n.spec.index)) }))
+  }
+
+  // ---- setup ---------------------------------------------------------------
+
+  private async setup (): Promise<void> {
+    const s = this.scenario
+    const workers = Math.max(1, Math.min(this.opts.workers ?? Math.min(DEFAULT_WORKERS, availableParallelism()), this.count))
+    this.cluster = await LiveCluster.open({ workers, onEvent: (e) => { this.onEvent(e) } })
+    const plan = planTopology(s.topology, this.count, this.random)
+    this.bridges = plan.bridges
+    const tagSets = s.nodes.tags
+    for (let i = 0; i < this.count; i++) {
+      const neighbours = plan.edges.filter(([a]) => a === i).map(([, b]) => b)
+      this.newNode(i, tagSets.length > 0 ? tagSets[i % tagSets.length] as Record<string, string> : {}, plan.cluster[i] ?? 0, neighbours)
+    }
+    const t = Date.now()
+    this.say(`setup: starting ${this.count} agents in ${workers} worker process${workers === 1 ? '' : 'es'} (TCP on 127.0.0.1${s.network.loss > 0 || s.network.latency.dist !== 'constant' || s.network.latency.ms > 0 ? ', latency and loss injected' : ''})`)
+    let started = 0
+    await Promise.all(this.nodes.map(async (n) => {
+      await this.startNode(n, [])
+      started++
+      if (started % 50 === 0) this.progress()
+    }))
+    this.say(`setup: ${this.count} agents up in ${secs(Date.now() - t)}`)
+    if (s.topology.kind === 'clusters') await this.refreshBlocks()
+    await Promise.all(this.nodes.map(async (n) => {
+      if (n.neighbours.length === 0) return
+      const ok = await this.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
+      if (ok < n.neighbours.length) this.errors.push(`${n.spec.name}: ${n.neighbours.length - ok} of its ${n.neighbours.length} topology connections failed`)
+    }))
+    const notReady = await this.cluster.ready(this.nodes.map((n) => n.spec.index), READY_HEARTBEATS, 30_000)
+    if (notReady.length > 0) this.say(`setup: warning: ${notReady.length} node(s) have no gossip mesh peer yet (${notReady.slice(0, 5).map((i) => `node-${i}`).join(', ')})`)
+    this.say(`setup: topology ${describeTopology(s)} wired, gossip mesh formed`)
+    if (this.admins.size > 0) await this.publishTrust()
+  }
+
+  /** The root signs a trust policy naming the scenario's admins; every node must hold it before the clock starts. */
+  private async publishTrust (): Promise<void> {
+    const policy = validatePolicyObject({
+      kind: 'trust',
+      name: TRUST_POLICY_NAME,
+      admins: [...this.admins].map(([name, key]) => ({ name, key: key.id, scopes: this.scenario.admins[name]?.scopes ?? [] }))
+    })
+    await this.publish({ id: 'trust', policy, key: this.root, from: 0, version: 1 })
+    const deadline = Date.now() + 30_000
+    const holders = (): number => new Set(this.deliveries.filter((d) => d.name === TRUST_POLICY_NAME).map((d) => d.node)).size
+    while (holders() < this.nodes.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    this.say(`setup: trust policy (root key + ${this.admins.size} admin key${this.admins.size === 1 ? '' : 's'}) held by ${holders()}/${this.nodes.length} nodes`)
+  }
+
+  // ---- the timeline ----------------------------------------------------------
+
+  private async publish (p: { id: string, policy: Policy, key: SigningKey, from: number, version?: number }): Promise<void> {
+    const version = p.version ?? (this.signed.get(p.policy.name) ?? 0) + 1
+    this.signed.set(p.policy.name, Math.max(version, this.signed.get(p.policy.name) ?? 0))
+    const bytes = signPolicy(p.policy, { version, key: p.key })
+    const env = validateEnvelope(bytes, { authorize: () => {} })
+    const up = this.nodes.filter((n) => n.up).map((n) => n.spec.index)
+    const before = await this.cluster.traffic(up)
+    const res = await this.cluster.publish(p.from, bytes)
+    this.publishes.push({
+      id: p.id,
+      name: env.name,
+      version,
+      hash: env.hash,
+      from: p.from,
+      signer: p.key === this.root ? 'root' : [...this.admins].find(([, k]) => k === p.key)?.[0] ?? p.key.id,
+      at: res.at,
+      kind: p.policy.kind,
+      ...(p.policy.kind === 'policy' && p.policy.target !== undefined ? { target: p.policy.target } : {}),
+      window: 'open',
+      before
+    })
+    if (res.outcome !== 'accepted') this.say(`${p.id}: node-${p.from} did not take its own envelope (${res.outcome}): a newer or winning version is already there`)
+  }
+
+  private async runEvent (e: ScenarioEvent & { id: string }): Promise<void> {
+    const ctx = this.selectContext()
+    const names = (xs: number[]): string => xs.length === 0 ? 'no nodes' : xs.length > 6 ? `${xs.length} nodes (${xs.slice(0, 4).map((i) => `node-${i}`).join(', ')}, …)` : xs.map((i) => `node-${i}`).join(', ')
+    const mark = (detail: string): void => {
+      this.markers.push({ id: e.id, do: e.do, at: Date.now(), detail })
+      this.say(`${e.do} ${detail}`)
+    }
+    switch (e.do) {
+      case 'publish': {
+        const candidates = selectNodes([e.from], ctx).filter((i) => this.nodes[i]?.up === true)
+        const from = candidates[0]
+        const base = this.scenario.loaded[e.policy] as Policy
+        const policy = e.vars !== undefined && base.kind === 'policy' ? validatePolicyObject({ ...base, vars: { ...base.vars, ...e.vars } }) : base
+        if (from === undefined) {
+          this.errors.push(`${e.id}: no running node matches ${selectorText(e.from)}`)
+          mark(`${e.id}: skipped, no running node matches ${selectorText(e.from)}`)
+          return
+        }
+        const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
+        mark(`${policy.name}${e.version !== undefined ? ` v${e.version}` : ''} from node-${from} (signed by ${e.admin})`)
+        await this.publish({ id: e.id, policy, key, from, version: e.version })
+        return
+      }
+      case 'partition': {
+        this.partition = partitionGroups(e.groups, ctx)
+        mark(`into ${this.partition.map((g) => `[${names(g)}]`).join(' | ')}`)
+        await this.refreshBlocks()
+        return
+      }
+      case 'heal': {
+        this.partition = undefined
+        mark('every partition lifted; agents reconnect on their own')
+        await this.refreshBlocks()
+        return
+      }
+      case 'kill': {
+        const picked = selectNodes(e.nodes, ctx).filter((i) => this.nodes[i]?.up === true)
+        mark(names(picked))
+        await Promise.all(picked.map(async (i) => { await this.stopNode(this.nodes[i] as NodeState) }))
+        return
+      }
+      case 'restart': {
+        const picked = selectNodes(e.nodes, ctx).filter((i) => this.nodes[i]?.up === false)
+        mark(`${names(picked)} (same state directories)`)
+        await Promise.all(picked.map(async (i) => {
+          const n = this.nodes[i] as NodeState
+          await this.startNode(n, n.neighbours)
+        }))
+        return
+      }
+      case 'add': {
+        const k = e.peers ?? (this.scenario.topology.kind === 'ring' ? 1 : this.scenario.topology.peers)
+        const tagSets = this.scenario.nodes.tags
+        const added: NodeState[] = []
+        for (let j = 0; j < e.count; j++) {
+          const index = this.nodes.length
+          const cluster = this.scenario.topology.kind === 'clusters' ? clusterOf(index % this.count, this.count, this.scenario.topology.clusters) : 0
+          const pool = this.nodes.filter((n) => n.up && n.cluster === cluster).map((n) => n.spec.index)
+          const neighbours = this.scenario.topology.kind === 'ring' ? pool.slice(-1) : pool.sort(() => this.random() - 0.5).slice(0, k)
+          added.push(this.newNode(index, e.tags ?? (tagSets.length > 0 ? tagSets[index % tagSets.length] as Record<string, string> : {}), cluster, neighbours))
+        }
+        mark(`${names(added.map((n) => n.spec.index))}, each joining through --bootstrap of ${k} running node${k === 1 ? '' : 's'}`)
+        await Promise.all(added.map(async (n) => { await this.startNode(n, n.neighbours) }))
+        if (this.partition !== undefined || this.scenario.topology.kind === 'clusters') {
+          // New nodes join the partition group of the node they bootstrap from.
+          if (this.partition !== undefined) {
+            for (const n of added) (this.partition.find((g) => g.includes(n.neighbours[0] ?? -1)) ?? this.partition[0] as number[]).push(n.spec.index)
+          }
+          await this.refreshBlocks()
+        }
+      }
+    }
+  }
+
+  // ---- the run -------------------------------------------------------------
+
+  private deadline (): number {
+    if (this.scenario.duration !== undefined) return this.t0 + this.scenario.duration
+    const last = this.scenario.timeline.reduce((m, e) => Math.max(m, e.at), 0)
+    const within = this.scenario.expect.reduce((m, c) => Math.max(m, 'within' in c ? c.within : 0), 0)
+    return this.t0 + last + within * this.scale + RUN_GRACE_MS
+  }
+
+  /** Closes each publish's traffic window once every targeted node applied it, or after PUBLISH_WINDOW_MS. */
+  private async closeWindows (record: RunRecord, force: boolean): Promise<void> {
+    const now = Date.now()
+    await Promise.all(this.publishes.map(async (p, i) => {
+      if (p.window !== 'open') return
+      const rp = record.publishes[i] as RecordPublish
+      const { latencies, targeted } = onlineTargets(record, rp)
+      if (!force && !(targeted > 0 && latencies.length >= targeted) && now - p.at < PUBLISH_WINDOW_MS) return
+      p.window = 'closing'
+      const up = this.nodes.filter((n) => n.up).map((n) => n.spec.index)
+      const after = await this.cluster.traffic(up).catch(() => ({} as Record<number, Traffic>))
+      const byNode: Record<number, Traffic> = {}
+      for (const [k, t] of Object.entries(after)) {
+        const b = p.before?.[Number(k)]
+        if (b !== undefined) byNode[Number(k)] = subTraffic(t, b)
+      }
+      p.traffic = { window: [p.at, Date.now()], byNode }
+      p.window = 'closed'
+    }))
+  }
+
+  private milestone (record: RunRecord): void {
+    for (const p of record.publishes) {
+      if (p.id === 'trust') continue
+      const { latencies, targeted } = onlineTargets(record, p)
+      if (targeted === 0) continue
+      const reached = latencies.length / targeted
+      const prev = this.milestones.get(p.id) ?? 0
+      for (const m of [0.5, 0.9, 1]) {
+        if (reached >= m && prev < m) {
+          const sorted = latencies.slice().sort((a, b) => a - b)
+          const k = Math.max(1, Math.ceil(m * targeted - 1e-9))
+          this.say(`${p.id} (${p.name} v${p.version}): ${Math.round(m * 100)}% of ${targeted} targeted nodes applied, ${secs(sorted[k - 1] as number)} after publishing`)
+        }
+      }
+      this.milestones.set(p.id, Math.max(prev, reached))
+    }
+  }
+
+  async execute (): Promise<RunOutput> {
+    await mkdir(this.opts.out, { recursive: true })
+    const startedAt = new Date().toISOString()
+    try {
+      await this.setup()
+      const setupMs = Date.now() - this.setupStart
+      this.running = true
+      this.t0 = Date.now()
+      this.say(`timeline starts: ${this.scenario.timeline.length} event${this.scenario.timeline.length === 1 ? '' : 's'}, ${this.scenario.expect.length} check${this.scenario.expect.length === 1 ? '' : 's'}`)
+      const timeline = this.timeline()
+      let timelineDone = false
+      void timeline.finally(() => { timelineDone = true })
+      const cap = this.deadline()
+      const ids = this.scenario.timeline.map((e) => ({ id: e.id, do: e.do }))
+      const decided = new Set<number>()
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        const now = Date.now()
+        const record = this.toRecord(now)
+        this.milestone(record)
+        this.lastChecks = evaluateChecks(record, this.scenario.expect, { now: now - this.t0, scale: this.scale, final: false, timeline: ids })
+        this.lastChecks.forEach((c, i) => {
+          if (c.status !== 'pending' && !decided.has(i)) {
+            decided.add(i)
+            this.say(`check ${c.status === 'pass' ? 'passed' : 'FAILED'}: ${c.check}: ${c.detail}`)
+          }
+        })
+        await this.closeWindows(record, false)
+        this.progress()
+        const open = this.publishes.some((p) => p.window !== 'closed')
+        const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures')
+        if (timelineDone && !open && !waiting) break
+        if (now > cap) {
+          this.say(`stopping: the run reached its time limit (${secs(cap - this.t0)})`)
+          break
+        }
+        if (this.opts.signal?.aborted === true) {
+          this.errors.push('interrupted')
+          break
+        }
+      }
+      await timeline.catch((err: Error) => { this.errors.push(`timeline: ${err.message}`) })
+      return await this.finish(startedAt, setupMs)
+    } finally {
+      await this.cluster?.close()
+    }
+  }
+
+  private async timeline (): Promise<void> {
+    let pending: Array<Promise<void>> = []
+    let slot = -1
+    for (const e of this.scenario.timeline) {
+      if (e.at !== slot) {
+        // Events at one time run together (two admins at once); a later event waits for earlier ones.
+        await Promise.all(pending)
+        pending = []
+        slot = e.at
+        const wait = this.t0 + e.at - Date.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      }
+      if (this.opts.signal?.aborted === true) break
+      pending.push(this.runEvent(e).catch((err: Error) => { this.errors.push(`${e.id}: ${err.message}`) }))
+    }
+    await Promise.all(pending)
+  }
+
+  private async finish (startedAt: string, setupMs: number): Promise<RunOutput> {
+    const now = Date.now()
+    await this.closeWindows(this.toRecord(now), true)
+    const up = this.nodes.filter((n) => n.up)
+    const [traffic, memory] = await Promise.all([
+      this.cluster.traffic(up.map((n) => n.spec.index)).catch(() => ({} as Record<number, Traffic>)),
+      this.cluster.memory().catch(() => [])
+    ])
+    for (const n of this.nodes) n.rec.traffic = addTraffic(n.pastTraffic, traffic[n.spec.index] ?? ZERO)
+    const rss = memory.reduce((s, m) => s + m.rss, 0)
+    const agents = memory.reduce((s, m) => s + m.agents, 0)
+    this.memory = { rssBytes: rss, ...(agents > 0 ? { perAgentBytes: Math.round(rss / agents) } : {}) }
+    const record = this.toRecord(now)
+    const checks = evaluateChecks(record, this.scenario.expect, { now: record.end, scale: this.scale, final: true, timeline: this.scenario.timeline.map((e) => ({ id: e.id, do: e.do })) })
+    const result = analyse(record, {
+      scenario: this.scenario,
+      seed: this.seed,
+      nodes: this.count,
+      startedAt,
+      setupMs,
+      checks,
+      engine: { kind: 'live', workers: this.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism() },
+      memory: this.memory
+    })
+    this.running = false
+    const files = { results: join(this.opts.out, 'results.json'), record: join(this.opts.out, 'record.json'), report: join(this.opts.out, 'report.html') }
+    await writeFile(files.results, JSON.stringify(result, null, 2) + '\n')
+    await writeFile(files.record, JSON.stringify(record) + '\n')
+    await writeFile(files.report, renderReport(result))
+    this.opts.onProgress?.({ phase: 'done', t: record.end, up: up.length, total: this.nodes.length, publishes: [], checks: { pass: checks.filter((c) => c.status === 'pass').length, fail: checks.filter((c) => c.status === 'fail').length, pending: 0 } })
+    return { result, record, files }
+  }
+}
+
+export function describeTopology (s: Pick<Scenario, 'topology'>): string {
+  const t = s.topology
+  switch (t.kind) {
+    case 'random': return `random (each node joins through ${t.peers} random earlier node${t.peers === 1 ? '' : 's'})`
+    case 'ring': return 'ring'
+    case 'clusters': return `${t.clusters} clusters (${t.peers} peers inside, ${t.bridges} bridge${t.bridges === 1 ? '' : 's'} between neighbours)`
+  }
+}
+
