@@ -56,6 +56,11 @@ export interface NetOptions {
   gossip?: Partial<GossipsubOpts>
   /** Keep connections up to this many; libp2p 2 no longer auto-dials, the agent does. */
   maxConnections?: number
+  /**
+   * libp2p's inbound guards, per remote host: new connections per second (default 5) and
+   * connections mid-handshake (default 10). Simulations raise them: all their peers share 127.0.0.1.
+   */
+  inboundLimits?: { perHostPerSecond: number, pending: number }
   logger?: ComponentLogger
 }
 
@@ -87,7 +92,10 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
       ...((opts.bootstrap?.length ?? 0) > 0 ? [bootstrap({ list: opts.bootstrap as string[], timeout: 0 })] : []),
       ...(opts.mdns === true ? [mdns()] : [])
     ],
-    connectionManager: { maxConnections: opts.maxConnections ?? 64 },
+    connectionManager: {
+      maxConnections: opts.maxConnections ?? 64,
+      ...(opts.inboundLimits !== undefined ? { inboundConnectionThreshold: opts.inboundLimits.perHostPerSecond, maxIncomingPendingConnections: opts.inboundLimits.pending } : {})
+    },
     ...(blocked !== undefined
       ? {
           connectionGater: {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import {
   createNet, generateIdentity, keyIdOfPeer, multiaddr, nodeSigningKey, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf,
-  TopicValidatorResult, type GrapevineLibp2p, type LinkShaper, type PeerId
+  TopicValidatorResult, type GrapevineLibp2p, type LinkShaper, type NetOptions, type PeerId
 } from '../net/libp2p.js'
 import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
 import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict, type SigningKey } from '../envelope/index.js'
@@ -41,6 +41,8 @@ export interface AgentOptions {
   memoryLatency?: number
   /** Simulations: delay this node's outbound bytes (latency, loss as retransmission delay). */
   shapeLink?: LinkShaper
+  /** Simulations: libp2p's per-host inbound connection limits (many agents share one address). */
+  inboundLimits?: NetOptions['inboundLimits']
   reapplyInterval?: number
   syncInterval?: number
   /** Mean time between presence beacons; 0 disables them. */
@@ -179,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       transport: this.opts.transport,
       memoryLatency: this.opts.memoryLatency,
       shapeLink: this.opts.shapeLink,
+      inboundLimits: this.opts.inboundLimits,
       scoredTopics: [policyTopic(this.mesh)],
       blocked: this.blocked,
       gossip: {

@@ -120,8 +120,9 @@ export class LiveCluster {
     return await this.on(node).request<Traffic>({ op: 'stop', index: node })
   }
 
-  async connect (node: number, addrs: string[]): Promise<number> {
-    return await this.on(node).request<number>({ op: 'connect', index: node, addrs })
+  /** Dials these addresses from the node; returns the errors of the dials that failed. */
+  async connect (node: number, addrs: string[]): Promise<string[]> {
+    return await this.on(node).request<string[]>({ op: 'connect', index: node, addrs })
   }
 
   /** Replaces the node's block list: these peers are refused both ways, and connections to them dropped. */

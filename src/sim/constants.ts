@@ -30,3 +30,13 @@ export const DEFAULT_SEED = 1
 
 /** Coverage points plotted per publish; enough for a smooth step curve at thousands of nodes. */
 export const MAX_CURVE_POINTS = 400
+
+/**
+ * libp2p refuses more than 5 new inbound connections per second from one host, and more than
+ * 10 mid-handshake. On one machine every peer is 127.0.0.1, so a simulated fleet would trip
+ * them at once; on real hosts each agent has its own address. Raised far out of the way.
+ */
+export const SIM_INBOUND_LIMITS = { perHostPerSecond: 1_000_000, pending: 10_000 }
+
+/** A dial on loopback that has not finished in this long has failed. */
+export const DIAL_TIMEOUT_MS = 10_000

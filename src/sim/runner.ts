@@ -295,8 +295,8 @@ class LiveRun {
     if (s.topology.kind === 'clusters') await this.refreshBlocks()
     await Promise.all(this.nodes.map(async (n) => {
       if (n.neighbours.length === 0) return
-      const ok = await this.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
-      if (ok < n.neighbours.length) this.errors.push(`${n.spec.name}: ${n.neighbours.length - ok} of its ${n.neighbours.length} topology connections failed`)
+      const failed = await this.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
+      if (failed.length > 0) this.errors.push(`${n.spec.name}: ${failed.length} of its ${n.neighbours.length} topology connections failed (${failed[0] as string})`)
     }))
     const notReady = await this.cluster.ready(this.nodes.map((n) => n.spec.index), READY_HEARTBEATS, 30_000)
     if (notReady.length > 0) this.say(`setup: warning: ${notReady.length} node(s) have no gossip mesh peer yet (${notReady.slice(0, 5).map((i) => `node-${i}`).join(', ')})`)

@@ -9,7 +9,8 @@ import { shapeStream } from './link.js'
 import { prng, seedOf } from './random.js'
 import type { FromWorker, NodeSpec, Request, Started, ToWorker, WorkerEvent, WorkerMemory } from './protocol.js'
 import type { Traffic } from './result.js'
-import { START_CONCURRENCY } from './constants.js'
+import { DIAL_TIMEOUT_MS, SIM_INBOUND_LIMITS, START_CONCURRENCY } from './constants.js'
+import { multiaddr } from '../net/libp2p.js'
 
 interface GossipsubLike {
   getMeshPeers: (topic: string) => string[]
@@ -67,6 +68,7 @@ async function start (spec: NodeSpec): Promise<Started> {
     tags: spec.tags,
     name: spec.name,
     transport: 'tcp',
+    inboundLimits: SIM_INBOUND_LIMITS,
     random,
     ...(link !== undefined ? { shapeLink: (source) => shapeStream(source, link, linkRandom) } : {}),
     ...spec.agent
@@ -140,8 +142,9 @@ async function handle (req: Request): Promise<unknown> {
     case 'stop': return await stop(req.index)
     case 'connect': {
       const agent = agentOf(req.index)
-      const results = await Promise.allSettled(req.addrs.map(async (a) => { await agent.connect(a) }))
-      return results.filter((r) => r.status === 'fulfilled').length
+      // Dial only: the agent syncs on every new connection by itself, as it would after --bootstrap.
+      const results = await Promise.allSettled(req.addrs.map(async (a) => { await agent.libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }) }))
+      return results.flatMap((r) => r.status === 'rejected' ? [(r.reason as Error).message] : [])
     }
     case 'block': {
       const agent = agentOf(req.index)
