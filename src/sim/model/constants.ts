@@ -62,7 +62,7 @@ export const LOOPBACK_UPLINK_BYTES_PER_S = 10e9
  * Ed25519 verify of a small envelope take well under a millisecond natively; 1 ms covers the
  * schema check and bookkeeping. Duplicates are dropped by id before any of that.
  */
-export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, applyMs: 10, perKiBMs: 0.01 } as const
+export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, applyMs: 5, perKiBMs: 0.01, applyIoMs: 20 } as const
 
 /**
  * Calibrated against `npm run bench:mesh` and live scenarios on this 2-core machine, where
@@ -70,7 +70,7 @@ export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, app
  * include libp2p's stream handling, noise, yamux and protobuf in JavaScript, and the receipts
  * every apply gossips. They are an order of magnitude above DEDICATED_CPU.
  */
-export const SHARED_HOST_CPU = { verifyMs: 2.5, duplicateMs: 0.35, sendMs: 0.3, applyMs: 4, perKiBMs: 0.01 } as const
+export const SHARED_HOST_CPU = { verifyMs: 2.5, duplicateMs: 0.35, sendMs: 0.3, applyMs: 4, perKiBMs: 0.01, applyIoMs: 240 } as const
 
 /** Receipts multiply gossip by N (every node announces to every node); the model carries them only up to this size. */
 export const MAX_RECEIPT_NODES = 5000

@@ -24,6 +24,8 @@ export interface CpuCosts {
   applyMs: number
   /** Extra per KiB of message handled (hashing, copying), on top of the above. */
   perKiBMs: number
+  /** Disk time of an apply (atomic writes, fsyncs, state and history), on the node's disk, or the one shared disk. */
+  applyIoMs: number
 }
 
 export interface GossipParams {
@@ -147,6 +149,7 @@ export class Engine {
   readonly upFree: Float64Array
   readonly cpuFree: Float64Array
   readonly cores: Float64Array
+  readonly diskFree: Float64Array
   readonly phase: Float64Array
   readonly syncArmed: Uint8Array
   /** Per node: the message index currently held for each policy name, -1 for none. */
@@ -169,6 +172,7 @@ export class Engine {
     this.upFree = new Float64Array(capacity)
     this.cpuFree = new Float64Array(capacity)
     this.cores = new Float64Array(typeof p.cpuShare === 'number' ? Math.max(1, p.cpuShare) : 0)
+    this.diskFree = new Float64Array(typeof p.cpuShare === 'number' ? 1 : capacity)
     this.phase = new Float64Array(capacity)
     this.syncArmed = new Uint8Array(capacity)
     for (let i = 0; i < names; i++) this.current.push(new Int32Array(capacity).fill(-1))
@@ -225,6 +229,15 @@ export class Engine {
     for (let i = 1; i < this.cores.length; i++) if (this.cores[i]! < this.cores[best]!) best = i
     const done = Math.max(t, this.cores[best]!) + cost
     this.cores[best] = done
+    return done
+  }
+
+  /** Runs `cost` ms of disk I/O for `node` from `t` (one disk per node, or one for all on a shared host). */
+  disk (node: number, t: number, cost: number): number {
+    if (cost <= 0) return t
+    const i = this.diskFree.length === 1 ? 0 : node
+    const done = Math.max(t, this.diskFree[i]!) + cost
+    this.diskFree[i] = done
     return done
   }
 
@@ -411,7 +424,7 @@ export class Engine {
     m.acceptedAt[v] = t
     this.hooks.onAccept(v, msg, via, t)
     if (m.targeted === undefined || m.targeted[v] === 1) {
-      this.schedule(this.cpu(v, t, this.p.cpu.applyMs), Ev.ApplyDone, v, 0, msg)
+      this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
     } else if (this.p.receipts) {
       this.sendReceipt(v, t)
     }
