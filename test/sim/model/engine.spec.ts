@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest'
+import { parseScenario, type Scenario } from '../../../src/sim/scenario.js'
+import { validatePolicyObject } from '../../../src/policy/index.js'
+import { expectedHops, quantiles } from '../../../src/sim/metrics.js'
+import { modelResult, runModel, simulate } from '../../../src/sim/model/index.js'
+
+function scenario (yaml: string): Scenario {
+  const { scenario: s } = parseScenario(yaml, 'test.yaml')
+  const loaded: Scenario['loaded'] = {}
+  for (const [k, v] of Object.entries(s.policies)) loaded[k] = validatePolicyObject({ kind: 'policy', ...(v as Record<string, unknown>) })
+  return { ...s, loaded }
+}
+
+const BASIC = (n: number, extra = ''): string => `
+name: model-test
+engine: model
+seed: 3
+nodes: { count: ${n} }
+topology: { kind: random, peers: 3 }
+network: { latency: 50ms }
+policies:
+  motd: { name: test/motd, resources: [ { id: motd, type: file, path: /etc/motd, content: "hi" } ] }
+timeline:
+  - { at: 1s, do: publish, policy: motd }
+${extra}`
+
+describe('model engine', () => {
+  it('is deterministic: the same seed gives an identical RunRecord', () => {
+    const s = scenario(BASIC(300, `  - { at: 2s, do: kill, nodes: random 10% }
+  - { at: 5s, do: restart }
+  - { at: 6s, do: add, count: 5 }
+  - { at: 7s, do: publish, policy: motd }`))
+    const a = runModel(s)
+    const b = runModel(s)
+    expect(JSON.stringify(b)).toBe(JSON.stringify(a))
+    const c = runModel(s, { seed: 4 })
+    expect(JSON.stringify(c)).not.toBe(JSON.stringify(a))
+  })
+
+  it('reaches every node, in about ⌈ln N / ln D⌉ hops of latency', () => {
+    for (const n of [50, 500, 2000]) {
+      const run = simulate(scenario(BASIC(n)), { policyBytes: 1024 })
+      const p = run.record.publishes[0]!
+      const lat = run.record.applies.map((a) => a.at - p.at)
+      expect(lat.length).toBe(n)
+      const t = quantiles(lat, n)
+      // Constant 50 ms links: hops ≈ (time − apply − verify) / (50 ms + transfer); allow one hop either way, and IHAVE stragglers for the last node.
+      const hops = Math.round(((t.t99 as number) - 25) / 51)
+      expect(Math.abs(hops - expectedHops(n, 6))).toBeLessThanOrEqual(1)
+      expect(run.record.deliveries.filter((d) => d.via === 'gossip').length).toBeGreaterThanOrEqual(n - 2)
+    }
+  })
+
+  it('counts duplicates like gossipsub: several copies per node at D = 6', () => {
+    const run = simulate(scenario(BASIC(1000)), { policyBytes: 4096 })
+    let msgs = 0
+    let dups = 0
+    for (let i = 1; i < 1000; i++) {
+      msgs += run.engine.traffic.policyMsgs[i]!
+      dups += run.engine.traffic.policyDups[i]!
+    }
+    expect(msgs / 999).toBeGreaterThan(3)
+    expect(msgs / 999).toBeLessThan(9)
+    expect(msgs - dups).toBe(999)
+  })
+
+  it('heals a partition by anti-entropy after the heal', () => {
+    const s = scenario(`
+name: model-partition
+engine: model
+seed: 5
+nodes: { count: 200 }
+network: { latency: 20ms }
+agent: { syncInterval: 5s }
+policies:
+  motd: { name: test/motd, resources: [ { id: motd, type: file, path: /etc/motd, content: "hi" } ] }
+timeline:
+  - { at: 1s, do: partition, groups: [ first 50%, rest ] }
+  - { at: 2s, do: publish, policy: motd, from: node-0 }
+  - { at: 10s, do: heal }
+expect:
+  - { check: delivered, percent: 100, within: 60s }
+`)
+    const run = simulate(s)
+    const p = run.record.publishes[0]!
+    const got = new Set(run.record.applies.map((a) => a.node))
+    expect(got.size).toBe(200)
+    const late = run.record.applies.filter((a) => a.node >= 100)
+    expect(Math.min(...late.map((a) => a.at))).toBeGreaterThanOrEqual(10_000)
+    expect(run.record.deliveries.some((d) => d.via === 'sync')).toBe(true)
+    expect(p.traffic).toBeDefined()
+    const result = modelResult(s, run)
+    expect(result.checks.every((c) => c.status === 'pass')).toBe(true)
+  })
+
+  it('announce-and-fetch: each node receives the body about once', () => {
+    const s = scenario(BASIC(500))
+    const big = 1024 * 1024
+    const gossip = simulate(s, { policyBytes: big })
+    const announce = simulate(s, { policyBytes: big, params: { dissemination: 'announce' } })
+    const perNode = (r: typeof gossip): number => {
+      let b = 0
+      for (let i = 1; i < 500; i++) b += r.engine.traffic.policyRecv[i]!
+      return b / 499 / big
+    }
+    expect(perNode(gossip)).toBeGreaterThan(3)
+    expect(perNode(announce)).toBeLessThanOrEqual(1.5)
+    expect(new Set(announce.record.applies.map((a) => a.node)).size).toBe(500)
+  })
+})
