@@ -24,6 +24,11 @@ export interface CpuCosts {
   applyMs: number
   /** Extra per KiB of message handled (hashing, copying), on top of the above. */
   perKiBMs: number
+  /**
+   * CPU each agent burns per second whatever it is doing (gossipsub heartbeats and scoring,
+   * identify, timers). On a shared host it steals that share of the cores from the message path.
+   */
+  backgroundMsPerS: number
   /** Disk time of an apply (atomic writes, fsyncs, state and history), on the node's disk, or the one shared disk. */
   applyIoMs: number
 }
@@ -150,6 +155,8 @@ export class Engine {
   readonly cpuFree: Float64Array
   readonly cores: Float64Array
   readonly diskFree: Float64Array
+  /** Shared host: how much slower message work runs because of every agent's background load. */
+  private slowdown = 1
   readonly phase: Float64Array
   readonly syncArmed: Uint8Array
   /** Per node: the message index currently held for each policy name, -1 for none. */
@@ -184,6 +191,7 @@ export class Engine {
       this.traffic.connections[i] = this.g.conn.len[i]!
     }
     formMesh(this.g, this.mesh, nodes, p.gossip, (u, v) => this.live(u, v), random)
+    this.updateSlowdown()
     for (let i = 0; i < nodes; i++) this.armSync(i, 0)
   }
 
@@ -225,11 +233,20 @@ export class Engine {
       this.cpuFree[node] = done
       return done
     }
+    cost *= this.slowdown
     let best = 0
     for (let i = 1; i < this.cores.length; i++) if (this.cores[i]! < this.cores[best]!) best = i
     const done = Math.max(t, this.cores[best]!) + cost
     this.cores[best] = done
     return done
+  }
+
+  private updateSlowdown (): void {
+    if (this.cores.length === 0) return
+    let up = 0
+    for (let i = 0; i < this.nodes; i++) up += this.up[i]!
+    const busy = up * this.p.cpu.backgroundMsPerS / 1000 / this.cores.length
+    this.slowdown = 1 / Math.max(0.05, 1 - busy)
   }
 
   /** Runs `cost` ms of disk I/O for `node` from `t` (one disk per node, or one for all on a shared host). */
@@ -601,6 +618,7 @@ export class Engine {
     for (const m of this.msgs) m.state[v]! &= HAVE
     this.upFree[v] = this.now
     this.cpuFree[v] = this.now
+    this.updateSlowdown()
   }
 
   /** A node (re)starts: it reconnects to its peers (or, new, to `bootstrap`), syncs on each connection, and grafts at its heartbeat. */
@@ -611,6 +629,7 @@ export class Engine {
       this.phase[v] = this.random() * this.p.gossip.heartbeatMs
     }
     this.up[v] = 1
+    this.updateSlowdown()
     for (const b of bootstrap) if (connectNodes(this.g, v, b)) this.traffic.connections[v]!++
     if (this.p.gossip.topUp) {
       for (const w of topUpNode(this.g, v, this.nodes, this.capacity, this.p.gossip.targetPeers, this.random, (w) => this.up[w] === 1)) {
