@@ -43,7 +43,7 @@ function evaluate (record: RunRecord, c: ScenarioCheck, ctx: CheckContext): Verd
     case 'delivered': return delivered(record, c, ctx)
     case 'converged': return converged(record, c, ctx)
     case 'caught-up': return caughtUp(record, c.within * ctx.scale, ctx)
-    case 'no-failures': return noFailures(record)
+    case 'no-failures': return noFailures(record, ctx.final)
     case 'conflict-recorded': return conflictRecorded(record, c.within * ctx.scale, ctx)
   }
 }
@@ -140,7 +140,7 @@ function caughtUp (record: RunRecord, within: number, ctx: CheckContext): Verdic
   return { status: 'pass', detail: count === 0 ? 'no node joined or restarted' : `${count} (re)started node${count === 1 ? '' : 's'} caught up, the slowest in ${secs(slowest)}` }
 }
 
-function noFailures (record: RunRecord): Verdict {
+function noFailures (record: RunRecord, final: boolean): Verdict {
   const failed = record.applies.filter((a) => a.failed > 0)
   const problems = [
     ...(failed.length > 0 ? [`${failed.length} failed apply(s), first ${record.nodes[failed[0]?.node as number]?.name ?? '?'}: ${failed[0]?.errors?.[0]?.error ?? 'failed'}`] : []),
@@ -148,7 +148,7 @@ function noFailures (record: RunRecord): Verdict {
     ...record.errors.slice(0, 3)
   ]
   if (problems.length > 0) return { status: 'fail', detail: problems.join('; ') }
-  return { status: 'pending', detail: 'none so far' }
+  return final ? { status: 'pass', detail: 'none' } : { status: 'pending', detail: 'none so far' }
 }
 
 function conflictRecorded (record: RunRecord, within: number, ctx: CheckContext): Verdict {

@@ -49,6 +49,8 @@ export interface RunOutput {
 
 interface NodeState {
   spec: NodeSpec
+  /** Sandbox directories that exist before the first start (scenario nodes.skeleton). */
+  skeleton: string[]
   rec: RecordNode
   cluster: number
   /** Topology peers this node was configured with: its bootstrap list on restart. */
@@ -224,7 +226,11 @@ class LiveRun {
       seed: this.seed,
       blocked: []
     }
-    const state: NodeState = { spec, rec: { index, name: spec.name, tags, up: [], startMs: [], traffic: ZERO }, cluster, neighbours, addrs: [], up: false, pastTraffic: ZERO }
+    const skeleton = this.scenario.nodes.skeleton.flatMap((entry) => {
+      const path = typeof entry === 'string' ? entry : Object.entries(entry.tags).every(([k, v]) => tags[k] === v) ? entry.path : undefined
+      return path !== undefined ? [join(spec.root, path)] : []
+    })
+    const state: NodeState = { spec, skeleton, rec: { index, name: spec.name, tags, up: [], startMs: [], traffic: ZERO }, cluster, neighbours, addrs: [], up: false, pastTraffic: ZERO }
     this.nodes.push(state)
     return state
   }
@@ -241,6 +247,7 @@ class LiveRun {
   }
 
   private async startNode (n: NodeState, bootstrap: number[]): Promise<void> {
+    if (n.rec.up.length === 0) await Promise.all(n.skeleton.map(async (d) => await mkdir(d, { recursive: true })))
     n.spec.bootstrap = bootstrap.flatMap((j) => this.nodes[j]?.up === true ? (this.nodes[j]?.addrs.slice(0, 1) ?? []) : [])
     n.spec.blocked = this.blockedFor(n.spec.index)
     const started = await this.cluster.start(n.spec)
@@ -320,7 +327,7 @@ class LiveRun {
 
   // ---- the timeline ----------------------------------------------------------
 
-  private async publish (p: { id: string, policy: Policy, key: SigningKey, from: number, version?: number }): Promise<void> {
+  private async publish (p: { id: string, policy: Policy, key: SigningKey, from: number, version?: number }): Promise<RecordPublish> {
     const version = p.version ?? (this.signed.get(p.policy.name) ?? 0) + 1
     this.signed.set(p.policy.name, Math.max(version, this.signed.get(p.policy.name) ?? 0))
     const bytes = signPolicy(p.policy, { version, key: p.key })
@@ -328,7 +335,7 @@ class LiveRun {
     const up = this.nodes.filter((n) => n.up).map((n) => n.spec.index)
     const before = await this.cluster.traffic(up)
     const res = await this.cluster.publish(p.from, bytes)
-    this.publishes.push({
+    const record: RecordPublish & { window: 'open', before: Record<number, Traffic> } = {
       id: p.id,
       name: env.name,
       version,
@@ -340,8 +347,10 @@ class LiveRun {
       ...(p.policy.kind === 'policy' && p.policy.target !== undefined ? { target: p.policy.target } : {}),
       window: 'open',
       before
-    })
+    }
+    this.publishes.push(record)
     if (res.outcome !== 'accepted') this.say(`${p.id}: node-${p.from} did not take its own envelope (${res.outcome}): a newer or winning version is already there`)
+    return record
   }
 
   private async runEvent (e: ScenarioEvent & { id: string }): Promise<void> {
@@ -363,8 +372,10 @@ class LiveRun {
           return
         }
         const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
-        mark(`${policy.name}${e.version !== undefined ? ` v${e.version}` : ''} from node-${from} (signed by ${e.admin})`)
-        await this.publish({ id: e.id, policy, key, from, version: e.version })
+        const p = await this.publish({ id: e.id, policy, key, from, version: e.version })
+        // Marked when the envelope is out, so nothing can look converged on the version before it.
+        this.markers.push({ id: e.id, do: e.do, at: p.at, detail: `${policy.name} v${p.version} from node-${from} (signed by ${e.admin})` })
+        this.say(`publish ${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`)
         return
       }
       case 'partition': {

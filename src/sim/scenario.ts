@@ -110,6 +110,11 @@ const nodeSet = z.preprocess((v) => Array.isArray(v) || v === undefined ? v : [v
 
 const tagMap = z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected a tag key of letters, digits, "_", "." or "-"' }), z.string())
 
+const absolutePath = z.string().regex(/^\/[^\0]*$/, { error: 'expected an absolute path like "/etc"' }).refine((p) => !p.split('/').includes('..'), { error: 'a skeleton path may not contain ".."' })
+
+/** What a freshly installed server has: enough that policies need not create /etc. */
+export const DEFAULT_SKELETON = ['/etc', '/srv', '/opt', '/var/lib', '/usr/local/bin']
+
 const eventId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected an id of letters, digits, "_", "." or "-"' })
 
 // ---- the file --------------------------------------------------------------
@@ -185,7 +190,15 @@ export const scenarioSchema = z.strictObject({
   nodes: z.strictObject({
     count: z.number().int().min(1).max(MAX_NODES),
     /** Tag sets dealt round-robin: node i gets tags[i % length]. */
-    tags: z.array(tagMap).default([])
+    tags: z.array(tagMap).default([]),
+    /**
+     * Directories every sandbox root has before its agent starts, as a bare server has /etc;
+     * an entry with tags only on matching nodes (say /etc/nginx where nginx is installed).
+     */
+    skeleton: z.array(z.union([
+      absolutePath,
+      z.strictObject({ path: absolutePath, tags: tagMap })
+    ], { error: 'expected an absolute path like "/etc", or { path, tags }' })).default(DEFAULT_SKELETON)
   }),
   topology: topology.default({ kind: 'random', peers: 3 }),
   network: z.strictObject({
