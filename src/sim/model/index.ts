@@ -51,6 +51,8 @@ export interface ModelOptions {
    * is quadratic in N (analysis.ts nodeOutcomes); the scale sweep sets this.
    */
   ignoreChecks?: boolean
+  /** Run exactly this long (ms of simulated time), no early stop: for timing the engine. */
+  until?: number
 }
 
 export interface ModelStats {
@@ -332,7 +334,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   for (const [i, e] of scenario.timeline.entries()) engine.scheduleTimeline(e.at, i)
   const last = scenario.timeline.reduce((m, e) => Math.max(m, e.at), 0)
   const within = scenario.expect.reduce((m, c) => Math.max(m, 'within' in c ? c.within : 0), 0)
-  const cap = scenario.duration ?? (scenario.expect.length > 0 ? last + within * scale + RUN_GRACE_MS : last + DEFAULT_TAIL_MS)
+  const cap = options.until ?? scenario.duration ?? (scenario.expect.length > 0 ? last + within * scale + RUN_GRACE_MS : last + DEFAULT_TAIL_MS)
 
   const closeWindows = (now: number, force: boolean): boolean => {
     let open = false
@@ -378,7 +380,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     engine.run(t)
     engine.now = t
     const open = closeWindows(t, false)
-    if (timelineLeft > 0 || open) continue
+    if (timelineLeft > 0 || open || options.until !== undefined) continue
     if (scenario.expect.length === 0 || options.ignoreChecks === true) break
     const checks = evaluateChecks(record(t), scenario.expect, { now: t, scale, final: false, timeline: ids })
     if (!checks.some((c) => c.status === 'pending' && c.check !== 'no-failures')) break

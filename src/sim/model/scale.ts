@@ -58,7 +58,7 @@ export interface GossipFigures {
   events: number
 }
 
-function args (a: string[]): { nodes: number[], big: number[], out?: string, seed: number, calibrate: boolean } {
+function args (a: string[]): { nodes: number[], big: number[], churn: number[], out?: string, seed: number, calibrate: boolean } {
   const get = (flag: string): string | undefined => {
     const i = a.indexOf(flag)
     return i >= 0 ? a[i + 1] : undefined
@@ -68,6 +68,7 @@ function args (a: string[]): { nodes: number[], big: number[], out?: string, see
   return {
     nodes: list(get('--nodes'), [100, 1000, 10_000, 100_000]),
     big: list(get('--big'), [1000, 10_000, 100_000]),
+    churn: list(get('--churn'), [10_000, 100_000]),
     ...(out !== undefined ? { out } : {}),
     seed: Number(get('--seed') ?? 1),
     calibrate: !a.includes('--no-calibration')
@@ -213,6 +214,39 @@ async function calibration (seed: number, log: (s: string) => void): Promise<{ r
   return { rows, note: live.note }
 }
 
+export interface ChurnFigures {
+  nodes: number
+  simulatedMs: number
+  wallMs: number
+  events: number
+  up: number
+  /** Running nodes holding the last publish at the end. */
+  holders: number
+  /** When the last running node got the last publish, ms after that publish. */
+  convergedAt?: number
+}
+
+/** Times the engine on simulations/scale-churn.yaml: churn, a partition, joiners and sync over its whole duration. */
+export function churnRun (scenario: Scenario, nodes: number, seed: number): ChurnFigures {
+  const run = simulate(scenario, { nodes, seed, until: scenario.duration ?? 120_000 })
+  const e = run.engine
+  const last = run.messages[run.messages.length - 1]
+  const m = last !== undefined ? e.msgs[last] : undefined
+  if (last === undefined || m === undefined) throw new Error(`${scenario.file}: no publish took place (is the publisher up?)`)
+  let up = 0
+  let holders = 0
+  let latest = 0
+  for (let i = 0; i < e.nodes; i++) {
+    if (e.up[i] === 0) continue
+    up++
+    if (e.current[m.name]![i] === last) {
+      holders++
+      latest = Math.max(latest, m.acceptedAt[i]!)
+    }
+  }
+  return { nodes, simulatedMs: run.record.end, wallMs: run.stats.wallMs, events: run.stats.events, up, holders, ...(holders === up ? { convergedAt: latest - m.at } : {}) }
+}
+
 function baselineNet (s: Scenario): BaselineNet {
   return { latency: s.network.latency, loss: s.network.loss, rto: s.network.rto, uplinkBytesPerS: DEFAULT_UPLINK_BYTES_PER_S }
 }
@@ -246,6 +280,14 @@ export async function runScaleSweep (argv: string[]): Promise<void> {
     log(`1 MiB at N=${n}: received per node ${(gossip.perNode.policyBytesMean / BIG).toFixed(2)} × (gossip), ${(announce.perNode.policyBytesMean / BIG).toFixed(2)} × (announce-and-fetch); T99 ${formatMs(gossip.times.t99)} vs ${formatMs(announce.times.t99)}`)
   }
 
+  const churnScenario = await loadScenario(join('simulations', 'scale-churn.yaml'))
+  const churn: ChurnFigures[] = []
+  for (const n of opts.churn) {
+    const c = churnRun(churnScenario, n, opts.seed)
+    churn.push(c)
+    log(`churn N=${n}: ${(c.simulatedMs / 1000).toFixed(0)} s simulated in ${(c.wallMs / 1000).toFixed(1)} s (${c.events} events); last publish held by ${c.holders}/${c.up} running nodes, all by ${c.convergedAt === undefined ? 'never' : formatMs(c.convergedAt)}`)
+  }
+
   const cal = opts.calibrate ? await calibration(opts.seed, log) : { rows: [], note: 'skipped (--no-calibration)' }
 
   const report = {
@@ -256,6 +298,7 @@ export async function runScaleSweep (argv: string[]): Promise<void> {
     meanLatencyMs: meanLatency(scenario.network.latency),
     sweep,
     big,
+    churn,
     calibration: cal
   }
   await mkdir(out, { recursive: true })
@@ -271,6 +314,7 @@ type Report = {
   meanLatencyMs: number
   sweep: Array<{ nodes: number, gossip: GossipFigures, push: BaselineResult[], pull: Array<BaselineResult & { tool: string }> }>
   big: Array<{ nodes: number, gossip: GossipFigures, announce: GossipFigures }>
+  churn: ChurnFigures[]
   calibration: { rows: CalibrationRow[], note: string }
 }
 
@@ -362,6 +406,8 @@ export function renderScale (r: Report): string {
 <table><tr><th>N</th><th>gossip T99 / T100</th><th>physical limit</th><th>gossip busiest node bytes / connections</th><th>gossip copies received per node (duplicates)</th><th>push 5 forks T99 / T100</th><th>push 50 forks T99 / T100</th><th>push master bytes / sessions</th><th>pull 5 min T99 / T100</th><th>pull 30 min T99 / T100</th><th>model run time</th></tr>${sweepRows}</table>
 <h2>A 1 MiB policy: gossip against announce-and-fetch</h2>${bigChart}
 <table><tr><th>N</th><th>dissemination</th><th>policy bytes received per node</th><th>publisher sent</th><th>T99 / T100</th><th>physical limit</th></tr>${bigRows}</table>
+<h2>Engine speed under churn</h2><p>simulations/scale-churn.yaml played in full (kill 10%, two publishes, a partition healed after 30 s, restarts, 100 joiners, anti-entropy throughout).</p>
+<table><tr><th>N</th><th>simulated</th><th>wall time</th><th>events</th><th>last publish held by</th><th>last running node had it after</th></tr>${r.churn.map((c) => row([fmtN(c.nodes), formatMs(c.simulatedMs), formatMs(c.wallMs), fmtN(c.events), `${fmtN(c.holders)} / ${fmtN(c.up)}`, formatMs(c.convergedAt)])).join('')}</table>
 <h2>Calibration against live agents</h2><p>${esc(r.calibration.note)}</p>${calChart}
 <table><tr><th>N</th><th>accepted T50, T90, T99, T100: live / model (difference)</th><th>policy messages per node live / model</th><th>duplicates per node live / model</th><th>live source</th></tr>${calRows}</table>
 </body></html>
