@@ -45,7 +45,9 @@ async function run (n: number): Promise<void> {
         bootstrap: peers.map((a) => a.multiaddrs[0] as string),
         trust: [root.id],
         name: `n${i}`,
-        reapplyInterval: 0
+        reapplyInterval: 0,
+        // Every peer here is 127.0.0.1; libp2p's per-host inbound rate limit would throttle the joins.
+        inboundLimits: { perHostPerSecond: 10_000, pending: 1000 }
       }))
     }
     const startMs = performance.now() - t0
