@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from '@commander-js/extra-typings'
 import { CliError, EXIT, printError } from './output.js'
-import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/index.js'
+// errors.js, not the policy index: the index loads zod and yaml, which most commands never need.
+import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/errors.js'
 import { registerValidate } from './commands/validate.js'
 import { registerKeys } from './commands/keys.js'
 import { registerSchema } from './commands/schema.js'
@@ -19,7 +21,7 @@ export async function main (argv: string[]): Promise<number> {
   const program = new Command()
     .name('grapevine')
     .description('Peer-to-peer configuration management: signed, versioned policies gossiped over libp2p.')
-    .version(await version(), '-V, --version')
+    .version(version(), '-V, --version')
     .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
@@ -61,8 +63,8 @@ function handleError (err: unknown): number {
   return EXIT.INTERNAL
 }
 
-async function version (): Promise<string> {
-  const { readFile } = await import('node:fs/promises')
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+function version (): string {
+  // Synchronous: a 2 KB read costs microseconds, a trip through the thread pool more.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }

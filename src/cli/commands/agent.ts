@@ -1,20 +1,18 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { parse as parseYaml } from 'yaml'
-import { z } from 'zod'
+import type { z as Z } from 'zod'
 import { Option } from '@commander-js/extra-typings'
 import type { Register } from '../main.js'
 import { CliError, EXIT } from '../output.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
-import { resolveTrustedKey } from '../../envelope/index.js'
 import { DEFAULT_API_HOST } from '../../node/constants.js'
 
 /** Default port of the agent's local API; `grapevine status` looks here unless told otherwise. */
 export const DEFAULT_API_PORT = 7411
 export const DEFAULT_AGENT_URL = `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
 
-/** The agent's config file: the same settings as the flags, which override it. */
-const configSchema = z.strictObject({
+/** The agent's config file: the same settings as the flags, which override it. Built when a config is read, so zod loads only then. */
+const configSchema = (z: typeof Z) => z.strictObject({
   state: z.string().optional(),
   listen: z.array(z.string()).optional(),
   bootstrap: z.array(z.string()).optional(),
@@ -31,14 +29,17 @@ const configSchema = z.strictObject({
   syncInterval: z.number().nonnegative().optional()
 })
 
-async function loadConfig (file: string): Promise<z.output<typeof configSchema>> {
+type AgentConfig = Z.output<ReturnType<typeof configSchema>>
+
+async function loadConfig (file: string): Promise<AgentConfig> {
+  const [{ z }, { parse: parseYaml }] = await Promise.all([import('zod'), import('yaml')])
   let text: string
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
     throw new CliError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.UNAVAILABLE)
   }
-  const r = configSchema.safeParse(parseYaml(text) ?? {})
+  const r = configSchema(z).safeParse(parseYaml(text) ?? {})
   if (!r.success) {
     const i = r.error.issues[0]
     throw new CliError(`${file}: ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`)
@@ -75,6 +76,7 @@ export const registerAgent: Register = (program, done) => {
       const file = opts.config !== undefined ? await loadConfig(opts.config) : {}
       const trustValues = opts.trust ?? file.trust ?? []
       if (trustValues.length === 0) throw new CliError('give at least one --trust root key: an agent that trusts nobody would accept nothing', EXIT.USAGE)
+      const { resolveTrustedKey } = await import('../../envelope/index.js')
       const trust = await Promise.all(trustValues.map(resolveTrustedKey))
       const swarmKeyFile = opts.swarmKey ?? file.swarmKey
       const swarmKey = swarmKeyFile !== undefined ? new Uint8Array(await readFile(swarmKeyFile)) : undefined

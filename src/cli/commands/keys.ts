@@ -3,14 +3,8 @@ import { Option } from '@commander-js/extra-typings'
 import type { Register } from '../main.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { collect } from '../defaults.js'
-import { loadPolicyFile } from '../../policy/index.js'
-import {
-  generateSigningKey, readSigningKey, resolveTrustedKey, signPolicy, validateEnvelope, writePublicKeyFile, writeSigningKey,
-  EnvelopeError, MAX_ENVELOPE_BYTES
-} from '../../envelope/index.js'
-import { TrustStore } from '../../trust/index.js'
 
-/** keygen, sign and verify: the offline half of publishing. */
+/** keygen, sign and verify: the offline half of publishing. Each action loads what it needs, so the CLI starts fast. */
 export const registerKeys: Register = (program, done) => {
   program.command('keygen')
     .description('Write a new Ed25519 admin key (mode 0600) and print its public key id.')
@@ -18,6 +12,7 @@ export const registerKeys: Register = (program, done) => {
     .option('--force', 'overwrite an existing key file')
     .option('--json', 'print the key id as JSON')
     .action(async (opts) => {
+      const { generateSigningKey, writePublicKeyFile, writeSigningKey } = await import('../../envelope/index.js')
       const key = generateSigningKey()
       try {
         await writeSigningKey(opts.out, key, opts.force === true)
@@ -60,6 +55,7 @@ export const registerKeys: Register = (program, done) => {
     .addOption(new Option('--version <n>', 'version number to sign (a positive integer)').argParser(parseVersion).makeOptionMandatory())
     .option('--out <file>', 'where to write the envelope (default: standard output)')
     .action(async (file, opts) => {
+      const [{ loadPolicyFile }, { readSigningKey, signPolicy, validateEnvelope, MAX_ENVELOPE_BYTES }] = await Promise.all([import('../../policy/load.js'), import('../../envelope/index.js')])
       const policy = await loadPolicyFile(file)
       const key = await readSigningKey(opts.key)
       const bytes = signPolicy(policy, { version: opts.version, key })
@@ -86,6 +82,7 @@ export const registerKeys: Register = (program, done) => {
     .option('--trust-policy <envelope>', 'a signed trust policy envelope that grants admin keys')
     .option('--json', 'print the verified header as JSON')
     .action(async (file, opts) => {
+      const [{ resolveTrustedKey, validateEnvelope, EnvelopeError }, { TrustStore }] = await Promise.all([import('../../envelope/index.js'), import('../../trust/index.js')])
       const roots = await Promise.all(opts.trust.map(resolveTrustedKey))
       const trust = new TrustStore(roots)
       if (opts.trustPolicy !== undefined) {

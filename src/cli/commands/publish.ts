@@ -4,8 +4,7 @@ import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../main.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { collect } from '../defaults.js'
-import { loadPolicyFile, validatePolicyObject, type Policy } from '../../policy/index.js'
-import { readSigningKey, validateEnvelope } from '../../envelope/index.js'
+import type { Policy } from '../../policy/index.js'
 import type { MeshClient, PublishResult } from '../../node/publisher.js'
 import type { Progress } from '../../node/watch.js'
 import type { FleetNode } from '../../receipt/index.js'
@@ -78,6 +77,7 @@ interface PublishFlags extends MeshFlags {
 
 /** Publishes and, with --wait, follows the receipts: shared by publish, rollback and retire. */
 async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code: number) => void, verb = 'published'): Promise<void> {
+  const { readSigningKey } = await import('../../envelope/index.js')
   const key = await readSigningKey(opts.key)
   const timeoutMs = Number(opts.timeout) * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of seconds: got "${opts.timeout}"`, EXIT.USAGE)
@@ -163,6 +163,7 @@ export const registerPublish: Register = (program, done) => {
     .addOption(new Option('--version <n>', 'sign exactly this version (default: next after the mesh\'s newest)').argParser(parseVersion('--version')))
   publishFlags(publish as unknown as BaseCommand)
   publish.action(async (file: string, opts: Record<string, unknown>) => {
+    const { loadPolicyFile } = await import('../../policy/load.js')
     const policy = await loadPolicyFile(file)
     await publishAndReport(policy, opts as unknown as PublishFlags, done)
   })
@@ -182,6 +183,7 @@ export const registerPublish: Register = (program, done) => {
       await client.close()
     }
     if (bytes === undefined) throw new CliError(`no agent reached holds ${name} v${flags.to} (agents keep the last 20 versions)`)
+    const [{ validateEnvelope }, { validatePolicyObject }] = await Promise.all([import('../../envelope/index.js'), import('../../policy/parse.js')])
     const old = validateEnvelope(bytes, { authorize: () => {} })
     if (old.name !== name || old.version !== flags.to) throw new CliError(`the agent answered with ${old.name} v${old.version}, not ${name} v${flags.to}`)
     await publishAndReport(validatePolicyObject(old.policy), flags, done, `rolled back to v${flags.to}'s content:`)
@@ -192,6 +194,7 @@ export const registerPublish: Register = (program, done) => {
     .argument('<name>', 'policy name, e.g. web/nginx')
   publishFlags(retire as unknown as BaseCommand)
   retire.action(async (name: string, opts: Record<string, unknown>) => {
+    const { validatePolicyObject } = await import('../../policy/parse.js')
     const policy = validatePolicyObject({ kind: 'retired', name })
     await publishAndReport(policy, opts as unknown as PublishFlags, done, 'retired')
   })

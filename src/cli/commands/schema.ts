@@ -1,11 +1,11 @@
 import type { Register } from '../main.js'
 import { EXIT, printJson } from '../output.js'
-import { policyJsonSchema } from '../../policy/index.js'
 
 export const registerSchema: Register = (program, done) => {
   program.command('schema')
     .description('Print the policy format as JSON Schema (the same as policies/schema.json).')
-    .action(() => {
+    .action(async () => {
+      const { policyJsonSchema } = await import('../../policy/json-schema.js')
       printJson(policyJsonSchema())
       done(EXIT.OK)
     })

@@ -1,5 +1,5 @@
 import type { Register } from '../main.js'
-import { loadPolicyFile, formatProblem, InvalidPolicyError, PolicyTooLargeError } from '../../policy/index.js'
+import { formatProblem, InvalidPolicyError, PolicyTooLargeError } from '../../policy/errors.js'
 import { EXIT, colour, print, printJson } from '../output.js'
 
 export const registerValidate: Register = (program, done) => {
@@ -8,6 +8,7 @@ export const registerValidate: Register = (program, done) => {
     .argument('<policy...>', 'policy files (YAML or JSON)')
     .option('--json', 'print results as JSON')
     .action(async (files: string[], opts: { json?: boolean }) => {
+      const { loadPolicyFile } = await import('../../policy/load.js')
       const results = []
       for (const file of files) {
         try {
