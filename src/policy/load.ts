@@ -23,7 +23,8 @@ export async function loadPolicyFile (file: string): Promise<Policy> {
 }
 
 export async function embedSources (policy: Policy, baseDir: string, file: string): Promise<Policy> {
-  if (policy.kind !== 'policy') return policy
+  // Nothing to embed (the usual case): parsePolicy has checked everything already.
+  if (policy.kind !== 'policy' || !policy.resources.some((r) => r.type === 'file' && r.source !== undefined)) return policy
   const problems: Array<{ path: string, message: string }> = []
   const resources = await Promise.all(policy.resources.map(async (r, i) => {
     if (r.type !== 'file' || r.source === undefined) return r
