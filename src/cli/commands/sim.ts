@@ -50,10 +50,13 @@ export const registerSim: Register = (program, done) => {
     .option('--seed <n>', 'seed for topology, selections, agents\' jitter and the link model (default: the scenario\'s, else 1)', nonNegativeInt('--seed'))
     .option('--nodes <n>', 'override the scenario\'s node count', positiveInt('--nodes'))
     .option('--workers <n>', 'worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
+    .option('--settle <duration>', 'before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once)', 'auto')
     .option('--deadline-scale <f>', 'multiply every check deadline, for slow or loaded machines', positiveNumber('--deadline-scale'), 1)
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
-    .action(async (arg: string, opts: { out?: string, seed?: number, nodes?: number, workers?: number, deadlineScale: number, json?: boolean }) => {
-      const { loadScenario, runScenario, progressPrinter, InvalidScenarioError } = await import('../../sim/index.js')
+    .action(async (arg: string, opts: { out?: string, seed?: number, nodes?: number, workers?: number, settle: string, deadlineScale: number, json?: boolean }) => {
+      const { loadScenario, runScenario, progressPrinter, parseDuration, InvalidScenarioError } = await import('../../sim/index.js')
+      const settleMs = opts.settle === 'auto' ? 'auto' : parseDuration(opts.settle)
+      if (settleMs === undefined) throw new CliError(`--settle must be "auto" or a duration like "10s" or "0": got "${opts.settle}"`, EXIT.USAGE)
       const file = resolveScenarioPath(arg)
       let scenario
       try {
@@ -81,6 +84,7 @@ export const registerSim: Register = (program, done) => {
           nodes: opts.nodes,
           workers: opts.workers,
           deadlineScale: opts.deadlineScale,
+          settleMs,
           onProgress: printer.update,
           signal: abort.signal
         })
@@ -98,7 +102,7 @@ export const registerSim: Register = (program, done) => {
         for (const p of r.publishes.filter((x) => x.id !== 'trust')) {
           const via = Object.entries(p.via).map(([k, v]) => `${v} ${k}`).join(', ')
           print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}  via ${via || '—'}` +
-            `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` +
+            `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}${p.traffic.publisherBytes !== undefined ? `  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` : ''}` +
             `${p.catchUp.length > 0 ? `  catch-up ${p.catchUp.length} (slowest ${ms(Math.max(...p.catchUp.map((c) => c.ms)))})` : ''}${p.missing.length > 0 ? colour.red(`  missing ${p.missing.length}`) : ''}`)
         }
         for (const c of r.convergence) print(`  one version again ${c.ms !== undefined ? ms(c.ms) : colour.red('never')} after ${c.after}`)
