@@ -127,7 +127,7 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     const nodes = Math.max(1, Object.keys(p.traffic.byNode).length)
     result.traffic = {
       windowMs: p.traffic.window[1] - p.traffic.window[0],
-      publisherBytes: pub !== undefined ? pub.gossipBytesSent + pub.syncBytesSent : 0,
+      ...(pub !== undefined ? { publisherBytes: pub.gossipBytesSent + pub.syncBytesSent } : {}),
       totalBytes: bytes,
       duplicates,
       duplicatesPerNode: duplicates / nodes
@@ -173,11 +173,13 @@ export function convergedAt (record: RunRecord, from: number): number | undefine
     return true
   }
   let i = 0
+  // Everything up to and including `from` first: an event at `from` (a publish) counts.
+  while (i < changes.length && (changes[i] as Change).at <= from) (changes[i++] as Change).apply()
+  if (agreed()) return from
   while (i < changes.length) {
     const at = (changes[i] as Change).at
     while (i < changes.length && (changes[i] as Change).at === at) (changes[i++] as Change).apply()
-    if (at >= from && agreed()) return at
-    if (at < from && (i >= changes.length || (changes[i] as Change).at >= from) && agreed()) return from
+    if (agreed()) return at
   }
   return undefined
 }

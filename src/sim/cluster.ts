@@ -68,8 +68,21 @@ class WorkerHandle {
 
 export interface ClusterOptions {
   workers: number
+  /** Agents each worker will host at most: sizes its libuv threadpool. */
+  agentsPerWorker?: number
   onEvent: (event: WorkerEvent) => void
 }
+
+/**
+ * libuv's threadpool runs file I/O (every fsync of the state store and the applier). An agent
+ * on its own host has 4 threads; agents sharing a worker would queue behind each other's
+ * fsyncs, a delay no real fleet has, so each worker gets 4 threads per agent, up to a bound.
+ */
+export function threadpoolSize (agents: number): number {
+  return Math.min(MAX_THREADPOOL, Math.max(4, 4 * agents))
+}
+
+const MAX_THREADPOOL = 256
 
 /**
  * The live engine's process pool: node i lives in worker i mod W. Each worker is a separate
@@ -84,7 +97,8 @@ export class LiveCluster {
     const handles: WorkerHandle[] = []
     const state = { closing: false }
     for (let i = 0; i < Math.max(1, opts.workers); i++) {
-      const child = fork(file, [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const env = { ...process.env, UV_THREADPOOL_SIZE: String(threadpoolSize(opts.agentsPerWorker ?? 1)) }
+      const child = fork(file, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       handles.push(new WorkerHandle(i, child, opts.onEvent, (w, code) => {
         if (!state.closing) opts.onEvent({ kind: 'error', message: `worker ${w.index} exited unexpectedly (code ${code ?? 'signal'})`, at: Date.now() })
       }))
@@ -147,6 +161,14 @@ export class LiveCluster {
     for (const n of nodes) byWorker.set(this.workerOf(n), [...(byWorker.get(this.workerOf(n)) ?? []), n])
     const parts = await Promise.all([...byWorker].map(async ([w, indexes]) => await (this.handles[w] as WorkerHandle).request<number[]>({ op: 'ready', indexes, heartbeats, timeoutMs })))
     return parts.flat()
+  }
+
+  /** How many peers each node is connected to. */
+  async peers (nodes: number[]): Promise<Record<number, number>> {
+    const byWorker = new Map<number, number[]>()
+    for (const n of nodes) byWorker.set(this.workerOf(n), [...(byWorker.get(this.workerOf(n)) ?? []), n])
+    const parts = await Promise.all([...byWorker].map(async ([w, indexes]) => await (this.handles[w] as WorkerHandle).request<Record<number, number>>({ op: 'peers', indexes })))
+    return Object.assign({}, ...parts) as Record<number, number>
   }
 
   async memory (): Promise<WorkerMemory[]> {

@@ -1,3 +1,5 @@
+import { PEER_MAINTENANCE_INTERVAL_MS } from '../node/constants.js'
+
 /** Ethernet MTU 1500 minus IP and TCP headers: the segment a lost packet takes with it. */
 export const DEFAULT_MSS_BYTES = 1460
 
@@ -40,3 +42,16 @@ export const SIM_INBOUND_LIMITS = { perHostPerSecond: 1_000_000, pending: 10_000
 
 /** A dial on loopback that has not finished in this long has failed. */
 export const DIAL_TIMEOUT_MS = 10_000
+
+/**
+ * Agents top up their connections (to 8) on their first peer-maintenance round, 7.5–12.5 s
+ * after they start: a burst of dials and handshakes. By default the clock starts after it, so
+ * the timeline measures a fleet in its steady state; `--settle 0` skips the wait (CI).
+ */
+export const SETTLE_MIN_MS = Math.round(PEER_MAINTENANCE_INTERVAL_MS * 1.25)
+
+/** Connection counts must hold still this long to count as settled. */
+export const SETTLE_STABLE_MS = 3_000
+
+/** Never wait longer than this for the mesh to settle. */
+export const SETTLE_MAX_MS = 30_000

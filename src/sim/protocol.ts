@@ -54,6 +54,7 @@ export type Request =
   | { op: 'publish', index: number, bytes: Uint8Array }
   | { op: 'traffic', indexes: number[] }
   | { op: 'ready', indexes: number[], heartbeats: number, timeoutMs: number }
+  | { op: 'peers', indexes: number[] }
   | { op: 'memory' }
   | { op: 'shutdown' }
 

@@ -43,7 +43,7 @@ function axis (maxValue: number, format: (v: number) => string, label: string, t
 
 interface Frame { w: number, h: number, left: number, right: number, top: number, bottom: number }
 
-const FRAME: Frame = { w: 1040, h: 320, left: 64, right: 16, top: 28, bottom: 44 }
+const FRAME: Frame = { w: 1130, h: 320, left: 64, right: 16, top: 28, bottom: 44 }
 
 function frame (x: Axis, y: Axis, f: Frame = FRAME): { px: (v: number) => number, py: (v: number) => number, svg: string } {
   const pw = f.w - f.left - f.right
@@ -175,28 +175,49 @@ function viaText (p: PublishResult): string {
 }
 
 function publishRows (r: SimResult): string {
+  const visible = r.publishes.filter((q) => q.id !== 'trust')
   return r.publishes.map((p) => {
-    const colour = p.id === 'trust' ? '#94a3b8' : colourOf(r.publishes.filter((q) => q.id !== 'trust').indexOf(p))
+    const colour = p.id === 'trust' ? '#94a3b8' : colourOf(visible.indexOf(p))
     const t = p.times
     const conflict = p.conflict !== undefined ? `<br><span class="${p.conflict.won ? 'ok' : 'warn'}">${p.conflict.won ? 'won' : 'lost'} a same-version conflict with ${esc(p.conflict.with)}</span>` : ''
     const tr = p.traffic
-    return `<tr><td><i class="dot" style="background:${colour}"></i>${esc(p.id)}</td><td><b>${esc(p.name)}</b> v${p.version}<br><span class="muted mono">${esc(p.hash.slice(0, 19))}…</span>${conflict}</td>` +
-      `<td>${esc(p.from)}<br><span class="muted">${esc(p.signer)}, at ${seconds(p.at)}</span></td>` +
+    const notes = [
+      ...(p.catchUp.length > 0 ? [`${p.catchUp.length} caught up after (re)start, slowest in ${formatMs(Math.max(...p.catchUp.map((c) => c.ms)))}`] : []),
+      ...(p.missing.length > 0 ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
+      ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : [])
+    ]
+    return `<tr><td><i class="dot" style="background:${colour}"></i><b>${esc(p.name)}</b> v${p.version} <span class="muted">(${esc(p.id)})</span><br><span class="muted mono">${esc(p.hash.slice(0, 23))}…</span>${conflict}</td>` +
+      `<td class="nowrap">${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +
       `<td class="num">${p.applied}/${p.targeted}</td>` +
       `<td class="num">${formatMs(t.t50)}</td><td class="num">${formatMs(t.t90)}</td><td class="num">${formatMs(t.t99)}</td><td class="num"><b>${formatMs(t.t100)}</b></td>` +
-      `<td>${esc(viaText(p))}</td>` +
+      `<td class="nowrap">${esc(viaText(p))}</td>` +
       `<td class="num">${tr !== undefined ? tr.duplicatesPerNode.toFixed(1) : '—'}</td>` +
-      `<td class="num">${tr !== undefined ? formatBytes(tr.publisherBytes) : '—'}</td>` +
-      `<td class="num">${tr !== undefined ? `${formatBytes(tr.totalBytes)}<br><span class="muted">in ${formatMs(tr.windowMs)}</span>` : '—'}</td>` +
-      `<td>${p.catchUp.length > 0 ? `${p.catchUp.length} node(s), slowest ${formatMs(Math.max(...p.catchUp.map((c) => c.ms)))} after (re)start` : '—'}` +
-      `${p.missing.length > 0 ? `<br><span class="bad">missing: ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>` : ''}` +
-      `${p.failures.length > 0 ? `<br><span class="bad">${p.failures.length} failed apply(s)</span>` : ''}</td></tr>`
+      `<td class="num">${tr?.publisherBytes !== undefined ? formatBytes(tr.publisherBytes) : '—'}<br><span class="muted">${tr !== undefined ? `all: ${formatBytes(tr.totalBytes)}` : ''}</span></td>` +
+      `<td>${notes.join('<br>') || '<span class="muted">—</span>'}</td></tr>`
   }).join('')
+}
+
+/** The figures a reader wants first: how fast, how complete, how it settled. */
+function headline (r: SimResult): string {
+  const pubs = r.publishes.filter((p) => p.id !== 'trust')
+  const cards: Array<[string, string, string]> = []
+  const t100 = pubs.flatMap((p) => p.times.t100 !== undefined ? [p.times.t100] : [])
+  const t99 = pubs.flatMap((p) => p.times.t99 !== undefined ? [p.times.t99] : [])
+  if (pubs.length > 0) cards.push(['slowest T100', t100.length === pubs.length ? formatMs(Math.max(...t100)) : 'not reached', `every online targeted node applied, worst of ${pubs.length} publish${pubs.length === 1 ? '' : 'es'}`])
+  if (t99.length > 0) cards.push(['best T99', formatMs(Math.min(...t99)), '99% of online targeted nodes applied'])
+  const via = pubs.reduce((acc, p) => { acc.gossip += p.via.gossip ?? 0; acc.sync += p.via.sync ?? 0; return acc }, { gossip: 0, sync: 0 })
+  if (via.gossip + via.sync > 0) cards.push(['by gossip', `${Math.round((via.gossip / (via.gossip + via.sync)) * 100)}%`, `${via.gossip} deliveries by gossip, ${via.sync} by anti-entropy sync`])
+  const conv = r.convergence.filter((c) => c.after !== 'trust')
+  const last = conv[conv.length - 1]
+  if (last !== undefined) cards.push(['one version', last.ms !== undefined ? formatMs(last.ms) : 'never', `after ${last.after}, every running node on the newest of everything`])
+  const dups = pubs.flatMap((p) => p.traffic !== undefined ? [p.traffic.duplicatesPerNode] : [])
+  if (dups.length > 0) cards.push(['duplicates', (dups.reduce((a, b) => a + b, 0) / dups.length).toFixed(1), 'extra copies of a policy message each node received, per publish'])
+  return cards.length === 0 ? '' : `<div class="cards">${cards.map(([k, v, d]) => `<div><b>${esc(k)}</b><span>${esc(v)}</span><small>${esc(d)}</small></div>`).join('')}</div>`
 }
 
 const STYLE = `
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#0f172a;background:#f8fafc;margin:0}
-main{max-width:1100px;margin:0 auto;padding:28px 24px 60px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
+main{max-width:1180px;margin:0 auto;padding:28px 24px 60px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
 p{margin:6px 0}.muted{color:#64748b}.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .badge{display:inline-block;padding:3px 12px;border-radius:999px;font-weight:700;font-size:14px;vertical-align:middle;margin-left:10px}
 .pass{background:#dcfce7;color:#166534}.fail{background:#fee2e2;color:#991b1b}
@@ -205,7 +226,10 @@ p{margin:6px 0}.muted{color:#64748b}.mono{font-family:ui-monospace,SFMono-Regula
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;border-radius:8px;font-size:13.5px}
 th,td{padding:6px 8px;border-bottom:1px solid #eef2f7;text-align:left;vertical-align:top}th{background:#f1f5f9;font-size:12px;color:#334155}
 td.num,th.num{text-align:right;white-space:nowrap}.ok{color:#166534}.bad{color:#b91c1c}.warn{color:#b45309}
-.checks li{margin:4px 0;list-style:none}.checks{padding:0}.checks b{display:inline-block;width:54px}
+.checks li{margin:5px 0;list-style:none;padding-left:70px;text-indent:-70px}.checks{padding:0}.checks b{display:inline-block;width:70px;text-indent:0;white-space:nowrap}
+.nowrap{white-space:nowrap}.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:10px;margin:16px 0}
+.cards div{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:10px 14px}.cards b{display:block;font-size:12px;color:#64748b;text-transform:uppercase;letter-spacing:.03em}
+.cards span{display:block;font-size:26px;font-weight:700;margin:2px 0}.cards small{color:#64748b;font-size:12px;line-height:1.3;display:block}
 svg{width:100%;height:auto;background:#fff;border:1px solid #e2e8f0;border-radius:8px}
 .grid{stroke:#e2e8f0;stroke-width:1}.axis{stroke:#94a3b8;stroke-width:1}.tick{font-size:11px;fill:#475569}.label{font-size:12px;fill:#334155}
 .curve{fill:none;stroke-width:2.2}.mark{stroke:#94a3b8;stroke-dasharray:4 3}.pubmark{stroke-dasharray:2 3;stroke-width:1}.marktext{font-size:10.5px;fill:#475569}
@@ -238,19 +262,21 @@ export function renderReport (r: SimResult): string {
     ? ''
     : `<h2>Timeline</h2><table><tr><th class="num">at</th><th>event</th><th>what happened</th></tr>${r.markers.map((m) => `<tr><td class="num">${seconds(m.at)}</td><td>${esc(m.do)} <span class="muted">(${esc(m.id)})</span></td><td>${esc(m.detail)}</td></tr>`).join('')}</table>`
   const nodes = `<details><summary>Every node (${r.nodes.length}): traffic and what it holds</summary><table><tr><th>node</th><th>tags</th><th>state</th><th class="num">gossip sent</th><th class="num">sync sent</th><th class="num">received</th><th class="num">dup. policy msgs</th><th>holds</th></tr>${r.nodes.map((n) => `<tr><td>${esc(n.name)}<br><span class="muted mono">${esc((n.peerId ?? '').slice(-10))}</span></td><td>${esc(Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(', '))}</td><td>${n.up ? 'running' : '<span class="warn">stopped</span>'}${n.restarts > 0 ? `, ${n.restarts} restart(s)` : ''}</td><td class="num">${formatBytes(n.traffic.gossipBytesSent)}</td><td class="num">${formatBytes(n.traffic.syncBytesSent)}</td><td class="num">${formatBytes(n.traffic.gossipBytesReceived + n.traffic.syncBytesReceived)}</td><td class="num">${n.traffic.policyDuplicates}</td><td>${Object.entries(n.policies).map(([name, p]) => `${esc(name)} v${p.version}${p.via !== undefined ? ` <span class="muted">(${p.via})</span>` : ''}`).join('<br>')}</td></tr>`).join('')}</table></details>`
-  const failures = r.failures.length === 0 ? '' : `<h2>Failures</h2><ul>${r.failures.slice(0, 50).map((f) => `<li class="bad">${esc(f)}</li>`).join('')}${r.failures.length > 50 ? `<li>… and ${r.failures.length - 50} more (results.json has them all)</li>` : ''}</ul>`
+  const failures = (r.failures.length === 0 ? '' : `<h2>Failures</h2><ul>${r.failures.slice(0, 50).map((f) => `<li class="bad">${esc(f)}</li>`).join('')}${r.failures.length > 50 ? `<li>… and ${r.failures.length - 50} more (results.json has them all)</li>` : ''}</ul>`) +
+    ((r.warnings ?? []).length === 0 ? '' : `<h2>Warnings</h2><ul>${(r.warnings ?? []).slice(0, 20).map((f) => `<li class="warn">${esc(f)}</li>`).join('')}</ul>`)
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(`Grapevine simulation: ${s.name}`)}</title><style>${STYLE}</style></head>
 <body><main>
 <h1>${esc(s.name)} <span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASSED' : 'FAILED'}</span></h1>
 ${s.description !== undefined ? `<p>${esc(s.description)}</p>` : ''}
+<p class="muted">${esc(`${s.nodes} nodes · ${s.topology} · ${s.network} · ${r.engine.kind} engine · seed ${s.seed} · ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC`)}</p>
 <p class="muted mono">${esc(s.file)}</p>
-<div class="meta">${meta.map(([k, v]) => `<div><b>${esc(k)}</b>${esc(v)}</div>`).join('')}</div>
+${headline(r)}
 <h2>Checks</h2>${checks}
 <h2>Publishes</h2>
 <p class="muted">T50…T100: time from the publish until that share of the targeted nodes that were running throughout had applied it. Nodes that (re)started later are counted under catch-up, from their start.</p>
-<table><tr><th>id</th><th>policy</th><th>from</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">publisher sent</th><th class="num">all nodes sent</th><th>catch-up, missing</th></tr>
+<table><tr><th>policy</th><th>published</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">publisher sent</th><th>late nodes, problems</th></tr>
 ${publishRows(r)}</table>
 <h2>Coverage over time</h2><p class="muted">Share of targeted nodes (running at the end) holding each publish, against scenario time; dashed lines are timeline events.</p>
 ${coverageChart(r)}
@@ -262,6 +288,7 @@ ${convergence}
 ${events}
 <h2>Nodes</h2>${nodes}
 ${failures}
+<h2>Setup</h2><div class="meta">${meta.map(([k, v]) => `<div><b>${esc(k)}</b>${esc(v)}</div>`).join('')}</div>
 <footer>Grapevine simulation report · format ${r.format} · ${esc(r.engine.node ?? '')} · results.json beside this file holds every figure.</footer>
 </main></body></html>
 `

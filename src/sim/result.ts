@@ -66,6 +66,8 @@ export interface RunRecord {
   rejections: RecordRejection[]
   markers: RecordMarker[]
   errors: string[]
+  /** Trouble in the harness that did not stop the run (a topology dial that timed out): reported, not failed on. */
+  warnings?: string[]
 }
 
 export interface NodeOutcome {
@@ -106,7 +108,8 @@ export interface PublishResult {
   failures: Array<{ node: string, errors: Array<{ resource: string, error: string }> }>
   traffic?: {
     windowMs: number
-    publisherBytes: number
+    /** Absent when the publisher stopped before the window closed (its counters went with it). */
+    publisherBytes?: number
     totalBytes: number
     duplicates: number
     duplicatesPerNode: number
@@ -154,5 +157,6 @@ export interface SimResult {
   markers: RecordMarker[]
   checks: CheckResult[]
   failures: string[]
+  warnings?: string[]
   passed: boolean
 }

@@ -14,7 +14,7 @@ import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
 import type { NodeSpec, WorkerEvent } from './protocol.js'
 import type { CheckResult, RecordNode, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
-import { DEFAULT_SEED, DEFAULT_WORKERS, PUBLISH_WINDOW_MS, READY_HEARTBEATS, RUN_GRACE_MS } from './constants.js'
+import { DEFAULT_SEED, DEFAULT_WORKERS, PUBLISH_WINDOW_MS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
 
 export interface RunOptions {
   /** Output directory: results.json, record.json, report.html, and each node's state and sandbox root. */
@@ -25,6 +25,11 @@ export interface RunOptions {
   workers?: number
   /** Multiplies every check deadline; 1 means as written. */
   deadlineScale?: number
+  /**
+   * Before the clock starts, wait for the agents' first peer-maintenance burst to pass
+   * ('auto', the default), or at most this many ms (0: start as soon as gossip meshes form).
+   */
+  settleMs?: number | 'auto'
   onProgress?: (p: RunProgress) => void
   signal?: AbortSignal
 }
@@ -120,7 +125,10 @@ class LiveRun {
   private readonly rejections: RunRecord['rejections'] = []
   private readonly markers: RunRecord['markers'] = []
   private readonly errors: string[] = []
+  private readonly warnings: string[] = []
   private readonly signed = new Map<string, number>()
+  /** Every running node's traffic just before the current time slot's publishes. */
+  private snapshot: Record<number, Traffic> | undefined
   private readonly milestones = new Map<string, number>()
   private lastChecks: CheckResult[] = []
   private memory: SimResult['memory']
@@ -192,7 +200,8 @@ class LiveRun {
       conflicts: shift(this.conflicts),
       rejections: shift(this.rejections),
       markers: shift(this.markers),
-      errors: this.errors.slice()
+      errors: this.errors.slice(),
+      warnings: this.warnings.slice()
     }
   }
 
@@ -282,7 +291,8 @@ class LiveRun {
   private async setup (): Promise<void> {
     const s = this.scenario
     const workers = Math.max(1, Math.min(this.opts.workers ?? Math.min(DEFAULT_WORKERS, availableParallelism()), this.count))
-    this.cluster = await LiveCluster.open({ workers, onEvent: (e) => { this.onEvent(e) } })
+    const most = this.count + s.timeline.reduce((n, e) => n + (e.do === 'add' ? e.count : 0), 0)
+    this.cluster = await LiveCluster.open({ workers, agentsPerWorker: Math.ceil(most / workers), onEvent: (e) => { this.onEvent(e) } })
     const plan = planTopology(s.topology, this.count, this.random)
     this.bridges = plan.bridges
     const tagSets = s.nodes.tags
@@ -303,12 +313,35 @@ class LiveRun {
     await Promise.all(this.nodes.map(async (n) => {
       if (n.neighbours.length === 0) return
       const failed = await this.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
-      if (failed.length > 0) this.errors.push(`${n.spec.name}: ${failed.length} of its ${n.neighbours.length} topology connections failed (${failed[0] as string})`)
+      if (failed.length > 0) this.warnings.push(`${n.spec.name}: ${failed.length} of its ${n.neighbours.length} topology connections failed (${failed[0] as string})`)
     }))
     const notReady = await this.cluster.ready(this.nodes.map((n) => n.spec.index), READY_HEARTBEATS, 30_000)
     if (notReady.length > 0) this.say(`setup: warning: ${notReady.length} node(s) have no gossip mesh peer yet (${notReady.slice(0, 5).map((i) => `node-${i}`).join(', ')})`)
     this.say(`setup: topology ${describeTopology(s)} wired, gossip mesh formed`)
     if (this.admins.size > 0) await this.publishTrust()
+    await this.settle()
+  }
+
+  /** Waits until no node's connection count has changed for a while, after the agents' first peer-maintenance round. */
+  private async settle (): Promise<void> {
+    const limit = this.opts.settleMs === undefined || this.opts.settleMs === 'auto' ? SETTLE_MAX_MS : this.opts.settleMs
+    if (limit <= 0) return
+    const started = Math.max(...this.nodes.map((n) => n.rec.up[0]?.[0] ?? 0))
+    const deadline = Date.now() + limit
+    const indexes = this.nodes.map((n) => n.spec.index)
+    let last = ''
+    let since = Date.now()
+    let counts: Record<number, number> = {}
+    this.say('setup: waiting for the agents\' first peer-maintenance round (connections grow toward 8 each) to settle')
+    while (Date.now() < deadline) {
+      counts = await this.cluster.peers(indexes)
+      const key = indexes.map((i) => counts[i] ?? 0).join(',')
+      if (key !== last) { last = key; since = Date.now() }
+      if (Date.now() - started >= SETTLE_MIN_MS && Date.now() - since >= SETTLE_STABLE_MS) break
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    const values = Object.values(counts)
+    this.say(`setup: settled at ${(values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)).toFixed(1)} connections per node (min ${Math.min(...values)}, max ${Math.max(...values)})`)
   }
 
   /** The root signs a trust policy naming the scenario's admins; every node must hold it before the clock starts. */
@@ -332,8 +365,8 @@ class LiveRun {
     this.signed.set(p.policy.name, Math.max(version, this.signed.get(p.policy.name) ?? 0))
     const bytes = signPolicy(p.policy, { version, key: p.key })
     const env = validateEnvelope(bytes, { authorize: () => {} })
-    const up = this.nodes.filter((n) => n.up).map((n) => n.spec.index)
-    const before = await this.cluster.traffic(up)
+    // Taken ahead of the publish's time when the timeline could (see timeline()), so it costs no delay.
+    const before = this.snapshot ?? await this.cluster.traffic(this.nodes.filter((n) => n.up).map((n) => n.spec.index))
     const res = await this.cluster.publish(p.from, bytes)
     const record: RecordPublish & { window: 'open', before: Record<number, Traffic> } = {
       id: p.id,
@@ -534,6 +567,11 @@ class LiveRun {
         await Promise.all(pending)
         pending = []
         slot = e.at
+        this.snapshot = undefined
+        const at = e.at
+        if (this.scenario.timeline.some((x) => x.at === at && x.do === 'publish')) {
+          this.snapshot = await this.cluster.traffic(this.nodes.filter((n) => n.up).map((n) => n.spec.index)).catch(() => undefined)
+        }
         const wait = this.t0 + e.at - Date.now()
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
       }

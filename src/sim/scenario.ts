@@ -26,7 +26,7 @@ const DURATION_HINT = 'expected a duration with a unit, like "2s", "1.5s" or "50
 
 /** "2s", "500ms", "1.5s", "1m", or 0. */
 export function parseDuration (v: string | number): number | undefined {
-  if (v === 0) return 0
+  if (v === 0 || (typeof v === 'string' && v.trim() === '0')) return 0
   if (typeof v !== 'string') return undefined
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$/.exec(v)
   if (m === null) return undefined

@@ -79,6 +79,7 @@ export function analyse (record: RunRecord, meta: ResultMeta): SimResult {
     markers: record.markers,
     checks: meta.checks,
     failures,
+    ...((record.warnings ?? []).length > 0 ? { warnings: record.warnings } : {}),
     passed: meta.checks.every((c) => c.status === 'pass')
   }
 }

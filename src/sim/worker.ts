@@ -165,6 +165,11 @@ async function handle (req: Request): Promise<unknown> {
       }))
       return out
     }
+    case 'peers': {
+      const out: Record<number, number> = {}
+      for (const i of req.indexes) { const a = agents.get(i); if (a !== undefined) out[i] = a.libp2p.getPeers().length }
+      return out
+    }
     case 'ready': return await ready(req.indexes, req.heartbeats, req.timeoutMs)
     case 'memory': {
       const m: WorkerMemory = { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, agents: agents.size, loopDelayP99Ms: loop.percentile(99) / 1e6 }
