@@ -75,8 +75,8 @@ export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, app
  */
 export const SHARED_HOST_CPU = { verifyMs: 3, duplicateMs: 0.2, sendMs: 0.15, applyMs: 4, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 6 } as const
 
-/** Receipts multiply gossip by N (every node announces to every node); the model carries them only up to this size. */
-export const MAX_RECEIPT_NODES = 5000
+/** Receipts multiply gossip by N (every node announces to every node: N² messages, 77 million events at N = 2,000); the model carries them only up to this size. */
+export const MAX_RECEIPT_NODES = 2000
 
 /** The time past the last event a run keeps going when the scenario gives no duration and has no check. */
 export const DEFAULT_TAIL_MS = 120_000

@@ -30,6 +30,7 @@ export interface ModelOverrides {
   cpuShare?: EngineParams['cpuShare']
   dissemination?: EngineParams['dissemination']
   headerBytes?: number
+  /** Gossip a receipt after every apply, as the agent does; ignored above MAX_RECEIPT_NODES (N² messages). */
   receipts?: boolean
   receiptBytes?: number
 }
