@@ -87,6 +87,8 @@ export interface ModelMessage {
   state: Uint8Array
   /** Per node: arrival time of the first copy (gossip) or the accept time; NaN before. */
   acceptedAt: Float64Array
+  /** Per node: hops from the publisher of the copy it accepted (0 for the publisher; sync counts as a hop). */
+  hops: Uint8Array
   targeted: Uint8Array | undefined
 }
 
@@ -350,8 +352,8 @@ export class Engine {
 
   // ---- messages ------------------------------------------------------------
 
-  addMessage (m: Omit<ModelMessage, 'state' | 'acceptedAt'>): number {
-    this.msgs.push({ ...m, state: new Uint8Array(this.capacity), acceptedAt: new Float64Array(this.capacity).fill(NaN) })
+  addMessage (m: Omit<ModelMessage, 'state' | 'acceptedAt' | 'hops'>): number {
+    this.msgs.push({ ...m, state: new Uint8Array(this.capacity), acceptedAt: new Float64Array(this.capacity).fill(NaN), hops: new Uint8Array(m.kind === 'policy' ? this.capacity : 0) })
     return this.msgs.length - 1
   }
 
@@ -421,6 +423,7 @@ export class Engine {
       return
     }
     if (!this.accept(v, msg, this.now, via)) return
+    m.hops[v] = Math.min(255, m.hops[from]! + 1)
     // Gossipsub forwards what its validator accepted; an envelope that came by sync is not re-gossiped.
     if (via === 'gossip') this.relay(v, from, msg, this.now, false)
   }

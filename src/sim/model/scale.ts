@@ -47,8 +47,11 @@ export interface GossipFigures {
   policyBytes: number
   dissemination: 'gossip' | 'announce'
   times: Quantiles
-  /** Hops the farthest node's copy took is not tracked; this is ⌈ln N / ln D⌉ for reference. */
+  /** ⌈ln N / ln D⌉, the physical-limit model's hop count. */
   hops: number
+  /** Hops the accepted copies actually took: mean, and the farthest node. */
+  hopsMean: number
+  hopsMax: number
   physicalLimitMs: number
   busiest: { node: number, bytes: number, connections: number }
   publisherBytesSent: number
@@ -114,12 +117,23 @@ export function gossipFigures (run: ModelRun, scenario: Scenario): GossipFigures
   for (const d of record.deliveries) via[d.via] = (via[d.via] ?? 0) + 1
   const m = engine.msgs[run.messages[0] as number]!
   const params = run.stats.params
+  let hopSum = 0
+  let hopMax = 0
+  let holders = 0
+  for (let i = 0; i < n; i++) {
+    if (i === p.from || Number.isNaN(m.acceptedAt[i]!)) continue
+    holders++
+    hopSum += m.hops[i]!
+    hopMax = Math.max(hopMax, m.hops[i]!)
+  }
   return {
     nodes: n,
     policyBytes: m.bytes,
     dissemination: params.dissemination,
     times: quantiles(lat, n),
     hops: expectedHops(n, MESH_D),
+    hopsMean: hopSum / Math.max(1, holders),
+    hopsMax: hopMax,
     physicalLimitMs: physicalLimitMs(n, meanLatency(params.net.latency), m.bytes, params.net.uplinkBytesPerS, params.cpu.verifyMs),
     busiest,
     publisherBytesSent: (win[p.from]?.gossipBytesSent ?? 0) + (win[p.from]?.syncBytesSent ?? 0),
@@ -269,7 +283,7 @@ export async function runScaleSweep (argv: string[]): Promise<void> {
     const push = PUSH.map((p) => centralPush(n, SMALL, net, p, opts.seed))
     const pull = PULL.map((p) => ({ ...centralPull(n, SMALL, net, p, opts.seed), tool: p.tool }))
     sweep.push({ nodes: n, gossip: g, push, pull })
-    log(`N=${n}: gossip T99 ${formatMs(g.times.t99)} T100 ${formatMs(g.times.t100)} (model ran ${(g.wallMs / 1000).toFixed(1)} s, ${g.events} events); push F=5 T100 ${formatMs(push[0]?.times.t100)}; pull 5 min T100 ${formatMs(pull[0]?.times.t100)} [${((performance.now() - t) / 1000).toFixed(1)} s]`)
+    log(`N=${n}: gossip T99 ${formatMs(g.times.t99)} T100 ${formatMs(g.times.t100)}, hops mean ${g.hopsMean.toFixed(1)} max ${g.hopsMax} (⌈ln N / ln 6⌉ = ${g.hops}) (model ran ${(g.wallMs / 1000).toFixed(1)} s, ${g.events} events); push F=5 T100 ${formatMs(push[0]?.times.t100)}; pull 5 min T100 ${formatMs(pull[0]?.times.t100)} [${((performance.now() - t) / 1000).toFixed(1)} s]`)
   }
 
   const big: Array<{ nodes: number, gossip: GossipFigures, announce: GossipFigures }> = []
@@ -378,6 +392,7 @@ export function renderScale (r: Report): string {
     fmtN(s.nodes),
     `${formatMs(s.gossip.times.t99)} / ${formatMs(s.gossip.times.t100)}`,
     formatMs(s.gossip.physicalLimitMs),
+    `${s.gossip.hopsMean.toFixed(1)} / ${s.gossip.hopsMax} / ${s.gossip.hops}`,
     `${formatBytes(s.gossip.busiest.bytes)} / ${s.gossip.busiest.connections}`,
     `${s.gossip.perNode.messagesMean.toFixed(1)} (${s.gossip.perNode.duplicatesMean.toFixed(1)})`,
     ...s.push.map((p) => `${formatMs(p.times.t99)} / ${formatMs(p.times.t100)}`),
@@ -403,7 +418,7 @@ export function renderScale (r: Report): string {
 <p>Model engine (src/sim/model), ${esc(r.startedAt)}, on ${r.machine.cpus} × ${esc(r.machine.model)}, Node ${esc(r.machine.node)}. Network: ${esc(r.network)}. One policy published from one host; times are from the publish until the host applied it. Baselines run on the same network: push opens F parallel sessions from one master (5 round trips each, then the transfer through the master's uplink); pull hosts poll one 8-core master every T, spread evenly over T, with per-request cost set so the master saturates at the vendors' quoted capacity (ρ = load; above 1 the queue grows without bound, and the figure shown is after one interval only).</p>
 <h2>Time to 99% and 100%</h2>${timeChart('t99')}${timeChart('t100')}
 <h2>The busiest node</h2>${bytesChart}${connChart}
-<table><tr><th>N</th><th>gossip T99 / T100</th><th>physical limit</th><th>gossip busiest node bytes / connections</th><th>gossip copies received per node (duplicates)</th><th>push 5 forks T99 / T100</th><th>push 50 forks T99 / T100</th><th>push master bytes / sessions</th><th>pull 5 min T99 / T100</th><th>pull 30 min T99 / T100</th><th>model run time</th></tr>${sweepRows}</table>
+<table><tr><th>N</th><th>gossip T99 / T100</th><th>physical limit</th><th>hops: mean / max / ⌈ln N / ln 6⌉</th><th>gossip busiest node bytes / connections</th><th>gossip copies received per node (duplicates)</th><th>push 5 forks T99 / T100</th><th>push 50 forks T99 / T100</th><th>push master bytes / sessions</th><th>pull 5 min T99 / T100</th><th>pull 30 min T99 / T100</th><th>model run time</th></tr>${sweepRows}</table>
 <h2>A 1 MiB policy: gossip against announce-and-fetch</h2>${bigChart}
 <table><tr><th>N</th><th>dissemination</th><th>policy bytes received per node</th><th>publisher sent</th><th>T99 / T100</th><th>physical limit</th></tr>${bigRows}</table>
 <h2>Engine speed under churn</h2><p>simulations/scale-churn.yaml played in full (kill 10%, two publishes, a partition healed after 30 s, restarts, 100 joiners, anti-entropy throughout).</p>
