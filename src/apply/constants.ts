@@ -8,9 +8,10 @@ export const DEFAULT_FILE_MODE = 0o644
 export const DEFAULT_DIRECTORY_MODE = 0o755
 
 /**
- * Resources whose file-system work may be in flight at once. Creating an inode or an
- * fsync costs about a millisecond on a virtual disk; overlapping them hides most of that,
- * and beyond libuv's four worker threads more only queues while holding buffers.
+ * Resources whose file-system work may be in flight at once. An fsync costs about a
+ * millisecond on a virtual disk; overlapping them hides most of that, and beyond libuv's
+ * four worker threads more only queues while holding buffers. (The rest of a write is
+ * synchronous: see writeFileAtomic.)
  */
 export const IO_CONCURRENCY = 16
 

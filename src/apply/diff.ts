@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { MAX_DIFF_BYTES, MAX_DIFF_EDIT_LENGTH, MAX_DIFF_INPUT_BYTES } from './constants.js'
 
 /** `sha256:1f2e3d4c5b6a (120 bytes)`: enough to tell contents apart in a report. */
 export function describeContent (content: Uint8Array): string {
-  return `sha256:${createHash('sha256').update(content).digest('hex').slice(0, 12)} (${content.length} byte${content.length === 1 ? '' : 's'})`
+  // One-shot hash: a report describes every file it creates, and createHash costs four times as much per small file.
+  return `sha256:${hash('sha256', content, 'hex').slice(0, 12)} (${content.length} byte${content.length === 1 ? '' : 's'})`
 }
 
 function isText (content: Uint8Array): boolean {
