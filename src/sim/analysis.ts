@@ -2,7 +2,7 @@
 // produce a RunRecord, so both get the same figures, checks and report.
 
 import { matchesTarget } from '../policy/index.js'
-import { coverageCurve, quantiles } from './metrics.js'
+import { coverageCurve, percentile, quantiles } from './metrics.js'
 import type { ConvergenceResult, NodeOutcome, PublishResult, RecordNode, RecordPublish, RunRecord, Traffic, Via } from './result.js'
 import { MAX_CURVE_POINTS } from './constants.js'
 
@@ -96,6 +96,13 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     seen.add(d.node)
     via[d.via] = (via[d.via] ?? 0) + 1
   }
+  // Holding it: the first delivery of this version or a later one, on the same online nodes.
+  const online = new Set(outcomes.filter((o) => o.class === 'online').map((o) => o.node))
+  const heldAt = new Map<number, number>()
+  for (const d of record.deliveries) {
+    if (d.name === p.name && d.version >= p.version && online.has(d.node) && d.at >= p.at - 1 && !heldAt.has(d.node)) heldAt.set(d.node, Math.max(0, d.at - p.at))
+  }
+  const durations = record.applies.filter((a) => a.name === p.name && a.version === p.version && a.hash === p.hash && a.durationMs !== undefined).map((a) => a.durationMs as number)
   const rival = record.publishes.find((o) => o !== p && o.name === p.name && o.version === p.version && o.hash !== p.hash)
   const name = (i: number): string => record.nodes[i]?.name ?? `node-${i}`
   const failures = record.applies
@@ -112,6 +119,8 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     targeted,
     applied: latencies.length,
     times: quantiles(latencies, targeted),
+    ...(p.kind === 'policy' ? { held: quantiles([...heldAt.values()], targeted) } : {}),
+    ...(durations.length > 0 ? { applyMs: { p50: percentile(durations, 50) as number, max: Math.max(...durations) } } : {}),
     curve: coverageCurve(latencies, targeted, MAX_CURVE_POINTS),
     coverage: coverageCurve(outcomes.flatMap((o) => o.at !== undefined ? [o.at - p.at] : []), outcomes.length, MAX_CURVE_POINTS).map(([t, f]) => [t + p.at, f]),
     latencies: latencies.slice().sort((a, b) => a - b),

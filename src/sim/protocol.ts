@@ -60,7 +60,7 @@ export type Request =
 
 export type WorkerEvent =
   | { kind: 'accepted', node: number, name: string, version: number, hash: string, via: Via, at: number }
-  | { kind: 'applied', node: number, name: string, version: number, hash: string, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, at: number }
+  | { kind: 'applied', node: number, name: string, version: number, hash: string, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, durationMs: number, at: number }
   | { kind: 'conflict', node: number, name: string, version?: number, conflict: string, at: number }
   | { kind: 'rejected', node: number, reason: string, via: string, error: string, at: number }
   | { kind: 'error', node?: number, message: string, at: number }

@@ -190,6 +190,7 @@ function publishRows (r: SimResult): string {
       `<td class="nowrap">${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +
       `<td class="num">${p.applied}/${p.targeted}</td>` +
       `<td class="num">${formatMs(t.t50)}</td><td class="num">${formatMs(t.t90)}</td><td class="num">${formatMs(t.t99)}</td><td class="num"><b>${formatMs(t.t100)}</b></td>` +
+      `<td class="num">${p.held?.t100 !== undefined ? formatMs(p.held.t100) : '—'}<br><span class="muted">${p.applyMs !== undefined ? `apply ${formatMs(p.applyMs.p50)}` : ''}</span></td>` +
       `<td class="nowrap">${esc(viaText(p))}</td>` +
       `<td class="num">${tr !== undefined ? tr.duplicatesPerNode.toFixed(1) : '—'}</td>` +
       `<td class="num">${tr?.publisherBytes !== undefined ? formatBytes(tr.publisherBytes) : '—'}<br><span class="muted">${tr !== undefined ? `all: ${formatBytes(tr.totalBytes)}` : ''}</span></td>` +
@@ -245,6 +246,7 @@ export function renderReport (r: SimResult): string {
     ['topology', s.topology],
     ['network', s.network],
     ['engine', `${r.engine.kind}${r.engine.workers !== undefined ? `, ${r.engine.workers} worker process${r.engine.workers === 1 ? '' : 'es'}` : ''}${r.engine.transport !== undefined ? `, ${r.engine.transport} on 127.0.0.1` : ''}`],
+    ...(r.engine.load !== undefined ? [['machine load', `${r.engine.load[0].toFixed(1)} at the start, ${r.engine.load[1].toFixed(1)} at the end (${r.engine.cpus ?? '?'} CPUs); figures stretch on a busy machine`] as [string, string]] : []),
     ['seed', `${s.seed}`],
     ['setup', `${formatMs(r.setupMs)}${r.agentStart !== undefined ? ` (agent start: mean ${formatMs(r.agentStart.meanMs)}, max ${formatMs(r.agentStart.maxMs)})` : ''}`],
     ['timeline ran', formatMs(r.durationMs)],
@@ -275,8 +277,8 @@ ${s.description !== undefined ? `<p>${esc(s.description)}</p>` : ''}
 ${headline(r)}
 <h2>Checks</h2>${checks}
 <h2>Publishes</h2>
-<p class="muted">T50…T100: time from the publish until that share of the targeted nodes that were running throughout had applied it. Nodes that (re)started later are counted under catch-up, from their start.</p>
-<table><tr><th>policy</th><th>published</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">publisher sent</th><th>late nodes, problems</th></tr>
+<p class="muted">T50…T100: time from the publish until that share of the targeted nodes that were running throughout had applied it. "All held": until every one of them held the envelope (gossip or sync), before applying; "apply": the median time the applier took. Nodes that (re)started later are counted under catch-up, from their start.</p>
+<table><tr><th>policy</th><th>published</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th class="num">all held</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">publisher sent</th><th>late nodes, problems</th></tr>
 ${publishRows(r)}</table>
 <h2>Coverage over time</h2><p class="muted">Share of targeted nodes (running at the end) holding each publish, against scenario time; dashed lines are timeline events.</p>
 ${coverageChart(r)}

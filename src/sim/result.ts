@@ -47,7 +47,7 @@ export interface RecordPublish {
 }
 
 export interface RecordDelivery { node: number, name: string, version: number, hash: string, via: Via, at: number }
-export interface RecordApply { node: number, name: string, version: number, hash: string, at: number, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }> }
+export interface RecordApply { node: number, name: string, version: number, hash: string, at: number, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, /** How long the apply itself took, ms. */ durationMs?: number }
 export interface RecordConflict { node: number, name: string, version?: number, at: number, kind: string }
 export interface RecordRejection { node: number, reason: string, via: string, at: number, error: string }
 export interface RecordMarker { id: string, do: string, at: number, detail: string }
@@ -94,6 +94,10 @@ export interface PublishResult {
   targeted: number
   applied: number
   times: Quantiles
+  /** The same quantiles for merely holding the envelope (gossip or sync delivery), before applying it. */
+  held?: Quantiles
+  /** How long applying it took on the nodes (ms): the applier's share of `times`. */
+  applyMs?: { p50: number, max: number }
   /** [ms since publish, fraction of targeted online nodes applied] */
   curve: Array<[number, number]>
   /** [ms since time zero, fraction of the targeted nodes running at the end that had it]: online, catch-up and missing alike. */
@@ -144,7 +148,7 @@ export interface NodeResult {
 export interface SimResult {
   format: 1
   scenario: { name: string, description?: string, file: string, engine: 'live' | 'model', seed: number, nodes: number, topology: string, network: string }
-  engine: { kind: 'live' | 'model', workers?: number, transport?: string, node?: string, cpus?: number }
+  engine: { kind: 'live' | 'model', workers?: number, transport?: string, node?: string, cpus?: number, /** 1-minute load average at the start and end of the run: a busy machine explains slow figures. */ load?: [number, number] }
   startedAt: string
   /** Setup (start agents, wire the topology, wait for the gossip mesh) then the timeline, ms. */
   setupMs: number

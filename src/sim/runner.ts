@@ -1,12 +1,12 @@
 import { mkdir, writeFile } from 'node:fs/promises'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { generateSigningKey, signPolicy, validateEnvelope, type SigningKey } from '../envelope/index.js'
 import { TRUST_POLICY_NAME, validatePolicyObject, type Policy } from '../policy/index.js'
 import { LiveCluster } from './cluster.js'
 import { evaluateChecks } from './checks.js'
 import { analyse } from './summary.js'
-import { onlineTargets } from './analysis.js'
+import { nodeOutcomes, onlineTargets } from './analysis.js'
 import { prng, seedOf } from './random.js'
 import { selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
 import { firewalled, partitionGroups, planTopology, selectNodes, clusterOf, type SelectContext } from './topology.js'
@@ -116,6 +116,7 @@ class LiveRun {
   private partition: number[][] | undefined
   private t0 = Date.now()
   private readonly setupStart = Date.now()
+  private readonly loadAtStart = loadavg()[0] as number
   private running = false
   // The record, in epoch ms until toRecord() shifts it to time zero.
   private readonly publishes: Array<RecordPublish & { window?: 'open' | 'closing' | 'closed', before?: Record<number, Traffic> }> = []
@@ -171,7 +172,7 @@ class LiveRun {
   private onEvent (e: WorkerEvent): void {
     switch (e.kind) {
       case 'accepted': this.deliveries.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, via: e.via, at: e.at }); break
-      case 'applied': this.applies.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, at: e.at, outcome: e.outcome, changed: e.changed, failed: e.failed, ...(e.errors !== undefined ? { errors: e.errors } : {}) }); break
+      case 'applied': this.applies.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, at: e.at, outcome: e.outcome, changed: e.changed, failed: e.failed, durationMs: e.durationMs, ...(e.errors !== undefined ? { errors: e.errors } : {}) }); break
       case 'conflict': this.conflicts.push({ node: e.node, name: e.name, ...(e.version !== undefined ? { version: e.version } : {}), at: e.at, kind: e.conflict }); break
       case 'rejected': this.rejections.push({ node: e.node, reason: e.reason, via: e.via, at: e.at, error: e.error }); break
       case 'error': this.errors.push(`${e.node !== undefined ? `node-${e.node}: ` : ''}${e.message}`); break
@@ -492,6 +493,16 @@ class LiveRun {
     }))
   }
 
+  /**
+   * Every running targeted node has applied every publish (a late one included), or has had
+   * PUBLISH_WINDOW_MS since the last publish or start to do so: the figures are complete.
+   */
+  private applied (record: RunRecord, now: number): boolean {
+    const last = Math.max(...this.publishes.map((p) => p.at), ...this.nodes.flatMap((n) => n.rec.up.map(([s]) => s)))
+    if (now - last > PUBLISH_WINDOW_MS) return true
+    return record.publishes.every((p) => nodeOutcomes(record, p).every((o) => o.class !== 'missing'))
+  }
+
   private milestone (record: RunRecord): void {
     for (const p of record.publishes) {
       if (p.id === 'trust') continue
@@ -541,7 +552,7 @@ class LiveRun {
         this.progress()
         const open = this.publishes.some((p) => p.window !== 'closed')
         const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures')
-        if (timelineDone && !open && !waiting) break
+        if (timelineDone && !open && !waiting && this.applied(record, now)) break
         if (now > cap) {
           this.say(`stopping: the run reached its time limit (${secs(cap - this.t0)})`)
           break
@@ -602,7 +613,7 @@ class LiveRun {
       startedAt,
       setupMs,
       checks,
-      engine: { kind: 'live', workers: this.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism() },
+      engine: { kind: 'live', workers: this.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism(), load: [this.loadAtStart, loadavg()[0] as number] },
       memory: this.memory
     })
     this.running = false

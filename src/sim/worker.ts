@@ -87,6 +87,7 @@ async function start (spec: NodeSpec): Promise<Started> {
       outcome: report.outcome,
       changed: report.counts.changed,
       failed: report.counts.failed,
+      durationMs: report.durationMs,
       ...(failed.length > 0 ? { errors: failed.slice(0, 5).map((r) => ({ resource: r.id, error: r.error?.message ?? 'failed' })) } : {}),
       at: Date.now()
     })

@@ -101,7 +101,7 @@ export const registerSim: Register = (program, done) => {
         print(`${colour.bold(r.scenario.name)}: ${r.scenario.nodes} nodes, ${r.scenario.topology}; ${r.scenario.network}`)
         for (const p of r.publishes.filter((x) => x.id !== 'trust')) {
           const via = Object.entries(p.via).map(([k, v]) => `${v} ${k}`).join(', ')
-          print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}  via ${via || '—'}` +
+          print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}${p.held?.t100 !== undefined ? ` (all held in ${ms(p.held.t100)})` : ''}  via ${via || '—'}` +
             `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}${p.traffic.publisherBytes !== undefined ? `  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` : ''}` +
             `${p.catchUp.length > 0 ? `  catch-up ${p.catchUp.length} (slowest ${ms(Math.max(...p.catchUp.map((c) => c.ms)))})` : ''}${p.missing.length > 0 ? colour.red(`  missing ${p.missing.length}`) : ''}`)
         }

@@ -1,0 +1,42 @@
+// CI runs every shipped scenario small, through the same runner as `grapevine sim`, and holds
+// each to its own checks. Deadlines are stretched (deadlineScale) because this is a shared
+// 2-core machine: the checks assert behaviour (everyone gets it, partitions heal, late nodes
+// catch up, conflicts resolve), not speed; the figures go to the reports, not assertions.
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { loadScenario } from '../../src/sim/scenario.js'
+import { runScenario } from '../../src/sim/runner.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { REPO_ROOT } from '../helpers/cli.js'
+
+const SMALL: Record<string, number> = { 'late-joiners': 6, 'concurrent-admins': 6 }
+const DEFAULT_SMALL = 8
+const DEADLINE_SCALE = 4
+
+const dirs: string[] = []
+afterAll(async () => { await Promise.all(dirs.map(removeTempDir)) })
+
+describe('shipped scenarios, small', () => {
+  const files = readdirSync(join(REPO_ROOT, 'simulations')).filter((f) => f.endsWith('.yaml')).sort()
+  for (const f of files) {
+    it(f, async () => {
+      const scenario = await loadScenario(join(REPO_ROOT, 'simulations', f))
+      if (scenario.engine !== 'live') return
+      const out = await makeTempDir(`grapevine-sim-${scenario.name}-`)
+      dirs.push(out)
+      const { result, files: written } = await runScenario(scenario, {
+        out,
+        nodes: SMALL[scenario.name] ?? DEFAULT_SMALL,
+        seed: 7,
+        settleMs: 0,
+        deadlineScale: DEADLINE_SCALE
+      })
+      const failed = result.checks.filter((c) => c.status !== 'pass')
+      expect(failed.map((c) => `${c.check}: ${c.detail}`)).toEqual([])
+      expect(result.checks.length).toBe(scenario.expect.length)
+      expect(result.publishes.filter((p) => p.id !== 'trust').length).toBeGreaterThan(0)
+      expect(written.report).toMatch(/report\.html$/)
+    }, 150_000)
+  }
+})
