@@ -143,7 +143,7 @@ describe('evaluateChecks', () => {
     return [res!.status, res!.detail]
   }
 
-  it.each([
+  it.each<{ what: string, got: Record<number, number>, now: number, want: string }>([
     { what: 'passes as soon as every node applied in time', got: { 0: 10, 1: 20, 2: 30, 3: 40 }, now: 100, want: 'pass' },
     { what: 'waits while there is time left', got: { 0: 10, 1: 20 }, now: 400, want: 'pending' },
     { what: 'fails at its deadline', got: { 0: 10, 1: 20 }, now: 500, want: 'fail' },
