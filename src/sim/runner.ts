@@ -3,18 +3,17 @@ import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { generateSigningKey, signPolicy, validateEnvelope, type SigningKey } from '../envelope/index.js'
 import { TRUST_POLICY_NAME, validatePolicyObject, type Policy } from '../policy/index.js'
-import { LiveCluster } from './cluster.js'
+import { LiveFleet, type FleetNode } from './fleet.js'
 import { evaluateChecks } from './checks.js'
 import { analyse } from './summary.js'
-import { nodeOutcomes, onlineTargets } from './analysis.js'
+import { onlineTargets } from './analysis.js'
 import { prng, seedOf } from './random.js'
 import { selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
 import { firewalled, partitionGroups, planTopology, selectNodes, clusterOf, type SelectContext } from './topology.js'
 import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
-import type { NodeSpec, WorkerEvent } from './protocol.js'
-import type { CheckResult, RecordNode, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
-import { DEFAULT_SEED, DEFAULT_WORKERS, PUBLISH_WINDOW_MS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
+import type { CheckResult, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
+import { DEFAULT_SEED, DEFAULT_WORKERS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
 
 export interface RunOptions {
   /** Output directory: results.json, record.json, report.html, and each node's state and sandbox root. */
@@ -52,44 +51,6 @@ export interface RunOutput {
   files: { results: string, record: string, report: string }
 }
 
-interface NodeState {
-  spec: NodeSpec
-  /** Sandbox directories that exist before the first start (scenario nodes.skeleton). */
-  skeleton: string[]
-  rec: RecordNode
-  cluster: number
-  /** Topology peers this node was configured with: its bootstrap list on restart. */
-  neighbours: number[]
-  addrs: string[]
-  up: boolean
-  /** Traffic of earlier incarnations (before restarts). */
-  pastTraffic: Traffic
-}
-
-const ZERO: Traffic = { gossipBytesSent: 0, gossipBytesReceived: 0, syncBytesSent: 0, syncBytesReceived: 0, policyDuplicates: 0, policyMessages: 0 }
-
-function addTraffic (a: Traffic, b: Traffic): Traffic {
-  return {
-    gossipBytesSent: a.gossipBytesSent + b.gossipBytesSent,
-    gossipBytesReceived: a.gossipBytesReceived + b.gossipBytesReceived,
-    syncBytesSent: a.syncBytesSent + b.syncBytesSent,
-    syncBytesReceived: a.syncBytesReceived + b.syncBytesReceived,
-    policyDuplicates: a.policyDuplicates + b.policyDuplicates,
-    policyMessages: a.policyMessages + b.policyMessages
-  }
-}
-
-function subTraffic (a: Traffic, b: Traffic): Traffic {
-  return {
-    gossipBytesSent: a.gossipBytesSent - b.gossipBytesSent,
-    gossipBytesReceived: a.gossipBytesReceived - b.gossipBytesReceived,
-    syncBytesSent: a.syncBytesSent - b.syncBytesSent,
-    syncBytesReceived: a.syncBytesReceived - b.syncBytesReceived,
-    policyDuplicates: a.policyDuplicates - b.policyDuplicates,
-    policyMessages: a.policyMessages - b.policyMessages
-  }
-}
-
 const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`
 
 /**
@@ -110,29 +71,17 @@ class LiveRun {
   private readonly random: () => number
   private readonly root: SigningKey = generateSigningKey()
   private readonly admins = new Map<string, SigningKey>()
-  private readonly nodes: NodeState[] = []
-  private cluster!: LiveCluster
+  private fleet!: LiveFleet
   private bridges: Array<[number, number]> = []
   private partition: number[][] | undefined
-  private t0 = Date.now()
   private readonly setupStart = Date.now()
   private readonly loadAtStart = loadavg()[0] as number
   private running = false
-  // The record, in epoch ms until toRecord() shifts it to time zero.
-  private readonly publishes: Array<RecordPublish & { window?: 'open' | 'closing' | 'closed', before?: Record<number, Traffic> }> = []
-  private readonly deliveries: RunRecord['deliveries'] = []
-  private readonly applies: RunRecord['applies'] = []
-  private readonly conflicts: RunRecord['conflicts'] = []
-  private readonly rejections: RunRecord['rejections'] = []
-  private readonly markers: RunRecord['markers'] = []
-  private readonly errors: string[] = []
-  private readonly warnings: string[] = []
   private readonly signed = new Map<string, number>()
   /** Every running node's traffic just before the current time slot's publishes. */
   private snapshot: Record<number, Traffic> | undefined
   private readonly milestones = new Map<string, number>()
   private lastChecks: CheckResult[] = []
-  private memory: SimResult['memory']
 
   constructor (private readonly scenario: Scenario, private readonly opts: RunOptions) {
     this.seed = opts.seed ?? scenario.seed ?? DEFAULT_SEED
@@ -169,41 +118,16 @@ class LiveRun {
     this.progress(this.running ? `t=${secs(t)} ${message}` : message)
   }
 
-  private onEvent (e: WorkerEvent): void {
-    switch (e.kind) {
-      case 'accepted': this.deliveries.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, via: e.via, at: e.at }); break
-      case 'applied': this.applies.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, at: e.at, outcome: e.outcome, changed: e.changed, failed: e.failed, durationMs: e.durationMs, ...(e.errors !== undefined ? { errors: e.errors } : {}) }); break
-      case 'conflict': this.conflicts.push({ node: e.node, name: e.name, ...(e.version !== undefined ? { version: e.version } : {}), at: e.at, kind: e.conflict }); break
-      case 'rejected': this.rejections.push({ node: e.node, reason: e.reason, via: e.via, at: e.at, error: e.error }); break
-      case 'error': this.errors.push(`${e.node !== undefined ? `node-${e.node}: ` : ''}${e.message}`); break
-    }
+  private get nodes (): FleetNode[] {
+    return this.fleet?.nodes ?? []
   }
 
-  /** The record so far, in ms since time zero. */
+  private get t0 (): number {
+    return this.fleet?.t0 ?? this.setupStart
+  }
+
   private toRecord (now: number): RunRecord {
-    const t0 = this.t0
-    const shift = <T extends { at: number }>(xs: T[]): T[] => xs.map((x) => ({ ...x, at: x.at - t0 }))
-    return {
-      t0,
-      end: now - t0,
-      nodes: this.nodes.map((n) => ({
-        ...n.rec,
-        up: n.rec.up.map(([s, e]) => e === undefined ? [s - t0] : [s - t0, e - t0]),
-        traffic: n.rec.traffic
-      })),
-      publishes: this.publishes.map(({ window: _w, before: _b, ...p }) => ({
-        ...p,
-        at: p.at - t0,
-        ...(p.traffic !== undefined ? { traffic: { window: [p.traffic.window[0] - t0, p.traffic.window[1] - t0] as [number, number], byNode: p.traffic.byNode } } : {})
-      })),
-      deliveries: shift(this.deliveries),
-      applies: shift(this.applies),
-      conflicts: shift(this.conflicts),
-      rejections: shift(this.rejections),
-      markers: shift(this.markers),
-      errors: this.errors.slice(),
-      warnings: this.warnings.slice()
-    }
+    return this.fleet.toRecord(now)
   }
 
   // ---- nodes ---------------------------------------------------------------
@@ -218,31 +142,12 @@ class LiveRun {
     }
   }
 
-  private newNode (index: number, tags: Record<string, string>, cluster: number, neighbours: number[]): NodeState {
-    const dir = join(this.opts.out, 'nodes', `node-${index}`)
-    const net = this.scenario.network
-    const perfect = net.loss <= 0 && net.latency.dist === 'constant' && net.latency.ms <= 0
-    const spec: NodeSpec = {
-      index,
-      name: `node-${index}`,
-      stateDir: join(dir, 'state'),
-      root: join(dir, 'root'),
-      tags,
-      trust: [this.root.id],
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [],
-      agent: this.scenario.agent,
-      ...(perfect ? {} : { link: { latency: net.latency, loss: net.loss, rto: net.rto } }),
-      seed: this.seed,
-      blocked: []
-    }
+  private newNode (tags: Record<string, string>, cluster: number, neighbours: number[]): FleetNode {
     const skeleton = this.scenario.nodes.skeleton.flatMap((entry) => {
       const path = typeof entry === 'string' ? entry : Object.entries(entry.tags).every(([k, v]) => tags[k] === v) ? entry.path : undefined
-      return path !== undefined ? [join(spec.root, path)] : []
+      return path !== undefined ? [path] : []
     })
-    const state: NodeState = { spec, skeleton, rec: { index, name: spec.name, tags, up: [], startMs: [], traffic: ZERO }, cluster, neighbours, addrs: [], up: false, pastTraffic: ZERO }
-    this.nodes.push(state)
-    return state
+    return this.fleet.add(tags, { cluster, neighbours, skeleton })
   }
 
   /** Peers a node refuses: the other side of a partition, and other clusters but its bridges. */
@@ -256,35 +161,13 @@ class LiveRun {
     return [...out].flatMap((j) => this.nodes[j]?.rec.peerId !== undefined ? [this.nodes[j]?.rec.peerId as string] : [])
   }
 
-  private async startNode (n: NodeState, bootstrap: number[]): Promise<void> {
-    if (n.rec.up.length === 0) await Promise.all(n.skeleton.map(async (d) => await mkdir(d, { recursive: true })))
-    n.spec.bootstrap = bootstrap.flatMap((j) => this.nodes[j]?.up === true ? (this.nodes[j]?.addrs.slice(0, 1) ?? []) : [])
-    n.spec.blocked = this.blockedFor(n.spec.index)
-    const started = await this.cluster.start(n.spec)
-    n.up = true
-    n.addrs = started.addrs
-    n.rec.peerId = started.peerId
-    n.rec.worker = this.cluster.workerOf(n.spec.index)
-    n.rec.up.push([started.at])
-    n.rec.startMs.push(started.startMs)
-    for (const h of started.held) this.deliveries.push({ node: n.spec.index, name: h.name, version: h.version, hash: h.hash, via: 'disk', at: started.at })
-  }
-
-  private async stopNode (n: NodeState): Promise<void> {
-    if (!n.up) return
-    n.up = false
-    try {
-      const traffic = await this.cluster.stop(n.spec.index)
-      n.pastTraffic = addTraffic(n.pastTraffic, traffic)
-    } finally {
-      const last = n.rec.up[n.rec.up.length - 1]
-      if (last !== undefined) last[1] = Date.now()
-    }
+  private async startNode (n: FleetNode, bootstrap: number[]): Promise<void> {
+    await this.fleet.start(n, bootstrap, this.blockedFor(n.spec.index))
   }
 
   /** Re-sends block lists (after a partition changes, or a node appears behind one). */
   private async refreshBlocks (): Promise<void> {
-    await Promise.all(this.nodes.filter((n) => n.up).map(async (n) => { await this.cluster.block(n.spec.index, this.blockedFor(n.spec.index)) }))
+    await Promise.all(this.fleet.running.map(async (n) => { await this.fleet.cluster.block(n.spec.index, this.blockedFor(n.spec.index)) }))
   }
 
   // ---- setup ---------------------------------------------------------------
@@ -293,13 +176,23 @@ class LiveRun {
     const s = this.scenario
     const workers = Math.max(1, Math.min(this.opts.workers ?? Math.min(DEFAULT_WORKERS, availableParallelism()), this.count))
     const most = this.count + s.timeline.reduce((n, e) => n + (e.do === 'add' ? e.count : 0), 0)
-    this.cluster = await LiveCluster.open({ workers, agentsPerWorker: Math.ceil(most / workers), onEvent: (e) => { this.onEvent(e) } })
+    const net = s.network
+    const perfect = net.loss <= 0 && net.latency.dist === 'constant' && net.latency.ms <= 0
+    this.fleet = await LiveFleet.open({
+      out: this.opts.out,
+      seed: this.seed,
+      trust: [this.root.id],
+      agent: s.agent,
+      ...(perfect ? {} : { link: { latency: net.latency, loss: net.loss, rto: net.rto } }),
+      workers,
+      agentsPerWorker: Math.ceil(most / workers)
+    })
     const plan = planTopology(s.topology, this.count, this.random)
     this.bridges = plan.bridges
     const tagSets = s.nodes.tags
     for (let i = 0; i < this.count; i++) {
       const neighbours = plan.edges.filter(([a]) => a === i).map(([, b]) => b)
-      this.newNode(i, tagSets.length > 0 ? tagSets[i % tagSets.length] as Record<string, string> : {}, plan.cluster[i] ?? 0, neighbours)
+      this.newNode(tagSets.length > 0 ? tagSets[i % tagSets.length] as Record<string, string> : {}, plan.cluster[i] ?? 0, neighbours)
     }
     const t = Date.now()
     this.say(`setup: starting ${this.count} agents in ${workers} worker process${workers === 1 ? '' : 'es'} (TCP on 127.0.0.1${s.network.loss > 0 || s.network.latency.dist !== 'constant' || s.network.latency.ms > 0 ? ', latency and loss injected' : ''})`)
@@ -313,10 +206,10 @@ class LiveRun {
     if (s.topology.kind === 'clusters') await this.refreshBlocks()
     await Promise.all(this.nodes.map(async (n) => {
       if (n.neighbours.length === 0) return
-      const failed = await this.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
-      if (failed.length > 0) this.warnings.push(`${n.spec.name}: ${failed.length} of its ${n.neighbours.length} topology connections failed (${failed[0] as string})`)
+      const failed = await this.fleet.cluster.connect(n.spec.index, n.neighbours.map((j) => this.nodes[j]?.addrs[0] as string))
+      if (failed.length > 0) this.fleet.warnings.push(`${n.spec.name}: ${failed.length} of its ${n.neighbours.length} topology connections failed (${failed[0] as string})`)
     }))
-    const notReady = await this.cluster.ready(this.nodes.map((n) => n.spec.index), READY_HEARTBEATS, 30_000)
+    const notReady = await this.fleet.cluster.ready(this.nodes.map((n) => n.spec.index), READY_HEARTBEATS, 30_000)
     if (notReady.length > 0) this.say(`setup: warning: ${notReady.length} node(s) have no gossip mesh peer yet (${notReady.slice(0, 5).map((i) => `node-${i}`).join(', ')})`)
     this.say(`setup: topology ${describeTopology(s)} wired, gossip mesh formed`)
     if (this.admins.size > 0) await this.publishTrust()
@@ -335,7 +228,7 @@ class LiveRun {
     let counts: Record<number, number> = {}
     this.say('setup: waiting for the agents\' first peer-maintenance round (connections grow toward 8 each) to settle')
     while (Date.now() < deadline) {
-      counts = await this.cluster.peers(indexes)
+      counts = await this.fleet.cluster.peers(indexes)
       const key = indexes.map((i) => counts[i] ?? 0).join(',')
       if (key !== last) { last = key; since = Date.now() }
       if (Date.now() - started >= SETTLE_MIN_MS && Date.now() - since >= SETTLE_STABLE_MS) break
@@ -354,7 +247,7 @@ class LiveRun {
     })
     await this.publish({ id: 'trust', policy, key: this.root, from: 0, version: 1 })
     const deadline = Date.now() + 30_000
-    const holders = (): number => new Set(this.deliveries.filter((d) => d.name === TRUST_POLICY_NAME).map((d) => d.node)).size
+    const holders = (): number => new Set(this.fleet.toRecord().deliveries.filter((d) => d.name === TRUST_POLICY_NAME).map((d) => d.node)).size
     while (holders() < this.nodes.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     this.say(`setup: trust policy (root key + ${this.admins.size} admin key${this.admins.size === 1 ? '' : 's'}) held by ${holders()}/${this.nodes.length} nodes`)
   }
@@ -367,9 +260,9 @@ class LiveRun {
     const bytes = signPolicy(p.policy, { version, key: p.key })
     const env = validateEnvelope(bytes, { authorize: () => {} })
     // Taken ahead of the publish's time when the timeline could (see timeline()), so it costs no delay.
-    const before = this.snapshot ?? await this.cluster.traffic(this.nodes.filter((n) => n.up).map((n) => n.spec.index))
-    const res = await this.cluster.publish(p.from, bytes)
-    const record: RecordPublish & { window: 'open', before: Record<number, Traffic> } = {
+    const before = this.snapshot ?? await this.fleet.traffic()
+    const res = await this.fleet.cluster.publish(p.from, bytes)
+    const record = this.fleet.recordPublish({
       id: p.id,
       name: env.name,
       version,
@@ -378,11 +271,8 @@ class LiveRun {
       signer: p.key === this.root ? 'root' : [...this.admins].find(([, k]) => k === p.key)?.[0] ?? p.key.id,
       at: res.at,
       kind: p.policy.kind,
-      ...(p.policy.kind === 'policy' && p.policy.target !== undefined ? { target: p.policy.target } : {}),
-      window: 'open',
-      before
-    }
-    this.publishes.push(record)
+      ...(p.policy.kind === 'policy' && p.policy.target !== undefined ? { target: p.policy.target } : {})
+    }, before)
     if (res.outcome !== 'accepted') this.say(`${p.id}: node-${p.from} did not take its own envelope (${res.outcome}): a newer or winning version is already there`)
     return record
   }
@@ -391,7 +281,7 @@ class LiveRun {
     const ctx = this.selectContext()
     const names = (xs: number[]): string => xs.length === 0 ? 'no nodes' : xs.length > 6 ? `${xs.length} nodes (${xs.slice(0, 4).map((i) => `node-${i}`).join(', ')}, …)` : xs.map((i) => `node-${i}`).join(', ')
     const mark = (detail: string): void => {
-      this.markers.push({ id: e.id, do: e.do, at: Date.now(), detail })
+      this.fleet.mark(e.id, e.do, detail)
       this.say(`${e.do} ${detail}`)
     }
     switch (e.do) {
@@ -401,14 +291,14 @@ class LiveRun {
         const base = this.scenario.loaded[e.policy] as Policy
         const policy = e.vars !== undefined && base.kind === 'policy' ? validatePolicyObject({ ...base, vars: { ...base.vars, ...e.vars } }) : base
         if (from === undefined) {
-          this.errors.push(`${e.id}: no running node matches ${selectorText(e.from)}`)
+          this.fleet.errors.push(`${e.id}: no running node matches ${selectorText(e.from)}`)
           mark(`${e.id}: skipped, no running node matches ${selectorText(e.from)}`)
           return
         }
         const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
         const p = await this.publish({ id: e.id, policy, key, from, version: e.version })
         // Marked when the envelope is out, so nothing can look converged on the version before it.
-        this.markers.push({ id: e.id, do: e.do, at: p.at, detail: `${policy.name} v${p.version} from node-${from} (signed by ${e.admin})` })
+        this.fleet.mark(e.id, e.do, `${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`, p.at)
         this.say(`publish ${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`)
         return
       }
@@ -427,14 +317,14 @@ class LiveRun {
       case 'kill': {
         const picked = selectNodes(e.nodes, ctx).filter((i) => this.nodes[i]?.up === true)
         mark(names(picked))
-        await Promise.all(picked.map(async (i) => { await this.stopNode(this.nodes[i] as NodeState) }))
+        await Promise.all(picked.map(async (i) => { await this.fleet.stop(this.nodes[i] as FleetNode) }))
         return
       }
       case 'restart': {
         const picked = selectNodes(e.nodes, ctx).filter((i) => this.nodes[i]?.up === false)
         mark(`${names(picked)} (same state directories)`)
         await Promise.all(picked.map(async (i) => {
-          const n = this.nodes[i] as NodeState
+          const n = this.nodes[i] as FleetNode
           await this.startNode(n, n.neighbours)
         }))
         return
@@ -442,13 +332,13 @@ class LiveRun {
       case 'add': {
         const k = e.peers ?? (this.scenario.topology.kind === 'ring' ? 1 : this.scenario.topology.peers)
         const tagSets = this.scenario.nodes.tags
-        const added: NodeState[] = []
+        const added: FleetNode[] = []
         for (let j = 0; j < e.count; j++) {
           const index = this.nodes.length
           const cluster = this.scenario.topology.kind === 'clusters' ? clusterOf(index % this.count, this.count, this.scenario.topology.clusters) : 0
           const pool = this.nodes.filter((n) => n.up && n.cluster === cluster).map((n) => n.spec.index)
           const neighbours = this.scenario.topology.kind === 'ring' ? pool.slice(-1) : pool.sort(() => this.random() - 0.5).slice(0, k)
-          added.push(this.newNode(index, e.tags ?? (tagSets.length > 0 ? tagSets[index % tagSets.length] as Record<string, string> : {}), cluster, neighbours))
+          added.push(this.newNode(e.tags ?? (tagSets.length > 0 ? tagSets[index % tagSets.length] as Record<string, string> : {}), cluster, neighbours))
         }
         mark(`${names(added.map((n) => n.spec.index))}, each joining through --bootstrap of ${k} running node${k === 1 ? '' : 's'}`)
         await Promise.all(added.map(async (n) => { await this.startNode(n, n.neighbours) }))
@@ -470,37 +360,6 @@ class LiveRun {
     const last = this.scenario.timeline.reduce((m, e) => Math.max(m, e.at), 0)
     const within = this.scenario.expect.reduce((m, c) => Math.max(m, 'within' in c ? c.within : 0), 0)
     return this.t0 + last + within * this.scale + RUN_GRACE_MS
-  }
-
-  /** Closes each publish's traffic window once every targeted node applied it, or after PUBLISH_WINDOW_MS. */
-  private async closeWindows (record: RunRecord, force: boolean): Promise<void> {
-    const now = Date.now()
-    await Promise.all(this.publishes.map(async (p, i) => {
-      if (p.window !== 'open') return
-      const rp = record.publishes[i] as RecordPublish
-      const { latencies, targeted } = onlineTargets(record, rp)
-      if (!force && !(targeted > 0 && latencies.length >= targeted) && now - p.at < PUBLISH_WINDOW_MS) return
-      p.window = 'closing'
-      const up = this.nodes.filter((n) => n.up).map((n) => n.spec.index)
-      const after = await this.cluster.traffic(up).catch(() => ({} as Record<number, Traffic>))
-      const byNode: Record<number, Traffic> = {}
-      for (const [k, t] of Object.entries(after)) {
-        const b = p.before?.[Number(k)]
-        if (b !== undefined) byNode[Number(k)] = subTraffic(t, b)
-      }
-      p.traffic = { window: [p.at, Date.now()], byNode }
-      p.window = 'closed'
-    }))
-  }
-
-  /**
-   * Every running targeted node has applied every publish (a late one included), or has had
-   * PUBLISH_WINDOW_MS since the last publish or start to do so: the figures are complete.
-   */
-  private applied (record: RunRecord, now: number): boolean {
-    const last = Math.max(...this.publishes.map((p) => p.at), ...this.nodes.flatMap((n) => n.rec.up.map(([s]) => s)))
-    if (now - last > PUBLISH_WINDOW_MS) return true
-    return record.publishes.every((p) => nodeOutcomes(record, p).every((o) => o.class !== 'missing'))
   }
 
   private milestone (record: RunRecord): void {
@@ -528,7 +387,7 @@ class LiveRun {
       await this.setup()
       const setupMs = Date.now() - this.setupStart
       this.running = true
-      this.t0 = Date.now()
+      this.fleet.t0 = Date.now()
       this.say(`timeline starts: ${this.scenario.timeline.length} event${this.scenario.timeline.length === 1 ? '' : 's'}, ${this.scenario.expect.length} check${this.scenario.expect.length === 1 ? '' : 's'}`)
       const timeline = this.timeline()
       let timelineDone = false
@@ -548,24 +407,23 @@ class LiveRun {
             this.say(`check ${c.status === 'pass' ? 'passed' : 'FAILED'}: ${c.check}: ${c.detail}`)
           }
         })
-        await this.closeWindows(record, false)
+        await this.fleet.closeWindows(record, false)
         this.progress()
-        const open = this.publishes.some((p) => p.window !== 'closed')
         const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures')
-        if (timelineDone && !open && !waiting && this.applied(record, now)) break
+        if (timelineDone && !this.fleet.windowsOpen && !waiting && this.fleet.settled(record, now)) break
         if (now > cap) {
           this.say(`stopping: the run reached its time limit (${secs(cap - this.t0)})`)
           break
         }
         if (this.opts.signal?.aborted === true) {
-          this.errors.push('interrupted')
+          this.fleet.errors.push('interrupted')
           break
         }
       }
-      await timeline.catch((err: Error) => { this.errors.push(`timeline: ${err.message}`) })
+      await timeline.catch((err: Error) => { this.fleet.errors.push(`timeline: ${err.message}`) })
       return await this.finish(startedAt, setupMs)
     } finally {
-      await this.cluster?.close()
+      await this.fleet?.close()
     }
   }
 
@@ -581,29 +439,25 @@ class LiveRun {
         this.snapshot = undefined
         const at = e.at
         if (this.scenario.timeline.some((x) => x.at === at && x.do === 'publish')) {
-          this.snapshot = await this.cluster.traffic(this.nodes.filter((n) => n.up).map((n) => n.spec.index)).catch(() => undefined)
+          this.snapshot = await this.fleet.traffic().catch(() => undefined)
         }
         const wait = this.t0 + e.at - Date.now()
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
       }
       if (this.opts.signal?.aborted === true) break
-      pending.push(this.runEvent(e).catch((err: Error) => { this.errors.push(`${e.id}: ${err.message}`) }))
+      pending.push(this.runEvent(e).catch((err: Error) => { this.fleet.errors.push(`${e.id}: ${err.message}`) }))
     }
     await Promise.all(pending)
   }
 
   private async finish (startedAt: string, setupMs: number): Promise<RunOutput> {
     const now = Date.now()
-    await this.closeWindows(this.toRecord(now), true)
-    const up = this.nodes.filter((n) => n.up)
-    const [traffic, memory] = await Promise.all([
-      this.cluster.traffic(up.map((n) => n.spec.index)).catch(() => ({} as Record<number, Traffic>)),
-      this.cluster.memory().catch(() => [])
-    ])
-    for (const n of this.nodes) n.rec.traffic = addTraffic(n.pastTraffic, traffic[n.spec.index] ?? ZERO)
+    await this.fleet.closeWindows(this.toRecord(now), true)
+    const up = this.fleet.running
+    const memory = await this.fleet.finish()
     const rss = memory.reduce((s, m) => s + m.rss, 0)
     const agents = memory.reduce((s, m) => s + m.agents, 0)
-    this.memory = { rssBytes: rss, ...(agents > 0 ? { perAgentBytes: Math.round(rss / agents) } : {}) }
+    const usage: SimResult['memory'] = { rssBytes: rss, ...(agents > 0 ? { perAgentBytes: Math.round(rss / agents) } : {}) }
     const record = this.toRecord(now)
     const checks = evaluateChecks(record, this.scenario.expect, { now: record.end, scale: this.scale, final: true, timeline: this.scenario.timeline.map((e) => ({ id: e.id, do: e.do })) })
     const result = analyse(record, {
@@ -613,8 +467,8 @@ class LiveRun {
       startedAt,
       setupMs,
       checks,
-      engine: { kind: 'live', workers: this.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism(), load: [this.loadAtStart, loadavg()[0] as number] },
-      memory: this.memory
+      engine: { kind: 'live', workers: this.fleet.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism(), load: [this.loadAtStart, loadavg()[0] as number] },
+      memory: usage
     })
     this.running = false
     const files = { results: join(this.opts.out, 'results.json'), record: join(this.opts.out, 'record.json'), report: join(this.opts.out, 'report.html') }
