@@ -10,11 +10,13 @@ import { registerAgent } from './commands/agent.js'
 import { registerStatus } from './commands/status.js'
 import { registerPublish } from './commands/publish.js'
 import { registerApply } from './commands/apply.js'
+import { registerSim } from './commands/sim.js'
+import { registerDemo } from './commands/demo.js'
 
 /** Every command registers itself on the program; each action returns its exit code. */
 export type Register = (program: Command, done: (code: number) => void) => void
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo]
 
 export async function main (argv: string[]): Promise<number> {
   let code: number = EXIT.OK

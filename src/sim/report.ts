@@ -186,14 +186,14 @@ function publishRows (r: SimResult): string {
       ...(p.missing.length > 0 ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
       ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : [])
     ]
-    return `<tr><td><i class="dot" style="background:${colour}"></i><b>${esc(p.name)}</b> v${p.version} <span class="muted">(${esc(p.id)})</span><br><span class="muted mono">${esc(p.hash.slice(0, 23))}…</span>${conflict}</td>` +
-      `<td class="nowrap">${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +
+    return `<tr><td><i class="dot" style="background:${colour}"></i><b>${esc(p.name)}</b> v${p.version}<br><span class="muted">${esc(p.id)} · <span class="mono">${esc(p.hash.replace(/^sha256:/, '').slice(0, 12))}</span></span>${conflict}</td>` +
+      `<td>${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +
       `<td class="num">${p.applied}/${p.targeted}</td>` +
       `<td class="num">${formatMs(t.t50)}</td><td class="num">${formatMs(t.t90)}</td><td class="num">${formatMs(t.t99)}</td><td class="num"><b>${formatMs(t.t100)}</b></td>` +
       `<td class="num">${p.held?.t100 !== undefined ? formatMs(p.held.t100) : '—'}<br><span class="muted">${p.applyMs !== undefined ? `apply ${formatMs(p.applyMs.p50)}` : ''}</span></td>` +
-      `<td class="nowrap">${esc(viaText(p))}</td>` +
+      `<td>${esc(viaText(p))}</td>` +
       `<td class="num">${tr !== undefined ? tr.duplicatesPerNode.toFixed(1) : '—'}</td>` +
-      `<td class="num">${tr?.publisherBytes !== undefined ? formatBytes(tr.publisherBytes) : '—'}<br><span class="muted">${tr !== undefined ? `all: ${formatBytes(tr.totalBytes)}` : ''}</span></td>` +
+      `<td class="num">${tr?.publisherBytes !== undefined ? `${formatBytes(tr.publisherBytes)} <span class="muted">publisher</span><br>` : ''}<span class="muted">${tr !== undefined ? `${formatBytes(tr.totalBytes)} all` : ''}</span></td>` +
       `<td>${notes.join('<br>') || '<span class="muted">—</span>'}</td></tr>`
   }).join('')
 }
@@ -224,8 +224,8 @@ p{margin:6px 0}.muted{color:#64748b}.mono{font-family:ui-monospace,SFMono-Regula
 .pass{background:#dcfce7;color:#166534}.fail{background:#fee2e2;color:#991b1b}
 .meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:6px 18px;margin:14px 0;padding:12px 16px;background:#fff;border:1px solid #e2e8f0;border-radius:8px}
 .meta div b{display:block;font-size:12px;color:#64748b;font-weight:600;text-transform:uppercase;letter-spacing:.03em}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;border-radius:8px;font-size:13.5px}
-th,td{padding:6px 8px;border-bottom:1px solid #eef2f7;text-align:left;vertical-align:top}th{background:#f1f5f9;font-size:12px;color:#334155}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;border-radius:8px;font-size:13px}.wide{overflow-x:auto}
+th,td{padding:5px 7px;border-bottom:1px solid #eef2f7;text-align:left;vertical-align:top}th{background:#f1f5f9;font-size:12px;color:#334155}
 td.num,th.num{text-align:right;white-space:nowrap}.ok{color:#166534}.bad{color:#b91c1c}.warn{color:#b45309}
 .checks li{margin:5px 0;list-style:none;padding-left:70px;text-indent:-70px}.checks{padding:0}.checks b{display:inline-block;width:70px;text-indent:0;white-space:nowrap}
 .nowrap{white-space:nowrap}.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:10px;margin:16px 0}
@@ -277,9 +277,9 @@ ${s.description !== undefined ? `<p>${esc(s.description)}</p>` : ''}
 ${headline(r)}
 <h2>Checks</h2>${checks}
 <h2>Publishes</h2>
-<p class="muted">T50…T100: time from the publish until that share of the targeted nodes that were running throughout had applied it. "All held": until every one of them held the envelope (gossip or sync), before applying; "apply": the median time the applier took. Nodes that (re)started later are counted under catch-up, from their start.</p>
-<table><tr><th>policy</th><th>published</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th class="num">all held</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">publisher sent</th><th>late nodes, problems</th></tr>
-${publishRows(r)}</table>
+<p class="muted">T50…T100: time from the publish until that share of the targeted nodes that were running throughout had applied it. "All held": until every one of them held the envelope (gossip or sync), before applying; "apply": the median time the applier took. "Sent": bytes sent during the publish's window by the publisher and by all nodes. Nodes that (re)started later are counted under catch-up, from their start.</p>
+<div class="wide"><table><tr><th>policy</th><th>published</th><th class="num">applied</th><th class="num">T50</th><th class="num">T90</th><th class="num">T99</th><th class="num">T100</th><th class="num">all held</th><th>how it arrived</th><th class="num">dup./node</th><th class="num">sent</th><th>late nodes, problems</th></tr>
+${publishRows(r)}</table></div>
 <h2>Coverage over time</h2><p class="muted">Share of targeted nodes (running at the end) holding each publish, against scenario time; dashed lines are timeline events.</p>
 ${coverageChart(r)}
 <h2>Latency distribution</h2><p class="muted">Time from publish to apply on each node that was online throughout (one dot per node).</p>
