@@ -8,7 +8,8 @@
  *   create   first apply into an empty root
  *   no-op    apply again, nothing to do
  *   drift    apply after 10 files were changed by hand
- * When `cf-agent` (CFEngine 3) is installed, the same workload runs through it for comparison.
+ * When `cf-agent` (CFEngine 3) is installed, the same workload runs through it for comparison,
+ * the two tools taking turns run by run.
  *
  * Flags: --files N (1000), --runs N (5), --format yaml|json (yaml: the policy file's syntax), --json.
  */
@@ -67,7 +68,10 @@ async function drift (root: string, name: string): Promise<void> {
   for (let i = 0; i < DRIFTED; i++) await writeFile(join(root, fileName(i * Math.floor(FILES / DRIFTED))), `tampered ${name}\n`)
 }
 
-async function benchGrapevine (work: string): Promise<Phase[]> {
+/** One tool's workload: `setup` prepares run N (an empty root), `apply` is one timed apply, `drift` changes files by hand. */
+interface Tool { name: string, expected: number[], setup: (run: number) => Promise<void>, apply: () => Promise<Sample>, drift: () => Promise<void> }
+
+async function grapevine (work: string): Promise<Tool> {
   const policy = join(work, `policy.${FORMAT}`)
   const resources = Array.from({ length: FILES }, (_, i) => ({ id: `f${i}`, type: 'file', path: `/${fileName(i)}`, mode: '0644', content: contentOf(i) }))
   if (FORMAT === 'json') {
@@ -77,61 +81,85 @@ async function benchGrapevine (work: string): Promise<Phase[]> {
     for (const r of resources) lines.push(`  - { id: ${r.id}, type: file, path: ${r.path}, mode: "0644", content: ${JSON.stringify(r.content)} }`)
     await writeFile(policy, lines.join('\n') + '\n')
   }
-  const root = join(work, 'gv-root')
-  const state = join(work, 'gv-state')
-  const apply = async (): Promise<Sample> => await timed(process.execPath, [CLI, 'apply', policy, '--root', root, '--state', state, '--name', 'bench'], { GRAPEVINE_RUSAGE: '1' })
-  const phases: Phase[] = [{ name: 'create', tool: 'grapevine', samples: [] }, { name: 'no-op', tool: 'grapevine', samples: [] }, { name: 'drift 10', tool: 'grapevine', samples: [] }]
-  for (let run = 0; run < RUNS; run++) {
-    await rm(root, { recursive: true, force: true })
-    await rm(state, { recursive: true, force: true })
-    await mkdir(root)
-    phases[0]?.samples.push(await apply())
-    phases[1]?.samples.push(await apply())
-    await drift(root, 'gv')
-    phases[2]?.samples.push(await apply())
+  let root = ''
+  let state = ''
+  return {
+    name: 'grapevine',
+    expected: [2, 0, 2],
+    setup: async (run) => {
+      root = join(work, `gv-root-${run}`)
+      state = join(work, `gv-state-${run}`)
+      await mkdir(root)
+    },
+    apply: async () => await timed(process.execPath, [CLI, 'apply', policy, '--root', root, '--state', state, '--name', 'bench'], { GRAPEVINE_RUSAGE: '1' }),
+    drift: async () => await drift(root, 'gv')
   }
-  const expected = [2, 0, 2]
-  phases.forEach((p, i) => { if (p.samples.some((s) => s.code !== expected[i])) process.stderr.write(`warning: grapevine ${p.name} exited ${p.samples.map((s) => s.code).join(',')}, expected ${expected[i]}\n`) })
-  return phases
 }
 
 /** The same files through CFEngine 3's cf-agent: edit_line with empty_file_before_editing writes exact content. */
-async function benchCfengine (work: string): Promise<Phase[] | undefined> {
+async function cfengine (work: string): Promise<Tool | undefined> {
   const which = spawnSync('sh', ['-c', 'command -v cf-agent && command -v cf-promises'], { encoding: 'utf8' })
   const [agent, promisesBin] = which.stdout.trim().split('\n')
   if (which.status !== 0 || agent === undefined || promisesBin === undefined) return undefined
-  const root = join(work, 'cf-root')
-  const workdir = join(work, 'cf-work')
-  const promises: string[] = []
-  for (let i = 0; i < FILES; i++) {
-    const text = rendered(i, 'bench').replace(/\\/g, '\\\\').replace(/"/g, '\\"').trimEnd()
-    promises.push(`    "${root}/${fileName(i)}" create => "true", perms => m("0644"), content => "${text}";`)
-  }
-  const file = join(work, 'bench.cf')
-  await writeFile(file, `body common control { bundlesequence => { "main" }; inputs => { }; }
+  // The promises name the root, so each run's root gets its own policy file.
+  let root = ''
+  let workdir = ''
+  let file = ''
+  return {
+    name: 'cf-agent',
+    expected: [0, 0, 0],
+    setup: async (run) => {
+      root = join(work, `cf-root-${run}`)
+      workdir = join(work, `cf-work-${run}`)
+      file = join(work, `bench-${run}.cf`)
+      const promises: string[] = []
+      for (let i = 0; i < FILES; i++) {
+        const text = rendered(i, 'bench').replace(/\\/g, '\\\\').replace(/"/g, '\\"').trimEnd()
+        promises.push(`    "${root}/${fileName(i)}" create => "true", perms => m("0644"), content => "${text}";`)
+      }
+      await writeFile(file, `body common control { bundlesequence => { "main" }; inputs => { }; }
 body perms m(mode) { mode => "$(mode)"; rxdirs => "false"; }
 bundle agent main {
   files:
 ${promises.join('\n')}
 }
 `)
-  const apply = async (): Promise<Sample> => await timed(agent, ['--no-lock', '--inform', '--file', file, '--workdir', workdir], {})
-  const phases: Phase[] = [{ name: 'create', tool: 'cf-agent', samples: [] }, { name: 'no-op', tool: 'cf-agent', samples: [] }, { name: 'drift 10', tool: 'cf-agent', samples: [] }]
-  for (let run = 0; run < RUNS; run++) {
-    await rm(root, { recursive: true, force: true })
-    await rm(workdir, { recursive: true, force: true })
-    // A private work directory keeps the system's CFEngine state out of it; cf-agent looks for cf-promises in <workdir>/bin.
-    await mkdir(join(workdir, 'bin'), { recursive: true })
-    await symlink(promisesBin, join(workdir, 'bin', 'cf-promises'))
-    await mkdir(root)
-    phases[0]?.samples.push(await apply())
-    phases[1]?.samples.push(await apply())
-    await drift(root, 'cf')
-    phases[2]?.samples.push(await apply())
+      // A private work directory keeps the system's CFEngine state out of it; cf-agent looks for cf-promises in <workdir>/bin.
+      await mkdir(join(workdir, 'bin'), { recursive: true })
+      await symlink(promisesBin, join(workdir, 'bin', 'cf-promises'))
+      await mkdir(root)
+    },
+    apply: async () => await timed(agent, ['--no-lock', '--inform', '--file', file, '--workdir', workdir], {}),
+    drift: async () => await drift(root, 'cf')
   }
-  const expected = [0, 0, 0]
-  phases.forEach((p, i) => { if (p.samples.some((s) => s.code !== expected[i])) process.stderr.write(`warning: cf-agent ${p.name} exited ${p.samples.map((s) => s.code).join(',')}\n`) })
-  return phases
+}
+
+/**
+ * Runs every tool's create, no-op and drift phases, the tools taking turns run by run:
+ * on a shared machine, load that comes and goes then weighs on both alike. Each run gets
+ * fresh directories and nothing is deleted until the end: ext4 without a journal skips
+ * inodes freed in the last seconds when it allocates new ones, so removing the previous
+ * run's thousand files just before a create made the create measure that skipping (about
+ * a second here, for either tool) rather than the tool.
+ */
+async function benchTools (tools: Tool[]): Promise<Phase[]> {
+  const phases = new Map(tools.map((t) => [t.name, (['create', 'no-op', 'drift 10']).map((name) => ({ name, tool: t.name, samples: [] as Sample[] }))]))
+  for (let run = 0; run < RUNS; run++) {
+    for (const t of tools) {
+      const [create, noop, drifted] = phases.get(t.name) as Phase[]
+      await t.setup(run)
+      create?.samples.push(await t.apply())
+      noop?.samples.push(await t.apply())
+      await t.drift()
+      drifted?.samples.push(await t.apply())
+    }
+  }
+  for (const t of tools) {
+    (phases.get(t.name) as Phase[]).forEach((p, i) => {
+      if (p.samples.some((s) => s.code !== t.expected[i])) process.stderr.write(`warning: ${t.name} ${p.name} exited ${p.samples.map((s) => s.code).join(',')}, expected ${t.expected[i]}\n`)
+    })
+  }
+  return tools.flatMap((t) => phases.get(t.name) as Phase[])
 }
 
 async function main (): Promise<void> {
@@ -139,9 +167,8 @@ async function main (): Promise<void> {
   try {
     const startup = { name: 'startup (--version)', tool: 'grapevine', samples: [] as Sample[] }
     for (let i = 0; i < RUNS; i++) startup.samples.push(await timed(process.execPath, [CLI, '--version']))
-    const phases = [startup, ...await benchGrapevine(work)]
-    const cf = await benchCfengine(work)
-    if (cf !== undefined) phases.push(...cf)
+    const cf = await cfengine(work)
+    const phases = [startup, ...await benchTools(cf !== undefined ? [await grapevine(work), cf] : [await grapevine(work)])]
     const rows = phases.map((p) => ({
       tool: p.tool,
       phase: p.name,

@@ -125,10 +125,10 @@ function checkValues (data: unknown): Array<{ path: PathKey[], message: string }
         path.pop()
       }
     } else {
-      for (const [k, v] of Object.entries(value)) {
+      for (const k of Object.keys(value)) {
         path.push(k)
         if (!wellFormed(k)) problems.push({ path: [...path], message: 'the key contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
-        walk(v)
+        walk((value as Record<string, unknown>)[k])
         path.pop()
       }
     }
