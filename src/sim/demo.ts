@@ -8,7 +8,7 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateSigningKey, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import { loadPolicyFile, TRUST_POLICY_NAME, validatePolicyObject, type Policy } from '../policy/index.js'
-import { connectMesh, publishPolicy, waitForFleet, type MeshClient } from '../node/publisher.js'
+import { connectMesh, publishPolicy, waitForFleet, PublishError, type MeshClient } from '../node/publisher.js'
 import type { Progress } from '../node/watch.js'
 import { LiveFleet, type FleetNode } from './fleet.js'
 import { planTopology } from './topology.js'
@@ -51,6 +51,22 @@ async function until (check: () => boolean, timeoutMs: number): Promise<boolean>
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return true
+}
+
+/**
+ * A publish right after connecting can find the client's own on-connect sync still in flight
+ * with each agent; the sync service then answers the publisher's digest request with an empty
+ * round ("no agent answered the sync request"). Retrying shortly after is enough.
+ */
+async function withRetry<T> (fn: () => Promise<T>, attempts = 10): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (i >= attempts || !(err instanceof PublishError) || !/no agent answered/.test(err.message)) throw err
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
 }
 
 /** A path as a person would type it from here: relative below the working directory, else absolute. */
@@ -154,7 +170,7 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     const publish = async (id: string, policy: Policy, key: SigningKey, signer: string, expect: number, label: string): Promise<VerifiedEnvelope> => {
       const before = await fleet.traffic()
       const at = Date.now()
-      const res = await publishPolicy(mesh, { policy, key })
+      const res = await withRetry(async () => await publishPolicy(mesh, { policy, key }))
       const env = res.envelope
       fleet.recordPublish({ id, name: env.name, version: env.version, hash: env.hash, from: -1, signer, at, kind: policy.kind, ...(policy.kind === 'policy' && policy.target !== undefined ? { target: policy.target } : {}) }, before)
       fleet.mark(id, 'publish', `${env.name} v${env.version} by the ${signer} key, through the admin's peer`, at)

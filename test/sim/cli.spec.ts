@@ -1,0 +1,75 @@
+// `grapevine sim` and `grapevine demo` as a user runs them: spawned, output read, files looked at.
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { runCli, REPO_ROOT } from '../helpers/cli.js'
+import { useTempDir } from '../helpers/tmp.js'
+
+describe('grapevine sim', () => {
+  const dir = useTempDir('grapevine-sim-cli-')
+
+  it('reports every problem in a scenario file with file, line and field (exit 1)', async () => {
+    const file = join(dir(), 'bad.yaml')
+    await writeFile(file, 'name: bad\nnodes: { count: 3 }\ntimeline:\n  - { at: 1, do: publish, policy: nope }\n')
+    const r = await runCli(['sim', file])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('1 problem in')
+    expect(r.stderr).toContain(`${file}:4:11: timeline[0].at: expected a duration with a unit, like "2s", "1.5s" or "500ms", got 1`)
+  })
+
+  it('says when no such scenario exists (exit 69)', async () => {
+    const r = await runCli(['sim', 'no-such-scenario'])
+    expect(r.code).toBe(69)
+    expect(r.stderr).toMatch(/no scenario file "no-such-scenario"/)
+  })
+
+  it('runs a scenario, prints plain progress without a terminal, and writes JSON and the report', async () => {
+    const file = join(dir(), 'tiny.yaml')
+    await writeFile(file, [
+      'name: tiny',
+      'nodes: { count: 3, tags: [{ role: web }] }',
+      `policies: { motd: ${join(REPO_ROOT, 'simulations', 'policies', 'motd.yaml')} }`,
+      'timeline:',
+      '  - { at: 200ms, do: publish, policy: motd, id: first }',
+      'expect:',
+      '  - { check: delivered, within: 5s }',
+      '  - { check: no-failures }',
+      ''
+    ].join('\n'))
+    const out = join(dir(), 'out')
+    const r = await runCli(['sim', file, '--out', out, '--settle', '0', '--deadline-scale', '4', '--json', '--seed', '3'], { timeoutMs: 90_000, env: { CI: 'true' } })
+    expect(r.code, r.stderr).toBe(0)
+    const result = JSON.parse(r.stdout) as { passed: boolean, scenario: { seed: number }, publishes: Array<{ id: string, applied: number, targeted: number, times: { t100?: number } }>, files: { report: string } }
+    expect(result.passed).toBe(true)
+    expect(result.scenario.seed).toBe(3)
+    const first = result.publishes.find((p) => p.id === 'first')
+    expect(first).toMatchObject({ applied: 3, targeted: 3 })
+    expect(first?.times.t100).toBeGreaterThanOrEqual(0)
+    // Progress went to stderr, as plain lines (no terminal control codes).
+    expect(r.stderr).toMatch(/publish base\/motd v1 from node-0/)
+    expect(r.stderr).not.toContain('\x1b[')
+    const html = await readFile(result.files.report, 'utf8')
+    expect(html).toContain('<svg')
+    expect(existsSync(join(out, 'nodes', 'node-2', 'root', 'etc', 'motd'))).toBe(true)
+  }, 100_000)
+})
+
+describe('grapevine demo', () => {
+  const dir = useTempDir('grapevine-demo-cli-')
+
+  it('runs the local mesh end to end without a terminal and exits 0', async () => {
+    const out = join(dir(), 'demo')
+    const r = await runCli(['demo', '--nodes', '4', '--out', out], { timeoutMs: 110_000, env: { CI: 'true' } })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    for (const step of ['1. Keys and trust', '2. Starting 4 agents', '3. Publishing as an admin', '4. What the agents wrote', '5. Stopping', '6. Summary']) {
+      expect(r.stdout).toContain(step)
+    }
+    expect(r.stdout).toMatch(/all 2 web nodes applied it/)
+    expect(r.stdout).toMatch(/applied v2 .* after its restart/)
+    expect(r.stdout).toContain(`Report (open it in a browser): ${join(out, 'report.html')}`)
+    expect(r.stdout).not.toContain('\x1b[')
+    expect(await readFile(join(out, 'nodes', 'node-1', 'root', 'etc', 'myapp', 'config.toml'), 'utf8')).toContain('level = "debug"')
+    expect(existsSync(join(out, 'report.html'))).toBe(true)
+  }, 120_000)
+})
