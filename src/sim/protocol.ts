@@ -44,6 +44,8 @@ export interface WorkerMemory {
   agents: number
   /** Event loop delay in this worker since the last sample (p99, ms): how loaded it is. */
   loopDelayP99Ms: number
+  /** CPU time this worker has used since it started (user + system), ms. */
+  cpuMs: number
 }
 
 export type Request =

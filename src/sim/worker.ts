@@ -173,7 +173,8 @@ async function handle (req: Request): Promise<unknown> {
     }
     case 'ready': return await ready(req.indexes, req.heartbeats, req.timeoutMs)
     case 'memory': {
-      const m: WorkerMemory = { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, agents: agents.size, loopDelayP99Ms: loop.percentile(99) / 1e6 }
+      const cpu = process.cpuUsage()
+      const m: WorkerMemory = { rss: process.memoryUsage().rss, heapUsed: process.memoryUsage().heapUsed, agents: agents.size, loopDelayP99Ms: loop.percentile(99) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 }
       loop.reset()
       return m
     }
