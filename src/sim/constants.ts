@@ -9,6 +9,9 @@ export const DEFAULT_MSS_BYTES = 1460
  */
 export const DEFAULT_RTO_MS = 200
 
+/** Chunks a shaped link holds before its sender waits: a send buffer, not an unbounded queue. */
+export const MAX_IN_FLIGHT = 1024
+
 /** Repeat losses of one segment that still back off; beyond this TCP would give up anyway. */
 export const MAX_BACKOFFS = 6
 

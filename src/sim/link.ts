@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { pushable } from 'it-pushable'
 import { sampleLatency, type LatencyDist } from './random.js'
-import { DEFAULT_MSS_BYTES, MAX_BACKOFFS } from './constants.js'
+import { DEFAULT_MSS_BYTES, MAX_BACKOFFS, MAX_IN_FLIGHT } from './constants.js'
 
 /**
  * What a simulated link does to the bytes a node sends. Agents talk over real TCP on
@@ -52,8 +52,9 @@ export function isPerfectLink (model: LinkModel): boolean {
 
 /**
  * A transform for one connection's outbound bytes: every chunk is held until its delivery
- * time, in order. It reads ahead without bound, which is fine for simulations: the sender's
- * data waits in this queue as it would in a kernel send buffer.
+ * time, in order. It reads ahead of the socket by up to MAX_IN_FLIGHT chunks: the sender's
+ * data waits in this queue as it would in a kernel send buffer, and a sender that outruns the
+ * link waits for room, as it would on a full one.
  */
 export function shapeStream<T extends { byteLength: number }> (source: AsyncIterable<T>, model: LinkModel, random: () => number, now: () => number = () => performance.now()): AsyncIterable<T> {
   if (isPerfectLink(model)) return source
@@ -63,17 +64,25 @@ export function shapeStream<T extends { byteLength: number }> (source: AsyncIter
   let ended = false
   let endError: Error | undefined
   let stopped = false
+  let room: (() => void) | undefined
+  const wake = (): void => {
+    const r = room
+    room = undefined
+    r?.()
+  }
   const out = pushable<T>({
     objectMode: true,
     onEnd: () => {
       stopped = true
       if (timer !== undefined) clearTimeout(timer)
+      wake()
     }
   })
   const drain = (): void => {
     timer = undefined
     const t = now()
     while (queue.length > 0 && (queue[0] as { at: number }).at <= t) out.push((queue.shift() as { chunk: T }).chunk)
+    if (queue.length < MAX_IN_FLIGHT) wake()
     arm()
   }
   const arm = (): void => {
@@ -93,6 +102,7 @@ export function shapeStream<T extends { byteLength: number }> (source: AsyncIter
         last = deliveryTime(last, t, sampleLatency(model.latency, random) + lossDelay(chunk.byteLength, model, random))
         queue.push({ at: last, chunk })
         arm()
+        if (queue.length >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => { room = resolve })
       }
     } catch (err) {
       endError = err as Error
