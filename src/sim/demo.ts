@@ -250,7 +250,7 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     await publish('app-v2', v2, admin, 'admin', app.length - down.length, '(log_level: info → debug)')
     const restartAt = Date.now()
     await Promise.all(down.map(async (n) => { await fleet.start(n, n.neighbours.length > 0 ? n.neighbours : [0]) }))
-    fleet.mark('restart', 'restart', `${down.map((n) => n.spec.name).join(', ')}, same state directories`, restartAt)
+    fleet.mark('restart', 'restart', `${down.map((n) => n.spec.name).join(', ')}, same state directories`)
     print(`   restarted with the same state directories; they rejoin through their remembered peers and sync on connect`)
     const caughtUp = await until(() => {
       const r = fleet.toRecord()

@@ -322,11 +322,12 @@ class LiveRun {
       }
       case 'restart': {
         const picked = selectNodes(e.nodes, ctx).filter((i) => this.nodes[i]?.up === false)
-        mark(`${names(picked)} (same state directories)`)
         await Promise.all(picked.map(async (i) => {
           const n = this.nodes[i] as FleetNode
           await this.startNode(n, n.neighbours)
         }))
+        // Marked once they run, so "one version after" measures their catch-up, not their start.
+        mark(`${names(picked)} (same state directories)`)
         return
       }
       case 'add': {
@@ -340,8 +341,8 @@ class LiveRun {
           const neighbours = this.scenario.topology.kind === 'ring' ? pool.slice(-1) : pool.sort(() => this.random() - 0.5).slice(0, k)
           added.push(this.newNode(e.tags ?? (tagSets.length > 0 ? tagSets[index % tagSets.length] as Record<string, string> : {}), cluster, neighbours))
         }
-        mark(`${names(added.map((n) => n.spec.index))}, each joining through --bootstrap of ${k} running node${k === 1 ? '' : 's'}`)
         await Promise.all(added.map(async (n) => { await this.startNode(n, n.neighbours) }))
+        mark(`${names(added.map((n) => n.spec.index))}, each joining through --bootstrap of ${k} running node${k === 1 ? '' : 's'}`)
         if (this.partition !== undefined || this.scenario.topology.kind === 'clusters') {
           // New nodes join the partition group of the node they bootstrap from.
           if (this.partition !== undefined) {
