@@ -26,7 +26,7 @@ export function progressPrinter (out: NodeJS.WriteStream = process.stdout): { up
       const t = p.phase === 'setup' ? 'setup' : `t=${(p.t / 1000).toFixed(1)}s`
       const checks = p.checks.pass + p.checks.fail + p.checks.pending > 0 ? `  checks ${p.checks.pass} ok, ${p.checks.fail} failed, ${p.checks.pending} waiting` : ''
       clear()
-      out.write(`${t}  nodes up ${p.up}/${p.total}${pubs !== '' ? `  applied: ${pubs}` : ''}${checks}`.slice(0, Math.max(20, (out.columns ?? 120) - 1)))
+      out.write(`${t}  nodes up ${p.up}/${p.total}${pubs !== '' ? `  applied: ${pubs}` : ''}${checks}`.slice(0, Math.max(40, (out.columns > 0 ? out.columns : 120) - 1)))
       shown = true
     },
     end: clear
