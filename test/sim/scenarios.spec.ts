@@ -10,8 +10,8 @@ import { runScenario } from '../../src/sim/runner.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 import { REPO_ROOT } from '../helpers/cli.js'
 
-const SMALL: Record<string, number> = { 'late-joiners': 6, 'concurrent-admins': 6 }
-const DEFAULT_SMALL = 8
+const SMALL: Record<string, number> = {}
+const DEFAULT_SMALL = 6
 const DEADLINE_SCALE = 4
 
 const dirs: string[] = []
