@@ -83,8 +83,13 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
     throw err
   }
   const digests = async (): Promise<Array<{ peer: PeerId, digest: DigestEntry[] }>> => {
-    const rounds = await Promise.allSettled(peers.map(async (p) => ({ peer: p, round: await net.services.sync.syncWith(p, { signal: signal() }) })))
-    return rounds.flatMap((r) => r.status === 'fulfilled' && r.value.round.remoteDigest !== undefined ? [{ peer: r.value.peer, digest: r.value.round.remoteDigest }] : [])
+    // A round is skipped while the on-connect sync with that peer is still running, so retry briefly.
+    for (let attempt = 0; ; attempt++) {
+      const rounds = await Promise.allSettled(peers.map(async (p) => ({ peer: p, round: await net.services.sync.syncWith(p, { signal: signal() }) })))
+      const got = rounds.flatMap((r) => r.status === 'fulfilled' && r.value.round.remoteDigest !== undefined ? [{ peer: r.value.peer, digest: r.value.round.remoteDigest }] : [])
+      if (got.length > 0 || attempt >= 20) return got
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
   }
   const firstAnswer = async <T>(fn: (p: PeerId) => Promise<T>): Promise<T> => {
     let last: unknown
