@@ -313,6 +313,11 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Never throws: the outcome says whether the sender misbehaved.
    */
   async ingest (bytes: Uint8Array, via: Via, from?: string): Promise<IngestOutcome> {
+    return this.take(bytes, via, from).outcome
+  }
+
+  /** ingest(), also returning the verified envelope when it was valid (accepted or not). */
+  private take (bytes: Uint8Array, via: Via, from?: string): { outcome: IngestOutcome, envelope?: VerifiedEnvelope } {
     let env: VerifiedEnvelope
     try {
       env = validateEnvelope(bytes, this.trust)
@@ -322,14 +327,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.log.warn({ reason, via, from, err: (err as Error).message }, 'envelope refused')
       this.emit('rejected', { reason, via, from, error: (err as Error).message })
       // Trust-dependent refusals from sync may be honest peers with newer trust; only gossip punishes them.
-      return PEER_FAULTS.has(reason) || via === 'gossip' ? 'rejected' : 'ignored'
+      return { outcome: PEER_FAULTS.has(reason) || via === 'gossip' ? 'rejected' : 'ignored' }
     }
     const current = this.index.get(env.name)
     const selection = selectEnvelope(current, env)
     if (selection.conflict !== undefined) this.recordVersionConflict(env.name, selection.conflict)
     if (!selection.accept) {
       this.metrics.envelopesIgnored.inc({ reason: selection.reason })
-      return 'ignored'
+      return { outcome: 'ignored', envelope: env }
     }
     // Take it in memory first, so copies arriving meanwhile are duplicates.
     this.index.set(env.name, env)
@@ -343,15 +348,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     })
     this.emit('accepted', { envelope: env, via, from })
     this.schedule(env.name)
-    return 'accepted'
+    return { outcome: 'accepted', envelope: env }
   }
 
   /** Publishes a signed envelope from this node: take it locally, then gossip it. */
   async publish (bytes: Uint8Array, via: Via = 'local'): Promise<{ outcome: IngestOutcome, envelope?: VerifiedEnvelope, recipients: number }> {
-    const outcome = await this.ingest(bytes, via)
-    if (outcome !== 'accepted') return { outcome, envelope: undefined, recipients: 0 }
+    // Verified once: the same envelope serves the reply whether it was taken or not.
+    const { outcome, envelope } = this.take(bytes, via)
+    if (outcome !== 'accepted') return { outcome, envelope, recipients: 0 }
     const result = await this.net.services.pubsub.publish(policyTopic(this.mesh), bytes)
-    return { outcome, envelope: this.index.get(validateEnvelope(bytes, this.trust).name), recipients: result.recipients.length }
+    return { outcome, envelope, recipients: result.recipients.length }
   }
 
   private persist (fn: () => Promise<void>): void {
