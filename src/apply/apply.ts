@@ -1,5 +1,7 @@
 import { posix } from 'node:path'
-import { renderData, type ConfigPolicy, type ExecResource, type NodeFacts, type Resource } from '../policy/index.js'
+// The template and graph modules, not the policy index: applying needs no schema (and no zod).
+import { renderData, type NodeFacts } from '../policy/template.js'
+import type { ConfigPolicy, ExecResource, Resource } from '../policy/schema.js'
 import { IO_CONCURRENCY } from './constants.js'
 import { DependencyCycleError, PathConflictError, ResourceFailedError } from './errors.js'
 import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from './report.js'

@@ -57,5 +57,8 @@ export const BACKUP_INDEX = 'index.jsonl'
 /** Under the state directory: held while an apply runs so two appliers never interleave writes. */
 export const LOCK_FILE = 'apply.lock'
 
+/** Under the state directory: validated policies by file, so an unchanged policy is not parsed again (see loadPolicyFile). */
+export const POLICY_CACHE_DIR = 'policy-cache'
+
 /** Marks temporary files in managed directories (`.NAME.grapevine-tmp-PID-RANDOM`) so a later apply can clean up after a crash. */
 export const TEMP_MARKER = 'grapevine-tmp'

@@ -1,4 +1,5 @@
-import { renderData, renderString, type ConfigResource, type DirectoryResource, type FileResource, type SymlinkResource, type TemplateContext } from '../policy/index.js'
+import { renderData, renderString, type TemplateContext } from '../policy/template.js'
+import type { ConfigResource, DirectoryResource, FileResource, SymlinkResource } from '../policy/schema.js'
 import { configCodec, stringifyConfig, sameConfig } from './config-format.js'
 import { parseMode, type Desired, type Ownership } from './fs-plan.js'
 import { UnknownUserError } from './errors.js'

@@ -1,5 +1,6 @@
 import { posix } from 'node:path'
-import { orderResources, type Resource } from '../policy/index.js'
+import { orderResources } from '../policy/graph.js'
+import type { Resource } from '../policy/schema.js'
 
 export interface Schedule {
   /** Apply order: requires and notify first, then parent directories, then the written order. */

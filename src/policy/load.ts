@@ -1,6 +1,7 @@
-import { readFile, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
-import { parsePolicy } from './parse.js'
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, stat } from 'node:fs/promises'
+import { dirname, extname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { checkTemplates } from './template.js'
 import { InvalidPolicyError, PolicyTooLargeError } from './errors.js'
 import { MAX_POLICY_FILE_BYTES, MAX_SOURCE_BYTES } from './constants.js'
@@ -10,7 +11,7 @@ import type { Policy } from './schema.js'
  * Reads, validates and completes a policy file: `source:` files beside it are embedded
  * as content, so the policy that is signed and gossiped is self-contained.
  */
-export async function loadPolicyFile (file: string): Promise<Policy> {
+export async function loadPolicyFile (file: string, opts: LoadOptions = {}): Promise<Policy> {
   let size: number
   try {
     size = (await stat(file)).size
@@ -18,8 +19,55 @@ export async function loadPolicyFile (file: string): Promise<Policy> {
     throw new InvalidPolicyError(file, [{ path: '', message: `cannot read the policy file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
   }
   if (size > MAX_POLICY_FILE_BYTES) throw new PolicyTooLargeError(file, size, MAX_POLICY_FILE_BYTES)
-  const policy = parsePolicy(await readFile(file, 'utf8'), file)
+  const text = await readFile(file, 'utf8')
+  const policy = opts.cacheDir !== undefined ? await parseCached(text, file, opts.cacheDir, opts.readOnlyCache === true) : (await import('./parse.js')).parsePolicy(text, file)
   return await embedSources(policy, dirname(resolve(file)), file)
+}
+
+export interface LoadOptions {
+  /**
+   * Keep the validated policy here, keyed by the file's content: the next load of the same
+   * text skips parsing and validation (and loading the YAML library and the schema), as
+   * CFEngine skips re-validating promises that did not change. `source:` files are read every time.
+   */
+  cacheDir?: string
+  /** Read the cache but never write it (plan changes nothing on disk). */
+  readOnlyCache?: boolean
+}
+
+interface CacheEntry { build: string, sha256: string, policy: Policy }
+
+/**
+ * What validated a cached policy: the schema's own build. A rebuilt or upgraded Grapevine
+ * may read policies differently, so its cache starts again.
+ */
+async function buildId (): Promise<string> {
+  // schema.js when built, schema.ts when run from source (tests).
+  const schema = await stat(new URL(`./schema${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+  return `${schema.size}:${schema.mtimeMs}`
+}
+
+async function parseCached (text: string, file: string, cacheDir: string, readOnly: boolean): Promise<Policy> {
+  const sha256 = createHash('sha256').update(text).digest('hex')
+  // One entry per policy file (by path), replaced when the file changes: the cache stays as small as the set of files.
+  const entryFile = join(cacheDir, `${createHash('sha256').update(resolve(file)).digest('hex').slice(0, 32)}.json`)
+  const build = await buildId()
+  try {
+    const entry = JSON.parse(await readFile(entryFile, 'utf8')) as CacheEntry
+    if (entry.build === build && entry.sha256 === sha256) return entry.policy
+  } catch {
+    // Missing, unreadable or torn: validate from the text, as without a cache.
+  }
+  const policy = (await import('./parse.js')).parsePolicy(text, file)
+  if (readOnly) return policy
+  try {
+    const { atomicWrite } = await import('../store/fs.js')
+    await mkdir(cacheDir, { recursive: true })
+    await atomicWrite(entryFile, JSON.stringify({ build, sha256, policy } satisfies CacheEntry))
+  } catch {
+    // A cache that cannot be written (read-only state, full disk) only costs the next run time.
+  }
+  return policy
 }
 
 export async function embedSources (policy: Policy, baseDir: string, file: string): Promise<Policy> {

@@ -122,3 +122,65 @@ describe('example policies', async () => {
     for (const a of [...trust.admins.map((x) => x.key), ...trust.revoked]) expect(a).toMatch(/^ed25519:REPLACE-/)
   })
 })
+
+describe('loadPolicyFile with a cache directory', () => {
+  const dir = useTempDir()
+  const policyText = (content: string): string => `name: app/x\nresources:\n  - { id: f, type: file, path: /x, content: ${JSON.stringify(content)} }\n`
+  const entries = async (): Promise<string[]> => await readdir(join(dir(), 'cache'))
+
+  it('gives the same policy as a fresh load, and reads the entry on the next load of the same text', async () => {
+    const file = join(dir(), 'p.yaml')
+    await writeFile(file, policyText('one'))
+    const fresh = await loadPolicyFile(file)
+    const cacheDir = join(dir(), 'cache')
+    expect(await loadPolicyFile(file, { cacheDir })).toEqual(fresh)
+    const [entry] = await entries()
+    expect(entry).toBeDefined()
+    // Change the policy inside the entry (not the file): the next load shows it, so it came from the cache.
+    const path = join(cacheDir, entry as string)
+    const stored = JSON.parse(await readFile(path, 'utf8')) as { policy: Policy }
+    fileResource(stored.policy, 0).content = 'from the cache'
+    await writeFile(path, JSON.stringify(stored))
+    expect(fileResource(await loadPolicyFile(file, { cacheDir }), 0).content).toBe('from the cache')
+  })
+
+  it('validates again when the file changes, keeping one entry per file', async () => {
+    const file = join(dir(), 'p.yaml')
+    const cacheDir = join(dir(), 'cache')
+    await writeFile(file, policyText('one'))
+    await loadPolicyFile(file, { cacheDir })
+    await writeFile(file, policyText('two'))
+    expect(fileResource(await loadPolicyFile(file, { cacheDir }), 0).content).toBe('two')
+    expect(await entries()).toHaveLength(1)
+    // An invalid edit is reported as always, never served from the cache.
+    await writeFile(file, 'name: app/x\nresources:\n  - { id: f, type: file, path: /x, mode: 644 }\n')
+    const err = await loadPolicyFile(file, { cacheDir }).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(InvalidPolicyError)
+    expect((err as InvalidPolicyError).message).toContain('p.yaml:3:')
+  })
+
+  it('ignores a torn or garbage entry, and loads without a writable cache', async () => {
+    const file = join(dir(), 'p.yaml')
+    const cacheDir = join(dir(), 'cache')
+    await writeFile(file, policyText('one'))
+    await loadPolicyFile(file, { cacheDir })
+    const [entry] = await entries()
+    await writeFile(join(cacheDir, entry as string), '{"build": "x", "sha')
+    expect(fileResource(await loadPolicyFile(file, { cacheDir }), 0).content).toBe('one')
+    // The cache path is a file, so no directory can be made there.
+    await writeFile(join(dir(), 'not-a-dir'), '')
+    expect(fileResource(await loadPolicyFile(file, { cacheDir: join(dir(), 'not-a-dir') }), 0).content).toBe('one')
+  })
+})
+
+describe('loadPolicyFile with a read-only cache', () => {
+  const dir = useTempDir()
+
+  it('uses an entry but writes none (plan changes nothing on disk)', async () => {
+    const file = join(dir(), 'p.yaml')
+    await writeFile(file, 'name: app/x\nresources: []\n')
+    const cacheDir = join(dir(), 'cache')
+    expect(await loadPolicyFile(file, { cacheDir, readOnlyCache: true })).toMatchObject({ name: 'app/x' })
+    await expect(readdir(cacheDir)).rejects.toThrow(/ENOENT/)
+  })
+})

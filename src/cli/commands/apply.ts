@@ -1,8 +1,10 @@
 import { hostname } from 'node:os'
+import { join } from 'node:path'
 import { writeSync } from 'node:fs'
 import type { Register } from '../main.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
 import { CliError, EXIT, colour, print, printJson, printWarning } from '../output.js'
+import { POLICY_CACHE_DIR } from '../../apply/constants.js'
 
 interface ApplyFlags {
   root: string
@@ -50,7 +52,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const lap = (name: keyof Phases): void => { const n = performance.now(); phases[name] = Math.round(n - t); t = n }
   // The applier loads while the policy is read and validated.
   const applyModule = import('../../apply/index.js')
-  const { loadPolicyFile, matchesTarget } = await import('../../policy/index.js')
+  // load.js and target.js, not the policy index: with the policy cache, applying an unchanged policy loads no schema.
+  const [{ loadPolicyFile }, { matchesTarget }] = await Promise.all([import('../../policy/load.js'), import('../../policy/target.js')])
   let tags: Record<string, string>
   try {
     tags = parseTags(flags.tag)
@@ -60,7 +63,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const host = hostname()
   const facts = { id: flags.id ?? host, name: flags.name ?? host, tags }
 
-  const policy = await loadPolicyFile(file)
+  const stateDir = flags.state ?? defaultStateDir()
+  const policy = await loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun })
   const apply = await applyModule
   lap('loadMs')
   if (policy.kind !== 'policy') {
@@ -84,7 +88,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   try {
     report = await apply.applyPolicy(policy, {
       root: flags.root,
-      stateDir: flags.state ?? defaultStateDir(),
+      stateDir,
       facts,
       dryRun,
       runGuards: flags.runGuards === true,
