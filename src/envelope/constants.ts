@@ -12,3 +12,9 @@ export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
 export const ENVELOPE_SIGNING_CONTEXT = 'grapevine/envelope/v1\n'
 
 export const KEY_ID_PREFIX = 'ed25519:'
+
+/**
+ * Largest announcement (signed header plus signature, no policy) accepted from gossip. A real one
+ * is ~420 bytes; the longest policy name (200 characters) keeps it under 700.
+ */
+export const MAX_ANNOUNCEMENT_BYTES = 1024

@@ -40,3 +40,10 @@ export class InvalidKeyError extends Error {
   static override name = 'InvalidKeyError'
   override name = 'InvalidKeyError'
 }
+
+/** A fetched envelope is valid but not the one its announcement signed. */
+export class AnnouncementMismatchError extends EnvelopeError {
+  static override name = 'AnnouncementMismatchError'
+  override name = 'AnnouncementMismatchError'
+  readonly reason = 'not-announced'
+}

@@ -28,3 +28,12 @@ export const DEFAULT_SYNC_INTERVAL_MS = 30_000
 
 /** Concurrent inbound sync streams per connection; one is enough, two tolerates overlap. */
 export const MAX_INBOUND_STREAMS = 4
+
+/** A fetch request is a name (≤ 200 characters), a version and a hash: 512 bytes is ample. */
+export const MAX_FETCH_FRAME_BYTES = 512
+
+/**
+ * How long one peer has to answer a fetch (request, then up to a 2 MiB envelope). The same
+ * bound as a sync read: an announcer that stalls this long is passed over for another peer.
+ */
+export const FETCH_TIMEOUT_MS = READ_TIMEOUT_MS

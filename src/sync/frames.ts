@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MAX_DIGEST_ENTRIES, MAX_FRAME_BYTES, MAX_PEERS_PER_FRAME } from './constants.js'
+import { MAX_DIGEST_ENTRIES, MAX_FETCH_FRAME_BYTES, MAX_FRAME_BYTES, MAX_PEERS_PER_FRAME } from './constants.js'
 import { SyncProtocolError } from './errors.js'
 import { POLICY_NAME } from '../policy/index.js'
 
@@ -22,9 +22,13 @@ export type Frame =
   | { type: 'envelope', bytes: Uint8Array }
   | { type: 'peers', peers: PeerHint[] }
   | { type: 'done' }
+  /** Announce-and-fetch: ask for one envelope by name, version and content hash (a stream of its own). */
+  | { type: 'fetch', name: string, version: number, hash: string }
+  /** The reply to a fetch when the responder does not hold that envelope. */
+  | { type: 'missing' }
 
 /** One byte of frame type, then the payload: JSON for control frames, the exact bytes for envelopes. */
-const CODES = { digest: 1, want: 2, envelope: 3, peers: 4, done: 5 } as const satisfies Record<Frame['type'], number>
+const CODES = { digest: 1, want: 2, envelope: 3, peers: 4, done: 5, fetch: 6, missing: 7 } as const satisfies Record<Frame['type'], number>
 
 const name = z.string().max(200).regex(POLICY_NAME)
 const digestSchema = z.array(z.tuple([
@@ -34,6 +38,11 @@ const digestSchema = z.array(z.tuple([
   z.string().regex(/^[0-9a-f]{64}$/)
 ])).max(MAX_DIGEST_ENTRIES)
 const wantSchema = z.array(name).max(MAX_DIGEST_ENTRIES)
+const fetchSchema = z.tuple([
+  name,
+  z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  z.string().regex(/^sha256:[0-9a-f]{64}$/)
+])
 const peersSchema = z.array(z.strictObject({
   id: z.string().min(1).max(128),
   addrs: z.array(z.string().min(1).max(512)).max(8)
@@ -56,6 +65,8 @@ export function encodeFrame (frame: Frame): Uint8Array {
     case 'envelope': return withType(CODES.envelope, frame.bytes)
     case 'peers': return withType(CODES.peers, encoder.encode(JSON.stringify(frame.peers)))
     case 'done': return withType(CODES.done, new Uint8Array(0))
+    case 'fetch': return withType(CODES.fetch, encoder.encode(JSON.stringify([frame.name, frame.version, frame.hash])))
+    case 'missing': return withType(CODES.missing, new Uint8Array(0))
   }
 }
 
@@ -85,6 +96,14 @@ export function decodeFrame (bytes: Uint8Array): Frame {
     case CODES.done:
       if (payload.byteLength !== 0) throw new SyncProtocolError('done frame has a payload')
       return { type: 'done' }
+    case CODES.fetch: {
+      if (payload.byteLength > MAX_FETCH_FRAME_BYTES) throw new SyncProtocolError(`fetch frame of ${payload.byteLength} bytes exceeds ${MAX_FETCH_FRAME_BYTES}`)
+      const [n, v, h] = json(fetchSchema, payload, 'fetch')
+      return { type: 'fetch', name: n, version: v, hash: h }
+    }
+    case CODES.missing:
+      if (payload.byteLength !== 0) throw new SyncProtocolError('missing frame has a payload')
+      return { type: 'missing' }
     default: throw new SyncProtocolError(`unknown frame type ${bytes[0]}`)
   }
 }

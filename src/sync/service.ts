@@ -6,7 +6,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 import type { ComponentLogger, Logger, PeerId, Startable, Stream, Connection } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import {
-  DEFAULT_SYNC_INTERVAL_MS, EXCHANGE_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_FRAMES_PER_STREAM, MAX_INBOUND_STREAMS,
+  DEFAULT_SYNC_INTERVAL_MS, EXCHANGE_TIMEOUT_MS, FETCH_TIMEOUT_MS, MAX_FRAME_BYTES, MAX_FRAMES_PER_STREAM, MAX_INBOUND_STREAMS,
   MAX_PEERS_PER_FRAME, READ_TIMEOUT_MS, SYNC_PROTOCOL
 } from './constants.js'
 import { decodeFrame, encodeFrame, type DigestEntry, type Frame, type PeerHint } from './frames.js'
@@ -28,6 +28,27 @@ export interface SyncSource {
   onPeerHints?: (hints: PeerHint[], from: string) => void
   /** False for a publisher that only learns versions and offers its own envelope. */
   wantsEnvelopes?: boolean
+  /** Announce-and-fetch: the exact envelope asked for, if held (current or archived); absent means none are served. */
+  fetch?: (req: FetchRequest) => Promise<Uint8Array | undefined>
+}
+
+/** One envelope, named by what its announcement signed. */
+export interface FetchRequest {
+  name: string
+  version: number
+  hash: string
+}
+
+/** One fetch exchange, either side: what it cost and how it ended. */
+export interface FetchRound {
+  peer: string
+  initiator: boolean
+  name: string
+  version: number
+  found: boolean
+  bytesIn: number
+  bytesOut: number
+  error?: string
 }
 
 export interface SyncRound {
@@ -50,6 +71,7 @@ export interface AntiEntropyInit {
   readTimeout?: number
   random?: () => number
   onRound?: (round: SyncRound) => void
+  onFetch?: (round: FetchRound) => void
 }
 
 export interface AntiEntropyComponents {
@@ -61,6 +83,11 @@ export interface AntiEntropyComponents {
 export interface AntiEntropy extends Startable {
   /** One exchange with a connected peer; both sides end up holding the newer of each policy. */
   syncWith: (peer: PeerId, options?: { signal?: AbortSignal }) => Promise<SyncRound>
+  /**
+   * Asks a connected peer for one envelope (announce-and-fetch). Resolves to its bytes, unverified,
+   * or undefined when the peer does not hold it; rejects on timeout or a protocol error.
+   */
+  fetch: (peer: PeerId, req: FetchRequest, options?: { signal?: AbortSignal }) => Promise<Uint8Array | undefined>
 }
 
 /** Orders names so the trust policy travels first: envelopes signed by new admins depend on it. */
@@ -127,6 +154,7 @@ class AntiEntropyService implements AntiEntropy {
   private readonly readTimeout: number
   private readonly random: () => number
   private readonly onRound?: (round: SyncRound) => void
+  private readonly onFetch?: (round: FetchRound) => void
   private topologyId?: string
   private timer?: ReturnType<typeof setTimeout>
   private shutdown = new AbortController()
@@ -140,6 +168,7 @@ class AntiEntropyService implements AntiEntropy {
     this.readTimeout = init.readTimeout ?? READ_TIMEOUT_MS
     this.random = init.random ?? Math.random
     this.onRound = init.onRound
+    this.onFetch = init.onFetch
   }
 
   async start (): Promise<void> {
@@ -225,9 +254,18 @@ class AntiEntropyService implements AntiEntropy {
     const peer = connection.remotePeer
     const round: SyncRound = { peer: peer.toString(), initiator: false, sent: 0, received: 0, accepted: 0 }
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)])
+    // A fetch is not an anti-entropy round: it is reported through onFetch instead.
+    let fetch = false
     try {
       const ch = new FrameChannel(stream, signal, this.readTimeout)
-      const remote = await ch.expect('digest')
+      const first = await ch.read()
+      if (first.type === 'fetch') {
+        fetch = true
+        await this.serveFetch(ch, first, round.peer)
+        return
+      }
+      if (first.type !== 'digest') throw new SyncProtocolError(`expected a digest or fetch frame, got ${first.type}`)
+      const remote = first
       ch.write({ type: 'digest', entries: this.source.digest() })
       ch.write({ type: 'want', names: trustFirst(this.wants(remote.entries)) })
       // Their envelopes for our want arrive before their own want.
@@ -249,7 +287,48 @@ class AntiEntropyService implements AntiEntropy {
       round.error = (err as Error).message
       await this.fail(stream, peer, err)
     } finally {
-      this.onRound?.(round)
+      if (!fetch) this.onRound?.(round)
+    }
+  }
+
+  /** The responder's side of a fetch: the envelope, or `missing`. One request per stream. */
+  private async serveFetch (ch: FrameChannel, req: Extract<Frame, { type: 'fetch' }>, peer: string): Promise<void> {
+    const fetched: FetchRound = { peer, initiator: false, name: req.name, version: req.version, found: false, bytesIn: 0, bytesOut: 0 }
+    try {
+      const bytes = await this.source.fetch?.({ name: req.name, version: req.version, hash: req.hash })
+      fetched.found = bytes !== undefined
+      ch.write(bytes !== undefined ? { type: 'envelope', bytes } : { type: 'missing' })
+      await ch.finish()
+    } finally {
+      fetched.bytesIn = ch.bytesIn
+      fetched.bytesOut = ch.bytesOut
+      this.onFetch?.(fetched)
+    }
+  }
+
+  async fetch (peer: PeerId, req: FetchRequest, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | undefined> {
+    const fetched: FetchRound = { peer: peer.toString(), initiator: true, name: req.name, version: req.version, found: false, bytesIn: 0, bytesOut: 0 }
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(FETCH_TIMEOUT_MS), ...(options.signal !== undefined ? [options.signal] : [])])
+    let stream: Stream | undefined
+    let ch: FrameChannel | undefined
+    try {
+      const conn = await this.components.connectionManager.openConnection(peer, { signal })
+      stream = await conn.newStream(SYNC_PROTOCOL, { signal })
+      ch = new FrameChannel(stream, signal, Math.min(this.readTimeout, FETCH_TIMEOUT_MS))
+      ch.write({ type: 'fetch', name: req.name, version: req.version, hash: req.hash })
+      const reply = await ch.read()
+      if (reply.type !== 'envelope' && reply.type !== 'missing') throw new SyncProtocolError(`expected an envelope or missing frame, got ${reply.type}`)
+      await ch.finish()
+      fetched.found = reply.type === 'envelope'
+      return reply.type === 'envelope' ? reply.bytes : undefined
+    } catch (err) {
+      fetched.error = (err as Error).message
+      await this.fail(stream, peer, err)
+      throw err
+    } finally {
+      fetched.bytesIn = ch?.bytesIn ?? 0
+      fetched.bytesOut = ch?.bytesOut ?? 0
+      this.onFetch?.(fetched)
     }
   }
 

@@ -1,0 +1,77 @@
+import { z } from 'zod'
+import { canonicalJson } from './canonical.js'
+import { MAX_ANNOUNCEMENT_BYTES } from './constants.js'
+import { envelopeShape, pickHeader, signingPayload, type EnvelopeHeader } from './envelope.js'
+import { verifyBytes } from './keys.js'
+import { AnnouncementMismatchError, BadSignatureError, EnvelopeTooLargeError, InvalidEnvelopeError, MalformedEnvelopeError } from './errors.js'
+import type { Authorizer } from './validator.js'
+import { formatPath } from '../policy/index.js'
+
+// Announce-and-fetch (docs/scale.md): a large envelope is gossiped as its signed header plus
+// signature, ~420 bytes. The signature covers only the header and the header's `hash` binds the
+// policy body, so a receiver can check who published what before it fetches the body.
+
+/** An envelope without its policy: exactly what the signature covers, and the signature. */
+export interface Announcement extends EnvelopeHeader {
+  signature: string
+}
+
+const announcementShape = envelopeShape.omit({ policy: true })
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const encoder = new TextEncoder()
+
+/** The announcement of an envelope: canonical JSON of its header and signature. */
+export function encodeAnnouncement (env: Announcement): Uint8Array {
+  return encoder.encode(canonicalJson({ ...pickHeader(env), signature: env.signature }))
+}
+
+/**
+ * Pure and cheap: size, UTF-8 canonical JSON, shape. No crypto, so the caller can apply the
+ * version rule before paying for a signature check (replays cost nothing).
+ */
+export function decodeAnnouncement (bytes: Uint8Array, maxBytes = MAX_ANNOUNCEMENT_BYTES): Announcement {
+  if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(bytes.byteLength, maxBytes)
+  let text: string
+  let raw: unknown
+  try {
+    text = decoder.decode(bytes)
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new MalformedEnvelopeError(`announcement is not UTF-8 JSON: ${(err as Error).message}`)
+  }
+  let canonical: string
+  try {
+    canonical = canonicalJson(raw)
+  } catch {
+    throw new MalformedEnvelopeError('announcement is not canonical JSON (RFC 8785)')
+  }
+  if (canonical !== text) throw new MalformedEnvelopeError('announcement is not canonical JSON (RFC 8785)')
+  const parsed = announcementShape.safeParse(raw)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0] as z.core.$ZodIssue
+    throw new InvalidEnvelopeError(`announcement field ${formatPath(first.path) || '(root)'}: ${first.message}`)
+  }
+  return parsed.data
+}
+
+/** Signature, then trust and scope: the same checks, in the same order, as validateEnvelope. */
+export function verifyAnnouncement (ann: Announcement, trust: Authorizer): void {
+  if (!verifyBytes(ann.signer, signingPayload(ann), Buffer.from(ann.signature, 'base64url'))) {
+    throw new BadSignatureError(`signature on the announcement of ${ann.name} v${ann.version} does not verify for signer ${ann.signer}`)
+  }
+  trust.authorize(ann.signer, ann.name)
+}
+
+/** Whether a (verified) envelope is the one announced: same signed header, same signature. */
+export function matchesAnnouncement (env: Announcement, ann: Announcement): boolean {
+  return env.format === ann.format && env.name === ann.name && env.version === ann.version && env.hash === ann.hash &&
+    env.signer === ann.signer && env.issuedAt === ann.issuedAt && env.signature === ann.signature
+}
+
+/** Throws when a fetched envelope is not the announced one. */
+export function assertAnnounced (env: Announcement, ann: Announcement): void {
+  if (!matchesAnnouncement(env, ann)) {
+    throw new AnnouncementMismatchError(`fetched envelope ${env.name} v${env.version} (${env.hash}) is not the one announced (${ann.name} v${ann.version}, ${ann.hash})`)
+  }
+}
