@@ -6,7 +6,10 @@ import {
   TopicValidatorResult, type GrapevineLibp2p, type LinkShaper, type NetOptions, type PeerId
 } from '../net/libp2p.js'
 import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
-import { validateEnvelope, selectEnvelope, EnvelopeError, type VerifiedEnvelope, type Conflict, type SigningKey } from '../envelope/index.js'
+import {
+  validateEnvelope, selectEnvelope, EnvelopeError, decodeAnnouncement, verifyAnnouncement, encodeAnnouncement, assertAnnounced, matchesAnnouncement,
+  type Announcement, type VerifiedEnvelope, type Conflict, type SigningKey
+} from '../envelope/index.js'
 import {
   FleetView, signReport, validateReport, boundFailures, DEFAULT_BEACON_INTERVAL_MS, MAX_PRESENCE_POLICIES,
   type NodeReport, type Receipt, type ReceiptOutcome
@@ -15,10 +18,11 @@ import { serveQueries } from './query.js'
 import { TrustStore } from '../trust/index.js'
 import { matchesTarget, managedKey, TRUST_POLICY_NAME, type NodeFacts, type ConfigPolicy } from '../policy/index.js'
 import { applyPolicy, type ApplyReport } from '../apply/index.js'
-import type { DigestEntry, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
+import type { DigestEntry, FetchRequest, FetchRound, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
 import { createMetrics, gossipMetricsRegister, type AgentMetrics } from './metrics.js'
 import {
-  DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, PEER_MAINTENANCE_INTERVAL_MS, policyTopic, receiptTopic
+  DEFAULT_ANNOUNCE_THRESHOLD, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS,
+  announceTopic, policyTopic, receiptTopic
 } from './constants.js'
 import type { Logger } from './logger.js'
 import { silentLogger } from './logger.js'
@@ -48,6 +52,11 @@ export interface AgentOptions {
   /** Mean time between presence beacons; 0 disables them. */
   beaconInterval?: number
   targetPeers?: number
+  /**
+   * Envelopes over this many bytes are announced (signed header) and fetched by each node,
+   * instead of gossiped whole; 0 or Infinity gossips every envelope whole. Default 16 KiB.
+   */
+  announceThreshold?: number
   logger?: Logger
   now?: () => number
   random?: () => number
@@ -56,6 +65,23 @@ export interface AgentOptions {
 }
 
 export type Via = 'gossip' | 'sync' | 'local' | 'api' | 'disk'
+
+/**
+ * This node's traffic counters. Gossip bytes are every gossipsub RPC (policies, announcements,
+ * receipts, control); fetch bytes are the announced envelopes fetched over the sync protocol.
+ */
+export interface AgentTraffic {
+  gossipBytesSent: number
+  gossipBytesReceived: number
+  policyDuplicates: number
+  policyMessages: number
+  syncBytesSent: number
+  syncBytesReceived: number
+  fetchBytesSent: number
+  fetchBytesReceived: number
+  announceMessages: number
+  announceDuplicates: number
+}
 
 export interface PolicyState {
   name: string
@@ -95,6 +121,7 @@ export interface AgentEvents {
   applied: [{ envelope: VerifiedEnvelope, report: ApplyReport }]
   'not-targeted': [{ envelope: VerifiedEnvelope }]
   sync: [SyncRound]
+  fetch: [FetchRound]
   conflict: [ConflictRecord]
   report: [NodeReport]
 }
@@ -123,6 +150,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private persistChain: Promise<void> = Promise.resolve()
   private readonly blocked = new Set<string>()
   private readonly hints = new Map<string, KnownPeer>()
+  /** Announced envelopes being fetched, by what was announced: one fetch however many copies arrive. */
+  private readonly fetching = new Map<string, Promise<TopicValidatorResult>>()
   private timers: Array<ReturnType<typeof setTimeout>> = []
   private stopping = new AbortController()
   private net!: GrapevineLibp2p
@@ -182,11 +211,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       memoryLatency: this.opts.memoryLatency,
       shapeLink: this.opts.shapeLink,
       inboundLimits: this.opts.inboundLimits,
-      scoredTopics: [policyTopic(this.mesh)],
+      scoredTopics: [policyTopic(this.mesh), announceTopic(this.mesh)],
       blocked: this.blocked,
       gossip: {
         metricsRegister: gossipMetricsRegister(this.metrics.registry),
-        metricsTopicStrToLabel: new Map([[policyTopic(this.mesh), 'policies'], [receiptTopic(this.mesh), 'receipts']])
+        metricsTopicStrToLabel: new Map([[policyTopic(this.mesh), 'policies'], [announceTopic(this.mesh), 'announcements'], [receiptTopic(this.mesh), 'receipts']])
       },
       sync: {
         interval: this.opts.syncInterval,
@@ -196,7 +225,14 @@ export class Agent extends EventEmitter<AgentEvents> {
           envelope: (name) => this.index.get(name)?.bytes,
           ingest: async (bytes, from, via) => await this.ingest(bytes, via, from),
           peerHints: () => this.peerHints(),
-          onPeerHints: (hints) => { this.learnPeers(hints) }
+          onPeerHints: (hints) => { this.learnPeers(hints) },
+          fetch: async (req) => this.servable(req)
+        },
+        onFetch: (round) => {
+          this.metrics.fetches.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error !== undefined ? 'error' : round.found ? 'found' : 'missing' })
+          this.metrics.fetchBytes.inc({ direction: 'sent' }, round.bytesOut)
+          this.metrics.fetchBytes.inc({ direction: 'received' }, round.bytesIn)
+          this.emit('fetch', round)
         },
         onRound: (round) => {
           this.metrics.syncRounds.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error === undefined ? 'ok' : 'error' })
@@ -218,6 +254,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       return outcome === 'accepted' ? TopicValidatorResult.Accept : outcome === 'rejected' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore
     })
     pubsub.subscribe(topic)
+    const announcements = announceTopic(this.mesh)
+    pubsub.topicValidators.set(announcements, async (peer, msg) => await this.onAnnouncement(msg.data, peer))
+    pubsub.subscribe(announcements)
     const receipts = receiptTopic(this.mesh)
     pubsub.topicValidators.set(receipts, (_peer, msg) => this.takeReport(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
     pubsub.subscribe(receipts)
@@ -317,10 +356,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** ingest(), also returning the verified envelope when it was valid (accepted or not). */
-  private take (bytes: Uint8Array, via: Via, from?: string): { outcome: IngestOutcome, envelope?: VerifiedEnvelope } {
+  private take (bytes: Uint8Array, via: Via, from?: string, announced?: Announcement): { outcome: IngestOutcome, envelope?: VerifiedEnvelope } {
     let env: VerifiedEnvelope
     try {
       env = validateEnvelope(bytes, this.trust)
+      // A fetched body must be the very envelope announced, not merely a valid one.
+      if (announced !== undefined) assertAnnounced(env, announced)
     } catch (err) {
       const reason = err instanceof EnvelopeError ? err.reason : 'error'
       this.metrics.envelopesRejected.inc({ reason, via })
@@ -351,13 +392,123 @@ export class Agent extends EventEmitter<AgentEvents> {
     return { outcome: 'accepted', envelope: env }
   }
 
-  /** Publishes a signed envelope from this node: take it locally, then gossip it. */
+  /**
+   * Publishes a signed envelope from this node: take it locally, then gossip it, or above the
+   * announce threshold gossip its announcement and serve the body to the peers that fetch it.
+   */
   async publish (bytes: Uint8Array, via: Via = 'local'): Promise<{ outcome: IngestOutcome, envelope?: VerifiedEnvelope, recipients: number }> {
     // Verified once: the same envelope serves the reply whether it was taken or not.
     const { outcome, envelope } = this.take(bytes, via)
-    if (outcome !== 'accepted') return { outcome, envelope, recipients: 0 }
-    const result = await this.net.services.pubsub.publish(policyTopic(this.mesh), bytes)
+    if (outcome !== 'accepted' || envelope === undefined) return { outcome, envelope, recipients: 0 }
+    const result = this.announces(bytes.byteLength)
+      ? await this.net.services.pubsub.publish(announceTopic(this.mesh), encodeAnnouncement(envelope))
+      : await this.net.services.pubsub.publish(policyTopic(this.mesh), bytes)
     return { outcome, envelope, recipients: result.recipients.length }
+  }
+
+  /** Whether an envelope of this size is announced rather than gossiped whole. */
+  private announces (size: number): boolean {
+    const threshold = this.opts.announceThreshold ?? DEFAULT_ANNOUNCE_THRESHOLD
+    return threshold > 0 && Number.isFinite(threshold) && size > threshold
+  }
+
+  // ---- announce-and-fetch --------------------------------------------------
+
+  /**
+   * The gossip validator for announcements. Cheapest first: size and decode, the version rule
+   * against what is held (a replay costs no crypto), signature and trust, then one fetch of the
+   * body. Accept only once the body is held, so gossipsub relays the announcement only from
+   * nodes that can serve it. Never throws.
+   */
+  private async onAnnouncement (bytes: Uint8Array, peer: PeerId): Promise<TopicValidatorResult> {
+    const from = peer.toString()
+    this.metrics.announcements.inc({ result: 'received' })
+    let ann: Announcement
+    try {
+      ann = decodeAnnouncement(bytes)
+      const current = this.index.get(ann.name)
+      if (current !== undefined) {
+        if (ann.version < current.version) return this.announcementIgnored('older')
+        if (ann.version === current.version) {
+          if (ann.hash === current.hash) return this.announcementIgnored('duplicate')
+          if (ann.hash < current.hash) {
+            // The loser of a same-version conflict: record it (once verified), as for a whole envelope.
+            verifyAnnouncement(ann, this.trust)
+            this.recordVersionConflict(ann.name, { version: ann.version, winner: current.hash, loser: ann.hash })
+            return this.announcementIgnored('conflict-lost')
+          }
+        }
+      }
+      verifyAnnouncement(ann, this.trust)
+    } catch (err) {
+      const reason = err instanceof EnvelopeError ? err.reason : 'error'
+      this.metrics.announcements.inc({ result: 'rejected' })
+      this.metrics.envelopesRejected.inc({ reason, via: 'gossip' })
+      this.log.warn({ reason, via: 'gossip', from, err: (err as Error).message }, 'announcement refused')
+      this.emit('rejected', { reason, via: 'gossip', from, error: (err as Error).message })
+      return TopicValidatorResult.Reject
+    }
+    const key = `${ann.name}\n${ann.version}\n${ann.hash}\n${ann.signature}`
+    let pending = this.fetching.get(key)
+    if (pending === undefined) {
+      pending = this.fetchAnnounced(ann, from).finally(() => { this.fetching.delete(key) })
+      this.fetching.set(key, pending)
+    }
+    return await pending
+  }
+
+  private announcementIgnored (reason: string): TopicValidatorResult {
+    this.metrics.announcements.inc({ result: 'ignored' })
+    this.metrics.envelopesIgnored.inc({ reason })
+    return TopicValidatorResult.Ignore
+  }
+
+  /** Fetches an announced body from the announcer, else from other connected peers; Ignore if nobody serves it. */
+  private async fetchAnnounced (ann: Announcement, from: string): Promise<TopicValidatorResult> {
+    const req: FetchRequest = { name: ann.name, version: ann.version, hash: ann.hash }
+    const others = this.net.getPeers().filter((p) => p.toString() !== from)
+    // Random order, so a fleet does not all fall back on the same peer.
+    others.sort(() => this.random() - 0.5)
+    const candidates = [peerIdFromString(from), ...others].slice(0, MAX_FETCH_PEERS)
+    for (const peer of candidates) {
+      if (this.stopping.signal.aborted) break
+      // Sync (or another path) may have brought it meanwhile.
+      const held = this.index.get(ann.name)
+      if (held !== undefined && matchesAnnouncement(held, ann)) return this.fetched()
+      if (held !== undefined && held.version > ann.version) return this.announcementIgnored('older')
+      let bytes: Uint8Array | undefined
+      try {
+        bytes = await this.net.services.sync.fetch(peer, req, { signal: this.stopping.signal })
+      } catch (err) {
+        this.log.debug({ name: ann.name, version: ann.version, peer: peer.toString(), err: (err as Error).message }, 'fetch failed')
+        continue
+      }
+      if (bytes === undefined) continue
+      const { outcome, envelope } = this.take(bytes, 'gossip', peer.toString(), ann)
+      if (outcome === 'accepted') return this.fetched()
+      if (outcome === 'ignored' && envelope !== undefined) {
+        // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
+        const now = this.index.get(ann.name)
+        return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.announcementIgnored('superseded')
+      }
+      // A peer served something else than announced, or garbage: ask the next one.
+    }
+    const held = this.index.get(ann.name)
+    if (held !== undefined && matchesAnnouncement(held, ann)) return this.fetched()
+    this.metrics.announcements.inc({ result: 'fetch-failed' })
+    this.log.warn({ name: ann.name, version: ann.version, from, asked: candidates.length }, 'no peer served an announced envelope; anti-entropy will bring it')
+    return TopicValidatorResult.Ignore
+  }
+
+  private fetched (): TopicValidatorResult {
+    this.metrics.announcements.inc({ result: 'fetched' })
+    return TopicValidatorResult.Accept
+  }
+
+  /** What this node serves to a fetch: the envelope it holds, if it is exactly the one asked for. */
+  private servable (req: FetchRequest): Uint8Array | undefined {
+    const env = this.index.get(req.name)
+    return env !== undefined && env.version === req.version && env.hash === req.hash ? env.bytes : undefined
   }
 
   private persist (fn: () => Promise<void>): void {
@@ -597,7 +748,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Traffic so far, from this node's own counters: what simulations and benchmarks report. */
-  async traffic (): Promise<{ gossipBytesSent: number, gossipBytesReceived: number, policyDuplicates: number, policyMessages: number, syncBytesSent: number, syncBytesReceived: number }> {
+  async traffic (): Promise<AgentTraffic> {
     const json = await this.metrics.registry.getMetricsAsJSON()
     const value = (metric: string, labels: Record<string, string> = {}): number => {
       const m = json.find((x) => x.name === metric) as { values?: Array<{ value: number, labels: Record<string, string | number> }> } | undefined
@@ -609,7 +760,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       policyDuplicates: value('grapevine_gossipsub_pre_validation_duplicate_total', { topic: 'policies' }),
       policyMessages: value('grapevine_gossipsub_msg_received_prevalidation_total', { topic: 'policies' }),
       syncBytesSent: value('grapevine_sync_bytes_total', { direction: 'sent' }),
-      syncBytesReceived: value('grapevine_sync_bytes_total', { direction: 'received' })
+      syncBytesReceived: value('grapevine_sync_bytes_total', { direction: 'received' }),
+      fetchBytesSent: value('grapevine_fetch_bytes_total', { direction: 'sent' }),
+      fetchBytesReceived: value('grapevine_fetch_bytes_total', { direction: 'received' }),
+      announceMessages: value('grapevine_gossipsub_msg_received_prevalidation_total', { topic: 'announcements' }),
+      announceDuplicates: value('grapevine_gossipsub_pre_validation_duplicate_total', { topic: 'announcements' })
     }
   }
 

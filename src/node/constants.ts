@@ -25,6 +25,24 @@ export function policyTopic (mesh: string): string {
   return `/grapevine/${mesh}/policies/1`
 }
 
+/**
+ * Envelopes larger than this are announced (signed header, ~420 bytes) and fetched once by each
+ * node instead of gossiped whole (docs/scale.md, "Large policies"). Each hop then pays a round
+ * trip for the body; below ~16 KiB the ~5 duplicate copies gossip delivers cost less than that.
+ */
+export const DEFAULT_ANNOUNCE_THRESHOLD = 16 * 1024
+
+/** Peers asked for an announced envelope before giving up and leaving it to anti-entropy: the announcer, then others. */
+export const MAX_FETCH_PEERS = 4
+
+/**
+ * Announcements have a topic of their own, so agents that predate it never see (and never
+ * penalise) them: they still get large policies by anti-entropy sync.
+ */
+export function announceTopic (mesh: string): string {
+  return `/grapevine/${mesh}/announce/1`
+}
+
 export function receiptTopic (mesh: string): string {
   return `/grapevine/${mesh}/receipts/1`
 }

@@ -17,7 +17,10 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     syncRounds: new Counter({ name: 'grapevine_sync_rounds_total', help: 'Anti-entropy exchanges, by role and result', labelNames: ['role', 'result'] as const, registers: [registry] }),
     syncEnvelopes: new Counter({ name: 'grapevine_sync_envelopes_total', help: 'Envelopes moved by anti-entropy', labelNames: ['direction'] as const, registers: [registry] }),
     conflicts: new Gauge({ name: 'grapevine_conflicts', help: 'Open conflicts (version conflicts and paths claimed by two policies)', registers: [registry] }),
-    syncBytes: new Counter({ name: 'grapevine_sync_bytes_total', help: 'Anti-entropy frame bytes', labelNames: ['direction'] as const, registers: [registry] })
+    syncBytes: new Counter({ name: 'grapevine_sync_bytes_total', help: 'Anti-entropy frame bytes', labelNames: ['direction'] as const, registers: [registry] }),
+    announcements: new Counter({ name: 'grapevine_announcements_total', help: 'Announcements of large envelopes from gossip, by result (received, fetched, fetch-failed, ignored, rejected)', labelNames: ['result'] as const, registers: [registry] }),
+    fetches: new Counter({ name: 'grapevine_fetches_total', help: 'Announced envelopes asked for (initiator) or served (responder), by result (found, missing, error)', labelNames: ['role', 'result'] as const, registers: [registry] }),
+    fetchBytes: new Counter({ name: 'grapevine_fetch_bytes_total', help: 'Fetch frame bytes (announced envelopes and their requests)', labelNames: ['direction'] as const, registers: [registry] })
   }
 }
 

@@ -15,6 +15,11 @@ export interface Traffic {
   /** Policy messages gossipsub saw again after the first copy. */
   policyDuplicates: number
   policyMessages: number
+  /** Announce-and-fetch: bodies fetched over the sync protocol (absent from the model engine and older records). */
+  fetchBytesSent?: number
+  fetchBytesReceived?: number
+  announceMessages?: number
+  announceDuplicates?: number
 }
 
 export interface RecordNode {

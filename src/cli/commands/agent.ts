@@ -26,7 +26,8 @@ const configSchema = (z: typeof Z) => z.strictObject({
   mesh: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   reapplyInterval: z.number().nonnegative().optional(),
-  syncInterval: z.number().nonnegative().optional()
+  syncInterval: z.number().nonnegative().optional(),
+  announceThreshold: z.number().int().nonnegative().optional()
 })
 
 type AgentConfig = Z.output<ReturnType<typeof configSchema>>
@@ -53,6 +54,11 @@ function parseHostPort (value: string): { host: string, port: number } {
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 
+function parseBytes (value: string): number {
+  if (!/^\d+$/.test(value)) throw new CliError(`--announce-threshold must be a whole number of bytes (0 disables): got "${value}"`, EXIT.USAGE)
+  return Number(value)
+}
+
 export const registerAgent: Register = (program, done) => {
   program.command('agent')
     .description('Run a Grapevine node: join the mesh, verify and store signed policies, apply those that target this node.')
@@ -72,6 +78,7 @@ export const registerAgent: Register = (program, done) => {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .option('--reapply-interval <seconds>', 'seconds between drift-repair applies (default 300; 0 disables)', Number)
     .option('--sync-interval <seconds>', 'mean seconds between anti-entropy rounds (default 30; 0 disables)', Number)
+    .option('--announce-threshold <bytes>', 'gossip envelopes over this size as a signed announcement and let each node fetch the body once (default 16384; 0 gossips every envelope whole)', parseBytes)
     .action(async (opts) => {
       const file = opts.config !== undefined ? await loadConfig(opts.config) : {}
       const trustValues = opts.trust ?? file.trust ?? []
@@ -102,6 +109,7 @@ export const registerAgent: Register = (program, done) => {
         logger,
         reapplyInterval: seconds(opts.reapplyInterval ?? file.reapplyInterval),
         syncInterval: seconds(opts.syncInterval ?? file.syncInterval),
+        announceThreshold: opts.announceThreshold ?? file.announceThreshold,
         processMetrics: true
       })
       let api: Awaited<ReturnType<typeof startApi>> | undefined
