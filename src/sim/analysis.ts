@@ -80,7 +80,7 @@ function sumTraffic (byNode: Record<number, Traffic>): { bytes: number, duplicat
   let bytes = 0
   let duplicates = 0
   for (const t of Object.values(byNode)) {
-    bytes += t.gossipBytesSent + t.syncBytesSent
+    bytes += t.gossipBytesSent + t.syncBytesSent + (t.fetchBytesSent ?? 0)
     duplicates += t.policyDuplicates
   }
   return { bytes, duplicates }
@@ -136,11 +136,20 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     const nodes = Math.max(1, Object.keys(p.traffic.byNode).length)
     result.traffic = {
       windowMs: p.traffic.window[1] - p.traffic.window[0],
-      ...(pub !== undefined ? { publisherBytes: pub.gossipBytesSent + pub.syncBytesSent } : {}),
+      ...(pub !== undefined ? { publisherBytes: pub.gossipBytesSent + pub.syncBytesSent + (pub.fetchBytesSent ?? 0) } : {}),
       totalBytes: bytes,
       duplicates,
       duplicatesPerNode: duplicates / nodes
     }
+    const received = Object.entries(p.traffic.byNode).filter(([k]) => Number(k) !== p.from)
+      .map(([, t]) => t.gossipBytesReceived + t.syncBytesReceived + (t.fetchBytesReceived ?? 0))
+    if (received.length > 0) {
+      const mean = received.reduce((a, b) => a + b, 0) / received.length
+      const max = Math.max(...received)
+      result.traffic.receivedPerNode = { mean, max, ...(p.bytes !== undefined && p.bytes > 0 ? { meanX: mean / p.bytes, maxX: max / p.bytes } : {}) }
+    }
+    const fetched = Object.values(p.traffic.byNode).reduce((s, t) => s + (t.fetchBytesReceived ?? 0), 0)
+    if (fetched > 0) result.traffic.fetchBytes = fetched
   }
   return result
 }

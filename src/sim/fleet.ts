@@ -9,26 +9,28 @@ import { PUBLISH_WINDOW_MS } from './constants.js'
 
 export const ZERO_TRAFFIC: Traffic = { gossipBytesSent: 0, gossipBytesReceived: 0, syncBytesSent: 0, syncBytesReceived: 0, policyDuplicates: 0, policyMessages: 0 }
 
-export function addTraffic (a: Traffic, b: Traffic): Traffic {
-  return {
-    gossipBytesSent: a.gossipBytesSent + b.gossipBytesSent,
-    gossipBytesReceived: a.gossipBytesReceived + b.gossipBytesReceived,
-    syncBytesSent: a.syncBytesSent + b.syncBytesSent,
-    syncBytesReceived: a.syncBytesReceived + b.syncBytesReceived,
-    policyDuplicates: a.policyDuplicates + b.policyDuplicates,
-    policyMessages: a.policyMessages + b.policyMessages
+const OPTIONAL_TRAFFIC = ['fetchBytesSent', 'fetchBytesReceived', 'announceMessages', 'announceDuplicates'] as const
+
+function combine (a: Traffic, b: Traffic, sign: 1 | -1): Traffic {
+  const out: Traffic = {
+    gossipBytesSent: a.gossipBytesSent + sign * b.gossipBytesSent,
+    gossipBytesReceived: a.gossipBytesReceived + sign * b.gossipBytesReceived,
+    syncBytesSent: a.syncBytesSent + sign * b.syncBytesSent,
+    syncBytesReceived: a.syncBytesReceived + sign * b.syncBytesReceived,
+    policyDuplicates: a.policyDuplicates + sign * b.policyDuplicates,
+    policyMessages: a.policyMessages + sign * b.policyMessages
   }
+  // Announce-and-fetch counters: carried when either side has them.
+  for (const k of OPTIONAL_TRAFFIC) if (a[k] !== undefined || b[k] !== undefined) out[k] = (a[k] ?? 0) + sign * (b[k] ?? 0)
+  return out
+}
+
+export function addTraffic (a: Traffic, b: Traffic): Traffic {
+  return combine(a, b, 1)
 }
 
 export function subTraffic (a: Traffic, b: Traffic): Traffic {
-  return {
-    gossipBytesSent: a.gossipBytesSent - b.gossipBytesSent,
-    gossipBytesReceived: a.gossipBytesReceived - b.gossipBytesReceived,
-    syncBytesSent: a.syncBytesSent - b.syncBytesSent,
-    syncBytesReceived: a.syncBytesReceived - b.syncBytesReceived,
-    policyDuplicates: a.policyDuplicates - b.policyDuplicates,
-    policyMessages: a.policyMessages - b.policyMessages
-  }
+  return combine(a, b, -1)
 }
 
 export interface FleetNode {

@@ -9,6 +9,7 @@ export interface AgentSettings {
   reapplyInterval?: number
   beaconInterval?: number
   targetPeers?: number
+  announceThreshold?: number
 }
 
 export interface NodeSpec {

@@ -193,7 +193,8 @@ function publishRows (r: SimResult): string {
       `<td class="num">${p.held?.t100 !== undefined ? formatMs(p.held.t100) : '—'}<br><span class="muted">${p.applyMs !== undefined ? `apply ${formatMs(p.applyMs.p50)}` : ''}</span></td>` +
       `<td>${esc(viaText(p))}</td>` +
       `<td class="num">${tr !== undefined ? tr.duplicatesPerNode.toFixed(1) : '—'}</td>` +
-      `<td class="num">${tr?.publisherBytes !== undefined ? `${formatBytes(tr.publisherBytes)} <span class="muted">publisher</span><br>` : ''}<span class="muted">${tr !== undefined ? `${formatBytes(tr.totalBytes)} all` : ''}</span></td>` +
+      `<td class="num">${tr?.publisherBytes !== undefined ? `${formatBytes(tr.publisherBytes)} <span class="muted">publisher</span><br>` : ''}<span class="muted">${tr !== undefined ? `${formatBytes(tr.totalBytes)} all` : ''}</span>` +
+      `${tr?.receivedPerNode !== undefined ? `<br>${formatBytes(tr.receivedPerNode.mean)} <span class="muted">in per node${tr.receivedPerNode.meanX !== undefined ? ` (${tr.receivedPerNode.meanX.toFixed(2)}× the envelope, max ${(tr.receivedPerNode.maxX ?? 0).toFixed(2)}×)` : ''}</span>` : ''}</td>` +
       `<td>${notes.join('<br>') || '<span class="muted">—</span>'}</td></tr>`
   }).join('')
 }

@@ -46,6 +46,8 @@ export interface RecordPublish {
   signer: string
   at: number
   kind: 'policy' | 'trust' | 'retired'
+  /** Size of the signed envelope, bytes. */
+  bytes?: number
   target?: Target
   /** Traffic of every node over the publish's window (until all targeted nodes applied, or a bound). */
   traffic?: { window: [number, number], byNode: Record<number, Traffic> }
@@ -122,6 +124,13 @@ export interface PublishResult {
     totalBytes: number
     duplicates: number
     duplicatesPerNode: number
+    /**
+     * Bytes each node other than the publisher received in the window (gossip, sync and fetch,
+     * receipts and control included): mean and max, and both as multiples of the envelope size.
+     */
+    receivedPerNode?: { mean: number, max: number, meanX?: number, maxX?: number }
+    /** Envelope bodies fetched after announcements, bytes, all nodes. */
+    fetchBytes?: number
   }
 }
 
@@ -153,7 +162,17 @@ export interface NodeResult {
 export interface SimResult {
   format: 1
   scenario: { name: string, description?: string, file: string, engine: 'live' | 'model', seed: number, nodes: number, topology: string, network: string }
-  engine: { kind: 'live' | 'model', workers?: number, transport?: string, node?: string, cpus?: number, /** 1-minute load average at the start and end of the run: a busy machine explains slow figures. */ load?: [number, number] }
+  engine: {
+    kind: 'live' | 'model'
+    workers?: number
+    transport?: string
+    node?: string
+    cpus?: number
+    /** 1-minute load average at the start and end of the run: a busy machine explains slow figures. */
+    load?: [number, number]
+    /** Model engine: one agent per host, or every agent sharing one machine's cores (as the live engine runs them). */
+    host?: { kind: 'dedicated' } | { kind: 'shared', cores: number }
+  }
   startedAt: string
   /** Setup (start agents, wire the topology, wait for the gossip mesh) then the timeline, ms. */
   setupMs: number

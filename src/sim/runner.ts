@@ -8,7 +8,7 @@ import { evaluateChecks } from './checks.js'
 import { analyse } from './summary.js'
 import { onlineTargets } from './analysis.js'
 import { prng, seedOf } from './random.js'
-import { selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
+import { MAX_NODES, selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
 import { firewalled, partitionGroups, planTopology, selectNodes, clusterOf, type SelectContext } from './topology.js'
 import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
@@ -59,7 +59,9 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`
  * as events arrive. Writes results.json, record.json and report.html to `opts.out`.
  */
 export async function runScenario (scenario: Scenario, opts: RunOptions): Promise<RunOutput> {
-  if (scenario.engine !== 'live') throw new SimulationError(`${scenario.file} is written for the ${scenario.engine} engine; grapevine sim runs the live engine (engine: live)`)
+  if (scenario.engine !== 'live') throw new SimulationError(`${scenario.file} is written for the ${scenario.engine} engine; runScenario runs the live engine (engine: live)`)
+  const count = opts.nodes ?? scenario.nodes.count
+  if (count > MAX_NODES) throw new SimulationError(`${scenario.file}: ${count} live agents do not fit one machine (at most ${MAX_NODES}, docs/capacity.md); run it with the model engine`)
   const run = new LiveRun(scenario, opts)
   return await run.execute()
 }
@@ -271,6 +273,7 @@ class LiveRun {
       signer: p.key === this.root ? 'root' : [...this.admins].find(([, k]) => k === p.key)?.[0] ?? p.key.id,
       at: res.at,
       kind: p.policy.kind,
+      bytes: bytes.byteLength,
       ...(p.policy.kind === 'policy' && p.policy.target !== undefined ? { target: p.policy.target } : {})
     }, before)
     if (res.outcome !== 'accepted') this.say(`${p.id}: node-${p.from} did not take its own envelope (${res.outcome}): a newer or winning version is already there`)

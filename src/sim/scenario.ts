@@ -20,6 +20,13 @@ const MAX_SCENARIO_BYTES = 1024 * 1024
 /** More live agents than this do not fit one machine (docs/capacity.md); the model engine allows more. */
 export const MAX_NODES = 100_000
 
+/**
+ * The model engine's bound: its state is typed arrays sized by N and its record holds an entry
+ * per node and delivery, so memory grows linearly; ten times the scale sweep's largest fleet.
+ * The file's schema allows this much; the live engine refuses more than MAX_NODES when it runs.
+ */
+export const MAX_MODEL_NODES = 1_000_000
+
 // ---- scalars ---------------------------------------------------------------
 
 const DURATION_HINT = 'expected a duration with a unit, like "2s", "1.5s" or "500ms"'
@@ -188,7 +195,7 @@ export const scenarioSchema = z.strictObject({
   /** Hard cap on the run; by default the last event plus the longest check deadline, plus grace. */
   duration: duration.optional(),
   nodes: z.strictObject({
-    count: z.number().int().min(1).max(MAX_NODES),
+    count: z.number().int().min(1).max(MAX_MODEL_NODES),
     /** Tag sets dealt round-robin: node i gets tags[i % length]. */
     tags: z.array(tagMap).default([]),
     /**
@@ -211,7 +218,9 @@ export const scenarioSchema = z.strictObject({
     syncInterval: duration.optional(),
     reapplyInterval: duration.optional(),
     beaconInterval: duration.optional(),
-    targetPeers: z.number().int().min(1).max(256).optional()
+    targetPeers: z.number().int().min(1).max(256).optional(),
+    /** Envelopes over this many bytes are announced and fetched (announce-and-fetch); 0 gossips them whole. */
+    announceThreshold: z.number().int().nonnegative().optional()
   }).default({}),
   /** Admin keys the root lists in a trust policy, with their scopes; `root` signs directly. */
   admins: z.record(eventId, z.strictObject({ scopes: z.array(z.string().min(1)).min(1) })).default({}),

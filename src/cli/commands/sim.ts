@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Register } from '../main.js'
+import type { HostModel, RunOutput, SimResult } from '../../sim/index.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 
 function positiveInt (flag: string) {
@@ -26,6 +28,21 @@ function positiveNumber (flag: string) {
   }
 }
 
+type Engine = 'live' | 'model'
+
+function engineName (v: string): Engine {
+  if (v !== 'live' && v !== 'model') throw new CliError(`--engine must be "live" or "model": got "${v}"`, EXIT.USAGE)
+  return v
+}
+
+/** `dedicated`, `shared` (this machine's cores) or `shared:N`. */
+function hostModel (v: string): { kind: 'dedicated' } | { kind: 'shared', cores?: number } {
+  if (v === 'dedicated') return { kind: 'dedicated' }
+  const m = /^shared(?::(\d+))?$/.exec(v)
+  if (m === null || (m[1] !== undefined && Number(m[1]) < 1)) throw new CliError(`--host must be "dedicated", "shared" or "shared:CORES" (like "shared:2"): got "${v}"`, EXIT.USAGE)
+  return m[1] !== undefined ? { kind: 'shared', cores: Number(m[1]) } : { kind: 'shared' }
+}
+
 /** A path, or a shipped scenario's name: `smoke` is simulations/smoke.yaml (here, or in the package). */
 export function resolveScenarioPath (arg: string): string {
   if (existsSync(arg)) return arg
@@ -42,75 +59,129 @@ function stamp (): string {
 
 const ms = (v: number | undefined): string => v === undefined ? '—' : v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(2)} s`
 
+interface SimOptions {
+  out?: string
+  seed?: number
+  nodes?: number
+  engine?: Engine
+  workers?: number
+  settle?: string
+  host?: ReturnType<typeof hostModel>
+  deadlineScale: number
+  json?: boolean
+}
+
 export const registerSim: Register = (program, done) => {
   program.command('sim')
-    .description('Run a simulation scenario with real agents on this machine; writes results.json and an HTML report.')
-    .argument('<scenario>', 'scenario file, or the name of one in simulations/ (smoke, churn, partition-heal, lossy, concurrent-admins, late-joiners)')
+    .description('Run a simulation scenario, with real agents on this machine (engine: live) or in the model engine (engine: model); writes results.json and an HTML report.')
+    .argument('<scenario>', 'scenario file, or the name of one in simulations/ (smoke, churn, partition-heal, lossy, concurrent-admins, late-joiners, scale-internet, scale-churn, scale-calibration)')
     .option('--out <dir>', 'output directory (default ./out/sim-<name>-<time>)')
+    .option('--engine <engine>', 'run the scenario in this engine, whatever its file says: live or model', engineName)
     .option('--seed <n>', 'seed for topology, selections, agents\' jitter and the link model (default: the scenario\'s, else 1)', nonNegativeInt('--seed'))
     .option('--nodes <n>', 'override the scenario\'s node count', positiveInt('--nodes'))
-    .option('--workers <n>', 'worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
-    .option('--settle <duration>', 'before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once)', 'auto')
+    .option('--workers <n>', 'live engine: worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
+    .option('--settle <duration>', 'live engine: before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once; default auto)')
+    .option('--host <model>', 'model engine: dedicated (one agent per host) or shared[:CORES] (every agent on one machine, as the live engine runs them; default this machine\'s cores). Default: shared for a file written for the live engine, else dedicated', hostModel)
     .option('--deadline-scale <f>', 'multiply every check deadline, for slow or loaded machines', positiveNumber('--deadline-scale'), 1)
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
-    .action(async (arg: string, opts: { out?: string, seed?: number, nodes?: number, workers?: number, settle: string, deadlineScale: number, json?: boolean }) => {
-      const { loadScenario, runScenario, progressPrinter, parseDuration, InvalidScenarioError } = await import('../../sim/index.js')
-      const settleMs = opts.settle === 'auto' ? 'auto' : parseDuration(opts.settle)
-      if (settleMs === undefined) throw new CliError(`--settle must be "auto" or a duration like "10s" or "0": got "${opts.settle}"`, EXIT.USAGE)
+    .action(async (arg: string, opts: SimOptions) => {
+      const sim = await import('../../sim/index.js')
       const file = resolveScenarioPath(arg)
       let scenario
       try {
-        scenario = await loadScenario(file)
+        scenario = await sim.loadScenario(file)
       } catch (err) {
-        if (err instanceof InvalidScenarioError) {
+        if (err instanceof sim.InvalidScenarioError) {
           process.stderr.write(`${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in ${err.file}:\n${err.message}\n`)
           done(EXIT.INVALID)
           return
         }
         throw err
       }
-      if (scenario.engine !== 'live') throw new CliError(`${file} is for the ${scenario.engine} engine; grapevine sim runs live agents (set engine: live)`, EXIT.INVALID)
+      const engine = opts.engine ?? scenario.engine
+      // Options for the other engine are refused rather than ignored: a run that silently
+      // differs from the command line is worse than a usage error.
+      const only = (flag: string, given: boolean, owner: Engine): void => {
+        if (!given || engine === owner) return
+        const why = opts.engine !== undefined ? `--engine ${engine}` : `${file} says engine: ${engine}`
+        throw new CliError(`${flag} is for the ${owner} engine, and this run uses the ${engine} engine (${why}); leave ${flag} out${opts.engine === undefined ? ` or add --engine ${owner}` : ''}`, EXIT.USAGE)
+      }
+      only('--workers', opts.workers !== undefined, 'live')
+      only('--settle', opts.settle !== undefined, 'live')
+      only('--host', opts.host !== undefined, 'model')
+      const count = opts.nodes ?? scenario.nodes.count
+      if (engine === 'live' && count > sim.MAX_NODES) {
+        const what = `${count} live agents do not fit one machine (at most ${sim.MAX_NODES}, docs/capacity.md); add --engine model to run it in the model engine`
+        throw opts.nodes !== undefined ? new CliError(`--nodes ${count}: ${what}`, EXIT.USAGE) : new CliError(`${file}: nodes.count: ${what}`, EXIT.INVALID)
+      }
+      if (engine === 'model' && count > sim.MAX_MODEL_NODES) throw new CliError(`--nodes ${count}: the model engine runs at most ${sim.MAX_MODEL_NODES} nodes`, EXIT.USAGE)
       const out = resolve(opts.out ?? join('out', `sim-${scenario.name}-${stamp()}`))
-      const printer = progressPrinter(opts.json === true ? process.stderr : process.stdout)
-      const abort = new AbortController()
-      const onSignal = (): void => { abort.abort() }
-      process.once('SIGINT', onSignal)
-      process.once('SIGTERM', onSignal)
-      let output
-      try {
-        output = await runScenario(scenario, {
-          out,
-          seed: opts.seed,
-          nodes: opts.nodes,
-          workers: opts.workers,
-          deadlineScale: opts.deadlineScale,
-          settleMs,
-          onProgress: printer.update,
-          signal: abort.signal
-        })
-      } finally {
-        printer.end()
-        process.off('SIGINT', onSignal)
-        process.off('SIGTERM', onSignal)
+      const progress = opts.json === true ? process.stderr : process.stdout
+      const printer = sim.progressPrinter(progress)
+      let output: RunOutput
+      let about: string
+      if (engine === 'model') {
+        // A file written for the live engine is being compared with live runs on this machine
+        // (calibration), so it gets the shared-host model; a model file describes real hosts.
+        const host: HostModel = opts.host?.kind === 'dedicated' || (opts.host === undefined && scenario.engine === 'model')
+          ? { kind: 'dedicated' }
+          : { kind: 'shared', cores: opts.host?.cores ?? availableParallelism() }
+        const hostText = `${sim.describeHost(host)}${opts.host === undefined ? ` (the default for a file written for the ${scenario.engine} engine)` : ''}`
+        progress.write(`model engine: ${count} nodes, ${hostText}\n`)
+        let run
+        try {
+          run = await sim.runModelScenario(scenario, { out, seed: opts.seed, nodes: opts.nodes, deadlineScale: opts.deadlineScale, host, onProgress: printer.update })
+        } finally {
+          printer.end()
+        }
+        output = run
+        about = `model engine, ${hostText}; simulated ${ms(run.record.end)} in ${ms(run.stats.wallMs)} (${run.stats.events.toLocaleString('en-US')} events)`
+      } else {
+        const settleMs = opts.settle === undefined || opts.settle === 'auto' ? 'auto' : sim.parseDuration(opts.settle)
+        if (settleMs === undefined) throw new CliError(`--settle must be "auto" or a duration like "10s" or "0": got "${opts.settle ?? ''}"`, EXIT.USAGE)
+        const abort = new AbortController()
+        const onSignal = (): void => { abort.abort() }
+        process.once('SIGINT', onSignal)
+        process.once('SIGTERM', onSignal)
+        try {
+          output = await sim.runScenario({ ...scenario, engine: 'live' }, {
+            out,
+            seed: opts.seed,
+            nodes: opts.nodes,
+            workers: opts.workers,
+            deadlineScale: opts.deadlineScale,
+            settleMs,
+            onProgress: printer.update,
+            signal: abort.signal
+          })
+        } finally {
+          printer.end()
+          process.off('SIGINT', onSignal)
+          process.off('SIGTERM', onSignal)
+        }
+        const e = output.result.engine
+        about = `live engine, ${e.workers ?? '?'} worker process${e.workers === 1 ? '' : 'es'} on ${e.cpus ?? '?'} CPUs${e.load !== undefined ? `, load ${e.load[0].toFixed(1)} → ${e.load[1].toFixed(1)}` : ''}`
       }
       const r = output.result
-      if (opts.json === true) {
-        printJson({ ...r, files: output.files })
-      } else {
-        print()
-        print(`${colour.bold(r.scenario.name)}: ${r.scenario.nodes} nodes, ${r.scenario.topology}; ${r.scenario.network}`)
-        for (const p of r.publishes.filter((x) => x.id !== 'trust')) {
-          const via = Object.entries(p.via).map(([k, v]) => `${v} ${k}`).join(', ')
-          print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}${p.held?.t100 !== undefined ? ` (all held in ${ms(p.held.t100)})` : ''}  via ${via || '—'}` +
-            `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}${p.traffic.publisherBytes !== undefined ? `  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` : ''}` +
-            `${p.catchUp.length > 0 ? `  catch-up ${p.catchUp.length} (slowest ${ms(Math.max(...p.catchUp.map((c) => c.ms)))})` : ''}${p.missing.length > 0 ? colour.red(`  missing ${p.missing.length}`) : ''}`)
-        }
-        for (const c of r.convergence) print(`  one version again ${c.ms !== undefined ? ms(c.ms) : colour.red('never')} after ${c.after}`)
-        for (const c of r.checks) print(`  ${c.status === 'pass' ? colour.green('✓') : colour.red('✗')} ${c.text}: ${c.detail}`)
-        if (r.failures.length > 0) print(colour.red(`  ${r.failures.length} failure(s); first: ${r.failures[0]}`))
-        print()
-        print(`${r.passed ? colour.green('PASSED') : colour.red('FAILED')}  report: ${relative(process.cwd(), output.files.report) || output.files.report}  (results.json beside it)`)
-      }
+      if (opts.json === true) printJson({ ...r, files: output.files })
+      else printSummary(r, output.files.report, about)
       done(r.passed ? EXIT.OK : EXIT.INVALID)
     })
+}
+
+function printSummary (r: SimResult, report: string, about: string): void {
+  print()
+  print(`${colour.bold(r.scenario.name)}: ${r.scenario.nodes} nodes, ${r.scenario.topology}; ${r.scenario.network}`)
+  print(`  ${about}; seed ${r.scenario.seed}`)
+  for (const p of r.publishes.filter((x) => x.id !== 'trust')) {
+    const via = Object.entries(p.via).map(([k, v]) => `${v} ${k}`).join(', ')
+    print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}${p.held?.t100 !== undefined ? ` (all held in ${ms(p.held.t100)})` : ''}  via ${via || '—'}` +
+      `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}${p.traffic.publisherBytes !== undefined ? `  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` : ''}` +
+      `${p.catchUp.length > 0 ? `  catch-up ${p.catchUp.length} (slowest ${ms(Math.max(...p.catchUp.map((c) => c.ms)))})` : ''}${p.missing.length > 0 ? colour.red(`  missing ${p.missing.length}`) : ''}`)
+  }
+  for (const c of r.convergence) print(`  one version again ${c.ms !== undefined ? ms(c.ms) : colour.red('never')} after ${c.after}`)
+  for (const c of r.checks) print(`  ${c.status === 'pass' ? colour.green('✓') : colour.red('✗')} ${c.text}: ${c.detail}`)
+  if (r.failures.length > 0) print(colour.red(`  ${r.failures.length} failure(s); first: ${r.failures[0]}`))
+  print()
+  print(`${r.passed ? colour.green('PASSED') : colour.red('FAILED')} (${r.engine.kind} engine)  report: ${relative(process.cwd(), report) || report}  (results.json beside it)`)
 }
