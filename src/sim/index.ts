@@ -1,5 +1,7 @@
-export { loadScenario, parseScenario, parseDuration, parseSelector, scenarioSchema, type Scenario, type ScenarioCheck, type ScenarioEvent, type Selector } from './scenario.js'
+export { loadScenario, parseScenario, parseDuration, parseSelector, scenarioSchema, MAX_NODES, MAX_MODEL_NODES, type Scenario, type ScenarioCheck, type ScenarioEvent, type Selector } from './scenario.js'
 export { runScenario, describeTopology, type RunOptions, type RunProgress, type RunOutput } from './runner.js'
+export { runModelScenario, type ModelRunOptions } from './model/run.js'
+export { describeHost, type HostModel } from './model/host.js'
 export { renderReport } from './report.js'
 export { analyse } from './summary.js'
 export { evaluateChecks } from './checks.js'

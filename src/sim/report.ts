@@ -222,6 +222,7 @@ const STYLE = `
 main{max-width:1180px;margin:0 auto;padding:28px 24px 60px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:1px solid #e2e8f0;padding-bottom:4px}
 p{margin:6px 0}.muted{color:#64748b}.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .badge{display:inline-block;padding:3px 12px;border-radius:999px;font-weight:700;font-size:14px;vertical-align:middle;margin-left:10px}
+.badge.engine{background:#e0e7ff;color:#3730a3}
 .pass{background:#dcfce7;color:#166534}.fail{background:#fee2e2;color:#991b1b}
 .meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:6px 18px;margin:14px 0;padding:12px 16px;background:#fff;border:1px solid #e2e8f0;border-radius:8px}
 .meta div b{display:block;font-size:12px;color:#64748b;font-weight:600;text-transform:uppercase;letter-spacing:.03em}
@@ -239,6 +240,15 @@ svg{width:100%;height:auto;background:#fff;border:1px solid #e2e8f0;border-radiu
 details{margin-top:10px}summary{cursor:pointer;color:#334155}footer{margin-top:40px;font-size:12px;color:#64748b}
 `
 
+/** Which engine ran, and on what: side-by-side reports of one scenario differ here. */
+function engineText (e: SimResult['engine']): string {
+  if (e.kind === 'model') {
+    const host = e.host?.kind === 'shared' ? `every agent sharing ${e.host.cores} core${e.host.cores === 1 ? '' : 's'} (as the live engine runs them)` : 'one agent per host'
+    return `model (discrete-event simulation), ${host}`
+  }
+  return `live${e.workers !== undefined ? `, ${e.workers} worker process${e.workers === 1 ? '' : 'es'}` : ''}${e.transport !== undefined ? `, ${e.transport} on 127.0.0.1` : ''}`
+}
+
 export function renderReport (r: SimResult): string {
   const s = r.scenario
   const passed = r.passed
@@ -246,7 +256,7 @@ export function renderReport (r: SimResult): string {
     ['nodes', `${s.nodes}`],
     ['topology', s.topology],
     ['network', s.network],
-    ['engine', `${r.engine.kind}${r.engine.workers !== undefined ? `, ${r.engine.workers} worker process${r.engine.workers === 1 ? '' : 'es'}` : ''}${r.engine.transport !== undefined ? `, ${r.engine.transport} on 127.0.0.1` : ''}`],
+    ['engine', engineText(r.engine)],
     ...(r.engine.load !== undefined ? [['machine load', `${r.engine.load[0].toFixed(1)} at the start, ${r.engine.load[1].toFixed(1)} at the end (${r.engine.cpus ?? '?'} CPUs); figures stretch on a busy machine`] as [string, string]] : []),
     ['seed', `${s.seed}`],
     ['setup', `${formatMs(r.setupMs)}${r.agentStart !== undefined ? ` (agent start: mean ${formatMs(r.agentStart.meanMs)}, max ${formatMs(r.agentStart.maxMs)})` : ''}`],
@@ -269,11 +279,11 @@ export function renderReport (r: SimResult): string {
     ((r.warnings ?? []).length === 0 ? '' : `<h2>Warnings</h2><ul>${(r.warnings ?? []).slice(0, 20).map((f) => `<li class="warn">${esc(f)}</li>`).join('')}</ul>`)
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(`Grapevine simulation: ${s.name}`)}</title><style>${STYLE}</style></head>
+<title>${esc(`Grapevine simulation: ${s.name} (${r.engine.kind} engine)`)}</title><style>${STYLE}</style></head>
 <body><main>
-<h1>${esc(s.name)} <span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASSED' : 'FAILED'}</span></h1>
+<h1>${esc(s.name)} <span class="badge ${passed ? 'pass' : 'fail'}">${passed ? 'PASSED' : 'FAILED'}</span> <span class="badge engine">${r.engine.kind} engine</span></h1>
 ${s.description !== undefined ? `<p>${esc(s.description)}</p>` : ''}
-<p class="muted">${esc(`${s.nodes} nodes · ${s.topology} · ${s.network} · ${r.engine.kind} engine · seed ${s.seed} · ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC`)}</p>
+<p class="muted">${esc(`${s.nodes} nodes · ${s.topology} · ${s.network} · ${engineText(r.engine)} · seed ${s.seed} · ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC`)}</p>
 <p class="muted mono">${esc(s.file)}</p>
 ${headline(r)}
 <h2>Checks</h2>${checks}

@@ -13,6 +13,8 @@ import { clusterOf, partitionGroups, selectNodes, type SelectContext } from '../
 import type { Scenario, ScenarioEvent } from '../scenario.js'
 import type { RecordNode, RecordPublish, RunRecord, SimResult, Traffic as RecordTraffic } from '../result.js'
 import { DEFAULT_SEED, PUBLISH_WINDOW_MS, RUN_GRACE_MS } from '../constants.js'
+import { hostOverrides, type HostModel } from './host.js'
+import type { RunProgress } from '../runner.js'
 import { Engine, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
 import {
   D_LAZY, DEDICATED_CPU, DEFAULT_TAIL_MS, DEFAULT_UPLINK_BYTES_PER_S, FLOOD_PUBLISH, GOSSIP_FACTOR, HEADER_BYTES, HEARTBEAT_MS,
@@ -21,6 +23,7 @@ import {
 
 export { Engine, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
 export { EventQueue } from './heap.js'
+export { describeHost, hostOverrides, sharedHostOverrides, type HostModel } from './host.js'
 
 /** Engine parameters to override; nested groups merge with the defaults. */
 export interface ModelOverrides {
@@ -39,6 +42,8 @@ export interface ModelOptions {
   seed?: number
   /** Override the scenario's node count. */
   nodes?: number
+  /** The machines the agents run on (default dedicated); `params` override it. */
+  host?: HostModel
   params?: ModelOverrides
   /** Envelope size for every publish, bytes; default: the policy's canonical JSON plus the signed header. */
   policyBytes?: number
@@ -54,6 +59,8 @@ export interface ModelOptions {
   ignoreChecks?: boolean
   /** Run exactly this long (ms of simulated time), no early stop: for timing the engine. */
   until?: number
+  /** Called with each timeline event as it runs, and with a status at most every 100 ms of wall time. */
+  onProgress?: (p: RunProgress) => void
 }
 
 export interface ModelStats {
@@ -102,6 +109,11 @@ export function defaultParams (scenario: Pick<Scenario, 'network' | 'agent'>, ov
   }
 }
 
+/** `b` over `a`, group by group. */
+function mergeOverrides (a: ModelOverrides, b: ModelOverrides = {}): ModelOverrides {
+  return { ...a, ...b, gossip: { ...a.gossip, ...b.gossip }, net: { ...a.net, ...b.net }, cpu: { ...a.cpu, ...b.cpu } }
+}
+
 /** Bytes of the signed envelope for a policy: its canonical JSON plus the header and signature. */
 export function envelopeBytes (policy: Policy): number {
   return Buffer.byteLength(JSON.stringify(policy)) + HEADER_BYTES
@@ -123,7 +135,7 @@ export function modelResult (scenario: Scenario, run: ModelRun, options: ModelOp
     startedAt: new Date(0).toISOString(),
     setupMs: 0,
     checks,
-    engine: { kind: 'model', node: process.version }
+    engine: { kind: 'model', host: options.host ?? { kind: 'dedicated' }, node: process.version }
   })
 }
 
@@ -141,7 +153,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   const wall = performance.now()
   const seed = options.seed ?? scenario.seed ?? DEFAULT_SEED
   const count = options.nodes ?? scenario.nodes.count
-  const params = defaultParams(scenario, options.params)
+  const params = defaultParams(scenario, mergeOverrides(hostOverrides(options.host ?? { kind: 'dedicated' }), options.params))
   if (params.receipts && count > MAX_RECEIPT_NODES) params.receipts = false
   const settle = options.settleMs ?? 1500
   const scale = options.deadlineScale ?? 1
@@ -371,6 +383,32 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     errors
   })
 
+  // Progress for people: each timeline event as a line, and a status at most every 100 ms of
+  // wall time (counting the running nodes is O(N)). Never feeds back into the simulation.
+  let reported = 0
+  let statusAt = -Infinity
+  const progress = (t: number): void => {
+    if (options.onProgress === undefined) return
+    const now = performance.now()
+    if (reported === markers.length && now - statusAt < 100) return
+    statusAt = now
+    let up = 0
+    for (let i = 0; i < engine.nodes; i++) up += engine.up[i]!
+    const status: RunProgress = {
+      phase: 'running',
+      t,
+      up,
+      total: engine.nodes,
+      publishes: pubs.filter((p) => p.rec.kind === 'policy').map((p) => ({ id: p.rec.id, label: `${p.rec.name} v${p.rec.version}`, applied: Math.min(p.done, p.targets), targeted: p.targets })),
+      checks: { pass: 0, fail: 0, pending: 0 }
+    }
+    for (; reported < markers.length; reported++) {
+      const m = markers[reported] as RunRecord['markers'][number]
+      options.onProgress({ ...status, message: `t=${(m.at / 1000).toFixed(2)}s ${m.do} ${m.detail}` })
+    }
+    options.onProgress(status)
+  }
+
   // Run in slices of simulated time; stop early, as the live runner does, once the timeline
   // is done, every publish window closed and no check is still waiting.
   const slice = 250
@@ -380,6 +418,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     t = Math.min(cap, t + slice)
     engine.run(t)
     engine.now = t
+    progress(t)
     const open = closeWindows(t, false)
     if (timelineLeft > 0 || open || options.until !== undefined) continue
     if (scenario.expect.length === 0 || options.ignoreChecks === true) break

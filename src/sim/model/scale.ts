@@ -17,10 +17,13 @@ import { meanLatency } from '../random.js'
 import { escapeHtml as esc, formatBytes, formatMs } from '../report.js'
 import { describeNetwork } from '../summary.js'
 import type { RecordPublish } from '../result.js'
-import { simulate, type ModelOverrides, type ModelRun } from './index.js'
+import { simulate, type ModelRun } from './index.js'
+import { sharedHostOverrides } from './host.js'
 import { centralPull, centralPush, type BaselineNet, type BaselineResult, type PullParams, type PushParams } from './baselines.js'
 import { barChart, logLogChart } from './chart.js'
-import { DEDICATED_CPU, DEFAULT_UPLINK_BYTES_PER_S, LOOPBACK_UPLINK_BYTES_PER_S, MESH_D, SHARED_HOST_CPU } from './constants.js'
+import { DEDICATED_CPU, DEFAULT_UPLINK_BYTES_PER_S, MESH_D } from './constants.js'
+
+export { sharedHostOverrides } from './host.js'
 
 /** Seeds (offsets) of the meshes the calibration averages over. */
 const CALIBRATION_SEEDS = [0, 1, 2]
@@ -162,17 +165,6 @@ interface CalibrationRow {
   model: { accepted: Quantiles, applied: Quantiles, messagesPerNode: number, duplicatesPerNode: number, wallMs: number }
   /** (model − live) / live for T50, T90, T99, T100 of acceptance. */
   diff: Record<'t50' | 't90' | 't99' | 't100', number | undefined>
-}
-
-/** The model in the shape of the live engine on this host: every agent shares the machine's CPU, loopback links, receipts gossiped. */
-export function sharedHostOverrides (cores: number, topUp = true): ModelOverrides {
-  return {
-    cpu: SHARED_HOST_CPU,
-    cpuShare: cores,
-    receipts: true,
-    net: { uplinkBytesPerS: LOOPBACK_UPLINK_BYTES_PER_S },
-    gossip: { topUp }
-  }
 }
 
 async function calibration (seed: number, log: (s: string) => void): Promise<{ rows: CalibrationRow[], note: string }> {
