@@ -62,18 +62,20 @@ export const LOOPBACK_UPLINK_BYTES_PER_S = 10e9
  * Ed25519 verify of a small envelope take well under a millisecond natively; 1 ms covers the
  * schema check and bookkeeping. Duplicates are dropped by id before any of that.
  */
-export const DEDICATED_CPU = { verifyMs: 1, duplicateMs: 0.05, sendMs: 0.05, applyMs: 5, perKiBMs: 0.01, applyIoMs: 20, backgroundMsPerS: 0 } as const
+export const DEDICATED_CPU = { verifyMs: 1, receiptVerifyMs: 0.5, duplicateMs: 0.05, sendMs: 0.05, applyMs: 5, perKiBMs: 0.01, applyIoMs: 20, backgroundMsPerS: 0 } as const
 
 /**
- * Fitted (least squares on log time, T50/T90/T100 at N = 25, 50, 100) to `npm run bench:mesh`
- * on this 2-core machine, where every agent shares one Node process: see docs/scale.md,
- * "Calibration". Per-message costs include libp2p's stream handling, noise, yamux and
- * protobuf in JavaScript; each agent also burns ~6 ms of CPU per second in the background
- * (heartbeats, scoring, timers), so 100 agents take 60% of a core before any message moves;
- * applies wait ~240 ms each on the one shared disk (atomic writes with fsync). These are one to
- * two orders of magnitude above DEDICATED_CPU: a real host runs one agent.
+ * Fitted (least squares on log time, T50/T90/T99 at N = 50 and 100, two meshes each) to the
+ * live engine (`grapevine sim simulations/scale-calibration.yaml`, 2 worker processes) on this
+ * 2-core machine: see docs/scale.md, "Calibration". Per-message costs include libp2p's stream
+ * handling, noise, yamux and protobuf in JavaScript; a receipt costs less than an envelope
+ * (validateReport measured at 0.23 ms against validateEnvelope's 0.5 ms, warm). Each agent
+ * also burns ~4-6 ms of CPU per second in the background (heartbeats, scoring, timers;
+ * 4 ms/s measured from the workers' CPU time with 200 idle agents), so 100 agents take 30% of
+ * the two cores before any message moves. These are one to two orders of magnitude above
+ * DEDICATED_CPU: a real host runs one agent. applyIoMs (one shared disk) is from bench:mesh.
  */
-export const SHARED_HOST_CPU = { verifyMs: 3, duplicateMs: 0.2, sendMs: 0.15, applyMs: 4, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 6 } as const
+export const SHARED_HOST_CPU = { verifyMs: 2, receiptVerifyMs: 1, duplicateMs: 0.1, sendMs: 0.05, applyMs: 4, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 6 } as const
 
 /** Receipts multiply gossip by N (every node announces to every node: N² messages, 77 million events at N = 2,000); the model carries them only up to this size. */
 export const MAX_RECEIPT_NODES = 2000

@@ -14,8 +14,10 @@ import {
 } from './constants.js'
 
 export interface CpuCosts {
-  /** First copy of a message: decode, hash, signature, schema, version rule. */
+  /** First copy of a policy envelope: decode, hash, signature, schema, version rule, taking it. */
   verifyMs: number
+  /** First copy of a receipt or beacon: decode and signature only (validateReport costs half of validateEnvelope). */
+  receiptVerifyMs: number
   /** A copy already seen, dropped by message id. */
   duplicateMs: number
   /** Encoding and encrypting one copy for one peer. */
@@ -408,7 +410,7 @@ export class Engine {
     m.state[v]! |= SEEN
     const announce = isPolicy && this.p.dissemination === 'announce'
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
-    const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
+    const done = this.cpu(v, this.now, (isPolicy ? this.p.cpu.verifyMs : this.p.cpu.receiptVerifyMs) + this.kib(announce ? this.p.headerBytes : m.bytes))
     if (announce) this.schedule(done, Ev.FetchReq, from, v, msg)
     else this.schedule(done, Ev.Validated, v, from, msg)
   }

@@ -177,9 +177,9 @@ async function calibration (seed: number, log: (s: string) => void): Promise<{ r
   const scenario = await loadScenario(join('simulations', 'scale-calibration.yaml'))
   const rows: CalibrationRow[] = []
   for (const l of live.runs) {
-    // bench:mesh lets peer maintenance top connections up for 9 s first; grapevine sim publishes on the bootstrap topology.
+    // Both live setups let peer maintenance top connections up before the publish (bench:mesh for 9 s, grapevine sim until it settles).
     // Three seeds (three random meshes), averaged: one live run is one mesh too.
-    const runs = CALIBRATION_SEEDS.map((k) => simulate({ ...scenario, engine: 'model' }, { nodes: l.nodes, seed: seed + k, params: sharedHostOverrides(l.cores, l.engine === 'bench:mesh') }))
+    const runs = CALIBRATION_SEEDS.map((k) => simulate({ ...scenario, engine: 'model' }, { nodes: l.nodes, seed: seed + k, params: sharedHostOverrides(l.cores) }))
     const figs = runs.map((run) => {
       const p = run.record.publishes[0] as RecordPublish
       const n = run.record.nodes.length
