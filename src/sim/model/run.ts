@@ -31,7 +31,7 @@ export async function runModelScenario (scenario: Scenario, opts: ModelRunOption
   }
   const run = simulate(s, options)
   // Analysis walks the whole record; at tens of thousands of nodes it takes longer than the simulation.
-  if (run.stats.wallMs > 1000) opts.onProgress?.({ phase: 'running', message: `simulated ${(run.record.end / 1000).toFixed(2)}s in ${(run.stats.wallMs / 1000).toFixed(1)}s of wall time; analysing ${run.record.nodes.length} nodes and writing the report`, t: run.record.end, up: 0, total: run.record.nodes.length, publishes: [], checks: { pass: 0, fail: 0, pending: 0 } })
+  if (run.stats.wallMs > 1000) opts.onProgress?.({ phase: 'done', message: `simulated ${(run.record.end / 1000).toFixed(2)}s in ${(run.stats.wallMs / 1000).toFixed(1)}s of wall time; analysing ${run.record.nodes.length} nodes and writing the report`, t: run.record.end, up: 0, total: run.record.nodes.length, publishes: [], checks: { pass: 0, fail: 0, pending: 0 } })
   const result = { ...modelResult(s, run, options), startedAt: (opts.startedAt ?? new Date()).toISOString() }
   const files = { results: join(opts.out, 'results.json'), record: join(opts.out, 'record.json'), report: join(opts.out, 'report.html') }
   await mkdir(opts.out, { recursive: true })
