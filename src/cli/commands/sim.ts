@@ -66,6 +66,7 @@ interface SimOptions {
   engine?: Engine
   workers?: number
   settle?: string
+  announceThreshold?: number
   host?: ReturnType<typeof hostModel>
   deadlineScale: number
   json?: boolean
@@ -81,6 +82,7 @@ export const registerSim: Register = (program, done) => {
     .option('--nodes <n>', 'override the scenario\'s node count', positiveInt('--nodes'))
     .option('--workers <n>', 'live engine: worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
     .option('--settle <duration>', 'live engine: before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once; default auto)')
+    .option('--announce-threshold <bytes>', 'live engine: override the agents\' announce threshold (envelopes over it are announced and fetched; 0 gossips them whole)', nonNegativeInt('--announce-threshold'))
     .option('--host <model>', 'model engine: dedicated (one agent per host) or shared[:CORES] (every agent on one machine, as the live engine runs them; default this machine\'s cores). Default: shared for a file written for the live engine, else dedicated', hostModel)
     .option('--deadline-scale <f>', 'multiply every check deadline, for slow or loaded machines', positiveNumber('--deadline-scale'), 1)
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
@@ -108,6 +110,7 @@ export const registerSim: Register = (program, done) => {
       }
       only('--workers', opts.workers !== undefined, 'live')
       only('--settle', opts.settle !== undefined, 'live')
+      only('--announce-threshold', opts.announceThreshold !== undefined, 'live')
       only('--host', opts.host !== undefined, 'model')
       const count = opts.nodes ?? scenario.nodes.count
       if (engine === 'live' && count > sim.MAX_NODES) {
@@ -144,7 +147,8 @@ export const registerSim: Register = (program, done) => {
         process.once('SIGINT', onSignal)
         process.once('SIGTERM', onSignal)
         try {
-          output = await sim.runScenario({ ...scenario, engine: 'live' }, {
+          const agent = opts.announceThreshold !== undefined ? { ...scenario.agent, announceThreshold: opts.announceThreshold } : scenario.agent
+          output = await sim.runScenario({ ...scenario, engine: 'live', agent }, {
             out,
             seed: opts.seed,
             nodes: opts.nodes,
