@@ -75,7 +75,7 @@ describe('nodeOutcomes', () => {
 describe('publishResult', () => {
   it('gives quantiles, how nodes got it, traffic and the conflict outcome', () => {
     const nodes = [node(0), node(1), node(2), node(3)]
-    const p = pub({ id: 'mine', traffic: { window: [0, 1000], byNode: { 0: { ...ZERO, gossipBytesSent: 1000, syncBytesSent: 24 }, 1: { ...ZERO, gossipBytesSent: 500, policyDuplicates: 2 }, 2: { ...ZERO, policyDuplicates: 4 } } } })
+    const p = pub({ id: 'mine', bytes: 1000, traffic: { window: [0, 1000], byNode: { 0: { ...ZERO, gossipBytesSent: 1000, syncBytesSent: 24 }, 1: { ...ZERO, gossipBytesSent: 500, gossipBytesReceived: 2000, policyDuplicates: 2 }, 2: { ...ZERO, syncBytesReceived: 1000, fetchBytesReceived: 500, policyDuplicates: 4 } } } })
     const rival = pub({ id: 'theirs', hash: 'sha256:a', from: 3 })
     const r = record(nodes, p, { 0: 10, 1: 100, 2: 200, 3: 400 })
     r.publishes.push(rival)
@@ -83,7 +83,16 @@ describe('publishResult', () => {
     const res = publishResult(r, p)
     expect(res.times).toEqual({ t50: 100, t90: 400, t99: 400, t100: 400 })
     expect(res.via).toEqual({ local: 1, gossip: 2, sync: 1 })
-    expect(res.traffic).toEqual({ windowMs: 1000, publisherBytes: 1024, totalBytes: 1524, duplicates: 6, duplicatesPerNode: 2 })
+    expect(res.traffic).toEqual({
+      windowMs: 1000,
+      publisherBytes: 1024,
+      totalBytes: 1524,
+      duplicates: 6,
+      duplicatesPerNode: 2,
+      // Received by every node but the publisher (gossip + sync + fetch), also as × the envelope size.
+      receivedPerNode: { mean: 1750, max: 2000, meanX: 1.75, maxX: 2 },
+      fetchBytes: 500
+    })
     expect(res.conflict).toEqual({ with: 'theirs', won: true })
     expect(res.coverage[0]).toEqual([0, 0])
     expect(res.coverage[res.coverage.length - 1]).toEqual([400, 1])
