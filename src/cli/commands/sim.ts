@@ -181,6 +181,7 @@ function printSummary (r: SimResult, report: string, about: string): void {
     const via = Object.entries(p.via).map(([k, v]) => `${v} ${k}`).join(', ')
     print(`  ${p.id} (${p.name} v${p.version}): ${p.applied}/${p.targeted} applied  T50 ${ms(p.times.t50)}  T90 ${ms(p.times.t90)}  T99 ${ms(p.times.t99)}  T100 ${ms(p.times.t100)}${p.held?.t100 !== undefined ? ` (all held in ${ms(p.held.t100)})` : ''}  via ${via || '—'}` +
       `${p.traffic !== undefined ? `  dup/node ${p.traffic.duplicatesPerNode.toFixed(1)}${p.traffic.publisherBytes !== undefined ? `  publisher sent ${(p.traffic.publisherBytes / 1024).toFixed(1)} KiB` : ''}` : ''}` +
+      `${p.traffic?.receivedPerNode?.meanX !== undefined ? `  received/node ${p.traffic.receivedPerNode.meanX.toFixed(2)}× (max ${(p.traffic.receivedPerNode.maxX ?? 0).toFixed(2)}×)` : ''}` +
       `${p.catchUp.length > 0 ? `  catch-up ${p.catchUp.length} (slowest ${ms(Math.max(...p.catchUp.map((c) => c.ms)))})` : ''}${p.missing.length > 0 ? colour.red(`  missing ${p.missing.length}`) : ''}`)
   }
   for (const c of r.convergence) print(`  one version again ${c.ms !== undefined ? ms(c.ms) : colour.red('never')} after ${c.after}`)
