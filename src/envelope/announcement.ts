@@ -1,11 +1,9 @@
-import { z } from 'zod'
 import { canonicalJson } from './canonical.js'
 import { MAX_ANNOUNCEMENT_BYTES } from './constants.js'
 import { envelopeShape, pickHeader, signingPayload, type EnvelopeHeader } from './envelope.js'
 import { verifyBytes } from './keys.js'
-import { AnnouncementMismatchError, BadSignatureError, EnvelopeTooLargeError, InvalidEnvelopeError, MalformedEnvelopeError } from './errors.js'
-import type { Authorizer } from './validator.js'
-import { formatPath } from '../policy/index.js'
+import { AnnouncementMismatchError, BadSignatureError } from './errors.js'
+import { decodeCanonical, type Authorizer } from './validator.js'
 
 // Announce-and-fetch (docs/scale.md): a large envelope is gossiped as its signed header plus
 // signature, ~420 bytes. The signature covers only the header and the header's `hash` binds the
@@ -18,7 +16,6 @@ export interface Announcement extends EnvelopeHeader {
 
 const announcementShape = envelopeShape.omit({ policy: true })
 
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const encoder = new TextEncoder()
 
 /** The announcement of an envelope: canonical JSON of its header and signature. */
@@ -31,28 +28,7 @@ export function encodeAnnouncement (env: Announcement): Uint8Array {
  * version rule before paying for a signature check (replays cost nothing).
  */
 export function decodeAnnouncement (bytes: Uint8Array, maxBytes = MAX_ANNOUNCEMENT_BYTES): Announcement {
-  if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(bytes.byteLength, maxBytes)
-  let text: string
-  let raw: unknown
-  try {
-    text = decoder.decode(bytes)
-    raw = JSON.parse(text)
-  } catch (err) {
-    throw new MalformedEnvelopeError(`announcement is not UTF-8 JSON: ${(err as Error).message}`)
-  }
-  let canonical: string
-  try {
-    canonical = canonicalJson(raw)
-  } catch {
-    throw new MalformedEnvelopeError('announcement is not canonical JSON (RFC 8785)')
-  }
-  if (canonical !== text) throw new MalformedEnvelopeError('announcement is not canonical JSON (RFC 8785)')
-  const parsed = announcementShape.safeParse(raw)
-  if (!parsed.success) {
-    const first = parsed.error.issues[0] as z.core.$ZodIssue
-    throw new InvalidEnvelopeError(`announcement field ${formatPath(first.path) || '(root)'}: ${first.message}`)
-  }
-  return parsed.data
+  return decodeCanonical(bytes, maxBytes, announcementShape, 'announcement')
 }
 
 /** Signature, then trust and scope: the same checks, in the same order, as validateEnvelope. */

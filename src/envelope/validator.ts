@@ -22,37 +22,42 @@ export interface ValidateOptions {
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
- * The pure validator: bytes in, a verified envelope or a named error out. Checks run
- * cheapest first — size, decode, schema, signature (and content hash), trust and scope —
- * so garbage costs almost nothing and only well-formed envelopes reach the crypto.
+ * Size, UTF-8, canonical JSON (RFC 8785), then shape: the cheap checks every signed object on
+ * the wire (an envelope, an announcement) passes before any crypto. `what` names it in errors.
  */
-export function validateEnvelope (bytes: Uint8Array, trust: Authorizer, opts: ValidateOptions = {}): VerifiedEnvelope {
-  const limit = opts.maxBytes ?? MAX_ENVELOPE_BYTES
-  if (bytes.byteLength > limit) throw new EnvelopeTooLargeError(bytes.byteLength, limit)
-
+export function decodeCanonical<T extends z.ZodType> (bytes: Uint8Array, maxBytes: number, shape: T, what: string): z.output<T> {
+  if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(bytes.byteLength, maxBytes)
   let text: string
   let raw: unknown
   try {
     text = decoder.decode(bytes)
     raw = JSON.parse(text)
   } catch (err) {
-    throw new MalformedEnvelopeError(`envelope is not UTF-8 JSON: ${(err as Error).message}`)
+    throw new MalformedEnvelopeError(`${what} is not UTF-8 JSON: ${(err as Error).message}`)
   }
   // One value has exactly one encoding, so any change to the bytes changes what is verified.
   let canonical: string
   try {
     canonical = canonicalJson(raw)
   } catch {
-    throw new MalformedEnvelopeError('envelope is not canonical JSON (RFC 8785)')
+    throw new MalformedEnvelopeError(`${what} is not canonical JSON (RFC 8785)`)
   }
-  if (canonical !== text) throw new MalformedEnvelopeError('envelope is not canonical JSON (RFC 8785)')
-
-  const parsed = envelopeShape.safeParse(raw)
+  if (canonical !== text) throw new MalformedEnvelopeError(`${what} is not canonical JSON (RFC 8785)`)
+  const parsed = shape.safeParse(raw)
   if (!parsed.success) {
     const first = parsed.error.issues[0] as z.core.$ZodIssue
-    throw new InvalidEnvelopeError(`envelope field ${formatPath(first.path) || '(root)'}: ${first.message}`)
+    throw new InvalidEnvelopeError(`${what} field ${formatPath(first.path) || '(root)'}: ${first.message}`)
   }
-  const env = parsed.data
+  return parsed.data
+}
+
+/**
+ * The pure validator: bytes in, a verified envelope or a named error out. Checks run
+ * cheapest first — size, decode, schema, signature (and content hash), trust and scope —
+ * so garbage costs almost nothing and only well-formed envelopes reach the crypto.
+ */
+export function validateEnvelope (bytes: Uint8Array, trust: Authorizer, opts: ValidateOptions = {}): VerifiedEnvelope {
+  const env = decodeCanonical(bytes, opts.maxBytes ?? MAX_ENVELOPE_BYTES, envelopeShape, 'envelope')
   let policy
   try {
     policy = validatePolicyObject(env.policy, `envelope ${env.name} v${env.version}`)
