@@ -8,6 +8,7 @@ import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from '
 import { schedule } from './schedule.js'
 import { RootGuard } from './paths.js'
 import { DirSync } from './atomic.js'
+import { WriteBatch, type WriteBatchInit } from './durable.js'
 import { BackupStore } from './backup.js'
 import { UserDb } from './owners.js'
 import { acquireApplyLock } from './lock.js'
@@ -43,6 +44,8 @@ export interface ApplyOptions {
    * reported as failed with a PathConflictError carrying the reason; its dependents are skipped.
    */
   skip?: ReadonlyMap<string, string>
+  /** How file writes become durable together (tests set a smaller batch or their own syncfs). */
+  writeBatch?: WriteBatchInit
 }
 
 /** Everything one run shares; path resources see only their part of it. */
@@ -73,6 +76,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     template: { node: opts.facts, vars: policy.vars ?? {} },
     users: new UserDb(),
     dirs: new DirSync(),
+    batch: dryRun ? undefined : new WriteBatch(opts.writeBatch),
     backups: new BackupStore(opts.stateDir),
     dryRun,
     runGuards: opts.runGuards === true,
@@ -172,7 +176,9 @@ async function runOne (r: Resource, deps: string[], notifiers: string[], done: M
   try {
     outcome = r.type === 'exec'
       ? await execOutcome(r, notifiers, done, shared)
-      : await pathOutcome(r, shared)
+      // A write waiting for its batch to be durable holds no file: its slot goes to the next
+      // resource, so that the batch can grow past the number of slots.
+      : await pathOutcome(r, shared, release)
   } catch (err) {
     outcome = { action: 'none', status: 'failed', error: describeError(r, err) }
   } finally {

@@ -67,6 +67,10 @@ export interface WriteOptions {
   mode: number
   uid?: number
   gid?: number
+  /** Make the content durable with the rest of the batch instead of an fdatasync of its own. */
+  batch?: { durable: (temp: string) => Promise<void> }
+  /** Called when the write starts waiting for its batch: it holds no file descriptor then. */
+  onWait?: () => void
 }
 
 const fdatasyncAsync = async (fd: number): Promise<void> =>
@@ -74,8 +78,9 @@ const fdatasyncAsync = async (fd: number): Promise<void> =>
 
 /**
  * Replaces `target` with `data` so that a reader (or a crash) sees the old file or the new
- * one, never a mix: write a temporary file beside it, set mode and owner on it, fsync, rename.
- * The caller makes the rename durable with `DirSync`.
+ * one, never a mix: write a temporary file beside it, set mode and owner on it, make it
+ * durable (fdatasync, or with `batch`), and only then rename. The caller makes the rename
+ * durable with `DirSync`.
  *
  * Only the fsync waits for the disk, so only it goes to the thread pool. The rest are
  * synchronous: each costs microseconds, while a trip through the pool costs more than that
@@ -90,9 +95,13 @@ export async function writeFileAtomic (target: string, data: Uint8Array, opts: W
       // Mode and owner are set before the rename, so a secret is never briefly world-readable.
       fchmodSync(fd, opts.mode)
       if (opts.uid !== undefined || opts.gid !== undefined) fchownSync(fd, opts.uid ?? -1, opts.gid ?? -1)
-      await fdatasyncAsync(fd)
+      if (opts.batch === undefined) await fdatasyncAsync(fd)
     } finally {
       closeSync(fd)
+    }
+    if (opts.batch !== undefined) {
+      opts.onWait?.()
+      await opts.batch.durable(temp)
     }
     renameSync(temp, target)
   } catch (err) {

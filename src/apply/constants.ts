@@ -15,6 +15,19 @@ export const DEFAULT_DIRECTORY_MODE = 0o755
  */
 export const IO_CONCURRENCY = 16
 
+/**
+ * Fewest files written together for which one syncfs(2) (a `sync -f` process, a few
+ * milliseconds) replaces fdatasync file by file (a fraction of a millisecond each, four at
+ * a time). Below it, syncfs would also pay for other programs' dirty data for little gain.
+ */
+export const SYNCFS_MIN_BATCH = 64
+
+/** Files a write batch holds before it is made durable anyway: bounds how long the first waits. */
+export const WRITE_BATCH_MAX = 2048
+
+/** A syncfs slower than this (a file system with gigabytes to write back) is abandoned for fdatasync file by file. */
+export const SYNCFS_TIMEOUT_MS = 60_000
+
 /** Output kept per stream of an exec (the tail): enough for a useful error, bounded so a chatty command cannot exhaust memory. */
 export const MAX_EXEC_OUTPUT_BYTES = 64 * 1024
 

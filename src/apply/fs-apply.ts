@@ -5,6 +5,7 @@ import type { Current, Op } from './fs-plan.js'
 import { octal } from './fs-plan.js'
 import { DirSync, symlinkAtomic, writeFileAtomic } from './atomic.js'
 import type { BackupEntry, BackupStore } from './backup.js'
+import type { WriteBatch } from './durable.js'
 
 export interface ReadOptions {
   /** Read a regular file's content when this says so for its size. */
@@ -79,6 +80,10 @@ function readCurrentSync (host: string, opts: ReadOptions): Current {
 
 export interface ExecuteContext {
   dirs: DirSync
+  /** Writes become durable together (see WriteBatch); absent: each write fdatasyncs. */
+  batch?: WriteBatch
+  /** Called when a write starts waiting for its batch, to let another resource use the slot. */
+  onWait?: () => void
   /** Where to keep what the ops replace; absent in tests that do not care. */
   backups?: BackupStore
   backup: Omit<BackupEntry, 'reason' | 'kind'>
@@ -94,7 +99,7 @@ export async function executeOps (host: string, ops: readonly Op[], current: Cur
     switch (op.op) {
       case 'write':
         await backupBefore(host, cur, 'replace', ctx)
-        await writeFileAtomic(host, op.content, { mode: op.mode, uid: op.uid, gid: op.gid }, ctx.dirs)
+        await writeFileAtomic(host, op.content, { mode: op.mode, uid: op.uid, gid: op.gid, batch: ctx.batch, onWait: ctx.onWait }, ctx.dirs)
         break
       case 'symlink':
         await backupBefore(host, cur, 'replace', ctx)

@@ -7,6 +7,7 @@ import type { ResourceResult } from './report.js'
 import type { RootGuard } from './paths.js'
 import { removeStaleTemps, type DirSync } from './atomic.js'
 import type { BackupStore } from './backup.js'
+import type { WriteBatch } from './durable.js'
 import type { UserDb } from './owners.js'
 import { desiredState, type PathResource } from './desired.js'
 import { planPath, type Current, type Desired, type PlanContext } from './fs-plan.js'
@@ -23,6 +24,8 @@ export interface PathContext {
   template: TemplateContext
   users: UserDb
   dirs: DirSync
+  /** Absent in a dry run. */
+  batch?: WriteBatch
   backups: BackupStore
   dryRun: boolean
   diffs: boolean
@@ -41,9 +44,10 @@ export interface PathContext {
 
 /**
  * Applies (or plans) one path resource: render what it should be, read what is there,
- * decide with `planPath`, make the changes with backups, and check the result.
+ * decide with `planPath`, make the changes with backups, and check the result. `onWait` is
+ * called when a write starts waiting for its batch to be durable (it holds no file then).
  */
-export async function pathOutcome (r: PathResource, shared: PathContext): Promise<Outcome> {
+export async function pathOutcome (r: PathResource, shared: PathContext, onWait?: () => void): Promise<Outcome> {
   const host = shared.guard.host(r.path)
   const { desired, warnings } = await desiredState(r, {
     template: shared.template,
@@ -80,6 +84,8 @@ export async function pathOutcome (r: PathResource, shared: PathContext): Promis
 
   await executeOps(host, plan.ops, current, {
     dirs: shared.dirs,
+    batch: shared.batch,
+    onWait,
     backups: shared.backups,
     backup: { at: new Date(shared.now()).toISOString(), policy: shared.policy.name, id: r.id, path: r.path, host }
   })
