@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
 import {
-  createNet, generateIdentity, keyIdOfPeer, multiaddr, nodeSigningKey, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf,
+  createNet, generateIdentity, multiaddr, nodeSigningKey, peerIdFromString, privateKeyFromProtobuf, privateKeyToProtobuf,
   TopicValidatorResult, type GrapevineLibp2p, type LinkShaper, type NetOptions, type PeerId
 } from '../net/libp2p.js'
 import { StateStore, type AppliedRecord, type HistoryEntry, type KnownPeer } from '../store/index.js'
@@ -11,10 +11,11 @@ import {
   type Announcement, type VerifiedEnvelope, type Conflict, type SigningKey
 } from '../envelope/index.js'
 import {
-  FleetView, signReport, validateReport, boundFailures, DEFAULT_BEACON_INTERVAL_MS, MAX_PRESENCE_POLICIES,
+  FleetView, signReport, boundFailures, DEFAULT_BEACON_INTERVAL_MS, MAX_PRESENCE_POLICIES,
   type NodeReport, type Receipt, type ReceiptOutcome
 } from '../receipt/index.js'
 import { serveQueries } from './query.js'
+import { ReceiptSender, serveReceipts, verifyNodeReport } from './receipts.js'
 import { TrustStore } from '../trust/index.js'
 import { matchesTarget, managedKey, TRUST_POLICY_NAME, type NodeFacts, type ConfigPolicy } from '../policy/index.js'
 import { applyPolicy, type ApplyReport } from '../apply/index.js'
@@ -160,6 +161,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly fleet = new FleetView()
   /** The last receipt sent per policy, so quiet drift checks do not flood the mesh. */
   private readonly lastReceipt = new Map<string, string>()
+  /** Where receipts for an envelope go: the peer this node first took it from (receipts.ts). */
+  private readonly upstream = new Map<string, string>()
+  private receiptSender!: ReceiptSender
   facts!: NodeFacts
 
   private constructor (private readonly opts: AgentOptions, private readonly store: StateStore) {
@@ -260,6 +264,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     const receipts = receiptTopic(this.mesh)
     pubsub.topicValidators.set(receipts, (_peer, msg) => this.takeReport(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
     pubsub.subscribe(receipts)
+    this.receiptSender = new ReceiptSender(this.net, {
+      sent: (_peer, count) => { this.metrics.receipts.inc({ result: 'forwarded' }, count) },
+      failed: (peer, count, err) => {
+        // The receipts stay in this node's fleet view, and presence beacons carry the outcomes.
+        this.metrics.receipts.inc({ result: 'kept' }, count)
+        this.log.debug({ peer, count, err: err.message }, 'receipts not forwarded')
+      }
+    }, this.stopping.signal)
+    await serveReceipts(this.net, (bytes, from) => this.takeRoutedReceipt(bytes, from))
     await serveQueries(this.net, {
       fleet: () => this.fleet.list(),
       envelope: async (name, version) => await this.archived(name, version)
@@ -383,6 +396,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.metrics.envelopesAccepted.inc({ via })
     this.metrics.policies.set(this.index.size)
     this.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
+    if (from !== undefined && (via === 'gossip' || via === 'sync')) this.rememberUpstream(env, from)
+    // Gossip relays only what came by gossip. An update that came by sync (a healed partition, a
+    // publisher whose gossip raced its first subscription exchange) is gossiped on from here,
+    // so it spreads at gossip speed rather than one sync interval per hop. Old envelopes a
+    // joining node catches up on are not: everyone else has them.
+    if (via === 'sync' && (current !== undefined || this.now() - Date.parse(env.issuedAt) < RELAY_SYNCED_WITHIN_MS)) void this.gossip(env).catch(() => 0)
     this.persist(async () => {
       await this.store.saveEnvelope(env.name, env.bytes, env.version)
       await this.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from })
@@ -400,10 +419,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Verified once: the same envelope serves the reply whether it was taken or not.
     const { outcome, envelope } = this.take(bytes, via)
     if (outcome !== 'accepted' || envelope === undefined) return { outcome, envelope, recipients: 0 }
-    const result = this.announces(bytes.byteLength)
-      ? await this.net.services.pubsub.publish(announceTopic(this.mesh), encodeAnnouncement(envelope))
-      : await this.net.services.pubsub.publish(policyTopic(this.mesh), bytes)
-    return { outcome, envelope, recipients: result.recipients.length }
+    return { outcome, envelope, recipients: await this.gossip(envelope) }
+  }
+
+  /** Gossips an envelope whole, or above the announce threshold its announcement; returns the peers it went to. */
+  private async gossip (env: VerifiedEnvelope): Promise<number> {
+    const result = this.announces(env.bytes.byteLength)
+      ? await this.net.services.pubsub.publish(announceTopic(this.mesh), encodeAnnouncement(env))
+      : await this.net.services.pubsub.publish(policyTopic(this.mesh), env.bytes)
+    return result.recipients.length
   }
 
   /** Whether an envelope of this size is announced rather than gossiped whole. */
@@ -562,13 +586,13 @@ export class Agent extends EventEmitter<AgentEvents> {
         delete this.applied[env.name]
         this.persist(async () => { await this.store.saveApplied(this.applied) })
       }
-      await this.sendReceipt(env, 'retired')
+      this.sendReceipt(env, 'retired')
       return
     }
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
       this.emit('not-targeted', { envelope: env })
-      await this.sendReceipt(env, 'not-targeted')
+      this.sendReceipt(env, 'not-targeted')
       return
     }
     const skip = this.pathConflicts(env as VerifiedEnvelope & { policy: ConfigPolicy })
@@ -611,7 +635,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (eventful) await this.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
     })
     this.emit('applied', { envelope: env, report })
-    await this.sendReceipt(env, report.counts.failed > 0 ? 'failed' : report.counts.changed > 0 ? 'applied' : 'unchanged', report)
+    this.sendReceipt(env, report.counts.failed > 0 ? 'failed' : report.counts.changed > 0 ? 'applied' : 'unchanged', report)
   }
 
   private readonly lastHistoryVersion = new Map<string, number>()
@@ -619,21 +643,33 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   // ---- receipts and presence ---------------------------------------------
 
-  /** Validates a receipt or beacon from the mesh; only a report signed by the node it names counts. */
+  /**
+   * Validates a receipt or beacon from the receipts topic; only a report signed by the node it
+   * names counts. Presence beacons travel there, and receipts from agents that predate routing.
+   */
   private takeReport (bytes: Uint8Array): boolean {
-    let report: NodeReport
-    try {
-      report = validateReport(bytes)
-    } catch {
-      return false
-    }
-    if (keyIdOfPeer(report.node) !== report.key) return false
+    const report = verifyNodeReport(bytes)
+    if (report === undefined) return false
     this.fleet.add(report)
     this.emit('report', report)
     return true
   }
 
-  /** Signs and gossips a receipt or beacon; returns how many peers it was sent to. */
+  /** A receipt routed to this node by a peer that took the envelope from it: keep it and pass it on towards the publisher. */
+  private takeRoutedReceipt (bytes: Uint8Array, from: string): boolean {
+    const report = verifyNodeReport(bytes)
+    if (report?.kind !== 'receipt') {
+      this.metrics.receipts.inc({ result: 'rejected' })
+      return false
+    }
+    this.metrics.receipts.inc({ result: 'received' })
+    this.fleet.add(report)
+    this.emit('report', report)
+    this.routeReceipt(report, bytes, from)
+    return true
+  }
+
+  /** Signs and gossips a presence beacon; returns how many peers it was sent to. */
   private async sendReport (report: NodeReport): Promise<number> {
     const bytes = signReport(report, this.signingKey)
     this.fleet.add(report)
@@ -641,12 +677,32 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       return (await this.net.services.pubsub.publish(receiptTopic(this.mesh), bytes)).recipients.length
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'receipt not sent')
+      this.log.debug({ err: (err as Error).message }, 'beacon not sent')
       return 0
     }
   }
 
-  private async sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): Promise<void> {
+  private rememberUpstream (env: VerifiedEnvelope, from: string): void {
+    this.upstream.set(routeKey(env.name, env.version, env.hash), from)
+    // Only recent publishes have receipts in flight; the oldest routes go first.
+    if (this.upstream.size > MAX_RECEIPT_ROUTES) this.upstream.delete(this.upstream.keys().next().value as string)
+  }
+
+  /**
+   * Hands a receipt to the peer this node took its envelope from. The node that published it
+   * (no upstream), or one whose upstream has left (a `publish` without --wait), keeps it: its
+   * fleet view has it, and every node's presence beacons carry its outcomes to the rest.
+   */
+  private routeReceipt (receipt: Receipt, bytes: Uint8Array, from?: string): void {
+    const up = this.upstream.get(routeKey(receipt.policy, receipt.version, receipt.hash))
+    if (up === undefined || up === from || this.net.getConnections(peerIdFromString(up)).length === 0) {
+      this.metrics.receipts.inc({ result: 'kept' })
+      return
+    }
+    this.receiptSender.send(up, bytes)
+  }
+
+  private sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): void {
     const failures = (report?.resources ?? []).filter((r) => r.status === 'failed')
     const key = `${env.id}:${outcome}:${report?.counts.changed ?? 0}:${failures.length}`
     // Quiet drift checks (same version, nothing changed, nothing failed) are not news.
@@ -669,7 +725,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       failedCount: failures.length,
       durationMs: report?.durationMs ?? 0
     }
-    await this.sendReport(receipt)
+    const bytes = signReport(receipt, this.signingKey)
+    this.fleet.add(receipt)
+    this.emit('report', receipt)
+    this.routeReceipt(receipt, bytes)
   }
 
   /** A presence beacon: who this node is and what it holds, so fleet views know the nodes that exist. */
@@ -864,6 +923,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.history({ event: 'stopped' }).catch(() => {})
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
   }
+}
+
+/** Envelopes taken by sync are gossiped on if they replace an older version or were signed this recently. */
+const RELAY_SYNCED_WITHIN_MS = 60 * 60_000
+
+/** Receipt routes remembered; each publish needs one while its receipts travel. */
+const MAX_RECEIPT_ROUTES = 1024
+
+function routeKey (name: string, version: number, hash: string): string {
+  return `${name}\n${version}\n${hash}`
 }
 
 /** An apply that threw (a bug or an unusable root) still yields a report, so it is seen, not swallowed. */

@@ -2,9 +2,10 @@ import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p, type Peer
 import { signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import type { Policy } from '../policy/index.js'
 import type { DigestEntry } from '../sync/index.js'
-import type { FleetNode } from '../receipt/index.js'
+import { FleetView, type FleetNode } from '../receipt/index.js'
 import { DEFAULT_MESH, policyTopic } from './constants.js'
 import { queryEnvelope, queryFleet } from './query.js'
+import { serveReceipts, verifyNodeReport } from './receipts.js'
 import { isComplete, progressOf, type Progress } from './watch.js'
 
 /** How an admin command reaches the mesh: as a short-lived peer through --bootstrap, or through an agent's API. */
@@ -48,7 +49,11 @@ export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
   return await peerClient(addrs, target)
 }
 
-/** A peer that stores and applies nothing: it learns digests, offers one envelope, and asks queries. */
+/**
+ * A peer that stores and applies nothing: it learns digests, offers one envelope, and asks
+ * queries. Receipts for the envelope it offers are routed back to it (receipts.ts), so its
+ * fleet view is the agents' views with those receipts on top.
+ */
 async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshClient> {
   let offered: VerifiedEnvelope | undefined
   const net: GrapevineLibp2p = await createNet({
@@ -70,6 +75,13 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
   const signal = (): AbortSignal => target.signal ?? AbortSignal.timeout(DEFAULT_TIMEOUT_MS)
   const mesh = target.mesh ?? DEFAULT_MESH
   net.services.pubsub.subscribe(policyTopic(mesh))
+  const receipts = new FleetView()
+  await serveReceipts(net, (bytes) => {
+    const report = verifyNodeReport(bytes)
+    if (report?.kind !== 'receipt') return false
+    receipts.add(report)
+    return true
+  })
   let peers: PeerId[]
   try {
     const conns = (await Promise.allSettled(addrs.map(async (a) => await net.dial(multiaddr(a), { signal: signal() }))))
@@ -128,7 +140,10 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
       }
       throw new PublishError('no peer confirmed holding the envelope')
     },
-    fleet: async () => await firstAnswer(async (p) => await queryFleet(net, p, signal())),
+    fleet: async () => {
+      for (const node of await firstAnswer(async (p) => await queryFleet(net, p, signal()))) receipts.merge(node)
+      return receipts.list()
+    },
     envelope: async (name, version) => await firstAnswer(async (p) => await queryEnvelope(net, p, name, version, signal())),
     close: async () => { await net.stop() }
   }

@@ -57,6 +57,24 @@ export class FleetView {
     }
   }
 
+  /** Takes in another view's node (a peer's answer to a fleet query), newest state winning per policy. */
+  merge (other: FleetNode): void {
+    let node = this.nodes.get(other.id)
+    if (node === undefined) {
+      node = { ...other, policies: {} }
+      this.nodes.set(other.id, node)
+      if (this.nodes.size > this.max) this.evict()
+    } else if (other.lastSeen > node.lastSeen) {
+      node.lastSeen = other.lastSeen
+      node.name = other.name
+      node.tags = other.tags
+    }
+    for (const [policy, state] of Object.entries(other.policies)) {
+      const prev = node.policies[policy]
+      if (prev === undefined || state.version > prev.version || (state.version === prev.version && state.at > prev.at)) node.policies[policy] = state
+    }
+  }
+
   private evict (): void {
     let oldest: FleetNode | undefined
     for (const n of this.nodes.values()) if (oldest === undefined || n.lastSeen < oldest.lastSeen) oldest = n

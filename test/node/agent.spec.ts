@@ -62,6 +62,19 @@ describe('agent mesh on 127.0.0.1', () => {
     await waitFor(async () => (await Promise.all(m.agents.map(async (x) => await fileIn(x, '/etc/grapevine-test/motd')))).every((t) => t === 'v2\n'), 'v2 applied everywhere')
   })
 
+  it('gossips on an update that arrived by sync, so it spreads without waiting for anti-entropy', async () => {
+    mesh = await startMesh(4)
+    const m = mesh
+    await waitFor(() => m.agents.every((a) => a.libp2p.getPeers().length > 0), 'every node to have a peer')
+    await m.agents[0]!.publish(m.sign(filePolicy('test/relay', 'v1\n'), 1))
+    await waitFor(() => m.agents.every((x) => x.envelope('test/relay')?.version === 1), 'v1 everywhere by gossip')
+    // v2 reaches node 2 by sync only (periodic anti-entropy is off here): gossip must carry it on.
+    const from = m.agents[1]!.peerId.toString()
+    expect(await m.agents[2]!.ingest(m.sign(filePolicy('test/relay', 'v2\n'), 2), 'sync', from)).toBe('accepted')
+    await waitFor(() => m.agents.every((x) => x.envelope('test/relay')?.version === 2), 'v2 everywhere')
+    expect(m.agents.map((a) => a.status().policies.find((p) => p.name === 'test/relay')?.version)).toEqual([2, 2, 2, 2])
+  })
+
   it('applies only the newest version and never goes back to an older one', async () => {
     mesh = await startMesh(2)
     const m = mesh
