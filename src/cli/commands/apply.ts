@@ -107,7 +107,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   lap('applyMs')
   if (flags.json === true) printJson(report)
   else {
-    for (const line of apply.formatReport(report, { palette: colour, verbose: flags.verbose === true, root: flags.root })) print(line)
+    // One write: stdout to a file or /dev/null is written synchronously, a call per line.
+    print(apply.formatReport(report, { palette: colour, verbose: flags.verbose === true, root: flags.root }).join('\n'))
     if (report.counts.unknown > 0 && dryRun) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
   }
   lap('printMs')
