@@ -22,7 +22,7 @@ import { applyPolicy, type ApplyReport } from '../apply/index.js'
 import type { DigestEntry, FetchRequest, FetchRound, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
 import { createMetrics, gossipMetricsRegister, type AgentMetrics } from './metrics.js'
 import {
-  DEFAULT_ANNOUNCE_THRESHOLD, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS,
+  DEFAULT_ANNOUNCE_THRESHOLD, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS, RELAY_SYNCED_WITHIN_MS,
   announceTopic, policyTopic, receiptTopic
 } from './constants.js'
 import type { Logger } from './logger.js'
@@ -924,9 +924,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
   }
 }
-
-/** Envelopes taken by sync are gossiped on if they replace an older version or were signed this recently. */
-const RELAY_SYNCED_WITHIN_MS = 60 * 60_000
 
 /** Receipt routes remembered; each publish needs one while its receipts travel. */
 const MAX_RECEIPT_ROUTES = 1024

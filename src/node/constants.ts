@@ -43,6 +43,13 @@ export function announceTopic (mesh: string): string {
   return `/grapevine/${mesh}/announce/1`
 }
 
+/**
+ * Gossip relays only what came by gossip; the agent also gossips on an envelope taken by sync
+ * when it replaces an older version or was signed this recently (not what a joining node
+ * catches up on: everyone else has that).
+ */
+export const RELAY_SYNCED_WITHIN_MS = 60 * 60_000
+
 export function receiptTopic (mesh: string): string {
   return `/grapevine/${mesh}/receipts/1`
 }

@@ -45,7 +45,7 @@ export const RPC_OVERHEAD_BYTES = 96
 export const MSG_ID_BYTES = 34
 /** One digest entry on the sync protocol: name, version, hash and id as JSON. */
 export const DIGEST_ENTRY_BYTES = 200
-/** A signed receipt on the receipts topic (node, policy, version, hash, outcome, changes, signature). */
+/** A signed receipt, routed back to the publisher (node, policy, version, hash, outcome, changes, signature). */
 export const RECEIPT_BYTES = 520
 /** The signed header alone (announce-and-fetch): format, name, version, hash, signer, issuedAt, signature as JSON. */
 export const HEADER_BYTES = 420
@@ -76,9 +76,6 @@ export const DEDICATED_CPU = { verifyMs: 1, receiptVerifyMs: 0.5, duplicateMs: 0
  * DEDICATED_CPU: a real host runs one agent. applyIoMs (one shared disk) is from bench:mesh.
  */
 export const SHARED_HOST_CPU = { verifyMs: 2, receiptVerifyMs: 1, duplicateMs: 0.1, sendMs: 0.05, applyMs: 4, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 6 } as const
-
-/** Receipts multiply gossip by N (every node announces to every node: N² messages, 77 million events at N = 2,000); the model carries them only up to this size. */
-export const MAX_RECEIPT_NODES = 2000
 
 /** The time past the last event a run keeps going when the scenario gives no duration and has no check. */
 export const DEFAULT_TAIL_MS = 120_000

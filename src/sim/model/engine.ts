@@ -9,6 +9,7 @@ import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
+import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
 import {
   CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
 } from './constants.js'
@@ -73,11 +74,11 @@ export interface EngineParams {
   receiptBytes: number
 }
 
-export type MsgKind = 'policy' | 'receipt'
+export type MsgKind = 'policy'
 
 export interface ModelMessage {
   kind: MsgKind
-  /** Policy name index (policy messages), -1 for receipts. */
+  /** Policy name index. */
   name: number
   version: number
   /** Rank of the content hash among messages of the same name and version: the higher wins. */
@@ -91,6 +92,8 @@ export interface ModelMessage {
   acceptedAt: Float64Array
   /** Per node: hops from the publisher of the copy it accepted (0 for the publisher; sync counts as a hop). */
   hops: Uint8Array
+  /** Per node: the peer it first took this envelope from, where its receipts go (-1: none, the publisher). */
+  upstream: Int32Array
   targeted: Uint8Array | undefined
 }
 
@@ -116,7 +119,8 @@ const enum Ev {
   Heartbeat,
   Reconnect,
   Connected,
-  ApplyDone
+  ApplyDone,
+  ReceiptArrive
 }
 
 export interface Traffic {
@@ -124,6 +128,8 @@ export interface Traffic {
   gossipRecv: Float64Array
   syncSent: Float64Array
   syncRecv: Float64Array
+  /** Receipts received from peers (routed towards the publisher, who receives them all). */
+  receiptsRecv: Float64Array
   /** Bytes of policy content received (gossip copies, fetched bodies, sync envelopes): the 1 MiB figure. */
   policyRecv: Float64Array
   policyMsgs: Float64Array
@@ -188,7 +194,7 @@ export class Engine {
     this.syncArmed = new Uint8Array(capacity)
     for (let i = 0; i < names; i++) this.current.push(new Int32Array(capacity).fill(-1))
     const f = (): Float64Array => new Float64Array(capacity)
-    this.traffic = { gossipSent: f(), gossipRecv: f(), syncSent: f(), syncRecv: f(), policyRecv: f(), policyMsgs: f(), policyDups: f(), connections: f() }
+    this.traffic = { gossipSent: f(), gossipRecv: f(), syncSent: f(), syncRecv: f(), receiptsRecv: f(), policyRecv: f(), policyMsgs: f(), policyDups: f(), connections: f() }
     for (let i = 0; i < nodes; i++) {
       this.up[i] = 1
       this.phase[i] = random() * p.gossip.heartbeatMs
@@ -349,13 +355,14 @@ export class Engine {
       case Ev.Reconnect: this.reconnect(a); return
       case Ev.Connected: this.connected(a, b); return
       case Ev.ApplyDone: this.applyDone(a, c); return
+      case Ev.ReceiptArrive: this.receiptArrive(a, b, c); return
     }
   }
 
   // ---- messages ------------------------------------------------------------
 
-  addMessage (m: Omit<ModelMessage, 'state' | 'acceptedAt' | 'hops'>): number {
-    this.msgs.push({ ...m, state: new Uint8Array(this.capacity), acceptedAt: new Float64Array(this.capacity).fill(NaN), hops: new Uint8Array(m.kind === 'policy' ? this.capacity : 0) })
+  addMessage (m: Omit<ModelMessage, 'state' | 'acceptedAt' | 'hops' | 'upstream'>): number {
+    this.msgs.push({ ...m, state: new Uint8Array(this.capacity), acceptedAt: new Float64Array(this.capacity).fill(NaN), hops: new Uint8Array(this.capacity), upstream: new Int32Array(this.capacity).fill(-1) })
     return this.msgs.length - 1
   }
 
@@ -369,11 +376,7 @@ export class Engine {
     const m = this.msgs[msg]!
     const t = this.now
     m.state[node]! |= SEEN
-    if (m.kind === 'policy') {
-      if (!this.accept(node, msg, t, 'local')) return
-    } else {
-      m.state[node]! |= HAVE
-    }
+    if (!this.accept(node, msg, t, 'local')) return
     this.relay(node, -1, msg, t, this.p.gossip.floodPublish)
   }
 
@@ -397,20 +400,17 @@ export class Engine {
     const bytes = this.wireBytes(m)
     const tr = this.traffic
     tr.gossipRecv[v]! += bytes
-    const isPolicy = m.kind === 'policy'
-    if (isPolicy) {
-      tr.policyMsgs[v]!++
-      if (this.p.dissemination === 'gossip') tr.policyRecv[v]! += m.bytes
-    }
+    tr.policyMsgs[v]!++
+    if (this.p.dissemination === 'gossip') tr.policyRecv[v]! += m.bytes
     if ((m.state[v]! & SEEN) !== 0) {
-      if (isPolicy) tr.policyDups[v]!++
+      tr.policyDups[v]!++
       this.cpu(v, this.now, this.p.cpu.duplicateMs)
       return
     }
     m.state[v]! |= SEEN
-    const announce = isPolicy && this.p.dissemination === 'announce'
+    const announce = this.p.dissemination === 'announce'
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
-    const done = this.cpu(v, this.now, (isPolicy ? this.p.cpu.verifyMs : this.p.cpu.receiptVerifyMs) + this.kib(announce ? this.p.headerBytes : m.bytes))
+    const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
     if (announce) this.schedule(done, Ev.FetchReq, from, v, msg)
     else this.schedule(done, Ev.Validated, v, from, msg)
   }
@@ -419,15 +419,13 @@ export class Engine {
   private validated (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
     if (this.up[v] === 0) return
     const m = this.msgs[msg]!
-    if (m.kind === 'receipt') {
-      m.state[v]! |= HAVE
-      this.relay(v, from, msg, this.now, false)
-      return
-    }
+    const held = this.current[m.name]![v]!
+    m.upstream[v] = from
     if (!this.accept(v, msg, this.now, via)) return
     m.hops[v] = Math.min(255, m.hops[from]! + 1)
-    // Gossipsub forwards what its validator accepted; an envelope that came by sync is not re-gossiped.
-    if (via === 'gossip') this.relay(v, from, msg, this.now, false)
+    // Gossipsub forwards what its validator accepted; the agent also gossips on what came by
+    // sync when it replaces an older version or is recent (RELAY_SYNCED_WITHIN_MS).
+    if (via === 'gossip' || held >= 0 || this.now - m.at < RELAY_SYNCED_WITHIN_MS) this.relay(v, from, msg, this.now, false)
   }
 
   /** The version rule; records the delivery and schedules the apply. False when ignored. */
@@ -448,7 +446,7 @@ export class Engine {
     if (m.targeted === undefined || m.targeted[v] === 1) {
       this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
     } else if (this.p.receipts) {
-      this.sendReceipt(v, t)
+      this.sendReceipt(v, msg, v, t)
     }
     return true
   }
@@ -458,15 +456,25 @@ export class Engine {
     const m = this.msgs[msg]!
     if (this.current[m.name]![v] !== msg) return
     this.hooks.onApply(v, msg, this.now)
-    if (this.p.receipts) this.sendReceipt(v, this.now)
+    if (this.p.receipts) this.sendReceipt(v, msg, v, this.now)
   }
 
-  private sendReceipt (v: number, t: number): void {
-    const r = this.addMessage({ kind: 'receipt', name: -1, version: 0, hashRank: 0, bytes: this.p.receiptBytes, origin: v, at: t, targeted: undefined })
-    const prev = this.now
-    this.now = t
-    this.publish(v, r)
-    this.now = prev
+  /**
+   * `v` sends the receipt of node `origin` for `msg` back along the envelope's path, as the
+   * agent does (src/node/receipts.ts): to the peer it took the envelope from. The publisher,
+   * or a node whose upstream is gone, keeps it.
+   */
+  private sendReceipt (v: number, msg: number, origin: number, t: number): void {
+    const up = this.msgs[msg]!.upstream[v]!
+    if (up < 0 || !this.live(v, up)) return
+    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, up, msg, origin)
+  }
+
+  private receiptArrive (v: number, msg: number, origin: number): void {
+    if (this.up[v] === 0) return
+    this.traffic.gossipRecv[v]! += this.p.receiptBytes + RPC_OVERHEAD_BYTES
+    this.traffic.receiptsRecv[v]!++
+    this.sendReceipt(v, msg, origin, this.cpu(v, this.now, this.p.cpu.receiptVerifyMs))
   }
 
   // ---- IHAVE / IWANT -------------------------------------------------------

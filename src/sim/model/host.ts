@@ -8,12 +8,11 @@ import type { ModelOverrides } from './index.js'
 
 export type HostModel = { kind: 'dedicated' } | { kind: 'shared', cores: number }
 
-/** The model in the shape of the live engine on this host: every agent shares the machine's CPU, loopback links, receipts gossiped. */
+/** The model in the shape of the live engine on this host: every agent shares the machine's CPU, loopback links. */
 export function sharedHostOverrides (cores: number, topUp = true): ModelOverrides {
   return {
     cpu: SHARED_HOST_CPU,
     cpuShare: cores,
-    receipts: true,
     net: { uplinkBytesPerS: LOOPBACK_UPLINK_BYTES_PER_S },
     gossip: { topUp }
   }

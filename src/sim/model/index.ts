@@ -18,7 +18,7 @@ import type { RunProgress } from '../runner.js'
 import { Engine, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
 import {
   D_LAZY, DEDICATED_CPU, DEFAULT_TAIL_MS, DEFAULT_UPLINK_BYTES_PER_S, FLOOD_PUBLISH, GOSSIP_FACTOR, HEADER_BYTES, HEARTBEAT_MS,
-  HISTORY_GOSSIP, MAX_RECEIPT_NODES, MESH_D, MESH_D_HI, MESH_D_LO, RECEIPT_BYTES, RECONNECT_MS, SYNC_INTERVAL_MS, TARGET_PEERS
+  HISTORY_GOSSIP, MESH_D, MESH_D_HI, MESH_D_LO, RECEIPT_BYTES, RECONNECT_MS, SYNC_INTERVAL_MS, TARGET_PEERS
 } from './constants.js'
 
 export { Engine, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
@@ -33,7 +33,7 @@ export interface ModelOverrides {
   cpuShare?: EngineParams['cpuShare']
   dissemination?: EngineParams['dissemination']
   headerBytes?: number
-  /** Gossip a receipt after every apply, as the agent does; ignored above MAX_RECEIPT_NODES (N² messages). */
+  /** Send a receipt back towards the publisher after every apply, as the agent does (default on). */
   receipts?: boolean
   receiptBytes?: number
 }
@@ -104,7 +104,7 @@ export function defaultParams (scenario: Pick<Scenario, 'network' | 'agent'>, ov
     cpuShare: overrides.cpuShare ?? 'node',
     dissemination: overrides.dissemination ?? 'gossip',
     headerBytes: overrides.headerBytes ?? HEADER_BYTES,
-    receipts: overrides.receipts ?? false,
+    receipts: overrides.receipts ?? true,
     receiptBytes: overrides.receiptBytes ?? RECEIPT_BYTES
   }
 }
@@ -154,7 +154,6 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   const seed = options.seed ?? scenario.seed ?? DEFAULT_SEED
   const count = options.nodes ?? scenario.nodes.count
   const params = defaultParams(scenario, mergeOverrides(hostOverrides(options.host ?? { kind: 'dedicated' }), options.params))
-  if (params.receipts && count > MAX_RECEIPT_NODES) params.receipts = false
   const settle = options.settleMs ?? 1500
   const scale = options.deadlineScale ?? 1
   const random = prng(seedOf(seed, 'model', scenario.name))

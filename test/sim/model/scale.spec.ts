@@ -43,10 +43,20 @@ describe('scale sweep', () => {
     expect(c.convergedAt).toBeDefined()
   })
 
-  it('the shared-host model carries receipts and reaches every node', async () => {
+  it('the shared-host model routes every receipt back to the publisher, one hop per hop the envelope took', async () => {
     const s = await loadScenario('simulations/scale-calibration.yaml')
     const run = simulate({ ...s, engine: 'model' }, { nodes: 25, params: sharedHostOverrides(1) })
     expect(run.record.applies.length).toBe(25)
-    expect(run.engine.msgs.filter((m) => m.kind === 'receipt').length).toBe(25)
+    const m = run.engine.msgs[0]!
+    const received = run.engine.traffic.receiptsRecv
+    expect(received[m.origin]).toBe(24)
+    let hops = 0
+    let routed = 0
+    for (let v = 0; v < 25; v++) {
+      hops += m.hops[v]!
+      routed += received[v]!
+    }
+    expect(routed).toBe(hops)
+    expect(routed).toBeGreaterThan(24)
   })
 })
