@@ -101,6 +101,8 @@ export const SEEN = 1
 export const HAVE = 2
 const FETCHING = 4
 const ASKED = 8
+/** The first copy is being validated (or its body fetched): gossipsub notes who else sends it meanwhile. */
+const VALIDATING = 16
 
 const enum Ev {
   Timeline = 1,
@@ -172,6 +174,11 @@ export class Engine {
   /** Per node: the message index currently held for each policy name, -1 for none. */
   readonly current: Int32Array[] = []
   readonly msgs: ModelMessage[] = []
+  /**
+   * Per (message, node) while it validates its first copy: the peers whose duplicates arrived
+   * meanwhile. Gossipsub does not forward to them (its message cache's originating peers).
+   */
+  private readonly originating = new Map<number, number[]>()
   readonly traffic: Traffic
   now = 0
   events = 0
@@ -386,9 +393,12 @@ export class Engine {
     const bytes = this.wireBytes(m)
     const rows = flood ? this.g.conn : this.mesh
     const n = rows.len[node]!
+    const key = msg * this.capacity + node
+    const skip = this.originating.get(key)
+    this.originating.delete(key)
     for (let i = 0; i < n; i++) {
       const v = rows.get(node, i)
-      if (v === from || !this.live(node, v)) continue
+      if (v === from || !this.live(node, v) || skip?.includes(v) === true) continue
       this.schedule(this.transmit(node, t, bytes, 'gossip'), Ev.Arrive, v, node, msg)
     }
     if (this.p.gossip.historyGossip > 0) this.schedule(this.nextHeartbeat(node, t), Ev.GossipTick, node, this.p.gossip.historyGossip, msg)
@@ -405,9 +415,15 @@ export class Engine {
     if ((m.state[v]! & SEEN) !== 0) {
       tr.policyDups[v]!++
       this.cpu(v, this.now, this.p.cpu.duplicateMs)
+      if ((m.state[v]! & VALIDATING) !== 0) {
+        const key = msg * this.capacity + v
+        const peers = this.originating.get(key)
+        if (peers === undefined) this.originating.set(key, [from])
+        else peers.push(from)
+      }
       return
     }
-    m.state[v]! |= SEEN
+    m.state[v]! |= SEEN | VALIDATING
     const announce = this.p.dissemination === 'announce'
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
     const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
@@ -419,9 +435,13 @@ export class Engine {
   private validated (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
     if (this.up[v] === 0) return
     const m = this.msgs[msg]!
+    m.state[v]! &= ~VALIDATING
     const held = this.current[m.name]![v]!
     m.upstream[v] = from
-    if (!this.accept(v, msg, this.now, via)) return
+    if (!this.accept(v, msg, this.now, via)) {
+      this.originating.delete(msg * this.capacity + v)
+      return
+    }
     m.hops[v] = Math.min(255, m.hops[from]! + 1)
     // Gossipsub forwards what its validator accepted; the agent also gossips on what came by
     // sync when it replaces an older version or is recent (RELAY_SYNCED_WITHIN_MS).
