@@ -68,7 +68,7 @@ export interface WriteOptions {
   uid?: number
   gid?: number
   /** Make the content durable with the rest of the batch instead of an fdatasync of its own. */
-  batch?: { durable: (temp: string) => Promise<void> }
+  batch?: { durable: (temp: string, bytes: number) => Promise<void> }
   /** Called when the write starts waiting for its batch: it holds no file descriptor then. */
   onWait?: () => void
 }
@@ -101,7 +101,7 @@ export async function writeFileAtomic (target: string, data: Uint8Array, opts: W
     }
     if (opts.batch !== undefined) {
       opts.onWait?.()
-      await opts.batch.durable(temp)
+      await opts.batch.durable(temp, data.length)
     }
     renameSync(temp, target)
   } catch (err) {

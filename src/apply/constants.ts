@@ -25,6 +25,9 @@ export const SYNCFS_MIN_BATCH = 64
 /** Files a write batch holds before it is made durable anyway: bounds how long the first waits. */
 export const WRITE_BATCH_MAX = 2048
 
+/** Bytes a write batch holds before it is made durable anyway: each waiting write keeps its content in memory. */
+export const WRITE_BATCH_MAX_BYTES = 64 * 1024 * 1024
+
 /** A syncfs slower than this (a file system with gigabytes to write back) is abandoned for fdatasync file by file. */
 export const SYNCFS_TIMEOUT_MS = 60_000
 

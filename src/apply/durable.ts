@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { closeSync, fdatasync, openSync, statSync } from 'node:fs'
 import { release } from 'node:os'
 import { dirname } from 'node:path'
-import { EXEC_PATH, SYNCFS_MIN_BATCH, SYNCFS_TIMEOUT_MS, WRITE_BATCH_MAX } from './constants.js'
+import { EXEC_PATH, SYNCFS_MIN_BATCH, SYNCFS_TIMEOUT_MS, WRITE_BATCH_MAX, WRITE_BATCH_MAX_BYTES } from './constants.js'
 import { NO_FOLLOW } from './fs-apply.js'
 
 /** Runs syncfs(2) on the file system that holds `path`; rejects when it reports an error. */
@@ -15,6 +15,8 @@ export interface WriteBatchInit {
   minBatch?: number
   /** A batch is made durable once it holds this many files, without waiting for more. */
   maxBatch?: number
+  /** ... or this many bytes, since each waiting writer keeps its content in memory. */
+  maxBytes?: number
 }
 
 interface Entry { temp: string, resolve: () => void, reject: (err: unknown) => void }
@@ -38,22 +40,26 @@ interface Entry { temp: string, resolve: () => void, reject: (err: unknown) => v
 export class WriteBatch {
   private pending: Entry[] = []
   private scheduled = false
+  private bytes = 0
   private seen = 0
   private readonly syncFs: SyncFs | null
   private readonly minBatch: number
   private readonly maxBatch: number
+  private readonly maxBytes: number
 
   constructor (init: WriteBatchInit = {}) {
     this.syncFs = init.syncFs === undefined ? defaultSyncFs() : init.syncFs
     this.minBatch = init.minBatch ?? SYNCFS_MIN_BATCH
     this.maxBatch = init.maxBatch ?? WRITE_BATCH_MAX
+    this.maxBytes = init.maxBytes ?? WRITE_BATCH_MAX_BYTES
   }
 
-  /** Resolves once the content of `temp` (written and closed) is durable. */
-  async durable (temp: string): Promise<void> {
+  /** Resolves once the content of `temp` (`bytes` long, written and closed) is durable. */
+  async durable (temp: string, bytes = 0): Promise<void> {
     return await new Promise((resolve, reject) => {
       this.pending.push({ temp, resolve, reject })
-      if (this.pending.length >= this.maxBatch) this.close()
+      this.bytes += bytes
+      if (this.pending.length >= this.maxBatch || this.bytes >= this.maxBytes) this.close()
       else this.schedule()
     })
   }
@@ -77,6 +83,7 @@ export class WriteBatch {
   private close (): void {
     const batch = this.pending
     this.pending = []
+    this.bytes = 0
     this.seen = 0
     void this.sync(batch)
   }

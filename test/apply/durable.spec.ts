@@ -62,6 +62,14 @@ describe('WriteBatch', () => {
     expect(calls).toBe(3)
   })
 
+  it('closes a batch once it holds maxBytes, since waiting writers keep their content in memory', async () => {
+    let calls = 0
+    const batch = new WriteBatch({ minBatch: 1, maxBytes: 100, syncFs: async () => { calls++ } })
+    const paths = await temps(4)
+    await Promise.all(paths.map(async (p) => { await batch.durable(p, 60) }))
+    expect(calls).toBe(2)
+  })
+
   it('syncs a real file system with the default (sync -f) where the kernel reports errors through syncfs', async () => {
     const syncFs = defaultSyncFs()
     const [p] = await temps(1)
