@@ -35,7 +35,7 @@ export interface ApplyOptions {
   diffs?: boolean
   /** chown to the policy's owner and group; defaults to whether this process is root. */
   enforceOwnership?: boolean
-  /** Resources whose file-system work may overlap (default IO_CONCURRENCY). */
+  /** Resources whose file-system work may overlap (default IO_CONCURRENCY); a write waiting for its batch does not count. */
   concurrency?: number
   /** Called as each resource finishes, for live progress. */
   onResult?: (result: ResourceResult) => void
