@@ -127,6 +127,7 @@ describe('applyPolicy with batched durability', () => {
     let calls = 0
     const opts = { writeBatch: { syncFs: async () => { calls++ }, minBatch: 8 } }
     expect(summary(await sb.apply(filesPolicy(3), opts))).toEqual(['d:create/ok', 'f0:create/ok', 'f1:create/ok', 'f2:create/ok'])
+    expect(calls).toBe(0)
     expect((await sb.apply(filesPolicy(FILES), opts)).counts.failed).toBe(0)
     const before = calls
     expect(before).toBeGreaterThan(0)
