@@ -32,7 +32,7 @@ interface Entry { temp: string, resolve: () => void, reject: (err: unknown) => v
  * it. One syncfs writes every dirty page and inode of the file system once, then flushes
  * the disk cache once.
  *
- * A batch closes when a turn of the event loop adds nothing to it (or it reaches maxBatch).
+ * A batch closes when a turn of the event loop adds nothing to it, or at maxBatch files or maxBytes.
  * Small batches, and any batch whose syncfs fails, are made durable file by file: each
  * temporary file is opened again and fdatasynced, which still reports a write-back error
  * that no one has seen (Linux reports such an error once, to the first fsync to look).
