@@ -72,6 +72,15 @@ function msgId (msg: Message): Uint8Array {
   return createHash('sha256').update(msg.data).digest()
 }
 
+/**
+ * libp2p pings every connection and aborts the ones whose ping fails. Its default timeout is
+ * 5 s (the adaptive timeout never adapts: the monitor does not report its timings back), so an
+ * agent whose event loop stalls for 5 s (a large apply, an overloaded host, 200 agents on one
+ * test machine) lost every connection at once and the mesh collapsed. A dead peer is still
+ * dropped, within interval + timeout (45 s); a busy one is not.
+ */
+const CONNECTION_MONITOR = { pingInterval: 15_000, pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 } }
+
 export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
   const blocked = opts.blocked
   const transport = opts.transport ?? 'tcp'
@@ -92,6 +101,7 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
       ...((opts.bootstrap?.length ?? 0) > 0 ? [bootstrap({ list: opts.bootstrap as string[], timeout: 0 })] : []),
       ...(opts.mdns === true ? [mdns()] : [])
     ],
+    connectionMonitor: CONNECTION_MONITOR,
     connectionManager: {
       maxConnections: opts.maxConnections ?? 64,
       ...(opts.inboundLimits !== undefined ? { inboundConnectionThreshold: opts.inboundLimits.perHostPerSecond, maxIncomingPendingConnections: opts.inboundLimits.pending } : {})

@@ -11,7 +11,7 @@ import {
 } from './constants.js'
 import { decodeFrame, encodeFrame, type DigestEntry, type Frame, type PeerHint } from './frames.js'
 import { namesToFetch } from './digest.js'
-import { SyncProtocolError, SyncTimeoutError } from './errors.js'
+import { SyncProtocolError, SyncStreamEndedError, SyncTimeoutError } from './errors.js'
 import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { VersionedRef } from '../envelope/index.js'
 
@@ -106,6 +106,9 @@ class FrameChannel {
   constructor (private readonly stream: Stream, private readonly signal: AbortSignal, private readonly readTimeout: number) {
     this.frames = lp.decode(stream.source, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
     this.writing = pipe(this.out, (src) => lp.encode(src), stream.sink)
+    // finish() reports a failed write. A round that failed first never gets there, and an
+    // unhandled rejection would end the whole agent: a peer that closes early must not do that.
+    this.writing.catch(() => {})
   }
 
   write (frame: Frame): void {
@@ -127,7 +130,7 @@ class FrameChannel {
       }
       throw err
     }
-    if (result.done === true) throw new SyncProtocolError('stream ended mid-exchange')
+    if (result.done === true) throw new SyncStreamEndedError('stream ended mid-exchange')
     const v = result.value
     const bytes = v instanceof Uint8Array ? v : v.subarray()
     this.bytesIn += bytes.byteLength

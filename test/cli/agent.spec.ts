@@ -99,4 +99,25 @@ describe('grapevine agent as separate processes', () => {
     a.child.kill('SIGTERM')
     expect(await a.exited).toBe(0)
   })
+
+  it('keeps its connection to a peer whose process stalls for 18 s (SIGSTOP), then goes on', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    const d = dir
+    expect((await runCli(['keygen', '--out', join(d, 'root.key')])).code).toBe(0)
+    const trust = join(d, 'root.key.pub')
+    const a = await spawnAgent(['--state', join(d, 'a/state'), '--root', join(d, 'a/root'), '--trust', trust, '--name', 'a'])
+    const b = await spawnAgent(['--state', join(d, 'b/state'), '--root', join(d, 'b/root'), '--trust', trust, '--name', 'b', '--bootstrap', a.addr])
+    const peersOfA = async (): Promise<Array<{ id: string, addrs: string[] }>> => (await statusOf(a.api)).peers as Array<{ id: string, addrs: string[] }>
+    await waitFor(async () => (await peersOfA()).length === 1, 'a and b connected')
+    const [before] = await peersOfA()
+
+    // A stalled event loop (a long apply, an overloaded host) answers no ping. libp2p's default
+    // 5 s ping timeout dropped the connection; the agent's waits 30 s.
+    b.child.kill('SIGSTOP')
+    await new Promise((resolve) => setTimeout(resolve, 18_000))
+    b.child.kill('SIGCONT')
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    // The very same connection (same remote port), not a new one dialled after a drop.
+    expect(await peersOfA()).toEqual([before])
+  }, 60_000)
 })

@@ -5,7 +5,7 @@ import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from './fixt
 import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
 import { generateSigningKey, signPolicy, MAX_ENVELOPE_BYTES } from '../../src/envelope/index.js'
 import { TRUST_POLICY_NAME, validatePolicyObject } from '../../src/policy/index.js'
-import { SYNC_PROTOCOL } from '../../src/sync/index.js'
+import { SYNC_PROTOCOL, encodeFrame } from '../../src/sync/index.js'
 import { policyTopic } from '../../src/node/constants.js'
 import type { Agent } from '../../src/node/agent.js'
 
@@ -85,5 +85,22 @@ describe('hostile input', () => {
     await a.publish(mesh.sign(filePolicy('test/after', 'fine\n'), 1))
     const [{ report }] = await applied
     expect(report.counts.failed).toBe(0)
+  })
+
+  it('keeps a peer whose sync stream merely ends early (it stopped, or was overloaded)', async () => {
+    mesh = await startMesh(1)
+    const a = mesh.agents[0]!
+    rogue = await startRogue()
+    const conn = await rogue.dial(multiaddr(a.multiaddrs[0]!))
+    const stream = await conn.newStream(SYNC_PROTOCOL, { negotiateFully: true })
+    const round = nextEvent(a, 'sync', (r) => r.peer === rogue!.peerId.toString())
+    // A valid opening, then the stream closes before the want: the round fails, nothing more.
+    await pipe([encodeFrame({ type: 'digest', entries: [] })], (src) => lp.encode(src), stream.sink)
+    const [r] = await round
+    expect(r.error).toContain('ended mid-exchange')
+    // Read what the agent wrote before it gave up on the round, as a real peer's stream would.
+    await (async () => { for await (const _ of stream.source) { /* its digest and want */ } })().catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(a.libp2p.getConnections(rogue.peerId).length).toBe(1)
   })
 })
