@@ -47,12 +47,17 @@ export function nodeOutcomes (record: RunRecord, p: RecordPublish): NodeOutcome[
   for (const d of record.deliveries) {
     if (d.name === p.name && d.version === p.version && d.hash === p.hash && !firstVia.has(d.node)) firstVia.set(d.node, d.via)
   }
+  // Earliest apply (or, for trust and retirement, delivery) of this version or a later one, per
+  // node: one pass, not one per node (a 100,000-node model run has millions of events).
+  const earliest = new Map<number, number>()
+  for (const e of p.kind === 'policy' ? record.applies : record.deliveries) {
+    if (e.name !== p.name || e.version < p.version) continue
+    const prev = earliest.get(e.node)
+    if (prev === undefined || e.at < prev) earliest.set(e.node, e.at)
+  }
   for (const node of record.nodes) {
     if (!isUpAtEnd(node) || !isTargeted(p, node)) continue
-    const times = p.kind === 'policy'
-      ? record.applies.filter((a) => a.node === node.index && a.name === p.name && a.version >= p.version).map((a) => a.at)
-      : record.deliveries.filter((d) => d.node === node.index && d.name === p.name && d.version >= p.version).map((d) => d.at)
-    const covered = times.length > 0 ? Math.min(...times) : undefined
+    const covered = earliest.get(node.index)
     const via = firstVia.get(node.index)
     const base = { node: node.index, name: node.name, ...(via !== undefined ? { via } : {}) }
     if (covered === undefined) {

@@ -31,13 +31,16 @@ export function describeTopologyShort (t: Scenario['topology']): string {
 }
 
 export function analyse (record: RunRecord, meta: ResultMeta): SimResult {
+  // What each node ended up holding, from its deliveries in order: one pass over all of them.
+  const held = new Map<number, NodeResult['policies']>()
+  for (const d of record.deliveries) {
+    let policies = held.get(d.node)
+    if (policies === undefined) held.set(d.node, policies = {})
+    const via = policies[d.name]?.version === d.version && policies[d.name]?.hash === d.hash ? policies[d.name]?.via : d.via
+    policies[d.name] = { version: d.version, hash: d.hash, ...(via !== undefined ? { via } : {}) }
+  }
   const nodes: NodeResult[] = record.nodes.map((n) => {
-    const policies: NodeResult['policies'] = {}
-    for (const d of record.deliveries) {
-      if (d.node !== n.index) continue
-      const via = policies[d.name]?.version === d.version && policies[d.name]?.hash === d.hash ? policies[d.name]?.via : d.via
-      policies[d.name] = { version: d.version, hash: d.hash, ...(via !== undefined ? { via } : {}) }
-    }
+    const policies = held.get(n.index) ?? {}
     return {
       index: n.index,
       name: n.name,
