@@ -16,6 +16,12 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly' } }
   },
   {
+    // One zod for the whole program: dist/vendor/zod.js is a bundle, and schemas from two copies must not meet.
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    ignores: ['src/vendor/zod.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'zod', message: 'import { z } from src/vendor/zod.js' }], patterns: [{ group: ['zod/*'], message: 'import { z } from src/vendor/zod.js' }] }] }
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' }
   }

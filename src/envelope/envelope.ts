@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { canonicalBytes, canonicalJson, contentHash, sha256Hex } from './canonical.js'
 import { ENVELOPE_FORMAT, ENVELOPE_SIGNING_CONTEXT } from './constants.js'
 import { signBytes, type SigningKey } from './keys.js'

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { canonicalJson, contentHash } from './canonical.js'
 import { MAX_ENVELOPE_BYTES } from './constants.js'
 import { envelopeShape, envelopeId, signingPayload, type VerifiedEnvelope } from './envelope.js'

@@ -1,6 +1,6 @@
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
 import type { FleetNode } from '../receipt/index.js'
 import { MAX_ENVELOPE_BYTES } from '../envelope/index.js'

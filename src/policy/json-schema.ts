@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { anyPolicy } from './schema.js'
 
 /** JSON Schema for policy files, generated from the validator's own schemas. */

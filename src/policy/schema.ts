@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS } from './constants.js'
 
 // The one source of truth for the policy format: the validator uses these

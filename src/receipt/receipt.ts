@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { canonicalBytes, canonicalJson, signBytes, verifyBytes, type SigningKey } from '../envelope/index.js'
 import { policyName } from '../policy/index.js'
 import {

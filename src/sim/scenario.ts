@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { LineCounter, parseDocument, type Document } from 'yaml'
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { describe, formatPath, lineOf, toProblems } from '../policy/parse.js'
 import { embedSources, InvalidPolicyError, loadPolicyFile, validatePolicyObject, type Policy, type PolicyProblem } from '../policy/index.js'
 import { InvalidScenarioError } from './errors.js'

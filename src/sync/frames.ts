@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import { z } from '../vendor/zod.js'
 import { MAX_DIGEST_ENTRIES, MAX_FETCH_FRAME_BYTES, MAX_FRAME_BYTES, MAX_PEERS_PER_FRAME } from './constants.js'
 import { SyncProtocolError } from './errors.js'
 import { POLICY_NAME } from '../policy/index.js'

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import type { z as Z } from 'zod'
+import type { z as Z } from '../../vendor/zod.js'
 import { Option } from '@commander-js/extra-typings'
 import type { Register } from '../main.js'
 import { CliError, EXIT } from '../output.js'
@@ -33,7 +33,7 @@ const configSchema = (z: typeof Z) => z.strictObject({
 type AgentConfig = Z.output<ReturnType<typeof configSchema>>
 
 async function loadConfig (file: string): Promise<AgentConfig> {
-  const [{ z }, { parse: parseYaml }] = await Promise.all([import('zod'), import('yaml')])
+  const [{ z }, { parse: parseYaml }] = await Promise.all([import('../../vendor/zod.js'), import('yaml')])
   let text: string
   try {
     text = await readFile(file, 'utf8')
