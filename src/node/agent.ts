@@ -204,6 +204,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.loadState()
     const remembered = await this.store.loadPeers()
     for (const p of remembered) this.hints.set(p.id, p)
+    // Bootstrap peers are dialled once at start. Keep them as candidates too, so a node whose
+    // bootstrap was down at that moment (or dropped before peer exchange) still joins later.
+    for (const addr of this.opts.bootstrap ?? []) {
+      const id = bootstrapPeerId(addr)
+      if (id !== undefined && !this.hints.has(id)) this.hints.set(id, { id, addrs: [addr], lastSeen: new Date(0).toISOString() })
+    }
 
     this.net = await createNet({
       privateKey,
@@ -922,6 +928,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.net.stop()
     await this.history({ event: 'stopped' }).catch(() => {})
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
+  }
+}
+
+/** The peer id of a bootstrap multiaddr (its /p2p/ part), if it names one. */
+function bootstrapPeerId (addr: string): string | undefined {
+  try {
+    return multiaddr(addr).getPeerId() ?? undefined
+  } catch {
+    return undefined
   }
 }
 

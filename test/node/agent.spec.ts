@@ -120,6 +120,22 @@ describe('agent mesh on 127.0.0.1', () => {
     expect(history.some((h) => h.event === 'accepted' && h.name === 'test/keep' && h.version === 3)).toBe(true)
   })
 
+  it('joins through a bootstrap node that was down when it started, once that node is back', async () => {
+    mesh = await startMesh(1)
+    const m = mesh
+    const boot = m.agents[0]!
+    const addr = boot.multiaddrs.find((a) => a.includes('127.0.0.1'))!
+    const port = addr.split('/')[4]!
+    await boot.stop()
+    // Started while its only bootstrap peer is unreachable: the one bootstrap dial fails.
+    const late = await m.add({ bootstrap: [addr] })
+    expect(late.libp2p.getPeers()).toHaveLength(0)
+    const back = await m.add({ stateDir: join(m.dir, 'node-0', 'state'), root: join(m.dir, 'node-0', 'root'), listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await back.publish(m.sign(filePolicy('test/late-boot', 'joined\n'), 1))
+    // Peer maintenance (every ~10 s) dials it, and the sync on connect brings the policy.
+    await waitFor(async () => await fileIn(late, '/etc/grapevine-test/motd') === 'joined\n', 'the late node to join and apply', 30_000)
+  }, 40_000)
+
   it('keeps working when the bootstrap node dies: peers found each other through peer exchange', async () => {
     mesh = await startMesh(4, { topology: 'star' })
     const m = mesh
