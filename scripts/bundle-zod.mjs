@@ -1,5 +1,5 @@
 // After tsc: replaces dist/vendor/zod.js (a re-export of zod) with one file holding all of
-// zod, which Node loads in about half the time of zod's own modules. See src/vendor/zod.ts.
+// zod, which Node loads in about a third of the time of zod's own modules. See src/vendor/zod.ts.
 //
 // Zod's 63 translations of its messages are left out (a third of the bundle's
 // load time): Grapevine writes its messages in English. Asking the bundled zod for another
