@@ -641,7 +641,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (eventful) await this.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
     })
     this.emit('applied', { envelope: env, report })
-    this.sendReceipt(env, report.counts.failed > 0 ? 'failed' : report.counts.changed > 0 ? 'applied' : 'unchanged', report)
+    this.sendReceipt(env, receiptOutcome(report.counts.changed, report.counts.failed), report)
   }
 
   private readonly lastHistoryVersion = new Map<string, number>()
@@ -741,9 +741,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   async beacon (): Promise<number> {
     if (this.stopping.signal.aborted) return 0
     const policies = [...this.index.values()].slice(0, MAX_PRESENCE_POLICIES).map((e): [string, number, string, string] => [
-      e.name, e.version, e.hash, this.applied[e.name]?.version === e.version ? this.applied[e.name]?.outcome ?? 'pending' : e.policy.kind === 'policy' && !this.targets(e) ? 'not-targeted' : e.policy.kind === 'policy' ? 'pending' : e.policy.kind
+      e.name, e.version, e.hash, this.presenceOutcome(e)
     ])
     return await this.sendReport({ format: 1, kind: 'presence', node: this.facts.id, key: this.signingKey.id, name: this.facts.name, tags: this.facts.tags, at: new Date(this.now()).toISOString(), policies })
+  }
+
+  /** What a beacon says of one held envelope, in the receipts' words (applied, unchanged, failed, …). */
+  private presenceOutcome (e: VerifiedEnvelope): string {
+    const record = this.applied[e.name]
+    if (record?.version === e.version) return receiptOutcome(record.changed, record.failed)
+    if (e.policy.kind !== 'policy') return e.policy.kind
+    return this.targets(e) ? 'pending' : 'not-targeted'
   }
 
   async archivedEnvelope (name: string, version: number): Promise<Uint8Array | undefined> {
@@ -929,6 +937,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.history({ event: 'stopped' }).catch(() => {})
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
   }
+}
+
+/** A receipt's outcome from an apply's counts: one rule for receipts and beacons. */
+function receiptOutcome (changed: number, failed: number): ReceiptOutcome {
+  return failed > 0 ? 'failed' : changed > 0 ? 'applied' : 'unchanged'
 }
 
 /** The peer id of a bootstrap multiaddr (its /p2p/ part), if it names one. */

@@ -23,9 +23,9 @@ async function counter (agent: Agent, result: string): Promise<number> {
   return m.values.filter((v) => v.labels.result === result).reduce((sum, v) => sum + v.value, 0)
 }
 
-/** Nodes a fleet view knows applied one policy version (a receipt says `applied`, a presence beacon `changes`). */
+/** Nodes a fleet view knows applied one policy version (receipts and presence beacons both say `applied`). */
 function appliedAt (fleet: FleetNode[], policy: string, version: number): string[] {
-  return fleet.filter((n) => n.policies[policy]?.version === version && ['applied', 'changes'].includes(n.policies[policy]?.outcome ?? '')).map((n) => n.name)
+  return fleet.filter((n) => n.policies[policy]?.version === version && n.policies[policy]?.outcome === 'applied').map((n) => n.name)
 }
 
 function receiptsFor (agent: Agent, policy: string, version: number): string[] {
@@ -77,6 +77,18 @@ describe('receipts routed to the publisher', () => {
     const { envelope } = await publishPolicy(quick, { policy: filePolicy('site/b', 'b\n', '/srv/b'), key: m.root })
     await quick.close()
     await waitFor(() => receiptsFor(m.agents[1]!, 'site/b', envelope.version).length === 4, 'the neighbour holds every receipt', 30_000)
+  })
+
+  it('presence beacons tell other nodes the outcome in the receipts\' words', async () => {
+    mesh = await startMesh(2, { beaconInterval: 0 })
+    const [a, b] = mesh.agents as [Agent, Agent]
+    await waitFor(() => a.libp2p.getPeers().length > 0, 'connected')
+    await a.publish(mesh.sign(filePolicy('site/motd', 'hello\n'), 1))
+    await waitFor(() => receiptsFor(a, 'site/motd', 1).length === 2, 'both receipts at the publisher')
+    // a's own receipt stays with a; b learns a's outcome from a's beacon.
+    await a.beacon()
+    await waitFor(() => b.fleet.list().find((n) => n.id === a.peerId.toString())?.policies['site/motd']?.version === 1, 'a\'s beacon at b')
+    expect(b.fleet.list().find((n) => n.id === a.peerId.toString())?.policies['site/motd']?.outcome).toBe('applied')
   })
 
   it('drops garbage and forged receipts and the stream that carried them', async () => {
