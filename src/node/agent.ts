@@ -656,8 +656,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private takeReport (bytes: Uint8Array): boolean {
     const report = verifyNodeReport(bytes)
     if (report === undefined) return false
-    this.fleet.add(report)
-    this.emit('report', report)
+    this.noteReport(report)
     return true
   }
 
@@ -669,17 +668,21 @@ export class Agent extends EventEmitter<AgentEvents> {
       return false
     }
     this.metrics.receipts.inc({ result: 'received' })
-    this.fleet.add(report)
-    this.emit('report', report)
+    this.noteReport(report)
     this.routeReceipt(report, bytes, from)
     return true
+  }
+
+  /** Every report this node takes, sends or passes on goes into its fleet view. */
+  private noteReport (report: NodeReport): void {
+    this.fleet.add(report)
+    this.emit('report', report)
   }
 
   /** Signs and gossips a presence beacon; returns how many peers it was sent to. */
   private async sendReport (report: NodeReport): Promise<number> {
     const bytes = signReport(report, this.signingKey)
-    this.fleet.add(report)
-    this.emit('report', report)
+    this.noteReport(report)
     try {
       return (await this.net.services.pubsub.publish(receiptTopic(this.mesh), bytes)).recipients.length
     } catch (err) {
@@ -732,8 +735,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       durationMs: report?.durationMs ?? 0
     }
     const bytes = signReport(receipt, this.signingKey)
-    this.fleet.add(receipt)
-    this.emit('report', receipt)
+    this.noteReport(receipt)
     this.routeReceipt(receipt, bytes)
   }
 
