@@ -125,8 +125,11 @@ async function measure (n: number, workers: number, settleMs: number, dir: strin
     const held = record.deliveries.filter((d) => d.name === env.name).map((d) => d.at - p.at)
     const q = quantiles(latencies, targeted)
     const loop = Math.max(...after.map((m: WorkerMemory) => m.loopDelayP99Ms))
+    // Name the nodes left behind, with the connections they had at rest: isolation or load.
+    const applied = new Set(record.applies.filter((a) => a.name === env.name).map((a) => a.node))
+    const behind = nodes.filter((x) => !applied.has(x.spec.index)).slice(0, 5).map((x) => `${x.spec.name} (${peers[x.spec.index] ?? 0} connections)`)
     const why = latencies.length < targeted
-      ? `${targeted - latencies.length} of ${targeted} nodes had not applied the policy after 60 s`
+      ? `${targeted - latencies.length} of ${targeted} nodes had not applied the policy after 60 s: ${behind.join(', ')}`
       : loop > 1000 ? `event loop p99 delay ${Math.round(loop)} ms` : rss > totalmem() * 0.75 ? 'RSS above 75% of RAM' : undefined
     return {
       nodes: n,
