@@ -74,10 +74,8 @@ export interface EngineParams {
   receiptBytes: number
 }
 
-export type MsgKind = 'policy'
-
+/** One published envelope (receipts are events, not messages: see sendReceipt). */
 export interface ModelMessage {
-  kind: MsgKind
   /** Policy name index. */
   name: number
   version: number
@@ -303,7 +301,7 @@ export class Engine {
   }
 
   private wireBytes (m: ModelMessage): number {
-    return (m.kind === 'policy' && this.p.dissemination === 'announce' ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
+    return (this.p.dissemination === 'announce' ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
   }
 
   // ---- scheduling ------------------------------------------------------------

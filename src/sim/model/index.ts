@@ -267,7 +267,6 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
           for (let i = 0; i < engine.nodes; i++) if (engine.up[i] === 1) targets++
         }
         const msg = engine.addMessage({
-          kind: 'policy',
           name: names.get(policy.name) as number,
           version,
           hashRank: parseInt(hash.slice(7, 20), 16),
