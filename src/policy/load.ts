@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto'
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname, extname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { checkTemplates } from './template.js'
@@ -60,16 +60,13 @@ async function parseCached (text: string, file: string, cacheDir: string, readOn
   }
   const policy = (await import('./parse.js')).parsePolicy(text, file)
   if (readOnly) return policy
-  // Renamed into place but not fsynced: an entry lost or torn by a power cut is only a miss
-  // (it fails to parse, or its hash does not match), and two fsyncs cost a first apply ~10 ms.
-  const temp = `${entryFile}.${randomUUID()}.tmp`
   try {
+    const { atomicWrite } = await import('../store/fs.js')
     await mkdir(cacheDir, { recursive: true })
-    await writeFile(temp, JSON.stringify({ build, sha256, policy } satisfies CacheEntry))
-    await rename(temp, entryFile)
+    // Not fsynced: an entry lost by a power cut is only a miss, and two fsyncs cost a first apply ~10 ms.
+    await atomicWrite(entryFile, JSON.stringify({ build, sha256, policy } satisfies CacheEntry), 0o644, false)
   } catch {
     // A cache that cannot be written (read-only state, full disk) only costs the next run time.
-    await unlink(temp).catch(() => {})
   }
   return policy
 }

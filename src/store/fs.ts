@@ -7,13 +7,19 @@ import { randomBytes } from 'node:crypto'
  * target, then fsync the directory so the rename itself survives a power cut. A reader or a
  * crash sees the old file or the new one, never half of either.
  */
-export async function atomicWrite (file: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+/**
+ * Writes a temporary file beside `file` and renames it into place. `durable` (the default)
+ * fsyncs the content before the rename and the directory after it; without it a crash may
+ * lose the new file or leave the old one, never half of one: for caches, where a lost entry
+ * only costs a miss.
+ */
+export async function atomicWrite (file: string, data: Uint8Array | string, mode = 0o644, durable = true): Promise<void> {
   const dir = dirname(file)
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
   const fh = await open(tmp, 'wx', mode)
   try {
     await fh.writeFile(data)
-    await fh.sync()
+    if (durable) await fh.sync()
   } catch (err) {
     await fh.close()
     await unlink(tmp).catch(() => {})
@@ -26,7 +32,7 @@ export async function atomicWrite (file: string, data: Uint8Array | string, mode
     await unlink(tmp).catch(() => {})
     throw err
   }
-  await fsyncDir(dir)
+  if (durable) await fsyncDir(dir)
 }
 
 export async function fsyncDir (dir: string): Promise<void> {
