@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from '@commander-js/extra-typings'
-import { CliError, EXIT, printError } from './output.js'
+import { CliError, EXIT, printError, reportRusageAtExit } from './output.js'
 // errors.js, not the policy index: the index loads zod and yaml, which most commands never need.
 import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/errors.js'
 import { registerValidate } from './commands/validate.js'
@@ -19,6 +19,7 @@ export type Register = (program: Command, done: (code: number) => void) => void
 const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo]
 
 export async function main (argv: string[]): Promise<number> {
+  if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit()
   let code: number = EXIT.OK
   const program = new Command()
     .name('grapevine')

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs'
 import pc from 'picocolors'
 
 /** Exit codes shared by every command; apply and plan add Puppet's detailed codes (see README). */
@@ -13,10 +14,29 @@ export const EXIT = {
   INTERNAL: 70
 } as const
 
-/** Colour only on a terminal; picocolors also honours NO_COLOR and FORCE_COLOR. */
-const useColour = process.stdout.isTTY === true && pc.isColorSupported
-export const colour = pc.createColors(useColour)
-const errColour = pc.createColors(process.stderr.isTTY === true && pc.isColorSupported)
+type Colors = ReturnType<typeof pc.createColors>
+type Palette = Omit<Colors, 'isColorSupported'>
+
+/**
+ * Colour only on a terminal, and not with NO_COLOR set or TERM=dumb (FORCE_COLOR overrides
+ * TERM), decided when something is first printed rather than when this module loads: the
+ * CLI's startup snapshot (scripts/build-snapshot.mjs) loads it at build time, with no terminal.
+ */
+function paletteFor (stream: () => NodeJS.WriteStream): Palette {
+  let chosen: Colors | undefined
+  const choose = (): Colors => {
+    if (chosen === undefined) {
+      const env = process.env
+      chosen = pc.createColors(stream().isTTY === true && (env.NO_COLOR ?? '') === '' && (env.TERM !== 'dumb' || (env.FORCE_COLOR ?? '') !== ''))
+    }
+    return chosen
+  }
+  const names = Object.keys(pc.createColors(false)).filter((k) => k !== 'isColorSupported') as Array<keyof Palette>
+  return Object.fromEntries(names.map((k) => [k, (s: Parameters<Colors['red']>[0]) => choose()[k](s)])) as Palette
+}
+
+export const colour = paletteFor(() => process.stdout)
+const errColour = paletteFor(() => process.stderr)
 
 export function printJson (value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')
@@ -41,4 +61,22 @@ export class CliError extends Error {
   constructor (message: string, readonly exitCode: number = EXIT.INVALID) {
     super(message)
   }
+}
+
+/** Where a run's time went, in ms: process start to the command, loading the policy (and the applier), applying, printing. */
+export interface Phases { startupMs?: number, loadMs?: number, applyMs?: number, printMs?: number }
+
+/** Filled in by commands that time their phases (plan, apply), for GRAPEVINE_RUSAGE=1. */
+export const phases: Phases = {}
+
+/**
+ * For benchmarks and tests (GRAPEVINE_RUSAGE=1): Node cannot read a child's rusage, so the
+ * CLI reports its own peak resident set size (KiB), whether it started from the CLI's
+ * snapshot (bin/grapevine), and `phases`, as one JSON line on stderr at exit.
+ */
+export function reportRusageAtExit (): void {
+  process.once('exit', () => {
+    const snapshot = process.execArgv.some((a) => a.startsWith('--snapshot-blob'))
+    writeSync(2, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, snapshot, ...phases }) + '\n')
+  })
 }

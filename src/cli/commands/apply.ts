@@ -1,9 +1,8 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { writeSync } from 'node:fs'
 import type { Register } from '../main.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
-import { CliError, EXIT, colour, print, printJson, printWarning } from '../output.js'
+import { CliError, EXIT, colour, phases, print, printJson, printWarning, type Phases } from '../output.js'
 import { POLICY_CACHE_DIR } from '../../apply/constants.js'
 
 interface ApplyFlags {
@@ -46,8 +45,7 @@ export const registerApply: Register = (program, done) => {
 }
 
 async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<number> {
-  const phases: Phases = { startupMs: Math.round(process.uptime() * 1000) }
-  if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit(phases)
+  phases.startupMs = Math.round(process.uptime() * 1000)
   let t = performance.now()
   const lap = (name: keyof Phases): void => { const n = performance.now(); phases[name] = Math.round(n - t); t = n }
   // The applier loads while the policy is read and validated.
@@ -132,17 +130,4 @@ function liveCounter (total: number, dryRun: boolean): { tick: () => void, clear
     },
     clear: () => { if (shown) process.stderr.write('\r\u001b[K') }
   }
-}
-
-/** Where a run's time went, in ms: process start to this command, loading the policy (and the applier), applying, printing. */
-interface Phases { startupMs: number, loadMs?: number, applyMs?: number, printMs?: number }
-
-/**
- * For benchmarks: Node cannot read a child's rusage, so the child reports its own peak
- * resident set size (KiB), and where its time went, as one JSON line on stderr at exit.
- */
-function reportRusageAtExit (phases: Phases): void {
-  process.once('exit', () => {
-    writeSync(2, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, ...phases }) + '\n')
-  })
 }
