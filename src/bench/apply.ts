@@ -1,17 +1,20 @@
 /**
  * `npm run bench:apply`: whole-process cost of `grapevine apply` on 1,000 files.
  *
- * Each run spawns `node bin/grapevine.js apply` and times it from spawn to exit (wall
- * time, so Node's startup and module loading count). Peak RSS: Node cannot read a child's
- * rusage, so the child reports its own `process.resourceUsage().maxRSS` on exit when
- * GRAPEVINE_RUSAGE=1 (one JSON line on stderr). Phases, each run several times, median shown:
+ * Each run spawns `bin/grapevine apply`, the command users run, and times it from spawn to
+ * exit (wall time, so Node's startup and module loading count). bin/grapevine starts apply
+ * from the CLI's startup snapshot when it can; the output says how many runs did, and
+ * --no-snapshot measures without it. Peak RSS: Node cannot read a child's rusage, so the
+ * child reports its own `process.resourceUsage().maxRSS` on exit when GRAPEVINE_RUSAGE=1
+ * (one JSON line on stderr). Phases, each run several times, median shown:
  *   create   first apply into an empty root
  *   no-op    apply again, nothing to do
  *   drift    apply after 10 files were changed by hand
  * When `cf-agent` (CFEngine 3) is installed, the same workload runs through it for comparison,
  * the two tools taking turns run by run.
  *
- * Flags: --files N (1000), --runs N (5), --format yaml|json (yaml: the policy file's syntax), --json.
+ * Flags: --files N (1000), --runs N (5), --format yaml|json (yaml: the policy file's syntax),
+ * --no-snapshot (GRAPEVINE_NO_SNAPSHOT=1 for grapevine), --json.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
@@ -19,10 +22,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const CLI = fileURLToPath(new URL('../../bin/grapevine.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../../bin/grapevine', import.meta.url))
 
 /** One run; the breakdown comes from the CLI's own report (GRAPEVINE_RUSAGE=1). */
-interface Sample { ms: number, rssKiB?: number, code: number | null, startupMs?: number, loadMs?: number, applyMs?: number, printMs?: number }
+interface Sample { ms: number, rssKiB?: number, code: number | null, snapshot?: boolean, startupMs?: number, loadMs?: number, applyMs?: number, printMs?: number }
 interface Phase { name: string, tool: string, samples: Sample[] }
 
 function arg (name: string, fallback: number): number {
@@ -34,6 +37,7 @@ const FILES = arg('--files', 1000)
 const RUNS = arg('--runs', 5)
 const DRIFTED = 10
 const FORMAT = process.argv.includes('--format') ? process.argv[process.argv.indexOf('--format') + 1] : 'yaml'
+const SNAPSHOT_ENV: Record<string, string> = process.argv.includes('--no-snapshot') ? { GRAPEVINE_NO_SNAPSHOT: '1' } : {}
 
 const contentOf = (i: number): string => `# managed by grapevine: file ${i} on {{ node.name }}\n${'x'.repeat(120)}\n`
 const rendered = (i: number, name: string): string => contentOf(i).replace('{{ node.name }}', name)
@@ -91,7 +95,7 @@ async function grapevine (work: string): Promise<Tool> {
       state = join(work, `gv-state-${run}`)
       await mkdir(root)
     },
-    apply: async () => await timed(process.execPath, [CLI, 'apply', policy, '--root', root, '--state', state, '--name', 'bench'], { GRAPEVINE_RUSAGE: '1' }),
+    apply: async () => await timed(CLI, ['apply', policy, '--root', root, '--state', state, '--name', 'bench'], { GRAPEVINE_RUSAGE: '1', ...SNAPSHOT_ENV }),
     drift: async () => await drift(root, 'gv')
   }
 }
@@ -166,7 +170,7 @@ async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'grapevine-bench-'))
   try {
     const startup = { name: 'startup (--version)', tool: 'grapevine', samples: [] as Sample[] }
-    for (let i = 0; i < RUNS; i++) startup.samples.push(await timed(process.execPath, [CLI, '--version']))
+    for (let i = 0; i < RUNS; i++) startup.samples.push(await timed(CLI, ['--version']))
     const cf = await cfengine(work)
     const phases = [startup, ...await benchTools(cf !== undefined ? [await grapevine(work), cf] : [await grapevine(work)])]
     const rows = phases.map((p) => ({
@@ -176,6 +180,7 @@ async function main (): Promise<void> {
       minMs: Math.round(Math.min(...p.samples.map((s) => s.ms))),
       maxMs: Math.round(Math.max(...p.samples.map((s) => s.ms))),
       ...(p.samples.every((s) => s.rssKiB !== undefined) ? { peakRssMiB: +(median(p.samples.map((s) => s.rssKiB as number)) / 1024).toFixed(1) } : {}),
+      ...(p.samples.every((s) => s.snapshot !== undefined) ? { fromSnapshot: p.samples.filter((s) => s.snapshot === true).length } : {}),
       ...(p.samples.every((s) => s.applyMs !== undefined)
         ? { breakdown: Object.fromEntries((['startupMs', 'loadMs', 'applyMs', 'printMs'] as const).map((k) => [k, Math.round(median(p.samples.map((s) => s[k] ?? 0)))])) }
         : {})
@@ -189,7 +194,8 @@ async function main (): Promise<void> {
     for (const r of rows) {
       const b = r.breakdown
       const parts = b !== undefined ? `  (node+CLI start ${b.startupMs}, load policy ${b.loadMs}, apply ${b.applyMs}, print ${b.printMs})` : ''
-      process.stdout.write(`${r.tool.padEnd(10)} ${r.phase.padEnd(20)} ${String(r.medianMs).padStart(6)} ms  [${r.minMs}-${r.maxMs}]${r.peakRssMiB !== undefined ? `  peak RSS ${r.peakRssMiB} MiB` : ''}${parts}\n`)
+      const snap = r.fromSnapshot !== undefined ? `  from snapshot ${r.fromSnapshot}/${RUNS}` : ''
+      process.stdout.write(`${r.tool.padEnd(10)} ${r.phase.padEnd(20)} ${String(r.medianMs).padStart(6)} ms  [${r.minMs}-${r.maxMs}]${r.peakRssMiB !== undefined ? `  peak RSS ${r.peakRssMiB} MiB` : ''}${parts}${snap}\n`)
     }
     if (cf !== undefined) {
       process.stdout.write('\n')

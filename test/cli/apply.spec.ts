@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
-import { CLI_PATH, runCli } from '../helpers/cli.js'
+import { cliCommand, runCli as run, type CliEntry, type RunCliOptions } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
 import type { ApplyReport } from '../../src/apply/index.js'
 
@@ -37,8 +37,11 @@ resources:
     creates: /marker
 `
 
-describe('grapevine plan / apply', () => {
+// Both ways in: `node bin/grapevine.js`, and the `grapevine` command, which runs plan and
+// apply from the CLI's startup snapshot (test/cli/snapshot.spec.ts checks that it does).
+describe.each<CliEntry>(['module', 'launcher'])('grapevine plan / apply (%s)', (entry) => {
   const dir = useTempDir('grapevine-cli-apply-')
+  const runCli = async (args: readonly string[], opts: RunCliOptions = {}): ReturnType<typeof run> => await run(args, { ...opts, entry })
   const setup = async (text = POLICY): Promise<{ file: string, root: string, args: string[] }> => {
     const file = join(dir(), 'policy.yaml')
     const root = join(dir(), 'root')
@@ -162,13 +165,14 @@ describe('grapevine plan / apply', () => {
     const { file, args } = await setup()
     const out = await runCli(['plan', file, ...args], { env: { GRAPEVINE_RUSAGE: '1' } })
     expect(JSON.parse(out.stderr.trim().split('\n').at(-1) as string)).toEqual({
-      maxRssKiB: expect.any(Number), startupMs: expect.any(Number), loadMs: expect.any(Number), applyMs: expect.any(Number), printMs: expect.any(Number)
+      maxRssKiB: expect.any(Number), snapshot: entry === 'launcher', startupMs: expect.any(Number), loadMs: expect.any(Number), applyMs: expect.any(Number), printMs: expect.any(Number)
     })
   })
 
   it('stops cleanly on SIGTERM: kills the running command, skips the rest, exits 4', async () => {
     const { file, root, args } = await setup('name: t/long\nresources:\n  - { id: long, type: exec, command: "touch \\"$GRAPEVINE_ROOT/started\\"; sleep 60" }\n  - { id: after, type: file, path: /after, content: x }\n')
-    const child = spawn(process.execPath, [CLI_PATH, 'apply', file, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, argv] = cliCommand(entry, ['apply', file, ...args])
+    const child = spawn(command, argv, { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
