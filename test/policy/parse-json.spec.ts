@@ -1,20 +1,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { InvalidPolicyError, parsePolicy, type Policy, type PolicyProblem } from '../../src/policy/index.js'
+import { InvalidPolicyError } from '../../src/policy/index.js'
+import { outcome as parseOutcome, type Outcome } from '../helpers/parse-outcome.js'
 
 // A policy that is a JSON object takes a fast path (JSON.parse, and the YAML document only
 // to locate problems). These tests hold it to what the YAML path reports for the same text.
 
-type Outcome = { policy: Policy } | { problems: PolicyProblem[] }
-
-function outcome (text: string, file = 'p.json'): Outcome {
-  try {
-    return { policy: parsePolicy(text, file) }
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return { problems: err.problems }
-    throw err
-  }
-}
+const outcome = (text: string, file = 'p.json'): Outcome => parseOutcome(text, file)
 
 /** The same text through the YAML path: a comment line first means it is not JSON; lines are shifted back. */
 function viaYaml (text: string): Outcome {

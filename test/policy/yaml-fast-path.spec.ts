@@ -1,23 +1,15 @@
 import fc from 'fast-check'
 import { stringify } from 'yaml'
 import { describe, expect, it } from 'vitest'
-import { InvalidPolicyError, parsePolicy, type Policy, type PolicyProblem } from '../../src/policy/index.js'
+import { InvalidPolicyError } from '../../src/policy/index.js'
+import { outcome as parseOutcome, type Outcome } from '../helpers/parse-outcome.js'
 
 // A YAML policy without directives, tags, anchors or aliases is read by js-yaml (the fast
 // path); the rest by the yaml library. These tests hold the fast path to what the yaml path
 // reads from the same text: a `%YAML 1.2` directive, which changes nothing for a YAML 1.2
 // parser, sends the text the yaml way, and the report's lines are shifted back.
 
-type Outcome = { policy: Policy } | { problems: PolicyProblem[] }
-
-function outcome (text: string, file = 'p.yaml'): Outcome {
-  try {
-    return { policy: parsePolicy(text, file) }
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return { problems: err.problems }
-    throw err
-  }
-}
+const outcome = (text: string, file = 'p.yaml'): Outcome => parseOutcome(text, file)
 
 const DIRECTIVE = '%YAML 1.2\n---\n'
 
