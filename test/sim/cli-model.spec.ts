@@ -96,6 +96,16 @@ describe('grapevine sim with the model engine', () => {
     expect((JSON.parse(dedicated.stdout) as SimResult).engine.host).toEqual({ kind: 'dedicated' })
   })
 
+  it('takes --announce-threshold, as the live engine does: a 1 MiB policy is fetched once per node, or gossiped whole with 0', async () => {
+    const received = async (extra: string[], out: string): Promise<number> => {
+      const r = await runCli(['sim', 'large-policy', '--engine', 'model', '--out', join(dir(), out), '--json', ...extra], { env: { CI: 'true' } })
+      expect(r.code, r.stderr).toBe(0)
+      return (JSON.parse(r.stdout) as SimResult).publishes[0]?.traffic?.receivedPerNode?.meanX ?? NaN
+    }
+    expect(await received([], 'default')).toBeLessThan(1.5)
+    expect(await received(['--announce-threshold', '0'], 'whole')).toBeGreaterThan(3)
+  })
+
   it('exits 1 when a check fails, and says which engine failed', async () => {
     const file = join(dir(), 'tight.yaml')
     await writeFile(file, modelScenario('1ms'))

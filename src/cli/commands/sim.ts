@@ -82,7 +82,7 @@ export const registerSim: Register = (program, done) => {
     .option('--nodes <n>', 'override the scenario\'s node count', positiveInt('--nodes'))
     .option('--workers <n>', 'live engine: worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
     .option('--settle <duration>', 'live engine: before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once; default auto)')
-    .option('--announce-threshold <bytes>', 'live engine: override the agents\' announce threshold (envelopes over it are announced and fetched; 0 gossips them whole)', nonNegativeInt('--announce-threshold'))
+    .option('--announce-threshold <bytes>', 'override the agents\' announce threshold (envelopes over it are announced and fetched; 0 gossips them whole)', nonNegativeInt('--announce-threshold'))
     .option('--host <model>', 'model engine: dedicated (one agent per host) or shared[:CORES] (every agent on one machine, as the live engine runs them; default this machine\'s cores). Default: shared for a file written for the live engine, else dedicated', hostModel)
     .option('--deadline-scale <f>', 'multiply every check deadline, for slow or loaded machines', positiveNumber('--deadline-scale'), 1)
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
@@ -110,7 +110,6 @@ export const registerSim: Register = (program, done) => {
       }
       only('--workers', opts.workers !== undefined, 'live')
       only('--settle', opts.settle !== undefined, 'live')
-      only('--announce-threshold', opts.announceThreshold !== undefined, 'live')
       only('--host', opts.host !== undefined, 'model')
       const count = opts.nodes ?? scenario.nodes.count
       if (engine === 'live' && count > sim.MAX_NODES) {
@@ -123,6 +122,7 @@ export const registerSim: Register = (program, done) => {
       const printer = sim.progressPrinter(progress)
       let output: RunOutput
       let about: string
+      const agent = opts.announceThreshold !== undefined ? { ...scenario.agent, announceThreshold: opts.announceThreshold } : scenario.agent
       if (engine === 'model') {
         // A file written for the live engine is being compared with live runs on this machine
         // (calibration), so it gets the shared-host model; a model file describes real hosts.
@@ -133,7 +133,7 @@ export const registerSim: Register = (program, done) => {
         progress.write(`model engine: ${count} nodes, ${hostText}\n`)
         let run
         try {
-          run = await sim.runModelScenario(scenario, { out, seed: opts.seed, nodes: opts.nodes, deadlineScale: opts.deadlineScale, host, onProgress: printer.update })
+          run = await sim.runModelScenario({ ...scenario, agent }, { out, seed: opts.seed, nodes: opts.nodes, deadlineScale: opts.deadlineScale, host, onProgress: printer.update })
         } finally {
           printer.end()
         }
@@ -147,7 +147,6 @@ export const registerSim: Register = (program, done) => {
         process.once('SIGINT', onSignal)
         process.once('SIGTERM', onSignal)
         try {
-          const agent = opts.announceThreshold !== undefined ? { ...scenario.agent, announceThreshold: opts.announceThreshold } : scenario.agent
           output = await sim.runScenario({ ...scenario, engine: 'live', agent }, {
             out,
             seed: opts.seed,

@@ -9,7 +9,7 @@ import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
-import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
+import { RELAY_SYNCED_WITHIN_MS, announces } from '../../node/constants.js'
 import {
   CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
 } from './constants.js'
@@ -67,8 +67,11 @@ export interface EngineParams {
   cpu: CpuCosts
   /** 'node': every agent has its own CPU; a number: all agents share that many cores (live runs on one host). */
   cpuShare: 'node' | number
-  /** Gossip whole envelopes, or a signed header with the body fetched from the announcer (announce-and-fetch). */
-  dissemination: 'gossip' | 'announce'
+  /**
+   * Envelopes over this many bytes go as a signed header, the body fetched from the announcer
+   * (announce-and-fetch); smaller ones, or all with 0, are gossiped whole. As the agent's --announce-threshold.
+   */
+  announceThreshold: number
   headerBytes: number
   receipts: boolean
   receiptBytes: number
@@ -301,7 +304,7 @@ export class Engine {
   }
 
   private wireBytes (m: ModelMessage): number {
-    return (this.p.dissemination === 'announce' ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
+    return (announces(m.bytes, this.p.announceThreshold) ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
   }
 
   // ---- scheduling ------------------------------------------------------------
@@ -409,7 +412,8 @@ export class Engine {
     const tr = this.traffic
     tr.gossipRecv[v]! += bytes
     tr.policyMsgs[v]!++
-    if (this.p.dissemination === 'gossip') tr.policyRecv[v]! += m.bytes
+    const announce = announces(m.bytes, this.p.announceThreshold)
+    if (!announce) tr.policyRecv[v]! += m.bytes
     if ((m.state[v]! & SEEN) !== 0) {
       tr.policyDups[v]!++
       this.cpu(v, this.now, this.p.cpu.duplicateMs)
@@ -422,7 +426,6 @@ export class Engine {
       return
     }
     m.state[v]! |= SEEN | VALIDATING
-    const announce = this.p.dissemination === 'announce'
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
     const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
     if (announce) this.schedule(done, Ev.FetchReq, from, v, msg)

@@ -13,6 +13,7 @@ import { clusterOf, partitionGroups, selectNodes, type SelectContext } from '../
 import type { Scenario, ScenarioEvent } from '../scenario.js'
 import type { RecordNode, RecordPublish, RunRecord, SimResult, Traffic as RecordTraffic } from '../result.js'
 import { DEFAULT_SEED, PUBLISH_WINDOW_MS, RUN_GRACE_MS } from '../constants.js'
+import { DEFAULT_ANNOUNCE_THRESHOLD } from '../../node/constants.js'
 import { hostOverrides, type HostModel } from './host.js'
 import type { RunProgress } from '../runner.js'
 import { Engine, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
@@ -31,7 +32,8 @@ export interface ModelOverrides {
   net?: Partial<NetParams>
   cpu?: Partial<CpuCosts>
   cpuShare?: EngineParams['cpuShare']
-  dissemination?: EngineParams['dissemination']
+  /** Bytes over which envelopes are announced and fetched (default: the scenario's agent.announceThreshold, else the agent's default). */
+  announceThreshold?: number
   headerBytes?: number
   /** Send a receipt back towards the publisher after every apply, as the agent does (default on). */
   receipts?: boolean
@@ -102,7 +104,7 @@ export function defaultParams (scenario: Pick<Scenario, 'network' | 'agent'>, ov
     net: { ...net, ...overrides.net },
     cpu: { ...DEDICATED_CPU, ...overrides.cpu },
     cpuShare: overrides.cpuShare ?? 'node',
-    dissemination: overrides.dissemination ?? 'gossip',
+    announceThreshold: overrides.announceThreshold ?? scenario.agent.announceThreshold ?? DEFAULT_ANNOUNCE_THRESHOLD,
     headerBytes: overrides.headerBytes ?? HEADER_BYTES,
     receipts: overrides.receipts ?? true,
     receiptBytes: overrides.receiptBytes ?? RECEIPT_BYTES
@@ -243,6 +245,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         const version = e.version ?? (signed.get(policy.name) ?? 0) + 1
         signed.set(policy.name, Math.max(version, signed.get(policy.name) ?? 0))
         const hash = contentHash(policy)
+        const bytes = options.policyBytes ?? envelopeBytes(policy)
         const rec: RecordPublish = {
           id: e.id,
           name: policy.name,
@@ -252,6 +255,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
           signer: e.admin,
           at,
           kind: policy.kind,
+          bytes,
           ...(policy.kind === 'policy' && policy.target !== undefined ? { target: policy.target } : {})
         }
         let targeted: Uint8Array | undefined
@@ -270,7 +274,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
           name: names.get(policy.name) as number,
           version,
           hashRank: parseInt(hash.slice(7, 20), 16),
-          bytes: options.policyBytes ?? envelopeBytes(policy),
+          bytes,
           origin: from,
           at,
           targeted

@@ -22,6 +22,7 @@ import { sharedHostOverrides } from './host.js'
 import { centralPull, centralPush, type BaselineNet, type BaselineResult, type PullParams, type PushParams } from './baselines.js'
 import { barChart, logLogChart } from './chart.js'
 import { DEDICATED_CPU, DEFAULT_UPLINK_BYTES_PER_S, MESH_D } from './constants.js'
+import { announces } from '../../node/constants.js'
 
 export { sharedHostOverrides } from './host.js'
 
@@ -132,7 +133,7 @@ export function gossipFigures (run: ModelRun, scenario: Scenario): GossipFigures
   return {
     nodes: n,
     policyBytes: m.bytes,
-    dissemination: params.dissemination,
+    dissemination: announces(m.bytes, params.announceThreshold) ? 'announce' : 'gossip',
     times: quantiles(lat, n),
     hops: expectedHops(n, MESH_D),
     hopsMean: hopSum / Math.max(1, holders),
@@ -280,8 +281,9 @@ export async function runScaleSweep (argv: string[]): Promise<void> {
 
   const big: Array<{ nodes: number, gossip: GossipFigures, announce: GossipFigures }> = []
   for (const n of opts.big) {
-    const gossip = gossipFigures(simulate(scenario, { nodes: n, seed: opts.seed, policyBytes: BIG, ignoreChecks: true }), scenario)
-    const announce = gossipFigures(simulate(scenario, { nodes: n, seed: opts.seed, policyBytes: BIG, ignoreChecks: true, params: { dissemination: 'announce' } }), scenario)
+    // Whole envelopes (--announce-threshold 0), against the agent's default threshold, which a 1 MiB envelope is over.
+    const gossip = gossipFigures(simulate(scenario, { nodes: n, seed: opts.seed, policyBytes: BIG, ignoreChecks: true, params: { announceThreshold: 0 } }), scenario)
+    const announce = gossipFigures(simulate(scenario, { nodes: n, seed: opts.seed, policyBytes: BIG, ignoreChecks: true }), scenario)
     big.push({ nodes: n, gossip, announce })
     log(`1 MiB at N=${n}: received per node ${(gossip.perNode.policyBytesMean / BIG).toFixed(2)} × (gossip), ${(announce.perNode.policyBytesMean / BIG).toFixed(2)} × (announce-and-fetch); T99 ${formatMs(gossip.times.t99)} vs ${formatMs(announce.times.t99)}`)
   }

@@ -119,8 +119,9 @@ expect:
   it('announce-and-fetch: each node receives the body about once', () => {
     const s = scenario(BASIC(500))
     const big = 1024 * 1024
-    const gossip = simulate(s, { policyBytes: big })
-    const announce = simulate(s, { policyBytes: big, params: { dissemination: 'announce' } })
+    // As the agent: over the default threshold (16 KiB) an envelope is announced; 0 gossips it whole.
+    const gossip = simulate(s, { policyBytes: big, params: { announceThreshold: 0 } })
+    const announce = simulate(s, { policyBytes: big })
     const perNode = (r: typeof gossip): number => {
       let b = 0
       for (let i = 1; i < 500; i++) b += r.engine.traffic.policyRecv[i]!
@@ -129,5 +130,19 @@ expect:
     expect(perNode(gossip)).toBeGreaterThan(3)
     expect(perNode(announce)).toBeLessThanOrEqual(1.5)
     expect(new Set(announce.record.applies.map((a) => a.node)).size).toBe(500)
+  })
+
+  it('takes the scenario\'s agent.announceThreshold, as the agents do', () => {
+    const big = 1024 * 1024
+    const received = (agent: string): number => {
+      const r = simulate(scenario(BASIC(100).replace('network:', `agent: ${agent}\nnetwork:`)), { policyBytes: big })
+      let b = 0
+      for (let i = 1; i < 100; i++) b += r.engine.traffic.policyRecv[i]!
+      return b / 99 / big
+    }
+    expect(received('{}')).toBeLessThanOrEqual(1.5)
+    expect(received('{ announceThreshold: 0 }')).toBeGreaterThan(3)
+    expect(received(`{ announceThreshold: ${2 * big} }`)).toBeGreaterThan(3)
+    expect(received(`{ announceThreshold: ${big - 1} }`)).toBeLessThanOrEqual(1.5)
   })
 })

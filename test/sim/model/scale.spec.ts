@@ -17,7 +17,7 @@ describe('scale sweep', () => {
     expect(g.times.t100).toBeDefined()
     expect(g.via.gossip).toBe(199)
     expect(g.busiest.bytes).toBeGreaterThan(4096 * 6)
-    const a = gossipFigures(simulate(s, { nodes: 200, policyBytes: 1 << 20, ignoreChecks: true, params: { dissemination: 'announce' } }), s)
+    const a = gossipFigures(simulate(s, { nodes: 200, policyBytes: 1 << 20, ignoreChecks: true, }), s)
     expect(a.perNode.policyBytesMean / (1 << 20)).toBeLessThanOrEqual(1.5)
     const net = { latency: s.network.latency, loss: 0, rto: 200, uplinkBytesPerS: 12.5e6 }
     const push = { forks: 5, sessionRtts: 5, perHostMs: 0, applyMs: 25 }
