@@ -582,7 +582,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         const env = this.index.get(next)
         if (env !== undefined) await this.applyOne(env)
       }
-    })().finally(() => { this.applying = undefined })
+    })().finally(() => {
+      this.applying = undefined
+      // Other microtasks run between the loop's last look at `dirty` and this callback. An
+      // envelope taken in between found `applying` still set, so it is dirty with no loop to
+      // apply it: held, never applied until the next re-apply (5 min). Start one for it.
+      const missed = this.dirty.values().next().value
+      if (missed !== undefined && !this.stopping.signal.aborted) this.schedule(missed)
+    })
   }
 
   private async applyOne (env: VerifiedEnvelope): Promise<void> {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
+import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from './fixtures.js'
 import type { Agent } from '../../src/node/agent.js'
 
 async function fileIn (agent: Agent, path: string): Promise<string | undefined> {
@@ -10,6 +10,12 @@ async function fileIn (agent: Agent, path: string): Promise<string | undefined> 
   } catch {
     return undefined
   }
+}
+
+/** Runs `fn` after `depth` turns of the microtask queue. */
+function afterMicrotasks (depth: number, fn: () => void): void {
+  if (depth === 0) fn()
+  else queueMicrotask(() => { afterMicrotasks(depth - 1, fn) })
 }
 
 let mesh: TestMesh | undefined
@@ -162,4 +168,23 @@ describe('agent mesh on 127.0.0.1', () => {
     const b = a.status().policies.find((p) => p.name === 'b/owner')!
     expect(b.lastApply?.errors?.[0]?.error).toMatch(/also managed by policy "a\/owner"/)
   })
+
+  it('applies an envelope taken while the previous apply is finishing', async () => {
+    mesh = await startMesh(1)
+    const m = mesh
+    const a = m.agents[0]!
+    // The apply loop ends a few microtasks after the last apply's 'applied' event. Take a new
+    // envelope at each depth in that window in turn: whichever lands between the loop's last
+    // look at its queue and its end must still be applied, not left held until the next re-apply.
+    const lost: number[] = []
+    for (let depth = 0; depth < 8; depth++) {
+      const next = m.sign(filePolicy(`test/next-${depth}`, `next ${depth}\n`, `/next-${depth}.txt`), 1)
+      a.once('applied', () => { afterMicrotasks(depth, () => { void a.publish(next) }) })
+      const applied = nextEvent(a, 'applied', (e) => e.envelope.name === `test/next-${depth}`, 5000).then(() => true, () => false)
+      await a.publish(m.sign(filePolicy(`test/first-${depth}`, 'first\n', `/first-${depth}.txt`), 1))
+      if (!await applied) lost.push(depth)
+      else expect(await fileIn(a, `/next-${depth}.txt`)).toBe(`next ${depth}\n`)
+    }
+    expect(lost).toEqual([])
+  }, 60_000)
 })
