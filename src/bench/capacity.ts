@@ -49,6 +49,8 @@ interface Step {
   idleCpuPercent: number
   loopDelayP99Ms: number
   connectionsPerNode: number
+  /** Wiring dials (each node to 3 earlier ones) that failed; the agents retry them. */
+  topologyDialsFailed: number
   publish?: { t50?: number, t90?: number, t99?: number, t100?: number, heldT100?: number, applied: number, of: number }
   holds: boolean
   why?: string
@@ -78,8 +80,13 @@ async function measure (n: number, workers: number, settleMs: number, dir: strin
       if (started % 50 === 0) process.stderr.write(`  ${n}: ${started} agents up\n`)
     }))
     const startWallMs = Date.now() - t
+    // Dials that fail here (under the start-up load, mostly the 10 s dial timeout) are retried
+    // by each agent's peer maintenance, as --bootstrap peers are; counted, not fatal.
+    const failedDials = new Map<number, number>()
     await Promise.all(nodes.map(async (node) => {
-      if (node.neighbours.length > 0) await fleet.cluster.connect(node.spec.index, node.neighbours.map((j) => nodes[j]?.addrs[0] as string))
+      if (node.neighbours.length === 0) return
+      const failed = await fleet.cluster.connect(node.spec.index, node.neighbours.map((j) => nodes[j]?.addrs[0] as string))
+      if (failed.length > 0) failedDials.set(node.spec.index, failed.length)
     }))
     await fleet.cluster.ready(nodes.map((x) => x.spec.index), READY_HEARTBEATS, 60_000)
     // Wait out the start-up storm: every agent's three join beacons are verified by every other
@@ -127,7 +134,12 @@ async function measure (n: number, workers: number, settleMs: number, dir: strin
     const loop = Math.max(...after.map((m: WorkerMemory) => m.loopDelayP99Ms))
     // Name the nodes left behind, with the connections they had at rest: isolation or load.
     const applied = new Set(record.applies.filter((a) => a.name === env.name).map((a) => a.node))
-    const behind = nodes.filter((x) => !applied.has(x.spec.index)).slice(0, 5).map((x) => `${x.spec.name} (${peers[x.spec.index] ?? 0} connections)`)
+    // Held but not applied (the apply side) or never held (delivery)?
+    const holders = new Set(record.deliveries.filter((d) => d.name === env.name).map((d) => d.node))
+    const behind = nodes.filter((x) => !applied.has(x.spec.index)).slice(0, 5).map((x) => {
+      const dials = failedDials.get(x.spec.index)
+      return `${x.spec.name} (${holders.has(x.spec.index) ? 'held it' : 'never held it'}, ${peers[x.spec.index] ?? 0} connections${dials !== undefined ? `, ${dials} of its ${x.neighbours.length} topology dials failed` : ''})`
+    })
     const why = latencies.length < targeted
       ? `${targeted - latencies.length} of ${targeted} nodes had not applied the policy after 60 s: ${behind.join(', ')}`
       : loop > 1000 ? `event loop p99 delay ${Math.round(loop)} ms` : rss > totalmem() * 0.75 ? 'RSS above 75% of RAM' : undefined
@@ -144,6 +156,7 @@ async function measure (n: number, workers: number, settleMs: number, dir: strin
       idleCpuPercent: Math.round(cpuMs / 5000 * 100),
       loopDelayP99Ms: Math.round(loop),
       connectionsPerNode: Math.round(Object.values(peers).reduce((a, b) => a + b, 0) / n * 10) / 10,
+      topologyDialsFailed: [...failedDials.values()].reduce((a, b) => a + b, 0),
       publish: { ...q, ...(held.length >= n ? { heldT100: Math.max(...held) } : {}), applied: latencies.length, of: targeted },
       holds: why === undefined,
       ...(why !== undefined ? { why } : {}),
@@ -168,7 +181,7 @@ async function main (): Promise<void> {
       const step = await measure(n, workers, settleMs, dir)
       steps.push(step)
       const p = step.publish
-      process.stdout.write(`${String(n).padStart(5)} agents: start ${step.startPerAgentMs.mean} ms each (p90 ${step.startPerAgentMs.p90}; ${step.wallPerAgentMs} ms of wall time per agent), ${step.perAgentMiB} MiB each (${step.rssMiB} MiB RSS in all), quiet after ${Math.round(step.quietAfterMs / 1000)} s, then idle CPU ${step.idleCpuPercent}% of one core, loop p99 ${step.loopDelayP99Ms} ms, ${step.connectionsPerNode} connections/node; publish: all held in ${p?.heldT100 ?? '—'} ms, applied T50 ${p?.t50 ?? '—'} ms, T99 ${p?.t99 ?? '—'} ms, T100 ${p?.t100 ?? '—'} ms (${p?.applied}/${p?.of})${step.holds ? '' : `  — DOES NOT HOLD: ${step.why}`}\n`)
+      process.stdout.write(`${String(n).padStart(5)} agents: start ${step.startPerAgentMs.mean} ms each (p90 ${step.startPerAgentMs.p90}; ${step.wallPerAgentMs} ms of wall time per agent), ${step.perAgentMiB} MiB each (${step.rssMiB} MiB RSS in all), quiet after ${Math.round(step.quietAfterMs / 1000)} s, then idle CPU ${step.idleCpuPercent}% of one core, loop p99 ${step.loopDelayP99Ms} ms, ${step.connectionsPerNode} connections/node (${step.topologyDialsFailed} wiring dials failed); publish: all held in ${p?.heldT100 ?? '—'} ms, applied T50 ${p?.t50 ?? '—'} ms, T99 ${p?.t99 ?? '—'} ms, T100 ${p?.t100 ?? '—'} ms (${p?.applied}/${p?.of})${step.holds ? '' : `  — DOES NOT HOLD: ${step.why}`}\n`)
       await rm(join(dir, `n${n}`), { recursive: true, force: true })
       if (!step.holds) break
     }

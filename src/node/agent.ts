@@ -206,10 +206,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const p of remembered) this.hints.set(p.id, p)
     // Bootstrap peers are dialled once at start. Keep them as candidates too, so a node whose
     // bootstrap was down at that moment (or dropped before peer exchange) still joins later.
-    for (const addr of this.opts.bootstrap ?? []) {
-      const id = bootstrapPeerId(addr)
-      if (id !== undefined && !this.hints.has(id)) this.hints.set(id, { id, addrs: [addr], lastSeen: new Date(0).toISOString() })
-    }
+    this.addPeers(this.opts.bootstrap ?? [])
 
     this.net = await createNet({
       privateKey,
@@ -882,6 +879,18 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private knownPeers (): KnownPeer[] {
     return [...this.hints.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen))
+  }
+
+  /**
+   * Keeps these peers (multiaddrs ending in /p2p/<id>) as candidates, as --bootstrap does: peer
+   * maintenance dials them while this node is below its target, so a peer that could not be
+   * reached when first dialled (down, or too slow to answer) is tried again.
+   */
+  addPeers (addrs: string[]): void {
+    for (const addr of addrs) {
+      const id = bootstrapPeerId(addr)
+      if (id !== undefined && id !== this.facts?.id && !this.hints.has(id)) this.hints.set(id, { id, addrs: [addr], lastSeen: new Date(0).toISOString() })
+    }
   }
 
   private learnPeers (hints: PeerHint[]): void {

@@ -143,6 +143,10 @@ async function handle (req: Request): Promise<unknown> {
     case 'stop': return await stop(req.index)
     case 'connect': {
       const agent = agentOf(req.index)
+      // As --bootstrap: the agent keeps these peers, so its peer maintenance retries a dial that
+      // fails now. Under a fleet's start-up load many time out, and a node whose every topology
+      // dial failed, and that no one dialled, would otherwise stay alone for the whole run.
+      agent.addPeers(req.addrs)
       // Dial only: the agent syncs on every new connection by itself, as it would after --bootstrap.
       const results = await Promise.allSettled(req.addrs.map(async (a) => { await agent.libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }) }))
       return results.flatMap((r) => r.status === 'rejected' ? [(r.reason as Error).message] : [])
