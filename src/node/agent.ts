@@ -22,7 +22,7 @@ import { applyPolicy, type ApplyReport } from '../apply/index.js'
 import type { DigestEntry, FetchRequest, FetchRound, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
 import { createMetrics, gossipMetricsRegister, type AgentMetrics } from './metrics.js'
 import {
-  DEFAULT_ANNOUNCE_THRESHOLD, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS, RELAY_SYNCED_WITHIN_MS,
+  announces, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS, RELAY_SYNCED_WITHIN_MS,
   announceTopic, policyTopic, receiptTopic
 } from './constants.js'
 import type { Logger } from './logger.js'
@@ -427,16 +427,10 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Gossips an envelope whole, or above the announce threshold its announcement; returns the peers it went to. */
   private async gossip (env: VerifiedEnvelope): Promise<number> {
-    const result = this.announces(env.bytes.byteLength)
+    const result = announces(env.bytes.byteLength, this.opts.announceThreshold)
       ? await this.net.services.pubsub.publish(announceTopic(this.mesh), encodeAnnouncement(env))
       : await this.net.services.pubsub.publish(policyTopic(this.mesh), env.bytes)
     return result.recipients.length
-  }
-
-  /** Whether an envelope of this size is announced rather than gossiped whole. */
-  private announces (size: number): boolean {
-    const threshold = this.opts.announceThreshold ?? DEFAULT_ANNOUNCE_THRESHOLD
-    return threshold > 0 && Number.isFinite(threshold) && size > threshold
   }
 
   // ---- announce-and-fetch --------------------------------------------------
