@@ -512,7 +512,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         const now = this.index.get(ann.name)
         return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.announcementIgnored('superseded')
       }
-      // A peer served something else than announced, or garbage: ask the next one.
+      // It served something else than announced, or garbage: hang up on it, as sync does on a
+      // peer whose envelope fails verification, and ask the next one.
+      this.log.warn({ name: ann.name, version: ann.version, peer: peer.toString() }, 'peer served a body that is not the envelope announced; disconnecting')
+      await this.net.hangUp(peer).catch(() => {})
     }
     const held = this.index.get(ann.name)
     if (held !== undefined && matchesAnnouncement(held, ann)) return this.fetched()

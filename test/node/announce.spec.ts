@@ -168,7 +168,7 @@ describe('announce-and-fetch', () => {
       expect(fetches).toBe(0)
     })
 
-    it('refuses a served body whose hash does not match, and one that is not the envelope announced', async () => {
+    it('refuses a served body whose hash does not match, and one that is not the envelope announced, and hangs up on the server', async () => {
       mesh = await startMesh(2, { topology: 'star' })
       const [a, b] = mesh.agents as [Agent, Agent]
       const bytes = mesh.sign(largePolicy('test/tampered', 't'), 1)
@@ -182,6 +182,7 @@ describe('announce-and-fetch', () => {
         expect(await validate(b, encodeAnnouncement(env), a.peerId)).toBe(TopicValidatorResult.Ignore)
         await rejected
         expect(b.envelope('test/tampered')).toBeUndefined()
+        expect(b.libp2p.getConnections(a.peerId)).toEqual([])
       }
     })
 
