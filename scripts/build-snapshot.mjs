@@ -78,7 +78,9 @@ async function main () {
   try {
     // --no-warnings: Node warns that some built-in modules (child_process) are "not yet fully
     // verified" in snapshots; test/cli/snapshot.spec.ts runs the commands through it.
-    execFileSync(process.execPath, ['--no-warnings', '--snapshot-blob', temp, '--build-snapshot', bundle], { stdio: 'inherit' })
+    // NODE_OPTIONS cleared: V8 flags in it would be baked into the blob, and bin/grapevine runs
+    // the blob only without NODE_OPTIONS, where node would then refuse it (exit 14).
+    execFileSync(process.execPath, ['--no-warnings', '--snapshot-blob', temp, '--build-snapshot', bundle], { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } })
     await rename(temp, blob)
   } finally {
     await rm(temp, { force: true })

@@ -130,11 +130,11 @@ describe('grapevine from its startup snapshot', () => {
       await expectModuleRun(await setup(), { env: { PATH: `${bin}:${process.env.PATH ?? ''}` } })
     })
 
-    it('when dist/ was compiled after the snapshot was built', async () => {
+    it('when dist/ was compiled after the snapshot was built, and uses it again once rebuilt, even by a build run with NODE_OPTIONS', async () => {
       // A copy of the installed program, so that the shared dist/ stays as it is.
       const home = join(dir(), 'home')
       await mkdir(home)
-      await cp(join(REPO_ROOT, 'bin'), join(home, 'bin'), { recursive: true })
+      for (const part of ['bin', 'scripts']) await cp(join(REPO_ROOT, part), join(home, part), { recursive: true })
       await cp(join(REPO_ROOT, 'dist'), join(home, 'dist'), { recursive: true, preserveTimestamps: true })
       await cp(join(REPO_ROOT, 'package.json'), join(home, 'package.json'))
       await symlink(join(REPO_ROOT, 'node_modules'), join(home, 'node_modules'))
@@ -149,6 +149,15 @@ describe('grapevine from its startup snapshot', () => {
       const stale = run()
       expect(stale.status).toBe(0)
       expect(fromSnapshot(String(stale.stderr))).toBe(false)
+      // V8 flags in NODE_OPTIONS at build time must not end up in the blob: the launcher runs
+      // it without NODE_OPTIONS, and node refuses a blob built under other flags.
+      await utimes(join(home, 'dist', '.tsbuildinfo'), new Date(), new Date(Date.now() - 60_000))
+      const build = spawnSync(process.execPath, [join(home, 'scripts', 'build-snapshot.mjs')], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=1024' } })
+      expect(build.status, build.stderr).toBe(0)
+      const rebuilt = run()
+      expect(rebuilt.stderr).not.toContain('Failed to load the startup snapshot')
+      expect(rebuilt.status).toBe(0)
+      expect(fromSnapshot(String(rebuilt.stderr))).toBe(true)
     })
   })
 
