@@ -16,7 +16,7 @@ import '../policy/parse.js'
 import '../policy/target.js'
 import { EXIT, printError } from './output.js'
 
-/** Commands the snapshot runs; bin/grapevine sends every other one to bin/grapevine.js. */
+/** Commands the snapshot runs; bin/grapevine sends every other one to bin/grapevine.js (keep its `case` and SERVED in scripts/build-snapshot.mjs in step). */
 const SNAPSHOT_COMMANDS = ['apply', 'plan', 'validate'] as const
 
 // Truthy, not `=== true`: Node 20 answers 1.
