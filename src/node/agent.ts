@@ -22,11 +22,12 @@ import { applyPolicy, type ApplyReport } from '../apply/index.js'
 import type { DigestEntry, FetchRequest, FetchRound, IngestOutcome, PeerHint, SyncRound } from '../sync/index.js'
 import { createMetrics, gossipMetricsRegister, type AgentMetrics } from './metrics.js'
 import {
-  announces, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS, RELAY_SYNCED_WITHIN_MS,
+  DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS, MAX_FETCH_PEERS, PEER_MAINTENANCE_INTERVAL_MS, RELAY_SYNCED_WITHIN_MS,
   announceTopic, policyTopic, receiptTopic
 } from './constants.js'
 import type { Logger } from './logger.js'
 import { silentLogger } from './logger.js'
+import { announces } from './rules.js'
 
 export interface AgentOptions {
   stateDir: string

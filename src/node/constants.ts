@@ -32,11 +32,6 @@ export function policyTopic (mesh: string): string {
  */
 export const DEFAULT_ANNOUNCE_THRESHOLD = 16 * 1024
 
-/** Whether an envelope of `size` bytes is announced rather than gossiped whole; a threshold of 0 turns announcing off. The agent and the model engine both decide by this. */
-export function announces (size: number, threshold: number = DEFAULT_ANNOUNCE_THRESHOLD): boolean {
-  return threshold > 0 && Number.isFinite(threshold) && size > threshold
-}
-
 /** Peers asked for an announced envelope before giving up and leaving it to anti-entropy: the announcer, then others. */
 export const MAX_FETCH_PEERS = 4
 

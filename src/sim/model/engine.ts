@@ -9,7 +9,8 @@ import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
-import { RELAY_SYNCED_WITHIN_MS, announces } from '../../node/constants.js'
+import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
+import { announces } from '../../node/rules.js'
 import {
   CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
 } from './constants.js'

@@ -22,7 +22,7 @@ import { sharedHostOverrides } from './host.js'
 import { centralPull, centralPush, type BaselineNet, type BaselineResult, type PullParams, type PushParams } from './baselines.js'
 import { barChart, logLogChart } from './chart.js'
 import { DEDICATED_CPU, DEFAULT_UPLINK_BYTES_PER_S, MESH_D } from './constants.js'
-import { announces } from '../../node/constants.js'
+import { announces } from '../../node/rules.js'
 
 export { sharedHostOverrides } from './host.js'
 
