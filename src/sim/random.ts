@@ -59,14 +59,5 @@ function gaussian (random: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
 }
 
-/** Fisher–Yates with an injected source: the seeded way to pick "random k nodes". */
-export function shuffle<T> (items: readonly T[], random: () => number): T[] {
-  const out = items.slice()
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    const tmp = out[i] as T
-    out[i] = out[j] as T
-    out[j] = tmp
-  }
-  return out
-}
+/** The agent's shuffle (Fisher–Yates with an injected source): the seeded way to pick "random k nodes". */
+export { shuffle } from '../node/clock.js'
