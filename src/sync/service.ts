@@ -14,6 +14,8 @@ import { namesToFetch } from './digest.js'
 import { SyncProtocolError, SyncStreamEndedError, SyncTimeoutError } from './errors.js'
 import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { VersionedRef } from '../envelope/index.js'
+import { systemSetTimer, type SetTimer } from '../node/clock.js'
+import { syncDelay } from '../node/rules.js'
 
 /** What an envelope did when offered to the node. `rejected` means the sender misbehaved. */
 export type IngestOutcome = 'accepted' | 'ignored' | 'rejected'
@@ -69,7 +71,10 @@ export interface AntiEntropyInit {
   /** Mean time between periodic rounds with one random peer; 0 disables them. */
   interval?: number
   readTimeout?: number
+  /** Picks the periodic round's peer and jitters its delay; default Math.random. */
   random?: () => number
+  /** Arms the periodic round's timer; default an unref'd setTimeout. Tests pass a fake. */
+  setTimer?: SetTimer
   onRound?: (round: SyncRound) => void
   onFetch?: (round: FetchRound) => void
 }
@@ -156,10 +161,11 @@ class AntiEntropyService implements AntiEntropy {
   private readonly interval: number
   private readonly readTimeout: number
   private readonly random: () => number
+  private readonly setTimer: SetTimer
   private readonly onRound?: (round: SyncRound) => void
   private readonly onFetch?: (round: FetchRound) => void
   private topologyId?: string
-  private timer?: ReturnType<typeof setTimeout>
+  private cancelTimer: () => void = () => {}
   private shutdown = new AbortController()
   private running = false
   private readonly inFlight = new Set<string>()
@@ -170,6 +176,7 @@ class AntiEntropyService implements AntiEntropy {
     this.interval = init.interval ?? DEFAULT_SYNC_INTERVAL_MS
     this.readTimeout = init.readTimeout ?? READ_TIMEOUT_MS
     this.random = init.random ?? Math.random
+    this.setTimer = init.setTimer ?? systemSetTimer
     this.onRound = init.onRound
     this.onFetch = init.onFetch
   }
@@ -191,7 +198,7 @@ class AntiEntropyService implements AntiEntropy {
 
   async stop (): Promise<void> {
     this.running = false
-    clearTimeout(this.timer)
+    this.cancelTimer()
     this.shutdown.abort()
     await this.components.registrar.unhandle(SYNC_PROTOCOL)
     if (this.topologyId !== undefined) this.components.registrar.unregister(this.topologyId)
@@ -199,12 +206,9 @@ class AntiEntropyService implements AntiEntropy {
 
   private schedule (): void {
     if (!this.running || this.interval <= 0) return
-    // Jitter (0.5–1.5 × interval) keeps a fleet that started together from syncing in lockstep.
-    const delay = this.interval * (0.5 + this.random())
-    this.timer = setTimeout(() => {
+    this.cancelTimer = this.setTimer(() => {
       void this.periodic().finally(() => { this.schedule() })
-    }, delay)
-    this.timer.unref?.()
+    }, syncDelay(this.interval, this.random))
   }
 
   private async periodic (): Promise<void> {
