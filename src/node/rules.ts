@@ -5,6 +5,7 @@
  */
 import { jittered, shuffle } from './clock.js'
 import { DEFAULT_ANNOUNCE_THRESHOLD, MAX_FETCH_PEERS, RELAY_SYNCED_WITHIN_MS } from './constants.js'
+import type { ReceiptOutcome } from '../receipt/index.js'
 
 /** How an envelope reached a node: the one vocabulary of the agent, its history and the simulator. */
 export type Via = 'gossip' | 'sync' | 'local' | 'api' | 'disk'
@@ -37,10 +38,8 @@ export function forwards (via: Via, replacedOlder: boolean, ageMs: number): bool
   }
 }
 
-export type ReceiptOutcome = 'applied' | 'unchanged' | 'failed'
-
 /** A receipt's outcome from an apply's counts: one rule for receipts, beacons and the model. */
-export function receiptOutcome (changed: number, failed: number): ReceiptOutcome {
+export function receiptOutcome (changed: number, failed: number): Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed'> {
   return failed > 0 ? 'failed' : changed > 0 ? 'applied' : 'unchanged'
 }
 
