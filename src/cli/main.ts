@@ -12,9 +12,7 @@ import { registerPublish } from './commands/publish.js'
 import { registerApply } from './commands/apply.js'
 import { registerSim } from './commands/sim.js'
 import { registerDemo } from './commands/demo.js'
-
-/** Every command registers itself on the program; each action returns its exit code. */
-export type Register = (program: Command, done: (code: number) => void) => void
+import type { Register } from './register.js'
 
 const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo]
 

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
 import { CliError, EXIT, colour, phases, print, printJson, printWarning, type Phases } from '../output.js'
 import { POLICY_CACHE_DIR } from '../../apply/constants.js'

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path'
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print } from '../output.js'
 
 function stamp (): string {

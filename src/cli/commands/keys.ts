@@ -1,6 +1,6 @@
 import { readFile, writeFile, rename } from 'node:fs/promises'
 import { Option } from '@commander-js/extra-typings'
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { collect } from '../defaults.js'
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { Option } from '@commander-js/extra-typings'
 import type { Command as BaseCommand } from 'commander'
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { collect } from '../defaults.js'
 import type { Policy } from '../../policy/index.js'

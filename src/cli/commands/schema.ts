@@ -1,4 +1,4 @@
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { EXIT, printJson } from '../output.js'
 
 export const registerSchema: Register = (program, done) => {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import type { HostModel, RunOutput, SimResult } from '../../sim/index.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 

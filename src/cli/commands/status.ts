@@ -1,4 +1,4 @@
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { DEFAULT_AGENT_URL } from './agent.js'
 import type { AgentStatus } from '../../node/agent.js'

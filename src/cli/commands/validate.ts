@@ -1,4 +1,4 @@
-import type { Register } from '../main.js'
+import type { Register } from '../register.js'
 import { formatProblem, InvalidPolicyError, PolicyTooLargeError } from '../../policy/errors.js'
 import { EXIT, colour, print, printJson } from '../output.js'
 
