@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { BACKUP_DIR, BACKUP_INDEX, COPY_CHUNK_BYTES } from './constants.js'
-import { NO_FOLLOW } from './fs-apply.js'
+import { BACKUP_DIR, BACKUP_INDEX, COPY_CHUNK_BYTES, NO_FOLLOW } from './constants.js'
 import { DirSync, syncDir, tempPathFor, writeFileAtomic } from './atomic.js'
 
 /** One line of `<state>/backups/index.jsonl`. */

@@ -1,3 +1,5 @@
+import { constants } from 'node:fs'
+
 /** Managed paths are prefixed by this unless `--root` says otherwise: the real machine. */
 export const DEFAULT_ROOT = '/'
 
@@ -75,6 +77,13 @@ export const LOCK_FILE = 'apply.lock'
 
 /** Under the state directory: validated policies by file, so an unchanged policy is not parsed again (see loadPolicyFile). */
 export const POLICY_CACHE_DIR = 'policy-cache'
+
+/**
+ * Opening flags for a path that lstat said is a file or directory: if it has been swapped for
+ * a symlink since (by whoever can write to its directory), the open fails instead of reaching
+ * the link's target; a FIFO swapped in cannot block the open.
+ */
+export const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
 /** Marks temporary files in managed directories (`.NAME.grapevine-tmp-PID-RANDOM`) so a later apply can clean up after a crash. */
 export const TEMP_MARKER = 'grapevine-tmp'

@@ -2,8 +2,7 @@ import { execFile } from 'node:child_process'
 import { closeSync, fdatasync, openSync, statSync } from 'node:fs'
 import { release } from 'node:os'
 import { dirname } from 'node:path'
-import { EXEC_PATH, SYNCFS_MIN_BATCH, SYNCFS_TIMEOUT_MS, WRITE_BATCH_MAX, WRITE_BATCH_MAX_BYTES } from './constants.js'
-import { NO_FOLLOW } from './fs-apply.js'
+import { EXEC_PATH, NO_FOLLOW, SYNCFS_MIN_BATCH, SYNCFS_TIMEOUT_MS, WRITE_BATCH_MAX, WRITE_BATCH_MAX_BYTES } from './constants.js'
 
 /** Runs syncfs(2) on the file system that holds `path`; rejects when it reports an error. */
 export type SyncFs = (path: string) => Promise<void>

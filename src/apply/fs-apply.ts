@@ -1,11 +1,12 @@
 import { chmod, lchown, mkdir, open, rmdir, unlink } from 'node:fs/promises'
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Current, Op } from './fs-plan.js'
 import { octal } from './fs-plan.js'
 import { DirSync, symlinkAtomic, writeFileAtomic } from './atomic.js'
 import type { BackupEntry, BackupStore } from './backup.js'
 import type { WriteBatch } from './durable.js'
+import { NO_FOLLOW } from './constants.js'
 
 export interface ReadOptions {
   /** Read a regular file's content when this says so for its size. */
@@ -13,13 +14,6 @@ export interface ReadOptions {
   /** Count a directory's entries (for removal). */
   countEntries?: boolean
 }
-
-/**
- * Opening flags for a path that lstat said is a file or directory: if it has been swapped for
- * a symlink since (by whoever can write to its directory), the open fails instead of reaching
- * the link's target; a FIFO swapped in cannot block the open.
- */
-export const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
 /** A regular file's content, or undefined when the path is no longer a regular file. */
 function readRegularFile (host: string): Buffer | undefined {
