@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, stat, chmod, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, chmod, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { atomicWrite, appendLine } from './fs.js'
 
@@ -61,6 +61,9 @@ export const DEFAULT_HISTORY_LIMIT = 200
  *   quarantine/        envelopes found corrupt on start, kept for inspection
  */
 export class StateStore {
+  /** Whether history.jsonl is known to end in a newline (an append of ours completed). */
+  private historyEndsInNewline = false
+
   constructor (readonly dir: string) {}
 
   static async open (dir: string): Promise<StateStore> {
@@ -152,7 +155,13 @@ export class StateStore {
   }
 
   async appendHistory (entry: HistoryEntry): Promise<void> {
-    await appendLine(this.path('history.jsonl'), JSON.stringify(entry))
+    const file = this.path('history.jsonl')
+    // A crash mid-append leaves a torn last line with no newline; appended to as it stands, the
+    // torn line would swallow the next entry too. Checked once: our own appends end in a newline.
+    const prefix = this.historyEndsInNewline || await endsInNewline(file) ? '' : '\n'
+    this.historyEndsInNewline = false
+    await appendLine(file, prefix + JSON.stringify(entry))
+    this.historyEndsInNewline = true
   }
 
   /** The newest `limit` entries. A line torn by a crash mid-append is skipped, not fatal. */
@@ -174,5 +183,25 @@ export class StateStore {
       }
     }
     return out.slice(-limit)
+  }
+}
+
+/** Whether `file` is empty, absent, or ends in a newline. */
+async function endsInNewline (file: string): Promise<boolean> {
+  let fh
+  try {
+    fh = await open(file, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    throw err
+  }
+  try {
+    const { size } = await fh.stat()
+    if (size === 0) return true
+    const last = Buffer.alloc(1)
+    await fh.read(last, 0, 1, size - 1)
+    return last[0] === 0x0a
+  } finally {
+    await fh.close()
   }
 }
