@@ -182,7 +182,8 @@ export class StateStore {
         // torn final line after a crash
       }
     }
-    return out.slice(-limit)
+    // slice(-0) is slice(0): the whole file, not none of it.
+    return limit > 0 ? out.slice(-limit) : []
   }
 }
 
