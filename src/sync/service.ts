@@ -79,9 +79,10 @@ export interface AntiEntropyInit {
   onFetch?: (round: FetchRound) => void
 }
 
+/** Only what the service uses (libp2p passes all its components), so that test fakes stay small. */
 export interface AntiEntropyComponents {
-  registrar: Registrar
-  connectionManager: ConnectionManager
+  registrar: Pick<Registrar, 'handle' | 'unhandle' | 'register' | 'unregister'>
+  connectionManager: Pick<ConnectionManager, 'openConnection' | 'getConnections' | 'closeConnections'>
   logger: ComponentLogger
 }
 
