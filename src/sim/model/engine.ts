@@ -10,6 +10,7 @@ import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
+import { selectEnvelope } from '../../envelope/selector.js'
 import { announces } from '../../node/rules.js'
 import {
   CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
@@ -83,8 +84,9 @@ export interface ModelMessage {
   /** Policy name index. */
   name: number
   version: number
-  /** Rank of the content hash among messages of the same name and version: the higher wins. */
-  hashRank: number
+  /** Content hash (`sha256:…`) and envelope id: what the version rule (selectEnvelope) compares. */
+  hash: string
+  id: string
   bytes: number
   origin: number
   at: number
@@ -146,6 +148,7 @@ export interface Hooks {
   /** A node accepted a policy message (delivery). */
   onAccept: (node: number, msg: number, via: 'gossip' | 'sync' | 'local', at: number) => void
   onApply: (node: number, msg: number, at: number) => void
+  /** Two contents under one version met at `node` (selectEnvelope returned a conflict); `msg` is the one that lost. */
   onConflict: (node: number, msg: number, at: number) => void
   /** A timeline event fell due. */
   onTimeline: (index: number, at: number) => void
@@ -375,11 +378,6 @@ export class Engine {
     return this.msgs.length - 1
   }
 
-  /** `a` beats `b` by the version rule (higher version, then higher hash). */
-  private newer (a: ModelMessage, b: ModelMessage): boolean {
-    return a.version > b.version || (a.version === b.version && a.hashRank > b.hashRank)
-  }
-
   /** A node publishes: takes the envelope locally, then sends it to every topic peer (flood-publish) or its mesh. */
   publish (node: number, msg: number): void {
     const m = this.msgs[msg]!
@@ -450,17 +448,14 @@ export class Engine {
     if (via === 'gossip' || held >= 0 || this.now - m.at < RELAY_SYNCED_WITHIN_MS) this.relay(v, from, msg, this.now, false)
   }
 
-  /** The version rule; records the delivery and schedules the apply. False when ignored. */
+  /** The version rule (selectEnvelope, conflicts included); records the delivery and schedules the apply. False when not taken. */
   private accept (v: number, msg: number, t: number, via: 'gossip' | 'sync' | 'local'): boolean {
     const m = this.msgs[msg]!
     const cur = this.current[m.name]!
     const held = cur[v]!
-    if (held === msg) return false
-    if (held >= 0) {
-      const h = this.msgs[held]!
-      if (h.version === m.version && h.hashRank !== m.hashRank) this.hooks.onConflict(v, this.newer(m, h) ? held : msg, t)
-      if (!this.newer(m, h)) return false
-    }
+    const selection = selectEnvelope(held >= 0 ? this.msgs[held] : undefined, m)
+    if (selection.conflict !== undefined) this.hooks.onConflict(v, selection.accept ? held : msg, t)
+    if (!selection.accept) return false
     cur[v] = msg
     m.state[v]! |= HAVE | SEEN
     m.acceptedAt[v] = t
@@ -618,9 +613,12 @@ export class Engine {
       const a = cur[v]!
       const b = cur[w]!
       if (a === b) continue
-      // Each side asks for what the other holds newer: the want crosses, the envelope comes back.
-      if (b >= 0 && (a < 0 || this.newer(this.msgs[b]!, this.msgs[a]!))) this.sendEnvelope(w, v, b)
-      else if (a >= 0) this.sendEnvelope(v, w, a)
+      // Each side asks for what the other's digest entry would win by the version rule (sync's
+      // namesToFetch): the want crosses, the envelope comes back.
+      const ma = a >= 0 ? this.msgs[a] : undefined
+      const mb = b >= 0 ? this.msgs[b] : undefined
+      if (mb !== undefined && selectEnvelope(ma, mb).accept) this.sendEnvelope(w, v, b)
+      else if (ma !== undefined && selectEnvelope(mb, ma).accept) this.sendEnvelope(v, w, a)
     }
   }
 

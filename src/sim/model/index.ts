@@ -3,7 +3,7 @@
 // RunRecord as the live runner, so analysis, checks and reports serve both engines.
 
 import { performance } from 'node:perf_hooks'
-import { contentHash } from '../../envelope/index.js'
+import { canonicalJson, contentHash, sha256Hex } from '../../envelope/index.js'
 import { validatePolicyObject, type Policy } from '../../policy/index.js'
 import { evaluateChecks } from '../checks.js'
 import { analyse } from '../summary.js'
@@ -119,6 +119,16 @@ function mergeOverrides (a: ModelOverrides, b: ModelOverrides = {}): ModelOverri
 /** Bytes of the signed envelope for a policy: its canonical JSON plus the header and signature. */
 export function envelopeBytes (policy: Policy): number {
   return Buffer.byteLength(JSON.stringify(policy)) + HEADER_BYTES
+}
+
+/**
+ * A stand-in for the id of the envelope a publish signs (sha256 of its bytes): a hash of the
+ * header fields that tell two envelopes of one version apart, the content, the signer and the
+ * signing time. The same policy signed twice differs by id alone, and selectEnvelope keeps the
+ * higher one, as it does for real envelopes.
+ */
+export function modelEnvelopeId (name: string, version: number, hash: string, signer: string, issuedAt: number): string {
+  return sha256Hex(canonicalJson({ name, version, hash, signer, issuedAt }))
 }
 
 /** Plays a scenario through the model engine. Deterministic: the same scenario, seed and options give the same record. */
@@ -273,7 +283,8 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         const msg = engine.addMessage({
           name: names.get(policy.name) as number,
           version,
-          hashRank: parseInt(hash.slice(7, 20), 16),
+          hash,
+          id: modelEnvelopeId(policy.name, version, hash, e.admin, at),
           bytes,
           origin: from,
           at,
