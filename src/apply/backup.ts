@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { BACKUP_DIR, BACKUP_INDEX, COPY_CHUNK_BYTES, NO_FOLLOW } from './constants.js'
-import { DirSync, syncDir, tempPathFor, writeFileAtomic } from './atomic.js'
+import { syncDir, tempPathFor, writeFileAtomic } from '../store/atomic.js'
 
 /** One line of `<state>/backups/index.jsonl`. */
 export interface BackupEntry {
@@ -55,11 +55,7 @@ export class BackupStore {
       sha256 = createHash('sha256').update(content).digest('hex')
       size = content.length
       const dest = join(this.dir, sha256)
-      if (!(await present(dest))) {
-        const dirs = new DirSync()
-        await writeFileAtomic(dest, content, { mode: 0o600 }, dirs)
-        await dirs.flush()
-      }
+      if (!(await present(dest))) await writeFileAtomic(dest, content, { mode: 0o600 })
     } else {
       // Unknown or large content: stream it into a temporary file while hashing, so memory stays flat.
       const temp = tempPathFor(join(this.dir, 'copy'))

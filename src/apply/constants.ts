@@ -84,6 +84,3 @@ export const POLICY_CACHE_DIR = 'policy-cache'
  * the link's target; a FIFO swapped in cannot block the open.
  */
 export const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
-
-/** Marks temporary files in managed directories (`.NAME.grapevine-tmp-PID-RANDOM`) so a later apply can clean up after a crash. */
-export const TEMP_MARKER = 'grapevine-tmp'

@@ -3,7 +3,8 @@ import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, r
 import { dirname } from 'node:path'
 import type { Current, Op } from './fs-plan.js'
 import { octal } from './fs-plan.js'
-import { DirSync, symlinkAtomic, writeFileAtomic } from './atomic.js'
+import { DirSync, symlinkAtomic } from './atomic.js'
+import { writeFileAtomic } from '../store/atomic.js'
 import type { BackupEntry, BackupStore } from './backup.js'
 import type { WriteBatch } from './durable.js'
 import { NO_FOLLOW } from './constants.js'
@@ -93,7 +94,7 @@ export async function executeOps (host: string, ops: readonly Op[], current: Cur
     switch (op.op) {
       case 'write':
         await backupBefore(host, cur, 'replace', ctx)
-        await writeFileAtomic(host, op.content, { mode: op.mode, uid: op.uid, gid: op.gid, batch: ctx.batch, onWait: ctx.onWait }, ctx.dirs)
+        await writeFileAtomic(host, op.content, { mode: op.mode, uid: op.uid, gid: op.gid, batch: ctx.batch, onWait: ctx.onWait, dirs: ctx.dirs })
         break
       case 'symlink':
         await backupBefore(host, cur, 'replace', ctx)

@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
-import { readFile, writeFile, rename, open, link, unlink } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { writeFileAtomic } from '../store/atomic.js'
 import { KEY_ID_PREFIX } from './constants.js'
 import { InvalidKeyError } from './errors.js'
 
@@ -89,24 +90,8 @@ export async function readSigningKey (file: string): Promise<SigningKey> {
 /** Writes the key with mode 0600 from the first byte (never a moment world-readable), atomically. */
 export async function writeSigningKey (file: string, key: SigningKey, overwrite = false): Promise<void> {
   const pem = key.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
-  const tmp = `${file}.tmp-${process.pid}`
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(pem)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  if (!overwrite) {
-    // link() fails if the target exists, so a concurrent keygen cannot clobber a key.
-    try {
-      await link(tmp, file)
-    } finally {
-      await unlink(tmp)
-    }
-  } else {
-    await rename(tmp, file)
-  }
+  // Exclusive unless asked: a concurrent keygen cannot clobber a key.
+  await writeFileAtomic(file, pem, { mode: 0o600, exclusive: !overwrite })
 }
 
 /**

@@ -3,7 +3,7 @@ import { lstat, readdir, readFile, writeFile } from 'node:fs/promises'
 import { readFileSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { WriteBatch, defaultSyncFs, type SyncFs } from '../../src/apply/durable.js'
-import { tempOwner } from '../../src/apply/atomic.js'
+import { tempOwner } from '../../src/store/atomic.js'
 import { policyOf, summary, useSandbox } from './helpers.js'
 import { useTempDir } from '../helpers/tmp.js'
 
