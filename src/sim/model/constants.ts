@@ -79,6 +79,3 @@ export const SHARED_HOST_CPU = { verifyMs: 1.25, receiptVerifyMs: 1, duplicateMs
 
 /** The time past the last event a run keeps going when the scenario gives no duration and has no check. */
 export const DEFAULT_TAIL_MS = 120_000
-
-/** Give up a body fetch (announce-and-fetch) that has not completed after this long, and try another announcer. */
-export const FETCH_TIMEOUT_MS = 10_000

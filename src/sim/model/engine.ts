@@ -11,10 +11,9 @@ import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
 import { selectEnvelope } from '../../envelope/selector.js'
-import { announces } from '../../node/rules.js'
-import {
-  CONNECT_RTTS, DIGEST_ENTRY_BYTES, FETCH_TIMEOUT_MS, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS
-} from './constants.js'
+import { announces, syncDelay } from '../../node/rules.js'
+import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
+import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
 
 export interface CpuCosts {
   /** First copy of a policy envelope: decode, hash, signature, schema, version rule, taking it. */
@@ -331,7 +330,7 @@ export class Engine {
     const iv = this.p.gossip.syncIntervalMs
     if (iv <= 0 || this.syncArmed[node] === 1) return
     this.syncArmed[node] = 1
-    this.schedule(t + iv * (0.5 + this.random()), Ev.SyncTimer, node)
+    this.schedule(t + syncDelay(iv, this.random), Ev.SyncTimer, node)
   }
 
   /** Runs events until `until` (inclusive) or until `stop` says so; returns the time reached. */
