@@ -9,9 +9,8 @@ import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
-import { RELAY_SYNCED_WITHIN_MS } from '../../node/constants.js'
 import { selectEnvelope } from '../../envelope/selector.js'
-import { announces, syncDelay } from '../../node/rules.js'
+import { announces, forwards, syncDelay, type Via } from '../../node/rules.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
 import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
 
@@ -143,9 +142,12 @@ export interface Traffic {
   connections: Float64Array
 }
 
+/** The ways an envelope reaches a node in the model: a subset of the agent's Via. */
+export type ModelVia = Extract<Via, 'gossip' | 'sync' | 'local'>
+
 export interface Hooks {
   /** A node accepted a policy message (delivery). */
-  onAccept: (node: number, msg: number, via: 'gossip' | 'sync' | 'local', at: number) => void
+  onAccept: (node: number, msg: number, via: ModelVia, at: number) => void
   onApply: (node: number, msg: number, at: number) => void
   /** Two contents under one version met at `node` (selectEnvelope returned a conflict); `msg` is the one that lost. */
   onConflict: (node: number, msg: number, at: number) => void
@@ -383,7 +385,16 @@ export class Engine {
     const t = this.now
     m.state[node]! |= SEEN
     if (!this.accept(node, msg, t, 'local')) return
-    this.relay(node, -1, msg, t, this.p.gossip.floodPublish)
+    if (forwards('local', false, t - m.at)) this.relay(node, -1, msg, t, this.p.gossip.floodPublish)
+  }
+
+  /**
+   * A whole copy of `msg` reaches `v` from `from` now, by gossip or in a sync round: the model's
+   * `agent.ingest(bytes, via)`. The scenario layer never needs it; tests drive single decisions with it.
+   */
+  receive (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
+    if (via === 'gossip') this.arrive(v, from, msg)
+    else this.syncArrive(v, from, msg)
   }
 
   /** Forwards to mesh peers (or all connections) except the source, and advertises the id for the next heartbeats. */
@@ -430,25 +441,32 @@ export class Engine {
     else this.schedule(done, Ev.Validated, v, from, msg)
   }
 
-  /** The validator's verdict is in: accept by the version rule and forward, or ignore. */
+  /**
+   * The validator's verdict is in: take it by the version rule, then send it on if the agent
+   * would (forwards). Gossipsub forwards what its validator accepted to its mesh, but not to the
+   * peer it came from nor to those whose copies arrived meanwhile. What the agent took by sync
+   * it publishes itself, to every topic peer, unless gossipsub has seen that message id already
+   * (publish refuses a duplicate).
+   */
   private validated (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
     if (this.up[v] === 0) return
     const m = this.msgs[msg]!
-    m.state[v]! &= ~VALIDATING
+    if (via === 'gossip') m.state[v]! &= ~VALIDATING
+    const seen = (m.state[v]! & SEEN) !== 0
     const held = this.current[m.name]![v]!
     m.upstream[v] = from
     if (!this.accept(v, msg, this.now, via)) {
-      this.originating.delete(msg * this.capacity + v)
+      if (via === 'gossip') this.originating.delete(msg * this.capacity + v)
       return
     }
     m.hops[v] = Math.min(255, m.hops[from]! + 1)
-    // Gossipsub forwards what its validator accepted; the agent also gossips on what came by
-    // sync when it replaces an older version or is recent (RELAY_SYNCED_WITHIN_MS).
-    if (via === 'gossip' || held >= 0 || this.now - m.at < RELAY_SYNCED_WITHIN_MS) this.relay(v, from, msg, this.now, false)
+    if (!forwards(via, held >= 0, this.now - m.at)) return
+    if (via === 'gossip') this.relay(v, from, msg, this.now, false)
+    else if (!seen) this.relay(v, -1, msg, this.now, this.p.gossip.floodPublish)
   }
 
   /** The version rule (selectEnvelope, conflicts included); records the delivery and schedules the apply. False when not taken. */
-  private accept (v: number, msg: number, t: number, via: 'gossip' | 'sync' | 'local'): boolean {
+  private accept (v: number, msg: number, t: number, via: ModelVia): boolean {
     const m = this.msgs[msg]!
     const cur = this.current[m.name]!
     const held = cur[v]!
