@@ -10,7 +10,7 @@ import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
 import { selectEnvelope } from '../../envelope/selector.js'
-import { announces, forwards, syncDelay, type Via } from '../../node/rules.js'
+import { announces, forwards, receiptRoute, syncDelay, type Via } from '../../node/rules.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
 import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
 
@@ -384,7 +384,7 @@ export class Engine {
     const m = this.msgs[msg]!
     const t = this.now
     m.state[node]! |= SEEN
-    if (!this.accept(node, msg, t, 'local')) return
+    if (!this.accept(node, msg, t, 'local', -1)) return
     if (forwards('local', false, t - m.at)) this.relay(node, -1, msg, t, this.p.gossip.floodPublish)
   }
 
@@ -454,8 +454,7 @@ export class Engine {
     if (via === 'gossip') m.state[v]! &= ~VALIDATING
     const seen = (m.state[v]! & SEEN) !== 0
     const held = this.current[m.name]![v]!
-    m.upstream[v] = from
-    if (!this.accept(v, msg, this.now, via)) {
+    if (!this.accept(v, msg, this.now, via, from)) {
       if (via === 'gossip') this.originating.delete(msg * this.capacity + v)
       return
     }
@@ -465,8 +464,11 @@ export class Engine {
     else if (!seen) this.relay(v, -1, msg, this.now, this.p.gossip.floodPublish)
   }
 
-  /** The version rule (selectEnvelope, conflicts included); records the delivery and schedules the apply. False when not taken. */
-  private accept (v: number, msg: number, t: number, via: ModelVia): boolean {
+  /**
+   * The version rule (selectEnvelope, conflicts included); records the delivery, remembers where
+   * receipts go (`from`, -1 for none) and schedules the apply. False when not taken.
+   */
+  private accept (v: number, msg: number, t: number, via: ModelVia, from: number): boolean {
     const m = this.msgs[msg]!
     const cur = this.current[m.name]!
     const held = cur[v]!
@@ -476,11 +478,12 @@ export class Engine {
     cur[v] = msg
     m.state[v]! |= HAVE | SEEN
     m.acceptedAt[v] = t
+    m.upstream[v] = from
     this.hooks.onAccept(v, msg, via, t)
     if (m.targeted === undefined || m.targeted[v] === 1) {
       this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
     } else if (this.p.receipts) {
-      this.sendReceipt(v, msg, v, t)
+      this.sendReceipt(v, msg, -1, t)
     }
     return true
   }
@@ -490,25 +493,26 @@ export class Engine {
     const m = this.msgs[msg]!
     if (this.current[m.name]![v] !== msg) return
     this.hooks.onApply(v, msg, this.now)
-    if (this.p.receipts) this.sendReceipt(v, msg, v, this.now)
+    if (this.p.receipts) this.sendReceipt(v, msg, -1, this.now)
   }
 
   /**
-   * `v` sends the receipt of node `origin` for `msg` back along the envelope's path, as the
-   * agent does (src/node/receipts.ts): to the peer it took the envelope from. The publisher,
-   * or a node whose upstream is gone, keeps it.
+   * `v` passes a receipt for `msg` (its own, or one that came from `from`; -1 for its own) back
+   * along the envelope's path by the agent's receiptRoute: to the peer it took the envelope from,
+   * unless that is none (the publisher), the sender, or no longer connected. Then it keeps it.
    */
-  private sendReceipt (v: number, msg: number, origin: number, t: number): void {
+  private sendReceipt (v: number, msg: number, from: number, t: number): void {
     const up = this.msgs[msg]!.upstream[v]!
-    if (up < 0 || !this.live(v, up)) return
-    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, up, msg, origin)
+    const to = receiptRoute(up < 0 ? undefined : up, from < 0 ? undefined : from, (w) => this.live(v, w))
+    if (to === undefined) return
+    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, to, msg, v)
   }
 
-  private receiptArrive (v: number, msg: number, origin: number): void {
+  private receiptArrive (v: number, msg: number, from: number): void {
     if (this.up[v] === 0) return
     this.traffic.gossipRecv[v]! += this.p.receiptBytes + RPC_OVERHEAD_BYTES
     this.traffic.receiptsRecv[v]!++
-    this.sendReceipt(v, msg, origin, this.cpu(v, this.now, this.p.cpu.receiptVerifyMs))
+    this.sendReceipt(v, msg, from, this.cpu(v, this.now, this.p.cpu.receiptVerifyMs))
   }
 
   // ---- IHAVE / IWANT -------------------------------------------------------
