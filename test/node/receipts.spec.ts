@@ -5,7 +5,7 @@ import { startMesh, filePolicy, waitFor, type TestMesh } from './fixtures.js'
 import { createNet, generateIdentity, multiaddr, nodeSigningKey, peerIdOf, type GrapevineLibp2p } from '../../src/net/libp2p.js'
 import { generateSigningKey } from '../../src/envelope/index.js'
 import { signReport, type FleetNode, type Receipt } from '../../src/receipt/index.js'
-import { connectMesh, publishPolicy } from '../../src/node/publisher.js'
+import { connectMesh, publishPolicy } from '../../src/client/index.js'
 import { RECEIPT_PROTOCOL } from '../../src/node/receipts.js'
 import type { Agent } from '../../src/node/agent.js'
 

@@ -5,8 +5,7 @@ import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { collect } from '../defaults.js'
 import type { Policy } from '../../policy/index.js'
-import type { MeshClient, PublishResult } from '../../node/publisher.js'
-import type { Progress } from '../../node/watch.js'
+import type { MeshClient, Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
 
 /** publish/rollback/retire exit codes beyond the shared ones (README, "Exit codes"). */
@@ -33,7 +32,7 @@ async function connect (opts: MeshFlags): Promise<MeshClient> {
   if ((opts.bootstrap === undefined || opts.bootstrap.length === 0) && opts.agent === undefined) {
     throw new CliError('give --bootstrap MULTIADDR (any agent of the mesh) or --agent URL', EXIT.USAGE)
   }
-  const { connectMesh, PublishError } = await import('../../node/publisher.js')
+  const { connectMesh, PublishError } = await import('../../client/index.js')
   try {
     return await connectMesh({
       bootstrap: opts.bootstrap,
@@ -82,7 +81,7 @@ async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code
   const timeoutMs = Number(opts.timeout) * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of seconds: got "${opts.timeout}"`, EXIT.USAGE)
   const client = await connect(opts)
-  const { publishPolicy, waitForFleet, PublishError } = await import('../../node/publisher.js')
+  const { publishPolicy, waitForFleet, PublishError } = await import('../../client/index.js')
   try {
     let result: PublishResult
     try {
@@ -212,7 +211,7 @@ export const registerPublish: Register = (program, done) => {
     } finally {
       await client.close()
     }
-    const { fleetSummary } = await import('../../node/fleet-summary.js')
+    const { fleetSummary } = await import('../../client/index.js')
     const summary = fleetSummary(nodes, Date.now())
     if (flags.json === true) { printJson({ nodes, ...summary }); done(EXIT.OK); return }
     if (nodes.length === 0) { print('no nodes known yet'); done(EXIT.OK); return }

@@ -3,10 +3,11 @@ import { signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } 
 import type { Policy } from '../policy/index.js'
 import type { DigestEntry } from '../sync/index.js'
 import { FleetView, type FleetNode } from '../receipt/index.js'
-import { DEFAULT_MESH, policyTopic } from './constants.js'
-import { queryEnvelope, queryFleet } from './query.js'
-import { serveReceipts, verifyNodeReport } from './receipts.js'
+import { DEFAULT_MESH, policyTopic } from '../node/constants.js'
+import { queryEnvelope, queryFleet } from '../node/query.js'
+import { serveReceipts, verifyNodeReport } from '../node/receipts.js'
 import { isComplete, progressOf, type Progress } from './watch.js'
+import { PublishError } from './errors.js'
 
 /** How an admin command reaches the mesh: as a short-lived peer through --bootstrap, or through an agent's API. */
 export interface MeshTarget {
@@ -16,11 +17,6 @@ export interface MeshTarget {
   swarmKey?: Uint8Array
   transport?: 'tcp' | 'memory'
   signal?: AbortSignal
-}
-
-export class PublishError extends Error {
-  static override name = 'PublishError'
-  override name = 'PublishError'
 }
 
 export interface Delivery {
@@ -51,7 +47,7 @@ export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
 
 /**
  * A peer that stores and applies nothing: it learns digests, offers one envelope, and asks
- * queries. Receipts for the envelope it offers are routed back to it (receipts.ts), so its
+ * queries. Receipts for the envelope it offers are routed back to it (node/receipts.ts), so its
  * fleet view is the agents' views with those receipts on top.
  */
 async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshClient> {
