@@ -10,7 +10,7 @@ import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
 import { selectEnvelope } from '../../envelope/selector.js'
-import { announces, forwards, receiptRoute, syncDelay, type Via } from '../../node/rules.js'
+import { announces, fetchCandidates, forwards, receiptRoute, syncDelay, type Via } from '../../node/rules.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
 import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
 
@@ -117,9 +117,10 @@ const enum Ev {
   SyncCompare,
   SyncArrive,
   SyncValidated,
+  FetchStart,
   FetchReq,
   BodyArrive,
-  FetchTimeout,
+  FetchFailed,
   Heartbeat,
   Reconnect,
   Connected,
@@ -185,6 +186,8 @@ export class Engine {
    * meanwhile. Gossipsub does not forward to them (its message cache's originating peers).
    */
   private readonly originating = new Map<number, number[]>()
+  /** Per (message, node) fetching an announced body: the announcer and the candidates not yet asked (fetchCandidates). */
+  private readonly fetches = new Map<number, { announcer: number, left: number[] }>()
   readonly traffic: Traffic
   now = 0
   events = 0
@@ -361,9 +364,10 @@ export class Engine {
       case Ev.SyncCompare: this.syncCompare(a, b); return
       case Ev.SyncArrive: this.syncArrive(a, b, c); return
       case Ev.SyncValidated: this.validated(a, b, c, 'sync'); return
+      case Ev.FetchStart: this.fetchStart(a, b, c); return
       case Ev.FetchReq: this.fetchReq(a, b, c); return
       case Ev.BodyArrive: this.bodyArrive(a, b, c); return
-      case Ev.FetchTimeout: this.fetchTimeout(a, b, c); return
+      case Ev.FetchFailed: this.fetchNext(a, c); return
       case Ev.Heartbeat: this.heartbeat(a); return
       case Ev.Reconnect: this.reconnect(a); return
       case Ev.Connected: this.connected(a, b); return
@@ -437,30 +441,38 @@ export class Engine {
     m.state[v]! |= SEEN | VALIDATING
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
     const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
-    if (announce) this.schedule(done, Ev.FetchReq, from, v, msg)
+    if (announce) this.schedule(done, Ev.FetchStart, v, from, msg)
     else this.schedule(done, Ev.Validated, v, from, msg)
   }
 
   /**
    * The validator's verdict is in: take it by the version rule, then send it on if the agent
    * would (forwards). Gossipsub forwards what its validator accepted to its mesh, but not to the
-   * peer it came from nor to those whose copies arrived meanwhile. What the agent took by sync
-   * it publishes itself, to every topic peer, unless gossipsub has seen that message id already
-   * (publish refuses a duplicate).
+   * peer it came from (for a fetched body: the announcer) nor to those whose copies arrived
+   * meanwhile. What the agent took by sync it publishes itself, to every topic peer, unless
+   * gossipsub has seen that message id already (publish refuses a duplicate).
    */
   private validated (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
     if (this.up[v] === 0) return
     const m = this.msgs[msg]!
-    if (via === 'gossip') m.state[v]! &= ~VALIDATING
+    const key = msg * this.capacity + v
+    const f = via === 'gossip' ? this.fetches.get(key) : undefined
+    const source = f?.announcer ?? from
+    if (via === 'gossip') {
+      m.state[v]! &= ~VALIDATING
+      this.fetches.delete(key)
+    }
     const seen = (m.state[v]! & SEEN) !== 0
     const held = this.current[m.name]![v]!
     if (!this.accept(v, msg, this.now, via, from)) {
-      if (via === 'gossip') this.originating.delete(msg * this.capacity + v)
+      // A fetched body that sync brought meanwhile: the announcement validator accepts what is held.
+      if (f !== undefined && held === msg) this.relay(v, source, msg, this.now, false)
+      else if (via === 'gossip') this.originating.delete(key)
       return
     }
     m.hops[v] = Math.min(255, m.hops[from]! + 1)
     if (!forwards(via, held >= 0, this.now - m.at)) return
-    if (via === 'gossip') this.relay(v, from, msg, this.now, false)
+    if (via === 'gossip') this.relay(v, source, msg, this.now, false)
     else if (!seen) this.relay(v, -1, msg, this.now, this.p.gossip.floodPublish)
   }
 
@@ -556,42 +568,71 @@ export class Engine {
 
   // ---- announce-and-fetch ----------------------------------------------------
 
-  /** At the announcer `holder`: a request for the body from `v`. */
-  private fetchReq (holder: number, v: number, msg: number): void {
+  /**
+   * `v` verified an announcement from `announcer` and fetches the body as the agent does: the
+   * announcer first, then other connected peers in random order, at most MAX_FETCH_PEERS in
+   * all (fetchCandidates), one at a time.
+   */
+  private fetchStart (v: number, announcer: number, msg: number): void {
     const m = this.msgs[msg]!
-    if (this.up[v] === 0 || (m.state[v]! & (HAVE | FETCHING)) !== 0) return
+    if (this.up[v] === 0 || (m.state[v]! & FETCHING) !== 0) return
+    const others: number[] = []
+    const n = this.g.conn.len[v]!
+    for (let i = 0; i < n; i++) {
+      const w = this.g.conn.get(v, i)
+      if (this.live(v, w)) others.push(w)
+    }
     m.state[v]! |= FETCHING
-    const reqAt = this.control(v, holder, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'sync')
-    if (!this.live(v, holder) || (m.state[holder]! & HAVE) === 0) {
-      this.schedule(this.now + FETCH_TIMEOUT_MS, Ev.FetchTimeout, v, holder, msg)
+    this.fetches.set(msg * this.capacity + v, { announcer, left: fetchCandidates(announcer, others, this.random) })
+    this.fetchNext(v, msg)
+  }
+
+  /**
+   * Asks the next candidate. Before each, as the agent: stop if it holds the envelope now (sync
+   * brought it: the validator accepts, gossipsub forwards the announcement) or a newer version.
+   * With no candidate left the validator ignores the announcement and anti-entropy brings it.
+   */
+  private fetchNext (v: number, msg: number): void {
+    const m = this.msgs[msg]!
+    const key = msg * this.capacity + v
+    const f = this.fetches.get(key)
+    if (f === undefined || this.up[v] === 0) return
+    const held = this.current[m.name]![v]!
+    const next = held === msg || (held >= 0 && this.msgs[held]!.version > m.version) ? undefined : f.left.shift()
+    if (next === undefined) {
+      this.fetches.delete(key)
+      m.state[v]! &= ~(FETCHING | VALIDATING)
+      if (held === msg) this.relay(v, f.announcer, msg, this.now, false)
+      else this.originating.delete(key)
       return
     }
-    this.schedule(this.transmit(holder, reqAt, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.BodyArrive, v, holder, msg)
+    // A peer gone (stopped, cut off) answers nothing: the agent waits out the fetch timeout.
+    if (!this.live(v, next)) {
+      this.schedule(this.now + FETCH_TIMEOUT_MS, Ev.FetchFailed, v, next, msg)
+      return
+    }
+    this.schedule(this.control(v, next, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'sync'), Ev.FetchReq, next, v, msg)
+  }
+
+  /** At candidate `w`: a request for the body from `v`. It serves the envelope if it holds exactly that one, else answers "missing". */
+  private fetchReq (w: number, v: number, msg: number): void {
+    const m = this.msgs[msg]!
+    if (!this.live(w, v)) {
+      this.schedule(this.now + FETCH_TIMEOUT_MS, Ev.FetchFailed, v, w, msg)
+      return
+    }
+    if (this.current[m.name]![w] === msg) this.schedule(this.transmit(w, this.now, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.BodyArrive, v, w, msg)
+    else this.schedule(this.control(w, v, this.now, RPC_OVERHEAD_BYTES, 'sync'), Ev.FetchFailed, v, w, msg)
   }
 
   private bodyArrive (v: number, holder: number, msg: number): void {
-    if (this.up[v] === 0) return
     const m = this.msgs[msg]!
+    if (this.up[v] === 0 || !this.fetches.has(msg * this.capacity + v)) return
     this.traffic.syncRecv[v]! += m.bytes + RPC_OVERHEAD_BYTES
     this.traffic.policyRecv[v]! += m.bytes
     m.state[v]! &= ~FETCHING
     // The body is checked against the signed hash: a hash, not a second signature check.
     this.schedule(this.cpu(v, this.now, this.kib(m.bytes)), Ev.Validated, v, holder, msg)
-  }
-
-  /** The announcer vanished: ask another live connection that holds it, if any; else sync will bring it. */
-  private fetchTimeout (v: number, holder: number, msg: number): void {
-    const m = this.msgs[msg]!
-    m.state[v]! &= ~FETCHING
-    if (this.up[v] === 0 || (m.state[v]! & HAVE) !== 0) return
-    const n = this.g.conn.len[v]!
-    for (let i = 0; i < n; i++) {
-      const w = this.g.conn.get(v, i)
-      if (w !== holder && this.live(v, w) && (m.state[w]! & HAVE) !== 0) {
-        this.schedule(this.now, Ev.FetchReq, w, v, msg)
-        return
-      }
-    }
   }
 
   // ---- anti-entropy ----------------------------------------------------------
@@ -669,7 +710,10 @@ export class Engine {
       this.schedule(this.nextHeartbeat(w, this.now), Ev.Heartbeat, w)
     }
     this.mesh.clear(v)
-    for (const m of this.msgs) m.state[v]! &= HAVE
+    for (const [i, m] of this.msgs.entries()) {
+      m.state[v]! &= HAVE
+      this.fetches.delete(i * this.capacity + v)
+    }
     this.upFree[v] = this.now
     this.cpuFree[v] = this.now
     this.updateSlowdown()
