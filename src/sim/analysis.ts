@@ -2,6 +2,7 @@
 // produce a RunRecord, so both get the same figures, checks and report.
 
 import { matchesTarget } from '../policy/index.js'
+import { selectEnvelope, type VersionedRef } from '../envelope/selector.js'
 import { coverageCurve, percentile, quantiles } from './metrics.js'
 import type { ConvergenceResult, NodeOutcome, PublishResult, RecordNode, RecordPublish, RunRecord, Traffic, Via } from './result.js'
 import { MAX_CURVE_POINTS } from './constants.js'
@@ -31,9 +32,14 @@ export function isTargeted (p: Pick<RecordPublish, 'kind' | 'target'>, node: Pic
   return matchesTarget({ target: p.target }, { id: node.peerId ?? node.name, name: node.name, tags: node.tags })
 }
 
-/** `a` is newer than `b` by the version rule: higher version, then higher content hash. */
+/**
+ * `a` wins over `b` by the version rule (selectEnvelope). A record names contents, not envelopes,
+ * and one content is one state here, so each stands for its content: the same version and hash
+ * is a duplicate, not newer.
+ */
 export function newer (a: { version: number, hash: string }, b: { version: number, hash: string } | undefined): boolean {
-  return b === undefined || a.version > b.version || (a.version === b.version && a.hash > b.hash)
+  const ref = (x: { version: number, hash: string }): VersionedRef => ({ version: x.version, hash: x.hash, id: x.hash })
+  return selectEnvelope(b === undefined ? undefined : ref(b), ref(a)).accept
 }
 
 /**
@@ -133,7 +139,7 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     missing: outcomes.filter((o) => o.class === 'missing').map((o) => o.name),
     via,
     failures,
-    ...(rival !== undefined ? { conflict: { with: rival.id, won: p.hash > rival.hash } } : {})
+    ...(rival !== undefined ? { conflict: { with: rival.id, won: newer(p, rival) } } : {})
   }
   if (p.traffic !== undefined) {
     const { bytes, duplicates } = sumTraffic(p.traffic.byNode)

@@ -3,9 +3,11 @@
 // since the scenario's time zero, unless named otherwise.
 
 import type { Target } from '../policy/index.js'
+import type { Via } from '../node/rules.js'
 import type { Quantiles } from './metrics.js'
 
-export type Via = 'gossip' | 'sync' | 'local' | 'api' | 'disk'
+/** How an envelope reached a node: the agent's own vocabulary (src/node/rules.ts). */
+export type { Via }
 
 export interface Traffic {
   gossipBytesSent: number
