@@ -51,8 +51,10 @@ export interface NetOptions {
   /** Topics whose invalid messages are penalised by gossipsub peer scoring. */
   scoredTopics: string[]
   sync: AntiEntropyInit
-  /** Peers refused in both directions: tests and simulations use it to cut the mesh. */
-  blocked?: ReadonlySet<string>
+  /** Peers refused in both directions (the agent's peer manager decides): tests and simulations use it to cut the mesh. */
+  isBlocked?: (peer: string) => boolean
+  /** False: create the node without starting it, so the caller can install validators and handlers first. */
+  start?: boolean
   gossip?: Partial<GossipsubOpts>
   /** Keep connections up to this many; libp2p 2 no longer auto-dials, the agent does. */
   maxConnections?: number
@@ -82,7 +84,7 @@ function msgId (msg: Message): Uint8Array {
 const CONNECTION_MONITOR = { pingInterval: 15_000, pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 } }
 
 export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
-  const blocked = opts.blocked
+  const isBlocked = opts.isBlocked
   const transport = opts.transport ?? 'tcp'
   const topics = Object.fromEntries(opts.scoredTopics.map((t) => [t, createTopicScoreParams({
     topicWeight: 1,
@@ -106,12 +108,13 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
       maxConnections: opts.maxConnections ?? 64,
       ...(opts.inboundLimits !== undefined ? { inboundConnectionThreshold: opts.inboundLimits.perHostPerSecond, maxIncomingPendingConnections: opts.inboundLimits.pending } : {})
     },
-    ...(blocked !== undefined
+    ...(opts.start === false ? { start: false } : {}),
+    ...(isBlocked !== undefined
       ? {
           connectionGater: {
-            denyDialPeer: (peer: PeerId) => blocked.has(peer.toString()),
-            denyInboundEncryptedConnection: (peer: PeerId) => blocked.has(peer.toString()),
-            denyOutboundEncryptedConnection: (peer: PeerId) => blocked.has(peer.toString()),
+            denyDialPeer: (peer: PeerId) => isBlocked(peer.toString()),
+            denyInboundEncryptedConnection: (peer: PeerId) => isBlocked(peer.toString()),
+            denyOutboundEncryptedConnection: (peer: PeerId) => isBlocked(peer.toString()),
             // Loopback and memory addresses are how this project's meshes run; allow them.
             denyDialMultiaddr: () => false
           }

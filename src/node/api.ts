@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import type { AddressInfo } from 'node:net'
 import type { Agent } from './agent.js'
 import { MAX_API_BODY_BYTES } from './constants.js'
+import { ApiRequestError } from './errors.js'
 
 export interface ApiServer {
   url: string
@@ -19,7 +20,7 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
   let size = 0
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > limit) throw Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 })
+    if (size > limit) throw new ApiRequestError(413, `request body over ${limit} bytes`)
     chunks.push(chunk as Buffer)
   }
   return new Uint8Array(Buffer.concat(chunks))
@@ -40,8 +41,8 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
  */
 export async function startApi (agent: Agent, host: string, port: number): Promise<ApiServer> {
   const server: Server = createServer((req, res) => {
-    handle(agent, req, res).catch((err: Error & { status?: number }) => {
-      send(res, err.status ?? 500, { error: err.message })
+    handle(agent, req, res).catch((err: Error) => {
+      send(res, err instanceof ApiRequestError ? err.status : 500, { error: err.message })
     })
   })
   await new Promise<void>((resolve, reject) => {

@@ -69,15 +69,13 @@ export function createClock (init: ClockInit = {}): Clock {
 
   const after = (ms: number, fn: () => void): (() => void) => {
     if (stopped) return () => {}
-    let cancelTimer: (() => void) | undefined
+    const timer: { cancel?: () => void } = {}
     const cancel = (): void => {
-      if (!live.delete(cancel)) return
-      cancelTimer?.()
+      if (live.delete(cancel)) timer.cancel?.()
     }
     live.add(cancel)
-    cancelTimer = setTimer(() => {
-      if (!live.delete(cancel)) return
-      fn()
+    timer.cancel = setTimer(() => {
+      if (live.delete(cancel)) fn()
     }, ms)
     return cancel
   }

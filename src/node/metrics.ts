@@ -1,12 +1,24 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import type { MetricsRegister } from '../net/libp2p.js'
+import type { FetchRound, SyncRound } from '../sync/index.js'
 
 /** Prometheus metrics for one agent. Each agent has its own registry, so simulations can host many. */
 export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry()
   if (opts.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'grapevine_process_' })
+  const gossip = gossipMetricsRegister(registry)
+  const gossipGauge = (n: string) => (): Gauge<string> | undefined => gossip.gauges.get(n)
   return {
     registry,
+    /** Hands gossipsub its metrics; they land in this registry under `grapevine_gossipsub_…`. */
+    gossipRegister: gossip.register,
+    /** The gossipsub metrics traffic reports read (they exist once gossipsub has started). */
+    gossip: {
+      rpcSentBytes: gossipGauge('gossipsub_rpc_sent_bytes_total'),
+      rpcRecvBytes: gossipGauge('gossipsub_rpc_recv_bytes_total'),
+      duplicates: gossipGauge('gossipsub_pre_validation_duplicate_total'),
+      received: gossipGauge('gossipsub_msg_received_prevalidation_total')
+    },
     peers: new Gauge({ name: 'grapevine_peers', help: 'Connected peers', registers: [registry] }),
     policies: new Gauge({ name: 'grapevine_policies', help: 'Policies held (newest accepted envelope per name)', registers: [registry] }),
     envelopesAccepted: new Counter({ name: 'grapevine_envelopes_accepted_total', help: 'Envelopes accepted, by how they arrived', labelNames: ['via'] as const, registers: [registry] }),
@@ -31,8 +43,10 @@ type Labels = Record<string, string | number>
  * Gossipsub's own metrics (bytes, duplicates, mesh sizes), registered in the agent's
  * Prometheus registry under `grapevine_` names, so /metrics and simulations read them.
  */
-export function gossipMetricsRegister (registry: Registry): MetricsRegister {
-  const name = (n: string): string => `grapevine_${n.replace(/^gossisub_/, 'gossipsub_')}`
+function gossipMetricsRegister (registry: Registry): { register: MetricsRegister, gauges: Map<string, Gauge<string>> } {
+  const gauges = new Map<string, Gauge<string>>()
+  const base = (n: string): string => n.replace(/^gossisub_/, 'gossipsub_')
+  const name = (n: string): string => `grapevine_${base(n)}`
   const gauge = (config: { name: string, help: string, labelNames?: readonly string[] }): unknown => {
     const collectors: Array<(g: unknown) => void> = []
     const wrapper = {
@@ -47,9 +61,10 @@ export function gossipMetricsRegister (registry: Registry): MetricsRegister {
       registers: [registry],
       collect: () => { for (const fn of collectors) fn(wrapper) }
     })
+    gauges.set(base(config.name), g)
     return wrapper
   }
-  return {
+  const register = {
     gauge: gauge as MetricsRegister['gauge'],
     histogram: ((config: { name: string, help: string, labelNames?: readonly string[], buckets?: number[] }) => {
       const h = new Histogram({ name: name(config.name), help: config.help, labelNames: [...(config.labelNames ?? [])], buckets: config.buckets, registers: [registry] })
@@ -74,6 +89,23 @@ export function gossipMetricsRegister (registry: Registry): MetricsRegister {
       }
     }) as MetricsRegister['avgMinMax']
   }
+  return { register, gauges }
 }
 
 export type AgentMetrics = ReturnType<typeof createMetrics>
+
+/** Counts one anti-entropy exchange, either side. */
+export function countSyncRound (m: AgentMetrics, round: SyncRound): void {
+  m.syncRounds.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error === undefined ? 'ok' : 'error' })
+  m.syncEnvelopes.inc({ direction: 'sent' }, round.sent)
+  m.syncEnvelopes.inc({ direction: 'received' }, round.received)
+  m.syncBytes.inc({ direction: 'sent' }, round.bytesOut ?? 0)
+  m.syncBytes.inc({ direction: 'received' }, round.bytesIn ?? 0)
+}
+
+/** Counts one fetch of an announced envelope, either side. */
+export function countFetch (m: AgentMetrics, round: FetchRound): void {
+  m.fetches.inc({ role: round.initiator ? 'initiator' : 'responder', result: round.error !== undefined ? 'error' : round.found ? 'found' : 'missing' })
+  m.fetchBytes.inc({ direction: 'sent' }, round.bytesOut)
+  m.fetchBytes.inc({ direction: 'received' }, round.bytesIn)
+}

@@ -2,6 +2,7 @@ import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { keyIdOfPeer, peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
 import { MAX_RECEIPT_BYTES, validateReport, type NodeReport } from '../receipt/index.js'
+import { InvalidRoutedReceiptError, ReceiptStreamTimeoutError, TooManyReceiptsError } from './errors.js'
 
 /**
  * `/grapevine/receipts/1.0.0`: receipts travel back along the path their envelope came, each
@@ -38,16 +39,16 @@ export function verifyNodeReport (bytes: Uint8Array): NodeReport | undefined {
  * Serves the receipts protocol: `take` gets each frame and says whether it was a valid receipt.
  * A peer that sends an invalid one, or more frames than allowed, loses the stream at once.
  */
-export async function serveReceipts (net: GrapevineLibp2p, take: (bytes: Uint8Array, from: string) => boolean): Promise<void> {
+export async function serveReceipts (net: Pick<GrapevineLibp2p, 'handle'>, take: (bytes: Uint8Array, from: string) => boolean): Promise<void> {
   await net.handle(RECEIPT_PROTOCOL, ({ stream, connection }) => {
     void (async () => {
       const from = connection.remotePeer.toString()
-      const timer = setTimeout(() => { stream.abort(new Error('receipt stream timed out')) }, RECEIPT_STREAM_TIMEOUT_MS)
+      const timer = setTimeout(() => { stream.abort(new ReceiptStreamTimeoutError(`receipt stream not finished within ${RECEIPT_STREAM_TIMEOUT_MS} ms`)) }, RECEIPT_STREAM_TIMEOUT_MS)
       try {
         let frames = 0
         for await (const frame of lp.decode(stream.source, { maxDataLength: MAX_RECEIPT_BYTES })) {
-          if (++frames > MAX_RECEIPTS_PER_STREAM) throw new Error(`more than ${MAX_RECEIPTS_PER_STREAM} receipts in one stream`)
-          if (!take(frame.subarray(), from)) throw new Error('invalid receipt')
+          if (++frames > MAX_RECEIPTS_PER_STREAM) throw new TooManyReceiptsError(`more than ${MAX_RECEIPTS_PER_STREAM} receipts in one stream`)
+          if (!take(frame.subarray(), from)) throw new InvalidRoutedReceiptError(`invalid receipt from ${from}`)
         }
         await stream.close()
       } catch (err) {
@@ -69,7 +70,7 @@ export interface ReceiptSenderEvents {
 export class ReceiptSender {
   private readonly queues = new Map<string, Uint8Array[]>()
 
-  constructor (private readonly net: GrapevineLibp2p, private readonly events: ReceiptSenderEvents = {}, private readonly signal?: AbortSignal) {}
+  constructor (private readonly net: Pick<GrapevineLibp2p, 'dialProtocol'>, private readonly events: ReceiptSenderEvents = {}, private readonly signal?: AbortSignal) {}
 
   send (peer: string, bytes: Uint8Array): void {
     const queue = this.queues.get(peer)

@@ -9,9 +9,12 @@ import { encodeAnnouncement, validateEnvelope, type VerifiedEnvelope } from '../
 import { multiaddr, TopicValidatorResult, type PeerId } from '../../src/net/libp2p.js'
 import { canonicalBytes } from '../../src/envelope/index.js'
 
-/** The announcement validator gossipsub calls, reached directly so each case sees its own result. */
+/** The announcement validator the agent installed in gossipsub, called directly so each case sees its own result. */
 async function validate (agent: Agent, bytes: Uint8Array, from: PeerId): Promise<TopicValidatorResult> {
-  return await (agent as unknown as { onAnnouncement: (b: Uint8Array, p: PeerId) => Promise<TopicValidatorResult> }).onAnnouncement(bytes, from)
+  const topic = announceTopic(agent.mesh)
+  const validator = agent.libp2p.services.pubsub.topicValidators.get(topic)
+  if (validator === undefined) throw new Error(`no validator for ${topic}`)
+  return await validator(from, { type: 'unsigned', topic, data: bytes })
 }
 
 function fields (bytes: Uint8Array): Record<string, unknown> {
@@ -177,7 +180,8 @@ describe('announce-and-fetch', () => {
       const tampered = canonicalBytes({ ...fields(bytes), policy: { ...(fields(bytes).policy as object), name: 'test/tampered', resources: [] } })
       const other = mesh.sign(largePolicy('test/tampered', 'u'), 1)
       for (const [served, reason] of [[tampered, 'hash-mismatch'], [other, 'not-announced']] as const) {
-        (a as unknown as { servable: () => Uint8Array }).servable = () => served
+        // The policy book answers fetches: make it answer with this body.
+        (a as unknown as { book: { servable: () => Uint8Array } }).book.servable = () => served
         const rejected = nextEvent(b, 'rejected', (r) => r.reason === reason && r.from === a.peerId.toString())
         expect(await validate(b, encodeAnnouncement(env), a.peerId)).toBe(TopicValidatorResult.Ignore)
         await rejected

@@ -1,0 +1,197 @@
+import { applyPolicy, type ApplyReport } from '../apply/index.js'
+import { matchesTarget, managedKey, type ConfigPolicy, type NodeFacts } from '../policy/index.js'
+import type { VerifiedEnvelope } from '../envelope/index.js'
+import type { AppliedRecord, StateStore } from '../store/index.js'
+import type { AgentMetrics } from './metrics.js'
+import type { Logger } from './logger.js'
+import type { Journal } from './journal.js'
+import type { PolicyBook, ConflictRecord } from './book.js'
+import { receiptOutcome } from './rules.js'
+
+export type ConfigEnvelope = VerifiedEnvelope & { policy: ConfigPolicy }
+
+/** A path one policy may not manage because another holds it. */
+export interface PathClaim {
+  path: string
+  owner: string
+}
+
+/**
+ * Two policies managing one path is a reported conflict, never a flip-flop: the policy whose
+ * name sorts first keeps the path on every node (deterministic, no shared state needed). Pure:
+ * returns, per resource id of `env`, the path it may not manage and the policy that keeps it.
+ */
+export function pathClaims (env: ConfigEnvelope, held: Iterable<ConfigEnvelope>): Map<string, PathClaim> {
+  const owners = new Map<string, string>()
+  for (const other of held) {
+    if (other.name === env.name || other.name > env.name) continue
+    for (const r of other.policy.resources) {
+      const key = managedKey(r)
+      if (key !== undefined && !owners.has(key)) owners.set(key, other.name)
+    }
+  }
+  const claims = new Map<string, PathClaim>()
+  for (const r of env.policy.resources) {
+    const key = managedKey(r)
+    const owner = key === undefined ? undefined : owners.get(key)
+    if (owner !== undefined) claims.set(r.id, { path: (key as string).slice('path:'.length), owner })
+  }
+  return claims
+}
+
+export interface ApplyQueueComponents {
+  book: Pick<PolicyBook, 'get' | 'values' | 'pathConflict'>
+  journal: Pick<Journal, 'write' | 'history'>
+  store: Pick<StateStore, 'saveApplied' | 'dir'>
+  metrics: Pick<AgentMetrics, 'applies' | 'applyDuration'>
+  log: Logger
+  now: () => number
+  facts: NodeFacts
+  root: string
+  signal: AbortSignal
+  /** Reports go out from here: receipts, events. */
+  events: ApplyQueueEvents
+}
+
+export interface ApplyQueueEvents {
+  applied: (env: VerifiedEnvelope, report: ApplyReport) => void
+  notTargeted: (env: VerifiedEnvelope) => void
+  retired: (env: VerifiedEnvelope) => void
+  conflict: (record: ConflictRecord) => void
+}
+
+/**
+ * One apply at a time. A name marked dirty is applied at the next turn with whatever version
+ * the book holds then, so a newer version arriving meanwhile is applied next and intermediate
+ * ones are skipped.
+ */
+export class ApplyQueue {
+  /** The last apply per policy name, as saved in the state directory. */
+  applied: Record<string, AppliedRecord> = {}
+  private readonly dirty = new Set<string>()
+  private running?: Promise<void>
+  /** The version each name last wrote a history line for: a quiet drift check does not. */
+  private readonly lastHistoryVersion = new Map<string, number>()
+
+  constructor (private readonly c: ApplyQueueComponents) {}
+
+  get busy (): boolean {
+    return this.running !== undefined
+  }
+
+  targets (env: VerifiedEnvelope): env is ConfigEnvelope {
+    return env.policy.kind === 'policy' && matchesTarget(env.policy, this.c.facts)
+  }
+
+  /** What a presence beacon says of one held envelope, in the receipts' words (applied, unchanged, failed, …). */
+  outcomeOf (env: VerifiedEnvelope): string {
+    const record = this.applied[env.name]
+    if (record?.version === env.version) return receiptOutcome(record.changed, record.failed)
+    if (env.policy.kind !== 'policy') return env.policy.kind
+    return this.targets(env) ? 'pending' : 'not-targeted'
+  }
+
+  scheduleAll (): void {
+    for (const env of this.c.book.values()) if (env.policy.kind !== 'trust') this.schedule(env.name)
+  }
+
+  schedule (name: string): void {
+    this.dirty.add(name)
+    if (this.running !== undefined) return
+    this.running = (async () => {
+      while (this.dirty.size > 0 && !this.c.signal.aborted) {
+        const next = this.dirty.values().next().value as string
+        this.dirty.delete(next)
+        const env = this.c.book.get(next)
+        if (env !== undefined) await this.applyOne(env)
+      }
+    })().finally(() => {
+      this.running = undefined
+      // Other microtasks run between the loop's last look at `dirty` and this callback. An
+      // envelope taken in between found `running` still set, so it is dirty with no loop to
+      // apply it: held, never applied until the next re-apply. Start one for it.
+      const missed = this.dirty.values().next().value
+      if (missed !== undefined && !this.c.signal.aborted) this.schedule(missed)
+    })
+  }
+
+  async idle (): Promise<void> {
+    while (this.running !== undefined) await this.running
+  }
+
+  private async applyOne (env: VerifiedEnvelope): Promise<void> {
+    if (env.policy.kind === 'retired') {
+      // Stop managing it: no more applies or drift repair. Its resources stay as they are.
+      if (this.applied[env.name] !== undefined) {
+        delete this.applied[env.name]
+        this.saveApplied()
+      }
+      this.c.events.retired(env)
+      return
+    }
+    if (env.policy.kind !== 'policy') return
+    if (!this.targets(env)) {
+      this.c.events.notTargeted(env)
+      return
+    }
+    const report = await this.run(env)
+    const failures = report.resources.filter((r) => r.status === 'failed')
+    const record: AppliedRecord = {
+      name: env.name,
+      version: env.version,
+      hash: env.hash,
+      outcome: report.outcome,
+      at: new Date(this.c.now()).toISOString(),
+      changed: report.counts.changed,
+      failed: report.counts.failed,
+      durationMs: report.durationMs,
+      ...(failures.length > 0 ? { errors: failures.map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })) } : {})
+    }
+    this.applied[env.name] = record
+    this.c.metrics.applies.inc({ outcome: report.outcome })
+    this.c.metrics.applyDuration.observe(report.durationMs / 1000)
+    const level = report.counts.failed > 0 ? 'warn' : 'info'
+    const errors = record.errors?.slice(0, 3).map((e) => `${e.resource}: ${e.error}`)
+    this.c.log[level]({ name: env.name, version: env.version, outcome: report.outcome, changed: record.changed, failed: record.failed, durationMs: report.durationMs, ...(errors !== undefined ? { errors } : {}) }, 'policy applied')
+    // Only runs that changed something or failed make history; a quiet drift check does not.
+    const eventful = report.counts.changed > 0 || report.counts.failed > 0 || this.lastHistoryVersion.get(env.name) !== env.version
+    this.lastHistoryVersion.set(env.name, env.version)
+    this.saveApplied()
+    if (eventful) this.c.journal.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
+    this.c.events.applied(env, report)
+  }
+
+  /** Applies one targeted policy; an apply that threw (a bug, an unusable root) still yields a report, so it is seen. */
+  private async run (env: ConfigEnvelope): Promise<ApplyReport> {
+    const targeted = [...this.c.book.values()].filter((e): e is ConfigEnvelope => this.targets(e))
+    const skip = new Map<string, string>()
+    for (const [id, claim] of pathClaims(env, targeted)) {
+      skip.set(id, `${claim.path} is also managed by policy "${claim.owner}", which keeps it (the name that sorts first wins)`)
+      const record = this.c.book.pathConflict(env.name, claim.path, claim.owner)
+      if (record !== undefined) this.c.events.conflict(record)
+    }
+    try {
+      return await applyPolicy(env.policy, { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip })
+    } catch (err) {
+      this.c.log.error({ name: env.name, version: env.version, err: (err as Error).message }, 'apply crashed')
+      return crashReport(env.name, err as Error, this.c.now())
+    }
+  }
+
+  private saveApplied (): void {
+    const snapshot = { ...this.applied }
+    this.c.journal.write('applied', async () => { await this.c.store.saveApplied(snapshot) })
+  }
+}
+
+function crashReport (policy: string, err: Error, now: number): ApplyReport {
+  return {
+    policy,
+    dryRun: false,
+    startedAt: new Date(now).toISOString(),
+    durationMs: 0,
+    outcome: 'failures',
+    counts: { total: 1, changed: 0, unchanged: 0, failed: 1, skipped: 0, unknown: 0 },
+    resources: [{ id: '(policy)', type: 'exec', action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }]
+  }
+}

@@ -1,0 +1,97 @@
+import { selectEnvelope, type Conflict, type VerifiedEnvelope } from '../envelope/index.js'
+import { TRUST_POLICY_NAME, type TrustPolicy } from '../policy/index.js'
+import type { TrustStore } from '../trust/index.js'
+import type { DigestEntry, FetchRequest } from '../sync/index.js'
+
+export interface ConflictRecord {
+  kind: 'version' | 'path'
+  name: string
+  at: string
+  version?: number
+  winner?: string
+  loser?: string
+  path?: string
+  policies?: string[]
+}
+
+/** What the book did with an envelope offered to it. */
+export type Decision =
+  | { accept: true, replaced?: VerifiedEnvelope, conflict?: ConflictRecord }
+  | { accept: false, reason: 'older' | 'duplicate' | 'conflict-lost', conflict?: ConflictRecord }
+
+/**
+ * The policy book: the envelope held per name, the trust they were checked against, and the
+ * conflicts seen. Pure (no I/O, no timers): `offer()` applies the version rule and says what
+ * happened; the intake around it persists, applies and reports.
+ */
+export class PolicyBook {
+  private readonly held = new Map<string, VerifiedEnvelope>()
+  private readonly open = new Map<string, ConflictRecord>()
+
+  constructor (readonly trust: TrustStore, private readonly now: () => number) {}
+
+  get (name: string): VerifiedEnvelope | undefined {
+    return this.held.get(name)
+  }
+
+  values (): IterableIterator<VerifiedEnvelope> {
+    return this.held.values()
+  }
+
+  get size (): number {
+    return this.held.size
+  }
+
+  /**
+   * The version rule against what is held. A winner is taken at once, so copies arriving while
+   * it is persisted are duplicates, and a trust policy takes effect for the next envelope.
+   * A version conflict is returned only the first time it is seen.
+   */
+  offer (env: VerifiedEnvelope): Decision {
+    const current = this.held.get(env.name)
+    const selection = selectEnvelope(current, env)
+    const conflict = selection.conflict !== undefined ? this.versionConflict(env.name, selection.conflict) : undefined
+    if (!selection.accept) return { accept: false, reason: selection.reason, ...(conflict !== undefined ? { conflict } : {}) }
+    this.held.set(env.name, env)
+    if (env.policy.kind === 'trust') this.trust.update(env.policy as TrustPolicy)
+    return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(conflict !== undefined ? { conflict } : {}) }
+  }
+
+  /** Records a same-version conflict (say the loser of an announcement); undefined when already known. */
+  versionConflict (name: string, c: Conflict): ConflictRecord | undefined {
+    return this.note(`version:${name}:${c.version}`, { kind: 'version', name, version: c.version, winner: c.winner, loser: c.loser, at: this.iso() })
+  }
+
+  /** Records a path claimed by two policies; undefined when already known. */
+  pathConflict (name: string, path: string, owner: string): ConflictRecord | undefined {
+    return this.note(`path:${path}`, { kind: 'path', name, path, policies: [owner, name], at: this.iso() })
+  }
+
+  get conflicts (): ConflictRecord[] {
+    return [...this.open.values()]
+  }
+
+  digest (): DigestEntry[] {
+    return [...this.held.values()].map((e) => ({ name: e.name, version: e.version, hash: e.hash, id: e.id }))
+  }
+
+  /** What this node serves to a fetch: the envelope it holds, if it is exactly the one asked for. */
+  servable (req: FetchRequest): Uint8Array | undefined {
+    const env = this.held.get(req.name)
+    return env !== undefined && env.version === req.version && env.hash === req.hash ? env.bytes : undefined
+  }
+
+  get trustVersion (): number | undefined {
+    return this.held.get(TRUST_POLICY_NAME)?.version
+  }
+
+  private note (key: string, record: ConflictRecord): ConflictRecord | undefined {
+    if (this.open.has(key)) return undefined
+    this.open.set(key, record)
+    return record
+  }
+
+  private iso (): string {
+    return new Date(this.now()).toISOString()
+  }
+}

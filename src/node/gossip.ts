@@ -1,0 +1,75 @@
+import { encodeAnnouncement, type VerifiedEnvelope } from '../envelope/index.js'
+import { TopicValidatorResult, type GrapevinePubSub, type PeerId } from '../net/libp2p.js'
+import type { IngestOutcome } from '../sync/index.js'
+import { announceTopic, policyTopic, receiptTopic } from './constants.js'
+import { announces } from './rules.js'
+
+export interface GossipComponents {
+  pubsub: Pick<GrapevinePubSub, 'topicValidators' | 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'>
+  mesh: string
+  announceThreshold?: number
+  /** Whole envelopes from the policies topic. */
+  ingest: (bytes: Uint8Array, from: string) => Promise<IngestOutcome> | IngestOutcome
+  /** Announcements of large envelopes. */
+  announcement: (bytes: Uint8Array, from: PeerId) => Promise<TopicValidatorResult>
+  /** Receipts and presence beacons: true when valid. */
+  report: (bytes: Uint8Array) => boolean
+  /** Someone subscribed to the receipts topic: a beacon would now be heard. */
+  onListener: () => void
+}
+
+const verdict: Record<IngestOutcome, TopicValidatorResult> = {
+  accepted: TopicValidatorResult.Accept,
+  ignored: TopicValidatorResult.Ignore,
+  rejected: TopicValidatorResult.Reject
+}
+
+/**
+ * The three gossip topics: their validators (which decide Accept, Ignore or Reject, and so what
+ * gossipsub relays and penalises) and what this node publishes on them.
+ */
+export class GossipTopics {
+  readonly policies: string
+  readonly announcements: string
+  readonly receipts: string
+  private readonly onSubscriptions = (evt: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (evt.detail.subscriptions.some((s) => s.topic === this.receipts && s.subscribe)) this.c.onListener()
+  }
+
+  constructor (private readonly c: GossipComponents) {
+    this.policies = policyTopic(c.mesh)
+    this.announcements = announceTopic(c.mesh)
+    this.receipts = receiptTopic(c.mesh)
+  }
+
+  /** Validators go in before the network starts, so nothing is relayed unchecked. */
+  install (): void {
+    const { pubsub } = this.c
+    pubsub.topicValidators.set(this.policies, async (peer, msg) => verdict[await this.c.ingest(msg.data, peer.toString())])
+    pubsub.topicValidators.set(this.announcements, async (peer, msg) => await this.c.announcement(msg.data, peer))
+    pubsub.topicValidators.set(this.receipts, (_peer, msg) => this.c.report(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
+  }
+
+  /** Subscribes; gossipsub accepts subscriptions only once started. */
+  subscribe (): void {
+    const { pubsub } = this.c
+    pubsub.addEventListener('subscription-change', this.onSubscriptions as never)
+    for (const topic of [this.policies, this.announcements, this.receipts]) pubsub.subscribe(topic)
+  }
+
+  stop (): void {
+    this.c.pubsub.removeEventListener('subscription-change', this.onSubscriptions as never)
+  }
+
+  /** Gossips an envelope whole, or above the announce threshold its announcement; resolves to the peers it went to. */
+  async send (env: VerifiedEnvelope): Promise<number> {
+    const result = announces(env.bytes.byteLength, this.c.announceThreshold)
+      ? await this.c.pubsub.publish(this.announcements, encodeAnnouncement(env))
+      : await this.c.pubsub.publish(this.policies, env.bytes)
+    return result.recipients.length
+  }
+
+  async sendReport (bytes: Uint8Array): Promise<number> {
+    return (await this.c.pubsub.publish(this.receipts, bytes)).recipients.length
+  }
+}

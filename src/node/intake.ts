@@ -1,0 +1,104 @@
+import { validateEnvelope, assertAnnounced, EnvelopeError, type Announcement, type VerifiedEnvelope } from '../envelope/index.js'
+import type { IngestOutcome } from '../sync/index.js'
+import type { AgentMetrics } from './metrics.js'
+import type { Logger } from './logger.js'
+import type { Journal } from './journal.js'
+import type { PolicyBook, ConflictRecord } from './book.js'
+import type { StateStore } from '../store/index.js'
+import { forwards, type Via } from './rules.js'
+
+/** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
+export const PEER_FAULTS: ReadonlySet<string> = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
+
+/** The refusal reason of an error that is not the sender's fault but a fault of this node's own code. */
+export const INTERNAL_REASON = 'internal'
+
+export interface Refusal {
+  reason: string
+  via: Via
+  from?: string
+  error: string
+}
+
+export interface IntakeComponents {
+  book: Pick<PolicyBook, 'get' | 'offer' | 'size' | 'trust'>
+  journal: Pick<Journal, 'write' | 'history'>
+  store: Pick<StateStore, 'saveEnvelope'>
+  metrics: Pick<AgentMetrics, 'envelopesAccepted' | 'envelopesRejected' | 'envelopesIgnored' | 'policies'>
+  log: Logger
+  now: () => number
+  events: IntakeEvents
+}
+
+export interface IntakeEvents {
+  accepted: (env: VerifiedEnvelope, via: Via, from?: string) => void
+  rejected: (refusal: Refusal) => void
+  conflict: (record: ConflictRecord) => void
+  /** The accepted envelope should go on to gossip peers (rules.forwards). */
+  forward: (env: VerifiedEnvelope) => void
+}
+
+export interface Taken {
+  outcome: IngestOutcome
+  /** The verified envelope, when it was valid (taken or not). */
+  envelope?: VerifiedEnvelope
+}
+
+/**
+ * The one path every envelope takes, whatever brought it: validate (size, decode, signature,
+ * trust, schema), offer it to the book (the version rule), then persist it and hand it on.
+ * Never throws: the outcome says whether the sender misbehaved.
+ */
+export class Intake {
+  constructor (private readonly c: IntakeComponents) {}
+
+  take (bytes: Uint8Array, via: Via, from?: string, announced?: Announcement): Taken {
+    let env: VerifiedEnvelope
+    try {
+      env = validateEnvelope(bytes, this.c.book.trust)
+      // A fetched body must be the very envelope announced, not merely a valid one.
+      if (announced !== undefined) assertAnnounced(env, announced)
+    } catch (err) {
+      return { outcome: this.refuse(err as Error, via, from) }
+    }
+    const decision = this.c.book.offer(env)
+    if (decision.conflict !== undefined) this.conflict(decision.conflict)
+    if (!decision.accept) {
+      this.c.metrics.envelopesIgnored.inc({ reason: decision.reason })
+      return { outcome: 'ignored', envelope: env }
+    }
+    this.c.metrics.envelopesAccepted.inc({ via })
+    this.c.metrics.policies.set(this.c.book.size)
+    this.c.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
+    this.c.journal.write(`envelope ${env.name} v${env.version}`, async () => { await this.c.store.saveEnvelope(env.name, env.bytes, env.version) })
+    this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from })
+    // Gossip forwards what came by gossip itself; the node forwards what came by sync, by rule.
+    if (via === 'sync' && forwards(via, decision.replaced !== undefined, this.c.now() - Date.parse(env.issuedAt))) this.c.events.forward(env)
+    this.c.events.accepted(env, via, from)
+    return { outcome: 'accepted', envelope: env }
+  }
+
+  /** Records a version conflict found outside an offer (the loser of an announcement). */
+  conflict (record: ConflictRecord): void {
+    this.c.log.warn(record, 'version conflict: two contents signed as one version')
+    this.c.journal.history({ event: 'conflict', name: record.name, version: record.version, detail: record })
+    this.c.events.conflict(record)
+  }
+
+  /**
+   * Names a refusal and says what it costs the sender. Only a peer fault (garbage, a bad
+   * signature), or a trust refusal by gossip, is `rejected`, which gossipsub penalises and sync
+   * hangs up on. Trust refusals by sync may be honest peers with newer trust, and an error that
+   * is no EnvelopeError is a bug of ours: neither may lower an honest peer's score.
+   */
+  refuse (err: Error, via: Via, from?: string): IngestOutcome {
+    const ours = !(err instanceof EnvelopeError)
+    const reason = ours ? INTERNAL_REASON : err.reason
+    this.c.metrics.envelopesRejected.inc({ reason, via })
+    if (ours) this.c.log.error({ via, from, err: err.message, stack: err.stack }, 'envelope check failed inside this node (a bug, not the sender\'s fault)')
+    else this.c.log.warn({ reason, via, from, err: err.message }, 'envelope refused')
+    this.c.events.rejected({ reason, via, from, error: err.message })
+    if (ours) return 'ignored'
+    return PEER_FAULTS.has(reason) || via === 'gossip' ? 'rejected' : 'ignored'
+  }
+}

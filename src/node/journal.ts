@@ -1,0 +1,70 @@
+import { StateStore, type HistoryEntry } from '../store/index.js'
+import { validateEnvelope, EnvelopeError } from '../envelope/index.js'
+import { TRUST_POLICY_NAME } from '../policy/index.js'
+import type { Logger } from './logger.js'
+import type { PolicyBook } from './book.js'
+
+export type JournalStore = Pick<StateStore, 'appendHistory' | 'readHistory'>
+
+export interface JournalComponents {
+  store: JournalStore
+  log: Logger
+  now: () => number
+}
+
+/**
+ * The agent's writes to its state directory, one at a time and in order (an envelope before
+ * the history line that says it was accepted). A failed write is logged and the chain goes on.
+ * History entries carry the time of their event, not the time the write got its turn.
+ */
+export class Journal {
+  private chain: Promise<void> = Promise.resolve()
+
+  constructor (private readonly c: JournalComponents) {}
+
+  /** Queues a state write after every earlier one. */
+  write (what: string, fn: () => Promise<void>): void {
+    this.chain = this.chain.then(fn).catch((err) => {
+      this.c.log.error({ what, err: (err as Error).message }, 'writing state failed')
+    })
+  }
+
+  /** Queues an audit-trail line, stamped now. */
+  history (entry: Omit<HistoryEntry, 'at'>): void {
+    const line: HistoryEntry = { at: new Date(this.c.now()).toISOString(), ...entry }
+    this.write('history', async () => { await this.c.store.appendHistory(line) })
+  }
+
+  /** Resolves once every queued write is done. */
+  async idle (): Promise<void> {
+    let seen: Promise<void>
+    do {
+      seen = this.chain
+      await seen
+    } while (seen !== this.chain)
+  }
+
+  async readHistory (limit?: number): Promise<HistoryEntry[]> {
+    await this.idle()
+    return await this.c.store.readHistory(limit)
+  }
+}
+
+/**
+ * Loads the stored envelopes into the book at start, trust policy first, re-verifying each:
+ * a file that no longer verifies because it is corrupt is quarantined, never trusted.
+ */
+export async function restoreBook (store: Pick<StateStore, 'loadEnvelopes' | 'quarantine'>, book: Pick<PolicyBook, 'offer' | 'trust'>, log: Logger, isPeerFault: (reason: string) => boolean): Promise<void> {
+  const stored = await store.loadEnvelopes()
+  const trustFile = stored.find((s) => s.file === StateStore.envelopeFile(TRUST_POLICY_NAME))
+  const ordered = trustFile !== undefined ? [trustFile, ...stored.filter((s) => s !== trustFile)] : stored
+  for (const { file, bytes } of ordered) {
+    try {
+      book.offer(validateEnvelope(bytes, book.trust))
+    } catch (err) {
+      const reason = err instanceof EnvelopeError ? err.reason : 'error'
+      log.warn({ file, reason, err: (err as Error).message }, 'stored envelope no longer verifies')
+      if (isPeerFault(reason)) await store.quarantine(file)
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import type { VerifiedEnvelope } from '../envelope/index.js'
+import type { NodeFacts } from '../policy/index.js'
+import type { AppliedRecord } from '../store/index.js'
+import type { AgentMetrics } from './metrics.js'
+import type { ConflictRecord } from './book.js'
+
+export interface PolicyState {
+  name: string
+  version: number
+  hash: string
+  signer: string
+  issuedAt: string
+  id: string
+  kind: string
+  targeted: boolean
+  lastApply?: AppliedRecord
+}
+
+export interface AgentStatus {
+  node: NodeFacts & { addrs: string[], mesh: string, root: string }
+  peers: Array<{ id: string, addrs: string[] }>
+  policies: PolicyState[]
+  conflicts: ConflictRecord[]
+  trust: { roots: string[], policyVersion?: number }
+  applying: boolean
+}
+
+/** What status is built from: each part's own view, read at the moment it is asked. */
+export interface StatusSources {
+  node: AgentStatus['node']
+  peers: AgentStatus['peers']
+  held: Iterable<VerifiedEnvelope>
+  applied: Record<string, AppliedRecord>
+  targets: (env: VerifiedEnvelope) => boolean
+  conflicts: ConflictRecord[]
+  roots: string[]
+  trustVersion?: number
+  applying: boolean
+}
+
+export function buildStatus (s: StatusSources): AgentStatus {
+  return {
+    node: s.node,
+    peers: s.peers,
+    policies: [...s.held].sort((a, b) => a.name.localeCompare(b.name)).map((e) => ({
+      name: e.name,
+      version: e.version,
+      hash: e.hash,
+      signer: e.signer,
+      issuedAt: e.issuedAt,
+      id: e.id,
+      kind: e.policy.kind,
+      targeted: s.targets(e),
+      ...(s.applied[e.name] !== undefined ? { lastApply: s.applied[e.name] } : {})
+    })),
+    conflicts: s.conflicts,
+    trust: { roots: s.roots, ...(s.trustVersion !== undefined ? { policyVersion: s.trustVersion } : {}) },
+    applying: s.applying
+  }
+}
+
+/**
+ * This node's traffic counters. Gossip bytes are every gossipsub RPC (policies, announcements,
+ * receipts, control); fetch bytes are the announced envelopes fetched over the sync protocol.
+ */
+export interface AgentTraffic {
+  gossipBytesSent: number
+  gossipBytesReceived: number
+  policyDuplicates: number
+  policyMessages: number
+  syncBytesSent: number
+  syncBytesReceived: number
+  fetchBytesSent: number
+  fetchBytesReceived: number
+  announceMessages: number
+  announceDuplicates: number
+}
+
+type Labels = Record<string, string>
+interface Readable { get: () => Promise<{ values: Array<{ value: number, labels: Partial<Record<string, string | number>> }> }> }
+
+async function sum (metric: Readable | undefined, labels: Labels = {}): Promise<number> {
+  if (metric === undefined) return 0
+  const { values } = await metric.get()
+  return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((total, v) => total + v.value, 0)
+}
+
+/** Traffic so far, from this node's own counters: what simulations and benchmarks report. */
+export async function readTraffic (metrics: AgentMetrics): Promise<AgentTraffic> {
+  const g = metrics.gossip
+  return {
+    gossipBytesSent: await sum(g.rpcSentBytes()),
+    gossipBytesReceived: await sum(g.rpcRecvBytes()),
+    policyDuplicates: await sum(g.duplicates(), { topic: 'policies' }),
+    policyMessages: await sum(g.received(), { topic: 'policies' }),
+    syncBytesSent: await sum(metrics.syncBytes, { direction: 'sent' }),
+    syncBytesReceived: await sum(metrics.syncBytes, { direction: 'received' }),
+    fetchBytesSent: await sum(metrics.fetchBytes, { direction: 'sent' }),
+    fetchBytesReceived: await sum(metrics.fetchBytes, { direction: 'received' }),
+    announceMessages: await sum(g.received(), { topic: 'announcements' }),
+    announceDuplicates: await sum(g.duplicates(), { topic: 'announcements' })
+  }
+}
