@@ -1,0 +1,22 @@
+import { MAX_ENVELOPE_BYTES } from '../envelope/index.js'
+
+/** One request frame, answered by frames until the responder closes. */
+export const QUERY_PROTOCOL = '/grapevine/query/1.0.0'
+
+/** A request is `{"op":"envelope","name":…,"version":…}` with a name of at most 200 characters: 4 KiB is ample. */
+export const MAX_REQUEST_BYTES = 4096
+
+/** A response frame holds one archived envelope or one chunk of the fleet view, plus JSON framing. */
+export const MAX_RESPONSE_FRAME_BYTES = MAX_ENVELOPE_BYTES + 1024
+
+/** Fleet nodes per response frame, so no frame comes near the frame bound. */
+export const FLEET_CHUNK = 500
+
+/** Response frames per query: 200,000 fleet nodes, far beyond a mesh's size, and a bound on what a peer can make us read. */
+export const MAX_RESPONSE_FRAMES = 400
+
+/** A query that has not been answered (or a response not delivered) in this long is abandoned. */
+export const QUERY_TIMEOUT_MS = 15_000
+
+/** Concurrent inbound query streams per connection: admin commands ask one at a time. */
+export const MAX_INBOUND_QUERY_STREAMS = 8

@@ -1,0 +1,7 @@
+/**
+ * `/grapevine/query/1.0.0`: what an admin command joining through --bootstrap asks an agent
+ * for: its fleet view (`fleet`) or an archived envelope (`envelope`, for rollback).
+ */
+export * from './constants.js'
+export * from './errors.js'
+export { serveQueries, queryFleet, queryEnvelope, type QueryHandlers } from './protocol.js'

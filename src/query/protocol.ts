@@ -1,0 +1,112 @@
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { z } from '../vendor/zod.js'
+import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
+import type { FleetNode } from '../receipt/index.js'
+import { formatPath, policyName } from '../policy/index.js'
+import {
+  FLEET_CHUNK, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
+} from './constants.js'
+import { InvalidQueryError, InvalidQueryResponseError, TooManyResponseFramesError } from './errors.js'
+
+const request = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('fleet') }),
+  z.strictObject({ op: z.literal('envelope'), name: policyName, version: z.number().int().positive() })
+])
+type Request = z.output<typeof request>
+
+export interface QueryHandlers {
+  fleet: () => FleetNode[]
+  envelope: (name: string, version: number) => Promise<Uint8Array | undefined>
+}
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+/** Pure: one request frame to a request, or an InvalidQueryError that says what is wrong with it. */
+function parseRequest (frame: Uint8Array): Request {
+  let raw: unknown
+  try {
+    raw = JSON.parse(dec.decode(frame))
+  } catch (err) {
+    throw new InvalidQueryError('query is not JSON', { cause: err })
+  }
+  const parsed = request.safeParse(raw)
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]
+    throw new InvalidQueryError(`query field ${formatPath(first?.path ?? []) || '(root)'}: ${first?.message ?? 'invalid'}`, { cause: parsed.error })
+  }
+  return parsed.data
+}
+
+async function readRequest (source: AsyncIterable<Uint8ArrayList>): Promise<Request> {
+  for await (const frame of lp.decode(source, { maxDataLength: MAX_REQUEST_BYTES })) return parseRequest(frame.subarray())
+  throw new InvalidQueryError('the stream ended before a query')
+}
+
+/** Answers queries on `net` from `handlers`; a query that fails is logged and its stream aborted. */
+export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandlers): Promise<void> {
+  const log = net.logger.forComponent('grapevine:query')
+  await net.handle(QUERY_PROTOCOL, ({ stream, connection }) => {
+    void (async () => {
+      const signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)
+      try {
+        const req = await readRequest(stream.source)
+        const frames: Uint8Array[] = []
+        if (req.op === 'fleet') {
+          const nodes = handlers.fleet()
+          for (let i = 0; i < nodes.length && frames.length < MAX_RESPONSE_FRAMES; i += FLEET_CHUNK) frames.push(enc.encode(JSON.stringify(nodes.slice(i, i + FLEET_CHUNK))))
+        } else {
+          const bytes = await handlers.envelope(req.name, req.version)
+          if (bytes !== undefined) frames.push(bytes)
+        }
+        await pipe(frames, (src) => lp.encode(src), stream.sink)
+        await stream.close({ signal })
+      } catch (err) {
+        log.error('query from %p failed: %e', connection.remotePeer, err)
+        stream.abort(err as Error)
+      }
+    })()
+  }, { maxInboundStreams: MAX_INBOUND_QUERY_STREAMS })
+}
+
+async function query (net: GrapevineLibp2p, peer: PeerId, req: Request, signal: AbortSignal): Promise<Uint8Array[]> {
+  const stream = await net.dialProtocol(peer, QUERY_PROTOCOL, { signal })
+  try {
+    const out: Uint8Array[] = []
+    await pipe([enc.encode(JSON.stringify(req))], (src) => lp.encode(src), stream.sink)
+    for await (const frame of lp.decode(stream.source, { maxDataLength: MAX_RESPONSE_FRAME_BYTES })) {
+      out.push(frame.subarray())
+      if (out.length > MAX_RESPONSE_FRAMES) throw new TooManyResponseFramesError(`${peer.toString()} answered with more than ${MAX_RESPONSE_FRAMES} frames`)
+    }
+    return out
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+const fleetChunk = z.array(z.object({
+  id: z.string().max(128),
+  name: z.string().max(200),
+  tags: z.record(z.string(), z.string()),
+  lastSeen: z.string(),
+  policies: z.record(z.string(), z.object({ version: z.number(), hash: z.string(), outcome: z.string(), at: z.string() }).passthrough())
+}).passthrough())
+
+export async function queryFleet (net: GrapevineLibp2p, peer: PeerId, signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)): Promise<FleetNode[]> {
+  const frames = await query(net, peer, { op: 'fleet' }, signal)
+  return frames.flatMap((f) => {
+    try {
+      return fleetChunk.parse(JSON.parse(dec.decode(f))) as FleetNode[]
+    } catch (err) {
+      throw new InvalidQueryResponseError(`${peer.toString()} answered the fleet query with something other than a list of nodes`, { cause: err })
+    }
+  })
+}
+
+export async function queryEnvelope (net: GrapevineLibp2p, peer: PeerId, name: string, version: number, signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)): Promise<Uint8Array | undefined> {
+  const frames = await query(net, peer, { op: 'envelope', name, version }, signal)
+  return frames[0]
+}

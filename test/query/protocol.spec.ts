@@ -1,0 +1,99 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import type { ComponentLogger, Logger } from '@libp2p/interface'
+import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
+import { MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, queryEnvelope, queryFleet, serveQueries } from '../../src/query/index.js'
+import type { FleetNode } from '../../src/receipt/index.js'
+
+/** A logger that keeps what `component` logs as errors, and drops the rest. */
+function recordingLogger (component: string): { logger: ComponentLogger, errors: unknown[][] } {
+  const errors: unknown[][] = []
+  const make = (name: string): Logger => Object.assign(() => {}, {
+    error: (...args: unknown[]) => { if (name === component) errors.push(args) },
+    trace: () => {},
+    enabled: false,
+    newScope: (scope: string) => make(`${name}:${scope}`)
+  })
+  return { logger: { forComponent: make }, errors }
+}
+
+const nets: GrapevineLibp2p[] = []
+afterEach(async () => {
+  await Promise.all(nets.splice(0).map(async (n) => { await n.stop() }))
+})
+
+async function peer (logger?: ComponentLogger): Promise<GrapevineLibp2p> {
+  const net = await createNet({
+    privateKey: await generateIdentity(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    scoredTopics: [],
+    sync: { interval: 0, source: { digest: () => [], envelope: () => undefined, ingest: async () => 'ignored', wantsEnvelopes: false } },
+    ...(logger !== undefined ? { logger } : {})
+  })
+  nets.push(net)
+  return net
+}
+
+const node = (i: number): FleetNode => ({ id: `peer-${i}`, name: `n${i}`, tags: { role: 'web' }, lastSeen: '2026-01-01T00:00:00.000Z', policies: {} })
+
+async function serving (fleet: FleetNode[]): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
+  const { logger, errors } = recordingLogger('grapevine:query')
+  const server = await peer(logger)
+  await serveQueries(server, {
+    fleet: () => fleet,
+    envelope: async (name, version) => name === 'web/site' && version === 3 ? new Uint8Array([1, 2, 3]) : undefined
+  })
+  const client = await peer()
+  await client.dial(multiaddr(server.getMultiaddrs()[0]!.toString()))
+  return { server, client, errors }
+}
+
+describe('query protocol', () => {
+  it('answers fleet (in chunks) and envelope queries', async () => {
+    const fleet = Array.from({ length: 1_200 }, (_, i) => node(i))
+    const { server, client, errors } = await serving(fleet)
+    expect(await queryFleet(client, server.peerId)).toEqual(fleet)
+    expect([...(await queryEnvelope(client, server.peerId, 'web/site', 3)) ?? []]).toEqual([1, 2, 3])
+    expect(await queryEnvelope(client, server.peerId, 'web/site', 4)).toBeUndefined()
+    expect(errors).toEqual([])
+  })
+
+  it.each([
+    ['not JSON', '{op', /query is not JSON/],
+    ['an unknown op', '{"op":"shutdown"}', /query field op: /],
+    ['an extra field', '{"op":"fleet","all":true}', /query field \(root\): /],
+    ['a bad version', '{"op":"envelope","name":"web/site","version":0}', /query field version: /]
+  ])('logs a request that is %s, as an InvalidQueryError, and answers nothing', async (_, body, message) => {
+    const { server, client, errors } = await serving([node(1)])
+    const stream = await client.dialProtocol(server.peerId, QUERY_PROTOCOL)
+    await pipe([new TextEncoder().encode(body)], (src) => lp.encode(src), stream.sink)
+    const frames: unknown[] = []
+    await (async () => { for await (const f of lp.decode(stream.source)) frames.push(f) })().catch(() => {})
+    expect(frames).toEqual([])
+    await expect.poll(() => errors.length, { timeout: 2_000 }).toBe(1)
+    const err = errors[0]?.find((a) => a instanceof Error) as Error
+    expect(err.name).toBe('InvalidQueryError')
+    expect(err.message).toMatch(message)
+  })
+
+  it(`refuses an answer of more than ${MAX_RESPONSE_FRAMES} frames`, async () => {
+    const server = await peer()
+    await server.handle(QUERY_PROTOCOL, ({ stream }) => {
+      void pipe(Array.from({ length: MAX_RESPONSE_FRAMES + 1 }, () => new TextEncoder().encode('[]')), (src) => lp.encode(src), stream.sink).catch(() => {})
+    })
+    const client = await peer()
+    await client.dial(multiaddr(server.getMultiaddrs()[0]!.toString()))
+    await expect(queryFleet(client, server.peerId)).rejects.toMatchObject({ name: 'TooManyResponseFramesError' })
+  })
+
+  it('refuses a fleet answer that is not a list of nodes', async () => {
+    const server = await peer()
+    await server.handle(QUERY_PROTOCOL, ({ stream }) => {
+      void pipe([new TextEncoder().encode('{"nodes":1}')], (src) => lp.encode(src), stream.sink).catch(() => {})
+    })
+    const client = await peer()
+    await client.dial(multiaddr(server.getMultiaddrs()[0]!.toString()))
+    await expect(queryFleet(client, server.peerId)).rejects.toMatchObject({ name: 'InvalidQueryResponseError' })
+  })
+})
