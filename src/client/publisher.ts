@@ -1,4 +1,5 @@
-import { createNet, generateIdentity, multiaddr, type GrapevineLibp2p, type PeerId } from '../net/libp2p.js'
+import { createNet, multiaddr, type GrapevineLibp2p, type PeerId } from '../net/libp2p.js'
+import { generateIdentity } from '../net/identity.js'
 import { signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import type { Policy } from '../policy/index.js'
 import type { DigestEntry } from '../sync/index.js'

@@ -1,4 +1,5 @@
-// The one module that imports libp2p and its transports: moving to libp2p 3.x touches only this file.
+// Creates the node. With identity.ts (keys and peer ids), the only module that imports libp2p
+// and its transports: moving to libp2p 3.x touches only src/net/.
 import '../shim.js'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -8,21 +9,19 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { bootstrap } from '@libp2p/bootstrap'
 import { mdns } from '@libp2p/mdns'
-import { preSharedKey, generateKey as generateSwarmKeyBytes } from '@libp2p/pnet'
+import { preSharedKey } from '@libp2p/pnet'
 import { gossipsub, type GossipsubOpts } from '@chainsafe/libp2p-gossipsub'
 import { createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromString, peerIdFromPublicKey } from '@libp2p/peer-id'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { createHash, createPrivateKey } from 'node:crypto'
-import type { SigningKey } from '../envelope/index.js'
+import { createHash } from 'node:crypto'
 import type { PeerId, PrivateKey, PubSub, Message, ComponentLogger, Transport, Upgrader, MultiaddrConnection } from '@libp2p/interface'
 import type { GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
 import { antiEntropy, type AntiEntropy, type AntiEntropyInit } from '../sync/index.js'
 
 export { TopicValidatorResult } from '@libp2p/interface'
 export type { Libp2p, PeerId, PrivateKey, Message, Multiaddr, PubSub }
-export { multiaddr, peerIdFromString, peerIdFromPublicKey, privateKeyFromProtobuf, privateKeyToProtobuf }
+export { multiaddr, peerIdFromString }
 
 export type { MetricsRegister } from '@chainsafe/libp2p-gossipsub/metrics'
 
@@ -174,39 +173,4 @@ function shaped<C> (factory: (components: C) => Transport, shape: LinkShaper | u
     t.createListener = (o) => createListener({ ...o, upgrader: upgrader(o.upgrader) })
     return t
   }
-}
-
-export async function generateIdentity (): Promise<PrivateKey> {
-  return await generateKeyPair('Ed25519')
-}
-
-/** The standard libp2p swarm key file (`/key/swarm/psk/1.0.0/`), as go-ipfs and js-libp2p write it. */
-export function generateSwarmKey (): Uint8Array {
-  const out = new Uint8Array(95)
-  generateSwarmKeyBytes(out)
-  return out
-}
-
-/** The node's libp2p Ed25519 identity as a signing key for receipts (same key, node:crypto form). */
-export function nodeSigningKey (key: PrivateKey): SigningKey {
-  if (key.type !== 'Ed25519') throw new TypeError(`node identity must be Ed25519, got ${key.type}`)
-  const seed = key.raw.subarray(0, 32)
-  const pub = key.publicKey.raw
-  const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: Buffer.from(pub).toString('base64url') }, format: 'jwk' })
-  return { id: `ed25519:${Buffer.from(pub).toString('base64url')}`, privateKey }
-}
-
-/** The key id (`ed25519:…`) embedded in an Ed25519 peer id, or undefined for other peer ids. */
-export function keyIdOfPeer (peer: string): string | undefined {
-  try {
-    const id = peerIdFromString(peer)
-    if (id.type !== 'Ed25519' || id.publicKey === undefined) return undefined
-    return `ed25519:${Buffer.from(id.publicKey.raw).toString('base64url')}`
-  } catch {
-    return undefined
-  }
-}
-
-export function peerIdOf (key: PrivateKey): PeerId {
-  return peerIdFromPublicKey(key.publicKey)
 }

@@ -1,6 +1,5 @@
-import {
-  createNet, generateIdentity, privateKeyFromProtobuf, privateKeyToProtobuf, type GrapevineLibp2p, type MetricsRegister, type PrivateKey
-} from '../net/libp2p.js'
+import { createNet, type GrapevineLibp2p, type MetricsRegister, type PrivateKey } from '../net/libp2p.js'
+import { generateIdentity, privateKeyFromProtobuf, privateKeyToProtobuf } from '../net/identity.js'
 import type { StateStore } from '../store/index.js'
 import type { AntiEntropyInit } from '../sync/index.js'
 import type { AgentOptions } from './options.js'

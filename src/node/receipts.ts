@@ -1,6 +1,7 @@
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
-import { keyIdOfPeer, peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
+import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
+import { keyIdOfPeer } from '../net/identity.js'
 import { MAX_RECEIPT_BYTES, validateReport, type NodeReport } from '../receipt/index.js'
 import { InvalidRoutedReceiptError, ReceiptStreamTimeoutError, TooManyReceiptsError } from './errors.js'
 

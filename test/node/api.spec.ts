@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
-import { generateSwarmKey } from '../../src/net/libp2p.js'
+import { generateSwarmKey } from '../../src/net/identity.js'
 
 let mesh: TestMesh | undefined
 let api: ApiServer | undefined

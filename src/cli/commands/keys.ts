@@ -33,7 +33,7 @@ export const registerKeys: Register = (program, done) => {
     .description('Write a new pre-shared swarm key (libp2p pnet): agents started with it only talk to each other.')
     .requiredOption('--out <file>', 'where to write the key (mode 0600)')
     .action(async (opts) => {
-      const { generateSwarmKey } = await import('../../net/libp2p.js')
+      const { generateSwarmKey } = await import('../../net/identity.js')
       const { open } = await import('node:fs/promises')
       let fh
       try {
