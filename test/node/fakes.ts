@@ -1,0 +1,229 @@
+import { validateEnvelope, type VerifiedEnvelope } from '../../src/envelope/index.js'
+import type { Policy } from '../../src/policy/index.js'
+import type { HistoryEntry, AppliedRecord, KnownPeer, StateStore } from '../../src/store/index.js'
+import { TrustStore } from '../../src/trust/index.js'
+import type { PeerId } from '../../src/net/libp2p.js'
+import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
+import { createClock, type Clock, type ClockInit, type SetTimer } from '../../src/node/clock.js'
+import type { Logger } from '../../src/node/logger.js'
+import type { AgentMetrics } from '../../src/node/metrics.js'
+import { PolicyBook } from '../../src/node/book.js'
+import { FIXED_NOW, makeKeys, signed, type SignedOptions } from '../helpers/envelope.js'
+
+/**
+ * Fakes of the small components the agent's parts are built over (src/node/*.ts): time you
+ * advance by hand, a recording logger and metrics, an in-memory state store. No libp2p.
+ */
+
+/** Lets every promise callback queued so far run (and those they queue), without waiting on time. */
+export async function settle (): Promise<void> {
+  await new Promise<void>((resolve) => { setImmediate(resolve) })
+}
+
+export interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
+  reject: (err: Error) => void
+}
+
+export function deferred<T = void> (): Deferred<T> {
+  let resolve!: (value: T) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
+}
+
+/** A SetTimer and a now() on one hand-driven time line: timers fire only inside advance(). */
+export class FakeTime {
+  private t: number
+  private seq = 0
+  private readonly timers = new Map<number, { at: number, fn: () => void }>()
+
+  constructor (start = FIXED_NOW) {
+    this.t = start
+  }
+
+  readonly now = (): number => this.t
+
+  readonly setTimer: SetTimer = (fn, ms) => {
+    const id = this.seq++
+    this.timers.set(id, { at: this.t + Math.max(0, ms), fn })
+    return () => { this.timers.delete(id) }
+  }
+
+  /** Timers armed and not yet fired or cancelled. */
+  get armed (): number {
+    return this.timers.size
+  }
+
+  /** How far ahead each armed timer is, soonest first. */
+  get delays (): number[] {
+    return [...this.timers.values()].map((x) => x.at - this.t).sort((a, b) => a - b)
+  }
+
+  /**
+   * Moves time on by `ms`, firing each timer that falls due on the way at its own time, in
+   * order, and letting the promise callbacks each one starts settle before the next fires.
+   */
+  async advance (ms: number): Promise<void> {
+    const end = this.t + ms
+    for (;;) {
+      let next: [number, { at: number, fn: () => void }] | undefined
+      for (const entry of this.timers) if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry
+      if (next === undefined) break
+      this.timers.delete(next[0])
+      this.t = next[1].at
+      next[1].fn()
+      await settle()
+    }
+    this.t = end
+  }
+}
+
+/** A Clock over a FakeTime, with a seeded-or-given random source. */
+export function fakeClock (init: Omit<ClockInit, 'now' | 'setTimer'> & { start?: number } = {}): { time: FakeTime, clock: Clock } {
+  const time = new FakeTime(init.start)
+  const clock = createClock({ now: time.now, setTimer: time.setTimer, random: init.random ?? (() => 0.5), onError: init.onError })
+  return { time, clock }
+}
+
+export type Level = keyof Logger
+export interface LogLine { level: Level, obj: Record<string, unknown>, msg?: string }
+
+/** A Logger that keeps every line. */
+export class RecordingLogger implements Logger {
+  readonly lines: LogLine[] = []
+  readonly debug = this.line('debug')
+  readonly info = this.line('info')
+  readonly warn = this.line('warn')
+  readonly error = this.line('error')
+
+  at (level: Level): LogLine[] {
+    return this.lines.filter((l) => l.level === level)
+  }
+
+  private line (level: Level) {
+    return (obj: object, msg?: string): void => { this.lines.push({ level, obj: obj as Record<string, unknown>, msg }) }
+  }
+}
+
+type Labels = Record<string, string | number>
+
+/** One metric (counter, gauge or histogram) that records what it was told. */
+export class FakeMetric {
+  readonly calls: Array<{ op: 'inc' | 'set' | 'observe', labels: Labels, value: number }> = []
+
+  readonly inc = (a?: Labels | number, b?: number): void => { this.record('inc', a, b, 1) }
+  readonly set = (a: Labels | number, b?: number): void => { this.record('set', a, b, 0) }
+  readonly observe = (a: Labels | number, b?: number): void => { this.record('observe', a, b, 0) }
+
+  /** The sum of the increments whose labels include `labels`. */
+  count (labels: Labels = {}): number {
+    return this.calls.filter((c) => c.op === 'inc' && Object.entries(labels).every(([k, v]) => c.labels[k] === v)).reduce((n, c) => n + c.value, 0)
+  }
+
+  /** The last value set, or undefined. */
+  get value (): number | undefined {
+    return this.calls.filter((c) => c.op === 'set').at(-1)?.value
+  }
+
+  /** Values observed, in order. */
+  get observed (): number[] {
+    return this.calls.filter((c) => c.op === 'observe').map((c) => c.value)
+  }
+
+  private record (op: 'inc' | 'set' | 'observe', a: Labels | number | undefined, b: number | undefined, fallback: number): void {
+    const labels = typeof a === 'object' ? a : {}
+    const value = typeof a === 'number' ? a : b ?? fallback
+    this.calls.push({ op, labels, value })
+  }
+}
+
+/**
+ * Fake metrics for the names a part's components interface picks. `metrics` is what the part
+ * takes; `m` the same recorders, to assert on.
+ */
+export function fakeMetrics<K extends keyof AgentMetrics> (...names: K[]): { metrics: Pick<AgentMetrics, K>, m: Record<K, FakeMetric> } {
+  const m = Object.fromEntries(names.map((n) => [n, new FakeMetric()])) as Record<K, FakeMetric>
+  // The parts name prom-client's classes, whose surface (get, labels, reset, …) they never use.
+  return { metrics: m as unknown as Pick<AgentMetrics, K>, m }
+}
+
+/** The state directory in memory: every call it gets, in order, in `ops`. */
+export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | 'readHistory' | 'saveEnvelope' | 'saveApplied' | 'loadPeers' | 'savePeers' | 'loadEnvelopes' | 'quarantine'> {
+  readonly ops: string[] = []
+  readonly history: HistoryEntry[] = []
+  readonly envelopes = new Map<string, { bytes: Uint8Array, version?: number }>()
+  readonly appliedSaves: Array<Record<string, AppliedRecord>> = []
+  readonly peerSaves: KnownPeer[][] = []
+  readonly quarantined: string[] = []
+  /** What loadEnvelopes returns. */
+  stored: Array<{ file: string, bytes: Uint8Array }> = []
+  /** What loadPeers returns. */
+  peers: KnownPeer[] = []
+
+  constructor (readonly dir = '/nonexistent/state') {}
+
+  async appendHistory (entry: HistoryEntry): Promise<void> {
+    this.ops.push(`history ${entry.event}${entry.name !== undefined ? ` ${entry.name}` : ''}`)
+    this.history.push(entry)
+  }
+
+  async readHistory (limit = 200): Promise<HistoryEntry[]> {
+    return this.history.slice(-limit)
+  }
+
+  async saveEnvelope (name: string, bytes: Uint8Array, version?: number): Promise<void> {
+    this.ops.push(`envelope ${name}`)
+    this.envelopes.set(name, { bytes, version })
+  }
+
+  async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {
+    this.ops.push('applied')
+    this.appliedSaves.push(records)
+  }
+
+  async loadPeers (): Promise<KnownPeer[]> {
+    return this.peers
+  }
+
+  async savePeers (peers: KnownPeer[]): Promise<void> {
+    this.ops.push('peers')
+    this.peerSaves.push(peers)
+  }
+
+  async loadEnvelopes (): Promise<Array<{ file: string, bytes: Uint8Array }>> {
+    return this.stored
+  }
+
+  async quarantine (file: string): Promise<void> {
+    this.ops.push(`quarantine ${file}`)
+    this.quarantined.push(file)
+  }
+}
+
+/** Checks nothing: for envelopes a test builds as data, not for the trust under test. */
+const anySigner = { authorize: (): void => {} }
+
+/** Envelope bytes, verified (whoever signed them), as the book holds them. */
+export function verify (bytes: Uint8Array): VerifiedEnvelope {
+  return validateEnvelope(bytes, anySigner)
+}
+
+/** A signed envelope, verified, as the book holds it. */
+export function verified (p: Policy, opts: SignedOptions): VerifiedEnvelope {
+  return verify(signed(p, opts))
+}
+
+export type Keys = ReturnType<typeof makeKeys>
+
+/** A book whose trust has `keys.root` as its root (new keys unless given), at a fixed time unless told. */
+export function trustedBook (opts: { keys?: Keys, now?: () => number } = {}): { keys: Keys, book: PolicyBook } {
+  const keys = opts.keys ?? makeKeys()
+  return { keys, book: new PolicyBook(new TrustStore([keys.root.id]), opts.now ?? (() => FIXED_NOW)) }
+}
+
+/** Real libp2p peer ids (Ed25519), as strings go on the wire and in logs. */
+export async function peerIds (n: number): Promise<PeerId[]> {
+  return await Promise.all(Array.from({ length: n }, async () => peerIdOf(await generateIdentity())))
+}
