@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest'
+import { StateStore } from '../../src/store/index.js'
+import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
+import { Journal, restoreBook } from '../../src/node/journal.js'
+import { PEER_FAULTS } from '../../src/node/intake.js'
+import { PolicyBook } from '../../src/node/book.js'
+import { TrustStore } from '../../src/trust/index.js'
+import { configPolicy, decodeEnvelope, encodeEnvelope, signed, trustPolicy } from '../helpers/envelope.js'
+import { deferred, FakeTime, MemoryStore, RecordingLogger, settle, trustedBook } from './fakes.js'
+
+function setup (): { journal: Journal, store: MemoryStore, log: RecordingLogger, time: FakeTime } {
+  const store = new MemoryStore()
+  const log = new RecordingLogger()
+  const time = new FakeTime()
+  return { journal: new Journal({ store, log, now: time.now }), store, log, time }
+}
+
+describe('Journal', () => {
+  it('runs writes one at a time, in the order they were queued', async () => {
+    const { journal } = setup()
+    const gate = deferred()
+    const seen: string[] = []
+    journal.write('a', async () => {
+      seen.push('a start')
+      await gate.promise
+      seen.push('a end')
+    })
+    journal.write('b', async () => { seen.push('b') })
+    journal.write('c', async () => { seen.push('c') })
+    await settle()
+    expect(seen).toEqual(['a start'])
+    gate.resolve()
+    await journal.idle()
+    expect(seen).toEqual(['a start', 'a end', 'b', 'c'])
+  })
+
+  it('logs a failed write and goes on with the next', async () => {
+    const { journal, log } = setup()
+    const seen: string[] = []
+    journal.write('envelope site/a v1', async () => { throw new Error('disk full') })
+    journal.write('b', async () => { seen.push('b') })
+    await journal.idle()
+    expect(seen).toEqual(['b'])
+    expect(log.at('error')).toEqual([{ level: 'error', obj: { what: 'envelope site/a v1', err: 'disk full' }, msg: 'writing state failed' }])
+  })
+
+  it('stamps a history line with the time it was asked for, not the time its write got its turn', async () => {
+    const { journal, store, time } = setup()
+    const gate = deferred()
+    journal.write('slow', async () => { await gate.promise })
+    const asked = new Date(time.now()).toISOString()
+    journal.history({ event: 'accepted', name: 'site/a', version: 1 })
+    await time.advance(60_000)
+    gate.resolve()
+    await journal.idle()
+    expect(store.history).toEqual([{ at: asked, event: 'accepted', name: 'site/a', version: 1 }])
+  })
+
+  it('is idle only once the writes queued while it waited are done too', async () => {
+    const { journal } = setup()
+    const first = deferred()
+    const second = deferred()
+    journal.write('first', async () => { await first.promise })
+    let idle = false
+    const waiting = journal.idle().then(() => { idle = true })
+    journal.write('second', async () => { await second.promise })
+    first.resolve()
+    await settle()
+    expect(idle).toBe(false)
+    second.resolve()
+    await waiting
+    expect(idle).toBe(true)
+  })
+
+  it('is idle at once with nothing queued', async () => {
+    const { journal } = setup()
+    await journal.idle()
+  })
+
+  it('reads history after the writes queued before the read', async () => {
+    const { journal, store } = setup()
+    const gate = deferred()
+    journal.write('slow', async () => { await gate.promise })
+    journal.history({ event: 'started' })
+    journal.history({ event: 'stopped' })
+    const read = journal.readHistory(1)
+    gate.resolve()
+    expect((await read).map((e) => e.event)).toEqual(['stopped'])
+    expect(store.history).toHaveLength(2)
+  })
+})
+
+describe('restoreBook', () => {
+  const { keys } = trustedBook()
+  const admin = keys.webAdmin
+  const trust = signed(trustPolicy([{ key: admin.id, scopes: ['web/'] }]), { key: keys.root })
+  const byAdmin = signed(configPolicy('web/nginx'), { key: admin })
+  const byRoot = signed(configPolicy('site/motd'), { key: keys.root })
+  const file = (name: string): string => StateStore.envelopeFile(name)
+  const isPeerFault = (reason: string): boolean => PEER_FAULTS.has(reason)
+
+  async function restore (stored: Array<[string, Uint8Array]>, book = trustedBook({ keys }).book): Promise<{ book: PolicyBook, store: MemoryStore, log: RecordingLogger }> {
+    const store = new MemoryStore()
+    store.stored = stored.map(([f, bytes]) => ({ file: f, bytes }))
+    const log = new RecordingLogger()
+    await restoreBook(store, book, log, isPeerFault)
+    return { book, store, log }
+  }
+
+  it('loads the trust policy first, so envelopes it authorises load whatever order the files come in', async () => {
+    const { book, store, log } = await restore([[file('web/nginx'), byAdmin], [file('site/motd'), byRoot], [file(TRUST_POLICY_NAME), trust]])
+    expect([...book.values()].map((e) => e.name).sort()).toEqual([TRUST_POLICY_NAME, 'site/motd', 'web/nginx'])
+    expect(store.quarantined).toEqual([])
+    expect(log.lines).toEqual([])
+  })
+
+  it('without a stored trust policy, keeps what the roots signed and warns of the rest without quarantining it', async () => {
+    const { book, store, log } = await restore([[file('web/nginx'), byAdmin], [file('site/motd'), byRoot]])
+    expect([...book.values()].map((e) => e.name)).toEqual(['site/motd'])
+    expect(store.quarantined).toEqual([])
+    expect(log.at('warn').map((l) => [l.obj.file, l.obj.reason])).toEqual([[file('web/nginx'), 'untrusted']])
+  })
+
+  it.each<[string, Uint8Array, string]>([
+    ['cut short', byRoot.subarray(0, byRoot.length - 20), 'malformed'],
+    ['another envelope\'s signature', encodeEnvelope({ ...decodeEnvelope(byRoot), signature: decodeEnvelope(byAdmin).signature }), 'bad-signature'],
+    ['the body changed under the signature', encodeEnvelope({ ...decodeEnvelope(byRoot), policy: { ...(decodeEnvelope(byRoot).policy as object), description: 'changed' } }), 'hash-mismatch']
+  ])('quarantines a stored envelope that is corrupt (%s)', async (_, bytes, reason) => {
+    const { book, store, log } = await restore([[file('site/motd'), bytes], [file('web/nginx'), byAdmin], [file(TRUST_POLICY_NAME), trust]])
+    expect(store.quarantined).toEqual([file('site/motd')])
+    expect(book.get('site/motd')).toBeUndefined()
+    expect(book.get('web/nginx')).toBeDefined()
+    expect(log.at('warn').map((l) => l.obj.reason)).toEqual([reason])
+  })
+
+  it('does not quarantine an envelope over an error of this node\'s own', async () => {
+    class BrokenTrust extends TrustStore {
+      override authorize (): void { throw new TypeError('a bug') }
+    }
+    const { book, store, log } = await restore([[file('site/motd'), byRoot]], new PolicyBook(new BrokenTrust([keys.root.id]), () => 0))
+    expect(book.size).toBe(0)
+    expect(store.quarantined).toEqual([])
+    expect(log.at('warn').map((l) => [l.obj.reason, l.obj.err])).toEqual([['error', 'a bug']])
+  })
+})
