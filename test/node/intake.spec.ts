@@ -1,0 +1,234 @@
+import { describe, expect, it } from 'vitest'
+import {
+  AnnouncementMismatchError, BadSignatureError, ContentHashMismatchError, EnvelopeTooLargeError, InvalidEnvelopeError, MalformedEnvelopeError,
+  type VerifiedEnvelope
+} from '../../src/envelope/index.js'
+import { NotRootError, OutOfScopeError, RevokedSignerError, TrustStore, UntrustedSignerError } from '../../src/trust/index.js'
+import type { IngestOutcome } from '../../src/sync/index.js'
+import { Intake, INTERNAL_REASON, PEER_FAULTS, type Refusal } from '../../src/node/intake.js'
+import { Journal } from '../../src/node/journal.js'
+import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
+import { RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
+import type { Via } from '../../src/node/rules.js'
+import { configPolicy, FIXED_NOW, signed, trustPolicy } from '../helpers/envelope.js'
+import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verify, type Keys } from './fakes.js'
+
+const VIAS = ['gossip', 'sync', 'local', 'api', 'disk'] as const satisfies readonly Via[]
+
+/** An Intake over a real book and journal, a memory store, fake metrics and recorded events. */
+function setup (opts: { keys?: Keys, book?: PolicyBook } = {}) {
+  const time = new FakeTime()
+  const { keys, book: trusted } = trustedBook({ keys: opts.keys, now: time.now })
+  const book = opts.book ?? trusted
+  const store = new MemoryStore()
+  const log = new RecordingLogger()
+  const journal = new Journal({ store, log, now: time.now })
+  const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies')
+  const seen = {
+    accepted: [] as Array<{ env: VerifiedEnvelope, via: Via, from?: string }>,
+    rejected: [] as Refusal[],
+    conflict: [] as ConflictRecord[],
+    forward: [] as VerifiedEnvelope[]
+  }
+  const intake = new Intake({
+    book,
+    journal,
+    store,
+    metrics,
+    log,
+    now: time.now,
+    events: {
+      accepted: (env, via, from) => { seen.accepted.push({ env, via, from }) },
+      rejected: (r) => { seen.rejected.push(r) },
+      conflict: (r) => { seen.conflict.push(r) },
+      forward: (env) => { seen.forward.push(env) }
+    }
+  })
+  return { intake, keys, book, store, log, journal, m, seen, time }
+}
+
+describe('Intake.take', () => {
+  it('accepts a valid new envelope: counts it, persists it before its history line, and says so', async () => {
+    const { intake, keys, store, journal, m, seen } = setup()
+    const bytes = signed(configPolicy('site/motd'), { key: keys.root, version: 3 })
+    const { outcome, envelope } = intake.take(bytes, 'gossip', 'peer-a')
+    expect(outcome).toBe('accepted')
+    expect(envelope?.version).toBe(3)
+    expect(m.envelopesAccepted.count({ via: 'gossip' })).toBe(1)
+    expect(m.policies.value).toBe(1)
+    expect(seen.accepted).toEqual([{ env: envelope, via: 'gossip', from: 'peer-a' }])
+    await journal.idle()
+    expect(store.ops).toEqual(['envelope site/motd', 'history accepted site/motd'])
+    expect(store.envelopes.get('site/motd')).toEqual({ bytes, version: 3 })
+    expect(store.history[0]).toMatchObject({ event: 'accepted', name: 'site/motd', version: 3, via: 'gossip', from: 'peer-a', signer: keys.root.id })
+  })
+
+  it.each<[string, 'older' | 'duplicate']>([['an older version', 'older'], ['the same envelope again', 'duplicate']])('ignores %s: valid, not taken, nothing written', async (_, reason) => {
+    const { intake, keys, store, journal, m, seen } = setup()
+    intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 2 }), 'sync', 'peer-a')
+    await journal.idle()
+    const ops = store.ops.length
+    const again = signed(configPolicy('site/motd'), { key: keys.root, version: reason === 'older' ? 1 : 2 })
+    const { outcome, envelope } = intake.take(again, 'gossip', 'peer-b')
+    expect(outcome).toBe('ignored')
+    expect(envelope?.name).toBe('site/motd')
+    expect(m.envelopesIgnored.count({ reason })).toBe(1)
+    expect(m.envelopesAccepted.count()).toBe(1)
+    expect(seen.accepted).toHaveLength(1)
+    expect(seen.rejected).toEqual([])
+    await journal.idle()
+    expect(store.ops).toHaveLength(ops)
+  })
+
+  it('reports a same-version conflict once, whether this node kept its envelope or took the other', async () => {
+    const { intake, keys, store, journal, seen } = setup()
+    const x = signed(configPolicy('site/motd', [], { description: 'x' }), { key: keys.root })
+    const y = signed(configPolicy('site/motd', [], { description: 'y' }), { key: keys.root })
+    const first = intake.take(x, 'gossip').envelope as VerifiedEnvelope
+    const second = intake.take(y, 'gossip')
+    const secondWins = (second.envelope as VerifiedEnvelope).hash > first.hash
+    expect(second.outcome).toBe(secondWins ? 'accepted' : 'ignored')
+    expect(seen.conflict).toHaveLength(1)
+    expect(seen.conflict[0]).toMatchObject({ kind: 'version', name: 'site/motd', version: 1 })
+    // The loser again: known already.
+    intake.take(secondWins ? x : y, 'sync')
+    expect(seen.conflict).toHaveLength(1)
+    await journal.idle()
+    expect(store.history.filter((h) => h.event === 'conflict')).toHaveLength(1)
+  })
+
+  it('takes a trust policy into effect for the envelope after it', () => {
+    const { intake, keys } = setup()
+    const byAdmin = signed(configPolicy('web/nginx'), { key: keys.webAdmin })
+    expect(intake.take(byAdmin, 'sync').outcome).toBe('ignored')
+    expect(intake.take(signed(trustPolicy([{ key: keys.webAdmin.id, scopes: ['web/'] }]), { key: keys.root }), 'sync').outcome).toBe('accepted')
+    expect(intake.take(byAdmin, 'sync').outcome).toBe('accepted')
+  })
+
+  it.each<[string, 'gossip' | 'sync', IngestOutcome, string]>([
+    ['garbage by gossip', 'gossip', 'rejected', 'malformed'],
+    ['garbage by sync', 'sync', 'rejected', 'malformed'],
+    ['an untrusted signer by gossip', 'gossip', 'rejected', 'untrusted'],
+    ['an untrusted signer by sync (maybe a peer with newer trust)', 'sync', 'ignored', 'untrusted']
+  ])('refuses %s: %s', (what, via, outcome, reason) => {
+    const { intake, keys, book, m, seen } = setup()
+    const bytes = what.startsWith('garbage') ? new TextEncoder().encode('{"not":"an envelope"') : signed(configPolicy('site/motd'), { key: keys.stranger })
+    expect(intake.take(bytes, via, 'peer-a')).toEqual({ outcome })
+    expect(book.size).toBe(0)
+    expect(m.envelopesRejected.count({ reason, via })).toBe(1)
+    expect(seen.rejected).toMatchObject([{ reason, via, from: 'peer-a' }])
+  })
+
+  it('refuses a valid envelope that is not the one announced', () => {
+    const { intake, keys, book, seen } = setup()
+    const announced = signed(configPolicy('site/motd'), { key: keys.root, version: 2 })
+    const served = signed(configPolicy('site/motd'), { key: keys.root, version: 2, now: FIXED_NOW + 1 })
+    const ann = verify(announced)
+    expect(intake.take(served, 'gossip', 'peer-a', ann)).toEqual({ outcome: 'rejected' })
+    expect(book.size).toBe(0)
+    expect(seen.rejected.map((r) => r.reason)).toEqual(['not-announced'])
+    expect(intake.take(announced, 'gossip', 'peer-b', ann).outcome).toBe('accepted')
+  })
+
+  it('does not blame the sender for an error of this node\'s own', () => {
+    class BrokenTrust extends TrustStore {
+      override authorize (): void { throw new TypeError('cannot read properties of undefined') }
+    }
+    const { intake, keys, log, seen } = setup({ book: new PolicyBook(new BrokenTrust([]), () => FIXED_NOW) })
+    const bytes = signed(configPolicy('site/motd'), { key: keys.root })
+    expect(intake.take(bytes, 'gossip', 'peer-a')).toEqual({ outcome: 'ignored' })
+    expect(seen.rejected).toEqual([{ reason: INTERNAL_REASON, via: 'gossip', from: 'peer-a', error: 'cannot read properties of undefined' }])
+    expect(log.at('error')).toHaveLength(1)
+  })
+})
+
+describe('Intake forwarding (rules.forwards)', () => {
+  type Age = 'fresh' | 'old'
+  // Gossipsub relays what came by gossip, and a publisher sends what it publishes: the intake
+  // asks for a forward only for what came by sync. A new Via does not compile without rows here.
+  const table = {
+    gossip: [[false, 'fresh', false], [true, 'old', false]],
+    local: [[false, 'fresh', false], [true, 'old', false]],
+    api: [[false, 'fresh', false], [true, 'old', false]],
+    disk: [[false, 'fresh', false], [true, 'fresh', false]],
+    sync: [
+      [false, 'fresh', true],
+      [false, 'old', false],
+      [true, 'old', true],
+      [true, 'fresh', true]
+    ]
+  } satisfies Record<Via, Array<[replacedOlder: boolean, age: Age, forward: boolean]>>
+
+  for (const via of VIAS) {
+    it.each<[boolean, Age, boolean]>(table[via])(`${via}: replaced an older version %s, %s → forward %s`, (replacedOlder, age, forward) => {
+      const { intake, keys, seen } = setup()
+      const now = age === 'fresh' ? FIXED_NOW - 1000 : FIXED_NOW - RELAY_SYNCED_WITHIN_MS
+      if (replacedOlder) intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 1, now }), 'disk')
+      const { outcome, envelope } = intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 2, now }), via, 'peer-a')
+      expect(outcome).toBe('accepted')
+      expect(seen.forward).toEqual(forward ? [envelope] : [])
+    })
+  }
+})
+
+describe('Intake.refuse', () => {
+  const errors = {
+    'too-large': () => new EnvelopeTooLargeError(10, 5),
+    malformed: () => new MalformedEnvelopeError('not JSON'),
+    invalid: () => new InvalidEnvelopeError('bad field'),
+    'bad-signature': () => new BadSignatureError('does not verify'),
+    'hash-mismatch': () => new ContentHashMismatchError('hash'),
+    untrusted: () => new UntrustedSignerError('who?'),
+    revoked: () => new RevokedSignerError('revoked'),
+    'out-of-scope': () => new OutOfScopeError('not yours'),
+    'not-root': () => new NotRootError('not root'),
+    'not-announced': () => new AnnouncementMismatchError('not that one'),
+    [INTERNAL_REASON]: () => new TypeError('a bug')
+  } satisfies Record<string, () => Error>
+  type Reason = keyof typeof errors
+
+  const fault = { gossip: 'rejected', sync: 'rejected', local: 'rejected', api: 'rejected', disk: 'rejected' } as const
+  const notTheirs = { gossip: 'rejected', sync: 'ignored', local: 'ignored', api: 'ignored', disk: 'ignored' } as const
+  const ours = { gossip: 'ignored', sync: 'ignored', local: 'ignored', api: 'ignored', disk: 'ignored' } as const
+  // What a refusal costs the sender, by reason and way in; every reason and every Via has a cell.
+  const table = {
+    'too-large': fault,
+    malformed: fault,
+    invalid: fault,
+    'bad-signature': fault,
+    'hash-mismatch': fault,
+    untrusted: notTheirs,
+    revoked: notTheirs,
+    'out-of-scope': notTheirs,
+    'not-root': notTheirs,
+    'not-announced': notTheirs,
+    [INTERNAL_REASON]: ours
+  } satisfies Record<Reason, Record<Via, IngestOutcome>>
+
+  it('names as peer faults exactly the reasons that cost the sender by any way in', () => {
+    expect([...PEER_FAULTS].sort()).toEqual((Object.keys(table) as Reason[]).filter((r) => table[r] === fault).sort())
+  })
+
+  for (const reason of Object.keys(table) as Reason[]) {
+    it.each(VIAS)(`${reason} by %s → ${JSON.stringify(table[reason])}`, (via) => {
+      const { intake, log, m, seen } = setup()
+      const err = errors[reason]()
+      expect(intake.refuse(err, via, 'peer-a')).toBe(table[reason][via])
+      expect(m.envelopesRejected.count({ reason, via })).toBe(1)
+      expect(seen.rejected).toEqual([{ reason, via, from: 'peer-a', error: err.message }])
+      expect(log.lines.map((l) => l.level)).toEqual([reason === INTERNAL_REASON ? 'error' : 'warn'])
+    })
+  }
+})
+
+describe('Intake.conflict', () => {
+  it('logs, records in history and hands on a conflict found elsewhere', async () => {
+    const { intake, store, journal, log, seen } = setup()
+    const record: ConflictRecord = { kind: 'version', name: 'site/motd', version: 4, winner: 'sha256:b', loser: 'sha256:a', at: new Date(FIXED_NOW).toISOString() }
+    intake.conflict(record)
+    expect(seen.conflict).toEqual([record])
+    expect(log.at('warn')).toHaveLength(1)
+    await journal.idle()
+    expect(store.history).toEqual([{ at: new Date(FIXED_NOW).toISOString(), event: 'conflict', name: 'site/motd', version: 4, detail: record }])
+  })
+})
