@@ -4,7 +4,7 @@ export const MAX_RECEIPT_BYTES = 8 * 1024
 /** Failing resources listed in one receipt; the rest are counted, and the node's history has all. */
 export const MAX_RECEIPT_FAILURES = 10
 
-/** Error text kept per failing resource. */
+/** Error text kept per failing resource: this many characters, and this many bytes once in JSON. */
 export const MAX_RECEIPT_ERROR_CHARS = 400
 
 /** Policies summarised in one presence beacon. */

@@ -59,11 +59,39 @@ function payload (body: NodeReport): Uint8Array {
   return canonicalBytes({ context: RECEIPT_SIGNING_CONTEXT, body })
 }
 
-/** Trims what a node reports to the receipt bounds, so a huge failure never makes a receipt unsendable. */
+/** Bytes a string's content takes in the signed JSON: UTF-8, with escapes (a colour code is six) counted in full. */
+const jsonBytes = (s: string): number => Buffer.byteLength(JSON.stringify(s)) - 2
+
+/**
+ * `s` cut to at most `max` UTF-16 units and `max` bytes in JSON, ending in `mark` when cut.
+ * Cuts between characters, never inside a surrogate pair, and makes a lone surrogate U+FFFD:
+ * canonical JSON refuses lone surrogates, so a receipt carrying one could not be signed.
+ */
+function clip (s: string, max: number, mark: string): string {
+  const room = max - mark.length
+  let out = ''
+  let bytes = 0
+  let fitsWithMark = 0
+  for (const c of s) {
+    const ch = c.length === 1 && c >= '\uD800' && c <= '\uDFFF' ? '\uFFFD' : c
+    const n = jsonBytes(ch)
+    if (out.length + ch.length > max || bytes + n > max) return out.slice(0, fitsWithMark) + mark
+    out += ch
+    bytes += n
+    if (out.length <= room && bytes <= room) fitsWithMark = out.length
+  }
+  return out
+}
+
+/**
+ * Trims what a node reports to the receipt bounds, so a huge failure never makes a receipt
+ * unsendable: the bounds are on bytes as well as characters, since an error may quote a
+ * command's stderr (multi-byte text, escaped control characters).
+ */
 export function boundFailures (failures: Array<{ resource: string, error: string }>): Receipt['failures'] {
   return failures.slice(0, MAX_RECEIPT_FAILURES).map((f) => ({
-    resource: f.resource.slice(0, 200),
-    error: f.error.length > MAX_RECEIPT_ERROR_CHARS ? `${f.error.slice(0, MAX_RECEIPT_ERROR_CHARS - 3)}...` : f.error
+    resource: clip(f.resource, 200, ''),
+    error: clip(f.error, MAX_RECEIPT_ERROR_CHARS, '...')
   }))
 }
 
