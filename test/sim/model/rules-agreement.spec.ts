@@ -8,6 +8,7 @@ import type { Hooks } from '../../../src/sim/model/engine.js'
 import { envelopeId, selectEnvelope, signPolicy, type SigningKey } from '../../../src/envelope/index.js'
 import { announces, forwards } from '../../../src/node/rules.js'
 import { policyTopic, announceTopic, RELAY_SYNCED_WITHIN_MS } from '../../../src/node/constants.js'
+import { FETCH_TIMEOUT_MS } from '../../../src/sync/constants.js'
 import { prng } from '../../../src/sim/random.js'
 import type { Agent } from '../../../src/node/agent.js'
 import type { Scenario } from '../../../src/sim/scenario.js'
@@ -57,7 +58,7 @@ class TinyModel {
   readonly conflicts: Array<{ node: number, msg: number }> = []
   private readonly byId = new Map<string, number>()
 
-  constructor (announceThreshold = 0) {
+  constructor (announceThreshold = 0, nodes = 2) {
     const params = defaultParams(NETWORK, { gossip: { syncIntervalMs: 0 }, receipts: false, announceThreshold, cpu: { verifyMs: 0, perKiBMs: 0, applyMs: 0, applyIoMs: 0 } })
     const hooks: Hooks = {
       onAccept: (node, msg, via) => { this.accepted.push({ node, msg, via }) },
@@ -65,7 +66,7 @@ class TinyModel {
       onConflict: (node, msg) => { this.conflicts.push({ node, msg }) },
       onTimeline: () => {}
     }
-    this.engine = new Engine(prng(7), params, { kind: 'ring' }, 2, 2, hooks, 1)
+    this.engine = new Engine(prng(7), params, { kind: 'ring' }, nodes, nodes, hooks, 1)
   }
 
   /** The model message for an envelope (one per envelope id), signed `ageMs` before now. */
@@ -78,15 +79,17 @@ class TinyModel {
     return m
   }
 
-  /** Node 1 takes a whole copy (from node 0, by `via`); runs until the network is quiet. */
-  receive (env: Signed, via: 'gossip' | 'sync', ageMs = 0): void {
-    this.engine.receive(1, 0, this.msg(env, ageMs), via)
+  /** Node `to` (1 unless told) takes a whole copy (from node 0, by `via`); runs until the network is quiet. */
+  receive (env: Signed, via: 'gossip' | 'sync', ageMs = 0, to = 1): void {
+    this.engine.receive(to, to === 0 ? 1 : 0, this.msg(env, ageMs), via)
     this.settle()
   }
 
-  publish (env: Signed): void {
-    this.engine.publish(1, this.msg(env))
-    this.settle()
+  /** Node `from` (1 unless told) publishes; runs until the network is quiet, or until `until`. */
+  publish (env: Signed, from = 1, until = Infinity): void {
+    this.engine.publish(from, this.msg(env))
+    if (until === Infinity) this.settle()
+    else this.engine.run(until)
   }
 
   /** The envelope id node `v` holds. */
@@ -95,7 +98,7 @@ class TinyModel {
     return m < 0 ? undefined : this.engine.msgs[m]!.id
   }
 
-  private settle (): void {
+  settle (): void {
     this.engine.run(this.engine.now + 10 * 60_000)
   }
 }
@@ -321,6 +324,49 @@ describe('the model engine and the agent decide by the same rules', () => {
         }
         expect(fetched.includes(name)).toBe(c.announced)
       })
+    })
+  })
+
+  // The agent's side of these is test/node/announce.spec.ts ("fetches from another peer when the
+  // announcer cannot serve the body", "ignores an announcement nobody serves").
+  describe('the model fetches an announced body the agent\'s way (fetchCandidates)', () => {
+    // A ring of four: 0 publishes (flood: to 1 and 3) and stops 1 ms later, before any request
+    // reaches it. Node 1 asks 0 (gone: the fetch timeout), then its other peer, 2.
+    const ring = (): { model: TinyModel, env: Signed } => {
+      const model = new TinyModel(THRESHOLD, 4)
+      return { model, env: sized(mesh.root, 'agree/fetch', THRESHOLD + 1, aNow - 2 * W) }
+    }
+    const LINK = 5
+
+    it('an announcer gone costs the fetch timeout; the next candidate that holds it serves it', () => {
+      const { model, env } = ring()
+      // Node 2 holds it already (an old envelope taken by sync is not sent on).
+      model.receive(env, 'sync', 2 * W, 2)
+      expect(model.accepted.map((x) => x.node)).toEqual([2])
+      const t0 = model.engine.now
+      model.publish(env, 0, t0 + 1)
+      model.engine.kill(0)
+      model.settle()
+      const m = model.msg(env)
+      const got = model.engine.msgs[m]!
+      expect(model.held(1)).toBe(env.id)
+      expect(got.upstream[1]).toBe(2)
+      // Arrival (one link), the timeout, then one round trip to node 2 and the body.
+      expect(got.acceptedAt[1]! - t0).toBeGreaterThan(FETCH_TIMEOUT_MS + 3 * LINK)
+      expect(got.acceptedAt[1]! - t0).toBeLessThan(FETCH_TIMEOUT_MS + 3 * LINK + 5)
+    })
+
+    it('a peer that does not hold it answers "missing" after a round trip, not a timeout; after the last candidate, it is left to anti-entropy', () => {
+      const { model, env } = ring()
+      const t0 = model.engine.now
+      model.publish(env, 0, t0 + 1)
+      model.engine.kill(0)
+      model.settle()
+      for (const v of [1, 2, 3]) expect(model.held(v)).toBeUndefined()
+      // Nodes 1 and 3 timed out on 0, asked 2, heard "missing" one round trip later and stopped.
+      expect(model.engine.now - t0).toBeGreaterThan(FETCH_TIMEOUT_MS + 3 * LINK)
+      expect(model.engine.now - t0).toBeLessThan(FETCH_TIMEOUT_MS + 3 * LINK + 5)
+      expect(model.engine.traffic.syncSent[2]).toBeGreaterThan(0)
     })
   })
 })
