@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest'
+import { FleetView, type FleetNode, type NodeReport, type Presence, type Receipt } from '../../src/receipt/index.js'
+
+const KEY = `ed25519:${'A'.repeat(43)}`
+const hash = (v: number): string => `sha256:${String(v).repeat(64).slice(0, 64)}`
+const at = (minute: number): string => new Date(Date.UTC(2025, 0, 2, 3, minute)).toISOString()
+
+function receipt (node: string, version: number, minute: number, extra: Partial<Receipt> = {}): Receipt {
+  return {
+    format: 1, kind: 'receipt', node, key: KEY, name: `name-${node}`, tags: {}, at: at(minute),
+    policy: 'web/nginx', version, hash: hash(version), outcome: 'applied', changed: 1, failures: [], failedCount: 0, durationMs: 5,
+    ...extra
+  }
+}
+
+function presence (node: string, minute: number, policies: Presence['policies'], extra: Partial<Presence> = {}): Presence {
+  return { format: 1, kind: 'presence', node, key: KEY, name: `name-${node}`, tags: {}, at: at(minute), policies, ...extra }
+}
+
+function view (...reports: NodeReport[]): FleetView {
+  const v = new FleetView()
+  for (const r of reports) v.add(r)
+  return v
+}
+
+const state = (v: FleetView, node = 'n1', policy = 'web/nginx'): unknown => {
+  const s = v.list().find((n) => n.id === node)?.policies[policy]
+  return s === undefined ? undefined : { version: s.version, outcome: s.outcome, at: s.at }
+}
+
+describe('FleetView.add', () => {
+  // Which report a node's state for one policy follows, given reports in arrival order.
+  it.each<[string, NodeReport[], { version: number, outcome: string, at: string }]>([
+    ['a higher version replaces a lower', [receipt('n1', 1, 0), receipt('n1', 2, 1)], { version: 2, outcome: 'applied', at: at(1) }],
+    ['a lower version arriving late does not', [receipt('n1', 2, 1), receipt('n1', 1, 2)], { version: 2, outcome: 'applied', at: at(1) }],
+    ['the same version reported later replaces', [receipt('n1', 2, 1), receipt('n1', 2, 5, { outcome: 'failed' })], { version: 2, outcome: 'failed', at: at(5) }],
+    ['the same version reported at the same time replaces', [receipt('n1', 2, 1), receipt('n1', 2, 1, { outcome: 'unchanged' })], { version: 2, outcome: 'unchanged', at: at(1) }],
+    ['the same version reported earlier does not', [receipt('n1', 2, 5), receipt('n1', 2, 1, { outcome: 'failed' })], { version: 2, outcome: 'applied', at: at(5) }],
+    ['a beacon with a higher version replaces a receipt', [receipt('n1', 2, 1), presence('n1', 2, [['web/nginx', 3, hash(3), 'pending']])], { version: 3, outcome: 'pending', at: at(2) }],
+    ['a later beacon with the same version does not replace a receipt', [receipt('n1', 2, 1), presence('n1', 9, [['web/nginx', 2, hash(2), 'failed']])], { version: 2, outcome: 'applied', at: at(1) }],
+    ['a receipt of the beacon\'s version, reported later, replaces it', [presence('n1', 1, [['web/nginx', 2, hash(2), 'pending']]), receipt('n1', 2, 3)], { version: 2, outcome: 'applied', at: at(3) }]
+  ])('%s', (_, reports, expected) => {
+    expect(state(view(...reports))).toEqual(expected)
+  })
+
+  it('keeps a receipt\'s failures only when it lists some', () => {
+    const failures = [{ resource: 'motd', error: 'EACCES' }]
+    const failed = view(receipt('n1', 1, 0, { outcome: 'failed', failures, failedCount: 3 })).list()[0]!.policies['web/nginx']!
+    expect(failed.failures).toEqual(failures)
+    expect('failures' in view(receipt('n1', 1, 0)).list()[0]!.policies['web/nginx']!).toBe(false)
+  })
+
+  it('a beacon sets every policy it lists, and leaves the others', () => {
+    const v = view(receipt('n1', 1, 0, { policy: 'site/other' }), presence('n1', 1, [['web/nginx', 4, hash(4), 'applied'], ['grapevine/trust', 2, hash(2), 'trust']]))
+    expect(Object.keys(v.list()[0]!.policies).sort()).toEqual(['grapevine/trust', 'site/other', 'web/nginx'])
+    expect(state(v, 'n1', 'grapevine/trust')).toEqual({ version: 2, outcome: 'trust', at: at(1) })
+  })
+
+  it('a node\'s name and tags follow its newest report, not the last to arrive', () => {
+    const v = view(
+      receipt('n1', 1, 5, { name: 'web-new', tags: { dc: 'b' } }),
+      presence('n1', 1, [], { name: 'web-old', tags: { dc: 'a' } })
+    )
+    expect(v.list()).toEqual([expect.objectContaining({ id: 'n1', name: 'web-new', tags: { dc: 'b' }, lastSeen: at(5) })])
+    v.add(presence('n1', 7, [], { name: 'web-renamed', tags: {} }))
+    expect(v.list()[0]).toMatchObject({ name: 'web-renamed', tags: {}, lastSeen: at(7) })
+  })
+
+  it('beyond its bound, forgets the node seen least recently', () => {
+    const v = new FleetView(2)
+    v.add(presence('n1', 3, []))
+    v.add(presence('n2', 1, []))
+    v.add(presence('n3', 2, []))
+    expect(v.size).toBe(2)
+    expect(v.list().map((n) => n.id)).toEqual(['n1', 'n3'])
+    // A node older than all those it would join is the one forgotten.
+    v.add(presence('n4', 0, []))
+    expect(v.list().map((n) => n.id)).toEqual(['n1', 'n3'])
+  })
+})
+
+describe('FleetView.merge', () => {
+  const node = (id: string, minute: number, policies: FleetNode['policies'], name = `name-${id}`): FleetNode =>
+    ({ id, name, tags: { from: 'peer' }, lastSeen: at(minute), policies })
+
+  it('takes in a node it did not know, with its policies', () => {
+    const v = new FleetView()
+    const theirs = node('n9', 4, { 'web/nginx': { version: 3, hash: hash(3), outcome: 'applied', at: at(4) } })
+    v.merge(theirs)
+    expect(v.list()).toEqual([theirs])
+  })
+
+  it.each<[string, { version: number, at: number, outcome: string }, { version: number, outcome: string }]>([
+    ['a higher version wins', { version: 3, at: 0, outcome: 'failed' }, { version: 3, outcome: 'failed' }],
+    ['a lower version loses', { version: 1, at: 9, outcome: 'failed' }, { version: 2, outcome: 'applied' }],
+    ['the same version, later, wins', { version: 2, at: 6, outcome: 'failed' }, { version: 2, outcome: 'failed' }],
+    ['the same version at the same time keeps ours', { version: 2, at: 5, outcome: 'failed' }, { version: 2, outcome: 'applied' }],
+    ['the same version, earlier, loses', { version: 2, at: 4, outcome: 'failed' }, { version: 2, outcome: 'applied' }]
+  ])('per policy, %s', (_, theirs, expected) => {
+    const v = view(receipt('n1', 2, 5))
+    v.merge(node('n1', theirs.at, { 'web/nginx': { version: theirs.version, hash: hash(theirs.version), outcome: theirs.outcome, at: at(theirs.at) } }))
+    expect(state(v)).toMatchObject(expected)
+  })
+
+  it('takes a node\'s name and tags from the side that saw it last', () => {
+    const v = view(receipt('n1', 1, 5))
+    v.merge(node('n1', 4, {}, 'stale-name'))
+    expect(v.list()[0]).toMatchObject({ name: 'name-n1', lastSeen: at(5), tags: {} })
+    v.merge(node('n1', 6, {}, 'fresh-name'))
+    expect(v.list()[0]).toMatchObject({ name: 'fresh-name', lastSeen: at(6), tags: { from: 'peer' } })
+  })
+
+  it('keeps to its bound', () => {
+    const v = new FleetView(1)
+    v.merge(node('n1', 1, {}))
+    v.merge(node('n2', 2, {}))
+    expect(v.list().map((n) => n.id)).toEqual(['n2'])
+  })
+})
+
+describe('FleetView.list', () => {
+  it('orders nodes by name, then id', () => {
+    const v = view(
+      presence('n3', 0, [], { name: 'web' }),
+      presence('n1', 0, [], { name: 'web' }),
+      presence('n2', 0, [], { name: 'db' })
+    )
+    expect(v.list().map((n) => `${n.name}/${n.id}`)).toEqual(['db/n2', 'web/n1', 'web/n3'])
+    expect(v.size).toBe(3)
+  })
+})
