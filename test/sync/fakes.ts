@@ -5,11 +5,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import type { ComponentLogger, Connection, Logger, PeerId, Stream, StreamHandler, Topology } from '@libp2p/interface'
 import { decodeFrame, encodeFrame, type AntiEntropyComponents, type Frame } from '../../src/sync/index.js'
-import type { SetTimer } from '../../src/node/clock.js'
 
 /**
  * In-memory fakes of what the sync service asks libp2p for (AntiEntropyComponents), so that
- * its tests run without a transport, a muxer or real time.
+ * its tests run without a transport or a muxer. Time: FakeTime in test/node/fakes.ts.
  */
 
 /** Rejects with "timed out waiting for <what>" unless `promise` settles within `ms`. */
@@ -236,16 +235,5 @@ export class MemoryNet {
       newStream: async (protocol: string) => this.dial(local, remote, protocol).asStream
     }
     return conn as unknown as Connection
-  }
-}
-
-/** A SetTimer whose timers fire only when a test says so. */
-export class ManualTimers {
-  readonly armed = new Recorder<{ ms: number, fire: () => void, cancelled: () => boolean }>()
-
-  readonly setTimer: SetTimer = (fn, ms) => {
-    let cancelled = false
-    this.armed.push({ ms, fire: () => { if (!cancelled) fn() }, cancelled: () => cancelled })
-    return () => { cancelled = true }
   }
 }

@@ -8,7 +8,8 @@ import {
 } from '../../src/sync/index.js'
 import { selectEnvelope } from '../../src/envelope/index.js'
 import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
-import { ManualTimers, MemoryNet, RawPeer, Recorder, within, type FakeNode } from './fakes.js'
+import { MemoryNet, RawPeer, Recorder, within, type FakeNode } from './fakes.js'
+import { FakeTime, settle } from '../node/fakes.js'
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
 
@@ -293,48 +294,48 @@ describe('frames per stream', () => {
 
 describe('periodic rounds', () => {
   it('arm a jittered timer, pick a peer by the injected random, and re-arm', async () => {
-    const timers = new ManualTimers()
+    const time = new FakeTime()
     // delay 0.25 → 0.75 × interval; peer 0.75 of two → the second; next delay 0.5 → 1 × interval.
-    const a = await start(new MemorySource([entry('site/one', 1)]), { interval: 1_000, random: seq(0.25, 0.75, 0.5), setTimer: timers.setTimer })
+    const a = await start(new MemorySource([entry('site/one', 1)]), { interval: 1_000, random: seq(0.25, 0.75, 0.5), setTimer: time.setTimer })
     const b = await start()
     const c = await start()
     net.connect(a.node, b.node)
     net.connect(a.node, c.node)
 
-    const first = await timers.armed.next('the first timer')
-    expect(first.ms).toBe(750)
-    first.fire()
+    expect(time.delays).toEqual([750])
+    await time.advance(749)
+    expect(a.rounds.values).toEqual([])
+    await time.advance(1)
     expect(await a.rounds.next('a periodic round')).toMatchObject({ peer: c.node.peer.toString(), initiator: true, sent: 1 })
     expect(b.rounds.values).toEqual([])
-    const second = await timers.armed.next('the next timer', (t) => t !== first)
-    expect(second.ms).toBe(1_000)
-    expect(timers.armed.values).toHaveLength(2)
+    await settle() // the next round is armed once this one's promise settles
+    expect(time.delays).toEqual([1_000])
   })
 
   it('with no peer, do nothing but re-arm', async () => {
-    const timers = new ManualTimers()
-    const a = await start(undefined, { interval: 1_000, random: seq(0, 0.99), setTimer: timers.setTimer })
-    const first = await timers.armed.next('the first timer')
-    expect(first.ms).toBe(500)
-    first.fire()
-    expect((await timers.armed.next('the next timer', (t) => t !== first)).ms).toBe(1_490)
+    const time = new FakeTime()
+    const a = await start(undefined, { interval: 1_000, random: seq(0, 0.99), setTimer: time.setTimer })
+    expect(time.delays).toEqual([500])
+    await time.advance(500)
+    await settle()
+    expect(time.delays).toEqual([1_490])
     expect(a.rounds.values).toEqual([])
   })
 
   it('are off with an interval of 0', async () => {
-    const timers = new ManualTimers()
-    await start(undefined, { interval: 0, setTimer: timers.setTimer })
-    expect(timers.armed.values).toEqual([])
+    const time = new FakeTime()
+    await start(undefined, { interval: 0, setTimer: time.setTimer })
+    expect(time.armed).toBe(0)
   })
 
   it('stop() cancels the timer and unhandles the protocol', async () => {
-    const timers = new ManualTimers()
-    const a = await start(undefined, { interval: 1_000, setTimer: timers.setTimer })
+    const time = new FakeTime()
+    const a = await start(undefined, { interval: 1_000, setTimer: time.setTimer })
     expect(a.node.handlers.has(SYNC_PROTOCOL)).toBe(true)
     expect(a.node.topologies.has(SYNC_PROTOCOL)).toBe(true)
-    const timer = await timers.armed.next('the timer')
+    expect(time.armed).toBe(1)
     await a.sync.stop()
-    expect(timer.cancelled()).toBe(true)
+    expect(time.armed).toBe(0)
     expect(a.node.handlers.has(SYNC_PROTOCOL)).toBe(false)
     expect(a.node.topologies.size).toBe(0)
   })
