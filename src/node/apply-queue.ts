@@ -41,7 +41,7 @@ export function pathClaims (env: ConfigEnvelope, held: Iterable<ConfigEnvelope>)
 
 export interface ApplyQueueComponents {
   book: Pick<PolicyBook, 'get' | 'values' | 'pathConflict'>
-  journal: Pick<Journal, 'write' | 'history'>
+  journal: Pick<Journal, 'replace' | 'history'>
   store: Pick<StateStore, 'saveApplied' | 'dir'>
   metrics: Pick<AgentMetrics, 'applies' | 'applyDuration'>
   log: Logger
@@ -179,8 +179,7 @@ export class ApplyQueue {
   }
 
   private saveApplied (): void {
-    const snapshot = { ...this.applied }
-    this.c.journal.write('applied', async () => { await this.c.store.saveApplied(snapshot) })
+    this.c.journal.replace('applied', async () => { await this.c.store.saveApplied({ ...this.applied }) })
   }
 }
 

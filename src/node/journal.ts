@@ -19,6 +19,7 @@ export interface JournalComponents {
  */
 export class Journal {
   private chain: Promise<void> = Promise.resolve()
+  private readonly latest = new Map<string, () => Promise<void>>()
 
   constructor (private readonly c: JournalComponents) {}
 
@@ -26,6 +27,23 @@ export class Journal {
   write (what: string, fn: () => Promise<void>): void {
     this.chain = this.chain.then(fn).catch((err) => {
       this.c.log.error({ what, err: (err as Error).message }, 'writing state failed')
+    })
+  }
+
+  /**
+   * Queues a write of the latest state of something (applied records, the peer list): a write
+   * of `key` still waiting for its turn is replaced, not followed by another. The queue then
+   * stays as long as the number of keys, however often the state changes (a re-apply every
+   * millisecond on a slow disk queued a write per apply before).
+   */
+  replace (key: string, fn: () => Promise<void>): void {
+    const queued = this.latest.has(key)
+    this.latest.set(key, fn)
+    if (queued) return
+    this.write(key, async () => {
+      const latest = this.latest.get(key)
+      this.latest.delete(key)
+      await latest?.()
     })
   }
 

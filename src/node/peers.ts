@@ -20,7 +20,7 @@ export interface PeersComponents {
   selfId: string
   targetPeers: number
   store: Pick<StateStore, 'loadPeers' | 'savePeers'>
-  journal: Pick<Journal, 'write'>
+  journal: Pick<Journal, 'replace'>
   clock: Pick<Clock, 'now' | 'random' | 'after' | 'repeat'>
   log: Logger
   /** Connected peers, as a metric. */
@@ -89,7 +89,7 @@ export class Peers {
       this.saveQueued = true
       this.c.clock.after(NEW_PEER_SAVE_DELAY_MS, () => {
         this.saveQueued = false
-        this.c.journal.write('peers', async () => { await this.c.store.savePeers(this.list()) })
+        this.c.journal.replace('peers', async () => { await this.c.store.savePeers(this.list()) })
       })
     }
   }
@@ -143,7 +143,7 @@ export class Peers {
         this.c.log.debug({ peer: h.id, err: (err as Error).message }, 'peer dial failed')
       }
     }))
-    this.c.journal.write('peers', async () => { await this.c.store.savePeers(this.list()) })
+    this.c.journal.replace('peers', async () => { await this.c.store.savePeers(this.list()) })
   }
 
   private connected (): Set<string> {
