@@ -89,10 +89,16 @@ export class Fetcher {
       if (bytes === undefined) continue
       const { outcome, envelope } = this.c.intake.take(bytes, 'gossip', peer, ann)
       if (outcome === 'accepted') return this.fetched()
-      if (outcome === 'ignored' && envelope !== undefined) {
-        // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
-        const now = this.c.book.get(ann.name)
-        return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')
+      if (outcome === 'ignored') {
+        if (envelope !== undefined) {
+          // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
+          const now = this.c.book.get(ann.name)
+          return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')
+        }
+        // Checking it failed inside this node (the intake logged the bug): not the server's fault,
+        // and every peer would serve these same bytes, so blame none and ask no more.
+        this.c.metrics.announcements.inc({ result: 'ignored' })
+        return TopicValidatorResult.Ignore
       }
       // It served something else than announced, or garbage: hang up on it, as sync does on a
       // peer whose envelope fails verification, and ask the next one.
