@@ -7,7 +7,10 @@ import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
 import { createClock, type Clock, type ClockInit, type SetTimer } from '../../src/node/clock.js'
 import type { Logger } from '../../src/node/logger.js'
 import type { AgentMetrics } from '../../src/node/metrics.js'
-import { PolicyBook } from '../../src/node/book.js'
+import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
+import { Intake, type Refusal } from '../../src/node/intake.js'
+import { Journal } from '../../src/node/journal.js'
+import type { Via } from '../../src/node/rules.js'
 import { FIXED_NOW, makeKeys, signed, type SignedOptions } from '../helpers/envelope.js'
 
 /**
@@ -226,4 +229,42 @@ export function trustedBook (opts: { keys?: Keys, now?: () => number } = {}): { 
 /** Real libp2p peer ids (Ed25519), as strings go on the wire and in logs. */
 export async function peerIds (n: number): Promise<PeerId[]> {
   return await Promise.all(Array.from({ length: n }, async () => peerIdOf(await generateIdentity())))
+}
+
+/** What an Intake handed on, by event. */
+export interface IntakeSeen {
+  accepted: Array<{ env: VerifiedEnvelope, via: Via, from?: string }>
+  rejected: Refusal[]
+  conflict: ConflictRecord[]
+  forward: VerifiedEnvelope[]
+}
+
+/**
+ * A real Intake over a real book (trusting `keys.root`) and journal, a memory store, fake
+ * metrics (the Intake's, and the Fetcher's `announcements`) and recorded events.
+ */
+export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
+  const time = new FakeTime()
+  const { keys, book: trusted } = trustedBook({ keys: opts.keys, now: time.now })
+  const book = opts.book ?? trusted
+  const store = new MemoryStore()
+  const log = new RecordingLogger()
+  const journal = new Journal({ store, log, now: time.now })
+  const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies', 'announcements')
+  const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [] }
+  const intake = new Intake({
+    book,
+    journal,
+    store,
+    metrics,
+    log,
+    now: time.now,
+    events: {
+      accepted: (env, via, from) => { seen.accepted.push({ env, via, from }) },
+      rejected: (r) => { seen.rejected.push(r) },
+      conflict: (r) => { seen.conflict.push(r) },
+      forward: (env) => { seen.forward.push(env) }
+    }
+  })
+  return { intake, keys, book, store, log, journal, metrics, m, seen, time }
 }

@@ -5,51 +5,18 @@ import {
 } from '../../src/envelope/index.js'
 import { NotRootError, OutOfScopeError, RevokedSignerError, TrustStore, UntrustedSignerError } from '../../src/trust/index.js'
 import type { IngestOutcome } from '../../src/sync/index.js'
-import { Intake, INTERNAL_REASON, PEER_FAULTS, type Refusal } from '../../src/node/intake.js'
-import { Journal } from '../../src/node/journal.js'
+import { INTERNAL_REASON, PEER_FAULTS } from '../../src/node/intake.js'
 import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
 import type { Via } from '../../src/node/rules.js'
 import { configPolicy, FIXED_NOW, signed, trustPolicy } from '../helpers/envelope.js'
-import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verify, type Keys } from './fakes.js'
+import { intakeRig, verify } from './fakes.js'
 
 const VIAS = ['gossip', 'sync', 'local', 'api', 'disk'] as const satisfies readonly Via[]
 
-/** An Intake over a real book and journal, a memory store, fake metrics and recorded events. */
-function setup (opts: { keys?: Keys, book?: PolicyBook } = {}) {
-  const time = new FakeTime()
-  const { keys, book: trusted } = trustedBook({ keys: opts.keys, now: time.now })
-  const book = opts.book ?? trusted
-  const store = new MemoryStore()
-  const log = new RecordingLogger()
-  const journal = new Journal({ store, log, now: time.now })
-  const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies')
-  const seen = {
-    accepted: [] as Array<{ env: VerifiedEnvelope, via: Via, from?: string }>,
-    rejected: [] as Refusal[],
-    conflict: [] as ConflictRecord[],
-    forward: [] as VerifiedEnvelope[]
-  }
-  const intake = new Intake({
-    book,
-    journal,
-    store,
-    metrics,
-    log,
-    now: time.now,
-    events: {
-      accepted: (env, via, from) => { seen.accepted.push({ env, via, from }) },
-      rejected: (r) => { seen.rejected.push(r) },
-      conflict: (r) => { seen.conflict.push(r) },
-      forward: (env) => { seen.forward.push(env) }
-    }
-  })
-  return { intake, keys, book, store, log, journal, m, seen, time }
-}
-
 describe('Intake.take', () => {
   it('accepts a valid new envelope: counts it, persists it before its history line, and says so', async () => {
-    const { intake, keys, store, journal, m, seen } = setup()
+    const { intake, keys, store, journal, m, seen } = intakeRig()
     const bytes = signed(configPolicy('site/motd'), { key: keys.root, version: 3 })
     const { outcome, envelope } = intake.take(bytes, 'gossip', 'peer-a')
     expect(outcome).toBe('accepted')
@@ -64,7 +31,7 @@ describe('Intake.take', () => {
   })
 
   it.each<[string, 'older' | 'duplicate']>([['an older version', 'older'], ['the same envelope again', 'duplicate']])('ignores %s: valid, not taken, nothing written', async (_, reason) => {
-    const { intake, keys, store, journal, m, seen } = setup()
+    const { intake, keys, store, journal, m, seen } = intakeRig()
     intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 2 }), 'sync', 'peer-a')
     await journal.idle()
     const ops = store.ops.length
@@ -81,7 +48,7 @@ describe('Intake.take', () => {
   })
 
   it('reports a same-version conflict once, whether this node kept its envelope or took the other', async () => {
-    const { intake, keys, store, journal, seen } = setup()
+    const { intake, keys, store, journal, seen } = intakeRig()
     const x = signed(configPolicy('site/motd', [], { description: 'x' }), { key: keys.root })
     const y = signed(configPolicy('site/motd', [], { description: 'y' }), { key: keys.root })
     const first = intake.take(x, 'gossip').envelope as VerifiedEnvelope
@@ -98,7 +65,7 @@ describe('Intake.take', () => {
   })
 
   it('takes a trust policy into effect for the envelope after it', () => {
-    const { intake, keys } = setup()
+    const { intake, keys } = intakeRig()
     const byAdmin = signed(configPolicy('web/nginx'), { key: keys.webAdmin })
     expect(intake.take(byAdmin, 'sync').outcome).toBe('ignored')
     expect(intake.take(signed(trustPolicy([{ key: keys.webAdmin.id, scopes: ['web/'] }]), { key: keys.root }), 'sync').outcome).toBe('accepted')
@@ -111,7 +78,7 @@ describe('Intake.take', () => {
     ['an untrusted signer by gossip', 'gossip', 'rejected', 'untrusted'],
     ['an untrusted signer by sync (maybe a peer with newer trust)', 'sync', 'ignored', 'untrusted']
   ])('refuses %s: %s', (what, via, outcome, reason) => {
-    const { intake, keys, book, m, seen } = setup()
+    const { intake, keys, book, m, seen } = intakeRig()
     const bytes = what.startsWith('garbage') ? new TextEncoder().encode('{"not":"an envelope"') : signed(configPolicy('site/motd'), { key: keys.stranger })
     expect(intake.take(bytes, via, 'peer-a')).toEqual({ outcome })
     expect(book.size).toBe(0)
@@ -120,7 +87,7 @@ describe('Intake.take', () => {
   })
 
   it('refuses a valid envelope that is not the one announced', () => {
-    const { intake, keys, book, seen } = setup()
+    const { intake, keys, book, seen } = intakeRig()
     const announced = signed(configPolicy('site/motd'), { key: keys.root, version: 2 })
     const served = signed(configPolicy('site/motd'), { key: keys.root, version: 2, now: FIXED_NOW + 1 })
     const ann = verify(announced)
@@ -134,7 +101,7 @@ describe('Intake.take', () => {
     class BrokenTrust extends TrustStore {
       override authorize (): void { throw new TypeError('cannot read properties of undefined') }
     }
-    const { intake, keys, log, seen } = setup({ book: new PolicyBook(new BrokenTrust([]), () => FIXED_NOW) })
+    const { intake, keys, log, seen } = intakeRig({ book: new PolicyBook(new BrokenTrust([]), () => FIXED_NOW) })
     const bytes = signed(configPolicy('site/motd'), { key: keys.root })
     expect(intake.take(bytes, 'gossip', 'peer-a')).toEqual({ outcome: 'ignored' })
     expect(seen.rejected).toEqual([{ reason: INTERNAL_REASON, via: 'gossip', from: 'peer-a', error: 'cannot read properties of undefined' }])
@@ -161,7 +128,7 @@ describe('Intake forwarding (rules.forwards)', () => {
 
   for (const via of VIAS) {
     it.each<[boolean, Age, boolean]>(table[via])(`${via}: replaced an older version %s, %s → forward %s`, (replacedOlder, age, forward) => {
-      const { intake, keys, seen } = setup()
+      const { intake, keys, seen } = intakeRig()
       const now = age === 'fresh' ? FIXED_NOW - 1000 : FIXED_NOW - RELAY_SYNCED_WITHIN_MS
       if (replacedOlder) intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 1, now }), 'disk')
       const { outcome, envelope } = intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 2, now }), via, 'peer-a')
@@ -211,7 +178,7 @@ describe('Intake.refuse', () => {
 
   for (const reason of Object.keys(table) as Reason[]) {
     it.each(VIAS)(`${reason} by %s → ${JSON.stringify(table[reason])}`, (via) => {
-      const { intake, log, m, seen } = setup()
+      const { intake, log, m, seen } = intakeRig()
       const err = errors[reason]()
       expect(intake.refuse(err, via, 'peer-a')).toBe(table[reason][via])
       expect(m.envelopesRejected.count({ reason, via })).toBe(1)
@@ -223,7 +190,7 @@ describe('Intake.refuse', () => {
 
 describe('Intake.conflict', () => {
   it('logs, records in history and hands on a conflict found elsewhere', async () => {
-    const { intake, store, journal, log, seen } = setup()
+    const { intake, store, journal, log, seen } = intakeRig()
     const record: ConflictRecord = { kind: 'version', name: 'site/motd', version: 4, winner: 'sha256:b', loser: 'sha256:a', at: new Date(FIXED_NOW).toISOString() }
     intake.conflict(record)
     expect(seen.conflict).toEqual([record])
