@@ -5,12 +5,11 @@ import { multiaddr, type GrapevineLibp2p, type PeerId, type PrivateKey } from '.
 import { nodeSigningKey, peerIdOf } from '../net/identity.js'
 import { StateStore, type HistoryEntry } from '../store/index.js'
 import type { VerifiedEnvelope } from '../envelope/index.js'
-import type { FleetView } from '../receipt/index.js'
 import { TrustStore } from '../trust/index.js'
 import type { NodeFacts } from '../policy/index.js'
 import type { DigestEntry, IngestOutcome, SyncRound } from '../sync/index.js'
 import { serveQueries } from '../query/index.js'
-import { DEFAULT_BEACON_INTERVAL_MS } from '../receipt/index.js'
+import { DEFAULT_BEACON_INTERVAL_MS, type FleetView } from '../receipt/index.js'
 import { countFetch, countSyncRound, createMetrics, type AgentMetrics } from './metrics.js'
 import { DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
 import { silentLogger, type Logger } from './logger.js'
@@ -176,27 +175,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       report: (bytes) => this.reports.takeGossiped(bytes),
       onListener: () => { this.reports.announceJoin() }
     })
-    const fetcher = new Fetcher({
-      book,
-      intake: this.intake,
-      net,
-      random: clock.random,
-      metrics,
-      log,
-      signal
-    })
+    const fetcher = new Fetcher({ book, intake: this.intake, net, random: clock.random, metrics, log, signal })
     this.reports = new Reports({
       facts: this.facts,
       signingKey: nodeSigningKey(this.privateKey),
       clock,
       metrics,
       log,
-      gossip: async (bytes) => await this.topics.sendReport(bytes),
       net,
+      signal,
+      gossip: async (bytes) => await this.topics.sendReport(bytes),
       held: () => book.values(),
       outcomeOf: (env) => this.queue.outcomeOf(env),
-      onReport: (report) => { this.emit('report', report) },
-      signal
+      onReport: (report) => { this.emit('report', report) }
     })
 
     this.topics.install()
