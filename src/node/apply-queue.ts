@@ -27,7 +27,10 @@ export function pathClaims (env: ConfigEnvelope, held: Iterable<ConfigEnvelope>)
     if (other.name === env.name || other.name > env.name) continue
     for (const r of other.policy.resources) {
       const key = managedKey(r)
-      if (key !== undefined && !owners.has(key)) owners.set(key, other.name)
+      if (key === undefined) continue
+      // The first name, not the first held: books fill in arrival order, which differs per node.
+      const owner = owners.get(key)
+      if (owner === undefined || other.name < owner) owners.set(key, other.name)
     }
   }
   const claims = new Map<string, PathClaim>()
