@@ -8,7 +8,8 @@ import {
 } from '../../src/sync/index.js'
 import { selectEnvelope } from '../../src/envelope/index.js'
 import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
-import { MemoryNet, RawPeer, Recorder, within, type FakeNode } from './fakes.js'
+import { MemoryNet, RawPeer, type FakeNode } from './fakes.js'
+import { Recorder, within } from '../helpers/recorder.js'
 import { FakeTime, settle } from '../node/fakes.js'
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
