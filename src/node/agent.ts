@@ -16,9 +16,9 @@ import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import { receiptOutcome, type Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
-import { PolicyBook, type ConflictRecord } from './book.js'
+import { PolicyBook, type ConflictRecord, type UntrustedRecord } from './book.js'
 import { Journal, restoreBook } from './journal.js'
-import { Intake, PEER_FAULTS } from './intake.js'
+import { Intake } from './intake.js'
 import { createAgentNet, loadIdentity } from './network.js'
 import { Fetcher } from './announce.js'
 import { GossipTopics } from './gossip.js'
@@ -79,7 +79,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         conflict: (record) => { this.conflict(record) },
         forward: (envelope) => {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
-        }
+        },
+        untrusted: (records) => { void this.fallBack(records) }
       }
     })
     this.queue = new ApplyQueue({
@@ -134,7 +135,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Loads state, builds the network unstarted, installs every handler, then starts it. */
   private async boot (): Promise<void> {
     const { opts, book, metrics, clock, log } = this
-    await restoreBook(this.store, book, log, (reason) => PEER_FAULTS.has(reason))
+    const untrusted = await restoreBook(this.store, book, log, clock.now)
+    for (const record of untrusted) book.distrust(record)
     metrics.policies.set(book.size)
     this.queue.applied = await this.store.loadApplied()
     await this.peers.load()
@@ -186,6 +188,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       signal,
       gossip: async (bytes) => await this.topics.sendReport(bytes),
       held: () => book.values(),
+      untrusted: () => book.untrusted,
       outcomeOf: (env) => this.queue.outcomeOf(env),
       onReport: (report) => { this.emit('report', report) }
     })
@@ -206,6 +209,25 @@ export class Agent extends EventEmitter<AgentEvents> {
     clock.repeat(opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, () => { this.queue.scheduleAll() })
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
+    await this.fallBack(untrusted)
+  }
+
+  /**
+   * Policies the trust policy no longer allows fall back to the newest version in the archive
+   * that it does allow, which is applied; with none, the policy stays untrusted (status and
+   * beacons say so) and its files are left as they are (docs/trust.md).
+   */
+  private async fallBack (records: UntrustedRecord[]): Promise<void> {
+    for (const { name, version } of records) {
+      for (const v of await this.store.archivedVersions(name)) {
+        if (v >= version || this.book.get(name) !== undefined) continue
+        const bytes = await this.store.loadArchived(name, v)
+        if (bytes !== undefined && this.intake.take(bytes, 'disk').outcome === 'accepted') {
+          this.log.warn({ name, untrusted: version, fallback: v }, 'fell back to the newest version the trust policy allows')
+          break
+        }
+      }
+    }
   }
 
   private conflict (record: ConflictRecord): void {
@@ -260,6 +282,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       applied: this.queue.applied,
       targets: (e) => this.queue.targets(e),
       conflicts: this.book.conflicts,
+      untrusted: this.book.untrusted,
       roots: this.book.trust.rootKeys,
       trustVersion: this.book.trustVersion,
       applying: this.queue.busy

@@ -14,9 +14,20 @@ export interface ConflictRecord {
   policies?: string[]
 }
 
+/** A held envelope the current trust policy no longer allows: its signer was revoked or lost the scope. */
+export interface UntrustedRecord {
+  name: string
+  version: number
+  hash: string
+  signer: string
+  reason: string
+  error: string
+  at: string
+}
+
 /** What the book did with an envelope offered to it. */
 export type Decision =
-  | { accept: true, replaced?: VerifiedEnvelope, conflict?: ConflictRecord }
+  | { accept: true, replaced?: VerifiedEnvelope, conflict?: ConflictRecord, untrusted?: UntrustedRecord[] }
   | { accept: false, reason: 'older' | 'duplicate' | 'conflict-lost', conflict?: ConflictRecord }
 
 /**
@@ -27,6 +38,7 @@ export type Decision =
 export class PolicyBook {
   private readonly held = new Map<string, VerifiedEnvelope>()
   private readonly open = new Map<string, ConflictRecord>()
+  private readonly distrusted = new Map<string, UntrustedRecord>()
 
   constructor (readonly trust: TrustStore, private readonly now: () => number) {}
 
@@ -53,8 +65,43 @@ export class PolicyBook {
     const conflict = selection.conflict !== undefined ? this.versionConflict(env.name, selection.conflict) : undefined
     if (!selection.accept) return { accept: false, reason: selection.reason, ...(conflict !== undefined ? { conflict } : {}) }
     this.held.set(env.name, env)
-    if (env.policy.kind === 'trust') this.trust.update(env.policy as TrustPolicy)
-    return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(conflict !== undefined ? { conflict } : {}) }
+    this.distrusted.delete(env.name)
+    const untrusted = env.policy.kind === 'trust' ? this.retrust(env.policy as TrustPolicy) : []
+    return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(conflict !== undefined ? { conflict } : {}), ...(untrusted.length > 0 ? { untrusted } : {}) }
+  }
+
+  /**
+   * Takes a new trust policy and re-checks every held envelope against it at once: those whose
+   * signer it revokes or no longer allows are dropped from the book (so nothing applies them
+   * again) and returned, for the caller to fall back to an older version or report.
+   */
+  private retrust (policy: TrustPolicy): UntrustedRecord[] {
+    this.trust.update(policy)
+    const dropped: UntrustedRecord[] = []
+    for (const env of [...this.held.values()]) {
+      if (env.name === TRUST_POLICY_NAME) continue
+      try {
+        this.trust.authorize(env.signer, env.name)
+      } catch (err) {
+        const record: UntrustedRecord = {
+          name: env.name, version: env.version, hash: env.hash, signer: env.signer, reason: (err as { reason?: string }).reason ?? 'untrusted', error: (err as Error).message, at: this.iso()
+        }
+        this.held.delete(env.name)
+        this.distrusted.set(env.name, record)
+        dropped.push(record)
+      }
+    }
+    return dropped
+  }
+
+  /** Policies dropped because the trust policy no longer allows their signer, and not replaced since. */
+  get untrusted (): UntrustedRecord[] {
+    return [...this.distrusted.values()]
+  }
+
+  /** Notes a policy found untrusted elsewhere (a stored envelope refused at start). */
+  distrust (record: UntrustedRecord): void {
+    if (!this.held.has(record.name)) this.distrusted.set(record.name, record)
   }
 
   /** Records a same-version conflict (say the loser of an announcement); undefined when already known. */

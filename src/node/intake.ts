@@ -3,12 +3,15 @@ import type { IngestOutcome } from '../sync/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
 import type { Journal } from './journal.js'
-import type { PolicyBook, ConflictRecord } from './book.js'
+import type { PolicyBook, ConflictRecord, UntrustedRecord } from './book.js'
 import type { StateStore } from '../store/index.js'
 import { forwards, type Via } from './rules.js'
 
 /** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
 export const PEER_FAULTS: ReadonlySet<string> = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
+
+/** Refusals by the trust policy: the envelope was fine, its signer is not (or no longer) allowed. */
+export const TRUST_REFUSALS: ReadonlySet<string> = new Set(['untrusted', 'revoked', 'out-of-scope', 'not-root'])
 
 /** The refusal reason of an error that is not the sender's fault but a fault of this node's own code. */
 export const INTERNAL_REASON = 'internal'
@@ -36,6 +39,8 @@ export interface IntakeEvents {
   conflict: (record: ConflictRecord) => void
   /** The accepted envelope should go on to gossip peers (rules.forwards). */
   forward: (env: VerifiedEnvelope) => void
+  /** A new trust policy no longer allows these held policies: they were dropped from the book. */
+  untrusted: (records: UntrustedRecord[]) => void
 }
 
 export interface Taken {
@@ -75,7 +80,18 @@ export class Intake {
     // Gossip forwards what came by gossip itself; the node forwards what came by sync, by rule.
     if (via === 'sync' && forwards(via, decision.replaced !== undefined, this.c.now() - Date.parse(env.issuedAt))) this.c.events.forward(env)
     this.c.events.accepted(env, via, from)
+    if (decision.untrusted !== undefined) this.untrusted(decision.untrusted)
     return { outcome: 'accepted', envelope: env }
+  }
+
+  /** Reports policies the trust policy no longer allows; the caller falls back or leaves them. */
+  untrusted (records: UntrustedRecord[]): void {
+    for (const r of records) {
+      this.c.log.warn(r, 'held policy no longer trusted: not applied any more')
+      this.c.journal.history({ event: 'untrusted', name: r.name, version: r.version, hash: r.hash, signer: r.signer, error: r.error, detail: { reason: r.reason } })
+    }
+    this.c.metrics.policies.set(this.c.book.size)
+    this.c.events.untrusted(records)
   }
 
   /** Records a version conflict found outside an offer (the loser of an announcement). */

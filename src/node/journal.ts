@@ -2,7 +2,8 @@ import { StateStore, type HistoryEntry } from '../store/index.js'
 import { validateEnvelope, EnvelopeError } from '../envelope/index.js'
 import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { Logger } from './logger.js'
-import type { PolicyBook } from './book.js'
+import type { PolicyBook, UntrustedRecord } from './book.js'
+import { PEER_FAULTS, TRUST_REFUSALS } from './intake.js'
 
 export type JournalStore = Pick<StateStore, 'appendHistory' | 'readHistory'>
 
@@ -69,20 +70,31 @@ export class Journal {
 }
 
 /**
- * Loads the stored envelopes into the book at start, trust policy first, re-verifying each:
- * a file that no longer verifies because it is corrupt is quarantined, never trusted.
+ * Loads the stored envelopes into the book at start, trust policy first, re-verifying each: a
+ * file that no longer verifies because it is corrupt is quarantined, never trusted. Returns
+ * the ones refused by the trust policy (a signer revoked while this node was down), for the
+ * caller to fall back to an older version.
  */
-export async function restoreBook (store: Pick<StateStore, 'loadEnvelopes' | 'quarantine'>, book: Pick<PolicyBook, 'offer' | 'trust'>, log: Logger, isPeerFault: (reason: string) => boolean): Promise<void> {
+export async function restoreBook (store: Pick<StateStore, 'loadEnvelopes' | 'quarantine'>, book: Pick<PolicyBook, 'offer' | 'trust'>, log: Logger, now: () => number): Promise<UntrustedRecord[]> {
   const stored = await store.loadEnvelopes()
   const trustFile = stored.find((s) => s.file === StateStore.envelopeFile(TRUST_POLICY_NAME))
   const ordered = trustFile !== undefined ? [trustFile, ...stored.filter((s) => s !== trustFile)] : stored
+  const untrusted: UntrustedRecord[] = []
   for (const { file, bytes } of ordered) {
     try {
       book.offer(validateEnvelope(bytes, book.trust))
     } catch (err) {
       const reason = err instanceof EnvelopeError ? err.reason : 'error'
       log.warn({ file, reason, err: (err as Error).message }, 'stored envelope no longer verifies')
-      if (isPeerFault(reason)) await store.quarantine(file)
+      if (PEER_FAULTS.has(reason)) await store.quarantine(file)
+      else if (TRUST_REFUSALS.has(reason)) untrusted.push({ ...storedHeader(bytes), reason, error: (err as Error).message, at: new Date(now()).toISOString() })
     }
   }
+  return untrusted
+}
+
+/** The header fields of an envelope that verified once (it was stored), read without checking it again. */
+function storedHeader (bytes: Uint8Array): Pick<UntrustedRecord, 'name' | 'version' | 'hash' | 'signer'> {
+  const e = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>
+  return { name: String(e.name), version: Number(e.version), hash: String(e.hash), signer: String(e.signer) }
 }

@@ -31,6 +31,8 @@ export interface ReportsComponents {
   /** What this node holds, and what a beacon says of each: the receipts' words. */
   held: () => Iterable<VerifiedEnvelope>
   outcomeOf: (env: VerifiedEnvelope) => string
+  /** Policies dropped as no longer trusted: beacons report them as `untrusted`. */
+  untrusted: () => Array<{ name: string, version: number, hash: string }>
   /** Every report this node takes, sends or passes on. */
   onReport: (report: NodeReport) => void
   signal: AbortSignal
@@ -128,7 +130,10 @@ export class Reports {
   async beacon (): Promise<number> {
     if (this.c.signal.aborted) return 0
     const { facts, signingKey } = this.c
-    const policies = [...this.c.held()].slice(0, MAX_PRESENCE_POLICIES).map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)])
+    const policies = [
+      ...[...this.c.held()].map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)]),
+      ...this.c.untrusted().map((u): [string, number, string, string] => [u.name, u.version, u.hash, 'untrusted'])
+    ].slice(0, MAX_PRESENCE_POLICIES)
     const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies }
     const bytes = signReport(report, signingKey)
     this.note(report)

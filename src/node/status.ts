@@ -2,7 +2,7 @@ import type { VerifiedEnvelope } from '../envelope/index.js'
 import type { NodeFacts } from '../policy/index.js'
 import type { AppliedRecord } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
-import type { ConflictRecord } from './book.js'
+import type { ConflictRecord, UntrustedRecord } from './book.js'
 
 export interface PolicyState {
   name: string
@@ -21,6 +21,8 @@ export interface AgentStatus {
   peers: Array<{ id: string, addrs: string[] }>
   policies: PolicyState[]
   conflicts: ConflictRecord[]
+  /** Policies dropped because the trust policy no longer allows their signer (no allowed version to fall back to). */
+  untrusted: UntrustedRecord[]
   trust: { roots: string[], policyVersion?: number }
   applying: boolean
 }
@@ -33,6 +35,7 @@ export interface StatusSources {
   applied: Record<string, AppliedRecord>
   targets: (env: VerifiedEnvelope) => boolean
   conflicts: ConflictRecord[]
+  untrusted: UntrustedRecord[]
   roots: string[]
   trustVersion?: number
   applying: boolean
@@ -54,6 +57,7 @@ export function buildStatus (s: StatusSources): AgentStatus {
       ...(s.applied[e.name] !== undefined ? { lastApply: s.applied[e.name] } : {})
     })),
     conflicts: s.conflicts,
+    untrusted: s.untrusted,
     trust: { roots: s.roots, ...(s.trustVersion !== undefined ? { policyVersion: s.trustVersion } : {}) },
     applying: s.applying
   }

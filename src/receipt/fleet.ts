@@ -52,7 +52,8 @@ export class FleetView {
     } else {
       for (const [policy, version, hash, outcome] of report.policies) {
         const prev = node.policies[policy]
-        if (prev === undefined || version > prev.version) node.policies[policy] = { version, hash, outcome, at: report.at }
+        // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
+        if (prev === undefined || version > prev.version || (version === prev.version && report.at >= prev.at)) node.policies[policy] = { version, hash, outcome, at: report.at }
       }
     }
   }

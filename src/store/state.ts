@@ -5,7 +5,7 @@ import { atomicWrite, appendLine } from './fs.js'
 /** One line of the audit trail (history.jsonl). */
 export interface HistoryEntry {
   at: string
-  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'retired' | 'started' | 'stopped'
+  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'retired' | 'untrusted' | 'started' | 'stopped'
   name?: string
   version?: number
   hash?: string
@@ -102,8 +102,19 @@ export class StateStore {
     const dir = this.path('archive', encodeURIComponent(name))
     await mkdir(dir, { recursive: true })
     await atomicWrite(join(dir, `${version}.env`), bytes)
-    const versions = (await readdir(dir)).filter((f) => /^\d+\.env$/.test(f)).map((f) => Number(f.slice(0, -4))).sort((a, b) => b - a)
-    for (const old of versions.slice(ARCHIVED_VERSIONS)) await unlink(join(dir, `${old}.env`)).catch(() => {})
+    for (const old of (await this.archivedVersions(name)).slice(ARCHIVED_VERSIONS)) await unlink(join(dir, `${old}.env`)).catch(() => {})
+  }
+
+  /** The versions of a name kept in the archive, newest first. */
+  async archivedVersions (name: string): Promise<number[]> {
+    let files: string[]
+    try {
+      files = await readdir(this.path('archive', encodeURIComponent(name)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw err
+    }
+    return files.filter((f) => /^\d+\.env$/.test(f)).map((f) => Number(f.slice(0, -4))).sort((a, b) => b - a)
   }
 
   async loadArchived (name: string, version: number): Promise<Uint8Array | undefined> {

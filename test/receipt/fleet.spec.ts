@@ -37,7 +37,8 @@ describe('FleetView.add', () => {
     ['the same version reported at the same time replaces', [receipt('n1', 2, 1), receipt('n1', 2, 1, { outcome: 'unchanged' })], { version: 2, outcome: 'unchanged', at: at(1) }],
     ['the same version reported earlier does not', [receipt('n1', 2, 5), receipt('n1', 2, 1, { outcome: 'failed' })], { version: 2, outcome: 'applied', at: at(5) }],
     ['a beacon with a higher version replaces a receipt', [receipt('n1', 2, 1), presence('n1', 2, [['web/nginx', 3, hash(3), 'pending']])], { version: 3, outcome: 'pending', at: at(2) }],
-    ['a later beacon with the same version does not replace a receipt', [receipt('n1', 2, 1), presence('n1', 9, [['web/nginx', 2, hash(2), 'failed']])], { version: 2, outcome: 'applied', at: at(1) }],
+    ['a later beacon with the same version replaces a receipt: the node\'s newer word (a fix, a policy now untrusted)', [receipt('n1', 2, 1, { outcome: 'failed' }), presence('n1', 9, [['web/nginx', 2, hash(2), 'applied']])], { version: 2, outcome: 'applied', at: at(9) }],
+    ['an earlier beacon with the same version does not replace a receipt', [receipt('n1', 2, 5), presence('n1', 1, [['web/nginx', 2, hash(2), 'pending']])], { version: 2, outcome: 'applied', at: at(5) }],
     ['a receipt of the beacon\'s version, reported later, replaces it', [presence('n1', 1, [['web/nginx', 2, hash(2), 'pending']]), receipt('n1', 2, 3)], { version: 2, outcome: 'applied', at: at(3) }]
   ])('%s', (_, reports, expected) => {
     expect(state(view(...reports))).toEqual(expected)
