@@ -237,6 +237,7 @@ export interface IntakeSeen {
   rejected: Refusal[]
   conflict: ConflictRecord[]
   forward: VerifiedEnvelope[]
+  untrusted: unknown[]
 }
 
 /**
@@ -251,20 +252,15 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
   const log = new RecordingLogger()
   const journal = new Journal({ store, log, now: time.now })
   const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies', 'announcements')
-  const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [] }
-  const intake = new Intake({
-    book,
-    journal,
-    store,
-    metrics,
-    log,
-    now: time.now,
-    events: {
-      accepted: (env, via, from) => { seen.accepted.push({ env, via, from }) },
-      rejected: (r) => { seen.rejected.push(r) },
-      conflict: (r) => { seen.conflict.push(r) },
-      forward: (env) => { seen.forward.push(env) }
-    }
-  })
+  const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [], untrusted: [] }
+  // Built apart, so an event the Intake does not (yet) have is no excess property.
+  const events = {
+    accepted: (env: VerifiedEnvelope, via: Via, from?: string) => { seen.accepted.push({ env, via, from }) },
+    rejected: (r: Refusal) => { seen.rejected.push(r) },
+    conflict: (r: ConflictRecord) => { seen.conflict.push(r) },
+    forward: (env: VerifiedEnvelope) => { seen.forward.push(env) },
+    untrusted: (records: unknown[]) => { seen.untrusted.push(...records) }
+  }
+  const intake = new Intake({ book, journal, store, metrics, log, now: time.now, events })
   return { intake, keys, book, store, log, journal, metrics, m, seen, time }
 }

@@ -62,24 +62,27 @@ function setup (over: Partial<ReportsComponents> = {}) {
   const seen = { reports: [] as NodeReport[], gossiped: [] as Uint8Array[], gossipedAt: [] as number[] }
   const start = time.now()
   let held: VerifiedEnvelope[] = [env]
-  const reports = new Reports({
+  // Built apart, so a component Reports does not (yet) take is no excess property.
+  const components = {
     facts: { id: self.id, name: 'web1', tags: { role: 'web' } },
     signingKey: self.signingKey,
     clock,
     metrics,
     log,
-    gossip: async (bytes) => {
+    gossip: async (bytes: Uint8Array) => {
       seen.gossiped.push(bytes)
       seen.gossipedAt.push(time.now() - start)
       return 5
     },
     net: net as unknown as ReportsComponents['net'],
     held: () => held,
-    outcomeOf: (e) => `outcome of ${e.name}`,
-    onReport: (r) => { seen.reports.push(r) },
+    outcomeOf: (e: VerifiedEnvelope) => `outcome of ${e.name}`,
+    onReport: (r: NodeReport) => { seen.reports.push(r) },
     signal: stopping.signal,
+    untrusted: () => [],
     ...over
-  })
+  }
+  const reports = new Reports(components)
   const hold = (envs: VerifiedEnvelope[]): void => { held = envs }
   return { reports, net, log, m, seen, time, clock, stopping, hold }
 }
