@@ -190,3 +190,59 @@ describe('PolicyBook digest and servable', () => {
     expect(book.servable(req)).toBe(serves ? v2x.bytes : undefined)
   })
 })
+
+describe('PolicyBook re-checks what it holds when trust changes', () => {
+  const admin = keys.webAdmin
+  const trust = (version: number, admins: Array<{ key: string, scopes: string[] }>, revoked: string[] = []): VerifiedEnvelope =>
+    verified(trustPolicy(admins, revoked), { key, version })
+  const byAdmin = verified(configPolicy('web/nginx'), { key: admin })
+  const byRoot = verified(configPolicy('site/motd'), { key })
+
+  function holding (): PolicyBook {
+    const { book } = trustedBook({ keys })
+    book.offer(trust(1, [{ key: admin.id, scopes: ['web/'] }]))
+    book.offer(byAdmin)
+    book.offer(byRoot)
+    return book
+  }
+
+  it.each<[string, VerifiedEnvelope, string]>([
+    ['its signer revoked', trust(2, [{ key: admin.id, scopes: ['web/'] }], [admin.id]), 'revoked'],
+    ['its signer\'s scope narrowed', trust(2, [{ key: admin.id, scopes: ['db/'] }]), 'out-of-scope'],
+    ['its signer no longer an admin', trust(2, []), 'untrusted']
+  ])('drops a held envelope no longer allowed (%s) and says so', (_, next, reason) => {
+    const book = holding()
+    const d = book.offer(next)
+    const record = { name: 'web/nginx', version: 1, hash: byAdmin.hash, signer: admin.id, reason, error: expect.any(String), at: new Date(FIXED_NOW).toISOString() }
+    expect(d).toMatchObject({ accept: true, untrusted: [record] })
+    expect(book.get('web/nginx')).toBeUndefined()
+    expect(book.get('site/motd')).toBe(byRoot)
+    expect(book.trustVersion).toBe(2)
+    expect(book.untrusted).toEqual([record])
+    expect(book.digest().map((e) => e.name).sort()).toEqual([TRUST_POLICY_NAME, 'site/motd'])
+  })
+
+  it('says nothing of untrusted when the new trust still allows all it holds', () => {
+    const book = holding()
+    const d = book.offer(trust(2, [{ key: admin.id, scopes: ['web/', 'db/'] }]))
+    expect(d.accept && d.untrusted).toBeUndefined()
+    expect(book.size).toBe(3)
+    expect(book.untrusted).toEqual([])
+  })
+
+  it('forgets an untrusted policy once a version it allows is taken', () => {
+    const book = holding()
+    book.offer(trust(2, []))
+    expect(book.untrusted.map((u) => u.name)).toEqual(['web/nginx'])
+    expect(book.offer(verified(configPolicy('web/nginx'), { key, version: 2 })).accept).toBe(true)
+    expect(book.untrusted).toEqual([])
+  })
+
+  it('notes a policy found untrusted elsewhere, unless it holds one by that name', () => {
+    const book = holding()
+    const record = { name: 'web/other', version: 3, hash: 'sha256:x', signer: admin.id, reason: 'revoked', error: 'revoked', at: '' }
+    book.distrust(record)
+    book.distrust({ ...record, name: 'site/motd' })
+    expect(book.untrusted).toEqual([record])
+  })
+})

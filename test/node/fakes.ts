@@ -7,7 +7,7 @@ import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
 import { createClock, type Clock, type ClockInit, type SetTimer } from '../../src/node/clock.js'
 import type { Logger } from '../../src/node/logger.js'
 import type { AgentMetrics } from '../../src/node/metrics.js'
-import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
+import { PolicyBook, type ConflictRecord, type UntrustedRecord } from '../../src/node/book.js'
 import { Intake, type Refusal } from '../../src/node/intake.js'
 import { Journal } from '../../src/node/journal.js'
 import type { Via } from '../../src/node/rules.js'
@@ -237,7 +237,7 @@ export interface IntakeSeen {
   rejected: Refusal[]
   conflict: ConflictRecord[]
   forward: VerifiedEnvelope[]
-  untrusted: unknown[]
+  untrusted: UntrustedRecord[]
 }
 
 /**
@@ -253,14 +253,20 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
   const journal = new Journal({ store, log, now: time.now })
   const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies', 'announcements')
   const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [], untrusted: [] }
-  // Built apart, so an event the Intake does not (yet) have is no excess property.
-  const events = {
-    accepted: (env: VerifiedEnvelope, via: Via, from?: string) => { seen.accepted.push({ env, via, from }) },
-    rejected: (r: Refusal) => { seen.rejected.push(r) },
-    conflict: (r: ConflictRecord) => { seen.conflict.push(r) },
-    forward: (env: VerifiedEnvelope) => { seen.forward.push(env) },
-    untrusted: (records: unknown[]) => { seen.untrusted.push(...records) }
-  }
-  const intake = new Intake({ book, journal, store, metrics, log, now: time.now, events })
+  const intake = new Intake({
+    book,
+    journal,
+    store,
+    metrics,
+    log,
+    now: time.now,
+    events: {
+      accepted: (env, via, from) => { seen.accepted.push({ env, via, from }) },
+      rejected: (r) => { seen.rejected.push(r) },
+      conflict: (r) => { seen.conflict.push(r) },
+      forward: (env) => { seen.forward.push(env) },
+      untrusted: (records) => { seen.untrusted.push(...records) }
+    }
+  })
   return { intake, keys, book, store, log, journal, metrics, m, seen, time }
 }

@@ -5,7 +5,7 @@ import {
 } from '../../src/envelope/index.js'
 import { NotRootError, OutOfScopeError, RevokedSignerError, TrustStore, UntrustedSignerError } from '../../src/trust/index.js'
 import type { IngestOutcome } from '../../src/sync/index.js'
-import { INTERNAL_REASON, PEER_FAULTS } from '../../src/node/intake.js'
+import { INTERNAL_REASON, PEER_FAULTS, TRUST_REFUSALS } from '../../src/node/intake.js'
 import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
 import type { Via } from '../../src/node/rules.js'
@@ -62,6 +62,20 @@ describe('Intake.take', () => {
     expect(seen.conflict).toHaveLength(1)
     await journal.idle()
     expect(store.history.filter((h) => h.event === 'conflict')).toHaveLength(1)
+  })
+
+  it('reports the held policies a new trust policy no longer allows', async () => {
+    const { intake, keys, book, store, journal, log, m, seen } = intakeRig()
+    const admins = (scopes: string[]) => [{ key: keys.webAdmin.id, scopes }]
+    intake.take(signed(trustPolicy(admins(['web/'])), { key: keys.root }), 'sync')
+    intake.take(signed(configPolicy('web/nginx'), { key: keys.webAdmin }), 'sync')
+    expect(book.size).toBe(2)
+    expect(intake.take(signed(trustPolicy(admins(['db/'])), { key: keys.root, version: 2 }), 'sync').outcome).toBe('accepted')
+    expect(seen.untrusted).toMatchObject([{ name: 'web/nginx', version: 1, signer: keys.webAdmin.id, reason: 'out-of-scope' }])
+    expect(m.policies.value).toBe(1)
+    expect(log.at('warn').map((l) => l.msg)).toEqual(['held policy no longer trusted: not applied any more'])
+    await journal.idle()
+    expect(store.history.filter((h) => h.event === 'untrusted')).toMatchObject([{ name: 'web/nginx', version: 1, detail: { reason: 'out-of-scope' } }])
   })
 
   it('takes a trust policy into effect for the envelope after it', () => {
@@ -174,6 +188,11 @@ describe('Intake.refuse', () => {
 
   it('names as peer faults exactly the reasons that cost the sender by any way in', () => {
     expect([...PEER_FAULTS].sort()).toEqual((Object.keys(table) as Reason[]).filter((r) => table[r] === fault).sort())
+  })
+
+  it('names as trust refusals exactly the trust store\'s reasons', () => {
+    const trustReasons = [new UntrustedSignerError(''), new RevokedSignerError(''), new OutOfScopeError(''), new NotRootError('')].map((e) => e.reason)
+    expect([...TRUST_REFUSALS].sort()).toEqual(trustReasons.sort())
   })
 
   for (const reason of Object.keys(table) as Reason[]) {

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest'
 import { StateStore } from '../../src/store/index.js'
 import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
 import { Journal, restoreBook } from '../../src/node/journal.js'
-import { PEER_FAULTS } from '../../src/node/intake.js'
 import { PolicyBook } from '../../src/node/book.js'
 import { TrustStore } from '../../src/trust/index.js'
 import { configPolicy, decodeEnvelope, encodeEnvelope, signed, trustPolicy } from '../helpers/envelope.js'
@@ -97,14 +96,14 @@ describe('restoreBook', () => {
   const byAdmin = signed(configPolicy('web/nginx'), { key: admin })
   const byRoot = signed(configPolicy('site/motd'), { key: keys.root })
   const file = (name: string): string => StateStore.envelopeFile(name)
-  const isPeerFault = (reason: string): boolean => PEER_FAULTS.has(reason)
+  const time = new FakeTime()
 
-  async function restore (stored: Array<[string, Uint8Array]>, book = trustedBook({ keys }).book): Promise<{ book: PolicyBook, store: MemoryStore, log: RecordingLogger }> {
+  async function restore (stored: Array<[string, Uint8Array]>, book = trustedBook({ keys }).book) {
     const store = new MemoryStore()
     store.stored = stored.map(([f, bytes]) => ({ file: f, bytes }))
     const log = new RecordingLogger()
-    await restoreBook(store, book, log, isPeerFault)
-    return { book, store, log }
+    const untrusted = await restoreBook(store, book, log, time.now)
+    return { book, store, log, untrusted }
   }
 
   it('loads the trust policy first, so envelopes it authorises load whatever order the files come in', async () => {
@@ -114,11 +113,21 @@ describe('restoreBook', () => {
     expect(log.lines).toEqual([])
   })
 
-  it('without a stored trust policy, keeps what the roots signed and warns of the rest without quarantining it', async () => {
-    const { book, store, log } = await restore([[file('web/nginx'), byAdmin], [file('site/motd'), byRoot]])
-    expect([...book.values()].map((e) => e.name)).toEqual(['site/motd'])
+  it.each<[string, Uint8Array, string]>([
+    ['no trust policy stored: its admin is unknown', byAdmin, 'untrusted'],
+    ['its signer revoked since', signed(configPolicy('web/nginx'), { key: keys.revokedAdmin }), 'revoked'],
+    ['its name out of its signer\'s scope now', signed(configPolicy('db/main'), { key: admin }), 'out-of-scope']
+  ])('returns, without quarantining, a stored envelope the trust policy refuses (%s)', async (what, bytes, reason) => {
+    const stored: Array<[string, Uint8Array]> = [[file('x'), bytes], [file('site/motd'), byRoot]]
+    const withTrust = signed(trustPolicy([{ key: admin.id, scopes: ['web/'] }], [keys.revokedAdmin.id]), { key: keys.root })
+    if (!what.startsWith('no trust')) stored.push([file(TRUST_POLICY_NAME), withTrust])
+    const { book, store, log, untrusted } = await restore(stored)
+    const env = decodeEnvelope(bytes)
+    expect(book.get('site/motd')).toBeDefined()
+    expect(book.get(env.name)).toBeUndefined()
     expect(store.quarantined).toEqual([])
-    expect(log.at('warn').map((l) => [l.obj.file, l.obj.reason])).toEqual([[file('web/nginx'), 'untrusted']])
+    expect(untrusted).toEqual([{ name: env.name, version: env.version, hash: env.hash, signer: env.signer, reason, error: expect.any(String), at: new Date(time.now()).toISOString() }])
+    expect(log.at('warn').map((l) => [l.obj.file, l.obj.reason])).toEqual([[file('x'), reason]])
   })
 
   it.each<[string, Uint8Array, string]>([
@@ -126,8 +135,9 @@ describe('restoreBook', () => {
     ['another envelope\'s signature', encodeEnvelope({ ...decodeEnvelope(byRoot), signature: decodeEnvelope(byAdmin).signature }), 'bad-signature'],
     ['the body changed under the signature', encodeEnvelope({ ...decodeEnvelope(byRoot), policy: { ...(decodeEnvelope(byRoot).policy as object), description: 'changed' } }), 'hash-mismatch']
   ])('quarantines a stored envelope that is corrupt (%s)', async (_, bytes, reason) => {
-    const { book, store, log } = await restore([[file('site/motd'), bytes], [file('web/nginx'), byAdmin], [file(TRUST_POLICY_NAME), trust]])
+    const { book, store, log, untrusted } = await restore([[file('site/motd'), bytes], [file('web/nginx'), byAdmin], [file(TRUST_POLICY_NAME), trust]])
     expect(store.quarantined).toEqual([file('site/motd')])
+    expect(untrusted).toEqual([])
     expect(book.get('site/motd')).toBeUndefined()
     expect(book.get('web/nginx')).toBeDefined()
     expect(log.at('warn').map((l) => l.obj.reason)).toEqual([reason])
@@ -137,9 +147,10 @@ describe('restoreBook', () => {
     class BrokenTrust extends TrustStore {
       override authorize (): void { throw new TypeError('a bug') }
     }
-    const { book, store, log } = await restore([[file('site/motd'), byRoot]], new PolicyBook(new BrokenTrust([keys.root.id]), () => 0))
+    const { book, store, log, untrusted } = await restore([[file('site/motd'), byRoot]], new PolicyBook(new BrokenTrust([keys.root.id]), () => 0))
     expect(book.size).toBe(0)
     expect(store.quarantined).toEqual([])
+    expect(untrusted).toEqual([])
     expect(log.at('warn').map((l) => [l.obj.reason, l.obj.err])).toEqual([['error', 'a bug']])
   })
 })

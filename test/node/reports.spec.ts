@@ -62,27 +62,25 @@ function setup (over: Partial<ReportsComponents> = {}) {
   const seen = { reports: [] as NodeReport[], gossiped: [] as Uint8Array[], gossipedAt: [] as number[] }
   const start = time.now()
   let held: VerifiedEnvelope[] = [env]
-  // Built apart, so a component Reports does not (yet) take is no excess property.
-  const components = {
+  const reports = new Reports({
     facts: { id: self.id, name: 'web1', tags: { role: 'web' } },
     signingKey: self.signingKey,
     clock,
     metrics,
     log,
-    gossip: async (bytes: Uint8Array) => {
+    gossip: async (bytes) => {
       seen.gossiped.push(bytes)
       seen.gossipedAt.push(time.now() - start)
       return 5
     },
     net: net as unknown as ReportsComponents['net'],
     held: () => held,
-    outcomeOf: (e: VerifiedEnvelope) => `outcome of ${e.name}`,
-    onReport: (r: NodeReport) => { seen.reports.push(r) },
+    outcomeOf: (e) => `outcome of ${e.name}`,
+    onReport: (r) => { seen.reports.push(r) },
     signal: stopping.signal,
     untrusted: () => [],
     ...over
-  }
-  const reports = new Reports(components)
+  })
   const hold = (envs: VerifiedEnvelope[]): void => { held = envs }
   return { reports, net, log, m, seen, time, clock, stopping, hold }
 }
@@ -230,6 +228,12 @@ describe('Reports: presence beacons', () => {
     expect(beacon).toMatchObject({ kind: 'presence', node: self.id, name: 'web1', tags: { role: 'web' }, policies: [[env.name, 3, env.hash, 'outcome of site/motd']] })
     expect(seen.reports).toEqual([beacon])
     expect(reports.fleet.list().map((n) => n.id)).toEqual([self.id])
+  })
+
+  it('names the policies dropped as untrusted after those it holds', async () => {
+    const { reports, seen } = setup({ untrusted: () => [{ name: 'web/nginx', version: 4, hash: 'sha256:x' }] })
+    await reports.beacon()
+    expect((verifyNodeReport(seen.gossiped[0]!) as Presence).policies).toEqual([[env.name, 3, env.hash, 'outcome of site/motd'], ['web/nginx', 4, 'sha256:x', 'untrusted']])
   })
 
   it(`names at most ${MAX_PRESENCE_POLICIES} policies`, async () => {

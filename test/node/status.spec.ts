@@ -16,8 +16,7 @@ const applied: AppliedRecord = { name: 'site/b', version: 2, hash: b.hash, outco
 const conflict: ConflictRecord = { kind: 'path', name: 'site/b', path: '/motd', policies: ['site/a', 'site/b'], at: '2025-01-02T03:04:05.000Z' }
 
 function sources (over: Partial<StatusSources> = {}): StatusSources {
-  // Built apart, so a source buildStatus does not (yet) read is no excess property.
-  const s = {
+  const s: StatusSources = {
     node: { id: 'node-1', name: 'web1', tags: { role: 'web' }, addrs: ['/ip4/127.0.0.1/tcp/1'], mesh: 'default', root: '/' },
     peers: [{ id: 'peer-1', addrs: ['/ip4/10.0.0.1/tcp/4001'] }],
     held: [retired, b, trust, a],
@@ -46,9 +45,10 @@ describe('buildStatus', () => {
     expect('lastApply' in (status.policies[1] as object)).toBe(false)
   })
 
-  it('passes the node, peers, conflicts and apply state through as they are', () => {
-    const s = sources()
+  it('passes the node, peers, conflicts, untrusted policies and apply state through as they are', () => {
+    const s = sources({ untrusted: [{ name: 'web/nginx', version: 4, hash: 'sha256:x', signer: keys.webAdmin.id, reason: 'revoked', error: 'revoked', at: '' }] })
     const status = buildStatus(s)
+    expect(status.untrusted).toBe(s.untrusted)
     expect(status.node).toBe(s.node)
     expect(status.peers).toBe(s.peers)
     expect(status.conflicts).toBe(s.conflicts)
