@@ -219,49 +219,47 @@ describe('Fetcher.validate: fetching the body', () => {
 })
 
 describe('Fetcher.validate: the book changes while it fetches', () => {
-  it('accepts without asking further when sync brought the announced envelope meanwhile', async () => {
-    const { fetcher, net, intake } = setup()
+  /** Starts validating v2's announcement; the announcer answers when `body` settles, the others would serve v2. */
+  async function fetching (rig: ReturnType<typeof setup>) {
     const body = deferred<Uint8Array | undefined>()
-    net.answers.set(A.toString(), body.promise)
-    net.answers.set(B.toString(), bytesV2)
-    net.answers.set(C.toString(), bytesV2)
-    const result = fetcher.validate(announce(v2), A)
+    rig.net.answers.set(A.toString(), body.promise)
+    rig.net.answers.set(B.toString(), bytesV2)
+    rig.net.answers.set(C.toString(), bytesV2)
+    const result = rig.fetcher.validate(announce(v2), A)
     await settle()
-    expect(intake.take(bytesV2, 'sync', 'S').outcome).toBe('accepted')
+    return { body, result }
+  }
+
+  it('accepts without asking further when sync brought the announced envelope meanwhile', async () => {
+    const rig = setup()
+    const { body, result } = await fetching(rig)
+    expect(rig.intake.take(bytesV2, 'sync', 'S').outcome).toBe('accepted')
     body.resolve(undefined)
     expect(await result).toBe(Accept)
-    expect(net.askedPeers).toEqual([A.toString()])
+    expect(rig.net.askedPeers).toEqual([A.toString()])
   })
 
   it('accepts when the body arrives after sync brought the same envelope', async () => {
-    const { fetcher, net, intake } = setup()
-    const body = deferred<Uint8Array | undefined>()
-    net.answers.set(A.toString(), body.promise)
-    const result = fetcher.validate(announce(v2), A)
-    await settle()
-    intake.take(bytesV2, 'sync', 'S')
+    const rig = setup()
+    const { body, result } = await fetching(rig)
+    rig.intake.take(bytesV2, 'sync', 'S')
     body.resolve(bytesV2)
     expect(await result).toBe(Accept)
-    expect(net.hungUp).toEqual([])
+    expect(rig.net.hungUp).toEqual([])
   })
 
   it.each<[string, Uint8Array | undefined, string]>([
     ['served by the announcer', bytesV2, 'superseded'],
     ['not served, so the next peer is not asked', undefined, 'older']
   ])('ignores an announcement superseded by a newer version meanwhile: %s', async (_, served, reason) => {
-    const { fetcher, net, intake, book, m } = setup()
-    const body = deferred<Uint8Array | undefined>()
-    net.answers.set(A.toString(), body.promise)
-    net.answers.set(B.toString(), bytesV2)
-    net.answers.set(C.toString(), bytesV2)
-    const result = fetcher.validate(announce(v2), A)
-    await settle()
-    intake.take(v3, 'sync', 'S')
+    const rig = setup()
+    const { body, result } = await fetching(rig)
+    rig.intake.take(v3, 'sync', 'S')
     body.resolve(served)
     expect(await result).toBe(Ignore)
-    expect(net.askedPeers).toEqual([A.toString()])
-    expect(net.hungUp).toEqual([])
-    expect(book.get(name)?.version).toBe(3)
-    expect(m.envelopesIgnored.count({ reason })).toBe(1)
+    expect(rig.net.askedPeers).toEqual([A.toString()])
+    expect(rig.net.hungUp).toEqual([])
+    expect(rig.book.get(name)?.version).toBe(3)
+    expect(rig.m.envelopesIgnored.count({ reason })).toBe(1)
   })
 })
