@@ -82,15 +82,36 @@ function msgId (msg: Message): Uint8Array {
  */
 const CONNECTION_MONITOR = { pingInterval: 15_000, pingTimeout: { minTimeout: 30_000, maxTimeout: 30_000 } }
 
+/**
+ * Peer scoring on every topic whose messages are validated (policies, announcements, receipts).
+ * What a peer can earn is small and what an invalid message costs is large, so a Rejected
+ * message is never outweighed: gossipsub's defaults let time in mesh (P1, counted per
+ * millisecond) reach +3,600 and first deliveries (P2) +2,000, so a fresh identity could send 7
+ * invalid envelopes before its score moved below zero. Here P1 earns at most +10 after an hour
+ * in the mesh, P2 at most +10, and each invalid message n costs 50·n²: one takes a peer below
+ * the gossip threshold (−10: no gossip to or from it), two below the graylist threshold (−80:
+ * everything it sends is dropped unread). The counter decays 10 % a second, so a peer that
+ * stops recovers in about a minute. Delivery-rate penalties (P3, P3b) are off: policies are
+ * rare and bursty, and a quiet mesh peer is not a faulty one.
+ */
+export const TOPIC_SCORE = {
+  topicWeight: 1,
+  timeInMeshWeight: 10 / 3600,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 3600,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 10,
+  meshMessageDeliveriesWeight: 0,
+  meshFailurePenaltyWeight: 0,
+  invalidMessageDeliveriesWeight: -50,
+  invalidMessageDeliveriesDecay: 0.9
+} as const
+
 export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
   const isBlocked = opts.isBlocked
   const transport = opts.transport ?? 'tcp'
-  const topics = Object.fromEntries(opts.scoredTopics.map((t) => [t, createTopicScoreParams({
-    topicWeight: 1,
-    // An invalid (Rejected) envelope costs its sender heavily and decays slowly.
-    invalidMessageDeliveriesWeight: -100,
-    invalidMessageDeliveriesDecay: 0.9
-  })]))
+  const topics = Object.fromEntries(opts.scoredTopics.map((t) => [t, createTopicScoreParams(TOPIC_SCORE)]))
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },

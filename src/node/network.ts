@@ -36,8 +36,8 @@ export async function createAgentNet (opts: AgentOptions, mesh: string, privateK
     memoryLatency: opts.memoryLatency,
     shapeLink: opts.shapeLink,
     inboundLimits: opts.inboundLimits,
-    // Invalid envelopes and announcements cost their sender (gossipsub's P4 score).
-    scoredTopics: [policyTopic(mesh), announceTopic(mesh)],
+    // Invalid envelopes, announcements, receipts and beacons cost their sender (net/libp2p.ts TOPIC_SCORE).
+    scoredTopics: [policyTopic(mesh), announceTopic(mesh), receiptTopic(mesh)],
     isBlocked: hooks.isBlocked,
     gossip: {
       metricsRegister: hooks.metricsRegister,
