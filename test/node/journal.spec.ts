@@ -71,6 +71,46 @@ describe('Journal', () => {
     expect(idle).toBe(true)
   })
 
+  describe('replace (the latest state of something)', () => {
+    it('writes only the latest of the states queued while waiting, once, in the first one\'s turn', async () => {
+      const { journal } = setup()
+      const gate = deferred()
+      const seen: string[] = []
+      journal.write('slow', async () => { await gate.promise })
+      for (const n of [1, 2, 3]) journal.replace('applied', async () => { seen.push(`applied ${n}`) })
+      journal.write('other', async () => { seen.push('other') })
+      journal.replace('applied', async () => { seen.push('applied 4') })
+      gate.resolve()
+      await journal.idle()
+      expect(seen).toEqual(['applied 4', 'other'])
+    })
+
+    it('writes again a state that changed while its write was running', async () => {
+      const { journal } = setup()
+      const running = deferred()
+      const seen: string[] = []
+      journal.replace('peers', async () => {
+        seen.push('peers 1')
+        await running.promise
+      })
+      await settle()
+      journal.replace('peers', async () => { seen.push('peers 2') })
+      running.resolve()
+      await journal.idle()
+      expect(seen).toEqual(['peers 1', 'peers 2'])
+    })
+
+    it('keeps keys apart, and logs a failed write under its key', async () => {
+      const { journal, log } = setup()
+      const seen: string[] = []
+      journal.replace('applied', async () => { throw new Error('disk full') })
+      journal.replace('peers', async () => { seen.push('peers') })
+      await journal.idle()
+      expect(seen).toEqual(['peers'])
+      expect(log.at('error').map((l) => l.obj)).toEqual([{ what: 'applied', err: 'disk full' }])
+    })
+  })
+
   it('is idle at once with nothing queued', async () => {
     const { journal } = setup()
     await journal.idle()
