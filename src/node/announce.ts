@@ -89,14 +89,15 @@ export class Fetcher {
       if (bytes === undefined) continue
       const { outcome, envelope } = this.c.intake.take(bytes, 'gossip', peer, ann)
       if (outcome === 'accepted') return this.fetched()
-      if (outcome === 'ignored') {
-        if (envelope !== undefined) {
-          // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
-          const now = this.c.book.get(ann.name)
-          return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')
-        }
-        // Checking it failed inside this node (the intake logged the bug): not the server's fault,
-        // and every peer would serve these same bytes, so blame none and ask no more.
+      if (outcome === 'ignored' && envelope !== undefined) {
+        // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
+        const now = this.c.book.get(ann.name)
+        return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')
+      }
+      if (outcome === 'ignored' || !this.allowed(ann)) {
+        // Not the server's fault: checking it failed inside this node (the intake logged the bug),
+        // or a trust policy taken since the announcement was checked refuses its signer. Every
+        // peer would serve these same bytes, so blame none and ask no more.
         this.c.metrics.announcements.inc({ result: 'ignored' })
         return TopicValidatorResult.Ignore
       }
@@ -110,6 +111,16 @@ export class Fetcher {
     this.c.metrics.announcements.inc({ result: 'fetch-failed' })
     this.c.log.warn({ name: ann.name, version: ann.version, from, asked: candidates.length }, 'no peer served an announced envelope; anti-entropy will bring it')
     return TopicValidatorResult.Ignore
+  }
+
+  /** Whether the trust held now still lets the announcement's signer publish its name. */
+  private allowed (ann: Announcement): boolean {
+    try {
+      this.c.book.trust.authorize(ann.signer, ann.name)
+      return true
+    } catch {
+      return false
+    }
   }
 
   private ignored (reason: string): TopicValidatorResult {
