@@ -7,7 +7,7 @@ import { PolicyBook } from '../../src/node/book.js'
 import { Fetcher, type FetcherComponents } from '../../src/node/announce.js'
 import { MAX_FETCH_PEERS } from '../../src/node/constants.js'
 import { prng } from '../../src/sim/random.js'
-import { configPolicy, FIXED_NOW, makeKeys, signed } from '../helpers/envelope.js'
+import { configPolicy, FIXED_NOW, makeKeys, signed, trustPolicy } from '../helpers/envelope.js'
 import { deferred, intakeRig, peerIds, settle, verify } from './fakes.js'
 
 const { Accept, Ignore, Reject } = TopicValidatorResult
@@ -237,6 +237,22 @@ describe('Fetcher.validate: the book changes while it fetches', () => {
     body.resolve(undefined)
     expect(await result).toBe(Accept)
     expect(rig.net.askedPeers).toEqual([A.toString()])
+  })
+
+  it('hangs up on nobody when a trust policy taken meanwhile revokes the signer of the body it serves', async () => {
+    const rig = setup()
+    const admins = [{ key: keys.webAdmin.id, scopes: ['site/'] }]
+    rig.intake.take(signed(trustPolicy(admins), { key: keys.root }), 'sync')
+    const byAdmin = signed(configPolicy(name, [], { description: 'by admin' }), { key: keys.webAdmin, version: 2 })
+    const body = deferred<Uint8Array | undefined>()
+    for (const peer of [A, B, C]) rig.net.answers.set(peer.toString(), peer === A ? body.promise : byAdmin)
+    const result = rig.fetcher.validate(announce(verify(byAdmin)), A)
+    await settle()
+    expect(rig.intake.take(signed(trustPolicy(admins, [keys.webAdmin.id]), { key: keys.root, version: 2 }), 'sync').outcome).toBe('accepted')
+    body.resolve(byAdmin)
+    expect(await result).toBe(Ignore)
+    expect(rig.net.hungUp).toEqual([])
+    expect(rig.book.get(name)).toBeUndefined()
   })
 
   it('accepts when the body arrives after sync brought the same envelope', async () => {
