@@ -1,20 +1,15 @@
 import { canonicalJson } from './canonical.js'
 import { MAX_ANNOUNCEMENT_BYTES } from './constants.js'
-import { envelopeShape, pickHeader, signingPayload, type EnvelopeHeader } from './envelope.js'
-import { verifyBytes } from './keys.js'
-import { AnnouncementMismatchError, BadSignatureError } from './errors.js'
-import { decodeCanonical, type Authorizer } from './validator.js'
+import { pickHeader } from './envelope.js'
+import { AnnouncementMismatchError } from './errors.js'
+import { decodeCanonical, signedHeaderShape, verifySignedHeader, type Authorizer, type SignedHeader } from './validator.js'
 
 // Announce-and-fetch (docs/scale.md): a large envelope is gossiped as its signed header plus
 // signature, ~420 bytes. The signature covers only the header and the header's `hash` binds the
 // policy body, so a receiver can check who published what before it fetches the body.
 
 /** An envelope without its policy: exactly what the signature covers, and the signature. */
-export interface Announcement extends EnvelopeHeader {
-  signature: string
-}
-
-const announcementShape = envelopeShape.omit({ policy: true })
+export type Announcement = SignedHeader
 
 const encoder = new TextEncoder()
 
@@ -28,21 +23,18 @@ export function encodeAnnouncement (env: Announcement): Uint8Array {
  * version rule before paying for a signature check (replays cost nothing).
  */
 export function decodeAnnouncement (bytes: Uint8Array, maxBytes = MAX_ANNOUNCEMENT_BYTES): Announcement {
-  return decodeCanonical(bytes, maxBytes, announcementShape, 'announcement')
+  return decodeCanonical(bytes, maxBytes, signedHeaderShape, 'announcement')
 }
 
-/** Signature, then trust and scope: the same checks, in the same order, as validateEnvelope. */
+/** Signature, then trust and name scope: the same checks as openEnvelope (limits are checked on the fetched body). */
 export function verifyAnnouncement (ann: Announcement, trust: Authorizer): void {
-  if (!verifyBytes(ann.signer, signingPayload(ann), Buffer.from(ann.signature, 'base64url'))) {
-    throw new BadSignatureError(`signature on the announcement of ${ann.name} v${ann.version} does not verify for signer ${ann.signer}`)
-  }
-  trust.authorize(ann.signer, ann.name)
+  verifySignedHeader(ann, trust, 'the announcement of ')
 }
 
 /** Whether a (verified) envelope is the one announced: same signed header, same signature. */
 export function matchesAnnouncement (env: Announcement, ann: Announcement): boolean {
   return env.format === ann.format && env.name === ann.name && env.version === ann.version && env.hash === ann.hash &&
-    env.signer === ann.signer && env.issuedAt === ann.issuedAt && env.signature === ann.signature
+    env.signer === ann.signer && env.issuedAt === ann.issuedAt && env.prev === ann.prev && env.force === ann.force && env.signature === ann.signature
 }
 
 /** Throws when a fetched envelope is not the announced one. */

@@ -18,3 +18,13 @@ export const KEY_ID_PREFIX = 'ed25519:'
  * is ~420 bytes; the longest policy name (200 characters) keeps it under 700.
  */
 export const MAX_ANNOUNCEMENT_BYTES = 1024
+
+/** A forced version's reason: a sentence for the audit trail, not a document. */
+export const MAX_FORCE_REASON_CHARS = 500
+
+/**
+ * How far one envelope may move a name's version past the one a node holds. A chain moves by
+ * one; a forced or root-signed version may jump, but never so far that a name could be pushed
+ * to the end of the integers and made unpublishable (docs/versions.md).
+ */
+export const MAX_VERSION_JUMP = 1000

@@ -1,6 +1,6 @@
 import { z } from '../vendor/zod.js'
 import { canonicalBytes, canonicalJson, contentHash, sha256Hex } from './canonical.js'
-import { ENVELOPE_FORMAT, ENVELOPE_SIGNING_CONTEXT } from './constants.js'
+import { ENVELOPE_FORMAT, ENVELOPE_SIGNING_CONTEXT, MAX_FORCE_REASON_CHARS } from './constants.js'
 import { signBytes, type SigningKey } from './keys.js'
 import { policyName, type Policy } from '../policy/index.js'
 
@@ -14,7 +14,15 @@ export const envelopeHeader = z.strictObject({
   version: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   hash: z.string().regex(/^sha256:[0-9a-f]{64}$/),
   signer: z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/),
-  issuedAt: z.iso.datetime()
+  issuedAt: z.iso.datetime(),
+  /**
+   * The id of the envelope this version supersedes (docs/versions.md): a node takes a newer
+   * version only when it extends the one held. Absent: the first version, or an envelope
+   * signed before chains existed.
+   */
+  prev: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected an envelope id (64 hex digits)' }).optional(),
+  /** Why this version replaces whatever a node holds, chain or not: the audit trail records it. */
+  force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional()
 })
 
 export const envelopeShape = z.strictObject({
@@ -42,7 +50,16 @@ export function signingPayload (header: EnvelopeHeader): Uint8Array {
 }
 
 export function pickHeader (e: EnvelopeHeader): EnvelopeHeader {
-  return { format: e.format, name: e.name, version: e.version, hash: e.hash, signer: e.signer, issuedAt: e.issuedAt }
+  return {
+    format: e.format,
+    name: e.name,
+    version: e.version,
+    hash: e.hash,
+    signer: e.signer,
+    issuedAt: e.issuedAt,
+    ...(e.prev !== undefined ? { prev: e.prev } : {}),
+    ...(e.force !== undefined ? { force: e.force } : {})
+  }
 }
 
 export function envelopeId (bytes: Uint8Array): string {
@@ -52,6 +69,10 @@ export function envelopeId (bytes: Uint8Array): string {
 export interface SignOptions {
   version: number
   key: SigningKey
+  /** The id of the envelope this version supersedes; omit for a first version. */
+  prev?: string
+  /** A reason to replace whatever nodes hold, chain or not (`grapevine resolve`, an operator's override). */
+  force?: string
   /** Injected clock; defaults to the wall clock. */
   now?: () => number
 }
@@ -65,7 +86,9 @@ export function signPolicy (policy: Policy, opts: SignOptions): Uint8Array {
     version: opts.version,
     hash: contentHash(policy),
     signer: opts.key.id,
-    issuedAt: new Date((opts.now ?? Date.now)()).toISOString()
+    issuedAt: new Date((opts.now ?? Date.now)()).toISOString(),
+    ...(opts.prev !== undefined ? { prev: opts.prev } : {}),
+    ...(opts.force !== undefined ? { force: opts.force } : {})
   }
   const signature = Buffer.from(signBytes(opts.key, signingPayload(header))).toString('base64url')
   return new TextEncoder().encode(canonicalJson({ ...header, policy, signature }))

@@ -1,3 +1,5 @@
+import { MAX_VERSION_JUMP } from './constants.js'
+
 /** What the version rule needs to know about an envelope. */
 export interface VersionedRef {
   version: number
@@ -38,4 +40,33 @@ export function selectEnvelope (current: VersionedRef | undefined, incoming: Ver
     loser: incomingWins ? current.hash : incoming.hash
   }
   return incomingWins ? { accept: true, conflict } : { accept: false, reason: 'conflict-lost', conflict }
+}
+
+/** What the chain rule needs to know about an envelope, beyond the version rule. */
+export interface ChainRef extends VersionedRef {
+  /** The id of the envelope it supersedes. */
+  prev?: string
+  /** A signed reason to replace whatever is held. */
+  force?: string
+}
+
+/**
+ * How a newer version relates to the one held (docs/versions.md):
+ * - `extends`: it names the held envelope as the one it supersedes: a fast-forward;
+ * - `forced`: it carries a signed reason to replace whatever is held (`grapevine resolve`);
+ * - `root`: a root key signed it, and roots may replace anything;
+ * - `unlinked`: none of these: the node may lack the versions between (it asks the sender for
+ *   them) or the sender's history is not its own (a fork, held back for an admin);
+ * - `jump`: it is more than MAX_VERSION_JUMP past the held version, whoever signed it.
+ * Only the first three are taken, so a withheld or forged "higher" version never silently
+ * rolls a node back, and no envelope can push a name to the end of the integers.
+ */
+export type Link = 'extends' | 'forced' | 'root' | 'unlinked' | 'jump'
+
+export function linkOf (current: ChainRef, incoming: ChainRef, signedByRoot: boolean, maxJump = MAX_VERSION_JUMP): Link {
+  if (incoming.version - current.version > maxJump) return 'jump'
+  if (incoming.prev === current.id) return 'extends'
+  if (incoming.force !== undefined) return 'forced'
+  if (signedByRoot) return 'root'
+  return 'unlinked'
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
-import { multiaddr, type GrapevineLibp2p, type PeerId, type PrivateKey } from '../net/libp2p.js'
+import { multiaddr, peerIdFromString, type GrapevineLibp2p, type PeerId, type PrivateKey } from '../net/libp2p.js'
 import { nodeSigningKey, peerIdOf } from '../net/identity.js'
 import { StateStore, type HistoryEntry } from '../store/index.js'
 import type { VerifiedEnvelope } from '../envelope/index.js'
@@ -17,7 +17,7 @@ import { createClock, type Clock } from './clock.js'
 import { receiptOutcome, type Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
 import { PolicyBook, type ConflictRecord, type UntrustedRecord } from './book.js'
-import { Journal, restoreBook } from './journal.js'
+import { Journal, chainSince, restoreBook } from './journal.js'
 import { Intake } from './intake.js'
 import { createAgentNet, loadIdentity } from './network.js'
 import { Fetcher } from './announce.js'
@@ -30,7 +30,7 @@ import { AgentStoppedError } from './errors.js'
 
 export type { Via } from './rules.js'
 export type { AgentOptions, AgentEvents } from './options.js'
-export type { ConflictRecord } from './book.js'
+export type { ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
 export type { AgentStatus, AgentTraffic, PolicyState } from './status.js'
 
 /**
@@ -80,7 +80,13 @@ export class Agent extends EventEmitter<AgentEvents> {
         forward: (envelope) => {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
         },
-        untrusted: (records) => { void this.fallBack(records) }
+        untrusted: (records) => { void this.fallBack(records) },
+        catchUp: (peer, envelope) => {
+          this.net.services.sync.syncWith(peerIdFromString(peer))
+            .catch((err) => { this.log.debug({ peer, err: (err as Error).message }, 'catch-up sync failed') })
+            .finally(() => { this.intake.settle(envelope, peer) })
+        },
+        fork: (record) => { this.emit('fork', record) }
       }
     })
     this.queue = new ApplyQueue({
@@ -152,6 +158,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         source: {
           digest: () => book.digest(),
           envelope: (name) => book.get(name)?.bytes,
+          chain: async (name, since) => await chainSince(this.store, book.get(name), since),
           ingest: async (bytes, from, via) => this.intake.take(bytes, via, from).outcome,
           peerHints: () => this.peers.hints(),
           onPeerHints: (hints) => { this.peers.learn(hints) },
@@ -189,7 +196,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       gossip: async (bytes) => await this.topics.sendReport(bytes),
       held: () => book.values(),
       untrusted: () => book.untrusted,
-      outcomeOf: (env) => this.queue.outcomeOf(env),
+      // A fork open on a name is what the fleet must see first.
+      outcomeOf: (env) => book.forks.some((f) => f.name === env.name) ? 'fork' : this.queue.outcomeOf(env),
       onReport: (report) => { this.emit('report', report) }
     })
 
@@ -283,6 +291,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       targets: (e) => this.queue.targets(e),
       conflicts: this.book.conflicts,
       untrusted: this.book.untrusted,
+      forks: this.book.forks,
       roots: this.book.trust.rootKeys,
       trustVersion: this.book.trustVersion,
       applying: this.queue.busy

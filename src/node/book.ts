@@ -1,4 +1,4 @@
-import { selectEnvelope, type Conflict, type VerifiedEnvelope } from '../envelope/index.js'
+import { linkOf, selectEnvelope, type Conflict, type Link, type VerifiedEnvelope } from '../envelope/index.js'
 import { TRUST_POLICY_NAME, type TrustPolicy } from '../policy/index.js'
 import type { TrustStore } from '../trust/index.js'
 import type { DigestEntry, FetchRequest } from '../sync/index.js'
@@ -25,10 +25,23 @@ export interface UntrustedRecord {
   at: string
 }
 
+/** A newer version that does not extend the one held: held back, never applied, until an admin resolves it. */
+export interface ForkRecord {
+  name: string
+  held: { version: number, id: string }
+  offered: { version: number, id: string, signer: string, prev?: string }
+  /** `unlinked`: its history is not this node's; `jump`: too far past the held version. */
+  reason: 'unlinked' | 'jump'
+  at: string
+}
+
 /** What the book did with an envelope offered to it. */
 export type Decision =
-  | { accept: true, replaced?: VerifiedEnvelope, conflict?: ConflictRecord, untrusted?: UntrustedRecord[] }
-  | { accept: false, reason: 'older' | 'duplicate' | 'conflict-lost', conflict?: ConflictRecord }
+  | { accept: true, replaced?: VerifiedEnvelope, link?: Link, conflict?: ConflictRecord, untrusted?: UntrustedRecord[] }
+  | { accept: false, reason: 'older' | 'duplicate' | 'conflict-lost' | 'unlinked' | 'jump', conflict?: ConflictRecord }
+
+/** Forks remembered per name: the newest few offers that did not extend it. */
+const MAX_FORKS_PER_NAME = 4
 
 /**
  * The policy book: the envelope held per name, the trust they were checked against, and the
@@ -39,8 +52,12 @@ export class PolicyBook {
   private readonly held = new Map<string, VerifiedEnvelope>()
   private readonly open = new Map<string, ConflictRecord>()
   private readonly distrusted = new Map<string, UntrustedRecord>()
+  private readonly forked = new Map<string, ForkRecord[]>()
+  private readonly roots: ReadonlySet<string>
 
-  constructor (readonly trust: TrustStore, private readonly now: () => number) {}
+  constructor (readonly trust: TrustStore, private readonly now: () => number) {
+    this.roots = new Set(trust.rootKeys)
+  }
 
   get (name: string): VerifiedEnvelope | undefined {
     return this.held.get(name)
@@ -64,10 +81,13 @@ export class PolicyBook {
     const selection = selectEnvelope(current, env)
     const conflict = selection.conflict !== undefined ? this.versionConflict(env.name, selection.conflict) : undefined
     if (!selection.accept) return { accept: false, reason: selection.reason, ...(conflict !== undefined ? { conflict } : {}) }
+    // A newer version is taken only along the chain (envelope/selector.ts linkOf).
+    const link = current !== undefined && env.version > current.version ? linkOf(current, env, this.roots.has(env.signer)) : undefined
+    if (link === 'unlinked' || link === 'jump') return { accept: false, reason: link }
     this.held.set(env.name, env)
     this.distrusted.delete(env.name)
     const untrusted = env.policy.kind === 'trust' ? this.retrust(env.policy as TrustPolicy) : []
-    return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(conflict !== undefined ? { conflict } : {}), ...(untrusted.length > 0 ? { untrusted } : {}) }
+    return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(link !== undefined ? { link } : {}), ...(conflict !== undefined ? { conflict } : {}), ...(untrusted.length > 0 ? { untrusted } : {}) }
   }
 
   /**
@@ -102,6 +122,28 @@ export class PolicyBook {
   /** Notes a policy found untrusted elsewhere (a stored envelope refused at start). */
   distrust (record: UntrustedRecord): void {
     if (!this.held.has(record.name)) this.distrusted.set(record.name, record)
+  }
+
+  /** Records a newer version that does not extend the held one; undefined when already known or nothing is held. */
+  fork (env: VerifiedEnvelope, reason: ForkRecord['reason']): ForkRecord | undefined {
+    const held = this.held.get(env.name)
+    if (held === undefined) return undefined
+    const known = this.forked.get(env.name) ?? []
+    if (known.some((f) => f.offered.id === env.id)) return undefined
+    const record: ForkRecord = {
+      name: env.name,
+      held: { version: held.version, id: held.id },
+      offered: { version: env.version, id: env.id, signer: env.signer, ...(env.prev !== undefined ? { prev: env.prev } : {}) },
+      reason,
+      at: this.iso()
+    }
+    this.forked.set(env.name, [...known, record].slice(-MAX_FORKS_PER_NAME))
+    return record
+  }
+
+  /** Forks still open: offers newer than what is held now. */
+  get forks (): ForkRecord[] {
+    return [...this.forked.values()].flat().filter((f) => (this.held.get(f.name)?.version ?? 0) < f.offered.version)
   }
 
   /** Records a same-version conflict (say the loser of an announcement); undefined when already known. */

@@ -1,9 +1,9 @@
-import { validateEnvelope, assertAnnounced, EnvelopeError, type Announcement, type VerifiedEnvelope } from '../envelope/index.js'
+import { openEnvelope, assertAnnounced, EnvelopeError, type Announcement, type VerifiedEnvelope } from '../envelope/index.js'
 import type { IngestOutcome } from '../sync/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
 import type { Journal } from './journal.js'
-import type { PolicyBook, ConflictRecord, UntrustedRecord } from './book.js'
+import type { PolicyBook, ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
 import type { StateStore } from '../store/index.js'
 import { forwards, type Via } from './rules.js'
 
@@ -24,7 +24,7 @@ export interface Refusal {
 }
 
 export interface IntakeComponents {
-  book: Pick<PolicyBook, 'get' | 'offer' | 'size' | 'trust'>
+  book: Pick<PolicyBook, 'get' | 'offer' | 'size' | 'trust' | 'fork'>
   journal: Pick<Journal, 'write' | 'history'>
   store: Pick<StateStore, 'saveEnvelope'>
   metrics: Pick<AgentMetrics, 'envelopesAccepted' | 'envelopesRejected' | 'envelopesIgnored' | 'policies'>
@@ -39,6 +39,10 @@ export interface IntakeEvents {
   conflict: (record: ConflictRecord) => void
   /** The accepted envelope should go on to gossip peers (rules.forwards). */
   forward: (env: VerifiedEnvelope) => void
+  /** A newer version by gossip that does not extend the held one: fetch the versions between from this peer, then settle(). */
+  catchUp: (peer: string, env: VerifiedEnvelope) => void
+  /** A fork: held back, reported. */
+  fork: (record: ForkRecord) => void
   /** A new trust policy no longer allows these held policies: they were dropped from the book. */
   untrusted: (records: UntrustedRecord[]) => void
 }
@@ -60,9 +64,11 @@ export class Intake {
   take (bytes: Uint8Array, via: Via, from?: string, announced?: Announcement): Taken {
     let env: VerifiedEnvelope
     try {
-      env = validateEnvelope(bytes, this.c.book.trust)
+      // Cheapest first (validator.ts): the signed header, then, only for a trusted signer, the policy.
+      const opened = openEnvelope(bytes, this.c.book.trust)
       // A fetched body must be the very envelope announced, not merely a valid one.
-      if (announced !== undefined) assertAnnounced(env, announced)
+      if (announced !== undefined) assertAnnounced(opened, announced)
+      env = opened.complete()
     } catch (err) {
       return { outcome: this.refuse(err as Error, via, from) }
     }
@@ -70,18 +76,47 @@ export class Intake {
     if (decision.conflict !== undefined) this.conflict(decision.conflict)
     if (!decision.accept) {
       this.c.metrics.envelopesIgnored.inc({ reason: decision.reason })
+      if (decision.reason === 'unlinked' || decision.reason === 'jump') this.unlinked(env, decision.reason, via, from)
       return { outcome: 'ignored', envelope: env }
     }
     this.c.metrics.envelopesAccepted.inc({ via })
     this.c.metrics.policies.set(this.c.book.size)
     this.c.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
     this.c.journal.write(`envelope ${env.name} v${env.version}`, async () => { await this.c.store.saveEnvelope(env.name, env.bytes, env.version) })
-    this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from })
+    const link = decision.link === 'forced' ? { link: 'forced', reason: env.force } : decision.link === 'root' ? { link: 'root' } : undefined
+    this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, ...(link !== undefined ? { detail: link } : {}) })
     // Gossip forwards what came by gossip itself; the node forwards what came by sync, by rule.
     if (via === 'sync' && forwards(via, decision.replaced !== undefined, this.c.now() - Date.parse(env.issuedAt))) this.c.events.forward(env)
     this.c.events.accepted(env, via, from)
     if (decision.untrusted !== undefined) this.untrusted(decision.untrusted)
     return { outcome: 'accepted', envelope: env }
+  }
+
+  /**
+   * A newer version that does not extend the held one. By gossip the node may just lack the
+   * versions between: it asks the sender, whose sync answer carries them. Otherwise (sync
+   * could not connect them, a local publish, a jump) it is a fork: held back and reported once.
+   */
+  private unlinked (env: VerifiedEnvelope, reason: 'unlinked' | 'jump', via: Via, from?: string): void {
+    if (reason === 'unlinked' && via === 'gossip' && from !== undefined) {
+      this.c.events.catchUp(from, env)
+      return
+    }
+    this.fork(env, reason, via, from)
+  }
+
+  /** After catching up with the peer that offered `env`: still not on this node's chain, it is a fork. */
+  settle (env: VerifiedEnvelope, from: string): void {
+    const held = this.c.book.get(env.name)
+    if (held !== undefined && held.version < env.version) this.fork(env, 'unlinked', 'gossip', from)
+  }
+
+  private fork (env: VerifiedEnvelope, reason: 'unlinked' | 'jump', via: Via, from?: string): void {
+    const record = this.c.book.fork(env, reason)
+    if (record === undefined) return
+    this.c.log.warn({ ...record, via, from }, 'fork: a newer version that does not extend the one held; held back until an admin resolves it')
+    this.c.journal.history({ event: 'fork', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, detail: record })
+    this.c.events.fork(record)
   }
 
   /** Reports policies the trust policy no longer allows; the caller falls back or leaves them. */

@@ -1,5 +1,5 @@
 import { StateStore, type HistoryEntry } from '../store/index.js'
-import { validateEnvelope, EnvelopeError } from '../envelope/index.js'
+import { validateEnvelope, envelopeId, EnvelopeError, type VerifiedEnvelope } from '../envelope/index.js'
 import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { Logger } from './logger.js'
 import type { PolicyBook, UntrustedRecord } from './book.js'
@@ -97,4 +97,26 @@ export async function restoreBook (store: Pick<StateStore, 'loadEnvelopes' | 'qu
 function storedHeader (bytes: Uint8Array): Pick<UntrustedRecord, 'name' | 'version' | 'hash' | 'signer'> {
   const e = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>
   return { name: String(e.name), version: Number(e.version), hash: String(e.hash), signer: String(e.signer) }
+}
+
+/**
+ * What a peer that holds `since` needs to reach `held` along the chain: the archived versions
+ * between, then `held`, oldest first. When the archive does not link them (the peer is on
+ * another branch, or further behind than the archive reaches), only `held`: the peer then
+ * sees a fork, not a silent jump.
+ */
+export async function chainSince (store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, held: VerifiedEnvelope | undefined, since?: { version: number, id: string }): Promise<Uint8Array[]> {
+  if (held === undefined) return []
+  if (since === undefined || since.version >= held.version || held.prev === undefined || held.prev === since.id) return [held.bytes]
+  const out = [held.bytes]
+  let prev: string | undefined = held.prev
+  for (const version of await store.archivedVersions(held.name)) {
+    if (prev === since.id || prev === undefined || version <= since.version) break
+    if (version >= held.version) continue
+    const bytes = await store.loadArchived(held.name, version)
+    if (bytes === undefined || envelopeId(bytes) !== prev) continue
+    out.push(bytes)
+    prev = (JSON.parse(new TextDecoder().decode(bytes)) as { prev?: string }).prev
+  }
+  return prev === since.id ? out.reverse() : [held.bytes]
 }

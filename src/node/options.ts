@@ -6,7 +6,7 @@ import type { LinkShaper, NetOptions } from '../net/libp2p.js'
 import type { Logger } from './logger.js'
 import type { SetTimer } from './clock.js'
 import type { Via } from './rules.js'
-import type { ConflictRecord } from './book.js'
+import type { ConflictRecord, ForkRecord } from './book.js'
 import type { Refusal } from './intake.js'
 
 export interface AgentOptions {
@@ -56,6 +56,7 @@ export interface AgentEvents {
   sync: [SyncRound]
   fetch: [FetchRound]
   conflict: [ConflictRecord]
+  fork: [ForkRecord]
   report: [NodeReport]
 }
 

@@ -2,7 +2,7 @@ import type { VerifiedEnvelope } from '../envelope/index.js'
 import type { NodeFacts } from '../policy/index.js'
 import type { AppliedRecord } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
-import type { ConflictRecord, UntrustedRecord } from './book.js'
+import type { ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
 
 export interface PolicyState {
   name: string
@@ -23,6 +23,8 @@ export interface AgentStatus {
   conflicts: ConflictRecord[]
   /** Policies dropped because the trust policy no longer allows their signer (no allowed version to fall back to). */
   untrusted: UntrustedRecord[]
+  /** Newer versions that do not extend the one held: held back until an admin resolves them (`grapevine resolve`). */
+  forks: ForkRecord[]
   trust: { roots: string[], policyVersion?: number }
   applying: boolean
 }
@@ -36,6 +38,7 @@ export interface StatusSources {
   targets: (env: VerifiedEnvelope) => boolean
   conflicts: ConflictRecord[]
   untrusted: UntrustedRecord[]
+  forks: ForkRecord[]
   roots: string[]
   trustVersion?: number
   applying: boolean
@@ -58,6 +61,7 @@ export function buildStatus (s: StatusSources): AgentStatus {
     })),
     conflicts: s.conflicts,
     untrusted: s.untrusted,
+    forks: s.forks,
     trust: { roots: s.roots, ...(s.trustVersion !== undefined ? { policyVersion: s.trustVersion } : {}) },
     applying: s.applying
   }

@@ -5,7 +5,7 @@ import { atomicWrite, appendLine } from './fs.js'
 /** One line of the audit trail (history.jsonl). */
 export interface HistoryEntry {
   at: string
-  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'retired' | 'untrusted' | 'started' | 'stopped'
+  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'fork' | 'retired' | 'untrusted' | 'started' | 'stopped'
   name?: string
   version?: number
   hash?: string

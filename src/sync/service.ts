@@ -28,6 +28,12 @@ export interface SyncSource {
   /** Peers to offer others, so a node that only knew a dead bootstrap node can still find the mesh. */
   peerHints?: () => PeerHint[]
   onPeerHints?: (hints: PeerHint[], from: string) => void
+  /**
+   * The envelopes to send for a wanted name, oldest first: the versions after `since` (what the
+   * peer holds) up to the one held here, where they link up, else only the one held. Absent:
+   * only the one held.
+   */
+  chain?: (name: string, since?: DigestEntry) => Promise<Uint8Array[]>
   /** False for a publisher that only learns versions and offers its own envelope. */
   wantsEnvelopes?: boolean
   /** Announce-and-fetch: the exact envelope asked for, if held (current or archived); absent means none are served. */
@@ -238,7 +244,7 @@ class AntiEntropyService implements AntiEntropy {
       ch.write({ type: 'digest', entries: this.source.digest() })
       const remote = await ch.expect('digest')
       const theirWant = await ch.expect('want')
-      for (const name of trustFirst(theirWant.names)) round.sent += this.send(ch, name)
+      round.sent += await this.sendWanted(ch, theirWant.names, remote.entries)
       round.remoteDigest = remote.entries
       const myWant = this.wants(remote.entries)
       ch.write({ type: 'want', names: trustFirst(myWant) })
@@ -283,7 +289,7 @@ class AntiEntropyService implements AntiEntropy {
         frame = await ch.read()
       }
       if (frame.type !== 'want') throw new SyncProtocolError(`expected a want frame, got ${frame.type}`)
-      for (const name of trustFirst(frame.names)) round.sent += this.send(ch, name)
+      round.sent += await this.sendWanted(ch, frame.names, remote.entries)
       const hints = await ch.expect('peers')
       if (hints.peers.length > 0) this.source.onPeerHints?.(hints.peers, round.peer)
       ch.write({ type: 'peers', peers: (this.source.peerHints?.() ?? []).slice(0, MAX_PEERS_PER_FRAME) })
@@ -360,12 +366,26 @@ class AntiEntropyService implements AntiEntropy {
     if (outcome === 'rejected') throw new SyncProtocolError('peer sent an envelope that fails verification')
   }
 
-  private send (ch: FrameChannel, name: string): number {
-    const bytes = this.source.envelope(name)
-    if (bytes === undefined) return 0
-    ch.write({ type: 'envelope', bytes })
-    return 1
+  /**
+   * Sends what the peer asked for, trust policy first. Where the source can, each name comes
+   * with the versions between the peer's and its own (SyncSource.chain), oldest first, so the
+   * peer can take them along the chain.
+   */
+  private async sendWanted (ch: FrameChannel, names: string[], theirs: DigestEntry[]): Promise<number> {
+    const held = new Map(theirs.map((e) => [e.name, e]))
+    let sent = 0
+    for (const name of trustFirst(names)) {
+      const since = held.get(name)
+      const envelopes = this.source.chain !== undefined ? await this.source.chain(name, since) : [this.source.envelope(name)]
+      for (const bytes of envelopes) {
+        if (bytes === undefined) continue
+        ch.write({ type: 'envelope', bytes })
+        sent++
+      }
+    }
+    return sent
   }
+
 
   private wants (remote: DigestEntry[]): string[] {
     if (this.source.wantsEnvelopes === false) return []

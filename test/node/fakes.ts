@@ -7,7 +7,7 @@ import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
 import { createClock, type Clock, type ClockInit, type SetTimer } from '../../src/node/clock.js'
 import type { Logger } from '../../src/node/logger.js'
 import type { AgentMetrics } from '../../src/node/metrics.js'
-import { PolicyBook, type ConflictRecord, type UntrustedRecord } from '../../src/node/book.js'
+import { PolicyBook, type ConflictRecord, type ForkRecord, type UntrustedRecord } from '../../src/node/book.js'
 import { Intake, type Refusal } from '../../src/node/intake.js'
 import { Journal } from '../../src/node/journal.js'
 import type { Via } from '../../src/node/rules.js'
@@ -238,6 +238,8 @@ export interface IntakeSeen {
   conflict: ConflictRecord[]
   forward: VerifiedEnvelope[]
   untrusted: UntrustedRecord[]
+  catchUp: string[]
+  fork: ForkRecord[]
 }
 
 /**
@@ -252,7 +254,7 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
   const log = new RecordingLogger()
   const journal = new Journal({ store, log, now: time.now })
   const { metrics, m } = fakeMetrics('envelopesAccepted', 'envelopesRejected', 'envelopesIgnored', 'policies', 'announcements')
-  const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [], untrusted: [] }
+  const seen: IntakeSeen = { accepted: [], rejected: [], conflict: [], forward: [], untrusted: [], catchUp: [], fork: [] }
   const intake = new Intake({
     book,
     journal,
@@ -265,7 +267,9 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
       rejected: (r) => { seen.rejected.push(r) },
       conflict: (r) => { seen.conflict.push(r) },
       forward: (env) => { seen.forward.push(env) },
-      untrusted: (records) => { seen.untrusted.push(...records) }
+      untrusted: (records) => { seen.untrusted.push(...records) },
+      catchUp: (peer) => { seen.catchUp.push(peer) },
+      fork: (record) => { seen.fork.push(record) }
     }
   })
   return { intake, keys, book, store, log, journal, metrics, m, seen, time }

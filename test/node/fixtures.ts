@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
 import { Agent, type AgentOptions, type AgentEvents } from '../../src/node/agent.js'
-import { generateSigningKey, signPolicy, type SigningKey } from '../../src/envelope/index.js'
+import { envelopeId, generateSigningKey, signPolicy, type SigningKey } from '../../src/envelope/index.js'
 import { validatePolicyObject, type Policy } from '../../src/policy/index.js'
 
 /** Resolves when `check` holds, polling on each event the agent emits and on a short tick; rejects at the deadline. */
@@ -47,6 +47,7 @@ export async function startMesh (n: number, opts: Partial<AgentOptions> & { topo
   const dir = await mkdtemp(join(tmpdir(), 'grapevine-mesh-'))
   const root = generateSigningKey()
   const agents: Agent[] = []
+  const chains = new Map<string, { version: number, id: string }>()
   let count = 0
   const mesh: TestMesh = {
     dir,
@@ -71,7 +72,13 @@ export async function startMesh (n: number, opts: Partial<AgentOptions> & { topo
       agents.push(agent)
       return agent
     },
-    sign: (policy, version, key = root) => signPolicy(policy, { version, key }),
+    // Like an admin publishing in turn: each new version names the newest one signed before it.
+    sign: (policy, version, key = root) => {
+      const last = chains.get(policy.name)
+      const bytes = signPolicy(policy, { version, key, ...(last !== undefined && version > last.version ? { prev: last.id } : {}) })
+      if (last === undefined || version > last.version) chains.set(policy.name, { version, id: envelopeId(bytes) })
+      return bytes
+    },
     stop: async () => {
       await Promise.allSettled(agents.map(async (a) => { await a.stop() }))
       await rm(dir, { recursive: true, force: true })

@@ -24,6 +24,7 @@ function sources (over: Partial<StatusSources> = {}): StatusSources {
     targets: (e: VerifiedEnvelope) => e.policy.kind === 'policy' && e.name !== 'site/a',
     conflicts: [conflict],
     untrusted: [],
+    forks: [],
     roots: [keys.root.id],
     trustVersion: 4,
     applying: true,
