@@ -111,9 +111,7 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
     current: async (name) => {
       const ds = await digests()
       if (ds.length === 0) throw new PublishError('no agent answered the sync request')
-      let best: DigestEntry | undefined
-      for (const { digest } of ds) for (const e of digest) if (e.name === name && (best === undefined || e.version > best.version)) best = e
-      return best
+      return meshHead(name, ds.map(({ peer, digest }) => ({ peer: peer.toString(), entry: digest.find((e) => e.name === name) })))
     },
     deliver: async (envelope) => {
       offered = envelope
@@ -193,6 +191,8 @@ export interface PublishOptions {
   key: SigningKey
   /** Sign exactly this version; by default the next after the newest the mesh holds. */
   version?: number
+  /** A reason to replace whatever nodes hold, chain or not; the audit trail records it. */
+  force?: string
   now?: () => number
 }
 
@@ -211,10 +211,36 @@ export async function publishPolicy (client: MeshClient, opts: PublishOptions): 
   if (previous !== undefined && previous.version > version) {
     throw new PublishError(`the mesh already holds ${opts.policy.name} v${previous.version}; v${version} would be ignored as older (omit --version to publish v${previous.version + 1})`)
   }
-  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now })
+  // The new version names the one it supersedes, so nodes take it along the chain (docs/versions.md).
+  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now, ...(previous !== undefined ? { prev: previous.id } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}) })
   const envelope = validateEnvelope(bytes, { authorize: () => {} })
   const delivery = await client.deliver(envelope)
   return { envelope, ...delivery, ...(previous !== undefined ? { previous: { version: previous.version, hash: previous.hash } } : {}) }
+}
+
+/**
+ * The head of a name as several peers report it, never one peer's word (docs/versions.md):
+ * the newest version at least two peers hold, or what the only peer answering holds. A claim
+ * no other peer backs (a malicious bootstrap offering "v999") is refused, not built upon.
+ */
+export function meshHead (name: string, answers: Array<{ peer: string, entry?: DigestEntry }>): DigestEntry | undefined {
+  const held = answers.flatMap((a) => a.entry !== undefined ? [{ peer: a.peer, entry: a.entry }] : [])
+  if (held.length === 0) return undefined
+  if (answers.length === 1) return held[0]?.entry
+  const backers = new Map<string, { entry: DigestEntry, peers: number }>()
+  for (const { entry } of held) {
+    const b = backers.get(entry.id)
+    if (b !== undefined) b.peers++
+    else backers.set(entry.id, { entry, peers: 1 })
+  }
+  const sorted = [...backers.values()].sort((a, b) => b.entry.version - a.entry.version)
+  const backed = sorted.find((b) => b.peers >= 2) ?? (held.length === 1 ? sorted[0] : undefined)
+  const top = sorted[0] as { entry: DigestEntry, peers: number }
+  if (backed === undefined || top.entry.version - backed.entry.version > 0) {
+    const claims = sorted.map((b) => `v${b.entry.version} (${b.entry.id.slice(0, 12)}…, ${b.peers} peer${b.peers === 1 ? '' : 's'})`).join(', ')
+    throw new PublishError(`the peers disagree on the newest ${name}: ${claims}; no version is held by two of them. Publish through more peers (--bootstrap more than one), or through your own agent (--agent)`)
+  }
+  return backed.entry
 }
 
 export interface WaitOptions {
