@@ -47,11 +47,14 @@ export interface SignedOptions {
   key: SigningKey
   version?: number
   now?: number
+  /** The id of the envelope this one supersedes. */
+  prev?: string
+  force?: string
 }
 
 /** Signs `p` the way `grapevine sign` does and returns the canonical envelope bytes. */
 export function signed (p: Policy, opts: SignedOptions): Uint8Array {
-  return signPolicy(p, { key: opts.key, version: opts.version ?? 1, now: () => opts.now ?? FIXED_NOW })
+  return signPolicy(p, { key: opts.key, version: opts.version ?? 1, now: () => opts.now ?? FIXED_NOW, ...(opts.prev !== undefined ? { prev: opts.prev } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}) })
 }
 
 /** Envelope fields whose hash is over `body` but whose body can be anything, signed by `key`. */

@@ -14,12 +14,19 @@ const name = 'site/motd'
 const v1x = verified(configPolicy(name, [], { description: 'x' }), { key, version: 1 })
 const v1y = verified(configPolicy(name, [], { description: 'y' }), { key, version: 1 })
 const v2x = verified(configPolicy(name, [], { description: 'x' }), { key, version: 2 })
+/** The same name signed by an admin (not a root), along the chain and off it. */
+const admin = keys.webAdmin
+const a1 = verified(configPolicy(name, [], { description: 'a1' }), { key: admin, version: 1 })
+const a2 = verified(configPolicy(name, [], { description: 'a2' }), { key: admin, version: 2, prev: a1.id })
+const a2Unlinked = verified(configPolicy(name, [], { description: 'a2?' }), { key: admin, version: 2, prev: 'f'.repeat(64) })
+const a2Forced = verified(configPolicy(name, [], { description: 'a2!' }), { key: admin, version: 2, force: 'ops ticket 42' })
+const aJump = verified(configPolicy(name, [], { description: 'far' }), { key: admin, version: 1002, prev: a1.id })
 /** v1x again, signed later: another envelope id, the same content. */
 const v1xLater = verified(configPolicy(name, [], { description: 'x' }), { key, version: 1, now: FIXED_NOW + 1000 })
 const [v1Low, v1High] = v1x.hash < v1y.hash ? [v1x, v1y] : [v1y, v1x]
 const [v1xLowId, v1xHighId] = v1x.id < v1xLater.id ? [v1x, v1xLater] : [v1xLater, v1x]
 
-type Kind = 'first' | 'newer' | 'older' | 'same envelope' | 'same content, lower id' | 'same content, higher id' | 'conflict won' | 'conflict lost'
+type Kind = 'first' | 'newer, root-signed' | 'newer, extends' | 'newer, unlinked' | 'newer, forced' | 'newer, too far' | 'older' | 'same envelope' | 'same content, lower id' | 'same content, higher id' | 'conflict won' | 'conflict lost'
 
 interface Row {
   current?: VerifiedEnvelope
@@ -32,7 +39,11 @@ describe('PolicyBook.offer', () => {
   // A new kind of arrival does not compile until it has a row here.
   const table = {
     first: { incoming: v1x, decision: { accept: true, replaced: false, conflict: false } },
-    newer: { current: v1x, incoming: v2x, decision: { accept: true, replaced: true, conflict: false } },
+    'newer, root-signed': { current: v1x, incoming: v2x, decision: { accept: true, replaced: true, conflict: false } },
+    'newer, extends': { current: a1, incoming: a2, decision: { accept: true, replaced: true, conflict: false } },
+    'newer, unlinked': { current: a1, incoming: a2Unlinked, decision: { accept: false, reason: 'unlinked', replaced: false, conflict: false } },
+    'newer, forced': { current: a1, incoming: a2Forced, decision: { accept: true, replaced: true, conflict: false } },
+    'newer, too far': { current: a1, incoming: aJump, decision: { accept: false, reason: 'jump', replaced: false, conflict: false } },
     older: { current: v2x, incoming: v1x, decision: { accept: false, reason: 'older', replaced: false, conflict: false } },
     'same envelope': { current: v1x, incoming: v1x, decision: { accept: false, reason: 'duplicate', replaced: false, conflict: false } },
     'same content, lower id': { current: v1xHighId, incoming: v1xLowId, decision: { accept: false, reason: 'duplicate', replaced: false, conflict: false } },
@@ -42,7 +53,7 @@ describe('PolicyBook.offer', () => {
   } satisfies Record<Kind, Row>
 
   it.each(Object.entries(table) as Array<[Kind, Row]>)('%s', (_, row) => {
-    const { book } = trustedBook()
+    const { book } = trustedBook({ keys })
     if (row.current !== undefined) book.offer(row.current)
     const d = book.offer(row.incoming)
     expect({

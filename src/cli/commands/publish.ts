@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { Option } from '@commander-js/extra-typings'
 import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
-import { CliError, EXIT, colour, print, printJson } from '../output.js'
-import { collect } from '../defaults.js'
+import { CliError, EXIT, agentErrorExit, colour, print, printJson } from '../output.js'
+import { agentEndpoint, collect } from '../defaults.js'
 import type { Policy } from '../../policy/index.js'
 import type { MeshClient, Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
@@ -16,32 +16,47 @@ export const EXIT_TIMEOUT = 5
 interface MeshFlags {
   bootstrap?: string[]
   agent?: string
+  state?: string
   mesh?: string
   swarmKey?: string
 }
 
 function meshOptions (cmd: BaseCommand): BaseCommand {
   cmd.option('--bootstrap <multiaddr>', 'join the mesh through this agent (repeatable)', collect)
-    .option('--agent <url>', 'go through this agent\'s local API instead (e.g. http://127.0.0.1:7411)')
+    .option('--agent <address>', 'go through this agent\'s local API: a socket path, unix:PATH or http://HOST:PORT (default, without --bootstrap: the socket in the state directory)')
+    .option('--state <dir>', 'the local agent\'s state directory, where its socket and API token are (default: $GRAPEVINE_STATE, else the usual place)')
     .option('--mesh <name>', 'mesh name (default "default")')
     .option('--swarm-key <file>', 'pre-shared swarm key of a private mesh')
   return cmd
 }
 
-async function connect (opts: MeshFlags): Promise<MeshClient> {
-  if ((opts.bootstrap === undefined || opts.bootstrap.length === 0) && opts.agent === undefined) {
-    throw new CliError('give --bootstrap MULTIADDR (any agent of the mesh) or --agent URL', EXIT.USAGE)
+/** An error from an agent's API as the CLI's: 69 unreachable, 77 not let in, 1 refused with the agent's reason. */
+function asCliError (err: unknown): unknown {
+  const code = agentErrorExit(err)
+  return code === undefined ? err : new CliError((err as Error).message, code)
+}
+
+function withCliErrors (client: MeshClient): MeshClient {
+  const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    try { return await fn(...args) } catch (err) { throw asCliError(err) }
   }
+  return { current: wrap(client.current), deliver: wrap(client.deliver), fleet: wrap(client.fleet), envelope: wrap(client.envelope), close: client.close }
+}
+
+/** Through --bootstrap as a short-lived peer, else through an agent's API: --agent, or the local agent's socket. */
+async function connect (opts: MeshFlags): Promise<MeshClient> {
+  const viaMesh = opts.bootstrap !== undefined && opts.bootstrap.length > 0
+  if (viaMesh && opts.agent !== undefined) throw new CliError('give --bootstrap or --agent, not both', EXIT.USAGE)
   const { connectMesh, PublishError } = await import('../../client/index.js')
   try {
-    return await connectMesh({
+    return withCliErrors(await connectMesh({
       bootstrap: opts.bootstrap,
-      agent: opts.agent,
+      agent: viaMesh ? undefined : await agentEndpoint(opts),
       mesh: opts.mesh,
       swarmKey: opts.swarmKey !== undefined ? new Uint8Array(await readFile(opts.swarmKey)) : undefined
-    })
+    }))
   } catch (err) {
-    if (err instanceof PublishError) throw new CliError(err.message, EXIT.UNAVAILABLE)
+    if (err instanceof PublishError) throw new CliError(err.message, agentErrorExit(err) ?? EXIT.UNAVAILABLE)
     throw err
   }
 }
@@ -68,6 +83,7 @@ function progressLine (name: string, version: number, p: Progress): string {
 interface PublishFlags extends MeshFlags {
   key: string
   version?: number
+  force?: string
   wait?: boolean
   timeout: string
   expect?: number
@@ -85,7 +101,7 @@ async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code
   try {
     let result: PublishResult
     try {
-      result = await publishPolicy(client, { policy, key, version: opts.version })
+      result = await publishPolicy(client, { policy, key, version: opts.version, ...(opts.force !== undefined ? { force: opts.force } : {}) })
     } catch (err) {
       if (err instanceof PublishError) throw new CliError(err.message, /reach|answer/.test(err.message) ? EXIT.UNAVAILABLE : EXIT.INVALID)
       throw err
@@ -152,6 +168,7 @@ function publishFlags (cmd: BaseCommand): BaseCommand {
     .option('--timeout <seconds>', 'with --wait, stop waiting after this long', '60')
     .addOption(new Option('--expect <n>', 'with --wait, done once this many targeted nodes reported').argParser(parseVersion('--expect')) as never)
     .option('--json', 'print the result as JSON')
+    .option('--force <reason>', 'nodes take this version whatever they hold, chain or not (ends a fork); the reason goes into every node\'s history')
   return cmd
 }
 
@@ -186,6 +203,33 @@ export const registerPublish: Register = (program, done) => {
     const old = validateEnvelope(bytes, { authorize: () => {} })
     if (old.name !== name || old.version !== flags.to) throw new CliError(`the agent answered with ${old.name} v${old.version}, not ${name} v${flags.to}`)
     await publishAndReport(validatePolicyObject(old.policy), flags, done, `rolled back to v${flags.to}'s content:`)
+  })
+
+  const resolve = program.command('resolve')
+    .description('End a fork: republish the content of the envelope you choose as the next version, forced, so every node takes it whichever branch it holds.')
+    .argument('<name>', 'policy name, e.g. web/nginx')
+    .requiredOption('--to <id>', 'the id of the envelope whose content wins (`grapevine status` lists held and forked ids)')
+  publishFlags(resolve as unknown as BaseCommand)
+  resolve.action(async (name: string, opts: Record<string, unknown>) => {
+    const flags = opts as unknown as PublishFlags & { to: string }
+    if (!/^[0-9a-f]{64}$/.test(flags.to)) throw new CliError(`--to expects an envelope id (64 hex digits): got "${flags.to}"`, EXIT.USAGE)
+    const { validateEnvelope } = await import('../../envelope/index.js')
+    const client = await connect(flags)
+    let chosen: ReturnType<typeof validateEnvelope> | undefined
+    try {
+      // The head and the archived versions below it (agents keep the last 20).
+      const head = await client.current(name)
+      for (let v = head?.version ?? 0; v >= 1 && v > (head?.version ?? 0) - 20 && chosen === undefined; v--) {
+        const bytes = await client.envelope(name, v)
+        const env = bytes === undefined ? undefined : validateEnvelope(bytes, { authorize: () => {} })
+        if (env?.id === flags.to && env.name === name) chosen = env
+      }
+    } finally {
+      await client.close()
+    }
+    if (chosen === undefined) throw new CliError(`no agent reached holds ${name} with id ${flags.to} (the head or the 20 versions below it); for other content, publish it with --force REASON`)
+    const { validatePolicyObject } = await import('../../policy/parse.js')
+    await publishAndReport(validatePolicyObject(chosen.policy), { ...flags, force: flags.force ?? `resolve ${name} to ${flags.to} (v${chosen.version})` }, done, `resolved to v${chosen.version}'s content:`)
   })
 
   const retire = program.command('retire')
