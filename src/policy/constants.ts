@@ -15,3 +15,14 @@ export const MAX_EXEC_TIMEOUT_SECONDS = 86_400
 
 /** Template expansions per string, so a hostile policy cannot blow up memory. */
 export const MAX_TEMPLATE_OUTPUT = 4 * 1024 * 1024
+
+/**
+ * Deepest nesting of objects and arrays in a policy, counting the policy itself as 1, so
+ * config `data` gets about 60 levels (real configurations, Kubernetes manifests included,
+ * rarely pass 20). Every walk over policy data (canonical JSON, schema, templates, the
+ * config writers) recurses, and so does the yaml library's composer: it overflows the stack
+ * near 1,000 levels, and has been seen to abort the process ("RegExpCompiler Allocation
+ * failed", exit 134) rather than throw. Checked first, without recursion, so that every later
+ * walk is shallow.
+ */
+export const MAX_POLICY_DEPTH = 64

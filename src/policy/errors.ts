@@ -22,6 +22,15 @@ export class InvalidPolicyError extends Error {
   }
 }
 
+/** The policy nests objects and arrays deeper than MAX_POLICY_DEPTH; one problem says where. */
+export class PolicyTooDeepError extends InvalidPolicyError {
+  static override name = 'PolicyTooDeepError'
+  override name = 'PolicyTooDeepError'
+  constructor (file: string, where: Omit<PolicyProblem, 'message'>, readonly limit: number) {
+    super(file, [{ ...where, message: `nested more than ${limit} levels deep (objects and arrays; the limit for a policy)` }])
+  }
+}
+
 export class PolicyTooLargeError extends Error {
   static override name = 'PolicyTooLargeError'
   override name = 'PolicyTooLargeError'

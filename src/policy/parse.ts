@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module'
 import type * as Yaml from 'yaml'
 import type * as JsYaml from 'js-yaml'
-import type { Document, LineCounter } from 'yaml'
+import type { CST, Document, LineCounter } from 'yaml'
 import type { z } from '../vendor/zod.js'
 import { anyPolicy, type Policy, type ConfigPolicy } from './schema.js'
-import { InvalidPolicyError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
-import { MAX_POLICY_FILE_BYTES } from './constants.js'
+import { InvalidPolicyError, PolicyTooDeepError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
+import { MAX_POLICY_DEPTH, MAX_POLICY_FILE_BYTES } from './constants.js'
+import { tooDeepAt, walkData } from './depth.js'
 import { checkGraph } from './graph.js'
 import { checkTemplates } from './template.js'
 
@@ -29,6 +30,11 @@ export function formatPath (path: readonly PathKey[]): string {
     else out += out === '' ? String(k) : `.${String(k)}`
   }
   return out
+}
+
+/** A path to data nested too deep, cut after its first levels: they say which resource and field. */
+export function formatDeepPath (path: readonly PathKey[]): string {
+  return path.length <= 10 ? formatPath(path) : `${formatPath(path.slice(0, 8))}…`
 }
 
 function valueAt (data: unknown, path: readonly PathKey[]): unknown {
@@ -103,42 +109,34 @@ const wellFormed = (s: string): boolean => (s as string & { isWellFormed: () => 
 /**
  * What YAML can hold but a policy cannot: an alias used inside its own anchor makes a
  * cycle that no JSON can encode, and a lone surrogate (`"\ud800"`) has no UTF-8 encoding.
- * Either would pass the schema and then fail (or crash) when the policy is signed.
+ * Either would pass the schema and then fail (or crash) when the policy is signed. Also
+ * finds the first value nested deeper than MAX_POLICY_DEPTH (aliases can nest an anchor
+ * deeper than the text does).
  */
-function checkValues (data: unknown): Array<{ path: PathKey[], message: string }> {
+function checkValues (data: unknown): { problems: Array<{ path: PathKey[], message: string }>, tooDeep?: PathKey[] } {
   const problems: Array<{ path: PathKey[], message: string }> = []
   const ancestors = new Set<object>()
-  // One path, pushed and popped: copied only for a problem, not allocated per value.
-  const path: PathKey[] = []
-  const walk = (value: unknown): void => {
+  let tooDeep: PathKey[] | undefined
+  walkData(data, (value, path) => {
+    const key = path[path.length - 1]
+    if (typeof key === 'string' && !wellFormed(key)) problems.push({ path: [...path], message: 'the key contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
     if (typeof value === 'string') {
       if (!wellFormed(value)) problems.push({ path: [...path], message: 'the string contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
-      return
+      return false
     }
-    if (value === null || typeof value !== 'object') return
+    if (value === null || typeof value !== 'object') return false
     if (ancestors.has(value)) {
       problems.push({ path: [...path], message: 'an alias refers to a node that contains it; a policy cannot be recursive' })
-      return
+      return false
+    }
+    if (path.length >= MAX_POLICY_DEPTH) {
+      tooDeep ??= [...path]
+      return false
     }
     ancestors.add(value)
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        path.push(i)
-        walk(value[i])
-        path.pop()
-      }
-    } else {
-      for (const k of Object.keys(value)) {
-        path.push(k)
-        if (!wellFormed(k)) problems.push({ path: [...path], message: 'the key contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
-        walk((value as Record<string, unknown>)[k])
-        path.pop()
-      }
-    }
-    ancestors.delete(value)
-  }
-  walk(data)
-  return problems
+    return true
+  }, (value) => { ancestors.delete(value) })
+  return tooDeep === undefined ? { problems } : { problems, tooDeep }
 }
 
 export interface ParsedPolicy {
@@ -233,7 +231,8 @@ function parseYamlFast (text: string): { data: unknown } | undefined {
   if (text.includes('__proto__') || /^(?:\t|\.\.\.)/m.test(text)) return undefined
   const { parseEvents, constructFromEvents, EVENT_ID, SCALAR_STYLE } = jsYaml()
   try {
-    const events = parseEvents(text, {})
+    // Deeper than a policy may be goes the yaml way, which says where (and never composes it).
+    const events = parseEvents(text, { maxDepth: MAX_POLICY_DEPTH + 2 })
     let documents = 0
     // Per open collection: -1 for a sequence or document, else the mapping's entries so far (even: a key comes next).
     const open: number[] = []
@@ -273,10 +272,54 @@ function parseYamlFast (text: string): { data: unknown } | undefined {
 
 type Locate = (path: PathKey[]) => { line?: number, column?: number }
 
-function parseYaml (text: string): { doc: Document, counter: LineCounter } {
-  const { LineCounter, parseDocument } = yaml()
+/**
+ * The offset of the first collection nested deeper than MAX_POLICY_DEPTH in a CST, or
+ * undefined. The yaml library builds its CST without recursion but composes documents
+ * recursively (and can abort the process when that recursion runs deep), so this runs first.
+ */
+function tooDeepOffset (tokens: readonly CST.Token[]): number | undefined {
+  const stack: Array<[CST.Token, number]> = tokens.map((t) => [t, 0])
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [token, depth] = top
+    if (token.type === 'document') {
+      if (token.value !== undefined) stack.push([token.value, depth])
+    } else if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      if (depth >= MAX_POLICY_DEPTH) return token.offset
+      for (const item of token.items) {
+        if ('key' in item && item.key !== undefined && item.key !== null) stack.push([item.key, depth + 1])
+        if (item.value !== undefined) stack.push([item.value, depth + 1])
+      }
+    }
+  }
+  return undefined
+}
+
+/** The CST of the text, with where it nests too deep, if it does. */
+function yamlTokens (text: string): { tokens: CST.Token[], counter: LineCounter, tooDeep?: { line: number, column: number } } {
+  const { LineCounter, Parser } = yaml()
   const counter = new LineCounter()
-  return { doc: parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true }), counter }
+  const tokens = Array.from(new Parser(counter.addNewLine).parse(text))
+  const offset = tooDeepOffset(tokens)
+  if (offset === undefined) return { tokens, counter }
+  const pos = counter.linePos(offset)
+  return { tokens, counter, tooDeep: { line: pos.line, column: pos.col } }
+}
+
+/** `parseDocument` in two steps, so that a document nested too deep is refused before it is composed. */
+function parseYaml (text: string, file: string): { doc: Document, counter: LineCounter } {
+  const { Composer, YAMLParseError } = yaml()
+  const { tokens, counter, tooDeep } = yamlTokens(text)
+  if (tooDeep !== undefined) throw new PolicyTooDeepError(file, { path: '', ...tooDeep }, MAX_POLICY_DEPTH)
+  let doc: Document | undefined
+  for (const next of new Composer({ uniqueKeys: true }).compose(tokens, true, text.length)) {
+    if (doc === undefined) doc = next
+    else {
+      doc.errors.push(new YAMLParseError(next.range.slice(0, 2) as [number, number], 'MULTIPLE_DOCS', 'Source contains multiple documents; please use YAML.parseAllDocuments()'))
+      break
+    }
+  }
+  // compose(…, true) always ends with a document, even for empty text.
+  return { doc: doc as Document, counter }
 }
 
 /**
@@ -293,11 +336,11 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
     // Lines are needed only to report problems: the YAML document is built then, if at all.
     let parsed: { doc: Document, counter: LineCounter } | undefined
     locate = (path) => {
-      parsed ??= parseYaml(text)
+      parsed ??= parseYaml(text, file)
       return lineOf(parsed.doc, parsed.counter, path)
     }
   } else {
-    const { doc, counter } = parseYaml(text)
+    const { doc, counter } = parseYaml(text, file)
     if (doc.errors.length > 0) {
       throw new InvalidPolicyError(file, doc.errors.map((e) => {
         // `linePos` is only filled in by prettyErrors, so locate the error from its offset.
@@ -312,7 +355,12 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
     }
     locate = (path) => lineOf(doc, counter, path)
   }
-  const valueProblems = checkValues(data)
+  const { problems: valueProblems, tooDeep } = checkValues(data)
+  if (tooDeep !== undefined) {
+    // The text nests as deep as the data unless aliases did it; locate() would compose the document.
+    const at = yamlTokens(text).tooDeep ?? locate(tooDeep)
+    throw new PolicyTooDeepError(file, { path: formatDeepPath(tooDeep), ...at }, MAX_POLICY_DEPTH)
+  }
   if (valueProblems.length > 0) {
     throw new InvalidPolicyError(file, valueProblems.map((p) => ({ path: formatPath(p.path), message: p.message, ...locate(p.path) })))
   }
@@ -338,6 +386,9 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
 
 /** Validates an already-decoded policy object (from an envelope); errors carry field paths but no lines. */
 export function validatePolicyObject (data: unknown, label = '<envelope>'): Policy {
+  // First, so that the schema, the graph and the templates only ever see shallow data.
+  const tooDeep = tooDeepAt(data)
+  if (tooDeep !== undefined) throw new PolicyTooDeepError(label, { path: formatDeepPath(tooDeep) }, MAX_POLICY_DEPTH)
   const result = anyPolicy.safeParse(data)
   if (!result.success) {
     throw new InvalidPolicyError(label, toProblems(result.error.issues, data).map((p) => ({ path: formatPath(p.path), message: p.message })))

@@ -1,5 +1,6 @@
 import { TemplateError } from './errors.js'
-import { MAX_TEMPLATE_OUTPUT } from './constants.js'
+import { MAX_POLICY_DEPTH, MAX_TEMPLATE_OUTPUT } from './constants.js'
+import { walkData } from './depth.js'
 import type { ConfigPolicy } from './schema.js'
 
 /**
@@ -70,8 +71,14 @@ export function renderString (text: string, ctx: TemplateContext, where: string)
 /**
  * Renders every string inside structured data. A string that is exactly one reference
  * keeps the referenced value's type, so `port: "{{ vars.port }}"` stays a number.
+ * Validation bounds the data's nesting (MAX_POLICY_DEPTH), so the recursion is shallow;
+ * the check here only guards callers that skipped validation.
  */
 export function renderData (data: unknown, ctx: TemplateContext, where: string): unknown {
+  return render(data, ctx, where, 1)
+}
+
+function render (data: unknown, ctx: TemplateContext, where: string, depth: number): unknown {
   if (typeof data === 'string') {
     const whole = /^\{\{([^{}]*)\}\}$/.exec(data)
     const m = whole === null ? null : REFERENCE.exec(whole[1] as string)
@@ -82,13 +89,12 @@ export function renderData (data: unknown, ctx: TemplateContext, where: string):
     }
     return renderString(data, ctx, where)
   }
-  if (Array.isArray(data)) return data.map((v, i) => renderData(v, ctx, `${where}[${i}]`))
-  if (data !== null && typeof data === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(data)) out[k] = renderData(v, ctx, `${where}.${k}`)
-    return out
-  }
-  return data
+  if (data === null || typeof data !== 'object') return data
+  if (depth > MAX_POLICY_DEPTH) throw new TemplateError(where, `nested more than ${MAX_POLICY_DEPTH} levels deep`)
+  if (Array.isArray(data)) return data.map((v, i) => render(v, ctx, `${where}[${i}]`, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(data)) out[k] = render(v, ctx, `${where}.${k}`, depth + 1)
+  return out
 }
 
 /** References in a string, for validation without node facts. */
@@ -98,10 +104,12 @@ function references (text: string, where: string): string[] {
   return refs
 }
 
-function* strings (data: unknown, path: PropertyKey[]): Generator<[string, PropertyKey[]]> {
-  if (typeof data === 'string') yield [data, path]
-  else if (Array.isArray(data)) for (let i = 0; i < data.length; i++) yield * strings(data[i], [...path, i])
-  else if (data !== null && typeof data === 'object') for (const [k, v] of Object.entries(data)) yield * strings(v, [...path, k])
+/** Calls `each` with every string inside `data` and its path under `base`, without recursion. */
+function eachString (data: unknown, base: PropertyKey[], each: (text: string, path: PropertyKey[]) => void): void {
+  walkData(data, (value, path) => {
+    if (typeof value === 'string') each(value, [...base, ...path])
+    return true
+  })
 }
 
 /**
@@ -124,8 +132,8 @@ export function checkTemplates (policy: ConfigPolicy): Array<{ path: PropertyKey
   }
   policy.resources.forEach((r, i) => {
     if (r.type === 'file' && r.content !== undefined && r.template && r.encoding === 'utf8') check(r.content, ['resources', i, 'content'])
-    if (r.type === 'config') for (const [s, p] of strings(r.data, ['resources', i, 'data'])) check(s, p)
-    if (r.type === 'exec') for (const [s, p] of strings(r.env ?? {}, ['resources', i, 'env'])) check(s, p)
+    if (r.type === 'config') eachString(r.data, ['resources', i, 'data'], check)
+    if (r.type === 'exec') eachString(r.env ?? {}, ['resources', i, 'env'], check)
   })
   return problems
 }
