@@ -1,41 +1,63 @@
 import { z } from '../vendor/zod.js'
-import { canonicalJson, contentHash } from './canonical.js'
+import { canonicalJson, sha256Hex } from './canonical.js'
 import { MAX_ENVELOPE_BYTES } from './constants.js'
-import { envelopeShape, envelopeId, signingPayload, type VerifiedEnvelope } from './envelope.js'
+import { envelopeShape, envelopeId, signingPayload, type EnvelopeHeader, type VerifiedEnvelope } from './envelope.js'
 import { verifyBytes } from './keys.js'
 import {
   BadSignatureError, ContentHashMismatchError, EnvelopeTooLargeError, InvalidEnvelopeError, MalformedEnvelopeError
 } from './errors.js'
-import { validatePolicyObject, InvalidPolicyError, formatPath } from '../policy/index.js'
+import { validatePolicyObject, InvalidPolicyError, formatPath, formatDeepPath, tooDeepAt, MAX_POLICY_DEPTH, PolicyTooDeepError, type Policy } from '../policy/index.js'
 
-/** Decides whether a signer may publish a policy name; throws a named error when not. */
+/** Decides whether a signer may publish a policy; throws a named error when not. */
 export interface Authorizer {
+  /** May the signer publish this name? Asked of the signed header alone, before the policy is read. */
   authorize: (signer: string, name: string) => void
+  /**
+   * Does the valid policy stay within what its signer may do (resource types, paths, exec)?
+   * Asked last. An authorizer without it puts no limit on power (tools that check bytes, not trust).
+   */
+  authorizePolicy?: (signer: string, policy: Policy) => void
 }
 
 export interface ValidateOptions {
   maxBytes?: number
 }
 
-// ignoreBOM keeps a leading BOM in the text, so it fails the canonical check instead of being
-// silently dropped (which would let two byte strings, two ids, carry one envelope).
-const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+/** A signed header and its signature: what an announcement is, and what an envelope opens to. */
+export interface SignedHeader extends EnvelopeHeader {
+  signature: string
+}
 
 /**
- * Size, UTF-8, canonical JSON (RFC 8785), then shape: the cheap checks every signed object on
- * the wire (an envelope, an announcement) passes before any crypto. `what` names it in errors.
+ * An envelope whose header is verified (signature, trust, name scope) but whose policy has
+ * not been read yet. The caller applies the version rule to the header, then calls
+ * `complete()` for the rest, or drops it: a replay costs no walk over its policy.
  */
-export function decodeCanonical<T extends z.ZodType> (bytes: Uint8Array, maxBytes: number, shape: T, what: string): z.output<T> {
+export interface OpenedEnvelope extends SignedHeader {
+  /** sha256 hex of the envelope's exact bytes: its identity and gossip message id. */
+  id: string
+  bytes: Uint8Array
+  /** Content hash, depth, canonical form, policy schema and templates, limits; throws a named error. */
+  complete: () => VerifiedEnvelope
+}
+
+// ignoreBOM keeps a leading BOM in the text, so it fails to parse instead of being silently
+// dropped (which would let two byte strings, two ids, carry one envelope).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** Size, UTF-8, JSON. JSON.parse does not recurse, so no nesting can overflow the stack here. */
+function decodeJson (bytes: Uint8Array, maxBytes: number, what: string): { text: string, raw: unknown } {
   if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(bytes.byteLength, maxBytes)
-  let text: string
-  let raw: unknown
   try {
-    text = decoder.decode(bytes)
-    raw = JSON.parse(text)
+    const text = decoder.decode(bytes)
+    return { text, raw: JSON.parse(text) }
   } catch (err) {
     throw new MalformedEnvelopeError(`${what} is not UTF-8 JSON: ${(err as Error).message}`)
   }
-  // One value has exactly one encoding, so any change to the bytes changes what is verified.
+}
+
+/** One value has exactly one encoding, so any change to the bytes changes what is verified. */
+function assertCanonical (text: string, raw: unknown, what: string): void {
   let canonical: string
   try {
     canonical = canonicalJson(raw)
@@ -43,6 +65,9 @@ export function decodeCanonical<T extends z.ZodType> (bytes: Uint8Array, maxByte
     throw new MalformedEnvelopeError(`${what} is not canonical JSON (RFC 8785)`)
   }
   if (canonical !== text) throw new MalformedEnvelopeError(`${what} is not canonical JSON (RFC 8785)`)
+}
+
+function parseShape<T extends z.ZodType> (shape: T, raw: unknown, what: string): z.output<T> {
   const parsed = shape.safeParse(raw)
   if (!parsed.success) {
     const first = parsed.error.issues[0] as z.core.$ZodIssue
@@ -52,29 +77,204 @@ export function decodeCanonical<T extends z.ZodType> (bytes: Uint8Array, maxByte
 }
 
 /**
- * The pure validator: bytes in, a verified envelope or a named error out. Checks run
- * cheapest first — size, decode, schema, signature (and content hash), trust and scope —
- * so garbage costs almost nothing and only well-formed envelopes reach the crypto.
+ * Size, UTF-8, canonical JSON (RFC 8785), then shape: the cheap checks a small signed object
+ * on the wire (an announcement) passes before any crypto. `what` names it in errors.
+ */
+export function decodeCanonical<T extends z.ZodType> (bytes: Uint8Array, maxBytes: number, shape: T, what: string): z.output<T> {
+  const { text, raw } = decodeJson(bytes, maxBytes, what)
+  assertCanonical(text, raw, what)
+  return parseShape(shape, raw, what)
+}
+
+/** The fields the signature covers, and the signature: everything in an envelope but its policy. */
+export const signedHeaderShape = envelopeShape.omit({ policy: true })
+
+/** Signature, then trust and name scope: one signature check is all an unsigned or untrusted header costs. */
+export function verifySignedHeader (header: SignedHeader, trust: Authorizer, what = ''): void {
+  if (!verifyBytes(header.signer, signingPayload(header), Buffer.from(header.signature, 'base64url'))) {
+    throw new BadSignatureError(`signature on ${what}${header.name} v${header.version} does not verify for signer ${header.signer}`)
+  }
+  trust.authorize(header.signer, header.name)
+}
+
+/**
+ * Bytes of everything in an envelope but its policy. A header and signature take ~420 bytes,
+ * about 1.5 KiB with the longest name and a forced version's reason: the bound keeps what is
+ * parsed before the signature check small, however the rest is shaped.
+ */
+const MAX_HEADER_BYTES = 4096
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COLON = 0x3a
+const COMMA = 0x2c
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const isOpen = (c: number | undefined): boolean => c === OPEN_BRACE || c === 0x5b
+const isClose = (c: number | undefined): boolean => c === CLOSE_BRACE || c === 0x5d
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+const POLICY_KEY = new TextEncoder().encode('"policy"')
+
+/** A member of the envelope's top-level object: byte ranges of its name (quotes included) and its value. */
+interface Member { keyStart: number, keyEnd: number, valueStart: number, valueEnd: number }
+
+function skipSpace (b: Uint8Array, i: number): number {
+  while (isSpace(b[i])) i++
+  return i
+}
+
+/** From an opening quote to just past the closing one; -1 when it never closes. */
+function skipString (b: Uint8Array, i: number): number {
+  for (i++; i < b.length; i++) {
+    if (b[i] === BACKSLASH) i++
+    else if (b[i] === QUOTE) return i + 1
+  }
+  return -1
+}
+
+/** Past one value: a string, a bracketed value however deep (counted, never recursed), or a bare literal; -1 when it never ends. */
+function skipValue (b: Uint8Array, i: number): number {
+  if (b[i] === QUOTE) return skipString(b, i)
+  if (!isOpen(b[i])) {
+    const start = i
+    while (i < b.length && b[i] !== COMMA && !isClose(b[i]) && !isSpace(b[i])) i++
+    return i > start ? i : -1
+  }
+  for (let depth = 0; i < b.length;) {
+    const c = b[i]
+    if (c === QUOTE) {
+      i = skipString(b, i)
+      if (i === -1) return -1
+      continue
+    }
+    if (isOpen(c)) depth++
+    else if (isClose(c) && --depth === 0) return i + 1
+    i++
+  }
+  return -1
+}
+
+/**
+ * The members of the top-level object, found by one pass over the bytes that decodes nothing:
+ * how deep or big a value is costs only the time to step over it. Checks structure only; the
+ * header's values are parsed next and the policy's after the signature. A string says why
+ * the bytes are not an object.
+ */
+function topLevelMembers (b: Uint8Array): Member[] | string {
+  let i = skipSpace(b, 0)
+  if (b[i] !== OPEN_BRACE) return `expected "{" at byte ${i}`
+  const members: Member[] = []
+  i = skipSpace(b, i + 1)
+  if (b[i] === CLOSE_BRACE) i++
+  else {
+    for (;;) {
+      if (b[i] !== QUOTE) return `expected a member name at byte ${i}`
+      const keyStart = i
+      const keyEnd = skipString(b, i)
+      if (keyEnd === -1) return `unterminated string at byte ${keyStart}`
+      i = skipSpace(b, keyEnd)
+      if (b[i] !== COLON) return `expected ":" at byte ${i}`
+      const valueStart = skipSpace(b, i + 1)
+      const valueEnd = skipValue(b, valueStart)
+      if (valueEnd === -1) return `unterminated value at byte ${valueStart}`
+      members.push({ keyStart, keyEnd, valueStart, valueEnd })
+      i = skipSpace(b, valueEnd)
+      if (b[i] === COMMA) i = skipSpace(b, i + 1)
+      else if (b[i] === CLOSE_BRACE) { i++; break } else return `expected "," or "}" at byte ${i}`
+    }
+  }
+  return skipSpace(b, i) === b.length ? members : `unexpected bytes after the object at byte ${i}`
+}
+
+function isPolicyKey (b: Uint8Array, m: Member): boolean {
+  if (m.keyEnd - m.keyStart !== POLICY_KEY.length) return false
+  for (let i = 0; i < POLICY_KEY.length; i++) if (b[m.keyStart + i] !== POLICY_KEY[i]) return false
+  return true
+}
+
+/** The header (every member but the policy) parsed, and where the policy's bytes lie. */
+function splitEnvelope (bytes: Uint8Array): { fields: Record<string, unknown>, policy?: Member } {
+  const members = topLevelMembers(bytes)
+  if (typeof members === 'string') throw new MalformedEnvelopeError(`envelope is not UTF-8 JSON: ${members}`)
+  let policy: Member | undefined
+  const parts: Uint8Array[] = []
+  let size = 2
+  for (const m of members) {
+    if (!isPolicyKey(bytes, m)) {
+      parts.push(bytes.subarray(m.keyStart, m.valueEnd))
+      size += m.valueEnd - m.keyStart + 1
+    } else if (policy === undefined) policy = m
+    else throw new MalformedEnvelopeError('envelope is not canonical JSON (RFC 8785): "policy" appears twice')
+  }
+  if (size > MAX_HEADER_BYTES) throw new InvalidEnvelopeError(`envelope header (everything but the policy) is over ${MAX_HEADER_BYTES} bytes`)
+  let fields: unknown
+  try {
+    fields = JSON.parse(`{${parts.map((p) => decoder.decode(p)).join(',')}}`)
+  } catch (err) {
+    throw new MalformedEnvelopeError(`envelope is not UTF-8 JSON: ${(err as Error).message}`)
+  }
+  return policy === undefined ? { fields: fields as Record<string, unknown> } : { fields: fields as Record<string, unknown>, policy }
+}
+
+/**
+ * The cheap half of validation: size, the header's JSON and shape, signature, trust and name
+ * scope. The policy's bytes are stepped over, never decoded, so an unsigned, untrusted or
+ * out-of-scope envelope, however big or deep its policy, costs one pass over its bytes, a
+ * parse of a few hundred bytes and one signature check.
+ */
+export function openEnvelope (bytes: Uint8Array, trust: Authorizer, opts: ValidateOptions = {}): OpenedEnvelope {
+  const maxBytes = opts.maxBytes ?? MAX_ENVELOPE_BYTES
+  if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(bytes.byteLength, maxBytes)
+  const { fields, policy: at } = splitEnvelope(bytes)
+  const header = parseShape(signedHeaderShape, fields, 'envelope')
+  if (at === undefined) throw new InvalidEnvelopeError('envelope field policy: required field is missing (expected an object)')
+  if (bytes[at.valueStart] !== OPEN_BRACE) throw new InvalidEnvelopeError('envelope field policy: expected an object')
+  verifySignedHeader(header, trust)
+  const label = `${header.name} v${header.version}`
+  const id = envelopeId(bytes)
+  return {
+    ...header,
+    id,
+    bytes,
+    complete: () => {
+      // The signed hash binds the policy's canonical bytes: hashing them as they lie costs one
+      // pass, and refuses a signed header carrying another body before anything decodes it.
+      const body = bytes.subarray(at.valueStart, at.valueEnd)
+      if (`sha256:${sha256Hex(body)}` !== header.hash) {
+        throw new ContentHashMismatchError(`policy content of ${label} does not match the signed hash (changed after signing, or not in canonical form)`)
+      }
+      let raw: unknown
+      try {
+        raw = JSON.parse(decoder.decode(body))
+      } catch (err) {
+        throw new MalformedEnvelopeError(`policy of ${label} is not UTF-8 JSON: ${(err as Error).message}`)
+      }
+      // Everything after this recurses (canonical JSON, the schema): bound the depth first, without recursion.
+      const tooDeep = tooDeepAt(raw)
+      if (tooDeep !== undefined) {
+        const err = new PolicyTooDeepError(`envelope ${label}`, { path: formatDeepPath(tooDeep) }, MAX_POLICY_DEPTH)
+        throw new InvalidEnvelopeError(`policy in envelope is invalid: ${err.message}`, { cause: err })
+      }
+      assertCanonical(decoder.decode(bytes), { ...fields, policy: raw }, `envelope ${label}`)
+      let policy: Policy
+      try {
+        policy = validatePolicyObject(raw, `envelope ${label}`)
+      } catch (err) {
+        if (err instanceof InvalidPolicyError) throw new InvalidEnvelopeError(`policy in envelope is invalid: ${err.message}`, { cause: err })
+        throw err
+      }
+      if (policy.name !== header.name) throw new InvalidEnvelopeError(`envelope name "${header.name}" does not match its policy's name "${policy.name}"`)
+      trust.authorizePolicy?.(header.signer, policy)
+      return { ...header, policy, id, bytes }
+    }
+  }
+}
+
+/**
+ * The pure validator: bytes in, a verified envelope or a named error out. Cheapest checks
+ * first (docs/trust.md, "Order of checks"): openEnvelope, then its complete(). Callers that
+ * apply the version rule call the two halves themselves, with the rule between them.
  */
 export function validateEnvelope (bytes: Uint8Array, trust: Authorizer, opts: ValidateOptions = {}): VerifiedEnvelope {
-  const env = decodeCanonical(bytes, opts.maxBytes ?? MAX_ENVELOPE_BYTES, envelopeShape, 'envelope')
-  let policy
-  try {
-    policy = validatePolicyObject(env.policy, `envelope ${env.name} v${env.version}`)
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) throw new InvalidEnvelopeError(`policy in envelope is invalid: ${err.message}`, { cause: err })
-    throw err
-  }
-  if (policy.name !== env.name) throw new InvalidEnvelopeError(`envelope name "${env.name}" does not match its policy's name "${policy.name}"`)
-
-  if (!verifyBytes(env.signer, signingPayload(env), Buffer.from(env.signature, 'base64url'))) {
-    throw new BadSignatureError(`signature on ${env.name} v${env.version} does not verify for signer ${env.signer}`)
-  }
-  // Hash the policy as it travelled, not as the schema normalised it, so defaults cannot mask a change.
-  if (contentHash(env.policy) !== env.hash) throw new ContentHashMismatchError(`policy content of ${env.name} v${env.version} does not match the signed hash`)
-
-  trust.authorize(env.signer, env.name)
-
-  const { policy: _raw, ...header } = env
-  return { ...header, policy, id: envelopeId(bytes), bytes }
+  return openEnvelope(bytes, trust, opts).complete()
 }

@@ -58,7 +58,7 @@ const rejections = {
     'not JSON': () => ({ bytes: utf8('this is not json'), message: /not UTF-8 JSON/ }),
     'not UTF-8': () => ({ bytes: Uint8Array.from([...good.subarray(0, 20), 0xff, 0xfe, ...good.subarray(20)]), message: /not UTF-8 JSON/ }),
     'truncated': () => ({ bytes: good.subarray(0, good.byteLength - 1), message: /not UTF-8 JSON/ }),
-    'extra whitespace': () => ({ bytes: utf8(JSON.stringify(JSON.parse(text), null, 1)), message: /not canonical JSON/ }),
+    'extra whitespace between header fields': () => ({ bytes: utf8(text.replace('"format":1,', '"format": 1,')), message: /not canonical JSON/ }),
     'trailing newline': () => ({ bytes: utf8(text + '\n'), message: /not canonical JSON/ }),
     'reordered keys': () => {
       const { signature, ...rest } = goodFields
@@ -66,7 +66,16 @@ const rejections = {
     },
     'a number spelled differently': () => ({ bytes: utf8(text.replace('"version":7', '"version":7.0')), message: /not canonical JSON/ }),
     'a duplicated key': () => ({ bytes: utf8(text.replace('{"format":1,', '{"format":1,"format":1,')), message: /not canonical JSON/ }),
-    'a leading byte-order mark': () => ({ bytes: Uint8Array.from([0xef, 0xbb, 0xbf, ...good]), message: /not UTF-8 JSON/ })
+    'a leading byte-order mark': () => ({ bytes: Uint8Array.from([0xef, 0xbb, 0xbf, ...good]), message: /not UTF-8 JSON/ }),
+    'not an object': () => ({ bytes: utf8('[1,2,3]'), message: /not UTF-8 JSON: expected "\{" at byte 0/ }),
+    'the policy twice': () => ({ bytes: utf8(text.replace('"policy":', `"policy":{},"policy":`)), message: /"policy" appears twice/ }),
+    'an unterminated policy, however deep': () => ({ bytes: utf8(text.replace('"policy":', `"policy":${'{"a":'.repeat(10_000)}`)), message: /not UTF-8 JSON: unterminated value/ }),
+    'bytes after the object': () => ({ bytes: utf8(`${text} {}`), message: /unexpected bytes after the object/ }),
+    'a policy that is not JSON, signed as it is': () => {
+      const body = '{"kind":"policy",}'
+      const fields = resign({ ...goodFields, hash: `sha256:${sha256Hex(body)}` }, keys.webAdmin)
+      return { bytes: utf8(new TextDecoder().decode(encodeEnvelope({ ...fields, policy: {} })).replace('"policy":{}', `"policy":${body}`)), message: /policy of web\/nginx v7 is not UTF-8 JSON/ }
+    }
   },
   invalid: {
     'missing field': () => {
@@ -75,7 +84,14 @@ const rejections = {
     },
     'unknown field': () => ({ bytes: encodeEnvelope({ ...goodFields, extra: 1 }), message: /extra/ }),
     'wrong format version': () => ({ bytes: encodeEnvelope(resign({ ...goodFields, format: 2 }, keys.webAdmin)), message: /format/ }),
-    'not an object': () => ({ bytes: utf8('[1,2,3]'), message: /\(root\)/ }),
+    'the policy missing': () => {
+      const { policy: _, ...rest } = goodFields
+      return { bytes: encodeEnvelope(rest), message: /field policy: required field is missing/ }
+    },
+    'the policy not an object': () => ({ bytes: encodeEnvelope({ ...goodFields, policy: [goodFields.policy] }), message: /field policy: expected an object/ }),
+    'a header field bigger than any header (stepped over, never parsed deep)': () => ({
+      bytes: utf8(text.replace('"issuedAt":', `"extra":${'['.repeat(5000)}${']'.repeat(5000)},"issuedAt":`)), message: /header \(everything but the policy\) is over 4096 bytes/
+    }),
     'version zero': () => ({ bytes: encodeEnvelope(resign({ ...goodFields, version: 0 }, keys.webAdmin)), message: /version/ }),
     'bad policy inside, correctly signed': () => {
       const bad = { kind: 'policy', name: 'web/nginx', resources: [{ id: 'x', type: 'file', path: 'relative/path' }] }
@@ -125,6 +141,9 @@ const rejections = {
       const body = { ...(goodFields.policy as object), description: 'added' }
       return { bytes: encodeEnvelope({ ...goodFields, policy: body }), message: /does not match the signed hash/ }
     },
+    'extra whitespace inside the policy (its bytes are what the signed hash binds)': () => ({
+      bytes: utf8(JSON.stringify(JSON.parse(text), null, 1)), message: /does not match the signed hash \(changed after signing, or not in canonical form\)/
+    }),
     'header signed over another policy\'s hash': () => {
       const fields = resign({ ...goodFields, hash: contentHash(configPolicy('web/nginx')) }, keys.webAdmin)
       return { bytes: encodeEnvelope(fields), message: /does not match the signed hash/ }
@@ -197,12 +216,18 @@ describe('validateEnvelope', () => {
   })
 
   // Cheapest check first: each row breaks two things and must report the earlier check.
+  const badBody = { kind: 'policy', name: 'web/nginx', resources: [{ id: 'x', type: 'file', path: 'relative/path' }] }
   it.each([
     ['size before decoding', () => utf8('x'.repeat(100)), 100 - 1, 'too-large'],
-    ['decoding before the schema', () => utf8('{"format": 2}'), undefined, 'malformed'],
-    ['the schema before the signature', () => encodeEnvelope({ ...goodFields, format: 2 }), undefined, 'invalid'],
+    ['decoding before the header\'s shape', () => utf8('{"format":2,'), undefined, 'malformed'],
+    ['the header\'s shape before the signature', () => encodeEnvelope({ ...goodFields, format: 2 }), undefined, 'invalid'],
+    ['the signature before the canonical form', () => utf8(JSON.stringify({ ...goodFields, version: 8 }, null, 1)), undefined, 'bad-signature'],
     ['the signature before the content hash', () => encodeEnvelope({ ...goodFields, version: 8, policy: configPolicy('web/nginx') }), undefined, 'bad-signature'],
-    ['the content hash before trust', () => encodeEnvelope({ ...decodeEnvelope(signed(web, { key: keys.stranger })), policy: webWithVars }), undefined, 'hash-mismatch']
+    ['the signature before the policy', () => encodeEnvelope({ ...signedOver(badBody, keys.webAdmin), version: 2 }), undefined, 'bad-signature'],
+    ['trust before the content hash', () => encodeEnvelope({ ...decodeEnvelope(signed(web, { key: keys.stranger })), policy: webWithVars }), undefined, 'untrusted'],
+    ['the name scope before the policy', () => encodeEnvelope(signedOver({ ...badBody, name: 'app/x' }, keys.webAdmin)), undefined, 'out-of-scope'],
+    ['the content hash before the canonical form', () => utf8(JSON.stringify({ ...goodFields, policy: web }, null, 1)), undefined, 'hash-mismatch'],
+    ['the canonical form before the policy', () => utf8(new TextDecoder().decode(encodeEnvelope(signedOver(badBody, keys.webAdmin))).replace('"format":1,', '"format": 1,')), undefined, 'malformed']
   ] as const)('checks %s', (_, make, maxBytes, reason) => {
     expect(() => validateEnvelope(make(), trust, maxBytes === undefined ? {} : { maxBytes }))
       .toThrow(expect.objectContaining({ reason }))
