@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { join } from 'node:path'
 import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
 import { generateSwarmKey } from '../../src/net/identity.js'
@@ -16,15 +17,17 @@ describe('local HTTP API', () => {
   it('serves health, status, metrics and history, and takes published envelopes', async () => {
     mesh = await startMesh(1, { tags: { role: 'web' } })
     const a = mesh.agents[0]!
-    api = await startApi(a, '127.0.0.1', 0)
+    api = await startApi(a, { stateDir: join(mesh.dir, 'node-0', 'state'), tcp: { host: '127.0.0.1', port: 0 } })
+    // On TCP every route but /health and /metrics needs the token (test/node/api-owner.spec.ts).
+    const headers = { authorization: `Bearer ${api.token ?? ''}` }
     const bytes = mesh.sign(filePolicy('web/site', 'hi\n'), 4)
-    const pub = await fetch(`${api.url}/publish`, { method: 'POST', body: Buffer.from(bytes) })
+    const pub = await fetch(`${api.url}/publish`, { method: 'POST', body: Buffer.from(bytes), headers })
     expect(pub.status).toBe(200)
     expect(await pub.json()).toMatchObject({ outcome: 'accepted', name: 'web/site', version: 4 })
     await waitFor(() => a.status().policies[0]?.lastApply !== undefined, 'the apply')
 
     expect(await (await fetch(`${api.url}/health`)).json()).toMatchObject({ ok: true, policies: 1 })
-    const status = await (await fetch(`${api.url}/status`)).json() as { node: { tags: Record<string, string> }, policies: Array<{ name: string, version: number, signer: string, lastApply: { outcome: string } }> }
+    const status = await (await fetch(`${api.url}/status`, { headers })).json() as { node: { tags: Record<string, string> }, policies: Array<{ name: string, version: number, signer: string, lastApply: { outcome: string } }> }
     expect(status.node.tags).toEqual({ role: 'web' })
     expect(status.policies[0]).toMatchObject({ name: 'web/site', version: 4, signer: mesh.root.id, lastApply: { outcome: 'changes' } })
 
@@ -32,13 +35,13 @@ describe('local HTTP API', () => {
     expect(metrics).toMatch(/grapevine_envelopes_accepted_total\{via="api"\} 1/)
     expect(metrics).toMatch(/grapevine_applies_total\{outcome="changes"\} 1/)
 
-    const garbage = await fetch(`${api.url}/publish`, { method: 'POST', body: 'not an envelope' })
+    const garbage = await fetch(`${api.url}/publish`, { method: 'POST', body: 'not an envelope', headers })
     expect(garbage.status).toBe(422)
     expect(await (await fetch(`${api.url}/metrics`)).text()).toMatch(/grapevine_envelopes_rejected_total\{reason="malformed",via="api"\} 1/)
 
-    const history = await (await fetch(`${api.url}/history?limit=10`)).json() as Array<{ event: string, name?: string }>
+    const history = await (await fetch(`${api.url}/history?limit=10`, { headers })).json() as Array<{ event: string, name?: string }>
     expect(history.map((h) => h.event)).toEqual(expect.arrayContaining(['started', 'accepted', 'applied']))
-    expect((await fetch(`${api.url}/nope`)).status).toBe(404)
+    expect((await fetch(`${api.url}/nope`, { headers })).status).toBe(404)
   })
 })
 

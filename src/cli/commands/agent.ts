@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { z as Z } from '../../vendor/zod.js'
 import { Option } from '@commander-js/extra-typings'
@@ -7,9 +7,8 @@ import { CliError, EXIT } from '../output.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
 import { DEFAULT_API_HOST } from '../../node/constants.js'
 
-/** Default port of the agent's local API; `grapevine status` looks here unless told otherwise. */
+/** The conventional port of the agent's TCP API, when one is asked for (`--api`); the socket needs none. */
 export const DEFAULT_API_PORT = 7411
-export const DEFAULT_AGENT_URL = `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
 
 /** The agent's config file: the same settings as the flags, which override it. Built when a config is read, so zod loads only then. */
 const configSchema = (z: typeof Z) => z.strictObject({
@@ -22,6 +21,7 @@ const configSchema = (z: typeof Z) => z.strictObject({
   mdns: z.boolean().optional(),
   swarmKey: z.string().optional(),
   api: z.union([z.string(), z.literal(false)]).optional(),
+  apiGroup: z.union([z.string(), z.number().int().nonnegative()]).optional(),
   name: z.string().optional(),
   mesh: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
@@ -72,8 +72,9 @@ export const registerAgent: Register = (program, done) => {
     .option('--name <name>', 'node name for templates and reports (default: host name)')
     .option('--mdns', 'discover peers on the local network with mDNS')
     .option('--swarm-key <file>', 'pre-shared swarm key: only peers with the same key can connect')
-    .option('--api <host:port>', `local HTTP API address (default ${DEFAULT_API_HOST}:${DEFAULT_API_PORT})`)
-    .option('--no-api', 'do not serve the local HTTP API')
+    .option('--api <host:port>', `also serve the local API on TCP (e.g. ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}); every route but /health and /metrics then needs the bearer token written to <state>/api.token (mode 0600)`)
+    .option('--no-api', 'serve no local API: neither the socket <state>/api.sock nor TCP')
+    .option('--api-group <group>', 'let this group (name or gid) use the API socket too: mode 0660, and the state directory gets group search permission')
     .option('--mesh <name>', 'mesh name; agents only talk policy with the same mesh (default "default")')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
     .option('--reapply-interval <seconds>', 'seconds between drift-repair applies (default 300; 0 disables)', Number)
@@ -87,7 +88,9 @@ export const registerAgent: Register = (program, done) => {
       const trust = await Promise.all(trustValues.map(resolveTrustedKey))
       const swarmKeyFile = opts.swarmKey ?? file.swarmKey
       const swarmKey = swarmKeyFile !== undefined ? new Uint8Array(await readFile(swarmKeyFile)) : undefined
-      const apiSetting = opts.api === false ? false : typeof opts.api === 'string' ? opts.api : file.api ?? `${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`
+      const apiSetting = opts.api === false ? false : typeof opts.api === 'string' ? opts.api : file.api
+      const tcp = typeof apiSetting === 'string' ? parseHostPort(apiSetting) : undefined
+      const apiGroup = opts.apiGroup ?? file.apiGroup
       const tags = { ...Object.fromEntries(Object.entries(file.tags ?? {})), ...parseTags(opts.tag) }
       const stateDir = resolve(opts.state ?? file.state ?? defaultStateDir())
       const { createLogger } = await import('../../node/logger.js')
@@ -112,16 +115,18 @@ export const registerAgent: Register = (program, done) => {
         announceThreshold: opts.announceThreshold ?? file.announceThreshold,
         processMetrics: true
       })
+      const stateMode = (await stat(stateDir)).mode & 0o777
+      if ((stateMode & 0o007) !== 0) logger.warn({ stateDir, mode: stateMode.toString(8) }, 'other users can enter the state directory and read the envelopes and history in it, whatever the API allows: chmod o-rwx it')
       let api: Awaited<ReturnType<typeof startApi>> | undefined
       if (apiSetting !== false) {
-        const { host, port } = parseHostPort(apiSetting)
         try {
-          api = await startApi(agent, host, port)
+          api = await startApi(agent, { stateDir, tcp, group: apiGroup })
         } catch (err) {
           await agent.stop()
-          throw new CliError(`cannot serve the API on ${apiSetting}: ${(err as Error).message}`, EXIT.UNAVAILABLE)
+          throw new CliError(`cannot serve the API${tcp !== undefined ? ` on ${apiSetting} and` : ''} on ${stateDir}/api.sock: ${(err as Error).message}`, EXIT.UNAVAILABLE)
         }
-        logger.info({ url: api.url }, 'api listening')
+        if (api.sharedStateDir === true) logger.info({ stateDir, group: apiGroup }, 'gave the API group search permission on the state directory, to reach the socket')
+        logger.info({ socket: api.socket, url: api.url, tokenFile: api.tokenFile, group: apiGroup }, 'api listening')
       }
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string): void => {
