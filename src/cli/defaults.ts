@@ -1,5 +1,8 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { access, readFile } from 'node:fs/promises'
+import type { AgentEndpoint } from '../client/agent-api.js'
+import { CliError, EXIT } from './output.js'
 
 /**
  * Where node state lives unless --state says otherwise: $GRAPEVINE_STATE, then
@@ -10,6 +13,41 @@ export function defaultStateDir (): string {
   if (env !== undefined && env !== '') return env
   if (typeof process.getuid === 'function' && process.getuid() === 0) return '/var/lib/grapevine'
   return join(homedir(), '.local', 'state', 'grapevine')
+}
+
+/** The system agent's state directory (docs/grapevine.service). */
+const SYSTEM_STATE_DIR = '/var/lib/grapevine'
+
+/**
+ * The agent API a command talks to: `--agent` (a socket path, `unix:PATH`, `http://HOST:PORT`
+ * or `HOST:PORT`), else the Unix socket in the state directory: `--state`, `$GRAPEVINE_STATE`,
+ * else this user's default or, when that has no socket, the system agent's. Over TCP the
+ * bearer token is read from the state directory's `api.token` when this user may read it.
+ */
+export async function agentEndpoint (opts: { agent?: string, state?: string }): Promise<AgentEndpoint> {
+  const [{ parseAgentAddress }, { apiSocketPath, apiTokenPath }] = await Promise.all([import('../client/agent-api.js'), import('../node/api-access.js')])
+  const chosen = opts.state ?? (process.env.GRAPEVINE_STATE !== undefined && process.env.GRAPEVINE_STATE !== '' ? process.env.GRAPEVINE_STATE : undefined)
+  if (opts.agent === undefined) {
+    const candidates = chosen !== undefined ? [chosen] : [...new Set([defaultStateDir(), SYSTEM_STATE_DIR])]
+    for (const dir of candidates) {
+      if (await access(apiSocketPath(dir)).then(() => true, () => false)) return parseAgentAddress(`unix:${apiSocketPath(dir)}`)
+    }
+    return parseAgentAddress(`unix:${apiSocketPath(candidates[0] as string)}`)
+  }
+  let endpoint: AgentEndpoint
+  try {
+    endpoint = parseAgentAddress(opts.agent)
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.USAGE)
+  }
+  if (endpoint.url === undefined) return endpoint
+  const file = apiTokenPath(chosen ?? defaultStateDir())
+  try {
+    endpoint.token = (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    endpoint.tokenNote = `no token: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the agent's --state, or use its socket`
+  }
+  return endpoint
 }
 
 /** Parses repeated `--tag k=v` flags into a map. */

@@ -11,8 +11,22 @@ export const EXIT = {
   /** A file or agent the command needs could not be reached (sysexits EX_UNAVAILABLE). */
   UNAVAILABLE: 69,
   /** A bug: an error nobody anticipated (sysexits EX_SOFTWARE). */
-  INTERNAL: 70
+  INTERNAL: 70,
+  /** The agent's API would not let this user in: socket mode, token, Host (sysexits EX_NOPERM). */
+  NOPERM: 77
 } as const
+
+/** Exit codes of the agent API client's named errors (src/client/agent-api.ts); by name, so this module loads none of it. */
+const AGENT_ERROR_EXIT: Readonly<Record<string, number>> = {
+  AgentAccessError: EXIT.NOPERM,
+  AgentUnreachableError: EXIT.UNAVAILABLE,
+  AgentRefusedError: EXIT.INVALID
+}
+
+/** The exit code of an error from talking to an agent's API, or undefined when it is not one of those. */
+export function agentErrorExit (err: unknown): number | undefined {
+  return err instanceof Error ? AGENT_ERROR_EXIT[err.name] : undefined
+}
 
 type Colors = ReturnType<typeof pc.createColors>
 type Palette = Omit<Colors, 'isColorSupported'>

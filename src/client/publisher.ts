@@ -9,11 +9,13 @@ import { queryEnvelope, queryFleet } from '../query/index.js'
 import { serveReceipts, verifyNodeReport } from '../node/receipts.js'
 import { isComplete, progressOf, type Progress } from './watch.js'
 import { PublishError } from './errors.js'
+import { AgentRefusedError, agentJson, agentRequest, errorOf, parseAgentAddress, type AgentEndpoint } from './agent-api.js'
 
 /** How an admin command reaches the mesh: as a short-lived peer through --bootstrap, or through an agent's API. */
 export interface MeshTarget {
   bootstrap?: string[]
-  agent?: string
+  /** An agent's local API: `unix:/path`, a socket path, `http://host:port`, or an endpoint with its token. */
+  agent?: string | AgentEndpoint
   mesh?: string
   swarmKey?: Uint8Array
   transport?: 'tcp' | 'memory'
@@ -40,7 +42,7 @@ export interface MeshClient {
 const DEFAULT_TIMEOUT_MS = 30_000
 
 export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
-  if (target.agent !== undefined) return agentClient(target.agent.replace(/\/$/, ''), target.signal)
+  if (target.agent !== undefined) return agentClient(typeof target.agent === 'string' ? parseAgentAddress(target.agent) : target.agent, target.signal)
   const addrs = target.bootstrap ?? []
   if (addrs.length === 0) throw new PublishError('give --bootstrap MULTIADDR (any agent of the mesh) or --agent URL')
   return await peerClient(addrs, target)
@@ -117,10 +119,13 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
       offered = envelope
       await net.services.pubsub.publish(policyTopic(mesh), envelope.bytes).catch(() => {})
       // Sync pushes it to each peer, whose digest then confirms it: a publish is never lost because we left first.
+      let answered: Held[] = []
       for (let attempt = 0; attempt < 5; attempt++) {
         const confirmedBy: string[] = []
         let conflict: Delivery['conflict']
-        for (const { peer, digest } of await digests()) {
+        const round = await digests()
+        answered = round.map(({ peer, digest }) => ({ peer: peer.toString(), held: digest.find((e) => e.name === envelope.name) }))
+        for (const { peer, digest } of round) {
           const held = digest.find((e) => e.name === envelope.name)
           if (held === undefined) continue
           if (held.id === envelope.id || (held.version === envelope.version && held.hash === envelope.hash)) confirmedBy.push(peer.toString())
@@ -133,7 +138,7 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
         }
         if (confirmedBy.length > 0) return { confirmedBy, ...(conflict !== undefined ? { conflict } : {}) }
       }
-      throw new PublishError('no peer confirmed holding the envelope')
+      throw new PublishError(whyUnconfirmed(envelope, answered))
     },
     fleet: async () => {
       for (const node of await firstAnswer(async (p) => await queryFleet(net, p, signal()))) receipts.merge(node)
@@ -144,46 +149,59 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
   }
 }
 
-function agentClient (base: string, outer?: AbortSignal): MeshClient {
+interface Held { peer: string, held?: DigestEntry }
+
+/**
+ * Why no peer holds the envelope it was offered, as far as their digests tell: an agent does
+ * not say why it refused an envelope over the mesh, only through its local API.
+ */
+function whyUnconfirmed (envelope: VerifiedEnvelope, answered: Held[]): string {
+  if (answered.length === 0) return `no agent answered the sync request, so none confirmed ${envelope.name} v${envelope.version} (are --mesh and --swarm-key those of the agents?)`
+  const holdings = answered.map((a) => `${a.peer.slice(-8)} holds ${a.held === undefined ? 'no version' : `v${a.held.version}`}`).join(', ')
+  return `no peer took ${envelope.name} v${envelope.version} signed by ${envelope.signer} (${holdings}). ` +
+    'Agents refuse an envelope whose signer is neither one of their --trust roots nor an admin of their trust policy, ' +
+    'whose name is outside that admin\'s scope, or whose signer is revoked; each agent logs the refusal ("envelope refused", with the reason). ' +
+    'Publish through an agent\'s local API (on its host: no --bootstrap, or --agent) to have the reason back.'
+}
+
+/**
+ * The mesh through one agent's local API. A publish is taken exactly as gossip would take it:
+ * a refusal comes back with the agent's named reason, and a valid envelope the agent did not
+ * take (older, or the loser of a conflict) with the version it holds.
+ */
+function agentClient (endpoint: AgentEndpoint, outer?: AbortSignal): MeshClient {
   const signal = (): AbortSignal => outer ?? AbortSignal.timeout(DEFAULT_TIMEOUT_MS)
   return {
     current: async (name) => {
-      const status = await fetchJson(`${base}/status`, { signal: signal() }) as { policies: Array<{ name: string, version: number, hash: string, id: string }> }
+      const status = await agentJson<{ policies: Array<{ name: string, version: number, hash: string, id: string }> }>(endpoint, '/status', signal())
       return status.policies.find((p) => p.name === name)
     },
     deliver: async (envelope) => {
-      const res = await fetchJson(`${base}/publish`, { method: 'POST', body: Buffer.from(envelope.bytes), signal: signal() }) as {
-        outcome: string, current?: { version: number, hash: string, id: string }
+      const res = await agentRequest(endpoint, '/publish', { method: 'POST', body: envelope.bytes, signal: signal() })
+      const confirmed = { confirmedBy: [endpoint.display] }
+      if (res.status === 200) return confirmed
+      const { error, reason } = errorOf(res)
+      if (res.status === 409) {
+        const held = (JSON.parse(res.body.toString('utf8')) as { current?: { version: number, hash: string, id: string } }).current
+        if (held !== undefined && (held.id === envelope.id || (held.version === envelope.version && held.hash === envelope.hash))) return confirmed
+        if (held?.version === envelope.version) return { ...confirmed, conflict: { winner: held.hash, ours: envelope.hash, version: held.version } }
+        if (held !== undefined && held.version > envelope.version) throw new AgentRefusedError(`${envelope.name} v${held.version} is already held; v${envelope.version} was ignored as older`, reason)
+        throw new AgentRefusedError(`the agent at ${endpoint.display} did not take it: ${error}`, reason)
       }
-      if (res.outcome === 'rejected') throw new PublishError('the agent refused the envelope: is the key trusted and in scope? (the agent log says why)')
-      const held = res.current
-      if (res.outcome === 'accepted' || held === undefined || held.id === envelope.id || held.hash === envelope.hash) return { confirmedBy: [base] }
-      if (held.version === envelope.version) return { confirmedBy: [base], conflict: { winner: held.hash, ours: envelope.hash, version: held.version } }
-      throw new PublishError(`${envelope.name} v${held.version} is already held; v${envelope.version} was ignored as older`)
+      throw new AgentRefusedError(`the agent at ${endpoint.display} refused ${envelope.name} v${envelope.version} (${reason}): ${error}`, reason)
     },
-    fleet: async () => await fetchJson(`${base}/fleet`, { signal: signal() }) as FleetNode[],
+    fleet: async () => await agentJson<FleetNode[]>(endpoint, '/fleet', signal()),
     envelope: async (name, version) => {
-      const res = await fetch(`${base}/envelope?name=${encodeURIComponent(name)}&version=${version}`, { signal: signal() }).catch((err: Error) => {
-        throw new PublishError(`cannot reach the agent at ${base}: ${(err.cause as Error | undefined)?.message ?? err.message}`)
-      })
+      const res = await agentRequest(endpoint, `/envelope?name=${encodeURIComponent(name)}&version=${version}`, { signal: signal() })
       if (res.status === 404) return undefined
-      if (!res.ok) throw new PublishError(`${base}/envelope: HTTP ${res.status}`)
-      return new Uint8Array(await res.arrayBuffer())
+      if (res.status !== 200) {
+        const { error, reason } = errorOf(res)
+        throw new AgentRefusedError(`${endpoint.display}/envelope: ${error}`, reason)
+      }
+      return new Uint8Array(res.body)
     },
     close: async () => {}
   }
-}
-
-async function fetchJson (url: string, init: RequestInit): Promise<unknown> {
-  let res: Response
-  try {
-    res = await fetch(url, init)
-  } catch (err) {
-    throw new PublishError(`cannot reach the agent at ${url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`)
-  }
-  const body = await res.json().catch(() => ({})) as { error?: string }
-  if (!res.ok && res.status !== 422) throw new PublishError(`${url}: HTTP ${res.status}${body.error !== undefined ? `: ${body.error}` : ''}`)
-  return body
 }
 
 export interface PublishOptions {

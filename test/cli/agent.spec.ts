@@ -23,9 +23,9 @@ afterEach(async () => {
   dir = undefined
 })
 
-/** Spawns `grapevine agent` as a user would and reads its structured log for its address and API URL. */
+/** Spawns `grapevine agent` as a user would and reads its structured log for its address and API socket. */
 async function spawnAgent (args: string[]): Promise<RunningAgent> {
-  const child = spawn(process.execPath, [CLI_PATH, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI_PATH, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   const lines: Array<Record<string, unknown>> = []
   let buffer = ''
@@ -44,8 +44,8 @@ async function spawnAgent (args: string[]): Promise<RunningAgent> {
   await waitFor(() => lines.some((l) => l.msg === 'api listening') || child.exitCode !== null, 'the agent to start')
   if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${stderr}`)
   const started = lines.find((l) => l.msg === 'agent started') as { addrs: string[] }
-  const api = lines.find((l) => l.msg === 'api listening') as { url: string }
-  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api.url, lines, exited }
+  const api = lines.find((l) => l.msg === 'api listening') as { socket: string }
+  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api.socket, lines, exited }
 }
 
 async function statusOf (api: string): Promise<{ policies: Array<{ name: string, version: number, lastApply?: { outcome: string } }>, peers: unknown[] }> {

@@ -83,8 +83,8 @@ describe('publish --wait', () => {
     expect(JSON.parse(late.stdout)).toMatchObject({ version: 2, previous: { version: 1 } })
     await waitFor(() => m.agents.every((a) => a.envelope('site/motd')?.version === 2), 'v2 everywhere')
 
-    api = await startApi(m.agents[2]!, '127.0.0.1', 0)
-    const rb = await runCli(['rollback', 'site/motd', '--to', '1', '--key', key, '--agent', api.url, '--wait', '--json'])
+    api = await startApi(m.agents[2]!, { stateDir: join(dir, 'node-2', 'state') })
+    const rb = await runCli(['rollback', 'site/motd', '--to', '1', '--key', key, '--agent', `unix:${api.socket ?? ''}`, '--wait', '--json'])
     expect(rb.code).toBe(0)
     expect(JSON.parse(rb.stdout)).toMatchObject({ version: 3 })
     await waitFor(async () => await readFile(join(dir, 'node-3/root/etc/motd'), 'utf8') === 'hello node-3\n', 'v1 content back as v3')

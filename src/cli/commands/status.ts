@@ -1,19 +1,23 @@
 import type { Register } from '../register.js'
-import { CliError, EXIT, colour, print, printJson } from '../output.js'
-import { DEFAULT_AGENT_URL } from './agent.js'
+import { CliError, EXIT, agentErrorExit, colour, print, printJson } from '../output.js'
+import { agentEndpoint } from '../defaults.js'
 import type { AgentStatus } from '../../node/agent.js'
 import type { HistoryEntry } from '../../store/index.js'
 
-export async function getJson<T> (url: string): Promise<T> {
-  let res: Response
+/** What `status` and `history` take to find the agent: its socket by default (README, "The local API"). */
+export const AGENT_FLAG = ['--agent <address>', 'the agent\'s API: a socket path, unix:PATH or http://HOST:PORT (default: the socket in the state directory)'] as const
+export const STATE_FLAG = ['--state <dir>', 'the agent\'s state directory, where its socket and API token are (default: $GRAPEVINE_STATE, else the usual place)'] as const
+
+/** GETs a route of the agent's API, with its errors as the CLI's (exit 69 unreachable, 77 not let in, 1 refused). */
+async function getJson<T> (opts: { agent?: string, state?: string }, path: string): Promise<T> {
+  const [endpoint, { agentJson }] = await Promise.all([agentEndpoint(opts), import('../../client/agent-api.js')])
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
+    return await agentJson<T>(endpoint, path, AbortSignal.timeout(10_000))
   } catch (err) {
-    const cause = (err as Error).cause as Error | undefined
-    throw new CliError(`cannot reach the agent at ${url}: ${cause?.message ?? (err as Error).message} (is it running? see --agent)`, EXIT.UNAVAILABLE)
+    const code = agentErrorExit(err)
+    if (code !== undefined) throw new CliError((err as Error).message, code)
+    throw err
   }
-  if (!res.ok) throw new CliError(`${url}: HTTP ${res.status}`, EXIT.UNAVAILABLE)
-  return await res.json() as T
 }
 
 function short (s: string, n = 12): string {
@@ -34,10 +38,11 @@ function outcomeText (outcome: string): string {
 export const registerStatus: Register = (program, done) => {
   program.command('status')
     .description('Show an agent\'s peers, policies (version, hash, signer, last apply) and conflicts.')
-    .option('--agent <url>', 'agent API URL', DEFAULT_AGENT_URL)
+    .option(...AGENT_FLAG)
+    .option(...STATE_FLAG)
     .option('--json', 'print the status as JSON')
     .action(async (opts) => {
-      const s = await getJson<AgentStatus>(`${opts.agent.replace(/\/$/, '')}/status`)
+      const s = await getJson<AgentStatus>(opts, '/status')
       if (opts.json === true) { printJson(s); done(EXIT.OK); return }
       const tags = Object.entries(s.node.tags).map(([k, v]) => `${k}=${v}`).join(' ')
       print(`${colour.bold(s.node.name)}  ${s.node.id}`)
@@ -75,11 +80,13 @@ export const registerStatus: Register = (program, done) => {
 
   program.command('history')
     .description('Show an agent\'s audit trail: what was accepted from whom, and every apply outcome.')
-    .option('--agent <url>', 'agent API URL', DEFAULT_AGENT_URL)
+    .option(...AGENT_FLAG)
+    .option(...STATE_FLAG)
     .option('--limit <n>', 'newest entries to show', '50')
     .option('--json', 'print entries as JSON')
     .action(async (opts) => {
-      const entries = await getJson<HistoryEntry[]>(`${opts.agent.replace(/\/$/, '')}/history?limit=${encodeURIComponent(opts.limit)}`)
+      if (!/^[1-9]\d{0,15}$/.test(opts.limit)) throw new CliError(`--limit must be a positive integer: got "${opts.limit}"`, EXIT.USAGE)
+      const entries = await getJson<HistoryEntry[]>(opts, `/history?limit=${opts.limit}`)
       if (opts.json === true) { printJson(entries); done(EXIT.OK); return }
       for (const e of entries) {
         const what = e.name !== undefined ? `${e.name}${e.version !== undefined ? ` v${e.version}` : ''}` : ''
