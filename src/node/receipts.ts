@@ -3,6 +3,7 @@ import { pipe } from 'it-pipe'
 import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
 import { keyIdOfPeer } from '../net/identity.js'
 import { MAX_RECEIPT_BYTES, validateReport, type NodeReport } from '../receipt/index.js'
+import { systemSetTimer, type SetTimer } from './clock.js'
 import { InvalidRoutedReceiptError, ReceiptStreamTimeoutError, TooManyReceiptsError } from './errors.js'
 
 /**
@@ -71,7 +72,7 @@ export interface ReceiptSenderEvents {
 export class ReceiptSender {
   private readonly queues = new Map<string, Uint8Array[]>()
 
-  constructor (private readonly net: Pick<GrapevineLibp2p, 'dialProtocol'>, private readonly events: ReceiptSenderEvents = {}, private readonly signal?: AbortSignal) {}
+  constructor (private readonly net: Pick<GrapevineLibp2p, 'dialProtocol'>, private readonly events: ReceiptSenderEvents = {}, private readonly signal?: AbortSignal, private readonly setTimer: SetTimer = systemSetTimer) {}
 
   send (peer: string, bytes: Uint8Array): void {
     const queue = this.queues.get(peer)
@@ -80,7 +81,7 @@ export class ReceiptSender {
       return
     }
     this.queues.set(peer, [bytes])
-    setTimeout(() => { void this.flush(peer) }, RECEIPT_BATCH_MS).unref()
+    this.setTimer(() => { void this.flush(peer) }, RECEIPT_BATCH_MS)
   }
 
   private async flush (peer: string): Promise<void> {

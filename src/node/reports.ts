@@ -61,7 +61,7 @@ export class Reports {
         c.metrics.receipts.inc({ result: 'kept' }, count)
         c.log.debug({ peer, count, err: err.message }, 'receipts not forwarded')
       }
-    }, c.signal)
+    }, c.signal, (fn, ms) => c.clock.after(ms, fn))
   }
 
   /** Serves the receipts protocol: receipts routed here by the peers that took envelopes from this node. */

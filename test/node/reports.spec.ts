@@ -7,7 +7,7 @@ import type { Stream } from '@libp2p/interface'
 import type { PeerId } from '../../src/net/libp2p.js'
 import { MAX_PRESENCE_POLICIES, signReport, type NodeReport, type Presence, type Receipt, type ReceiptOutcome } from '../../src/receipt/index.js'
 import { JOIN_BEACON_DELAYS_MS, MAX_RECEIPT_ROUTES, Reports, type ReportsComponents } from '../../src/node/reports.js'
-import { RECEIPT_PROTOCOL, verifyNodeReport } from '../../src/node/receipts.js'
+import { RECEIPT_BATCH_MS, RECEIPT_PROTOCOL, verifyNodeReport } from '../../src/node/receipts.js'
 import { configPolicy, FIXED_NOW, makeKeys } from '../helpers/envelope.js'
 import { fakeClock, fakeMetrics, RecordingLogger, verified } from './fakes.js'
 
@@ -136,13 +136,16 @@ describe('Reports: taking reports', () => {
 
 describe('Reports: routing receipts towards the publisher', () => {
   it('passes a routed receipt on to the peer this node took the envelope from', async () => {
-    const { reports, net, m, seen } = setup()
+    const { reports, net, m, seen, time } = setup()
     reports.rememberUpstream(env, up.id)
     net.connected.add(up.id)
     const bytes = receiptFrom(down)
     expect(reports.takeRouted(bytes, down.id)).toBe(true)
     expect(m.receipts.count({ result: 'received' })).toBe(1)
     expect(seen.reports).toMatchObject([{ kind: 'receipt', node: down.id }])
+    // Receipts for one peer wait RECEIPT_BATCH_MS on the injected clock, so one stream carries a burst.
+    expect(net.sent).toHaveLength(0)
+    await time.advance(RECEIPT_BATCH_MS)
     await vi.waitFor(() => { expect(net.sent).toHaveLength(1) }, { timeout: 5000 })
     expect(net.sent).toEqual([{ peer: up.id, protocol: RECEIPT_PROTOCOL, frames: [bytes] }])
     await vi.waitFor(() => { expect(m.receipts.count({ result: 'forwarded' })).toBe(1) }, { timeout: 5000 })
@@ -162,10 +165,11 @@ describe('Reports: routing receipts towards the publisher', () => {
   })
 
   it('signs its own receipt, keeps it in its fleet view and sends it upstream', async () => {
-    const { reports, net, seen } = setup()
+    const { reports, net, seen, time } = setup()
     reports.rememberUpstream(env, up.id)
     net.connected.add(up.id)
     reports.sendReceipt(env, 'failed', applyReport(2, 1))
+    await time.advance(RECEIPT_BATCH_MS)
     const own = seen.reports[0] as Receipt
     expect(own).toMatchObject({ kind: 'receipt', node: self.id, key: self.signingKey.id, name: 'web1', policy: env.name, version: 3, hash: env.hash, outcome: 'failed', changed: 2, failedCount: 1, failures: [{ resource: 'r0', error: 'boom 0' }], durationMs: 7 })
     expect(reports.fleet.list()[0]?.policies[env.name]?.outcome).toBe('failed')
@@ -174,11 +178,12 @@ describe('Reports: routing receipts towards the publisher', () => {
   })
 
   it('keeps receipts it could not send, and says why at debug level', async () => {
-    const { reports, net, m, log } = setup()
+    const { reports, net, m, log, time } = setup()
     reports.rememberUpstream(env, up.id)
     net.connected.add(up.id)
     net.failDial = new Error('connection reset')
     reports.sendReceipt(env, 'applied', applyReport(1, 0))
+    await time.advance(RECEIPT_BATCH_MS)
     await vi.waitFor(() => { expect(m.receipts.count({ result: 'kept' })).toBe(1) }, { timeout: 5000 })
     expect(log.at('debug').map((l) => l.obj.err)).toEqual(['connection reset'])
   })
