@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { spawnSync } from 'node:child_process'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -6,19 +6,13 @@ import { CLI_PATH, runCli } from '../helpers/cli.js'
 import { startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
 import { generateSigningKey, writeSigningKey } from '../../src/envelope/index.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
+import { meshWithApi } from '../helpers/mesh-api.js'
 import { trustPolicy } from '../helpers/envelope.js'
 
 // `grapevine publish|rollback|retire|status|fleet|history` against an agent's local API, as
 // an operator and as an attacker would run them.
 
-let mesh: TestMesh | undefined
-let api: ApiServer | undefined
-afterEach(async () => {
-  await api?.close()
-  await mesh?.stop()
-  mesh = undefined
-  api = undefined
-})
+const rig = meshWithApi()
 
 const POLICY = (name: string): string => `name: ${name}
 resources:
@@ -29,8 +23,8 @@ resources:
 `
 
 /** Two agents; node 0 serves its API (socket and TCP); keys: the root, a web/ admin, a stranger. */
-async function setup (): Promise<{ m: TestMesh, state: string, keys: Record<'root' | 'web' | 'stranger', string>, file: (name: string) => Promise<string> }> {
-  const m = await startMesh(2)
+async function setup (): Promise<{ m: TestMesh, api: ApiServer, state: string, keys: Record<'root' | 'web' | 'stranger', string>, file: (name: string) => Promise<string> }> {
+  const m = rig.mesh = await startMesh(2)
   const web = generateSigningKey()
   expect((await m.agents[0]!.publish(m.sign(trustPolicy([{ key: web.id, scopes: ['web/'] }]), 1))).outcome).toBe('accepted')
   await waitFor(() => m.agents[1]!.envelope('grapevine/trust') !== undefined, 'the trust policy on node 1')
@@ -39,13 +33,13 @@ async function setup (): Promise<{ m: TestMesh, state: string, keys: Record<'roo
   await writeSigningKey(keys.web, web)
   await writeSigningKey(keys.stranger, generateSigningKey())
   const state = join(m.dir, 'node-0', 'state')
-  api = await startApi(m.agents[0]!, { stateDir: state, tcp: { host: '127.0.0.1', port: 0 } })
+  const api = rig.api = await startApi(m.agents[0]!, { stateDir: state, tcp: { host: '127.0.0.1', port: 0 } })
   const file = async (name: string): Promise<string> => {
     const path = join(m.dir, `${name.replace('/', '-')}.yaml`)
     await writeFile(path, POLICY(name))
     return path
   }
-  return { m, state, keys, file }
+  return { m, api, state, keys, file }
 }
 
 /** Whether user nobody can run the CLI from this checkout (CI may clone it where nobody cannot read). */
@@ -54,11 +48,10 @@ const nobodyCanRunCli = process.getuid?.() === 0 &&
 
 describe('publish, rollback and retire through an agent that refuses the envelope', () => {
   it('exit 1 with the agent\'s reason, through --agent and through the default socket', async () => {
-    const { m, state, keys, file } = await setup()
-    mesh = m
+    const { m, api, state, keys, file } = await setup()
     const site = await file('web/site')
 
-    const viaSocket = await runCli(['publish', site, '--key', keys.stranger, '--agent', `unix:${api!.socket!}`])
+    const viaSocket = await runCli(['publish', site, '--key', keys.stranger, '--agent', `unix:${api.socket!}`])
     expect(viaSocket.code).toBe(1)
     expect(viaSocket.stdout).not.toContain('published')
     expect(viaSocket.stderr).toMatch(/refused web\/site v1 \(untrusted\)/)
@@ -72,7 +65,7 @@ describe('publish, rollback and retire through an agent that refuses the envelop
     expect(byEnv.stderr).toContain('(out-of-scope)')
 
     // Over TCP, with the token the CLI reads from the state directory.
-    const viaTcp = await runCli(['publish', site, '--key', keys.stranger, '--agent', api!.url!, '--state', state])
+    const viaTcp = await runCli(['publish', site, '--key', keys.stranger, '--agent', api.url!, '--state', state])
     expect(viaTcp.code).toBe(1)
     expect(viaTcp.stderr).toContain('(untrusted)')
 
@@ -88,7 +81,6 @@ describe('publish, rollback and retire through an agent that refuses the envelop
 
   it('through --bootstrap, says why no peer confirmed it', async () => {
     const { m, keys, file } = await setup()
-    mesh = m
     const r = await runCli(['publish', await file('web/site'), '--key', keys.stranger, '--bootstrap', m.agents[1]!.multiaddrs[0]!])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/no peer took web\/site v1 signed by ed25519:\S+ \(\S+ holds no version\)/)
@@ -98,16 +90,15 @@ describe('publish, rollback and retire through an agent that refuses the envelop
 
 describe('status, fleet and history for the operator', () => {
   it('find the agent by its state directory, over the socket or TCP with the token', async () => {
-    const { m, state } = await setup()
-    mesh = m
+    const { m, api, state } = await setup()
     for (const args of [['status', '--json'], ['fleet', '--json'], ['history', '--limit', '5']]) {
       const r = await runCli([...args, '--state', state])
       expect([r.code, r.stderr], args.join(' ')).toEqual([0, ''])
     }
     expect(JSON.parse((await runCli(['status', '--json'], { env: { GRAPEVINE_STATE: state } })).stdout)).toMatchObject({ node: { name: 'node-0' } })
-    expect((await runCli(['status', '--agent', api!.url!, '--state', state])).code).toBe(0)
+    expect((await runCli(['status', '--agent', api.url!, '--state', state])).code).toBe(0)
 
-    const noToken = await runCli(['status', '--agent', api!.url!, '--state', join(m.dir, 'elsewhere')])
+    const noToken = await runCli(['status', '--agent', api.url!, '--state', join(m.dir, 'elsewhere')])
     expect(noToken.code).toBe(77)
     expect(noToken.stderr).toContain('refused access (HTTP 401)')
     expect(noToken.stderr).toContain(join(m.dir, 'elsewhere', 'api.token'))
@@ -119,7 +110,6 @@ describe('status, fleet and history for the operator', () => {
 
   it.runIf(nobodyCanRunCli)('keep another local user out: exit 77', async () => {
     const { m, state } = await setup()
-    mesh = m
     for (const d of [m.dir, join(m.dir, 'node-0'), state]) await chmod(d, 0o711)
     const r = spawnSync(process.execPath, [CLI_PATH, 'status', '--state', state], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 })
     expect(r.status).toBe(77)

@@ -1,26 +1,21 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { chmod, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { filePolicy, startMesh, type TestMesh } from './fixtures.js'
-import { startApi, type ApiServer } from '../../src/node/api.js'
+import { filePolicy, startMesh } from './fixtures.js'
+import { startApi } from '../../src/node/api.js'
+import { meshWithApi } from '../helpers/mesh-api.js'
 import { bearerMatches, hostAllowed } from '../../src/node/api-access.js'
 import { generateSigningKey } from '../../src/envelope/index.js'
+import type { Policy } from '../../src/policy/index.js'
 import { decodeEnvelope, encodeEnvelope, trustPolicy } from '../helpers/envelope.js'
 
 // The local API as an attacker on the same host would try it: as another user, from a web
 // page (DNS rebinding), with names that walk the file system, and with envelopes the agent
 // must refuse exactly as gossip does.
 
-let mesh: TestMesh | undefined
-let api: ApiServer | undefined
-afterEach(async () => {
-  await api?.close()
-  await mesh?.stop()
-  mesh = undefined
-  api = undefined
-})
+const rig = meshWithApi()
 
 const NOBODY = 65534
 const isRoot = process.getuid?.() === 0
@@ -70,13 +65,13 @@ const get = (o) => new Promise((resolve) => {
 
 describe.runIf(isRoot)('the local API as another local user', () => {
   it('lets nobody read a 0600 secret neither through the socket nor over TCP, and the operator still can', async () => {
-    mesh = await startMesh(1)
+    const mesh = rig.mesh = await startMesh(1)
     const a = mesh.agents[0]!
     const state = join(mesh.dir, 'node-0', 'state')
-    const secret = filePolicy('site/secret', 'TOPSECRET\n', '/etc/secret', {})
+    const secret = filePolicy('site/secret', 'TOPSECRET\n', '/etc/secret', {}) as Extract<Policy, { kind: 'policy' }>
     ;(secret.resources.at(-1) as { mode?: string }).mode = '0600'
     expect((await a.publish(mesh.sign(secret, 1))).outcome).toBe('accepted')
-    api = await startApi(a, { stateDir: state, tcp: { host: '127.0.0.1', port: 0 } })
+    const api = rig.api = await startApi(a, { stateDir: state, tcp: { host: '127.0.0.1', port: 0 } })
     const port = Number(new URL(api.url!).port)
     // Let anyone walk down to the state directory (o+x, no listing), as /var/lib does: only
     // the socket's own mode and the token may keep nobody out.
@@ -102,11 +97,11 @@ describe.runIf(isRoot)('the local API as another local user', () => {
   })
 
   it('lets the --api-group in through a 0660 socket, giving it search permission on the state directory', async () => {
-    mesh = await startMesh(1)
+    const mesh = rig.mesh = await startMesh(1)
     const state = join(mesh.dir, 'node-0', 'state')
     for (const d of [mesh.dir, join(mesh.dir, 'node-0')]) await chmod(d, 0o711)
     await chmod(state, 0o700)
-    api = await startApi(mesh.agents[0]!, { stateDir: state, group: NOBODY })
+    const api = rig.api = await startApi(mesh.agents[0]!, { stateDir: state, group: NOBODY })
     expect(api.sharedStateDir).toBe(true)
     const socketInfo = await stat(api.socket!)
     expect([socketInfo.mode & 0o777, socketInfo.gid]).toEqual([0o660, NOBODY])
@@ -160,8 +155,8 @@ describe('bearerMatches', () => {
 
 describe('the local API against a web page', () => {
   it('refuses, on TCP, any Host that does not name it, even with the token', async () => {
-    mesh = await startMesh(1)
-    api = await startApi(mesh.agents[0]!, { stateDir: join(mesh.dir, 'node-0', 'state'), tcp: { host: '127.0.0.1', port: 0 } })
+    const mesh = rig.mesh = await startMesh(1)
+    const api = rig.api = await startApi(mesh.agents[0]!, { stateDir: join(mesh.dir, 'node-0', 'state'), tcp: { host: '127.0.0.1', port: 0 } })
     const port = Number(new URL(api.url!).port)
     const auth = { authorization: `Bearer ${api.token!}` }
     for (const host of ['evil.example:' + String(port), `127.0.0.1.nip.io:${port}`, `localhost:${port + 1}`, 'localhost', `[::2]:${port}`]) {
@@ -180,11 +175,11 @@ describe('the local API against a web page', () => {
 
 describe('the local API with names and numbers an attacker chooses', () => {
   it('refuses each bad parameter with 400 and a named reason, before touching the file system', async () => {
-    mesh = await startMesh(1)
+    const mesh = rig.mesh = await startMesh(1)
     const state = join(mesh.dir, 'node-0', 'state')
     // What `name=..` reached before: <state>/archive/../1.env.
     await writeFile(join(state, '1.env'), 'PLANTED')
-    api = await startApi(mesh.agents[0]!, { stateDir: state })
+    const api = rig.api = await startApi(mesh.agents[0]!, { stateDir: state })
     const sock = { socketPath: api.socket! }
     const cases: Array<[string, string]> = [
       ['/envelope?name=..&version=1', 'bad-name'],
@@ -221,15 +216,15 @@ describe('the local API with names and numbers an attacker chooses', () => {
 
 describe('POST /publish, exactly as strict as gossip', () => {
   it('refuses untrusted, out-of-scope, revoked, bad-signature and malformed envelopes with a 4xx and the reason', async () => {
-    mesh = await startMesh(1)
+    const mesh = rig.mesh = await startMesh(1)
     const a = mesh.agents[0]!
     const web = generateSigningKey()
     const revoked = generateSigningKey()
     const stranger = generateSigningKey()
     expect((await a.publish(mesh.sign(trustPolicy([{ key: web.id, scopes: ['web/'] }, { key: revoked.id, scopes: ['*'] }], [revoked.id]), 1))).outcome).toBe('accepted')
-    api = await startApi(a, { stateDir: join(mesh.dir, 'node-0', 'state') })
+    const api = rig.api = await startApi(a, { stateDir: join(mesh.dir, 'node-0', 'state') })
     const post = async (bytes: Uint8Array): Promise<{ status?: number, json: Record<string, unknown> }> => {
-      const r = await call({ socketPath: api!.socket! }, '/publish', { method: 'POST', body: bytes })
+      const r = await call({ socketPath: api.socket! }, '/publish', { method: 'POST', body: bytes })
       return { status: r.status, json: JSON.parse(r.body!) as Record<string, unknown> }
     }
     const forged = decodeEnvelope(mesh.sign(filePolicy('web/site', 'x\n'), 1, web))
