@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { startMesh, waitFor, type TestMesh } from './fixtures.js'
-import { createNet, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
-import { generateIdentity } from '../../src/net/identity.js'
+import type { GrapevineLibp2p } from '../../src/net/libp2p.js'
+import { startRogue } from './rogue.js'
 import { generateSigningKey, signPolicy } from '../../src/envelope/index.js'
 import { validatePolicyObject } from '../../src/policy/index.js'
 import { policyTopic, receiptTopic } from '../../src/node/constants.js'
@@ -19,20 +19,6 @@ afterEach(async () => {
 /** gossipsub's default graylist threshold: a peer scored below it has everything it sends dropped unread. */
 const GRAYLIST = -80
 
-/** A fresh libp2p identity on the mesh's topics, sending whatever it is told to. */
-async function startRogue (target: Agent, topics: string[]): Promise<GrapevineLibp2p> {
-  const net = await createNet({
-    privateKey: await generateIdentity(),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    scoredTopics: [],
-    sync: { interval: 0, source: { digest: () => [], envelope: () => undefined, ingest: async () => 'ignored', wantsEnvelopes: false } }
-  })
-  for (const t of topics) net.services.pubsub.subscribe(t)
-  await net.dial(multiaddr(target.multiaddrs[0]!))
-  await waitFor(() => topics.every((t) => net.services.pubsub.getSubscribers(t).length > 0), 'the rogue to see the agent subscribed')
-  return net
-}
-
 /** The gossipsub calls these tests read; the agent's pubsub type shows only the PubSub interface. */
 function gossipsub (agent: Agent): { getScore: (p: string) => number, getMeshPeers: (topic: string) => string[] } {
   return agent.libp2p.services.pubsub as unknown as { getScore: (p: string) => number, getMeshPeers: (topic: string) => string[] }
@@ -47,7 +33,7 @@ describe('peer penalties that bite', () => {
     mesh = await startMesh(1)
     const agent = mesh.agents[0]!
     const topic = policyTopic(agent.mesh)
-    rogue = await startRogue(agent, [topic])
+    rogue = await startRogue({ target: agent, topics: [topic] })
     const outsider = generateSigningKey()
     const policy = (n: number): ReturnType<typeof validatePolicyObject> => validatePolicyObject({ name: `web/p${n}`, resources: [{ id: 'f', type: 'file', path: `/p${n}`, content: 'x\n' }] })
     // Let the rogue earn what an honest peer earns: a place in the agent's mesh, and time there.
@@ -68,7 +54,7 @@ describe('peer penalties that bite', () => {
     mesh = await startMesh(1)
     const agent = mesh.agents[0]!
     const topic = receiptTopic(agent.mesh)
-    rogue = await startRogue(agent, [topic])
+    rogue = await startRogue({ target: agent, topics: [topic] })
     for (const n of [1, 2, 3]) await rogue.services.pubsub.publish(topic, new TextEncoder().encode(`{"kind":"presence","n":${n}}`))
     await waitFor(() => scoreOf(agent, rogue!) < GRAYLIST, `the rogue's score below ${GRAYLIST}`, 5000)
   })

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
-import { createNet, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
-import { generateIdentity } from '../../src/net/identity.js'
+import { multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
+import { startRogue } from './rogue.js'
 import { envelopeId, generateSigningKey, signPolicy } from '../../src/envelope/index.js'
 import { policyTopic } from '../../src/node/constants.js'
 import { trustPolicy } from '../helpers/envelope.js'
@@ -17,29 +17,6 @@ afterEach(async () => {
   mesh = undefined
   rogue = undefined
 })
-
-/** A bare libp2p peer holding envelopes it offers by gossip and by sync, as a malicious bootstrap would. */
-async function startRogue (offers: Uint8Array[] = []): Promise<GrapevineLibp2p> {
-  const net = await createNet({
-    privateKey: await generateIdentity(),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    scoredTopics: [],
-    sync: {
-      interval: 0,
-      source: {
-        digest: () => offers.map((bytes) => {
-          const e = JSON.parse(new TextDecoder().decode(bytes)) as { name: string, version: number, hash: string }
-          return { name: e.name, version: e.version, hash: e.hash, id: envelopeId(bytes) }
-        }),
-        envelope: (name) => offers.find((bytes) => (JSON.parse(new TextDecoder().decode(bytes)) as { name: string }).name === name),
-        ingest: async () => 'ignored',
-        wantsEnvelopes: false
-      }
-    }
-  })
-  net.services.pubsub.subscribe(policyTopic('default'))
-  return net
-}
 
 const site = async (m: TestMesh, i: number): Promise<string> => await readFile(join(m.dir, `node-${i}`, 'root', 'site'), 'utf8')
 
@@ -60,7 +37,7 @@ describe('version integrity against a hostile peer', () => {
     await waitFor(() => m.agents.every((x) => x.envelope('web/site')?.version === 2), 'C (v2) everywhere')
 
     // The attacker releases v1000: by gossip to one node, and by sync to another.
-    rogue = await startRogue([withheld])
+    rogue = await startRogue({ offers: [withheld] })
     const forks = m.agents.map(() => 0)
     m.agents.forEach((x, i) => { x.on('fork', () => { forks[i]!++ }) })
     await rogue.dial(multiaddr(m.agents[1]!.multiaddrs[0]!))

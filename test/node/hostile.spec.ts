@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from './fixtures.js'
-import { createNet, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
-import { generateIdentity } from '../../src/net/identity.js'
+import { multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
+import { startRogue } from './rogue.js'
 import { generateSigningKey, signPolicy, MAX_ENVELOPE_BYTES } from '../../src/envelope/index.js'
 import { TRUST_POLICY_NAME, validatePolicyObject } from '../../src/policy/index.js'
 import { SYNC_PROTOCOL, encodeFrame } from '../../src/sync/index.js'
@@ -18,18 +18,6 @@ afterEach(async () => {
   mesh = undefined
   rogue = undefined
 })
-
-/** A bare libp2p peer that speaks the mesh's protocols but obeys none of its rules. */
-async function startRogue (): Promise<GrapevineLibp2p> {
-  const net = await createNet({
-    privateKey: await generateIdentity(),
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    scoredTopics: [],
-    sync: { interval: 0, source: { digest: () => [], envelope: () => undefined, ingest: async () => 'ignored', wantsEnvelopes: false } }
-  })
-  net.services.pubsub.subscribe(policyTopic('default'))
-  return net
-}
 
 describe('hostile input', () => {
   it('never stores or applies bad envelopes, and honest nodes keep converging', async () => {
