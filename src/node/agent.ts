@@ -16,7 +16,7 @@ import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import { receiptOutcome, type Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
-import { PolicyBook, type ConflictRecord, type UntrustedRecord } from './book.js'
+import { PolicyBook, type ConflictRecord } from './book.js'
 import { Journal, chainSince, restoreBook } from './journal.js'
 import { Intake } from './intake.js'
 import { createAgentNet, loadIdentity } from './network.js'
@@ -80,7 +80,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         forward: (envelope) => {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
         },
-        untrusted: (records) => { void this.fallBack(records) },
+        untrusted: (records) => { void this.intake.fallBack(records) },
         catchUp: (peer, envelope) => {
           this.net.services.sync.syncWith(peerIdFromString(peer))
             .catch((err) => { this.log.debug({ peer, err: (err as Error).message }, 'catch-up sync failed') })
@@ -217,25 +217,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     clock.repeat(opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, () => { this.queue.scheduleAll() })
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
-    await this.fallBack(untrusted)
-  }
-
-  /**
-   * Policies the trust policy no longer allows fall back to the newest version in the archive
-   * that it does allow, which is applied; with none, the policy stays untrusted (status and
-   * beacons say so) and its files are left as they are (docs/trust.md).
-   */
-  private async fallBack (records: UntrustedRecord[]): Promise<void> {
-    for (const { name, version } of records) {
-      for (const v of await this.store.archivedVersions(name)) {
-        if (v >= version || this.book.get(name) !== undefined) continue
-        const bytes = await this.store.loadArchived(name, v)
-        if (bytes !== undefined && this.intake.take(bytes, 'disk').outcome === 'accepted') {
-          this.log.warn({ name, untrusted: version, fallback: v }, 'fell back to the newest version the trust policy allows')
-          break
-        }
-      }
-    }
+    await this.intake.fallBack(untrusted)
   }
 
   private conflict (record: ConflictRecord): void {

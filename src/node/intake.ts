@@ -26,7 +26,7 @@ export interface Refusal {
 export interface IntakeComponents {
   book: Pick<PolicyBook, 'get' | 'offer' | 'size' | 'trust' | 'fork'>
   journal: Pick<Journal, 'write' | 'history'>
-  store: Pick<StateStore, 'saveEnvelope'>
+  store: Pick<StateStore, 'saveEnvelope' | 'archivedVersions' | 'loadArchived'>
   metrics: Pick<AgentMetrics, 'envelopesAccepted' | 'envelopesRejected' | 'envelopesIgnored' | 'policies'>
   log: Logger
   now: () => number
@@ -127,6 +127,24 @@ export class Intake {
     }
     this.c.metrics.policies.set(this.c.book.size)
     this.c.events.untrusted(records)
+  }
+
+  /**
+   * Policies the trust policy no longer allows fall back to the newest version in the archive
+   * that it does allow, which is applied; with none, the policy stays untrusted (status and
+   * beacons say so) and its files are left as they are (README, "Rollback and retirement").
+   */
+  async fallBack (records: UntrustedRecord[]): Promise<void> {
+    for (const { name, version } of records) {
+      for (const v of await this.c.store.archivedVersions(name)) {
+        if (v >= version || this.c.book.get(name) !== undefined) continue
+        const bytes = await this.c.store.loadArchived(name, v)
+        if (bytes !== undefined && this.take(bytes, 'disk').outcome === 'accepted') {
+          this.c.log.warn({ name, untrusted: version, fallback: v }, 'fell back to the newest version the trust policy allows')
+          break
+        }
+      }
+    }
   }
 
   /** Records a version conflict found outside an offer (the loser of an announcement). */

@@ -153,7 +153,7 @@ export function fakeMetrics<K extends keyof AgentMetrics> (...names: K[]): { met
 }
 
 /** The state directory in memory: every call it gets, in order, in `ops`. */
-export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | 'readHistory' | 'saveEnvelope' | 'saveApplied' | 'loadPeers' | 'savePeers' | 'loadEnvelopes' | 'quarantine'> {
+export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | 'readHistory' | 'saveEnvelope' | 'saveApplied' | 'loadPeers' | 'savePeers' | 'loadEnvelopes' | 'quarantine' | 'archivedVersions' | 'loadArchived'> {
   readonly ops: string[] = []
   readonly history: HistoryEntry[] = []
   readonly envelopes = new Map<string, { bytes: Uint8Array, version?: number }>()
@@ -179,6 +179,18 @@ export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | '
   async saveEnvelope (name: string, bytes: Uint8Array, version?: number): Promise<void> {
     this.ops.push(`envelope ${name}`)
     this.envelopes.set(name, { bytes, version })
+    if (version !== undefined) this.archive.set(`${name}\n${version}`, bytes)
+  }
+
+  /** Archived envelopes by name and version, as saveEnvelope keeps them. */
+  readonly archive = new Map<string, Uint8Array>()
+
+  async archivedVersions (name: string): Promise<number[]> {
+    return [...this.archive.keys()].filter((k) => k.startsWith(`${name}\n`)).map((k) => Number(k.slice(name.length + 1))).sort((a, b) => b - a)
+  }
+
+  async loadArchived (name: string, version: number): Promise<Uint8Array | undefined> {
+    return this.archive.get(`${name}\n${version}`)
   }
 
   async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { StateStore } from '../../src/store/index.js'
 import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
-import { Journal, restoreBook } from '../../src/node/journal.js'
+import { Journal, chainSince, restoreBook } from '../../src/node/journal.js'
 import { PolicyBook } from '../../src/node/book.js'
 import { TrustStore } from '../../src/trust/index.js'
 import { configPolicy, decodeEnvelope, encodeEnvelope, signed, trustPolicy } from '../helpers/envelope.js'
-import { deferred, FakeTime, MemoryStore, RecordingLogger, settle, trustedBook } from './fakes.js'
+import { deferred, FakeTime, MemoryStore, RecordingLogger, settle, trustedBook, verified } from './fakes.js'
 
 function setup (): { journal: Journal, store: MemoryStore, log: RecordingLogger, time: FakeTime } {
   const store = new MemoryStore()
@@ -192,5 +192,38 @@ describe('restoreBook', () => {
     expect(store.quarantined).toEqual([])
     expect(untrusted).toEqual([])
     expect(log.at('warn').map((l) => [l.obj.reason, l.obj.err])).toEqual([['error', 'a bug']])
+  })
+})
+
+describe('chainSince', () => {
+  const { keys } = trustedBook()
+  const name = 'site/motd'
+  const v1 = verified(configPolicy(name, [], { description: '1' }), { key: keys.webAdmin, version: 1 })
+  const v2 = verified(configPolicy(name, [], { description: '2' }), { key: keys.webAdmin, version: 2, prev: v1.id })
+  const v3 = verified(configPolicy(name, [], { description: '3' }), { key: keys.webAdmin, version: 3, prev: v2.id })
+  const other2 = verified(configPolicy(name, [], { description: 'other' }), { key: keys.webAdmin, version: 2, prev: v1.id })
+
+  async function archived (...envs: typeof v1[]): Promise<MemoryStore> {
+    const store = new MemoryStore()
+    for (const e of envs) await store.saveEnvelope(e.name, e.bytes, e.version)
+    return store
+  }
+
+  it.each<[string, { version: number, id: string } | undefined, Uint8Array[]]>([
+    ['a peer that holds nothing gets the head', undefined, [v3.bytes]],
+    ['a peer one behind gets the head', { version: 2, id: v2.id }, [v3.bytes]],
+    ['a peer two behind gets the versions between, oldest first', { version: 1, id: v1.id }, [v2.bytes, v3.bytes]],
+    ['a peer on another branch gets only the head (it will see a fork)', { version: 2, id: other2.id }, [v3.bytes]],
+    ['a peer ahead gets the head', { version: 9, id: 'f'.repeat(64) }, [v3.bytes]]
+  ])('%s', async (_, since, expected) => {
+    expect(await chainSince(await archived(v1, v2, v3), v3, since)).toEqual(expected)
+  })
+
+  it('sends only the head when the archive lacks a link', async () => {
+    expect(await chainSince(await archived(v1, v3), v3, { version: 1, id: v1.id })).toEqual([v3.bytes])
+  })
+
+  it('holds nothing: sends nothing', async () => {
+    expect(await chainSince(new MemoryStore(), undefined, { version: 1, id: v1.id })).toEqual([])
   })
 })
