@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import type { AddressInfo } from 'node:net'
 import type { Agent } from './agent.js'
 import type { Refusal } from './intake.js'
+import type { ForkRecord } from './book.js'
 import { MAX_API_BODY_BYTES } from './constants.js'
 import { ApiRequestRefusedError, MAX_HISTORY_LIMIT, countParam, nameParam, queryOf } from './api-params.js'
 import { OPEN_TCP_ROUTES, apiSocketPath, apiTokenPath, bearerMatches, hostAllowed } from './api-access.js'
@@ -215,8 +216,11 @@ class SerialPublisher {
 
   private async publishNow (bytes: Uint8Array): Promise<{ status: number, body: Record<string, unknown> }> {
     let refusal: Refusal | undefined
+    let fork: ForkRecord | undefined
     const onRejected = (r: Refusal): void => { if (r.via === 'api') refusal ??= r }
+    const onFork = (f: ForkRecord): void => { fork ??= f }
     this.agent.on('rejected', onRejected)
+    this.agent.on('fork', onFork)
     let result: Awaited<ReturnType<Agent['publish']>>
     try {
       result = await this.agent.publish(bytes, 'api')
@@ -225,6 +229,7 @@ class SerialPublisher {
       throw err
     } finally {
       this.agent.off('rejected', onRejected)
+      this.agent.off('fork', onFork)
     }
     const env = result.envelope
     if (refusal !== undefined) {
@@ -242,6 +247,9 @@ class SerialPublisher {
       ...(current !== undefined ? { current: { version: current.version, hash: current.hash, id: current.id } } : {})
     }
     if (result.outcome === 'accepted') return { status: 200, body: described }
+    if (fork?.offered.id === env.id) {
+      return { status: 409, body: { ...described, reason: fork.reason, error: `${env.name} v${env.version} does not ${fork.reason === 'jump' ? 'follow closely enough on' : 'extend'} the v${fork.held.version} this agent holds: it is held back as a fork (grapevine resolve, or publish with --force REASON)` } }
+    }
     const reason = current === undefined
       ? 'not-taken'
       : current.id === env.id ? 'duplicate' : current.version > env.version ? 'older' : current.version === env.version ? 'conflict-lost' : 'not-taken'

@@ -7,7 +7,7 @@ import { filePolicy, startMesh } from './fixtures.js'
 import { startApi } from '../../src/node/api.js'
 import { meshWithApi } from '../helpers/mesh-api.js'
 import { bearerMatches, hostAllowed } from '../../src/node/api-access.js'
-import { generateSigningKey } from '../../src/envelope/index.js'
+import { generateSigningKey, signPolicy } from '../../src/envelope/index.js'
 import type { Policy } from '../../src/policy/index.js'
 import { decodeEnvelope, encodeEnvelope, trustPolicy } from '../helpers/envelope.js'
 
@@ -251,5 +251,10 @@ describe('POST /publish, exactly as strict as gossip', () => {
     const again = mesh.sign(filePolicy('web/site', 'v3\n'), 3, web)
     expect((await post(again)).status).toBe(200)
     expect(await post(again)).toMatchObject({ status: 409, json: { reason: 'duplicate', current: { version: 3 } } })
+    // Newer, but not on the held chain (no prev) or too far past it: a fork, held back.
+    const unlinked = signPolicy(filePolicy('web/site', 'v4\n'), { version: 4, key: web })
+    expect(await post(unlinked)).toMatchObject({ status: 409, json: { reason: 'unlinked', current: { version: 3 } } })
+    const jump = signPolicy(filePolicy('web/site', 'v9999\n'), { version: 9999, key: web, prev: a.envelope('web/site')!.id })
+    expect(await post(jump)).toMatchObject({ status: 409, json: { reason: 'jump', current: { version: 3 } } })
   })
 })
