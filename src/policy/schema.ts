@@ -31,6 +31,11 @@ const absPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), {
 
 const ensure = z.enum(['present', 'absent']).default('present')
 
+/** A user name (as in /etc/passwd) or a numeric uid. */
+const userName = z.string().regex(/^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$/, {
+  error: (iss) => `expected a user name like "www-data" or a numeric uid, got ${JSON.stringify(iss.input)}`
+})
+
 /** Fields every resource has. */
 const common = {
   id: resourceId.describe('Unique within the policy; referenced by requires and notify.'),
@@ -101,12 +106,16 @@ export const execResource = z.strictObject({
   cwd: absPath.optional(),
   env: z.record(z.string(), str).optional(),
   timeout: z.number().positive().max(MAX_EXEC_TIMEOUT_SECONDS).default(300).describe('Seconds before the command is killed.'),
+  run_as: userName.optional().describe('Run the command and its guards as this user (from the host\'s /etc/passwd); needs an agent running as root.'),
   refreshonly: z.boolean().default(false).describe('Run only when notified by a resource that changed.')
 })
 
 export const resource = z.discriminatedUnion('type', [
   fileResource, directoryResource, symlinkResource, configResource, execResource
 ])
+
+/** Every resource type, read from the union itself, so the trust policy's `limits.types` never misses one. */
+export const RESOURCE_TYPES = resource.options.map((o) => o.shape.type.value) as [ResourceType, ...ResourceType[]]
 
 const tagMap = z.record(z.string().regex(TAG_KEY), z.string().max(200))
 
@@ -133,6 +142,33 @@ const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/, {
   error: (iss) => `expected a public key id like "ed25519:" followed by 43 base64url characters, got ${JSON.stringify(iss.input)}`
 })
 
+/** Absolute, with no ".", ".." or empty segment, so a prefix means what it spells. */
+const pathPrefix = z.string().min(1).max(4096).refine((p) => p.startsWith('/') && p.split('/').every((seg, i, all) => seg !== '.' && seg !== '..' && (seg !== '' || i === 0 || i === all.length - 1)), {
+  error: (iss) => `expected an absolute path prefix with no ".", ".." or "//", like "/etc/nginx/", got ${JSON.stringify(iss.input)}`
+})
+
+/** An allowed command: exactly as a policy writes it. An argv[0] with a "/" must be absolute, or the policy's cwd would choose the program. */
+const allowedCommand = commandLine.refine((c) => typeof c === 'string' || !(c[0] as string).includes('/') || (c[0] as string).startsWith('/'), {
+  error: (iss) => `expected the program as an absolute path or a bare name found on PATH, got ${JSON.stringify((iss.input as string[])[0])}`
+})
+
+/**
+ * What an admin's policies may do, enforced by every node when it validates them. Each
+ * field left out leaves that power unlimited; docs/trust.md says what each one protects.
+ */
+export const adminLimits = z.strictObject({
+  types: z.array(z.enum(RESOURCE_TYPES)).max(RESOURCE_TYPES.length).optional()
+    .describe('Resource types the policies may use, e.g. [file, directory, config]; omitted means all.'),
+  paths: z.array(pathPrefix).min(1).max(1000).optional()
+    .describe('Path prefixes that file, directory, config and symlink resources (and symlink targets) must stay under. "/etc/nginx/" allows what is under it; "/etc/nginx" also the directory itself.'),
+  exec: z.strictObject({
+    commands: z.array(allowedCommand).min(1).max(1000).optional()
+      .describe('The only commands (and unless/onlyif guards) an exec may run, compared exactly: a string with a string, an argv array with an argv array. Exec env is then refused.'),
+    run_as: userName.optional()
+      .describe('Every exec must declare run_as with this user, so that it never runs as the agent\'s user (root).')
+  }).optional().describe('Limits on exec resources.')
+})
+
 export const trustPolicy = z.strictObject({
   kind: z.literal('trust'),
   name: z.literal(TRUST_POLICY_NAME),
@@ -140,7 +176,8 @@ export const trustPolicy = z.strictObject({
   admins: z.array(z.strictObject({
     name: nonEmpty.optional(),
     key: keyId,
-    scopes: z.array(z.string().max(200)).min(1).describe('Policy-name prefixes this key may publish, e.g. "web/". "*" means any name except the trust policy.')
+    scopes: z.array(z.string().max(200)).min(1).describe('Policy-name prefixes this key may publish, e.g. "web/". "*" means any name except the trust policy.'),
+    limits: adminLimits.optional().describe('What this key\'s policies may do. Omitted means anything: such an admin is root on every node its policies target.')
   })).max(1000),
   revoked: z.array(keyId).max(10_000).default([]).describe('Keys refused even if listed above; revocation is a new version of this policy.')
 }).superRefine((p, ctx) => {
@@ -176,6 +213,7 @@ export type ConfigFormat = typeof CONFIG_FORMATS[number]
 export type Target = z.output<typeof target>
 export type ConfigPolicy = z.output<typeof configPolicy>
 export type TrustPolicy = z.output<typeof trustPolicy>
+export type AdminLimits = z.output<typeof adminLimits>
 export type RetiredPolicy = z.output<typeof retiredPolicy>
 export type Policy = z.output<typeof anyPolicy>
 export type CommandLine = z.output<typeof commandLine>

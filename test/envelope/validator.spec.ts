@@ -3,7 +3,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest'
 import * as envelopeModule from '../../src/envelope/index.js'
 import * as trustModule from '../../src/trust/index.js'
 import {
-  EnvelopeError, MAX_ENVELOPE_BYTES, canonicalBytes, canonicalJson, contentHash, sha256Hex, validateEnvelope, type Authorizer
+  EnvelopeError, MAX_ENVELOPE_BYTES, canonicalBytes, canonicalJson, contentHash, generateSigningKey, sha256Hex, validateEnvelope, type Authorizer
 } from '../../src/envelope/index.js'
 import { TrustStore } from '../../src/trust/index.js'
 import { TRUST_POLICY_NAME } from '../../src/policy/index.js'
@@ -27,6 +27,11 @@ const trust = new TrustStore([keys.root.id], trustPolicy([
   { name: 'ops', key: keys.starAdmin.id, scopes: ['*'] },
   { name: 'former', key: keys.revokedAdmin.id, scopes: ['*'] }
 ], [keys.revokedAdmin.id]))
+// A web admin whose grant limits power, not only names (docs/trust.md).
+const limitedAdmin = generateSigningKey()
+const limitedTrust = new TrustStore([keys.root.id], trustPolicy([
+  { name: 'web team', key: limitedAdmin.id, scopes: ['web/'], limits: { types: ['file', 'directory', 'config'], paths: ['/var/www/'] } }
+]))
 /** EnvelopeError is abstract; toThrow() wants something constructible. */
 const ANY_REJECTION = EnvelopeError as unknown as new () => EnvelopeError
 const acceptAll: Authorizer = { authorize: () => {} }
@@ -160,7 +165,17 @@ const rejections = {
   'out-of-scope': {
     'a web/ admin signing app/settings': () => ({ bytes: signed(configPolicy('app/settings'), { key: keys.webAdmin }), message: /may publish "web\/", not "app\/settings"/ }),
     'a web/ admin signing the bare name web': () => ({ bytes: signed(configPolicy('web'), { key: keys.webAdmin }), message: /not "web"/ }),
-    'a web/ admin signing webapp/x': () => ({ bytes: signed(configPolicy('webapp/x'), { key: keys.webAdmin }), message: /not "webapp\/x"/ })
+    'a web/ admin signing webapp/x': () => ({ bytes: signed(configPolicy('webapp/x'), { key: keys.webAdmin }), message: /not "webapp\/x"/ }),
+    'a restricted admin\'s exec': () => ({
+      bytes: signed(configPolicy('web/site', [{ id: 'site', type: 'directory', path: '/var/www/site' }, { id: 'reload', type: 'exec', command: 'systemctl reload nginx' }]), { key: limitedAdmin }),
+      trust: limitedTrust,
+      message: new RegExp(`^web/site goes beyond its signer's limits: resources\\[1\\] \\(id "reload"\\): type exec is not allowed for key ${limitedAdmin.id} \\(web team, scopes "web/"; limits types: file, directory, config\\)$`)
+    }),
+    'a restricted admin\'s file outside its path prefixes': () => ({
+      bytes: signed(configPolicy('web/site', [{ id: 'keys', type: 'file', path: '/root/.ssh/authorized_keys', content: 'ssh-ed25519 AAAA attacker' }]), { key: limitedAdmin }),
+      trust: limitedTrust,
+      message: /resources\[0\] \(id "keys"\): path \/root\/\.ssh\/authorized_keys is outside the allowed paths for key .* \(web team, scopes "web\/"; limits paths: \/var\/www\/\)/
+    })
   },
   'not-root': {
     'an admin with scope * cannot replace the roots': () => ({

@@ -1,0 +1,100 @@
+import { posix } from 'node:path'
+import type { AdminLimits, CommandLine, Policy, Resource } from '../policy/index.js'
+
+/** One way a policy goes beyond its signer's limits. */
+export interface Excess {
+  /** Index in `resources`. */
+  index: number
+  id: string
+  /** The limit broken, as the trust policy spells it. */
+  rule: 'types' | 'paths' | 'exec.commands' | 'exec.run_as'
+  /** What the resource does that the limit forbids. */
+  message: string
+}
+
+/** Setuid and setgid bits: a file carrying them runs with its owner's or group's powers, whoever starts it. */
+const SET_ID_BITS = 0o6000
+
+/** `/etc/nginx/` covers what is under it; `/etc/nginx` also covers the directory itself; `/` covers every path. */
+export function pathWithin (prefix: string, path: string): boolean {
+  if (prefix === '/') return true
+  if (prefix.endsWith('/')) return path.startsWith(prefix)
+  return path === prefix || path.startsWith(`${prefix}/`)
+}
+
+const hasDotDot = (p: string): boolean => p.split('/').includes('..')
+
+/** A managed path as the applier reads it: `..` is refused there, `//`, `.` and a trailing `/` are not meaningful. */
+function normalPath (p: string): string {
+  const n = posix.normalize(p)
+  return n.length > 1 ? n.replace(/\/+$/, '') : n
+}
+
+function sameCommand (a: CommandLine, b: CommandLine): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b
+  return a.length === b.length && a.every((arg, i) => arg === b[i])
+}
+
+const show = (c: CommandLine): string => JSON.stringify(c)
+
+function pathExcesses (r: Resource, paths: readonly string[], add: (message: string) => void): void {
+  if (r.type === 'exec') return
+  const within = (p: string): boolean => paths.some((prefix) => pathWithin(prefix, p))
+  // `..` is resolved by the kernel after following links, so no lexical rule says where it leads.
+  if (hasDotDot(r.path)) add(`path ${r.path} has a ".." segment`)
+  else if (!within(normalPath(r.path))) add(`path ${r.path} is outside the allowed paths`)
+  if (r.type === 'symlink' && r.target !== undefined) {
+    // A link inside the prefixes that points outside them would let anything written through it escape.
+    const target = r.target
+    if (hasDotDot(target)) add(`symlink target "${target}" has a ".." segment`)
+    else {
+      const resolved = normalPath(target.startsWith('/') ? target : posix.join(posix.dirname(r.path), target))
+      if (!within(resolved)) add(`symlink target "${target}"${resolved !== target ? ` (${resolved})` : ''} is outside the allowed paths`)
+    }
+  }
+  if ((r.type === 'file' || r.type === 'config') && r.mode !== undefined && (Number.parseInt(r.mode, 8) & SET_ID_BITS) !== 0) {
+    add(`mode ${r.mode} sets the setuid or setgid bit, which would let the file run with more power than the paths grant`)
+  }
+}
+
+function execExcesses (r: Resource, exec: NonNullable<AdminLimits['exec']>, add: (rule: Excess['rule'], message: string) => void): void {
+  if (r.type !== 'exec') return
+  const { commands, run_as: runAs } = exec
+  if (commands !== undefined) {
+    const runs: Array<[string, CommandLine | undefined]> = [['command', r.command], ['unless', r.unless], ['onlyif', r.onlyif]]
+    for (const [field, c] of runs) {
+      if (c !== undefined && !commands.some((allowed) => sameCommand(allowed, c))) add('exec.commands', `${field} ${show(c)} is not an allowed command`)
+    }
+    // PATH, LD_PRELOAD, BASH_ENV and the like change what an allowed command does.
+    if (r.env !== undefined && Object.keys(r.env).length > 0) add('exec.commands', 'env is not allowed with a list of allowed commands')
+  }
+  if (runAs !== undefined && r.run_as !== runAs) {
+    add('exec.run_as', `${r.run_as === undefined ? 'runs as the agent\'s user' : `runs as "${r.run_as}"`}; it must declare run_as: ${runAs}`)
+  }
+}
+
+/** Everything in `policy` that `limits` forbids, in resource order. Pure. */
+export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
+  if (policy.kind !== 'policy') return []
+  const out: Excess[] = []
+  policy.resources.forEach((r, index) => {
+    const add = (rule: Excess['rule'], message: string): void => { out.push({ index, id: r.id, rule, message }) }
+    if (limits.types !== undefined && !limits.types.includes(r.type)) {
+      add('types', `type ${r.type} is not allowed`)
+      return
+    }
+    if (limits.paths !== undefined) pathExcesses(r, limits.paths, (message) => add('paths', message))
+    if (limits.exec !== undefined) execExcesses(r, limits.exec, add)
+  })
+  return out
+}
+
+/** The limit a rule names, with its value, for messages: `types: file, directory`. */
+export function describeLimit (limits: AdminLimits, rule: Excess['rule']): string {
+  switch (rule) {
+    case 'types': return `types: ${(limits.types ?? []).join(', ') || 'none'}`
+    case 'paths': return `paths: ${(limits.paths ?? []).join(', ')}`
+    case 'exec.commands': return `exec.commands: ${(limits.exec?.commands ?? []).map(show).join(', ')}`
+    case 'exec.run_as': return `exec.run_as: ${limits.exec?.run_as ?? ''}`
+  }
+}
