@@ -44,6 +44,8 @@ export interface RunOptions {
   env: Record<string, string>
   timeoutMs: number
   signal?: AbortSignal
+  /** Run as this uid and gid (`run_as`; the agent must be root). Supplementary groups are dropped. */
+  user?: { uid: number, gid: number }
 }
 
 export interface RunResult {
@@ -78,7 +80,9 @@ export async function runCommand (command: CommandLine, opts: RunOptions): Promi
       cwd: opts.cwd,
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true
+      detached: true,
+      // libuv calls setgroups(0) before setgid and setuid, so no group of the agent's is kept.
+      ...(opts.user !== undefined ? { uid: opts.user.uid, gid: opts.user.gid } : {})
     })
     child.stdout.on('data', (c: Buffer) => stdout.push(c))
     child.stderr.on('data', (c: Buffer) => stderr.push(c))

@@ -1,6 +1,7 @@
 import { lstat } from 'node:fs/promises'
 import type { CommandLine, ExecResource } from '../policy/index.js'
-import { describeCommand, runCommand, type RunResult } from './command.js'
+import { describeCommand, runCommand, type RunOptions, type RunResult } from './command.js'
+import { resolveRunAs, spawnIdentity, type RunAsUser } from './run-as.js'
 import { EXEC_ERROR_TAIL_BYTES, EXEC_PATH } from './constants.js'
 import { ExecFailedError, ExecTimeoutError } from './errors.js'
 import type { RootGuard } from './paths.js'
@@ -20,6 +21,10 @@ export interface ExecContext {
   notifiers: string[]
   /** Directories a plan expects earlier resources to create. */
   plannedDirs: ReadonlySet<string>
+  /** The agent's uid, for `run_as`; defaults to this process's. */
+  uid?: number
+  /** The passwd file `run_as` names are looked up in; defaults to /etc/passwd. */
+  passwd?: string
 }
 
 export interface ExecOutcome {
@@ -35,10 +40,10 @@ const list = (ids: string[]): string => ids.map((id) => `"${id}"`).join(', ')
 const quote = (c: CommandLine): string => `\`${describeCommand(c)}\``
 
 /** The minimal environment commands run with: the policy's `env` goes on top. */
-export function execEnv (r: ExecResource, root: string, policy: string): Record<string, string> {
+export function execEnv (r: ExecResource, root: string, policy: string, home = process.env.HOME ?? '/'): Record<string, string> {
   return {
     PATH: EXEC_PATH,
-    HOME: process.env.HOME ?? '/',
+    HOME: home,
     GRAPEVINE_ROOT: root,
     GRAPEVINE_POLICY: policy,
     GRAPEVINE_RESOURCE: r.id,
@@ -92,7 +97,19 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
     return { action: 'none', status: 'failed', error: new ExecFailedError(describeCommand(r.command), null, null, `cwd ${cwdPath} does not exist`) }
   }
 
-  const env = execEnv(r, root, ctx.policy)
+  let user: RunOptions['user']
+  let home: string | undefined
+  if (r.run_as !== undefined) {
+    // Resolved before anything runs, guards included: they run as the same user.
+    const resolved = await resolveRunAs(r.run_as, ctx.passwd)
+    const identity = typeof resolved === 'string' ? resolved : spawnIdentity(resolved, ctx.uid ?? process.getuid?.())
+    if (typeof identity === 'string') {
+      return { action: 'none', status: 'failed', error: new ExecFailedError(describeCommand(r.command), null, null, `cannot run as "${r.run_as}": ${identity}`) }
+    }
+    user = identity
+    home = (resolved as RunAsUser).home
+  }
+  const env = execEnv(r, root, ctx.policy, home)
   const timeoutMs = r.timeout * 1000
   const guards: Array<['unless' | 'onlyif', CommandLine]> = []
   if (r.unless !== undefined) guards.push(['unless', r.unless])
@@ -103,7 +120,7 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
     return { action: 'run', status: 'unknown', reason: `would run, guarded by ${which} (not run; plan --run-guards runs guards)${because !== undefined ? `; ${because}` : ''}` }
   }
   for (const [kind, command] of guards) {
-    const res = await runCommand(command, { cwd: cwdExists ? cwd : root, env, timeoutMs, signal: ctx.signal })
+    const res = await runCommand(command, { cwd: cwdExists ? cwd : root, env, timeoutMs, signal: ctx.signal, user })
     if (res.spawnError !== undefined || res.timedOut || res.aborted || res.signal !== null) {
       // The guard itself could not give an answer; the command was not run.
       return { action: 'none', status: 'failed', error: runError(command, res, r.timeout), exec: output(res) }
@@ -118,7 +135,7 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
     return { action: 'run', status, reason }
   }
 
-  const res = await runCommand(r.command, { cwd, env, timeoutMs, signal: ctx.signal })
+  const res = await runCommand(r.command, { cwd, env, timeoutMs, signal: ctx.signal, user })
   const error = runError(r.command, res, r.timeout)
   const outcome: ExecOutcome = { action: 'run', status: error === undefined ? 'ok' : 'failed', exec: output(res) }
   if (error !== undefined) outcome.error = error
