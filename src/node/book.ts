@@ -42,6 +42,8 @@ export type Decision =
 
 /** Forks remembered per name: the newest few offers that did not extend it. */
 const MAX_FORKS_PER_NAME = 4
+/** Fork offers remembered as ruled on, oldest forgotten first. */
+const MAX_DISMISSED = 1024
 
 /**
  * The policy book: the envelope held per name, the trust they were checked against, and the
@@ -53,6 +55,8 @@ export class PolicyBook {
   private readonly open = new Map<string, ConflictRecord>()
   private readonly distrusted = new Map<string, UntrustedRecord>()
   private readonly forked = new Map<string, ForkRecord[]>()
+  /** Offers an admin has ruled on (a forced version): not reported as forks again. */
+  private readonly dismissed = new Set<string>()
   private readonly roots: ReadonlySet<string>
 
   constructor (readonly trust: TrustStore, private readonly now: () => number) {
@@ -86,6 +90,8 @@ export class PolicyBook {
     if (link === 'unlinked' || link === 'jump') return { accept: false, reason: link }
     this.held.set(env.name, env)
     this.distrusted.delete(env.name)
+    // A forced version is an admin's ruling on the name (`grapevine resolve`), even when it also extends.
+    if (env.force !== undefined) this.dismissForks(env.name)
     const untrusted = env.policy.kind === 'trust' ? this.retrust(env.policy as TrustPolicy) : []
     return { accept: true, ...(current !== undefined ? { replaced: current } : {}), ...(link !== undefined ? { link } : {}), ...(conflict !== undefined ? { conflict } : {}), ...(untrusted.length > 0 ? { untrusted } : {}) }
   }
@@ -129,7 +135,7 @@ export class PolicyBook {
     const held = this.held.get(env.name)
     if (held === undefined) return undefined
     const known = this.forked.get(env.name) ?? []
-    if (known.some((f) => f.offered.id === env.id)) return undefined
+    if (this.dismissed.has(env.id) || known.some((f) => f.offered.id === env.id)) return undefined
     const record: ForkRecord = {
       name: env.name,
       held: { version: held.version, id: held.id },
@@ -139,6 +145,15 @@ export class PolicyBook {
     }
     this.forked.set(env.name, [...known, record].slice(-MAX_FORKS_PER_NAME))
     return record
+  }
+
+  /** A forced version rules on every open fork of its name: they are closed and not reported again. */
+  private dismissForks (name: string): void {
+    for (const f of this.forked.get(name) ?? []) {
+      this.dismissed.add(f.offered.id)
+      if (this.dismissed.size > MAX_DISMISSED) this.dismissed.delete(this.dismissed.values().next().value as string)
+    }
+    this.forked.delete(name)
   }
 
   /** Forks still open: offers newer than what is held now. */

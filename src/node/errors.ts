@@ -23,12 +23,3 @@ export class ReceiptStreamTimeoutError extends Error {
   static override name = 'ReceiptStreamTimeoutError'
   override name = 'ReceiptStreamTimeoutError'
 }
-
-/** A local API request refused with an HTTP status. */
-export class ApiRequestError extends Error {
-  static override name = 'ApiRequestError'
-  override name = 'ApiRequestError'
-  constructor (readonly status: number, message: string) {
-    super(message)
-  }
-}

@@ -83,7 +83,8 @@ export class Intake {
     this.c.metrics.policies.set(this.c.book.size)
     this.c.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
     this.c.journal.write(`envelope ${env.name} v${env.version}`, async () => { await this.c.store.saveEnvelope(env.name, env.bytes, env.version) })
-    const link = decision.link === 'forced' ? { link: 'forced', reason: env.force } : decision.link === 'root' ? { link: 'root' } : undefined
+    // The audit trail says when a version was taken off the chain, and why.
+    const link = env.force !== undefined ? { link: decision.link ?? 'first', force: env.force } : decision.link === 'root' ? { link: 'root' } : undefined
     this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, ...(link !== undefined ? { detail: link } : {}) })
     // Gossip forwards what came by gossip itself; the node forwards what came by sync, by rule.
     if (via === 'sync' && forwards(via, decision.replaced !== undefined, this.c.now() - Date.parse(env.issuedAt))) this.c.events.forward(env)
