@@ -12,9 +12,10 @@ import { registerPublish } from './commands/publish.js'
 import { registerApply } from './commands/apply.js'
 import { registerSim } from './commands/sim.js'
 import { registerDemo } from './commands/demo.js'
+import { registerAdmit } from './commands/admit.js'
 import type { Register } from './register.js'
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit]
 
 export async function main (argv: string[]): Promise<number> {
   if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit()

@@ -21,16 +21,21 @@ export interface Progress {
   conflicting: NodeOutcome[]
   /** Nodes already on a newer version. */
   superseded: NodeOutcome[]
+  /** Admitted nodes known: the only ones that count. */
   known: number
+  /** Nodes heard from that are not admitted: counted nowhere else (docs/admission.md). */
+  unadmitted: number
 }
 
 /**
- * Pure: sorts the known nodes by what they reported for `name`@`version`. A node is targeted
- * when the policy's target matches the tags it announces.
+ * Pure: sorts the known admitted nodes by what they reported for `name`@`version`. A node is
+ * targeted when the policy's target matches the tags it announces. A node the fleet view does
+ * not mark admitted counts nowhere: made-up identities cannot complete, fail or stall a publish.
  */
 export function progressOf (fleet: readonly FleetNode[], policy: Policy, version: number, hash: string): Progress {
-  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], conflicting: [], superseded: [], known: fleet.length }
-  for (const n of fleet) {
+  const members = fleet.filter((n) => n.admitted)
+  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], conflicting: [], superseded: [], known: members.length, unadmitted: fleet.length - members.length }
+  for (const n of members) {
     const state = n.policies[policy.name]
     const base = { id: n.id, name: n.name, tags: n.tags }
     const targeted = policy.kind !== 'policy' || matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags })

@@ -27,6 +27,8 @@ import { Reports } from './reports.js'
 import { Peers } from './peers.js'
 import { buildStatus, readTraffic, type AgentStatus, type AgentTraffic } from './status.js'
 import { AgentStoppedError } from './errors.js'
+import { loadAdmission } from './admission.js'
+import { admissionStatus, type AdmissionCertificate } from '../admission/index.js'
 
 export type { Via } from './rules.js'
 export type { AgentOptions, AgentEvents } from './options.js'
@@ -55,7 +57,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private topics!: GossipTopics
   private reports!: Reports
 
-  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey) {
+  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, readonly admission?: AdmissionCertificate) {
     super()
     this.log = opts.logger ?? silentLogger
     this.clock = createClock({ now: opts.now, random: opts.random, setTimer: opts.setTimer, onError: (err) => { this.log.error({ err: err.message }, 'periodic task failed') } })
@@ -112,7 +114,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   static async start (opts: AgentOptions): Promise<Agent> {
     const store = await StateStore.open(opts.stateDir)
     await mkdir(opts.root, { recursive: true })
-    const agent = new Agent(opts, store, await loadIdentity(store))
+    const privateKey = await loadIdentity(store)
+    const agent = new Agent(opts, store, privateKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
     await agent.boot()
     return agent
   }
@@ -188,6 +191,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.reports = new Reports({
       facts: this.facts,
       signingKey: nodeSigningKey(this.privateKey),
+      admission: this.admission,
+      judge: (peer, cert) => admissionStatus(cert, peer, book.trust, clock.now()),
       clock,
       metrics,
       log,

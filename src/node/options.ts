@@ -18,6 +18,11 @@ export interface AgentOptions {
   /** Root public key ids trusted to sign the trust policy (and anything else). */
   trust: string[]
   tags?: Record<string, string>
+  /**
+   * This node's admission certificate (`grapevine admit`); without it, `<state>/admission.cert`
+   * is read if present. Refused at start if it names another peer id.
+   */
+  admission?: Uint8Array
   /** Human name used in templates and reports; defaults to the host name. */
   name?: string
   mdns?: boolean

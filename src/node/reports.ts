@@ -1,6 +1,7 @@
 import {
-  FleetView, signReport, boundFailures, type NodeReport, type Receipt, type ReceiptOutcome
+  FleetView, signReport, boundFailures, type AdmissionJudge, type NodeReport, type Receipt, type ReceiptOutcome
 } from '../receipt/index.js'
+import type { AdmissionCertificate } from '../admission/index.js'
 import type { SigningKey, VerifiedEnvelope } from '../envelope/index.js'
 import type { ApplyReport } from '../apply/index.js'
 import type { NodeFacts } from '../policy/index.js'
@@ -21,6 +22,10 @@ export const JOIN_BEACON_DELAYS_MS = [300, 2500, 8000]
 export interface ReportsComponents {
   facts: NodeFacts
   signingKey: SigningKey
+  /** This node's certificate, carried by each of its receipts and beacons. */
+  admission?: AdmissionCertificate
+  /** Whether a node counts, under the current trust policy: the fleet view asks each time it is listed. */
+  judge?: AdmissionJudge
   clock: Pick<Clock, 'now' | 'random' | 'after'>
   metrics: Pick<AgentMetrics, 'receipts'>
   log: Logger
@@ -45,7 +50,7 @@ export interface ReportsComponents {
  */
 export class Reports {
   /** What this node knows of the fleet, from the receipts and beacons it relays. */
-  readonly fleet = new FleetView()
+  readonly fleet: FleetView
   /** Where receipts for an envelope go: the peer this node first took it from. */
   private readonly upstream = new Map<string, string>()
   /** The last receipt sent per policy, so quiet drift checks do not flood the mesh. */
@@ -54,6 +59,7 @@ export class Reports {
   private readonly sender: ReceiptSender
 
   constructor (private readonly c: ReportsComponents) {
+    this.fleet = new FleetView(undefined, c.judge)
     this.sender = new ReceiptSender(c.net, {
       sent: (_peer, count) => { c.metrics.receipts.inc({ result: 'forwarded' }, count) },
       failed: (peer, count, err) => {
@@ -119,7 +125,8 @@ export class Reports {
       changed: report?.counts.changed ?? 0,
       failures: boundFailures(failures.map((f) => ({ resource: f.id, error: f.error?.message ?? f.reason ?? 'failed' }))),
       failedCount: failures.length,
-      durationMs: report?.durationMs ?? 0
+      durationMs: report?.durationMs ?? 0,
+      ...this.certificate()
     }
     const bytes = signReport(receipt, signingKey)
     this.note(receipt)
@@ -134,7 +141,7 @@ export class Reports {
       ...[...this.c.held()].map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)]),
       ...this.c.untrusted().map((u): [string, number, string, string] => [u.name, u.version, u.hash, 'untrusted'])
     ].slice(0, MAX_PRESENCE_POLICIES)
-    const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies }
+    const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate() }
     const bytes = signReport(report, signingKey)
     this.note(report)
     try {
@@ -173,6 +180,10 @@ export class Reports {
       return
     }
     this.sender.send(up, bytes)
+  }
+
+  private certificate (): { admission?: AdmissionCertificate } {
+    return this.c.admission !== undefined ? { admission: this.c.admission } : {}
   }
 
   private iso (): string {

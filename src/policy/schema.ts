@@ -179,7 +179,9 @@ export const trustPolicy = z.strictObject({
     scopes: z.array(z.string().max(200)).min(1).describe('Policy-name prefixes this key may publish, e.g. "web/". "*" means any name except the trust policy.'),
     limits: adminLimits.optional().describe('What this key\'s policies may do. Omitted means anything: such an admin is root on every node its policies target.')
   })).max(1000),
-  revoked: z.array(keyId).max(10_000).default([]).describe('Keys refused even if listed above; revocation is a new version of this policy.')
+  revoked: z.array(keyId).max(10_000).default([]).describe('Keys refused even if listed above; revocation is a new version of this policy.'),
+  enrollers: z.array(keyId).max(1000).default([]).describe('Keys that may admit nodes (sign admission certificates); roots always may. Listing none leaves admission unenforced: every node counts (docs/admission.md).'),
+  revokedNodes: z.array(z.string().min(1).max(128)).max(100_000).default([]).describe('Peer ids whose admission is withdrawn: they count as fleet members nowhere.')
 }).superRefine((p, ctx) => {
   // The trust store keeps one scope list per key: a second entry would silently replace the first.
   const first = new Map<string, number>()

@@ -9,8 +9,14 @@ export const MAX_REQUEST_BYTES = 4096
 /** A response frame holds one archived envelope or one chunk of the fleet view, plus JSON framing. */
 export const MAX_RESPONSE_FRAME_BYTES = MAX_ENVELOPE_BYTES + 1024
 
-/** Fleet nodes per response frame, so no frame comes near the frame bound. */
+/** Fleet nodes per response frame. */
 export const FLEET_CHUNK = 500
+
+/**
+ * Bytes per fleet response frame, well under the frame bound: 500 nodes used to be assumed
+ * small, until one node reporting 2,000 policy names made a frame the asker refused.
+ */
+export const FLEET_FRAME_BYTES = 1024 * 1024
 
 /** Response frames per query: 200,000 fleet nodes, far beyond a mesh's size, and a bound on what a peer can make us read. */
 export const MAX_RESPONSE_FRAMES = 400

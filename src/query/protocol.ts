@@ -6,7 +6,7 @@ import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
 import type { FleetNode } from '../receipt/index.js'
 import { formatPath, policyName } from '../policy/index.js'
 import {
-  FLEET_CHUNK, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
+  FLEET_CHUNK, FLEET_FRAME_BYTES, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
 } from './constants.js'
 import { InvalidQueryError, InvalidQueryResponseError, TooManyResponseFramesError } from './errors.js'
 
@@ -55,8 +55,7 @@ export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandler
         const req = await readRequest(stream.source)
         const frames: Uint8Array[] = []
         if (req.op === 'fleet') {
-          const nodes = handlers.fleet()
-          for (let i = 0; i < nodes.length && frames.length < MAX_RESPONSE_FRAMES; i += FLEET_CHUNK) frames.push(enc.encode(JSON.stringify(nodes.slice(i, i + FLEET_CHUNK))))
+          frames.push(...fleetFrames(handlers.fleet()))
         } else {
           const bytes = await handlers.envelope(req.name, req.version)
           if (bytes !== undefined) frames.push(bytes)
@@ -69,6 +68,32 @@ export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandler
       }
     })()
   }, { maxInboundStreams: MAX_INBOUND_QUERY_STREAMS })
+}
+
+/**
+ * Pure: the fleet view as response frames of at most FLEET_CHUNK nodes and FLEET_FRAME_BYTES
+ * bytes each, so no node, however many policies it reports, makes a frame the asker refuses.
+ */
+export function fleetFrames (nodes: readonly FleetNode[]): Uint8Array[] {
+  const frames: Uint8Array[] = []
+  let chunk: string[] = []
+  let bytes = 2
+  const flush = (): void => {
+    if (chunk.length > 0) frames.push(enc.encode(`[${chunk.join(',')}]`))
+    chunk = []
+    bytes = 2
+  }
+  for (const node of nodes) {
+    if (frames.length >= MAX_RESPONSE_FRAMES) break
+    const json = JSON.stringify(node)
+    const size = Buffer.byteLength(json) + 1
+    if (size + 2 > FLEET_FRAME_BYTES) continue
+    if (chunk.length >= FLEET_CHUNK || bytes + size > FLEET_FRAME_BYTES) flush()
+    chunk.push(json)
+    bytes += size
+  }
+  if (frames.length < MAX_RESPONSE_FRAMES) flush()
+  return frames
 }
 
 async function query (net: GrapevineLibp2p, peer: PeerId, req: Request, signal: AbortSignal): Promise<Uint8Array[]> {
@@ -92,7 +117,9 @@ const fleetChunk = z.array(z.object({
   name: z.string().max(200),
   tags: z.record(z.string(), z.string()),
   lastSeen: z.string(),
-  policies: z.record(z.string(), z.object({ version: z.number(), hash: z.string(), outcome: z.string(), at: z.string() }).passthrough())
+  policies: z.record(z.string(), z.object({ version: z.number(), hash: z.string(), outcome: z.string(), at: z.string() }).passthrough()),
+  // A node the answering agent does not vouch for does not count (docs/admission.md).
+  admitted: z.boolean().default(false)
 }).passthrough())
 
 export async function queryFleet (net: GrapevineLibp2p, peer: PeerId, signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)): Promise<FleetNode[]> {

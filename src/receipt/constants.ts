@@ -1,5 +1,9 @@
-/** Receipts are small by design: one per node per publish travels to every node. */
-export const MAX_RECEIPT_BYTES = 8 * 1024
+/**
+ * Receipts are small by design: one per node per publish travels to every node. 8 KiB for the
+ * report itself (ten failures of 400 characters fit) plus 4 KiB for the admission certificate
+ * it carries (MAX_ADMISSION_BYTES): a node's certificate must never make its receipt unsendable.
+ */
+export const MAX_RECEIPT_BYTES = 12 * 1024
 
 /** Failing resources listed in one receipt; the rest are counted, and the node's history has all. */
 export const MAX_RECEIPT_FAILURES = 10
@@ -23,3 +27,10 @@ export const STALE_AFTER_MS = 3 * DEFAULT_BEACON_INTERVAL_MS
 
 /** Nodes a fleet view remembers; beyond this the least recently seen are dropped. */
 export const MAX_FLEET_NODES = 100_000
+
+/**
+ * Policies a fleet view keeps per node; beyond this the one reported longest ago goes. Far above
+ * what a fleet runs (beacons list 64), and a bound on what one node, real or made up, can make
+ * every fleet view hold and every fleet query carry.
+ */
+export const MAX_FLEET_POLICIES_PER_NODE = 512

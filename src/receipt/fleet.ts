@@ -1,5 +1,6 @@
+import { openAdmission, type AdmissionCertificate, type AdmissionError, type AdmissionStatus } from '../admission/index.js'
 import type { NodeReport, Receipt, ReceiptOutcome } from './receipt.js'
-import { MAX_FLEET_NODES } from './constants.js'
+import { MAX_FLEET_NODES, MAX_FLEET_POLICIES_PER_NODE } from './constants.js'
 
 export interface FleetPolicyState {
   version: number
@@ -9,81 +10,170 @@ export interface FleetPolicyState {
   failures?: Receipt['failures']
 }
 
+/** What a node's admission certificate asserts: the enroller's word, not the node's. */
+export interface FleetAdmission {
+  name: string
+  tags: Record<string, string>
+  enroller: string
+  issuedAt: string
+  expires?: string
+}
+
 export interface FleetNode {
+  id: string
+  /** Self-asserted: the name and tags the node reports about itself. */
+  name: string
+  tags: Record<string, string>
+  lastSeen: string
+  policies: Record<string, FleetPolicyState>
+  /** Whether the node counts as a fleet member under the viewer's current trust policy (docs/admission.md). */
+  admitted: boolean
+  /** The name and tags its admission certificate asserts, when the certificate holds. */
+  admission?: FleetAdmission
+  /** Why its certificate does not hold (missing, unknown enroller, revoked, expired, ...). */
+  unadmitted?: string
+}
+
+/** Judges a node's certificate (opened, signature checked) under the current trust, now. */
+export type AdmissionJudge = (peer: string, cert: AdmissionCertificate | undefined) => AdmissionStatus
+
+interface Entry {
   id: string
   name: string
   tags: Record<string, string>
   lastSeen: string
   policies: Record<string, FleetPolicyState>
+  /** The certificate from the node's newest report, signature checked once when it arrived. */
+  cert?: AdmissionCertificate
+  /** Why the newest report's certificate could not be opened. */
+  certError?: string
+  /** Without a judge (a publisher's view): the standing an agent's answer gave the node. */
+  vouched?: Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'>
 }
 
 /**
  * What one node knows of the fleet, built from receipts and presence beacons it relays anyway:
- * no extra traffic, O(nodes × policies) memory, bounded by MAX_FLEET_NODES.
+ * no extra traffic, O(nodes × policies) memory, bounded by MAX_FLEET_NODES and
+ * MAX_FLEET_POLICIES_PER_NODE. Whether a node is admitted is judged when the view is listed,
+ * so a new trust policy (a revoked node, a new enroller) or an expiry shows at once.
  */
 export class FleetView {
-  private readonly nodes = new Map<string, FleetNode>()
+  private readonly nodes = new Map<string, Entry>()
 
-  constructor (private readonly max = MAX_FLEET_NODES) {}
+  /** `judge` decides admission (an agent's view); without it, a node counts only as an agent's merged answer vouches. */
+  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge) {}
 
   add (report: NodeReport): void {
-    let node = this.nodes.get(report.node)
-    if (node === undefined) {
-      node = { id: report.node, name: report.name, tags: report.tags, lastSeen: report.at, policies: {} }
-      this.nodes.set(report.node, node)
-      if (this.nodes.size > this.max) this.evict()
-    }
+    const node = this.entry(report.node, report.name, report.tags, report.at)
     if (report.at >= node.lastSeen) {
       node.lastSeen = report.at
       node.name = report.name
       node.tags = report.tags
+      this.takeCertificate(node, report.admission)
     }
     if (report.kind === 'receipt') {
-      const prev = node.policies[report.policy]
-      if (prev === undefined || report.version > prev.version || (report.version === prev.version && report.at >= prev.at)) {
-        node.policies[report.policy] = {
-          version: report.version,
-          hash: report.hash,
-          outcome: report.outcome,
-          at: report.at,
-          ...(report.failures.length > 0 ? { failures: report.failures } : {})
-        }
-      }
+      this.setPolicy(node, report.policy, {
+        version: report.version,
+        hash: report.hash,
+        outcome: report.outcome,
+        at: report.at,
+        ...(report.failures.length > 0 ? { failures: report.failures } : {})
+      }, true)
     } else {
-      for (const [policy, version, hash, outcome] of report.policies) {
-        const prev = node.policies[policy]
-        // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
-        if (prev === undefined || version > prev.version || (version === prev.version && report.at >= prev.at)) node.policies[policy] = { version, hash, outcome, at: report.at }
-      }
+      // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
+      for (const [policy, version, hash, outcome] of report.policies) this.setPolicy(node, policy, { version, hash, outcome, at: report.at }, true)
     }
   }
 
-  /** Takes in another view's node (a peer's answer to a fleet query), newest state winning per policy. */
+  /** Takes in another view's node (a peer's answer to a fleet query), newest state winning per policy, and its standing. */
   merge (other: FleetNode): void {
-    let node = this.nodes.get(other.id)
-    if (node === undefined) {
-      node = { ...other, policies: {} }
-      this.nodes.set(other.id, node)
-      if (this.nodes.size > this.max) this.evict()
-    } else if (other.lastSeen > node.lastSeen) {
+    const node = this.entry(other.id, other.name, other.tags, other.lastSeen)
+    if (other.lastSeen > node.lastSeen) {
       node.lastSeen = other.lastSeen
       node.name = other.name
       node.tags = other.tags
     }
-    for (const [policy, state] of Object.entries(other.policies)) {
-      const prev = node.policies[policy]
-      if (prev === undefined || state.version > prev.version || (state.version === prev.version && state.at > prev.at)) node.policies[policy] = state
+    node.vouched = {
+      admitted: other.admitted === true,
+      ...(other.admission !== undefined ? { admission: other.admission } : {}),
+      ...(other.unadmitted !== undefined ? { unadmitted: other.unadmitted } : {})
+    }
+    for (const [policy, state] of Object.entries(other.policies)) this.setPolicy(node, policy, state, false)
+  }
+
+  private entry (id: string, name: string, tags: Record<string, string>, at: string): Entry {
+    let node = this.nodes.get(id)
+    if (node === undefined) {
+      node = { id, name, tags, lastSeen: at, policies: {} }
+      this.nodes.set(id, node)
+      if (this.nodes.size > this.max) this.evict()
+    }
+    return node
+  }
+
+  /** Opens a certificate only when it is new to this view: one signature check per certificate, not per report. */
+  private takeCertificate (node: Entry, cert: NodeReport['admission']): void {
+    if (cert === undefined) {
+      node.cert = undefined
+      node.certError = undefined
+      return
+    }
+    if (node.cert?.signature === cert.signature) return
+    try {
+      node.cert = openAdmission(cert)
+      node.certError = undefined
+    } catch (err) {
+      node.cert = undefined
+      node.certError = (err as AdmissionError).reason ?? 'invalid'
     }
   }
 
-  private evict (): void {
-    let oldest: FleetNode | undefined
-    for (const n of this.nodes.values()) if (oldest === undefined || n.lastSeen < oldest.lastSeen) oldest = n
-    if (oldest !== undefined) this.nodes.delete(oldest.id)
+  /** Newer version wins; on the same version, the newer word (`orSame`: or as new). Over the bound, the policy heard of longest ago goes. */
+  private setPolicy (node: Entry, policy: string, state: FleetPolicyState, orSame: boolean): void {
+    const prev = node.policies[policy]
+    if (prev !== undefined && !(state.version > prev.version || (state.version === prev.version && (orSame ? state.at >= prev.at : state.at > prev.at)))) return
+    node.policies[policy] = state
+    if (prev !== undefined) return
+    const names = Object.keys(node.policies)
+    if (names.length <= MAX_FLEET_POLICIES_PER_NODE) return
+    let oldest = names[0] as string
+    for (const n of names) if ((node.policies[n] as FleetPolicyState).at < (node.policies[oldest] as FleetPolicyState).at) oldest = n
+    delete node.policies[oldest]
   }
 
-  list (): FleetNode[] {
-    return [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+  /** The least recently seen node goes, one without a certificate first: made-up nodes cannot push real ones out. */
+  private evict (): void {
+    let oldest: Entry | undefined
+    let oldestUncertified: Entry | undefined
+    for (const n of this.nodes.values()) {
+      if (oldest === undefined || n.lastSeen < oldest.lastSeen) oldest = n
+      if (n.cert === undefined && (oldestUncertified === undefined || n.lastSeen < oldestUncertified.lastSeen)) oldestUncertified = n
+    }
+    const victim = oldestUncertified ?? oldest
+    if (victim !== undefined) this.nodes.delete(victim.id)
+  }
+
+  private standing (n: Entry): Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'> {
+    if (this.judge === undefined) return n.vouched ?? { admitted: false, unadmitted: 'unvouched' }
+    const s = this.judge(n.id, n.cert)
+    const reason = n.certError ?? s.reason
+    const { peer: _peer, ...admission } = s.identity ?? { peer: '' }
+    return {
+      admitted: s.admitted,
+      ...(s.identity !== undefined ? { admission: admission as FleetAdmission } : {}),
+      ...(reason !== undefined ? { unadmitted: reason } : {})
+    }
+  }
+
+  /** Every node with its standing; `admittedOnly` leaves out the nodes that do not count. */
+  list (opts: { admittedOnly?: boolean } = {}): FleetNode[] {
+    const out: FleetNode[] = []
+    for (const { cert: _c, certError: _e, vouched: _v, ...n } of this.nodes.values()) {
+      const standing = this.standing(this.nodes.get(n.id) as Entry)
+      if (opts.admittedOnly === true && !standing.admitted) continue
+      out.push({ ...n, ...standing })
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
   }
 
   get size (): number {

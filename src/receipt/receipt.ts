@@ -1,6 +1,7 @@
 import { z } from '../vendor/zod.js'
 import { canonicalBytes, canonicalJson, signBytes, verifyBytes, type SigningKey } from '../envelope/index.js'
 import { policyName } from '../policy/index.js'
+import { admissionCertificate } from '../admission/index.js'
 import {
   MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
 } from './constants.js'
@@ -18,7 +19,9 @@ const common = {
   key: keyId,
   name: z.string().max(200),
   tags,
-  at: z.iso.datetime()
+  at: z.iso.datetime(),
+  /** The node's admission certificate, if it has one; the report's signature covers it. Receivers judge it under their trust. */
+  admission: admissionCertificate.optional()
 }
 
 export const receiptBody = z.strictObject({

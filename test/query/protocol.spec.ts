@@ -36,7 +36,7 @@ async function peer (logger?: ComponentLogger): Promise<GrapevineLibp2p> {
   return net
 }
 
-const node = (i: number): FleetNode => ({ id: `peer-${i}`, name: `n${i}`, tags: { role: 'web' }, lastSeen: '2026-01-01T00:00:00.000Z', policies: {} })
+const node = (i: number): FleetNode => ({ id: `peer-${i}`, name: `n${i}`, tags: { role: 'web' }, lastSeen: '2026-01-01T00:00:00.000Z', policies: {}, admitted: true })
 
 async function serving (fleet: FleetNode[]): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
   const { logger, errors } = recordingLogger('grapevine:query')

@@ -82,7 +82,7 @@ describe('FleetView.add', () => {
 
 describe('FleetView.merge', () => {
   const node = (id: string, minute: number, policies: FleetNode['policies'], name = `name-${id}`): FleetNode =>
-    ({ id, name, tags: { from: 'peer' }, lastSeen: at(minute), policies })
+    ({ id, name, tags: { from: 'peer' }, lastSeen: at(minute), policies, admitted: true })
 
   it('takes in a node it did not know, with its policies', () => {
     const v = new FleetView()

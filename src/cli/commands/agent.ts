@@ -23,6 +23,7 @@ const configSchema = (z: typeof Z) => z.strictObject({
   api: z.union([z.string(), z.literal(false)]).optional(),
   apiGroup: z.union([z.string(), z.number().int().nonnegative()]).optional(),
   name: z.string().optional(),
+  admission: z.string().optional(),
   mesh: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   reapplyInterval: z.number().nonnegative().optional(),
@@ -70,6 +71,7 @@ export const registerAgent: Register = (program, done) => {
     .option('--tag <k=v>', 'node tag used by policy targets and templates, repeatable', collect)
     .option('--root <dir>', 'prefix for every managed path (default /)')
     .option('--name <name>', 'node name for templates and reports (default: host name)')
+    .option('--admission <file>', 'this node\'s admission certificate (grapevine admit); default: <state>/admission.cert if present')
     .option('--mdns', 'discover peers on the local network with mDNS')
     .option('--swarm-key <file>', 'pre-shared swarm key: only peers with the same key can connect')
     .option('--api <host:port>', `also serve the local API on TCP (e.g. ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}); every route but /health and /metrics then needs the bearer token written to <state>/api.token (mode 0600)`)
@@ -94,10 +96,19 @@ export const registerAgent: Register = (program, done) => {
       const tags = { ...Object.fromEntries(Object.entries(file.tags ?? {})), ...parseTags(opts.tag) }
       const stateDir = resolve(opts.state ?? file.state ?? defaultStateDir())
       const { createLogger } = await import('../../node/logger.js')
-      const { Agent } = await import('../../node/agent.js')
+      const [{ Agent }, { AdmissionError }] = await Promise.all([import('../../node/agent.js'), import('../../admission/index.js')])
       const { startApi } = await import('../../node/api.js')
       const logger = createLogger({ level: opts.logLevel ?? file.logLevel ?? 'info' })
       const seconds = (v: number | undefined): number | undefined => v === undefined ? undefined : v * 1000
+      const admissionFile = opts.admission ?? file.admission
+      let admission: Uint8Array | undefined
+      if (admissionFile !== undefined) {
+        try {
+          admission = new Uint8Array(await readFile(admissionFile))
+        } catch (err) {
+          throw new CliError(`cannot read --admission ${admissionFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.USAGE)
+        }
+      }
       const agent = await Agent.start({
         stateDir,
         root: resolve(opts.root ?? file.root ?? '/'),
@@ -106,6 +117,7 @@ export const registerAgent: Register = (program, done) => {
         trust,
         tags,
         name: opts.name ?? file.name,
+        admission,
         mdns: opts.mdns ?? file.mdns ?? false,
         swarmKey,
         mesh: opts.mesh ?? file.mesh,
@@ -114,6 +126,10 @@ export const registerAgent: Register = (program, done) => {
         syncInterval: seconds(opts.syncInterval ?? file.syncInterval),
         announceThreshold: opts.announceThreshold ?? file.announceThreshold,
         processMetrics: true
+      }).catch((err: Error) => {
+        // A certificate the node cannot use (another node's, forged, not one): refused before it joins.
+        if (err instanceof AdmissionError) throw new CliError(`${admissionFile ?? `${stateDir}/admission.cert`}: ${err.message}`, EXIT.USAGE)
+        throw err
       })
       const stateMode = (await stat(stateDir)).mode & 0o777
       if ((stateMode & 0o007) !== 0) logger.warn({ stateDir, mode: stateMode.toString(8) }, 'other users can enter the state directory and read the envelopes and history in it, whatever the API allows: chmod o-rwx it')

@@ -13,7 +13,7 @@ export const EXIT_CONFLICT_LOST = 3
 export const EXIT_NODE_FAILURES = 4
 export const EXIT_TIMEOUT = 5
 
-interface MeshFlags {
+export interface MeshFlags {
   bootstrap?: string[]
   agent?: string
   state?: string
@@ -44,7 +44,7 @@ function withCliErrors (client: MeshClient): MeshClient {
 }
 
 /** Through --bootstrap as a short-lived peer, else through an agent's API: --agent, or the local agent's socket. */
-async function connect (opts: MeshFlags): Promise<MeshClient> {
+export async function connect (opts: MeshFlags): Promise<MeshClient> {
   const viaMesh = opts.bootstrap !== undefined && opts.bootstrap.length > 0
   if (viaMesh && opts.agent !== undefined) throw new CliError('give --bootstrap or --agent, not both', EXIT.USAGE)
   const { connectMesh, PublishError } = await import('../../client/index.js')
@@ -80,7 +80,7 @@ function progressLine (name: string, version: number, p: Progress): string {
     `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}`
 }
 
-interface PublishFlags extends MeshFlags {
+export interface PublishFlags extends MeshFlags {
   key: string
   version?: number
   force?: string
@@ -91,7 +91,7 @@ interface PublishFlags extends MeshFlags {
 }
 
 /** Publishes and, with --wait, follows the receipts: shared by publish, rollback and retire. */
-async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code: number) => void, verb = 'published'): Promise<void> {
+export async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code: number) => void, verb = 'published'): Promise<void> {
   const { readSigningKey } = await import('../../envelope/index.js')
   const key = await readSigningKey(opts.key)
   const timeoutMs = Number(opts.timeout) * 1000
@@ -154,6 +154,7 @@ async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))
       if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ')}`))
       if (progress.known === 0) print(colour.yellow('no nodes are known yet (they announce themselves within a few seconds of joining)'))
+      if (progress.unadmitted > 0) print(colour.yellow(`${progress.unadmitted} node(s) without a valid admission certificate were not counted (grapevine fleet --all lists them)`))
     }
     done(code)
   } finally {
@@ -161,7 +162,7 @@ async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code
   }
 }
 
-function publishFlags (cmd: BaseCommand): BaseCommand {
+export function publishFlags (cmd: BaseCommand): BaseCommand {
   meshOptions(cmd)
   cmd.requiredOption('--key <file>', 'admin private key')
     .option('--wait', 'follow the nodes\' receipts until every known targeted node reported')
@@ -245,24 +246,30 @@ export const registerPublish: Register = (program, done) => {
   const fleet = program.command('fleet')
     .description('Show every node the mesh knows of: tags, each policy\'s version and last outcome, stragglers and conflicts.')
     .option('--json', 'print the fleet as JSON')
+    .option('--all', 'also list the nodes without a valid admission certificate, marked')
   meshOptions(fleet as unknown as BaseCommand)
   fleet.action(async (opts: Record<string, unknown>) => {
-    const flags = opts as MeshFlags & { json?: boolean }
+    const flags = opts as MeshFlags & { json?: boolean, all?: boolean }
     const client = await connect(flags)
-    let nodes: FleetNode[]
+    let heard: FleetNode[]
     try {
-      nodes = await client.fleet()
+      heard = await client.fleet()
     } finally {
       await client.close()
     }
+    // Only admitted nodes are fleet members (docs/admission.md); the others are counted, and listed with --all.
+    const nodes = flags.all === true ? heard : heard.filter((n) => n.admitted)
+    const unadmitted = heard.filter((n) => !n.admitted).length
     const { fleetSummary } = await import('../../client/index.js')
-    const summary = fleetSummary(nodes, Date.now())
-    if (flags.json === true) { printJson({ nodes, ...summary }); done(EXIT.OK); return }
-    if (nodes.length === 0) { print('no nodes known yet'); done(EXIT.OK); return }
+    const summary = fleetSummary(heard.filter((n) => n.admitted), Date.now())
+    if (flags.json === true) { printJson({ nodes, unadmitted, ...summary }); done(EXIT.OK); return }
+    const unadmittedLine = (): void => { if (unadmitted > 0) print(colour.yellow(flags.all === true ? `${unadmitted} node(s) marked UNADMITTED do not count` : `${unadmitted} unadmitted node(s) not shown (--all lists them)`)) }
+    if (nodes.length === 0) { print('no nodes known yet'); unadmittedLine(); done(EXIT.OK); return }
     const names = summary.policies.map((p) => p.name)
     const rows = [['NODE', 'TAGS', 'LAST SEEN', ...names]]
     for (const n of nodes) {
-      rows.push([n.name, tagText(n.tags), n.lastSeen.replace('T', ' ').slice(0, 19), ...names.map((name) => {
+      const certified = n.admission !== undefined && Object.keys(n.admission.tags).length > 0 ? ` [admitted: ${tagText(n.admission.tags)}]` : ''
+      rows.push([n.admitted ? n.name : `${n.name} (UNADMITTED: ${n.unadmitted ?? 'no certificate'})`, tagText(n.tags) + certified, n.lastSeen.replace('T', ' ').slice(0, 19), ...names.map((name) => {
         const s = n.policies[name]
         return s === undefined ? '-' : `v${s.version} ${s.outcome}`
       })])
@@ -274,6 +281,7 @@ export const registerPublish: Register = (program, done) => {
       print(`${p.name}: newest v${p.newest}; ${p.onNewest} of ${p.holders} nodes on it${p.stragglers.length > 0 ? colour.yellow(`; stragglers: ${p.stragglers.join(', ')}`) : ''}${p.failing.length > 0 ? colour.red(`; failing: ${p.failing.join(', ')}`) : ''}${p.conflicts > 0 ? colour.red(`; ${p.conflicts} node(s) hold a conflicting v${p.newest}`) : ''}`)
     }
     if (summary.stale.length > 0) print(colour.yellow(`not heard from recently: ${summary.stale.join(', ')}`))
+    unadmittedLine()
     done(EXIT.OK)
   })
 }
