@@ -8,6 +8,7 @@ import { generateSigningKey, signPolicy, writeSigningKey } from '../../src/envel
 import { multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
 import { policyTopic } from '../../src/node/constants.js'
 import { trustPolicy } from '../helpers/envelope.js'
+import { startApi } from '../../src/node/api.js'
 
 let mesh: TestMesh | undefined
 let rogue: GrapevineLibp2p | undefined
@@ -50,6 +51,16 @@ describe('an admin publishes along the chain, and resolves a fork', () => {
     rogue = await startRogue({ offers: [withheld] })
     await rogue.dial(multiaddr(m.agents[2]!.multiaddrs[0]!))
     await waitFor(() => m.agents[2]!.status().forks.length === 1, 'a fork on node 2')
+    // The operator sees it in `grapevine status`, with what to do about it.
+    const api = await startApi(m.agents[2]!, { stateDir: join(m.dir, 'node-2', 'state') })
+    try {
+      const st = await runCli(['status', '--agent', api.socket!])
+      expect(st.code).toBe(0)
+      expect(st.stdout).toMatch(/1 fork held back .*grapevine resolve NAME --to ID/)
+      expect(st.stdout).toContain(`web/site: holds v2 ${c.id}; offered v1000`)
+    } finally {
+      await api.close()
+    }
 
     // The admin keeps C: every node takes it as v3, forced, and the fork is closed.
     const r = await runCli(['resolve', 'web/site', '--to', c.id, '--key', keyFile, ...boot, '--json'])

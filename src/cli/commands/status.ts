@@ -75,6 +75,18 @@ export const registerStatus: Register = (program, done) => {
             : `  ${c.path}: managed by ${c.policies?.join(' and ')}; ${c.policies?.[0]} keeps it`)
         }
       }
+      const forks = s.forks ?? []
+      if (forks.length > 0) {
+        print()
+        print(colour.red(`${forks.length} fork${forks.length === 1 ? '' : 's'} held back (newer versions that do not extend the one held; \`grapevine resolve NAME --to ID\` ends one):`))
+        for (const f of forks) print(`  ${f.name}: holds v${f.held.version} ${f.held.id}; offered v${f.offered.version} ${f.offered.id} by ${short(f.offered.signer.replace('ed25519:', ''), 10)} (${f.reason === 'jump' ? 'too far ahead' : 'not on this chain'})`)
+      }
+      const untrusted = s.untrusted ?? []
+      if (untrusted.length > 0) {
+        print()
+        print(colour.red(`${untrusted.length} polic${untrusted.length === 1 ? 'y' : 'ies'} no longer trusted (not applied; files left as they are):`))
+        for (const u of untrusted) print(`  ${u.name} v${u.version}: ${u.error}`)
+      }
       done(EXIT.OK)
     })
 
