@@ -5,7 +5,7 @@ import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { createNet, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
 import { generateIdentity } from '../../src/net/identity.js'
 import { MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, queryEnvelope, queryFleet, serveQueries } from '../../src/query/index.js'
-import type { FleetNode } from '../../src/receipt/index.js'
+import { FleetView, MAX_FLEET_POLICIES_PER_NODE, type FleetNode } from '../../src/receipt/index.js'
 
 /** A logger that keeps what `component` logs as errors, and drops the rest. */
 function recordingLogger (component: string): { logger: ComponentLogger, errors: unknown[][] } {
@@ -57,6 +57,24 @@ describe('query protocol', () => {
     expect(await queryFleet(client, server.peerId)).toEqual(fleet)
     expect([...(await queryEnvelope(client, server.peerId, 'web/site', 3)) ?? []]).toEqual([1, 2, 3])
     expect(await queryEnvelope(client, server.peerId, 'web/site', 4)).toBeUndefined()
+    expect(errors).toEqual([])
+  })
+
+  it('answers nodes that report thousands of long policy names: the view keeps a bounded number, and frames are bounded by bytes', async () => {
+    const view = new FleetView()
+    const long = (i: number): string => `p${i}/${'x'.repeat(190)}`
+    const hash = `sha256:${'a'.repeat(64)}`
+    for (let i = 0; i < 2_000; i++) {
+      view.add({ format: 1, kind: 'receipt', node: 'peer-big', key: `ed25519:${'A'.repeat(43)}`, name: 'big', tags: {}, at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), policy: long(i), version: 1, hash, outcome: 'applied', changed: 0, failures: [], failedCount: 0, durationMs: 1 })
+    }
+    const big = view.list()[0]!
+    expect(Object.keys(big.policies)).toHaveLength(MAX_FLEET_POLICIES_PER_NODE)
+    expect(big.policies[long(1_999)]).toBeDefined()
+    // 40 such nodes: about 6 MB of fleet, three times the largest frame a client reads.
+    const fleet = Array.from({ length: 40 }, (_, i) => ({ ...big, id: `peer-${i}`, name: `n${i}` }))
+    const { server, client, errors } = await serving(fleet)
+    const answer = await queryFleet(client, server.peerId)
+    expect(answer.map((n) => [n.id, Object.keys(n.policies).length])).toEqual(fleet.map((n) => [n.id, MAX_FLEET_POLICIES_PER_NODE]))
     expect(errors).toEqual([])
   })
 
