@@ -238,10 +238,11 @@ export function openEnvelope (bytes: Uint8Array, trust: Authorizer, opts: Valida
     bytes,
     complete: () => {
       // The signed hash binds the policy's canonical bytes: hashing them as they lie costs one
-      // pass, and refuses a signed header carrying another body before anything decodes it.
+      // pass, and refuses a signed header carrying another body (or the same body spelled
+      // another way) before anything decodes it.
       const body = bytes.subarray(at.valueStart, at.valueEnd)
       if (`sha256:${sha256Hex(body)}` !== header.hash) {
-        throw new ContentHashMismatchError(`policy content of ${label} does not match the signed hash (changed after signing, or not in canonical form)`)
+        throw new ContentHashMismatchError(`policy content of ${label} does not match the signed hash`)
       }
       let raw: unknown
       try {
