@@ -119,6 +119,7 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
   const failures = record.applies
     .filter((a) => a.name === p.name && a.version === p.version && a.failed > 0)
     .map((a) => ({ node: name(a.node), errors: a.errors ?? [] }))
+  const forkedBy = [...new Set((record.forks ?? []).filter((f) => f.name === p.name && f.version === p.version).map((f) => name(f.node)))]
   const result: PublishResult = {
     id: p.id,
     name: p.name,
@@ -139,7 +140,8 @@ export function publishResult (record: RunRecord, p: RecordPublish): PublishResu
     missing: outcomes.filter((o) => o.class === 'missing').map((o) => o.name),
     via,
     failures,
-    ...(rival !== undefined ? { conflict: { with: rival.id, won: newer(p, rival) } } : {})
+    ...(rival !== undefined ? { conflict: { with: rival.id, won: newer(p, rival) } } : {}),
+    ...(forkedBy.length > 0 ? { forkedBy } : {})
   }
   if (p.traffic !== undefined) {
     const { bytes, duplicates } = sumTraffic(p.traffic.byNode)

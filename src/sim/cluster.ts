@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SimulationError } from './errors.js'
-import type { FromWorker, NodeSpec, Request, Started, ToWorker, TrafficByNode, WorkerEvent, WorkerMemory } from './protocol.js'
+import type { FromWorker, Head, NodeSpec, Request, Started, ToWorker, TrafficByNode, WorkerEvent, WorkerMemory } from './protocol.js'
 import type { Traffic } from './result.js'
 
 /**
@@ -146,6 +146,11 @@ export class LiveCluster {
 
   async publish (node: number, bytes: Uint8Array): Promise<{ at: number, outcome: string, recipients: number }> {
     return await this.on(node).request({ op: 'publish', index: node, bytes })
+  }
+
+  /** The envelope the node holds for a name, if any. */
+  async head (node: number, name: string): Promise<Head | undefined> {
+    return await this.on(node).request<Head | null>({ op: 'head', index: node, name }) ?? undefined
   }
 
   async traffic (nodes: number[]): Promise<TrafficByNode> {

@@ -78,6 +78,7 @@ export class LiveFleet {
   private readonly deliveries: RunRecord['deliveries'] = []
   private readonly applies: RunRecord['applies'] = []
   private readonly conflicts: RunRecord['conflicts'] = []
+  private readonly forks: NonNullable<RunRecord['forks']> = []
   private readonly rejections: RunRecord['rejections'] = []
   private readonly markers: RunRecord['markers'] = []
 
@@ -95,6 +96,7 @@ export class LiveFleet {
       case 'accepted': this.deliveries.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, via: e.via, at: e.at }); break
       case 'applied': this.applies.push({ node: e.node, name: e.name, version: e.version, hash: e.hash, at: e.at, outcome: e.outcome, changed: e.changed, failed: e.failed, durationMs: e.durationMs, ...(e.errors !== undefined ? { errors: e.errors } : {}) }); break
       case 'conflict': this.conflicts.push({ node: e.node, name: e.name, ...(e.version !== undefined ? { version: e.version } : {}), at: e.at, kind: e.conflict }); break
+      case 'fork': this.forks.push({ node: e.node, name: e.name, version: e.version, at: e.at, reason: e.reason }); break
       case 'rejected': this.rejections.push({ node: e.node, reason: e.reason, via: e.via, at: e.at, error: e.error }); break
       case 'error': this.errors.push(`${e.node !== undefined ? `node-${e.node}: ` : ''}${e.message}`); break
     }
@@ -230,6 +232,7 @@ export class LiveFleet {
       deliveries: shift(this.deliveries),
       applies: shift(this.applies),
       conflicts: shift(this.conflicts),
+      forks: shift(this.forks),
       rejections: shift(this.rejections),
       markers: shift(this.markers),
       errors: this.errors.slice(),

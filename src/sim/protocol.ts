@@ -55,6 +55,7 @@ export type Request =
   | { op: 'connect', index: number, addrs: string[] }
   | { op: 'block', index: number, peers: string[] }
   | { op: 'publish', index: number, bytes: Uint8Array }
+  | { op: 'head', index: number, name: string }
   | { op: 'traffic', indexes: number[] }
   | { op: 'ready', indexes: number[], heartbeats: number, timeoutMs: number }
   | { op: 'peers', indexes: number[] }
@@ -65,6 +66,7 @@ export type WorkerEvent =
   | { kind: 'accepted', node: number, name: string, version: number, hash: string, via: Via, at: number }
   | { kind: 'applied', node: number, name: string, version: number, hash: string, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, durationMs: number, at: number }
   | { kind: 'conflict', node: number, name: string, version?: number, conflict: string, at: number }
+  | { kind: 'fork', node: number, name: string, version: number, reason: 'unlinked' | 'jump', at: number }
   | { kind: 'rejected', node: number, reason: string, via: string, error: string, at: number }
   | { kind: 'error', node?: number, message: string, at: number }
 
@@ -76,3 +78,6 @@ export type FromWorker =
   | { type: 'hello' }
 
 export type TrafficByNode = Record<number, Traffic>
+
+/** The envelope a node holds for a name: what a new version it publishes supersedes (`prev`). */
+export interface Head { version: number, id: string }

@@ -184,7 +184,8 @@ function publishRows (r: SimResult): string {
     const notes = [
       ...(p.catchUp.length > 0 ? [`${p.catchUp.length} caught up after (re)start, slowest in ${formatMs(Math.max(...p.catchUp.map((c) => c.ms)))}`] : []),
       ...(p.missing.length > 0 ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
-      ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : [])
+      ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : []),
+      ...(p.forkedBy !== undefined ? [`<span class="warn">held back as a fork by ${p.forkedBy.length} node(s): it does not extend what they hold</span>`] : [])
     ]
     return `<tr><td><i class="dot" style="background:${colour}"></i><b>${esc(p.name)}</b> v${p.version}<br><span class="muted">${esc(p.id)} · <span class="mono">${esc(p.hash.replace(/^sha256:/, '').slice(0, 12))}</span></span>${conflict}</td>` +
       `<td>${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +

@@ -58,6 +58,8 @@ export interface RecordPublish {
 export interface RecordDelivery { node: number, name: string, version: number, hash: string, via: Via, at: number }
 export interface RecordApply { node: number, name: string, version: number, hash: string, at: number, outcome: string, changed: number, failed: number, errors?: Array<{ resource: string, error: string }>, /** How long the apply itself took, ms. */ durationMs?: number }
 export interface RecordConflict { node: number, name: string, version?: number, at: number, kind: string }
+/** A newer version a node held back because it does not extend the one it holds (linkOf: `unlinked` after a catch-up, or `jump`). */
+export interface RecordFork { node: number, name: string, version: number, at: number, reason: 'unlinked' | 'jump' }
 export interface RecordRejection { node: number, reason: string, via: string, at: number, error: string }
 export interface RecordMarker { id: string, do: string, at: number, detail: string }
 
@@ -72,6 +74,8 @@ export interface RunRecord {
   deliveries: RecordDelivery[]
   applies: RecordApply[]
   conflicts: RecordConflict[]
+  /** Absent from records made before versions formed a chain. */
+  forks?: RecordFork[]
   rejections: RecordRejection[]
   markers: RecordMarker[]
   errors: string[]
@@ -118,6 +122,8 @@ export interface PublishResult {
   via: Partial<Record<Via, number>>
   /** Same name and version, another content: which hash won everywhere. */
   conflict?: { with: string, won: boolean }
+  /** Nodes that held this version back as a fork (it did not extend what they held); absent when none did. */
+  forkedBy?: string[]
   failures: Array<{ node: string, errors: Array<{ resource: string, error: string }> }>
   traffic?: {
     windowMs: number

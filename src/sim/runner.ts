@@ -256,10 +256,12 @@ class LiveRun {
 
   // ---- the timeline ----------------------------------------------------------
 
-  private async publish (p: { id: string, policy: Policy, key: SigningKey, from: number, version?: number }): Promise<RecordPublish> {
+  private async publish (p: { id: string, policy: Policy, key: SigningKey, from: number, version?: number, force?: string }): Promise<RecordPublish> {
     const version = p.version ?? (this.signed.get(p.policy.name) ?? 0) + 1
     this.signed.set(p.policy.name, Math.max(version, this.signed.get(p.policy.name) ?? 0))
-    const bytes = signPolicy(p.policy, { version, key: p.key })
+    // The new version supersedes what its publishing node holds, as `grapevine publish` names the head it was told.
+    const head = await this.fleet.cluster.head(p.from, p.policy.name)
+    const bytes = signPolicy(p.policy, { version, key: p.key, ...(head !== undefined ? { prev: head.id } : {}), ...(p.force !== undefined ? { force: p.force } : {}) })
     const env = validateEnvelope(bytes, { authorize: () => {} })
     // Taken ahead of the publish's time when the timeline could (see timeline()), so it costs no delay.
     const before = this.snapshot ?? await this.fleet.traffic()
@@ -299,7 +301,7 @@ class LiveRun {
           return
         }
         const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
-        const p = await this.publish({ id: e.id, policy, key, from, version: e.version })
+        const p = await this.publish({ id: e.id, policy, key, from, version: e.version, force: e.force })
         // Marked when the envelope is out, so nothing can look converged on the version before it.
         this.fleet.mark(e.id, e.do, `${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`, p.at)
         this.say(`publish ${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`)

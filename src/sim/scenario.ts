@@ -6,6 +6,7 @@ import { describe, formatPath, lineOf, toProblems } from '../policy/parse.js'
 import { embedSources, InvalidPolicyError, loadPolicyFile, validatePolicyObject, type Policy, type PolicyProblem } from '../policy/index.js'
 import { InvalidScenarioError } from './errors.js'
 import { DEFAULT_RTO_MS } from './constants.js'
+import { MAX_FORCE_REASON_CHARS } from '../envelope/index.js'
 import type { LatencyDist } from './random.js'
 
 // The scenario format, shared by the live engine (real agents) and the model engine (a
@@ -163,7 +164,9 @@ const event = z.discriminatedUnion('do', [
     from: selector.default({ kind: 'node', index: 0 }),
     admin: z.string().default('root'),
     version: z.number().int().min(1).optional(),
-    vars: z.record(z.string(), z.unknown()).optional()
+    vars: z.record(z.string(), z.unknown()).optional(),
+    /** A signed reason to replace whatever nodes hold, chain or not (`grapevine publish --force`). */
+    force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional()
   }),
   z.strictObject({ ...at, do: z.literal('partition'), groups: z.array(nodeSet).min(1) }),
   z.strictObject({ ...at, do: z.literal('heal') }),

@@ -7,7 +7,7 @@ import { Agent } from '../node/agent.js'
 import { policyTopic } from '../node/constants.js'
 import { shapeStream } from './link.js'
 import { prng, seedOf } from './random.js'
-import type { FromWorker, NodeSpec, Request, Started, ToWorker, WorkerEvent, WorkerMemory } from './protocol.js'
+import type { FromWorker, Head, NodeSpec, Request, Started, ToWorker, WorkerEvent, WorkerMemory } from './protocol.js'
 import type { Traffic } from './result.js'
 import { DIAL_TIMEOUT_MS, SIM_INBOUND_LIMITS, START_CONCURRENCY } from './constants.js'
 import { multiaddr } from '../net/libp2p.js'
@@ -94,6 +94,7 @@ async function start (spec: NodeSpec): Promise<Started> {
   })
   agent.on('conflict', (c) => { emit({ kind: 'conflict', node, name: c.name, ...(c.version !== undefined ? { version: c.version } : {}), conflict: c.kind, at: Date.now() }) })
   agent.on('rejected', (r) => { emit({ kind: 'rejected', node, reason: r.reason, via: r.via, error: r.error, at: Date.now() }) })
+  agent.on('fork', (f) => { emit({ kind: 'fork', node, name: f.name, version: f.offered.version, reason: f.reason, at: Date.now() }) })
   agents.set(node, agent)
   return {
     peerId: agent.peerId.toString(),
@@ -161,6 +162,11 @@ async function handle (req: Request): Promise<unknown> {
       const at = Date.now()
       const res = await agentOf(req.index).publish(req.bytes)
       return { at, outcome: res.outcome, recipients: res.recipients }
+    }
+    case 'head': {
+      const env = agentOf(req.index).envelope(req.name)
+      const head: Head | null = env !== undefined ? { version: env.version, id: env.id } : null
+      return head
     }
     case 'traffic': {
       const out: Record<number, Traffic> = {}
