@@ -49,6 +49,9 @@ export const DIGEST_ENTRY_BYTES = 200
 export const RECEIPT_BYTES = 520
 /** The signed header alone (announce-and-fetch): format, name, version, hash, signer, issuedAt, signature as JSON. */
 export const HEADER_BYTES = 420
+/** What a header's chain fields add (src/envelope/envelope.ts): `,"prev":"<64 hex digits>"`, and `,"force":"<reason>"` but the reason. */
+export const PREV_FIELD_BYTES = 74
+export const FORCE_FIELD_BYTES = 11
 
 /**
  * Per-node upload bandwidth, bytes/s: 100 Mbit/s, a modest data-centre or cloud VM uplink.

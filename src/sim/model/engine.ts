@@ -9,10 +9,11 @@ import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
-import { selectEnvelope } from '../../envelope/selector.js'
+import { linkOf, selectEnvelope } from '../../envelope/selector.js'
 import { announces, fetchCandidates, forwards, receiptRoute, syncDelay, type Via } from '../../node/rules.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
-import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, MSG_ID_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
+import { ARCHIVED_VERSIONS } from '../../store/state.js'
+import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, FORCE_FIELD_BYTES, MSG_ID_BYTES, PREV_FIELD_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
 
 export interface CpuCosts {
   /** First copy of a policy envelope: decode, hash, signature, schema, version rule, taking it. */
@@ -85,6 +86,13 @@ export interface ModelMessage {
   /** Content hash (`sha256:…`) and envelope id: what the version rule (selectEnvelope) compares. */
   hash: string
   id: string
+  /** The id of the envelope it supersedes: what its publisher held for the name (absent for a first version). */
+  prev?: string
+  /** A signed reason to replace whatever a node holds, chain or not. */
+  force?: string
+  /** Signed by a root key: linkOf's `root` link. */
+  root: boolean
+  /** The whole envelope, chain fields included (chainFieldBytes). */
   bytes: number
   origin: number
   at: number
@@ -105,6 +113,23 @@ const FETCHING = 4
 const ASKED = 8
 /** The first copy is being validated (or its body fetched): gossipsub notes who else sends it meanwhile. */
 const VALIDATING = 16
+
+/** Bytes the chain fields add to an envelope's signed header (and so to an announcement). */
+export function chainFieldBytes (m: Pick<ModelMessage, 'prev' | 'force'>): number {
+  return (m.prev !== undefined ? PREV_FIELD_BYTES : 0) + (m.force !== undefined ? FORCE_FIELD_BYTES + Buffer.byteLength(m.force) : 0)
+}
+
+/**
+ * Envelopes one peer sends another over one sync stream, oldest first, and when each arrives.
+ * The receiver takes each before it reads the next (the agent awaits ingest per frame).
+ */
+interface SyncStream {
+  msgs: number[]
+  at: number[]
+  next: number
+  /** A catch-up's envelope to settle once the stream is read (-1: none): still unlinked, it is a fork. */
+  settle: number
+}
 
 const enum Ev {
   Timeline = 1,
@@ -152,6 +177,8 @@ export interface Hooks {
   onApply: (node: number, msg: number, at: number) => void
   /** Two contents under one version met at `node` (selectEnvelope returned a conflict); `msg` is the one that lost. */
   onConflict: (node: number, msg: number, at: number) => void
+  /** `node` held back a newer `msg` that does not extend what it holds (linkOf): once per node and message. */
+  onFork: (node: number, msg: number, reason: 'unlinked' | 'jump', at: number) => void
   /** A timeline event fell due. */
   onTimeline: (index: number, at: number) => void
 }
@@ -188,6 +215,11 @@ export class Engine {
   private readonly originating = new Map<number, number[]>()
   /** Per (message, node) fetching an announced body: the announcer and the candidates not yet asked (fetchCandidates). */
   private readonly fetches = new Map<number, { announcer: number, left: number[] }>()
+  /** Sync streams being read, by id (an event's third argument). */
+  private readonly streams = new Map<number, SyncStream>()
+  private streamIds = 0
+  /** Per (message, node): held back as a fork (reported once, as the agent's book does). */
+  private readonly forked = new Set<number>()
   readonly traffic: Traffic
   now = 0
   events = 0
@@ -290,13 +322,18 @@ export class Engine {
 
   /** Sends `bytes` from u to v at t: CPU to encode, then the uplink queue, then the link. Returns the arrival time. */
   private transmit (u: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
+    return this.uplink(u, t, bytes, kind, cpuMs) + this.latency() + this.lossDelay(bytes)
+  }
+
+  /** CPU to encode, then the uplink queue: when the last byte has left u. */
+  private uplink (u: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
     const ready = this.cpu(u, t, cpuMs)
     const start = Math.max(ready, this.upFree[u]!)
     const done = start + bytes * 1000 / this.p.net.uplinkBytesPerS
     this.upFree[u] = done
     if (kind === 'gossip') this.traffic.gossipSent[u]! += bytes
     else this.traffic.syncSent[u]! += bytes
-    return done + this.latency() + this.lossDelay(bytes)
+    return done
   }
 
   /** A small control message (IHAVE, IWANT, fetch request): latency only, bytes counted. */
@@ -312,7 +349,12 @@ export class Engine {
   }
 
   private wireBytes (m: ModelMessage): number {
-    return (announces(m.bytes, this.p.announceThreshold) ? this.p.headerBytes : m.bytes) + RPC_OVERHEAD_BYTES
+    return (announces(m.bytes, this.p.announceThreshold) ? this.headerBytes(m) : m.bytes) + RPC_OVERHEAD_BYTES
+  }
+
+  /** The signed header alone, as announced. */
+  private headerBytes (m: ModelMessage): number {
+    return this.p.headerBytes + chainFieldBytes(m)
   }
 
   // ---- scheduling ------------------------------------------------------------
@@ -361,9 +403,9 @@ export class Engine {
       case Ev.IWant: this.iwant(a, b, c); return
       case Ev.GossipTick: this.gossipTick(a, b, c); return
       case Ev.SyncTimer: this.syncTimer(a); return
-      case Ev.SyncCompare: this.syncCompare(a, b); return
+      case Ev.SyncCompare: this.syncCompare(a, b, c); return
       case Ev.SyncArrive: this.syncArrive(a, b, c); return
-      case Ev.SyncValidated: this.validated(a, b, c, 'sync'); return
+      case Ev.SyncValidated: this.syncTaken(a, b, c); return
       case Ev.FetchStart: this.fetchStart(a, b, c); return
       case Ev.FetchReq: this.fetchReq(a, b, c); return
       case Ev.BodyArrive: this.bodyArrive(a, b, c); return
@@ -398,7 +440,7 @@ export class Engine {
    */
   receive (v: number, from: number, msg: number, via: 'gossip' | 'sync'): void {
     if (via === 'gossip') this.arrive(v, from, msg)
-    else this.syncArrive(v, from, msg)
+    else this.syncArrive(v, from, this.openStream([msg], [this.now], -1))
   }
 
   /** Forwards to mesh peers (or all connections) except the source, and advertises the id for the next heartbeats. */
@@ -440,7 +482,7 @@ export class Engine {
     }
     m.state[v]! |= SEEN | VALIDATING
     // Whole envelope: verify it. Announce: verify the header's signature, then fetch the body.
-    const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.p.headerBytes : m.bytes))
+    const done = this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(announce ? this.headerBytes(m) : m.bytes))
     if (announce) this.schedule(done, Ev.FetchStart, v, from, msg)
     else this.schedule(done, Ev.Validated, v, from, msg)
   }
@@ -477,16 +519,23 @@ export class Engine {
   }
 
   /**
-   * The version rule (selectEnvelope, conflicts included); records the delivery, remembers where
-   * receipts go (`from`, -1 for none) and schedules the apply. False when not taken.
+   * The version rule (selectEnvelope, conflicts included), then the chain rule for a newer
+   * version (linkOf), as the agent's book; records the delivery, remembers where receipts go
+   * (`from`, -1 for none) and schedules the apply. False when not taken.
    */
   private accept (v: number, msg: number, t: number, via: ModelVia, from: number): boolean {
     const m = this.msgs[msg]!
     const cur = this.current[m.name]!
     const held = cur[v]!
-    const selection = selectEnvelope(held >= 0 ? this.msgs[held] : undefined, m)
+    const current = held >= 0 ? this.msgs[held] : undefined
+    const selection = selectEnvelope(current, m)
     if (selection.conflict !== undefined) this.hooks.onConflict(v, selection.accept ? held : msg, t)
     if (!selection.accept) return false
+    const link = current !== undefined && m.version > current.version ? linkOf(current, m, m.root) : undefined
+    if (link === 'unlinked' || link === 'jump') {
+      this.unlinked(v, msg, link, via, from, t)
+      return false
+    }
     cur[v] = msg
     m.state[v]! |= HAVE | SEEN
     m.acceptedAt[v] = t
@@ -498,6 +547,30 @@ export class Engine {
       this.sendReceipt(v, msg, -1, t)
     }
     return true
+  }
+
+  /**
+   * A newer version that does not extend the held one (the agent's intake): by gossip the node
+   * may lack the versions between, so it syncs with the sender, whose answer carries them
+   * (catchUp, then settle). Otherwise (by sync, published locally, a jump) it is a fork.
+   */
+  private unlinked (v: number, msg: number, reason: 'unlinked' | 'jump', via: ModelVia, from: number, t: number): void {
+    if (reason === 'unlinked' && via === 'gossip' && from >= 0) this.startSync(v, from, t, msg)
+    else this.fork(v, msg, reason, t)
+  }
+
+  /** After the catch-up with the peer that offered `msg`: still newer than what `v` holds, it is a fork. */
+  private settle (v: number, msg: number): void {
+    const m = this.msgs[msg]!
+    const held = this.current[m.name]![v]!
+    if (this.up[v] === 1 && held >= 0 && this.msgs[held]!.version < m.version) this.fork(v, msg, 'unlinked', this.now)
+  }
+
+  private fork (v: number, msg: number, reason: 'unlinked' | 'jump', t: number): void {
+    const key = msg * this.capacity + v
+    if (this.forked.has(key)) return
+    this.forked.add(key)
+    this.hooks.onFork(v, msg, reason, t)
   }
 
   private applyDone (v: number, msg: number): void {
@@ -651,8 +724,11 @@ export class Engine {
     this.startSync(v, live[Math.floor(this.random() * live.length)]!, this.now)
   }
 
-  /** A sync round: digests cross (one round trip), then each side pulls what the other has newer. */
-  startSync (v: number, w: number, t: number): void {
+  /**
+   * A sync round: digests cross (one round trip), then each side pulls what the other has newer.
+   * A catch-up names the envelope `settle` to decide once the round has brought what it could.
+   */
+  startSync (v: number, w: number, t: number, settle = -1): void {
     const dv = this.digestSize(v) * DIGEST_ENTRY_BYTES + RPC_OVERHEAD_BYTES
     const dw = this.digestSize(w) * DIGEST_ENTRY_BYTES + RPC_OVERHEAD_BYTES
     this.traffic.syncSent[v]! += dv
@@ -660,7 +736,7 @@ export class Engine {
     this.traffic.syncSent[w]! += dw
     this.traffic.syncRecv[v]! += dw
     // Opening the stream and crossing digests: one round trip; the wants and envelopes are the second (SYNC_RTTS).
-    this.schedule(t + this.rtts(SYNC_RTTS - 1), Ev.SyncCompare, v, w)
+    this.schedule(t + this.rtts(SYNC_RTTS - 1), Ev.SyncCompare, v, w, settle)
   }
 
   private digestSize (v: number): number {
@@ -669,33 +745,112 @@ export class Engine {
     return k
   }
 
-  private syncCompare (v: number, w: number): void {
-    if (!this.live(v, w)) return
-    for (const cur of this.current) {
+  private syncCompare (v: number, w: number, settle: number): void {
+    if (!this.live(v, w)) {
+      if (settle >= 0) this.settle(v, settle)
+      return
+    }
+    const late = settle >= 0 ? this.msgs[settle]!.name : -1
+    for (const [name, cur] of this.current.entries()) {
       const a = cur[v]!
       const b = cur[w]!
       if (a === b) continue
       // Each side asks for what the other's digest entry would win by the version rule (sync's
-      // namesToFetch): the want crosses, the envelope comes back.
+      // namesToFetch): the want crosses, the envelopes come back, along the chain where it links.
       const ma = a >= 0 ? this.msgs[a] : undefined
       const mb = b >= 0 ? this.msgs[b] : undefined
-      if (mb !== undefined && selectEnvelope(ma, mb).accept) this.sendEnvelope(w, v, b)
-      else if (ma !== undefined && selectEnvelope(mb, ma).accept) this.sendEnvelope(v, w, a)
+      if (mb !== undefined && selectEnvelope(ma, mb).accept) {
+        this.sendChain(w, v, this.chainSince(w, b, ma), name === late ? settle : -1)
+        if (name === late) settle = -1
+      } else if (ma !== undefined && selectEnvelope(mb, ma).accept) {
+        this.sendChain(v, w, this.chainSince(v, a, mb), -1)
+      }
     }
+    if (settle >= 0) this.settle(v, settle)
   }
 
-  private sendEnvelope (from: number, to: number, msg: number): void {
-    const m = this.msgs[msg]!
+  /**
+   * What `w` sends a peer that holds `since` for the name of `head` (journal.ts chainSince):
+   * the versions between, from what `w` archived, then `head`, oldest first, where they link
+   * up from `since`; else `head` alone, and the peer sees a fork rather than a silent jump.
+   */
+  private chainSince (w: number, head: number, since: ModelMessage | undefined): number[] {
+    const h = this.msgs[head]!
+    if (since === undefined || since.version >= h.version || h.prev === undefined || h.prev === since.id) return [head]
+    const archive = this.archived(w, h.name)
+    const chain = [head]
+    for (let m = h; m.prev !== since.id;) {
+      const before = archive.get(m.prev ?? '')
+      if (before === undefined) return [head]
+      const b = this.msgs[before]!
+      if (b.version >= m.version || b.version <= since.version) return [head]
+      chain.push(before)
+      m = b
+    }
+    return chain.reverse()
+  }
+
+  /**
+   * What `w`'s archive holds for a name, by envelope id: per version the envelope it took last,
+   * for the newest ARCHIVED_VERSIONS versions (store/state.ts saveEnvelope).
+   */
+  private archived (w: number, name: number): Map<string, number> {
+    const last = new Map<number, number>()
+    for (const [i, m] of this.msgs.entries()) {
+      if (m.name !== name || (m.state[w]! & HAVE) === 0) continue
+      const k = last.get(m.version)
+      if (k === undefined || this.msgs[k]!.acceptedAt[w]! <= m.acceptedAt[w]!) last.set(m.version, i)
+    }
+    const kept = [...last].sort(([x], [y]) => y - x).slice(0, ARCHIVED_VERSIONS)
+    return new Map(kept.map(([, i]) => [this.msgs[i]!.id, i]))
+  }
+
+  /**
+   * `from` sends `msgs` to `to` on one sync stream, after the want crosses: they leave its
+   * uplink back to back and arrive in order (a late segment holds back the rest).
+   */
+  private sendChain (from: number, to: number, msgs: number[], settle: number): void {
     const wantAt = this.control(to, from, this.now, RPC_OVERHEAD_BYTES + MSG_ID_BYTES, 'sync')
-    this.schedule(this.transmit(from, wantAt, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.SyncArrive, to, from, msg)
+    const at: number[] = []
+    let latency = -1
+    for (const msg of msgs) {
+      const bytes = this.msgs[msg]!.bytes + RPC_OVERHEAD_BYTES
+      const sent = this.uplink(from, wantAt, bytes, 'sync')
+      if (latency < 0) latency = this.latency()
+      at.push(Math.max(at[at.length - 1] ?? 0, sent + latency + this.lossDelay(bytes)))
+    }
+    this.schedule(at[0]!, Ev.SyncArrive, to, from, this.openStream(msgs, at, settle))
   }
 
-  private syncArrive (v: number, from: number, msg: number): void {
-    if (this.up[v] === 0) return
-    const m = this.msgs[msg]!
+  private openStream (msgs: number[], at: number[], settle: number): number {
+    const id = this.streamIds++
+    this.streams.set(id, { msgs, at, next: 0, settle })
+    return id
+  }
+
+  /** The next envelope of a sync stream has arrived at `v`: verify it. */
+  private syncArrive (v: number, from: number, stream: number): void {
+    const s = this.streams.get(stream)!
+    if (this.up[v] === 0) {
+      this.streams.delete(stream)
+      return
+    }
+    const m = this.msgs[s.msgs[s.next]!]!
     this.traffic.syncRecv[v]! += m.bytes + RPC_OVERHEAD_BYTES
     this.traffic.policyRecv[v]! += m.bytes
-    this.schedule(this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(m.bytes)), Ev.SyncValidated, v, from, msg)
+    this.schedule(this.cpu(v, this.now, this.p.cpu.verifyMs + this.kib(m.bytes)), Ev.SyncValidated, v, from, stream)
+  }
+
+  /** Verified: take it, then read the next one; after the last, settle a catch-up. */
+  private syncTaken (v: number, from: number, stream: number): void {
+    const s = this.streams.get(stream)!
+    this.validated(v, from, s.msgs[s.next]!, 'sync')
+    if (++s.next < s.msgs.length && this.up[v] === 1) {
+      this.schedule(Math.max(this.now, s.at[s.next]!), Ev.SyncArrive, v, from, stream)
+      return
+    }
+    this.streams.delete(stream)
+    if (s.settle >= 0) this.settle(v, s.settle)
   }
 
   // ---- churn and partitions --------------------------------------------------

@@ -16,13 +16,13 @@ import { DEFAULT_SEED, PUBLISH_WINDOW_MS, RUN_GRACE_MS } from '../constants.js'
 import { DEFAULT_ANNOUNCE_THRESHOLD } from '../../node/constants.js'
 import { hostOverrides, type HostModel } from './host.js'
 import type { RunProgress } from '../runner.js'
-import { Engine, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
+import { Engine, chainFieldBytes, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
 import {
   D_LAZY, DEDICATED_CPU, DEFAULT_TAIL_MS, DEFAULT_UPLINK_BYTES_PER_S, FLOOD_PUBLISH, GOSSIP_FACTOR, HEADER_BYTES, HEARTBEAT_MS,
   HISTORY_GOSSIP, MESH_D, MESH_D_HI, MESH_D_LO, RECEIPT_BYTES, RECONNECT_MS, SYNC_INTERVAL_MS, TARGET_PEERS
 } from './constants.js'
 
-export { Engine, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
+export { Engine, chainFieldBytes, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
 export { EventQueue } from './heap.js'
 export { describeHost, hostOverrides, sharedHostOverrides, type HostModel } from './host.js'
 
@@ -123,12 +123,12 @@ export function envelopeBytes (policy: Policy): number {
 
 /**
  * A stand-in for the id of the envelope a publish signs (sha256 of its bytes): a hash of the
- * header fields that tell two envelopes of one version apart, the content, the signer and the
- * signing time. The same policy signed twice differs by id alone, and selectEnvelope keeps the
- * higher one, as it does for real envelopes.
+ * header fields that tell two envelopes of one version apart, the content, the signer, the
+ * signing time and the chain fields. The same policy signed twice differs by id alone, and
+ * selectEnvelope keeps the higher one, as it does for real envelopes.
  */
-export function modelEnvelopeId (name: string, version: number, hash: string, signer: string, issuedAt: number): string {
-  return sha256Hex(canonicalJson({ name, version, hash, signer, issuedAt }))
+export function modelEnvelopeId (name: string, version: number, hash: string, signer: string, issuedAt: number, chain: { prev?: string, force?: string } = {}): string {
+  return sha256Hex(canonicalJson({ name, version, hash, signer, issuedAt, ...chain }))
 }
 
 /** Plays a scenario through the model engine. Deterministic: the same scenario, seed and options give the same record. */
@@ -191,6 +191,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   const deliveries: RunRecord['deliveries'] = []
   const applies: RunRecord['applies'] = []
   const conflicts: RunRecord['conflicts'] = []
+  const forks: NonNullable<RunRecord['forks']> = []
   const markers: RunRecord['markers'] = []
   const errors: string[] = []
   const pubs: PublishState[] = []
@@ -219,6 +220,10 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     onConflict: (node, msg, at) => {
       const p = byMsg.get(msg)
       if (p !== undefined) conflicts.push({ node, name: p.rec.name, version: p.rec.version, at, kind: 'version' })
+    },
+    onFork: (node, msg, reason, at) => {
+      const p = byMsg.get(msg)
+      if (p !== undefined) forks.push({ node, name: p.rec.name, version: p.rec.version, at, reason })
     },
     onTimeline: (index, at) => {
       timelineLeft--
@@ -255,7 +260,12 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         const version = e.version ?? (signed.get(policy.name) ?? 0) + 1
         signed.set(policy.name, Math.max(version, signed.get(policy.name) ?? 0))
         const hash = contentHash(policy)
-        const bytes = options.policyBytes ?? envelopeBytes(policy)
+        const name = names.get(policy.name) as number
+        // As the live runner: the envelope names the one its publishing node holds, and the
+        // scenario's `root` is the key every node trusts as a root.
+        const held = engine.current[name]![from]!
+        const chain = { ...(held >= 0 ? { prev: engine.msgs[held]!.id } : {}), ...(e.force !== undefined ? { force: e.force } : {}) }
+        const bytes = (options.policyBytes ?? envelopeBytes(policy)) + chainFieldBytes(chain)
         const rec: RecordPublish = {
           id: e.id,
           name: policy.name,
@@ -281,10 +291,12 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
           for (let i = 0; i < engine.nodes; i++) if (engine.up[i] === 1) targets++
         }
         const msg = engine.addMessage({
-          name: names.get(policy.name) as number,
+          name,
           version,
           hash,
-          id: modelEnvelopeId(policy.name, version, hash, e.admin, at),
+          id: modelEnvelopeId(policy.name, version, hash, e.admin, at, chain),
+          ...chain,
+          root: e.admin === 'root',
           bytes,
           origin: from,
           at,
@@ -391,6 +403,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     deliveries,
     applies,
     conflicts,
+    forks,
     rejections: [],
     markers,
     errors

@@ -146,3 +146,41 @@ expect:
     expect(received(`{ announceThreshold: ${big - 1} }`)).toBeLessThanOrEqual(1.5)
   })
 })
+
+describe('model engine: versions form a chain', () => {
+  // v1 (as root) everywhere; then both halves of a partition publish the next version, each
+  // from a node that holds v1 or v2: v3 names v1 as the one it supersedes, so it does not extend v2.
+  const SPLIT = (admin: string): string => BASIC(40, `  - { at: 2s, do: partition, groups: [ first 50%, rest ] }
+  - { at: 3s, do: publish, policy: motd, admin: ${admin}, from: node-0, vars: { n: 2 }, id: v2 }
+  - { at: 3s, do: publish, policy: motd, admin: ${admin}, from: last 1, vars: { n: 3 }, version: 3, id: v3 }
+  - { at: 5s, do: heal }
+  - { at: 40s, do: publish, policy: motd, admin: ${admin}, from: node-0, vars: { n: 4 }, force: ends the split, id: v4 }`)
+    .replace('policies:', 'admins:\n  alice: { scopes: [test/] }\npolicies:')
+
+  it('an admin\'s version that does not extend what a node holds is held back there as a fork, until a forced one', () => {
+    const s = scenario(SPLIT('alice'))
+    const run = simulate(s, { until: 39_000 })
+    const { record, engine } = run
+    const [v1, v2, v3] = run.messages.map((m) => engine.msgs[m]!)
+    expect(v2!.prev).toBe(v1!.id)
+    expect(v3!.prev).toBe(v1!.id)
+    // The right half took v3 (it extends v1); the left half holds v2 and refused v3 after syncing with the right.
+    const holds = (v: number): number => engine.msgs[engine.current[0]![v]!]!.version
+    for (let v = 0; v < 20; v++) expect(holds(v)).toBe(2)
+    for (let v = 20; v < 40; v++) expect(holds(v)).toBe(3)
+    expect(new Set(record.forks!.map((f) => f.node))).toEqual(new Set(Array.from({ length: 20 }, (_, i) => i)))
+    expect(record.forks!.every((f) => f.version === 3 && f.reason === 'unlinked')).toBe(true)
+    expect(record.applies.filter((a) => a.version === 3 && a.node < 20)).toEqual([])
+    expect(modelResult(s, run).publishes.find((p) => p.id === 'v3')!.forkedBy).toHaveLength(20)
+
+    // A forced v4 is taken on both branches.
+    const healed = simulate(s)
+    for (let v = 0; v < 40; v++) expect(healed.engine.msgs[healed.engine.current[0]![v]!]!.version).toBe(4)
+  })
+
+  it('the root\'s v3 is taken everywhere: a root may replace anything (linkOf\'s root link), as every shipped scenario that publishes as root', () => {
+    const run = simulate(scenario(SPLIT('root')), { until: 39_000 })
+    for (let v = 0; v < 40; v++) expect(run.engine.msgs[run.engine.current[0]![v]!]!.version).toBe(3)
+    expect(run.record.forks).toEqual([])
+  })
+})

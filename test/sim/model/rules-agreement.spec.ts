@@ -5,14 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Engine, defaultParams } from '../../../src/sim/model/index.js'
 import type { Hooks } from '../../../src/sim/model/engine.js'
-import { envelopeId, selectEnvelope, signPolicy, type SigningKey } from '../../../src/envelope/index.js'
+import { MAX_VERSION_JUMP, envelopeId, generateSigningKey, linkOf, selectEnvelope, signPolicy, type Link, type SigningKey } from '../../../src/envelope/index.js'
 import { announces, forwards } from '../../../src/node/rules.js'
 import { policyTopic, announceTopic, RELAY_SYNCED_WITHIN_MS } from '../../../src/node/constants.js'
 import { FETCH_TIMEOUT_MS } from '../../../src/sync/constants.js'
 import { prng } from '../../../src/sim/random.js'
 import type { Agent } from '../../../src/node/agent.js'
 import type { Scenario } from '../../../src/sim/scenario.js'
-import { decodeEnvelope } from '../../helpers/envelope.js'
+import { decodeEnvelope, trustPolicy } from '../../helpers/envelope.js'
 import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from '../../node/fixtures.js'
 
 const W = RELAY_SYNCED_WITHIN_MS
@@ -20,7 +20,7 @@ const W = RELAY_SYNCED_WITHIN_MS
 /** The size the announce cases' envelopes are cut to: the threshold of agent A and of the model. */
 const THRESHOLD = 4000
 
-/** A signed envelope and what the version rule reads of it. */
+/** A signed envelope and what the version and chain rules read of it. */
 interface Signed {
   bytes: Uint8Array
   name: string
@@ -28,11 +28,15 @@ interface Signed {
   hash: string
   id: string
   issuedAt: number
+  prev?: string
+  force?: string
+  /** Signed by the mesh's root key (linkOf's `root` link). */
+  root: boolean
 }
 
-function sign (key: SigningKey, name: string, content: string, version: number, issuedAt: number): Signed {
-  const bytes = signPolicy(filePolicy(name, content, `/etc/agree/${name.replaceAll('/', '-')}`), { key, version, now: () => issuedAt })
-  return { bytes, name, version, hash: decodeEnvelope(bytes).hash, id: envelopeId(bytes), issuedAt }
+function sign (key: SigningKey, name: string, content: string, version: number, issuedAt: number, chain: { prev?: string, force?: string } = {}): Signed {
+  const bytes = signPolicy(filePolicy(name, content, `/etc/agree/${name.replaceAll('/', '-')}`), { key, version, now: () => issuedAt, ...chain })
+  return { bytes, name, version, hash: decodeEnvelope(bytes).hash, id: envelopeId(bytes), issuedAt, ...chain, root: key === mesh.root }
 }
 
 /** An envelope of exactly `size` bytes: the content is padded (one byte per character). */
@@ -56,6 +60,7 @@ class TinyModel {
   readonly engine: Engine
   readonly accepted: Array<{ node: number, msg: number, via: string }> = []
   readonly conflicts: Array<{ node: number, msg: number }> = []
+  readonly forks: Array<{ node: number, msg: number, reason: string }> = []
   private readonly byId = new Map<string, number>()
 
   constructor (announceThreshold = 0, nodes = 2) {
@@ -64,6 +69,7 @@ class TinyModel {
       onAccept: (node, msg, via) => { this.accepted.push({ node, msg, via }) },
       onApply: () => {},
       onConflict: (node, msg) => { this.conflicts.push({ node, msg }) },
+      onFork: (node, msg, reason) => { this.forks.push({ node, msg, reason }) },
       onTimeline: () => {}
     }
     this.engine = new Engine(prng(7), params, { kind: 'ring' }, nodes, nodes, hooks, 1)
@@ -73,7 +79,8 @@ class TinyModel {
   msg (env: Signed, ageMs = 0): number {
     let m = this.byId.get(env.id)
     if (m === undefined) {
-      m = this.engine.addMessage({ name: 0, version: env.version, hash: env.hash, id: env.id, bytes: env.bytes.byteLength, origin: 1, at: this.engine.now - ageMs, targeted: undefined })
+      const { version, hash, id, prev, force, root } = env
+      m = this.engine.addMessage({ name: 0, version, hash, id, prev, force, root, bytes: env.bytes.byteLength, origin: 1, at: this.engine.now - ageMs, targeted: undefined })
       this.byId.set(env.id, m)
     }
     return m
@@ -220,6 +227,72 @@ const ANNOUNCE_CASES: AnnounceCase[] = [
   { name: 'one byte above the threshold', size: THRESHOLD + 1, announced: true }
 ]
 
+/**
+ * Chain rule cases (linkOf): agent A holds `held`; B (the sender) has taken `sender` in turn;
+ * `incoming` reaches A by gossip from B. What A takes, in order, and whether it holds it back.
+ */
+interface ChainCase {
+  name: string
+  build: (c: Chain) => { held: Signed, sender: Signed[], incoming: Signed }
+  link: Link
+  /** Versions A takes after `held`, and how, in order. */
+  taken: Array<[version: number, via: 'gossip' | 'sync']>
+  fork?: 'unlinked' | 'jump'
+}
+
+/** One policy name's envelopes, signed by an admin (not a root, so the chain decides): v1 → v2 → v3, and others that do not extend. */
+interface Chain {
+  v1: Signed
+  v2: Signed
+  v3: Signed
+  /** Version 3, naming an envelope nobody holds (a withheld or forged history). */
+  stray: Signed
+  /** Version 3, not on the chain, forced with a signed reason. */
+  forced: Signed
+  /** Extends v1, but lands more than MAX_VERSION_JUMP past it. */
+  far: Signed
+}
+
+function chain (key: SigningKey, name: string): Chain {
+  const t = aNow - 2 * W
+  const v1 = sign(key, name, 'one', 1, t)
+  const v2 = sign(key, name, 'two', 2, t, { prev: v1.id })
+  return {
+    v1,
+    v2,
+    v3: sign(key, name, 'three', 3, t, { prev: v2.id }),
+    stray: sign(key, name, 'stray', 3, t, { prev: 'f'.repeat(64) }),
+    forced: sign(key, name, 'forced', 3, t, { force: 'the admin chose this content' }),
+    far: sign(key, name, 'far', 2 + MAX_VERSION_JUMP, t, { prev: v1.id })
+  }
+}
+
+const CHAIN_CASES: ChainCase[] = [
+  { name: 'a newer version that extends the one held: taken', build: (c) => ({ held: c.v1, sender: [c.v1, c.v2], incoming: c.v2 }), link: 'extends', taken: [[2, 'gossip']] },
+  {
+    name: 'a newer version that does not extend it, whose sender holds the versions between: taken after the catch-up, in order',
+    build: (c) => ({ held: c.v1, sender: [c.v1, c.v2, c.v3], incoming: c.v3 }),
+    link: 'unlinked',
+    taken: [[2, 'sync'], [3, 'sync']]
+  },
+  {
+    name: 'a newer version that names an envelope nobody holds: a fork when the catch-up brings it again by sync',
+    build: (c) => ({ held: c.v1, sender: [c.stray], incoming: c.stray }),
+    link: 'unlinked',
+    taken: [],
+    fork: 'unlinked'
+  },
+  {
+    name: 'a newer version whose sender holds none of the versions between: a fork once the catch-up has brought nothing',
+    build: (c) => ({ held: c.v1, sender: [], incoming: c.v3 }),
+    link: 'unlinked',
+    taken: [],
+    fork: 'unlinked'
+  },
+  { name: 'a version more than MAX_VERSION_JUMP past the one held: refused, though it extends it', build: (c) => ({ held: c.v1, sender: [], incoming: c.far }), link: 'jump', taken: [], fork: 'jump' },
+  { name: 'a forced version off the chain: taken', build: (c) => ({ held: c.v1, sender: [c.forced], incoming: c.forced }), link: 'forced', taken: [[3, 'gossip']] }
+]
+
 // ---- the checks ---------------------------------------------------------------------------
 
 describe('the model engine and the agent decide by the same rules', () => {
@@ -323,6 +396,68 @@ describe('the model engine and the agent decide by the same rules', () => {
           b.off('fetch', onFetch)
         }
         expect(fetched.includes(name)).toBe(c.announced)
+      })
+    })
+  })
+
+  describe('versions form a chain (linkOf; a catch-up sync brings the versions between)', () => {
+    const admin = generateSigningKey()
+    beforeAll(async () => {
+      const trust = mesh.sign(trustPolicy([{ key: admin.id, scopes: ['agree/chain/'] }]), 1)
+      for (const x of [a, b]) expect(await x.ingest(trust, 'local')).toBe('accepted')
+    })
+
+    CHAIN_CASES.forEach((c, i) => {
+      it(c.name, async () => {
+        const name = `agree/chain/${i}`
+        const { held, sender, incoming } = c.build(chain(admin, name))
+        const last = c.taken.length > 0 ? incoming.id : held.id
+
+        // The rule.
+        expect(linkOf(held, incoming, incoming.root)).toBe(c.link)
+
+        // The model: node 1 (A) holds `held`; node 0 (B) takes the sender's envelopes, each by
+        // gossip from node 1 (so it sends them to no one); then `incoming` reaches node 1 from node 0.
+        const model = new TinyModel()
+        model.receive(held, 'gossip', 0, 1)
+        for (const e of sender) model.receive(e, 'gossip', 0, 0)
+        expect(model.held(1)).toBe(held.id)
+        const before = model.accepted.length
+        model.receive(incoming, 'gossip', 0, 1)
+        expect(model.held(1)).toBe(last)
+        const versionOf = (msg: number): number => model.engine.msgs[msg]!.version
+        expect(model.accepted.slice(before).filter((x) => x.node === 1).map((x) => [versionOf(x.msg), x.via])).toEqual(c.taken)
+        expect(model.forks.map((f) => [f.node, versionOf(f.msg), f.reason])).toEqual(c.fork !== undefined ? [[1, incoming.version, c.fork]] : [])
+
+        // The agents: A holds `held`; B takes the sender's envelopes locally; `incoming` reaches A by gossip from B.
+        expect(await a.ingest(held.bytes, 'gossip')).toBe('accepted')
+        for (const e of sender) await b.ingest(e.bytes, 'local')
+        await b.idle()
+        const taken: Array<[number, string]> = []
+        const applied: number[] = []
+        const forks: Array<[number, string]> = []
+        const onAccepted = ({ envelope, via }: { envelope: { name: string, version: number }, via: string }): void => { if (envelope.name === name) taken.push([envelope.version, via]) }
+        const onApplied = ({ envelope }: { envelope: { name: string, version: number } }): void => { if (envelope.name === name) applied.push(envelope.version) }
+        const onFork = (f: { name: string, offered: { version: number }, reason: string }): void => { if (f.name === name) forks.push([f.offered.version, f.reason]) }
+        a.on('accepted', onAccepted)
+        a.on('applied', onApplied)
+        a.on('fork', onFork)
+        try {
+          expect(await a.ingest(incoming.bytes, 'gossip', b.peerId.toString())).toBe(c.link === 'extends' || c.link === 'forced' ? 'accepted' : 'ignored')
+          await waitFor(() => a.envelope(name)?.id === last && (c.fork === undefined || forks.length > 0), c.fork !== undefined ? `A to report the fork on ${name}` : `A to take ${name} v${incoming.version}`)
+          await a.idle()
+        } finally {
+          a.off('accepted', onAccepted)
+          a.off('applied', onApplied)
+          a.off('fork', onFork)
+        }
+        expect(taken).toEqual(c.taken)
+        expect(forks).toEqual(c.fork !== undefined ? [[incoming.version, c.fork]] : [])
+        expect(a.envelope(name)?.id).toBe(last)
+        if (c.fork !== undefined) {
+          expect(applied).not.toContain(incoming.version)
+          expect(a.status().forks.filter((f) => f.name === name)).toEqual([expect.objectContaining({ reason: c.fork, offered: expect.objectContaining({ id: incoming.id }) })])
+        }
       })
     })
   })
