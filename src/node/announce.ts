@@ -4,7 +4,7 @@ import type { AntiEntropy, FetchRequest } from '../sync/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
 import type { PolicyBook } from './book.js'
-import type { Intake } from './intake.js'
+import { TRUST_REFUSALS, type Intake } from './intake.js'
 import { fetchCandidates } from './rules.js'
 
 export interface FetcherComponents {
@@ -87,17 +87,18 @@ export class Fetcher {
         continue
       }
       if (bytes === undefined) continue
-      const { outcome, envelope } = this.c.intake.take(bytes, 'gossip', peer, ann)
+      const { outcome, envelope, reason } = this.c.intake.take(bytes, 'gossip', peer, ann)
       if (outcome === 'accepted') return this.fetched()
       if (outcome === 'ignored' && envelope !== undefined) {
         // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
         const now = this.c.book.get(ann.name)
         return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')
       }
-      if (outcome === 'ignored' || !this.allowed(ann)) {
+      if (outcome === 'ignored' || !this.allowed(ann) || TRUST_REFUSALS.has(reason ?? '')) {
         // Not the server's fault: checking it failed inside this node (the intake logged the bug),
-        // or a trust policy taken since the announcement was checked refuses its signer. Every
-        // peer would serve these same bytes, so blame none and ask no more.
+        // a trust policy taken since the announcement was checked refuses its signer, or the body
+        // is the one announced but goes beyond its signer's limits. Every peer would serve these
+        // same bytes, so blame none and ask no more.
         this.c.metrics.announcements.inc({ result: 'ignored' })
         return TopicValidatorResult.Ignore
       }

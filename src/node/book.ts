@@ -107,7 +107,8 @@ export class PolicyBook {
     for (const env of [...this.held.values()]) {
       if (env.name === TRUST_POLICY_NAME) continue
       try {
-        this.trust.authorize(env.signer, env.name)
+        // Names and limits both: a grant narrowed to fewer resource types or paths applies at once.
+        this.trust.authorizeAll(env.signer, env.policy)
       } catch (err) {
         const record: UntrustedRecord = {
           name: env.name, version: env.version, hash: env.hash, signer: env.signer, reason: (err as { reason?: string }).reason ?? 'untrusted', error: (err as Error).message, at: this.iso()

@@ -51,6 +51,8 @@ export interface Taken {
   outcome: IngestOutcome
   /** The verified envelope, when it was valid (taken or not). */
   envelope?: VerifiedEnvelope
+  /** Why it was refused, when it was (the refusal's reason: `untrusted`, `hash-mismatch`, …). */
+  reason?: string
 }
 
 /**
@@ -70,7 +72,7 @@ export class Intake {
       if (announced !== undefined) assertAnnounced(opened, announced)
       env = opened.complete()
     } catch (err) {
-      return { outcome: this.refuse(err as Error, via, from) }
+      return { outcome: this.refuse(err as Error, via, from), reason: err instanceof EnvelopeError ? err.reason : INTERNAL_REASON }
     }
     const decision = this.c.book.offer(env)
     if (decision.conflict !== undefined) this.conflict(decision.conflict)

@@ -255,6 +255,18 @@ describe('Fetcher.validate: the book changes while it fetches', () => {
     expect(rig.book.get(name)).toBeUndefined()
   })
 
+  it('hangs up on nobody when the body announced goes beyond its signer\'s limits: every peer would serve those bytes', async () => {
+    const rig = setup()
+    rig.intake.take(signed(trustPolicy([{ key: keys.webAdmin.id, scopes: ['site/'], limits: { types: ['file'] } }]), { key: keys.root }), 'sync')
+    const exec = signed(configPolicy(name, [{ id: 'run', type: 'exec', command: 'true' }]), { key: keys.webAdmin, version: 2 })
+    for (const peer of [A, B, C]) rig.net.answers.set(peer.toString(), exec)
+    expect(await rig.fetcher.validate(announce(verify(exec)), A)).toBe(Ignore)
+    expect(rig.net.askedPeers).toEqual([A.toString()])
+    expect(rig.net.hungUp).toEqual([])
+    expect(rig.seen.rejected.map((r) => r.reason)).toEqual(['out-of-scope'])
+    expect(rig.book.get(name)).toBeUndefined()
+  })
+
   it('accepts when the body arrives after sync brought the same envelope', async () => {
     const rig = setup()
     const { body, result } = await fetching(rig)

@@ -94,7 +94,7 @@ describe('Intake.take', () => {
   ])('refuses %s: %s', (what, via, outcome, reason) => {
     const { intake, keys, book, m, seen } = intakeRig()
     const bytes = what.startsWith('garbage') ? new TextEncoder().encode('{"not":"an envelope"') : signed(configPolicy('site/motd'), { key: keys.stranger })
-    expect(intake.take(bytes, via, 'peer-a')).toEqual({ outcome })
+    expect(intake.take(bytes, via, 'peer-a')).toEqual({ outcome, reason })
     expect(book.size).toBe(0)
     expect(m.envelopesRejected.count({ reason, via })).toBe(1)
     expect(seen.rejected).toMatchObject([{ reason, via, from: 'peer-a' }])
@@ -105,7 +105,7 @@ describe('Intake.take', () => {
     const announced = signed(configPolicy('site/motd'), { key: keys.root, version: 2 })
     const served = signed(configPolicy('site/motd'), { key: keys.root, version: 2, now: FIXED_NOW + 1 })
     const ann = verify(announced)
-    expect(intake.take(served, 'gossip', 'peer-a', ann)).toEqual({ outcome: 'rejected' })
+    expect(intake.take(served, 'gossip', 'peer-a', ann)).toEqual({ outcome: 'rejected', reason: 'not-announced' })
     expect(book.size).toBe(0)
     expect(seen.rejected.map((r) => r.reason)).toEqual(['not-announced'])
     expect(intake.take(announced, 'gossip', 'peer-b', ann).outcome).toBe('accepted')
@@ -117,7 +117,7 @@ describe('Intake.take', () => {
     }
     const { intake, keys, log, seen } = intakeRig({ book: new PolicyBook(new BrokenTrust([]), () => FIXED_NOW) })
     const bytes = signed(configPolicy('site/motd'), { key: keys.root })
-    expect(intake.take(bytes, 'gossip', 'peer-a')).toEqual({ outcome: 'ignored' })
+    expect(intake.take(bytes, 'gossip', 'peer-a')).toEqual({ outcome: 'ignored', reason: 'internal' })
     expect(seen.rejected).toEqual([{ reason: INTERNAL_REASON, via: 'gossip', from: 'peer-a', error: 'cannot read properties of undefined' }])
     expect(log.at('error')).toHaveLength(1)
   })
