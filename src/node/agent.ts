@@ -83,11 +83,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
         },
         untrusted: (records) => { void this.intake.fallBack(records) },
-        catchUp: (peer, envelope) => {
-          this.net.services.sync.syncWith(peerIdFromString(peer))
-            .catch((err) => { this.log.debug({ peer, err: (err as Error).message }, 'catch-up sync failed') })
-            .finally(() => { this.intake.settle(envelope, peer) })
-        },
+        catchUp: (peer, envelope) => { void this.catchUp(peer, envelope) },
         fork: (record) => { this.emit('fork', record) }
       }
     })
@@ -223,6 +219,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
     await this.intake.fallBack(untrusted)
+  }
+
+  /**
+   * Asks the peer that offered an unlinked version for the versions between. An exchange with it
+   * that was already running started before the offer, so its answer may not carry them: then
+   * one more, and only what is still unlinked after that is a fork.
+   */
+  private async catchUp (peer: string, envelope: VerifiedEnvelope): Promise<void> {
+    const sync = async (): Promise<void> => {
+      await this.net.services.sync.syncWith(peerIdFromString(peer)).catch((err) => { this.log.debug({ peer, err: (err as Error).message }, 'catch-up sync failed') })
+    }
+    await sync()
+    if ((this.book.get(envelope.name)?.version ?? 0) < envelope.version) await sync()
+    this.intake.settle(envelope, peer)
   }
 
   private conflict (record: ConflictRecord): void {

@@ -175,7 +175,7 @@ class AntiEntropyService implements AntiEntropy {
   private cancelTimer: () => void = () => {}
   private shutdown = new AbortController()
   private running = false
-  private readonly inFlight = new Set<string>()
+  private readonly inFlight = new Map<string, Promise<SyncRound>>()
 
   constructor (private readonly components: AntiEntropyComponents, init: AntiEntropyInit) {
     this.log = components.logger.forComponent('grapevine:sync')
@@ -231,9 +231,20 @@ class AntiEntropyService implements AntiEntropy {
 
   async syncWith (peer: PeerId, options: { signal?: AbortSignal } = {}): Promise<SyncRound> {
     const key = peer.toString()
+    // One exchange per peer at a time: a caller that asks meanwhile shares the running one.
+    const running = this.inFlight.get(key)
+    if (running !== undefined) return await running
+    const exchange = this.exchange(peer, key, options)
+    this.inFlight.set(key, exchange)
+    try {
+      return await exchange
+    } finally {
+      this.inFlight.delete(key)
+    }
+  }
+
+  private async exchange (peer: PeerId, key: string, options: { signal?: AbortSignal }): Promise<SyncRound> {
     const round: SyncRound = { peer: key, initiator: true, sent: 0, received: 0, accepted: 0 }
-    if (this.inFlight.has(key)) return round // one exchange per peer at a time is enough
-    this.inFlight.add(key)
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), ...(options.signal !== undefined ? [options.signal] : [])])
     let stream: Stream | undefined
     try {
@@ -259,7 +270,6 @@ class AntiEntropyService implements AntiEntropy {
       await this.fail(stream, peer, err)
       throw err
     } finally {
-      this.inFlight.delete(key)
       this.onRound?.(round)
     }
   }
