@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from './fixtures.js'
 import type { Agent } from '../../src/node/agent.js'
+import { policyTopic } from '../../src/node/constants.js'
 
 async function fileIn (agent: Agent, path: string): Promise<string | undefined> {
   try {
@@ -148,6 +149,10 @@ describe('agent mesh on 127.0.0.1', () => {
     const [boot, ...rest] = m.agents as [Agent, Agent, Agent, Agent]
     // Sync on connect exchanges peer lists; periodic maintenance dials them.
     await waitFor(() => rest.every((a) => a.libp2p.getPeers().length >= 3), 'the leaves to connect to each other', 40_000)
+    // And to hear each other's subscriptions: a publish before that reaches nobody, and these
+    // agents run no periodic sync to make up for it (a race of this test, on a loaded machine).
+    const topic = policyTopic(rest[0]!.mesh)
+    await waitFor(() => rest.every((a) => a.libp2p.services.pubsub.getSubscribers(topic).filter((p) => !p.equals(boot.peerId)).length >= 2), 'the leaves to hear each other subscribed', 40_000)
     await boot.stop()
     await rest[0]!.publish(m.sign(filePolicy('test/orphan', 'still here\n'), 1))
     await waitFor(async () => (await Promise.all(rest.map(async (a) => await fileIn(a, '/etc/grapevine-test/motd')))).every((t) => t === 'still here\n'), 'every survivor to apply')

@@ -47,7 +47,7 @@ describe('parsePolicy', () => {
   it('parses a trust policy', () => {
     const key = `ed25519:${'A'.repeat(43)}`
     const p = parsePolicy(lines('kind: trust', 'name: grapevine/trust', 'admins:', `  - { key: "${key}", scopes: ["web/"] }`))
-    expect(p).toEqual({ kind: 'trust', name: 'grapevine/trust', admins: [{ key, scopes: ['web/'] }], revoked: [] })
+    expect(p).toEqual({ kind: 'trust', name: 'grapevine/trust', admins: [{ key, scopes: ['web/'] }], revoked: [], enrollers: [], revokedNodes: [] })
   })
 
   // Each row: the policy text and the exact line a person sees (file:line:col: path: message).
