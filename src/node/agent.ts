@@ -17,9 +17,9 @@ import { createClock, type Clock } from './clock.js'
 import { receiptOutcome, type Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
 import { PolicyBook, type ConflictRecord } from './book.js'
-import { Journal, chainSince, restoreBook } from './journal.js'
+import { Journal, restoreBook } from './journal.js'
 import { Intake } from './intake.js'
-import { createAgentNet, loadIdentity } from './network.js'
+import { createAgentNet, loadIdentity, syncSource } from './network.js'
 import { Fetcher } from './announce.js'
 import { GossipTopics } from './gossip.js'
 import { ApplyQueue } from './apply-queue.js'
@@ -83,7 +83,11 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
         },
         untrusted: (records) => { void this.intake.fallBack(records) },
-        catchUp: (peer, envelope) => { void this.catchUp(peer, envelope) },
+        catchUp: (peer, envelope) => {
+          void this.intake.catchUp(envelope, peer, async (p) => {
+            await this.net.services.sync.syncWith(peerIdFromString(p)).catch((err) => { this.log.debug({ peer: p, err: (err as Error).message }, 'catch-up sync failed') })
+          })
+        },
         fork: (record) => { this.emit('fork', record) }
       }
     })
@@ -154,23 +158,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       metricsRegister: metrics.gossipRegister,
       sync: {
         random: clock.random,
-        source: {
-          digest: () => book.digest(),
-          envelope: (name) => book.get(name)?.bytes,
-          chain: async (name, since) => await chainSince(this.store, book.get(name), since),
-          ingest: async (bytes, from, via) => this.intake.take(bytes, via, from).outcome,
-          peerHints: () => this.peers.hints(),
-          onPeerHints: (hints) => { this.peers.learn(hints) },
-          fetch: async (req) => book.servable(req)
-        },
-        onFetch: (round) => {
-          countFetch(metrics, round)
-          this.emit('fetch', round)
-        },
-        onRound: (round) => {
-          countSyncRound(metrics, round)
-          this.emit('sync', round)
-        }
+        source: syncSource({ book, store: this.store, intake: this.intake, peers: this.peers }),
+        onFetch: (round) => { countFetch(metrics, round); this.emit('fetch', round) },
+        onRound: (round) => { countSyncRound(metrics, round); this.emit('sync', round) }
       }
     })
     const signal = this.stopping.signal
@@ -219,20 +209,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
     await this.intake.fallBack(untrusted)
-  }
-
-  /**
-   * Asks the peer that offered an unlinked version for the versions between. An exchange with it
-   * that was already running started before the offer, so its answer may not carry them: then
-   * one more, and only what is still unlinked after that is a fork.
-   */
-  private async catchUp (peer: string, envelope: VerifiedEnvelope): Promise<void> {
-    const sync = async (): Promise<void> => {
-      await this.net.services.sync.syncWith(peerIdFromString(peer)).catch((err) => { this.log.debug({ peer, err: (err as Error).message }, 'catch-up sync failed') })
-    }
-    await sync()
-    if ((this.book.get(envelope.name)?.version ?? 0) < envelope.version) await sync()
-    this.intake.settle(envelope, peer)
   }
 
   private conflict (record: ConflictRecord): void {

@@ -39,7 +39,7 @@ export interface IntakeEvents {
   conflict: (record: ConflictRecord) => void
   /** The accepted envelope should go on to gossip peers (rules.forwards). */
   forward: (env: VerifiedEnvelope) => void
-  /** A newer version by gossip that does not extend the held one: fetch the versions between from this peer, then settle(). */
+  /** A newer version by gossip that does not extend the held one: catchUp() asks its sender for the versions between. */
   catchUp: (peer: string, env: VerifiedEnvelope) => void
   /** A fork: held back, reported. */
   fork: (record: ForkRecord) => void
@@ -106,6 +106,18 @@ export class Intake {
       return
     }
     this.fork(env, reason, via, from)
+  }
+
+  /**
+   * Asks the peer that offered an unlinked version for the versions between (`sync`: one
+   * anti-entropy exchange). An exchange already running started before the offer, so its answer
+   * may not carry them: then one more; only what is still unlinked after that is a fork.
+   */
+  async catchUp (env: VerifiedEnvelope, from: string, sync: (peer: string) => Promise<void>): Promise<void> {
+    const behind = (): boolean => (this.c.book.get(env.name)?.version ?? 0) < env.version
+    await sync(from)
+    if (behind()) await sync(from)
+    this.settle(env, from)
   }
 
   /** After catching up with the peer that offered `env`: still not on this node's chain, it is a fork. */

@@ -1,7 +1,11 @@
 import { createNet, type GrapevineLibp2p, type MetricsRegister, type PrivateKey } from '../net/libp2p.js'
 import { generateIdentity, privateKeyFromProtobuf, privateKeyToProtobuf } from '../net/identity.js'
 import type { StateStore } from '../store/index.js'
-import type { AntiEntropyInit } from '../sync/index.js'
+import type { AntiEntropyInit, SyncSource } from '../sync/index.js'
+import type { PolicyBook } from './book.js'
+import type { Intake } from './intake.js'
+import type { Peers } from './peers.js'
+import { chainSince } from './journal.js'
 import type { AgentOptions } from './options.js'
 import { announceTopic, policyTopic, receiptTopic } from './constants.js'
 
@@ -45,4 +49,17 @@ export async function createAgentNet (opts: AgentOptions, mesh: string, privateK
     },
     sync: { ...hooks.sync, interval: opts.syncInterval, ...(opts.setTimer !== undefined ? { setTimer: opts.setTimer } : {}) }
   })
+}
+
+/** The node's side of anti-entropy: what it holds, the chain between versions, the intake every envelope takes, peer exchange. */
+export function syncSource (c: { book: PolicyBook, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn'> }): SyncSource {
+  return {
+    digest: () => c.book.digest(),
+    envelope: (name) => c.book.get(name)?.bytes,
+    chain: async (name, since) => await chainSince(c.store, c.book.get(name), since),
+    ingest: async (bytes, from, via) => c.intake.take(bytes, via, from).outcome,
+    peerHints: () => c.peers.hints(),
+    onPeerHints: (hints) => { c.peers.learn(hints) },
+    fetch: async (req) => c.book.servable(req)
+  }
 }
