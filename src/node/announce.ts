@@ -89,7 +89,7 @@ export class Fetcher {
       if (bytes === undefined) continue
       const { outcome, envelope, reason } = this.c.intake.take(bytes, 'gossip', peer, ann)
       if (outcome === 'accepted') return this.fetched()
-      if (outcome === 'ignored' && envelope !== undefined) {
+      if (outcome === 'ignored' && (envelope !== undefined || reason === 'older' || reason === 'duplicate')) {
         // Valid and announced, but not taken: held already (say by sync meanwhile), or superseded.
         const now = this.c.book.get(ann.name)
         return now !== undefined && matchesAnnouncement(now, ann) ? this.fetched() : this.ignored('superseded')

@@ -1,4 +1,4 @@
-import { openEnvelope, assertAnnounced, EnvelopeError, type Announcement, type VerifiedEnvelope } from '../envelope/index.js'
+import { selectEnvelope, openEnvelope, assertAnnounced, EnvelopeError, type Announcement, type VerifiedEnvelope } from '../envelope/index.js'
 import type { IngestOutcome } from '../sync/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
@@ -51,7 +51,10 @@ export interface Taken {
   outcome: IngestOutcome
   /** The verified envelope, when it was valid (taken or not). */
   envelope?: VerifiedEnvelope
-  /** Why it was refused, when it was (the refusal's reason: `untrusted`, `hash-mismatch`, …). */
+  /**
+   * Why it was refused (`untrusted`, `hash-mismatch`, …), or why a correctly signed envelope was
+   * ignored before its policy was checked (`older`, `duplicate`: no envelope then).
+   */
   reason?: string
 }
 
@@ -70,6 +73,14 @@ export class Intake {
       const opened = openEnvelope(bytes, this.c.book.trust)
       // A fetched body must be the very envelope announced, not merely a valid one.
       if (announced !== undefined) assertAnnounced(opened, announced)
+      // Then the version rule on the verified header: a replay or an older version costs no
+      // more than its signature; its policy is never parsed.
+      const held = this.c.book.get(opened.name)
+      const early = held === undefined ? undefined : selectEnvelope(held, opened)
+      if (early !== undefined && !early.accept && (early.reason === 'older' || early.reason === 'duplicate')) {
+        this.c.metrics.envelopesIgnored.inc({ reason: early.reason })
+        return { outcome: 'ignored', reason: early.reason }
+      }
       env = opened.complete()
     } catch (err) {
       return { outcome: this.refuse(err as Error, via, from), reason: err instanceof EnvelopeError ? err.reason : INTERNAL_REASON }

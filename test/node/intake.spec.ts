@@ -36,15 +36,28 @@ describe('Intake.take', () => {
     await journal.idle()
     const ops = store.ops.length
     const again = signed(configPolicy('site/motd'), { key: keys.root, version: reason === 'older' ? 1 : 2 })
-    const { outcome, envelope } = intake.take(again, 'gossip', 'peer-b')
-    expect(outcome).toBe('ignored')
-    expect(envelope?.name).toBe('site/motd')
+    // Ignored on its verified header: the policy is never parsed, so no envelope comes back.
+    expect(intake.take(again, 'gossip', 'peer-b')).toEqual({ outcome: 'ignored', reason })
     expect(m.envelopesIgnored.count({ reason })).toBe(1)
     expect(m.envelopesAccepted.count()).toBe(1)
     expect(seen.accepted).toHaveLength(1)
     expect(seen.rejected).toEqual([])
     await journal.idle()
     expect(store.ops).toHaveLength(ops)
+  })
+
+  it('judges an older version on its signed header, before its policy: a replay with a broken body is ignored, not checked', () => {
+    const { intake, keys, m, seen } = intakeRig()
+    intake.take(signed(configPolicy('site/motd'), { key: keys.root, version: 2 }), 'sync', 'peer-a')
+    const v1 = new TextDecoder().decode(signed(configPolicy('site/motd', [], { description: 'one' }), { key: keys.root, version: 1 }))
+    // The same signed header over another body: checking the body would find a hash mismatch.
+    const broken = new TextEncoder().encode(v1.replace('"description":"one"', '"description":"two"'))
+    expect(intake.take(broken, 'gossip', 'peer-b')).toEqual({ outcome: 'ignored', reason: 'older' })
+    expect(seen.rejected).toEqual([])
+    // As the newest version it would be checked whole, and refused.
+    const fresh = intakeRig({ keys }).intake
+    expect(fresh.take(broken, 'gossip', 'peer-b')).toMatchObject({ outcome: 'rejected', reason: 'hash-mismatch' })
+    expect(m.envelopesIgnored.count({ reason: 'older' })).toBe(1)
   })
 
   it('reports a same-version conflict once, whether this node kept its envelope or took the other', async () => {
