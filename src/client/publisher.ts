@@ -40,6 +40,10 @@ export interface MeshClient {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000
+/** Peers a publisher asks for a name's head before it builds on it (docs/versions.md). */
+const HEAD_WITNESSES = 3
+/** Peer hints kept from the agents' sync answers. */
+const MAX_HINTS = 64
 
 export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
   if (target.agent !== undefined) return agentClient(typeof target.agent === 'string' ? parseAgentAddress(target.agent) : target.agent, target.signal)
@@ -55,6 +59,8 @@ export async function connectMesh (target: MeshTarget): Promise<MeshClient> {
  */
 async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshClient> {
   let offered: VerifiedEnvelope | undefined
+  /** Peers the agents reached offered in their sync answers: more witnesses for the head. */
+  const hints = new Map<string, string[]>()
   const net: GrapevineLibp2p = await createNet({
     privateKey: await generateIdentity(),
     listen: [],
@@ -67,7 +73,8 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
         wantsEnvelopes: false,
         digest: () => offered === undefined ? [] : [{ name: offered.name, version: offered.version, hash: offered.hash, id: offered.id }],
         envelope: (n) => n === offered?.name ? offered.bytes : undefined,
-        ingest: async () => 'ignored'
+        ingest: async () => 'ignored',
+        onPeerHints: (hs) => { for (const h of hs) if (hints.size < MAX_HINTS) hints.set(h.id, h.addrs) }
       }
     }
   })
@@ -102,6 +109,14 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
+  // With fewer than HEAD_WITNESSES peers reached, dial some of the peers they offered, so the
+  // head is never one peer's word while the mesh has more to ask.
+  const widen = async (): Promise<void> => {
+    const known = new Set([...peers.map((p) => p.toString()), net.peerId.toString()])
+    const extra = [...hints].filter(([id]) => !known.has(id)).slice(0, Math.max(0, HEAD_WITNESSES - peers.length))
+    const dialed = await Promise.allSettled(extra.map(async ([id, a]) => await net.dial(a.map((x) => multiaddr(x.includes('/p2p/') ? x : `${x}/p2p/${id}`)), { signal: signal() })))
+    for (const r of dialed) if (r.status === 'fulfilled') peers.push(r.value.remotePeer)
+  }
   const firstAnswer = async <T>(fn: (p: PeerId) => Promise<T>): Promise<T> => {
     let last: unknown
     for (const p of peers) {
@@ -111,6 +126,10 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
   }
   return {
     current: async (name) => {
+      if (peers.length < HEAD_WITNESSES) {
+        await digests()
+        await widen()
+      }
       const ds = await digests()
       if (ds.length === 0) throw new PublishError('no agent answered the sync request')
       return meshHead(name, ds.map(({ peer, digest }) => ({ peer: peer.toString(), entry: digest.find((e) => e.name === name) })))
