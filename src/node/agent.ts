@@ -11,7 +11,7 @@ import type { DigestEntry, IngestOutcome, SyncRound } from '../sync/index.js'
 import { serveQueries } from '../query/index.js'
 import { DEFAULT_BEACON_INTERVAL_MS, type FleetView } from '../receipt/index.js'
 import { countFetch, countSyncRound, createMetrics, type AgentMetrics } from './metrics.js'
-import { DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
+import { ADMISSION_BLOCK_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
 import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import { receiptOutcome, type Via } from './rules.js'
@@ -26,9 +26,11 @@ import { ApplyQueue } from './apply-queue.js'
 import { Reports } from './reports.js'
 import { Peers } from './peers.js'
 import { buildStatus, readTraffic, type AgentStatus, type AgentTraffic } from './status.js'
-import { AgentStoppedError } from './errors.js'
+import { AdmissionNotEnforcedError, AgentStoppedError } from './errors.js'
 import { loadAdmission } from './admission.js'
 import { admissionStatus, type AdmissionCertificate } from '../admission/index.js'
+import { canonicalBytes } from '../envelope/index.js'
+import { AdmissionGate } from './admission-gate.js'
 
 export type { Via } from './rules.js'
 export type { AgentOptions, AgentEvents } from './options.js'
@@ -56,6 +58,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private net!: GrapevineLibp2p
   private topics!: GossipTopics
   private reports!: Reports
+  private gate!: AdmissionGate
 
   private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, readonly admission?: AdmissionCertificate) {
     super()
@@ -152,6 +155,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Bootstrap peers are dialled once at start. Keep them as candidates too, so a node whose
     // bootstrap was down at that moment (or dropped before peer exchange) still joins later.
     this.peers.add(opts.bootstrap ?? [])
+    if (opts.admittedOnly === true && !book.trust.admissionEnforced) throw new AdmissionNotEnforcedError(`--admitted-only needs a trust policy that lists enrollers; this node's (version ${book.trustVersion ?? 'none'}) lists none, so every peer would count (docs/admission.md, "The transition rule")`)
 
     const net = this.net = await createAgentNet(opts, this.mesh, this.privateKey, {
       isBlocked: (peer) => this.peers.isBlocked(peer),
@@ -192,7 +196,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       onReport: (report) => { this.emit('report', report) }
     })
 
+    this.gate = new AdmissionGate({
+      net, log, clock, signal, enforce: opts.admittedOnly === true, graceMs: opts.admissionGraceMs,
+      certificate: this.admission !== undefined ? canonicalBytes(this.admission) : undefined,
+      judge: (cert, peer) => admissionStatus(cert, peer, book.trust, clock.now()),
+      refuse: async (peer) => { await this.peers.block([peer], { forMs: ADMISSION_BLOCK_MS }) }
+    })
     this.topics.install()
+    await this.gate.start()
     await this.reports.start()
     await serveQueries(net, {
       fleet: () => this.reports.fleet.list(),
@@ -318,6 +329,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.clock.stop()
     this.peers.stop()
     this.topics.stop()
+    await this.gate.stop()
     await this.queue.idle().catch((err) => { this.log.error({ err: (err as Error).message }, 'apply queue failed while stopping') })
     await this.net.stop()
     this.journal.history({ event: 'stopped' })

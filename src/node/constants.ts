@@ -53,3 +53,14 @@ export const RELAY_SYNCED_WITHIN_MS = 60 * 60_000
 export function receiptTopic (mesh: string): string {
   return `/grapevine/${mesh}/receipts/1`
 }
+
+/**
+ * With `--admitted-only`, how long a peer that failed the admission check stays blocked. Long
+ * enough that a rogue cannot retry every few seconds; short enough that a node admitted a moment
+ * later (certificate installed, trust policy with its enroller not yet gossiped) gets back in
+ * without anyone restarting anything.
+ */
+export const ADMISSION_BLOCK_MS = 5 * 60_000
+
+/** With `--admitted-only`, how often connected peers' certificates are judged again: revocations and expiries bite within this. */
+export const ADMISSION_RECHECK_MS = 30_000

@@ -23,3 +23,15 @@ export class ReceiptStreamTimeoutError extends Error {
   static override name = 'ReceiptStreamTimeoutError'
   override name = 'ReceiptStreamTimeoutError'
 }
+
+/** `--admitted-only` on a node whose trust policy lists no enrollers: every peer would count, so the option would mean nothing. */
+export class AdmissionNotEnforcedError extends Error {
+  static override name = 'AdmissionNotEnforcedError'
+  override name = 'AdmissionNotEnforcedError'
+}
+
+/** What a peer sent on the admission protocol was not one bounded frame within the deadline. */
+export class AdmissionStreamError extends Error {
+  static override name = 'AdmissionStreamError'
+  override name = 'AdmissionStreamError'
+}

@@ -23,6 +23,13 @@ export interface AgentOptions {
    * is read if present. Refused at start if it names another peer id.
    */
   admission?: Uint8Array
+  /**
+   * `--admitted-only`: drop and block, for ADMISSION_BLOCK_MS, peers that show no certificate
+   * that holds for their peer id within the grace. Refused at start while the trust policy lists no enrollers.
+   */
+  admittedOnly?: boolean
+  /** How long a new connection may go without a valid certificate under admittedOnly; default ADMISSION_GRACE_MS. */
+  admissionGraceMs?: number
   /** Human name used in templates and reports; defaults to the host name. */
   name?: string
   mdns?: boolean

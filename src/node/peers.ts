@@ -35,6 +35,8 @@ export interface PeersComponents {
 export class Peers {
   private readonly known = new Map<string, KnownPeer>()
   private readonly blocked = new Set<string>()
+  /** Blocks that lift themselves (an admission refusal), with their cancel functions. */
+  private readonly expiries = new Map<string, () => void>()
   private net?: PeersNet
   private saveQueued = false
   private stopped = false
@@ -67,17 +69,32 @@ export class Peers {
     return this.blocked.has(peer)
   }
 
-  /** Refuses and drops connections to these peers: how tests and simulations cut the mesh. */
-  async block (peers: Iterable<string>): Promise<void> {
+  /**
+   * Refuses and drops connections to these peers: how tests and simulations cut the mesh, and
+   * how `--admitted-only` refuses a peer for `forMs`. A block without `forMs` is lifted only by unblock.
+   */
+  async block (peers: Iterable<string>, opts: { forMs?: number } = {}): Promise<void> {
     for (const p of peers) {
+      const permanent = this.blocked.has(p) && !this.expiries.has(p)
+      this.expiries.get(p)?.()
+      this.expiries.delete(p)
+      if (opts.forMs !== undefined && !permanent) {
+        this.expiries.set(p, this.c.clock.after(opts.forMs, () => {
+          this.expiries.delete(p)
+          this.blocked.delete(p)
+        }))
+      }
       this.blocked.add(p)
       await this.net?.hangUp(peerIdFromString(p)).catch((err) => { this.c.log.debug({ peer: p, err: (err as Error).message }, 'hang-up failed') })
     }
   }
 
   unblock (peers?: Iterable<string>): void {
-    if (peers === undefined) this.blocked.clear()
-    else for (const p of peers) this.blocked.delete(p)
+    for (const p of peers ?? [...this.blocked]) {
+      this.expiries.get(p)?.()
+      this.expiries.delete(p)
+      this.blocked.delete(p)
+    }
   }
 
   /** A peer identify told us about: remember its listen addresses. */

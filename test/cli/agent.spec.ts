@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI_PATH, runCli } from '../helpers/cli.js'
 import { waitFor } from '../node/fixtures.js'
+import { generateSigningKey } from '../../src/envelope/index.js'
 
 interface RunningAgent {
   child: ChildProcess
@@ -120,4 +121,16 @@ describe('grapevine agent as separate processes', () => {
     // The very same connection (same remote port), not a new one dialled after a drop.
     expect(await peersOfA()).toEqual([before])
   }, 60_000)
+
+  it('refuses --admitted-only (exit 64) while the trust policy lists no enrollers, from a flag or the config file', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    const common = ['agent', '--trust', generateSigningKey().id, '--state', join(dir, 'state'), '--root', join(dir, 'root'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-api']
+    const flag = await runCli([...common, '--admitted-only'])
+    expect(flag.code).toBe(64)
+    expect(flag.stderr).toContain('--admitted-only needs a trust policy that lists enrollers')
+    await writeFile(join(dir, 'agent.yaml'), 'admittedOnly: true\n')
+    const file = await runCli([...common, '--config', join(dir, 'agent.yaml')])
+    expect(file.code).toBe(64)
+    expect(file.stderr).toContain('--admitted-only needs a trust policy that lists enrollers')
+  })
 })

@@ -259,6 +259,24 @@ describe('Peers: blocking', () => {
     expect(ids.slice(0, 3).some((id) => peers.isBlocked(id))).toBe(false)
   })
 
+  it('lifts a block given forMs when it expires; a block without one, or unblock, outranks it', async () => {
+    const { peers, net, time } = setup({ targetPeers: 0 })
+    peers.start(net)
+    await peers.block([ids[0]!, ids[1]!], { forMs: 1000 })
+    await peers.block([ids[1]!])
+    await peers.block([ids[2]!])
+    await peers.block([ids[2]!], { forMs: 1000 })
+    await time.advance(999)
+    expect(ids.slice(0, 3).map((id) => peers.isBlocked(id))).toEqual([true, true, true])
+    await time.advance(1)
+    expect(ids.slice(0, 3).map((id) => peers.isBlocked(id))).toEqual([false, true, true])
+    await peers.block([ids[0]!], { forMs: 1000 })
+    peers.unblock([ids[0]!])
+    await peers.block([ids[0]!])
+    await time.advance(1000)
+    expect(peers.isBlocked(ids[0]!)).toBe(true)
+  })
+
   it('blocks before the network exists, and when a hang-up fails', async () => {
     const { peers, net, log } = setup({ targetPeers: 0 })
     await peers.block([ids[0]!])

@@ -24,6 +24,7 @@ const configSchema = (z: typeof Z) => z.strictObject({
   apiGroup: z.union([z.string(), z.number().int().nonnegative()]).optional(),
   name: z.string().optional(),
   admission: z.string().optional(),
+  admittedOnly: z.boolean().optional(),
   mesh: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   reapplyInterval: z.number().nonnegative().optional(),
@@ -72,6 +73,7 @@ export const registerAgent: Register = (program, done) => {
     .option('--root <dir>', 'prefix for every managed path (default /)')
     .option('--name <name>', 'node name for templates and reports (default: host name)')
     .option('--admission <file>', 'this node\'s admission certificate (grapevine admit); default: <state>/admission.cert if present')
+    .option('--admitted-only', 'drop and block (5 min) peers that show no valid admission certificate within 10 s of connecting; needs a trust policy with enrollers')
     .option('--mdns', 'discover peers on the local network with mDNS')
     .option('--swarm-key <file>', 'pre-shared swarm key: only peers with the same key can connect')
     .option('--api <host:port>', `also serve the local API on TCP (e.g. ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}); every route but /health and /metrics then needs the bearer token written to <state>/api.token (mode 0600)`)
@@ -118,6 +120,7 @@ export const registerAgent: Register = (program, done) => {
         tags,
         name: opts.name ?? file.name,
         admission,
+        admittedOnly: opts.admittedOnly ?? file.admittedOnly ?? false,
         mdns: opts.mdns ?? file.mdns ?? false,
         swarmKey,
         mesh: opts.mesh ?? file.mesh,
@@ -128,6 +131,7 @@ export const registerAgent: Register = (program, done) => {
         processMetrics: true
       }).catch((err: Error) => {
         // A certificate the node cannot use (another node's, forged, not one): refused before it joins.
+        if (err.name === 'AdmissionNotEnforcedError') throw new CliError(err.message, EXIT.USAGE)
         if (err instanceof AdmissionError) throw new CliError(`${admissionFile ?? `${stateDir}/admission.cert`}: ${err.message}`, EXIT.USAGE)
         throw err
       })
