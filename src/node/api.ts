@@ -235,6 +235,11 @@ class SerialPublisher {
     if (refusal !== undefined) {
       return { status: REFUSAL_STATUS[refusal.reason] ?? 422, body: { outcome: result.outcome, reason: refusal.reason, error: refusal.error } }
     }
+    if (env === undefined && (result.reason === 'older' || result.reason === 'duplicate')) {
+      // Ignored on its signed header, before its policy was read: valid as far as it was checked.
+      const held = this.agent.status().policies.find((p) => p.name === JSON.parse(new TextDecoder().decode(bytes)).name)
+      return { status: 409, body: { outcome: result.outcome, reason: result.reason, ...(held !== undefined ? { current: { version: held.version, hash: held.hash, id: held.id } } : {}), error: `not taken (${result.reason})${held !== undefined ? `: the agent holds v${held.version} ${held.hash.slice(0, 19)}` : ''}` } }
+    }
     if (env === undefined) return { status: 422, body: { outcome: result.outcome, reason: 'refused', error: 'the envelope was not taken (the agent log says why)' } }
     const current = this.agent.envelope(env.name)
     const described = {
