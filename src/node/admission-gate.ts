@@ -1,4 +1,5 @@
 import * as lp from 'it-length-prefixed'
+import { scopedSignal } from '../sync/index.js'
 import { pipe } from 'it-pipe'
 import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
 import { ADMISSION_GRACE_MS, ADMISSION_PROTOCOL, MAX_ADMISSION_BYTES, openAdmission, type AdmissionCertificate, type AdmissionStatus } from '../admission/index.js'
@@ -146,9 +147,9 @@ export class AdmissionGate {
   private async show (peer: PeerId): Promise<void> {
     const cert = this.c.certificate
     if (cert === undefined || this.c.signal.aborted) return
-    const signal = AbortSignal.any([AbortSignal.timeout(this.c.graceMs ?? ADMISSION_GRACE_MS), this.c.signal])
+    const scope = scopedSignal(this.c.graceMs ?? ADMISSION_GRACE_MS, this.c.signal)
     try {
-      const stream = await this.c.net.dialProtocol(peer, ADMISSION_PROTOCOL, { signal })
+      const stream = await this.c.net.dialProtocol(peer, ADMISSION_PROTOCOL, { signal: scope.signal })
       try {
         await pipe([cert], (src) => lp.encode(src), stream.sink)
       } catch (err) {
@@ -157,6 +158,8 @@ export class AdmissionGate {
       }
     } catch (err) {
       this.c.log.debug({ peer: peer.toString(), err: (err as Error).message }, 'showing the admission certificate failed')
+    } finally {
+      scope.done()
     }
   }
 }

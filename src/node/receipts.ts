@@ -4,6 +4,7 @@ import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
 import { keyIdOfPeer } from '../net/identity.js'
 import { MAX_RECEIPT_BYTES, validateReport, type NodeReport } from '../receipt/index.js'
 import { systemSetTimer, type SetTimer } from './clock.js'
+import { scopedSignal } from '../sync/index.js'
 import { InvalidRoutedReceiptError, ReceiptStreamTimeoutError, TooManyReceiptsError } from './errors.js'
 
 /**
@@ -89,7 +90,8 @@ export class ReceiptSender {
     this.queues.delete(peer)
     for (let i = 0; i < queue.length; i += MAX_RECEIPTS_PER_STREAM) {
       const batch = queue.slice(i, i + MAX_RECEIPTS_PER_STREAM)
-      const signal = AbortSignal.any([AbortSignal.timeout(RECEIPT_STREAM_TIMEOUT_MS), ...(this.signal !== undefined ? [this.signal] : [])])
+      const scope = scopedSignal(RECEIPT_STREAM_TIMEOUT_MS, this.signal)
+      const signal = scope.signal
       try {
         const stream = await this.net.dialProtocol(peerIdFromString(peer), RECEIPT_PROTOCOL, { signal })
         try {
@@ -101,6 +103,8 @@ export class ReceiptSender {
         this.events.sent?.(peer, batch.length)
       } catch (err) {
         this.events.failed?.(peer, batch.length, err as Error)
+      } finally {
+        scope.done()
       }
     }
   }

@@ -12,6 +12,7 @@ import {
 import { decodeFrame, encodeFrame, type DigestEntry, type Frame, type PeerHint } from './frames.js'
 import { namesToFetch } from './digest.js'
 import { SyncProtocolError, SyncStreamEndedError, SyncTimeoutError } from './errors.js'
+import { scopedSignal } from './signals.js'
 import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { VersionedRef } from '../envelope/index.js'
 import { systemSetTimer, type SetTimer } from '../node/clock.js'
@@ -245,7 +246,8 @@ class AntiEntropyService implements AntiEntropy {
 
   private async exchange (peer: PeerId, key: string, options: { signal?: AbortSignal }): Promise<SyncRound> {
     const round: SyncRound = { peer: key, initiator: true, sent: 0, received: 0, accepted: 0 }
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS), ...(options.signal !== undefined ? [options.signal] : [])])
+    const scope = scopedSignal(EXCHANGE_TIMEOUT_MS, this.shutdown.signal, options.signal)
+    const signal = scope.signal
     let stream: Stream | undefined
     try {
       const conn = await this.components.connectionManager.openConnection(peer, { signal })
@@ -270,6 +272,7 @@ class AntiEntropyService implements AntiEntropy {
       await this.fail(stream, peer, err)
       throw err
     } finally {
+      scope.done()
       this.onRound?.(round)
     }
   }
@@ -277,7 +280,8 @@ class AntiEntropyService implements AntiEntropy {
   private async respond (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer
     const round: SyncRound = { peer: peer.toString(), initiator: false, sent: 0, received: 0, accepted: 0 }
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(EXCHANGE_TIMEOUT_MS)])
+    const scope = scopedSignal(EXCHANGE_TIMEOUT_MS, this.shutdown.signal)
+    const signal = scope.signal
     // A fetch is not an anti-entropy round: it is reported through onFetch instead.
     let fetch = false
     try {
@@ -311,6 +315,7 @@ class AntiEntropyService implements AntiEntropy {
       round.error = (err as Error).message
       await this.fail(stream, peer, err)
     } finally {
+      scope.done()
       if (!fetch) this.onRound?.(round)
     }
   }
@@ -332,7 +337,8 @@ class AntiEntropyService implements AntiEntropy {
 
   async fetch (peer: PeerId, req: FetchRequest, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | undefined> {
     const fetched: FetchRound = { peer: peer.toString(), initiator: true, name: req.name, version: req.version, found: false, bytesIn: 0, bytesOut: 0 }
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(FETCH_TIMEOUT_MS), ...(options.signal !== undefined ? [options.signal] : [])])
+    const scope = scopedSignal(FETCH_TIMEOUT_MS, this.shutdown.signal, options.signal)
+    const signal = scope.signal
     let stream: Stream | undefined
     let ch: FrameChannel | undefined
     try {
@@ -350,6 +356,7 @@ class AntiEntropyService implements AntiEntropy {
       await this.fail(stream, peer, err)
       throw err
     } finally {
+      scope.done()
       fetched.bytesIn = ch?.bytesIn ?? 0
       fetched.bytesOut = ch?.bytesOut ?? 0
       this.onFetch?.(fetched)
