@@ -15,3 +15,9 @@ export class InvalidQueryResponseError extends Error {
   static override name = 'InvalidQueryResponseError'
   override name = 'InvalidQueryResponseError'
 }
+
+/** A query stream still open at its deadline (QUERY_TIMEOUT_MS): a peer dripping bytes does not hold it. */
+export class QueryTimeoutError extends Error {
+  static override name = 'QueryTimeoutError'
+  override name = 'QueryTimeoutError'
+}

@@ -8,7 +8,7 @@ import { formatPath, policyName } from '../policy/index.js'
 import {
   FLEET_CHUNK, FLEET_FRAME_BYTES, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
 } from './constants.js'
-import { InvalidQueryError, InvalidQueryResponseError, TooManyResponseFramesError } from './errors.js'
+import { QueryTimeoutError, InvalidQueryError, InvalidQueryResponseError, TooManyResponseFramesError } from './errors.js'
 
 const request = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('fleet') }),
@@ -46,11 +46,15 @@ async function readRequest (source: AsyncIterable<Uint8ArrayList>): Promise<Requ
 }
 
 /** Answers queries on `net` from `handlers`; a query that fails is logged and its stream aborted. */
-export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandlers): Promise<void> {
+export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandlers, opts: { timeoutMs?: number } = {}): Promise<void> {
   const log = net.logger.forComponent('grapevine:query')
+  const timeoutMs = opts.timeoutMs ?? QUERY_TIMEOUT_MS
   await net.handle(QUERY_PROTOCOL, ({ stream, connection }) => {
     void (async () => {
-      const signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)
+      // One deadline for the whole stream, reading the query included.
+      const signal = AbortSignal.timeout(timeoutMs)
+      const deadline = setTimeout(() => { stream.abort(new QueryTimeoutError(`query stream not finished within ${timeoutMs} ms`)) }, timeoutMs)
+      deadline.unref?.()
       try {
         const req = await readRequest(stream.source)
         const frames: Uint8Array[] = []
@@ -65,6 +69,8 @@ export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandler
       } catch (err) {
         log.error('query from %p failed: %e', connection.remotePeer, err)
         stream.abort(err as Error)
+      } finally {
+        clearTimeout(deadline)
       }
     })()
   }, { maxInboundStreams: MAX_INBOUND_QUERY_STREAMS })

@@ -1,3 +1,4 @@
+import { pushable } from 'it-pushable'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
@@ -38,19 +39,31 @@ async function peer (logger?: ComponentLogger): Promise<GrapevineLibp2p> {
 
 const node = (i: number): FleetNode => ({ id: `peer-${i}`, name: `n${i}`, tags: { role: 'web' }, lastSeen: '2026-01-01T00:00:00.000Z', policies: {}, admitted: true })
 
-async function serving (fleet: FleetNode[]): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
+async function serving (fleet: FleetNode[], opts: { timeoutMs?: number } = {}): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
   const { logger, errors } = recordingLogger('grapevine:query')
   const server = await peer(logger)
   await serveQueries(server, {
     fleet: () => fleet,
     envelope: async (name, version) => name === 'web/site' && version === 3 ? new Uint8Array([1, 2, 3]) : undefined
-  })
+  }, opts)
   const client = await peer()
   await client.dial(multiaddr(server.getMultiaddrs()[0]!.toString()))
   return { server, client, errors }
 }
 
 describe('query protocol', () => {
+  it('aborts a stream that drips its query slower than the deadline allows, and logs why', async () => {
+    const { server, client, errors } = await serving([], { timeoutMs: 300 })
+    const stream = await client.dialProtocol(server.peerId, QUERY_PROTOCOL)
+    const drip = pushable<Uint8Array>()
+    void stream.sink(drip).catch(() => {})
+    drip.push(new Uint8Array([1])) // the first byte of a length prefix, and then nothing
+    const ended = (async () => { for await (const _ of stream.source) { /* no answer comes */ } })()
+    await expect(ended).rejects.toThrow()
+    expect(errors.some((e) => String(e[2]).includes('QueryTimeoutError') || String(e[2]).includes('not finished within 300 ms'))).toBe(true)
+    drip.end()
+  })
+
   it('answers fleet (in chunks) and envelope queries', async () => {
     const fleet = Array.from({ length: 1_200 }, (_, i) => node(i))
     const { server, client, errors } = await serving(fleet)
