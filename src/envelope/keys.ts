@@ -107,6 +107,11 @@ export async function resolveTrustedKey (value: string): Promise<string> {
     throw new InvalidKeyError(`"${value}" is neither a public key id nor a readable file`)
   }
   const trimmed = text.trim()
+  // A private key would work (its public half), and invite copying a root's private key to
+  // every server. Refuse it and say what to give instead.
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(trimmed)) {
+    throw new InvalidKeyError(`${value} is a private key: give its public key instead (the .pub file \`grapevine keygen\` wrote beside it, or the ed25519:… id); a private key belongs only where it signs`)
+  }
   const firstLine = trimmed.split('\n').find((l) => isKeyId(l.trim()))
   if (firstLine !== undefined) return firstLine.trim()
   try {

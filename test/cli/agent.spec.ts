@@ -133,4 +133,13 @@ describe('grapevine agent as separate processes', () => {
     expect(file.code).toBe(64)
     expect(file.stderr).toContain('--admitted-only needs a trust policy that lists enrollers')
   })
+
+  it('refuses a private key as --trust (exit 64), and says to give the .pub', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    expect((await runCli(['keygen', '--out', join(dir, 'root.key')])).code).toBe(0)
+    const r = await runCli(['agent', '--trust', join(dir, 'root.key'), '--state', join(dir, 'state'), '--root', join(dir, 'root'), '--listen', '/ip4/127.0.0.1/tcp/0', '--no-api'])
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain('root.key is a private key: give its public key instead (the .pub file')
+    expect((await runCli(['verify', join(dir, 'nothing.env'), '--trust', join(dir, 'root.key')])).code).not.toBe(0)
+  })
 })

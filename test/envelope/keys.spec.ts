@@ -117,10 +117,15 @@ describe('resolveTrustedKey', () => {
       const f = join(d, 'pub.pem')
       await writeFile(f, publicKeyFromId(key.id).export({ format: 'pem', type: 'spki' }))
       return f
-    }],
-    ['a PEM private key (its public half)', async (d: string) => { const f = join(d, 'k'); await writeSigningKey(f, key); return f }]
+    }]
   ])('accepts %s', async (_, make) => {
     expect(await resolveTrustedKey(await make(dir()))).toBe(key.id)
+  })
+
+  it('refuses a private key file, and says to give the public key', async () => {
+    const f = join(dir(), 'root.key')
+    await writeSigningKey(f, key)
+    await expect(resolveTrustedKey(f)).rejects.toThrow(/is a private key: give its public key instead \(the \.pub file/)
   })
 
   it('refuses a value that is neither a key id nor a file with a key', async () => {
