@@ -18,7 +18,7 @@ import { receiptOutcome, type Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
 import { PolicyBook, type ConflictRecord } from './book.js'
 import { Journal, restoreBook } from './journal.js'
-import { Intake } from './intake.js'
+import { Intake, type Taken } from './intake.js'
 import { createAgentNet, loadIdentity, syncSource } from './network.js'
 import { Fetcher } from './announce.js'
 import { GossipTopics } from './gossip.js'
@@ -245,11 +245,12 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Publishes a signed envelope from this node: take it locally, then gossip it, or above the
    * announce threshold gossip its announcement and serve the body to the peers that fetch it.
    */
-  async publish (bytes: Uint8Array, via: Via = 'local'): Promise<{ outcome: IngestOutcome, envelope?: VerifiedEnvelope, reason?: string, recipients: number }> {
+  async publish (bytes: Uint8Array, via: Via = 'local'): Promise<Taken & { recipients: number }> {
     if (this.stopping.signal.aborted) throw new AgentStoppedError('the agent has stopped; nothing was published')
     // Verified once: the same envelope serves the reply whether it was taken or not.
-    const { outcome, envelope, reason } = this.intake.take(bytes, via)
-    if (outcome !== 'accepted' || envelope === undefined) return { outcome, envelope, ...(reason !== undefined ? { reason } : {}), recipients: 0 }
+    const taken = this.intake.take(bytes, via)
+    const { outcome, envelope } = taken
+    if (outcome !== 'accepted' || envelope === undefined) return { ...taken, recipients: 0 }
     return { outcome, envelope, recipients: await this.topics.send(envelope) }
   }
 

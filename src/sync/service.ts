@@ -132,16 +132,19 @@ class FrameChannel {
 
   async read (): Promise<Frame> {
     if (++this.count > MAX_FRAMES_PER_STREAM) throw new SyncProtocolError(`more than ${MAX_FRAMES_PER_STREAM} frames in one exchange`)
-    const timeout = AbortSignal.timeout(this.readTimeout)
+    // Per frame, so its timer and listener go as soon as the frame is in.
+    const scope = scopedSignal(this.readTimeout, this.signal)
     let result: IteratorResult<Uint8ArrayList | Uint8Array>
     try {
-      result = await raceSignal(this.frames.next(), AbortSignal.any([this.signal, timeout]))
+      result = await raceSignal(this.frames.next(), scope.signal)
     } catch (err) {
-      if (timeout.aborted) throw new SyncTimeoutError(`no frame within ${this.readTimeout} ms`)
+      if (scope.signal.aborted && !this.signal.aborted) throw new SyncTimeoutError(`no frame within ${this.readTimeout} ms`)
       if ((err as Error).name === 'InvalidDataLengthError' || (err as Error).name === 'InvalidMessageLengthError' || (err as Error).name === 'InvalidDataLengthLengthError') {
         throw new SyncProtocolError(`bad frame length: ${(err as Error).message}`)
       }
       throw err
+    } finally {
+      scope.done()
     }
     if (result.done === true) throw new SyncStreamEndedError('stream ended mid-exchange')
     const v = result.value
