@@ -27,6 +27,18 @@ export interface Progress {
   unadmitted: number
 }
 
+/** What each outcome a node reports counts as. (A trust policy or a tombstone is applied when held: its kind is its outcome.) */
+const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | undefined>> = {
+  applied: 'applied',
+  changes: 'applied',
+  unchanged: 'unchanged',
+  'no-changes': 'unchanged',
+  failed: 'failed',
+  failures: 'failed',
+  'changes-and-failures': 'failed',
+  untrusted: 'failed'
+}
+
 /**
  * Pure: sorts the known admitted nodes by what they reported for `name`@`version`. A node is
  * targeted when the policy's target matches the tags it announces. A node the fleet view does
@@ -45,9 +57,12 @@ export function progressOf (fleet: readonly FleetNode[], policy: Policy, version
     if (!targeted || reported === 'not-targeted') { p.notTargeted.push({ ...base, outcome: 'not-targeted' }); continue }
     if (reported === undefined) { p.pending.push({ ...base, outcome: 'pending' }); continue }
     const o: NodeOutcome = { ...base, outcome: reported, ...(state?.failures !== undefined ? { failures: state.failures } : {}) }
-    if (reported === 'failed' || reported === 'failures' || reported === 'changes-and-failures') p.failed.push(o)
-    else if (reported === 'unchanged' || reported === 'no-changes') p.unchanged.push(o)
-    else p.applied.push(o)
+    const counted = OUTCOMES[reported] ?? (reported === policy.kind ? 'applied' : undefined)
+    // Only the words that say it was applied count as applied. A node that dropped the
+    // version as untrusted failed it; one whose beacon says `fork` (or anything else) has not
+    // said how the apply went: it is still waited for.
+    if (counted === undefined) p.pending.push({ ...base, outcome: reported })
+    else p[counted].push(o)
   }
   return p
 }
@@ -56,9 +71,13 @@ export function reportedCount (p: Progress): number {
   return p.applied.length + p.unchanged.length + p.failed.length
 }
 
-/** Done when every known targeted node reported, or `expect` targeted nodes have. */
+/**
+ * Done when every known targeted node reported (or moved on to a newer version), or `expect`
+ * targeted nodes have; at once on a conflict. A node on a newer version does not end the wait
+ * for the others: it says nothing of them.
+ */
 export function isComplete (p: Progress, expect?: number): boolean {
-  if (p.conflicting.length > 0 || p.superseded.length > 0) return true
+  if (p.conflicting.length > 0) return true
   if (expect !== undefined) return reportedCount(p) >= expect
   return p.pending.length === 0 && p.known > 0
 }

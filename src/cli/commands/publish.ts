@@ -97,7 +97,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   const timeoutMs = Number(opts.timeout) * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of seconds: got "${opts.timeout}"`, EXIT.USAGE)
   const client = await connect(opts)
-  const { publishPolicy, waitForFleet, PublishError } = await import('../../client/index.js')
+  const { publishPolicy, waitForFleet, reportedCount, PublishError } = await import('../../client/index.js')
   try {
     let result: PublishResult
     try {
@@ -128,7 +128,9 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
     }
     const superseded = (progress?.superseded.length ?? 0) > 0
     const conflictLater = (progress?.conflicting.length ?? 0) > 0
-    const code = lost || conflictLater
+    // Every node that reported had already moved on to a newer version: none applied this one.
+    const overtaken = superseded && progress !== undefined && reportedCount(progress) === 0
+    const code = lost || conflictLater || overtaken
       ? EXIT_CONFLICT_LOST
       : (progress?.failed.length ?? 0) > 0 ? EXIT_NODE_FAILURES : timedOut ? EXIT_TIMEOUT : EXIT.OK
     if (opts.json === true) {
