@@ -41,6 +41,11 @@ export async function agentEndpoint (opts: { agent?: string, state?: string }): 
     throw new CliError((err as Error).message, EXIT.USAGE)
   }
   if (endpoint.url === undefined) return endpoint
+  // This host's agent's token goes only to this host; another host's needs its state named.
+  if (chosen === undefined && !isLoopback(new URL(endpoint.url).hostname)) {
+    endpoint.tokenNote = `no token sent to ${endpoint.url}: this host's agent token goes only to a loopback address; give --state for the agent whose token to send`
+    return endpoint
+  }
   const file = apiTokenPath(chosen ?? defaultStateDir())
   try {
     endpoint.token = (await readFile(file, 'utf8')).trim()
@@ -64,4 +69,8 @@ export function parseTags (values: readonly string[] | undefined): Record<string
 /** Commander collector for repeatable options. */
 export function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
+}
+
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }

@@ -163,7 +163,20 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
       for (const node of await firstAnswer(async (p) => await queryFleet(net, p, signal()))) receipts.merge(node)
       return receipts.list()
     },
-    envelope: async (name, version) => await firstAnswer(async (p) => await queryEnvelope(net, p, name, version, signal())),
+    // A peer that has pruned the version answers "none": ask the next one before saying nobody holds it.
+    envelope: async (name, version) => {
+      let failed: unknown
+      let answered = false
+      for (const p of peers) {
+        try {
+          const bytes = await queryEnvelope(net, p, name, version, signal())
+          if (bytes !== undefined) return bytes
+          answered = true
+        } catch (err) { failed = err }
+      }
+      if (!answered) throw new PublishError(`no agent answered: ${(failed as Error)?.message ?? 'unknown error'}`)
+      return undefined
+    },
     close: async () => { await net.stop() }
   }
 }

@@ -8,6 +8,9 @@ import type { Logger } from './logger.js'
 import { ADMISSION_RECHECK_MS } from './constants.js'
 import { AdmissionStreamError } from './errors.js'
 
+
+/** What it-length-prefixed throws for a frame that is no frame: the peer sent garbage. */
+const GARBAGE_ERRORS: ReadonlySet<string> = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError'])
 /**
  * `/grapevine/admission/1.0.0`: on every new connection each side opens one stream to the
  * other and sends its certificate as one length-prefixed frame, then closes it. Under
@@ -80,8 +83,9 @@ export class AdmissionGate {
         } catch (err) {
           stream.abort(err as Error)
           this.c.log.debug({ peer: from, err: (err as Error).message }, 'admission stream failed')
-          // A frame over the bound, or a prefix that is no length, is garbage; a timeout leaves it to the grace.
-          if ((err as Error).name !== AdmissionStreamError.name) void this.refuse(from, 'garbage')
+          // A frame over the bound, or a prefix that is no length, is garbage. A timeout, or a
+          // connection that dropped mid-frame (an honest peer on a flaky link), is left to the grace.
+          if (GARBAGE_ERRORS.has((err as Error).name)) void this.refuse(from, 'garbage')
           return
         } finally {
           deadline()
@@ -101,12 +105,6 @@ export class AdmissionGate {
     this.graceTimers.clear()
     this.cancelRecheck?.()
     if (this.c.enforce) await this.c.net.unhandle(ADMISSION_PROTOCOL)
-  }
-
-  /** Whether a connected peer has shown a certificate that holds now. */
-  isAdmitted (peer: string): boolean {
-    const cert = this.shown.get(peer)
-    return cert !== undefined && this.c.judge(cert, peer).identity !== undefined
   }
 
   /** A frame a peer sent: opened (bounded, shape, signature) and judged for exactly that peer id. */

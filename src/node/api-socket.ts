@@ -50,8 +50,13 @@ async function answers (path: string): Promise<boolean> {
 async function letGroupThrough (dir: string, gid: number): Promise<boolean> {
   const info = await stat(dir)
   if ((info.mode & 0o001) !== 0 || (info.gid === gid && (info.mode & 0o010) !== 0)) return false
-  if (info.gid !== gid) await chown(dir, -1, gid)
-  await chmod(dir, (info.mode & 0o7777) | 0o010)
+  if (info.gid !== gid) {
+    // A new group gets search only, never the read or write the old group had.
+    await chown(dir, -1, gid)
+    await chmod(dir, ((info.mode & 0o7777) & ~0o070) | 0o010)
+  } else {
+    await chmod(dir, (info.mode & 0o7777) | 0o010)
+  }
   return true
 }
 

@@ -237,7 +237,7 @@ class SerialPublisher {
     }
     if (env === undefined && (result.reason === 'older' || result.reason === 'duplicate')) {
       // Ignored on its signed header, before its policy was read: valid as far as it was checked.
-      const held = this.agent.status().policies.find((p) => p.name === JSON.parse(new TextDecoder().decode(bytes)).name)
+      const held = this.agent.envelope(headerName(bytes) ?? '')
       return { status: 409, body: { outcome: result.outcome, reason: result.reason, ...(held !== undefined ? { current: { version: held.version, hash: held.hash, id: held.id } } : {}), error: `not taken (${result.reason})${held !== undefined ? `: the agent holds v${held.version} ${held.hash.slice(0, 19)}` : ''}` } }
     }
     if (env === undefined) return { status: 422, body: { outcome: result.outcome, reason: 'refused', error: 'the envelope was not taken (the agent log says why)' } }
@@ -260,5 +260,15 @@ class SerialPublisher {
       : current.id === env.id ? 'duplicate' : current.version > env.version ? 'older' : current.version === env.version ? 'conflict-lost' : 'not-taken'
     const why = current === undefined ? 'the agent did not take it (its log says why)' : `the agent holds v${current.version} ${current.hash.slice(0, 19)}`
     return { status: 409, body: { ...described, reason, error: `${env.name} v${env.version} was not taken (${reason}): ${why}` } }
+  }
+}
+
+/** The policy name in an envelope whose signed header checked out, read without trusting the rest of it. */
+function headerName (bytes: Uint8Array): string | undefined {
+  try {
+    const name = (JSON.parse(new TextDecoder().decode(bytes)) as { name?: unknown }).name
+    return typeof name === 'string' ? name : undefined
+  } catch {
+    return undefined
   }
 }
