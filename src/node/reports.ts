@@ -59,7 +59,7 @@ export class Reports {
   private readonly sender: ReceiptSender
 
   constructor (private readonly c: ReportsComponents) {
-    this.fleet = new FleetView(undefined, c.judge)
+    this.fleet = new FleetView(undefined, c.judge, c.clock.now)
     this.sender = new ReceiptSender(c.net, {
       sent: (_peer, count) => { c.metrics.receipts.inc({ result: 'forwarded' }, count) },
       failed: (peer, count, err) => {

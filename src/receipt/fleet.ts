@@ -57,13 +57,20 @@ interface Entry {
  * MAX_FLEET_POLICIES_PER_NODE. Whether a node is admitted is judged when the view is listed,
  * so a new trust policy (a revoked node, a new enroller) or an expiry shows at once.
  */
+/** How far ahead of this node's clock a report's time is believed. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000
+
 export class FleetView {
   private readonly nodes = new Map<string, Entry>()
 
   /** `judge` decides admission (an agent's view); without it, a node counts only as an agent's merged answer vouches. */
-  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge) {}
+  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge, private readonly now: () => number = Date.now) {}
 
-  add (report: NodeReport): void {
+  add (signed: NodeReport): void {
+    // A node's clock may run ahead, or it may lie: a time in the future would keep it from ever
+    // looking stale and shut out its own later reports. Take at most now plus a little skew.
+    const latest = new Date(this.now() + MAX_CLOCK_SKEW_MS).toISOString()
+    const report = signed.at > latest ? { ...signed, at: latest } : signed
     const node = this.entry(report.node, report.name, report.tags, report.at)
     if (report.at >= node.lastSeen) {
       node.lastSeen = report.at
@@ -147,7 +154,9 @@ export class FleetView {
     let oldestUncertified: Entry | undefined
     for (const n of this.nodes.values()) {
       if (oldest === undefined || n.lastSeen < oldest.lastSeen) oldest = n
-      if (n.cert === undefined && (oldestUncertified === undefined || n.lastSeen < oldestUncertified.lastSeen)) oldestUncertified = n
+      // A certificate that merely opens is anyone's (a self-made enroller key): only one that holds spares a node.
+      const holds = n.cert !== undefined && this.judge?.(n.id, n.cert).identity !== undefined
+      if (!holds && (oldestUncertified === undefined || n.lastSeen < oldestUncertified.lastSeen)) oldestUncertified = n
     }
     const victim = oldestUncertified ?? oldest
     if (victim !== undefined) this.nodes.delete(victim.id)

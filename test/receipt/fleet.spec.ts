@@ -130,3 +130,14 @@ describe('FleetView.list', () => {
     expect(v.size).toBe(3)
   })
 })
+
+describe('FleetView: a report from the future', () => {
+  it('is believed only up to this node\'s clock plus the skew, so the node can look stale and its later reports count', () => {
+    const now = Date.UTC(2025, 0, 2, 3, 0)
+    const v = new FleetView(undefined, undefined, () => now)
+    v.add(presence('n1', 60 * 24 * 365, [['web/nginx', 1, hash(1), 'applied']]))
+    expect(v.list()[0]!.lastSeen).toBe(new Date(now + 5 * 60_000).toISOString())
+    v.add(presence('n1', 5, [['web/nginx', 2, hash(2), 'applied']], { name: 'renamed' }))
+    expect(v.list()[0]!.name).toBe('renamed')
+  })
+})
