@@ -1,6 +1,8 @@
 import { lstat, readlink, realpath } from 'node:fs/promises'
 import { dirname, posix } from 'node:path'
 import { PathEscapesRootError, RootNotFoundError } from './errors.js'
+import { InvalidPathError } from '../policy/errors.js'
+import { managedPathProblem } from '../policy/paths.js'
 
 /** True when `p` is `root` or inside it; both absolute and normalised. */
 export function isInside (root: string, p: string): boolean {
@@ -10,11 +12,13 @@ export function isInside (root: string, p: string): boolean {
 /**
  * Maps a policy path (absolute) to the path on this machine under `root`. Pure: refuses
  * `..` outright, because the kernel resolves `a/..` after following `a`, so no lexical
- * rule can tell where it leads.
+ * rule can tell where it leads. The rules are validation's own (managedPathProblem), so a
+ * policy that validates never fails here.
  */
 export function hostPath (root: string, path: string): string {
-  if (!path.startsWith('/')) throw new PathEscapesRootError(path, root, { dotdot: true })
-  if (path.split('/').includes('..')) throw new PathEscapesRootError(path, root, { dotdot: true })
+  const problem = managedPathProblem(path)
+  if (problem?.kind === 'nul') throw new InvalidPathError(path, 'a NUL byte cannot be part of a file name')
+  if (problem !== undefined) throw new PathEscapesRootError(path, root, { dotdot: true })
   const normal = posix.normalize(path).replace(/\/+$/, '')
   return root === '/' ? (normal === '' ? '/' : normal) : root + normal
 }

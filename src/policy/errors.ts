@@ -47,3 +47,12 @@ export class TemplateError extends Error {
     super(`${path}: ${message}`)
   }
 }
+
+/** A managed path no file can have (a NUL byte); validation refuses it first (src/policy/paths.ts). */
+export class InvalidPathError extends Error {
+  static override name = 'InvalidPathError'
+  override name = 'InvalidPathError'
+  constructor (readonly path: string, reason: string) {
+    super(`${JSON.stringify(path)}: ${reason}`)
+  }
+}

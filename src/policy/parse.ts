@@ -305,8 +305,52 @@ function yamlTokens (text: string): { tokens: CST.Token[], counter: LineCounter,
   return { tokens, counter, tooDeep: { line: pos.line, column: pos.col } }
 }
 
+/**
+ * Where the quoted scalar that ends at `end` opens. The yaml library reports a missing closing
+ * quote where the text ends, which says nothing of which string was left open.
+ */
+function quoteOpenedAt (tokens: readonly CST.Token[], end: number): number | undefined {
+  const stack: unknown[] = [...tokens]
+  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+    if (t === null || typeof t !== 'object') continue
+    const token = t as { type?: string, offset?: number, source?: string }
+    if ((token.type === 'double-quoted-scalar' || token.type === 'single-quoted-scalar') && (token.offset ?? 0) + (token.source?.length ?? 0) === end) return token.offset
+    for (const v of Object.values(t)) if (v !== null && typeof v === 'object') stack.push(v)
+  }
+  return undefined
+}
+
+/** The document's errors as problems, each where a person would look for it. */
+function syntaxProblems (doc: Document, counter: LineCounter, tokens: readonly CST.Token[]): PolicyProblem[] {
+  const problems: PolicyProblem[] = []
+  let unclosedEnd: number | undefined
+  for (const e of doc.errors) {
+    const message = e.message.split('\n')[0] ?? e.message
+    let offset = e.pos[0]
+    if (e.code === 'MISSING_CHAR' && /quote/.test(message)) {
+      const opened = quoteOpenedAt(tokens, offset)
+      if (opened !== undefined) {
+        unclosedEnd = offset
+        offset = opened
+        problems.push({ path: '', ...lineCol(counter, offset), message: `${message}: the string that opens here is never closed` })
+        continue
+      }
+    }
+    // What else the parser says where the open string swallowed the text only repeats it.
+    if (e.pos[0] === unclosedEnd) continue
+    problems.push({ path: '', ...lineCol(counter, offset), message })
+  }
+  return problems
+}
+
+function lineCol (counter: LineCounter, offset: number): { line: number, column: number } {
+  // `linePos` is only filled in by prettyErrors, so locate the error from its offset.
+  const pos = counter.linePos(offset)
+  return { line: pos.line, column: pos.col }
+}
+
 /** `parseDocument` in two steps, so that a document nested too deep is refused before it is composed. */
-function parseYaml (text: string, file: string): { doc: Document, counter: LineCounter } {
+function parseYaml (text: string, file: string): { doc: Document, counter: LineCounter, tokens: CST.Token[] } {
   const { Composer, YAMLParseError } = yaml()
   const { tokens, counter, tooDeep } = yamlTokens(text)
   if (tooDeep !== undefined) throw new PolicyTooDeepError(file, { path: '', ...tooDeep }, MAX_POLICY_DEPTH)
@@ -319,7 +363,7 @@ function parseYaml (text: string, file: string): { doc: Document, counter: LineC
     }
   }
   // compose(…, true) always ends with a document, even for empty text.
-  return { doc: doc as Document, counter }
+  return { doc: doc as Document, counter, tokens }
 }
 
 /**
@@ -340,14 +384,8 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
       return lineOf(parsed.doc, parsed.counter, path)
     }
   } else {
-    const { doc, counter } = parseYaml(text, file)
-    if (doc.errors.length > 0) {
-      throw new InvalidPolicyError(file, doc.errors.map((e) => {
-        // `linePos` is only filled in by prettyErrors, so locate the error from its offset.
-        const pos = counter.linePos(e.pos[0])
-        return { path: '', line: pos.line, column: pos.col, message: e.message.split('\n')[0] ?? e.message }
-      }))
-    }
+    const { doc, counter, tokens } = parseYaml(text, file)
+    if (doc.errors.length > 0) throw new InvalidPolicyError(file, syntaxProblems(doc, counter, tokens))
     try {
       data = doc.toJS({ maxAliasCount: 100 })
     } catch (err) {

@@ -1,5 +1,6 @@
 import { z } from '../vendor/zod.js'
 import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS } from './constants.js'
+import { managedPathProblem, nulProblem } from './paths.js'
 
 // The one source of truth for the policy format: the validator uses these
 // schemas, and `npm run schema` writes policies/schema.json from them.
@@ -25,9 +26,17 @@ const mode = z.string({
   error: (iss) => `expected an octal string like "0644", got ${JSON.stringify(iss.input)}`
 }).regex(OCTAL_MODE, { error: (iss) => `expected an octal string like "0644", got ${JSON.stringify(iss.input)}` })
 
-const absPath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), {
-  error: (iss) => `expected an absolute path starting with "/", got ${JSON.stringify(iss.input)}`
+/** A managed path: the applier's own rules (src/policy/paths.ts), so validate refuses what apply would. */
+const absPath = z.string().min(1).max(4096).superRefine((p, ctx) => {
+  const problem = managedPathProblem(p)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem.message, input: p })
 })
+
+/** Text passed to a system call as it is (argv, env, a relative symlink target). */
+const noNul = (s: string, ctx: z.RefinementCtx): void => {
+  const problem = nulProblem(s)
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: s })
+}
 
 const ensure = z.enum(['present', 'absent']).default('present')
 
@@ -77,7 +86,11 @@ export const symlinkResource = z.strictObject({
   type: z.literal('symlink'),
   path: absPath,
   ensure,
-  target: nonEmpty.optional().describe('What the link points to; required unless ensure is absent.')
+  // An absolute target moves under --root like a managed path, so it follows the same rules.
+  target: nonEmpty.superRefine((t, ctx) => {
+    const problem = t.startsWith('/') ? managedPathProblem(t)?.message : nulProblem(t)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: t })
+  }).optional().describe('What the link points to; required unless ensure is absent.')
 }).refine((r) => r.ensure === 'absent' || r.target !== undefined, {
   error: 'a symlink needs a target unless ensure is absent', path: ['target']
 })
@@ -94,7 +107,9 @@ export const configResource = z.strictObject({
   ...ownership
 })
 
-const commandLine = z.union([nonEmpty, z.array(nonEmpty).min(1).max(1000)])
+const commandLine = z.union([nonEmpty.superRefine(noNul), z.array(nonEmpty.superRefine(noNul)).min(1).max(1000)], {
+  error: 'expected a command: a string (run by /bin/sh -c) or a list of strings (an argv)'
+})
 
 export const execResource = z.strictObject({
   ...common,
@@ -104,7 +119,7 @@ export const execResource = z.strictObject({
   unless: commandLine.optional().describe('Skip when this command exits 0.'),
   onlyif: commandLine.optional().describe('Run only when this command exits 0.'),
   cwd: absPath.optional(),
-  env: z.record(z.string(), str).optional(),
+  env: z.record(z.string(), str.superRefine(noNul)).optional(),
   timeout: z.number().positive().max(MAX_EXEC_TIMEOUT_SECONDS).default(300).describe('Seconds before the command is killed.'),
   run_as: userName.optional().describe('Run the command and its guards as this user (from the host\'s /etc/passwd); needs an agent running as root.'),
   refreshonly: z.boolean().default(false).describe('Run only when notified by a resource that changed.')

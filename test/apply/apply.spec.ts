@@ -398,7 +398,10 @@ describe('applyPolicy', () => {
 
     it('refuses paths with ..', async () => {
       const sb = sandbox()
-      const report = await sb.apply(policyOf([{ id: 'up', type: 'file', path: '/../../escape', content: 'x' }]))
+      // Validation refuses ".." first (issue 15); the applier must still refuse a policy that skipped it.
+      const policy = policyOf([{ id: 'up', type: 'file', path: '/escape', content: 'x' }])
+      Object.assign(policy.resources[0] as object, { path: '/../../escape' })
+      const report = await sb.apply(policy)
       expect(result(report, 'up')).toMatchObject({ status: 'failed', error: { name: 'PathEscapesRootError', message: expect.stringContaining('".." is not allowed') } })
     })
 

@@ -46,7 +46,8 @@ const arbResourceBody = (kind: Kind, path: string, varNames: string[]): fc.Arbit
     case 'exec':
       return fc.record({
         type: fc.constant('exec'),
-        command: fc.oneof(fc.constant('true'), fc.array(arbText.filter((s) => s.length > 0), { minLength: 1, maxLength: 3 })),
+        // An argv cannot hold a NUL byte: validation refuses one (the system could not pass it on).
+        command: fc.oneof(fc.constant('true'), fc.array(arbText.filter((s) => s.length > 0 && !s.includes('\0')), { minLength: 1, maxLength: 3 })),
         timeout: fc.integer({ min: 1, max: 3600 }),
         refreshonly: fc.boolean()
       }, { requiredKeys: ['type', 'command'] })

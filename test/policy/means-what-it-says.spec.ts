@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest'
+import { InvalidPolicyError, managedPathProblem, parsePolicy, type PolicyProblem } from '../../src/policy/index.js'
+import { hostPath } from '../../src/apply/paths.js'
+
+/** The problems parsePolicy reports for `text`, or a failure if it accepts it. */
+function problemsOf (text: string, file = 'p.yaml'): PolicyProblem[] {
+  try {
+    parsePolicy(text, file)
+  } catch (err) {
+    if (err instanceof InvalidPolicyError) return err.problems
+    throw err
+  }
+  throw new Error('expected the policy to be refused')
+}
+
+const lines = (...ls: string[]): string => ls.join('\n') + '\n'
+
+describe('validation applies the applier\'s path rules (issue 15)', () => {
+  it.each([
+    ['a file path climbing with ..', '{ id: f, type: file, path: /opt/../../etc/evil }', 'resources[0].path', /"\.\." is not allowed/],
+    ['a trailing ..', '{ id: f, type: directory, path: /a/.. }', 'resources[0].path', /"\.\." is not allowed/],
+    ['a config path with ..', '{ id: c, type: config, format: json, path: /etc/../x.json }', 'resources[0].path', /"\.\." is not allowed/],
+    ['an exec cwd with ..', '{ id: e, type: exec, command: "true", cwd: /srv/../.. }', 'resources[0].cwd', /"\.\." is not allowed/],
+    ['an exec creates with ..', '{ id: e, type: exec, command: "true", creates: /srv/../x }', 'resources[0].creates', /"\.\." is not allowed/],
+    ['an absolute symlink target with ..', '{ id: l, type: symlink, path: /a, target: /x/../../y }', 'resources[0].target', /"\.\." is not allowed/],
+    ['a NUL byte in a file path', '{ id: f, type: file, path: "/etc/a\\0b" }', 'resources[0].path', /NUL byte/],
+    ['a NUL byte in a symlink target', '{ id: l, type: symlink, path: /a, target: "b\\0c" }', 'resources[0].target', /NUL byte/],
+    ['a NUL byte in a command', '{ id: e, type: exec, command: ["/bin/echo", "a\\0b"] }', 'resources[0].command[1]', /NUL byte/],
+    ['a NUL byte in an exec env value', '{ id: e, type: exec, command: "true", env: { A: "x\\0" } }', 'resources[0].env.A', /NUL byte/]
+  ])('refuses %s at validation, with field and line', (_, resource, path, message) => {
+    const problems = problemsOf(lines('name: a', 'resources:', `  - ${resource}`))
+    expect(problems).toEqual([expect.objectContaining({ path, line: 3, message: expect.stringMatching(message) })])
+  })
+
+  it('keeps a relative symlink target with .. (it is resolved from the link, which is normal)', () => {
+    expect(() => parsePolicy(lines('name: a', 'resources:', '  - { id: l, type: symlink, path: /etc/a, target: ../b }'))).not.toThrow()
+  })
+
+  it.each(['/opt/../../etc/evil', '/a/..', 'relative', '/x\0y', '/etc/nginx/', '/etc//x/./y'])('validation and hostPath agree on %j', (path) => {
+    const refusedByValidation = managedPathProblem(path) !== undefined
+    let refusedByApply = false
+    try { hostPath('/srv/root', path) } catch { refusedByApply = true }
+    expect(refusedByApply).toBe(refusedByValidation)
+  })
+})
+
+describe('messages a person can act on (issue 15)', () => {
+  it('an unclosed quote is reported where the string opens, not at the end of the file', () => {
+    const problems = problemsOf(lines(
+      'name: a',
+      'resources:',
+      '  - { id: f, type: file, path: /a, content: "unclosed }',
+      '  - { id: g, type: file, path: /b }',
+      '  - { id: h, type: file, path: /c }'
+    ))
+    expect(problems).toEqual([{ path: '', line: 3, column: 45, message: expect.stringMatching(/Missing closing "quote: the string that opens here is never closed/) }])
+  })
+
+  it('an unclosed single quote in block style, too', () => {
+    const problems = problemsOf(lines('name: a', 'resources:', '  - id: f', '    type: file', '    path: /a', "    content: 'it", '  - id: g', '    type: file'))
+    expect(problems[0]).toMatchObject({ line: 6, column: 14, message: expect.stringMatching(/Missing closing 'quote/) })
+  })
+
+  it.each([
+    ['true', 'true'],
+    ['42', '42'],
+    ['{ a: b }', '{"a":"b"}'],
+    ['[1, 2]', '[1,2]']
+  ])('command: %s says a string or a list of strings is expected', (value, shown) => {
+    const problems = problemsOf(lines('name: a', 'resources:', `  - { id: e, type: exec, command: ${value} }`))
+    expect(problems).toEqual([expect.objectContaining({
+      path: 'resources[0].command',
+      line: 3,
+      message: `expected a command: a string (run by /bin/sh -c) or a list of strings (an argv), got ${shown}`
+    })])
+  })
+})
