@@ -68,7 +68,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.facts = { id: peerIdOf(privateKey).toString(), name: opts.name ?? hostname(), tags: opts.tags ?? {} }
     const { log, clock, metrics } = this
     this.book = new PolicyBook(new TrustStore(opts.trust), clock.now)
-    this.journal = new Journal({ store, log, now: clock.now })
+    this.journal = new Journal({ store, log, now: clock.now, after: clock.after, signal: this.stopping.signal, failures: metrics.stateWriteFailures })
     this.peers = new Peers({ selfId: this.facts.id, targetPeers: opts.targetPeers ?? DEFAULT_TARGET_PEERS, store, journal: this.journal, clock, log, gauge: metrics.peers })
     // What most parts share; each part's components interface names the little it uses.
     const shared = { book: this.book, journal: this.journal, store, metrics, log, now: clock.now }
@@ -99,6 +99,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       facts: this.facts,
       root: opts.root,
       signal: this.stopping.signal,
+      saving: (envelope) => this.intake.saving(envelope),
       events: {
         applied: (envelope, report) => {
           this.emit('applied', { envelope, report })
@@ -279,7 +280,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       forks: this.book.forks,
       roots: this.book.trust.rootKeys,
       trustVersion: this.book.trustVersion,
-      applying: this.queue.busy
+      applying: this.queue.busy,
+      stateWriteFailing: this.journal.failing
     })
   }
 

@@ -52,6 +52,8 @@ export interface ApplyQueueComponents {
   facts: NodeFacts
   root: string
   signal: AbortSignal
+  /** While an envelope is not yet durably stored, its write (Intake.saving): nothing is applied from it before. */
+  saving: (env: VerifiedEnvelope) => Promise<void> | undefined
   /** Reports go out from here: receipts, events. */
   events: ApplyQueueEvents
 }
@@ -123,6 +125,14 @@ export class ApplyQueue {
   }
 
   private async applyOne (env: VerifiedEnvelope): Promise<void> {
+    const saving = this.c.saving(env)
+    if (saving !== undefined) {
+      // Applied from memory, a version the disk never took would be rolled back by the next
+      // start, which loads what is stored. Its turn comes again once it is written.
+      this.c.log.debug({ name: env.name, version: env.version }, 'apply waits for its envelope to be stored')
+      saving.then(() => { if (!this.c.signal.aborted) this.schedule(env.name) }, () => {})
+      return
+    }
     if (env.policy.kind === 'retired') {
       // Stop managing it: no more applies or drift repair. Its resources stay as they are.
       if (this.applied[env.name] !== undefined) {

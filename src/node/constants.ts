@@ -64,3 +64,11 @@ export const ADMISSION_BLOCK_MS = 5 * 60_000
 
 /** With `--admitted-only`, how often connected peers' certificates are judged again: revocations and expiries bite within this. */
 export const ADMISSION_RECHECK_MS = 30_000
+
+/**
+ * Retries of a state write that must not be lost (an envelope before its apply): the first after
+ * 1 s, doubling up to once a minute. A full disk is seldom freed within seconds, and a write a
+ * minute costs nothing; a minute is also the longest an apply waits once space is freed.
+ */
+export const STATE_RETRY_FIRST_MS = 1_000
+export const STATE_RETRY_MAX_MS = 60_000

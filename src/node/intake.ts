@@ -25,7 +25,7 @@ export interface Refusal {
 
 export interface IntakeComponents {
   book: Pick<PolicyBook, 'get' | 'offer' | 'size' | 'trust' | 'fork'>
-  journal: Pick<Journal, 'write' | 'history'>
+  journal: Pick<Journal, 'persist' | 'history'>
   store: Pick<StateStore, 'saveEnvelope' | 'archivedVersions' | 'loadArchived'>
   metrics: Pick<AgentMetrics, 'envelopesAccepted' | 'envelopesRejected' | 'envelopesIgnored' | 'policies'>
   log: Logger
@@ -64,7 +64,29 @@ export interface Taken {
  * Never throws: the outcome says whether the sender misbehaved.
  */
 export class Intake {
+  /** Per name, the write of the newest accepted envelope while it is not yet on disk. */
+  private readonly unsaved = new Map<string, { version: number, written: Promise<void> }>()
+
   constructor (private readonly c: IntakeComponents) {}
+
+  /**
+   * While `env`'s bytes are not yet durably stored, the promise of their write; undefined once
+   * they are. Nothing is applied before: a node that applied a version it had not stored would
+   * load the older one after a restart and roll its files back (issue 15).
+   */
+  saving (env: Pick<VerifiedEnvelope, 'name' | 'version'>): Promise<void> | undefined {
+    const pending = this.unsaved.get(env.name)
+    return pending !== undefined && pending.version >= env.version ? pending.written : undefined
+  }
+
+  private save (env: VerifiedEnvelope): void {
+    const written = this.c.journal.persist(`envelope ${env.name} v${env.version}`, async () => { await this.c.store.saveEnvelope(env.name, env.bytes, env.version) })
+    const entry = { version: env.version, written }
+    this.unsaved.set(env.name, entry)
+    written.then(() => {
+      if (this.unsaved.get(env.name) === entry) this.unsaved.delete(env.name)
+    }, () => {})
+  }
 
   take (bytes: Uint8Array, via: Via, from?: string, announced?: Announcement): Taken {
     let env: VerifiedEnvelope
@@ -95,7 +117,7 @@ export class Intake {
     this.c.metrics.envelopesAccepted.inc({ via })
     this.c.metrics.policies.set(this.c.book.size)
     this.c.log.info({ name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from }, 'envelope accepted')
-    this.c.journal.write(`envelope ${env.name} v${env.version}`, async () => { await this.c.store.saveEnvelope(env.name, env.bytes, env.version) })
+    this.save(env)
     // The audit trail says when a version was taken off the chain, and why.
     const link = env.force !== undefined ? { link: decision.link ?? 'first', force: env.force } : decision.link === 'root' ? { link: 'root' } : undefined
     this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, ...(link !== undefined ? { detail: link } : {}) })

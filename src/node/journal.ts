@@ -4,6 +4,8 @@ import { TRUST_POLICY_NAME } from '../policy/index.js'
 import type { Logger } from './logger.js'
 import type { PolicyBook, UntrustedRecord } from './book.js'
 import { PEER_FAULTS, TRUST_REFUSALS } from './intake.js'
+import { systemSetTimer, type Clock } from './clock.js'
+import { STATE_RETRY_FIRST_MS, STATE_RETRY_MAX_MS } from './constants.js'
 
 export type JournalStore = Pick<StateStore, 'appendHistory' | 'readHistory'>
 
@@ -11,6 +13,26 @@ export interface JournalComponents {
   store: JournalStore
   log: Logger
   now: () => number
+  /** Timers for persist()'s retries (the agent's Clock); plain unref'd timers without. */
+  after?: Clock['after']
+  /** Ends persist()'s retries: the agent is stopping. */
+  signal?: AbortSignal
+  /** Counts failed attempts of persist() writes. */
+  failures?: { inc: () => void }
+}
+
+/** A write persist() keeps retrying: what the status and the metrics show. */
+export interface FailingWrite {
+  what: string
+  error: string
+  /** When its first attempt failed. */
+  since: string
+  attempts: number
+}
+
+/** The wait before retry `attempt` (1, 2, …): doubling from STATE_RETRY_FIRST_MS, capped at STATE_RETRY_MAX_MS. */
+export function retryDelay (attempt: number): number {
+  return Math.min(STATE_RETRY_MAX_MS, STATE_RETRY_FIRST_MS * 2 ** Math.min(attempt - 1, 30))
 }
 
 /**
@@ -21,8 +43,61 @@ export interface JournalComponents {
 export class Journal {
   private chain: Promise<void> = Promise.resolve()
   private readonly latest = new Map<string, () => Promise<void>>()
+  private failingWrite?: FailingWrite
 
   constructor (private readonly c: JournalComponents) {}
+
+  /** The write being retried after a failure (a full or broken state disk), if any. */
+  get failing (): FailingWrite | undefined {
+    return this.failingWrite === undefined ? undefined : { ...this.failingWrite }
+  }
+
+  /**
+   * Queues a write that must not be lost (an envelope, before anything is applied from it): a
+   * failure (ENOSPC, EIO, EACCES…) is logged, counted and retried with backoff, in its turn,
+   * until it succeeds; later writes wait behind it. Resolves once it is written; rejects only if
+   * the journal stops (`signal`) first.
+   */
+  async persist (what: string, fn: () => Promise<void>): Promise<void> {
+    const written = this.chain.then(async () => { await this.untilWritten(what, fn) })
+    this.chain = written.catch((err) => {
+      this.c.log.error({ what, err: (err as Error).message }, 'writing state failed; given up as the agent stops')
+    })
+    await written
+  }
+
+  private async untilWritten (what: string, fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fn()
+        if (attempt > 1) this.c.log.info({ what, attempts: attempt }, 'state written after retrying')
+        this.failingWrite = undefined
+        return
+      } catch (err) {
+        if (this.c.signal?.aborted === true) throw err
+        const delay = retryDelay(attempt)
+        const error = (err as Error).message
+        this.failingWrite = { what, error, since: this.failingWrite?.what === what ? this.failingWrite.since : new Date(this.c.now()).toISOString(), attempts: attempt }
+        this.c.failures?.inc()
+        this.c.log.error({ what, err: error, attempt, retryInMs: delay }, 'writing state failed; retrying (nothing is applied from it until it is written)')
+        await this.sleep(delay)
+      }
+    }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    const signal = this.c.signal
+    if (signal?.aborted === true) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        cancel()
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const cancel = this.c.after !== undefined ? this.c.after(ms, done) : systemSetTimer(done, ms)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+  }
 
   /** Queues a state write after every earlier one. */
   write (what: string, fn: () => Promise<void>): void {

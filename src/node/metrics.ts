@@ -33,7 +33,8 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}) {
     announcements: new Counter({ name: 'grapevine_announcements_total', help: 'Announcements of large envelopes from gossip, by result (received, fetched, fetch-failed, ignored, rejected)', labelNames: ['result'] as const, registers: [registry] }),
     fetches: new Counter({ name: 'grapevine_fetches_total', help: 'Announced envelopes asked for (initiator) or served (responder), by result (found, missing, error)', labelNames: ['role', 'result'] as const, registers: [registry] }),
     receipts: new Counter({ name: 'grapevine_receipts_total', help: 'Receipts routed towards publishers: received from peers, forwarded upstream, kept here (this node published it, or its upstream left), rejected', labelNames: ['result'] as const, registers: [registry] }),
-    fetchBytes: new Counter({ name: 'grapevine_fetch_bytes_total', help: 'Fetch frame bytes (announced envelopes and their requests)', labelNames: ['direction'] as const, registers: [registry] })
+    fetchBytes: new Counter({ name: 'grapevine_fetch_bytes_total', help: 'Fetch frame bytes (announced envelopes and their requests)', labelNames: ['direction'] as const, registers: [registry] }),
+    stateWriteFailures: new Counter({ name: 'grapevine_state_write_failures_total', help: 'Failed attempts to store an envelope in the state directory (each is retried; nothing is applied from it until it is stored)', registers: [registry] })
   }
 }
 

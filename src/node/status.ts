@@ -3,6 +3,7 @@ import type { NodeFacts } from '../policy/index.js'
 import type { AppliedRecord } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
+import type { FailingWrite } from './journal.js'
 
 export interface PolicyState {
   name: string
@@ -27,6 +28,8 @@ export interface AgentStatus {
   forks: ForkRecord[]
   trust: { roots: string[], policyVersion?: number }
   applying: boolean
+  /** A state write being retried (a full or broken --state disk): the versions behind it wait to be applied. */
+  stateWriteFailing?: FailingWrite
 }
 
 /** What status is built from: each part's own view, read at the moment it is asked. */
@@ -42,6 +45,7 @@ export interface StatusSources {
   roots: string[]
   trustVersion?: number
   applying: boolean
+  stateWriteFailing?: FailingWrite
 }
 
 export function buildStatus (s: StatusSources): AgentStatus {
@@ -63,7 +67,8 @@ export function buildStatus (s: StatusSources): AgentStatus {
     untrusted: s.untrusted,
     forks: s.forks,
     trust: { roots: s.roots, ...(s.trustVersion !== undefined ? { policyVersion: s.trustVersion } : {}) },
-    applying: s.applying
+    applying: s.applying,
+    ...(s.stateWriteFailing !== undefined ? { stateWriteFailing: s.stateWriteFailing } : {})
   }
 }
 

@@ -30,12 +30,20 @@ export interface AppliedRecord {
   failed: number
   durationMs: number
   errors?: Array<{ resource: string, error: string }>
+  /** What every apply of this version has done so far (receipt/receipt.ts, foldApply): what receipts and beacons report, across restarts too. */
+  applies?: { first?: 'applied' | 'unchanged', changed: boolean, failing: boolean }
 }
 
 export interface KnownPeer {
   id: string
   addrs: string[]
   lastSeen: string
+}
+
+/** The writes the store makes: real files by default, a fake in tests (a full disk, an I/O error). */
+export interface StateWriter {
+  atomicWrite: typeof atomicWrite
+  appendLine: typeof appendLine
 }
 
 /** Remembered peers; enough to find the mesh again without bootstrap nodes. */
@@ -64,11 +72,11 @@ export class StateStore {
   /** Whether history.jsonl is known to end in a newline (an append of ours completed). */
   private historyEndsInNewline = false
 
-  constructor (readonly dir: string) {}
+  constructor (readonly dir: string, private readonly writer: StateWriter = { atomicWrite, appendLine }) {}
 
-  static async open (dir: string): Promise<StateStore> {
+  static async open (dir: string, writer?: StateWriter): Promise<StateStore> {
     await mkdir(join(dir, 'envelopes'), { recursive: true, mode: 0o700 })
-    return new StateStore(dir)
+    return new StateStore(dir, writer)
   }
 
   private path (...parts: string[]): string {
@@ -88,7 +96,7 @@ export class StateStore {
   }
 
   async writeIdentity (bytes: Uint8Array): Promise<void> {
-    await atomicWrite(this.path('identity.key'), bytes, 0o600)
+    await this.writer.atomicWrite(this.path('identity.key'), bytes, 0o600)
   }
 
   static envelopeFile (name: string): string {
@@ -97,11 +105,11 @@ export class StateStore {
 
   /** Saves the newest envelope for a name, and keeps it in the archive for rollback. */
   async saveEnvelope (name: string, bytes: Uint8Array, version?: number): Promise<void> {
-    await atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes)
+    await this.writer.atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes)
     if (version === undefined) return
     const dir = this.path('archive', encodeURIComponent(name))
     await mkdir(dir, { recursive: true })
-    await atomicWrite(join(dir, `${version}.env`), bytes)
+    await this.writer.atomicWrite(join(dir, `${version}.env`), bytes)
     for (const old of (await this.archivedVersions(name)).slice(ARCHIVED_VERSIONS)) await unlink(join(dir, `${old}.env`)).catch(() => {})
   }
 
@@ -153,7 +161,7 @@ export class StateStore {
   }
 
   async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {
-    await atomicWrite(this.path('applied.json'), JSON.stringify(records, null, 1))
+    await this.writer.atomicWrite(this.path('applied.json'), JSON.stringify(records, null, 1))
   }
 
   async loadPeers (): Promise<KnownPeer[]> {
@@ -162,7 +170,7 @@ export class StateStore {
   }
 
   async savePeers (peers: KnownPeer[]): Promise<void> {
-    await atomicWrite(this.path('peers.json'), JSON.stringify(peers.slice(0, MAX_REMEMBERED_PEERS), null, 1))
+    await this.writer.atomicWrite(this.path('peers.json'), JSON.stringify(peers.slice(0, MAX_REMEMBERED_PEERS), null, 1))
   }
 
   async appendHistory (entry: HistoryEntry): Promise<void> {
@@ -171,7 +179,7 @@ export class StateStore {
     // torn line would swallow the next entry too. Checked once: our own appends end in a newline.
     const prefix = this.historyEndsInNewline || await endsInNewline(file) ? '' : '\n'
     this.historyEndsInNewline = false
-    await appendLine(file, prefix + JSON.stringify(entry))
+    await this.writer.appendLine(file, prefix + JSON.stringify(entry))
     this.historyEndsInNewline = true
   }
 

@@ -83,6 +83,7 @@ function useQueue () {
       facts,
       root,
       signal: stopping.signal,
+      saving: () => undefined,
       events: {
         applied: (env, report) => { seen.applied.push({ env, report }); note('applied', env) },
         notTargeted: (env) => { seen.notTargeted.push(env); note('not-targeted', env) },
