@@ -13,7 +13,11 @@ export const MAX_STRING_LENGTH = 1024 * 1024
 /** An exec may run at most a day; anything longer is a job, not configuration. */
 export const MAX_EXEC_TIMEOUT_SECONDS = 86_400
 
-/** Template expansions per string, so a hostile policy cannot blow up memory. */
+/**
+ * Bytes that templates may expand to over one render of a policy on a node (every resource
+ * together; whole-value references count what they add), so a policy cannot write many
+ * times its own size by repeating a large var: 48 references to a 1 MiB var wrote 48 MiB.
+ */
 export const MAX_TEMPLATE_OUTPUT = 4 * 1024 * 1024
 
 /**

@@ -56,3 +56,15 @@ export class InvalidPathError extends Error {
     super(`${JSON.stringify(path)}: ${reason}`)
   }
 }
+
+/**
+ * Templates expanded past MAX_TEMPLATE_OUTPUT over one render of a policy (all its resources
+ * together), so a small policy cannot write many times its size by repeating a large var.
+ */
+export class TemplateOutputTooLargeError extends TemplateError {
+  static override name = 'TemplateOutputTooLargeError'
+  override name = 'TemplateOutputTooLargeError'
+  constructor (path: string, readonly limit: number) {
+    super(path, `templates expand to more than ${limit} bytes over the whole policy (the limit for one render of a policy on one node); reference large vars fewer times, or ship the data as a source file`)
+  }
+}

@@ -1,4 +1,4 @@
-import { TemplateError } from './errors.js'
+import { TemplateError, TemplateOutputTooLargeError } from './errors.js'
 import { MAX_POLICY_DEPTH, MAX_TEMPLATE_OUTPUT } from './constants.js'
 import { walkData } from './depth.js'
 import type { ConfigPolicy } from './schema.js'
@@ -16,9 +16,40 @@ export interface NodeFacts {
   tags: Record<string, string>
 }
 
+/**
+ * What templates may name. Make one per render of a policy (one apply): what every string
+ * rendered with it expands to is counted together against MAX_TEMPLATE_OUTPUT.
+ */
 export interface TemplateContext {
   node: NodeFacts
   vars: Record<string, unknown>
+}
+
+/** Bytes expanded so far with each context; a WeakMap, so a context's count goes with it. */
+const spent = new WeakMap<TemplateContext, number>()
+
+function charge (ctx: TemplateContext, where: string, bytes: number): void {
+  const total = (spent.get(ctx) ?? 0) + bytes
+  if (total > MAX_TEMPLATE_OUTPUT) throw new TemplateOutputTooLargeError(where, MAX_TEMPLATE_OUTPUT)
+  spent.set(ctx, total)
+}
+
+/** Bytes an object or array var adds to the output (its strings and keys, 8 per other value), measured once per object. */
+const sizes = new WeakMap<object, number>()
+function sizeOf (value: object): number {
+  let size = sizes.get(value)
+  if (size === undefined) {
+    let n = 0
+    walkData(value, (v, path) => {
+      const key = path[path.length - 1]
+      if (typeof key === 'string') n += Buffer.byteLength(key)
+      n += typeof v === 'string' ? Buffer.byteLength(v) : 8
+      return true
+    })
+    size = n
+    sizes.set(value, size)
+  }
+  return size
 }
 
 // An escape, a complete `{{ ... }}`, or a `{{` that never closes (an error, not a literal).
@@ -50,22 +81,23 @@ function scalar (value: unknown, ref: string, where: string): string {
 
 /** Calls `onRef` for each reference; throws TemplateError on malformed `{{ }}`. */
 function scan (text: string, where: string, onRef: (ref: string) => string): string {
-  let size = 0
   return text.replace(TOKEN, (whole, inner: string | undefined) => {
     if (whole === '\\{{') return '{{'
     if (whole === '{{') throw new TemplateError(where, `"{{" is not closed by "}}"; write \\{{ for a literal "{{"`)
     const m = REFERENCE.exec(inner ?? '')
     if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }} or {{ vars.KEY }}, or \\{{ for a literal`)
-    const out = onRef(m[1] as string)
-    size += out.length
-    if (size > MAX_TEMPLATE_OUTPUT) throw new TemplateError(where, `template output exceeds ${MAX_TEMPLATE_OUTPUT} bytes`)
-    return out
+    return onRef(m[1] as string)
   })
 }
 
+/** Renders one string; throws TemplateOutputTooLargeError once `ctx` has expanded past MAX_TEMPLATE_OUTPUT. */
 export function renderString (text: string, ctx: TemplateContext, where: string): string {
   if (!text.includes('{{')) return text
-  return scan(text, where, (ref) => scalar(lookup(ctx, ref, where), ref, where))
+  return scan(text, where, (ref) => {
+    const out = scalar(lookup(ctx, ref, where), ref, where)
+    charge(ctx, where, Buffer.byteLength(out))
+    return out
+  })
 }
 
 /**
@@ -84,6 +116,10 @@ function render (data: unknown, ctx: TemplateContext, where: string, depth: numb
     const m = whole === null ? null : REFERENCE.exec(whole[1] as string)
     if (m !== null) {
       const v = lookup(ctx, m[1] as string, where)
+      // A whole-value reference copies no text here, but the writer will: it counts as what it adds.
+      if (typeof v === 'number' || typeof v === 'boolean') charge(ctx, where, 8)
+      else if (typeof v === 'string') charge(ctx, where, Buffer.byteLength(v))
+      else if (v !== null && typeof v === 'object') charge(ctx, where, sizeOf(v))
       if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') return v
       if (Array.isArray(v) || (v !== null && typeof v === 'object')) return v
     }
