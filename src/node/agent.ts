@@ -14,7 +14,7 @@ import { countFetch, countSyncRound, createMetrics, type AgentMetrics } from './
 import { ADMISSION_BLOCK_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
 import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
-import { receiptOutcome, type Via } from './rules.js'
+import type { Via } from './rules.js'
 import type { AgentOptions, AgentEvents } from './options.js'
 import { PolicyBook, type ConflictRecord } from './book.js'
 import { Journal, restoreBook } from './journal.js'
@@ -101,10 +101,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       signal: this.stopping.signal,
       saving: (envelope) => this.intake.saving(envelope),
       events: {
-        applied: (envelope, report) => {
+        applied: (envelope, report, outcome) => {
           this.emit('applied', { envelope, report })
-          this.reports.sendReceipt(envelope, receiptOutcome(report.counts.changed, report.counts.failed), report)
+          this.reports.sendReceipt(envelope, outcome, report)
         },
+        // A trust policy is in force once held: its receipt tells a waiting publisher so.
+        held: (envelope) => { this.reports.sendReceipt(envelope, 'applied') },
         notTargeted: (envelope) => {
           this.emit('not-targeted', { envelope })
           this.reports.sendReceipt(envelope, 'not-targeted')

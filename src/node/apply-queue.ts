@@ -7,6 +7,7 @@ import type { Logger } from './logger.js'
 import type { Journal } from './journal.js'
 import type { PolicyBook, ConflictRecord } from './book.js'
 import { receiptOutcome } from './rules.js'
+import { foldApply, versionOutcome, type ReceiptOutcome } from '../receipt/index.js'
 
 export type ConfigEnvelope = VerifiedEnvelope & { policy: ConfigPolicy }
 
@@ -59,7 +60,10 @@ export interface ApplyQueueComponents {
 }
 
 export interface ApplyQueueEvents {
-  applied: (env: VerifiedEnvelope, report: ApplyReport) => void
+  /** `outcome` is what the version did on this node (its first successful apply), not only this run. */
+  applied: (env: VerifiedEnvelope, report: ApplyReport, outcome: Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed'>) => void
+  /** A trust policy taken: nothing to apply, it is in force once held. */
+  held?: (env: VerifiedEnvelope) => void
   notTargeted: (env: VerifiedEnvelope) => void
   retired: (env: VerifiedEnvelope) => void
   conflict: (record: ConflictRecord) => void
@@ -91,7 +95,7 @@ export class ApplyQueue {
   /** What a presence beacon says of one held envelope, in the receipts' words (applied, unchanged, failed, …). */
   outcomeOf (env: VerifiedEnvelope): string {
     const record = this.applied[env.name]
-    if (record?.version === env.version) return receiptOutcome(record.changed, record.failed)
+    if (record?.version === env.version && record.hash === env.hash) return record.applies !== undefined ? versionOutcome(record.applies) : receiptOutcome(record.changed, record.failed)
     if (env.policy.kind !== 'policy') return env.policy.kind
     return this.targets(env) ? 'pending' : 'not-targeted'
   }
@@ -142,6 +146,10 @@ export class ApplyQueue {
       this.c.events.retired(env)
       return
     }
+    if (env.policy.kind === 'trust') {
+      this.c.events.held?.(env)
+      return
+    }
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
       this.c.events.notTargeted(env)
@@ -149,6 +157,11 @@ export class ApplyQueue {
     }
     const report = await this.run(env)
     const failures = report.resources.filter((r) => r.status === 'failed')
+    const before = this.applied[env.name]
+    const sameVersion = before?.version === env.version && before.hash === env.hash
+    // Earlier applies of this version, for a record written before `applies` existed: its last run's counts.
+    const held = !sameVersion ? undefined : before.applies ?? foldApply(undefined, before.changed, before.failed)
+    const applies = foldApply(held, report.counts.changed, report.counts.failed)
     const record: AppliedRecord = {
       name: env.name,
       version: env.version,
@@ -158,6 +171,7 @@ export class ApplyQueue {
       changed: report.counts.changed,
       failed: report.counts.failed,
       durationMs: report.durationMs,
+      applies,
       ...(failures.length > 0 ? { errors: failures.map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })) } : {})
     }
     this.applied[env.name] = record
@@ -171,7 +185,7 @@ export class ApplyQueue {
     this.lastHistoryVersion.set(env.name, env.version)
     this.saveApplied()
     if (eventful) this.c.journal.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
-    this.c.events.applied(env, report)
+    this.c.events.applied(env, report, versionOutcome(applies))
   }
 
   /** Applies one targeted policy; an apply that threw (a bug, an unusable root) still yields a report, so it is seen. */

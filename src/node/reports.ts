@@ -105,8 +105,8 @@ export class Reports {
   /** Signs and routes a receipt for what this node did with an envelope. */
   sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): void {
     const failures = (report?.resources ?? []).filter((r) => r.status === 'failed')
-    const key = `${env.id}:${outcome}:${report?.counts.changed ?? 0}:${failures.length}`
-    // Quiet drift checks (same version, nothing changed, nothing failed) are not news.
+    const key = `${env.id}:${outcome}`
+    // A quiet re-apply (same version and outcome, nothing changed, nothing failed) is not news.
     if (this.lastReceipt.get(env.name) === key && (report === undefined || (report.counts.changed === 0 && failures.length === 0))) return
     this.lastReceipt.set(env.name, key)
     const { facts, signingKey } = this.c

@@ -10,6 +10,35 @@ import {
 export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired'] as const
 export type ReceiptOutcome = typeof RECEIPT_OUTCOMES[number]
 
+/**
+ * What the applies of one version have done on a node so far: `first` is its first successful
+ * apply's outcome (unset while every apply of it failed), `changed` whether any apply of it up
+ * to that one changed something, `failing` whether the latest apply failed.
+ */
+export interface VersionApplies {
+  first?: 'applied' | 'unchanged'
+  changed: boolean
+  failing: boolean
+}
+
+/**
+ * Pure: folds one more apply of a version (`held` is what its earlier applies did, undefined for
+ * the first) into what that version has done. A receipt is about a version, so a re-apply that
+ * finds everything in place (a drift check, a second turn in the queue 100 ms later) never turns
+ * "applied" into "unchanged": the first successful apply decides. A failure is news for as long
+ * as it lasts; a version whose failed apply changed things before a retry succeeded was applied.
+ */
+export function foldApply (held: VersionApplies | undefined, changed: number, failed: number): VersionApplies {
+  const anyChange = (held?.changed ?? false) || changed > 0
+  const first = held?.first ?? (failed > 0 ? undefined : anyChange ? 'applied' : 'unchanged')
+  return { ...(first !== undefined ? { first } : {}), changed: held?.first !== undefined ? held.changed : anyChange, failing: failed > 0 }
+}
+
+/** The outcome receipts and beacons give a version from what its applies did. */
+export function versionOutcome (v: VersionApplies): Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed'> {
+  return v.failing || v.first === undefined ? 'failed' : v.first
+}
+
 const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/)
 const tags = z.record(z.string().max(100), z.string().max(200)).refine((t) => Object.keys(t).length <= 64, { error: 'at most 64 tags' })
 
