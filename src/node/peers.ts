@@ -5,6 +5,7 @@ import { shuffle, type Clock } from './clock.js'
 import type { Journal } from './journal.js'
 import type { Logger } from './logger.js'
 import { PEER_MAINTENANCE_INTERVAL_MS } from './constants.js'
+import { rotates, rotationDrop } from './rules.js'
 
 /** How long one maintenance dial may take before the peer is tried again at a later tick. */
 export const MAINTENANCE_DIAL_TIMEOUT_MS = 5000
@@ -37,6 +38,8 @@ export class Peers {
   private readonly blocked = new Set<string>()
   /** Blocks that lift themselves (an admission refusal), with their cancel functions. */
   private readonly expiries = new Map<string, () => void>()
+  /** When maintenance first saw each connected peer connected: rotation hangs up the longest held. */
+  private readonly since = new Map<string, number>()
   private net?: PeersNet
   private saveQueued = false
   private stopped = false
@@ -146,21 +149,52 @@ export class Peers {
     return [...this.known.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen))
   }
 
-  /** Tops connections up to the target from known peers, in random order (so a fleet does not all dial the same ones), and saves the list. */
+  /**
+   * Tops connections up to the target from known peers, in random order (so a fleet does not all
+   * dial the same ones), and saves the list. At the target, now and then swaps one connection for
+   * a known but unconnected peer (rules.ts, `rotates`): how a healed partition finds its way back
+   * together when both sides refilled their connections from their own side during the cut.
+   */
   async maintain (): Promise<void> {
     const net = this.net
     if (net === undefined || this.stopped) return
     const connected = this.connected()
+    this.note(connected)
     const candidates = shuffle([...this.known.values()].filter((h) => !connected.has(h.id) && !this.blocked.has(h.id)), this.c.clock.random)
-    await Promise.all(candidates.slice(0, Math.max(0, this.c.targetPeers - connected.size)).map(async (h) => {
-      try {
-        await net.dial(h.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${h.id}`)), { signal: AbortSignal.timeout(MAINTENANCE_DIAL_TIMEOUT_MS) })
-      } catch (err) {
-        // Unreachable peers are tried again at a later tick.
-        this.c.log.debug({ peer: h.id, err: (err as Error).message }, 'peer dial failed')
-      }
-    }))
+    const missing = Math.max(0, this.c.targetPeers - connected.size)
+    if (missing > 0) await Promise.all(candidates.slice(0, missing).map(async (h) => await this.dial(net, h)))
+    else if (rotates(connected.size, this.c.targetPeers, candidates.length, this.c.clock.random)) await this.rotate(net, candidates[0] as KnownPeer)
     this.c.journal.replace('peers', async () => { await this.c.store.savePeers(this.list()) })
+  }
+
+  /** One rotation: dial `to`; once connected, hang up the known peer held longest if that leaves the node above its target. */
+  private async rotate (net: PeersNet, to: KnownPeer): Promise<void> {
+    if (!await this.dial(net, to)) return
+    this.since.set(to.id, this.c.clock.now())
+    const connected = this.connected()
+    const held = [...this.since].filter(([id]) => connected.has(id) && this.known.has(id)).map(([peer, since]) => ({ peer, since }))
+    const drop = rotationDrop(held, to.id, connected.size, this.c.targetPeers)
+    if (drop === undefined) return
+    this.c.log.debug({ peer: to.id, dropped: drop }, 'peer rotated')
+    this.since.delete(drop)
+    await net.hangUp(peerIdFromString(drop)).catch((err) => { this.c.log.debug({ peer: drop, err: (err as Error).message }, 'hang-up failed') })
+  }
+
+  /** True when the dial succeeded; an unreachable peer is tried again at a later tick. */
+  private async dial (net: PeersNet, h: KnownPeer): Promise<boolean> {
+    try {
+      await net.dial(h.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${h.id}`)), { signal: AbortSignal.timeout(MAINTENANCE_DIAL_TIMEOUT_MS) })
+      return true
+    } catch (err) {
+      this.c.log.debug({ peer: h.id, err: (err as Error).message }, 'peer dial failed')
+      return false
+    }
+  }
+
+  /** Notes when each connection was first seen, and forgets those gone. */
+  private note (connected: Set<string>): void {
+    for (const id of this.since.keys()) if (!connected.has(id)) this.since.delete(id)
+    for (const id of connected) if (!this.since.has(id)) this.since.set(id, this.c.clock.now())
   }
 
   private connected (): Set<string> {

@@ -4,7 +4,7 @@
  * second copy of it. The version rule itself is envelope/selector.ts.
  */
 import { jittered, shuffle } from './clock.js'
-import { DEFAULT_ANNOUNCE_THRESHOLD, MAX_FETCH_PEERS, RELAY_SYNCED_WITHIN_MS } from './constants.js'
+import { DEFAULT_ANNOUNCE_THRESHOLD, MAX_FETCH_PEERS, PEER_ROTATION_CHANCE, RELAY_SYNCED_WITHIN_MS } from './constants.js'
 import type { ReceiptOutcome } from '../receipt/index.js'
 
 /** How an envelope reached a node: the one vocabulary of the agent, its history and the simulator. */
@@ -64,4 +64,30 @@ export const SYNC_JITTER = 1
 /** The delay before a node's next periodic sync round. */
 export function syncDelay (interval: number, random: () => number): number {
   return jittered(interval, random, SYNC_JITTER)
+}
+
+/**
+ * Peer rotation, how a cut mesh heals whatever its connection counts: during a partition each
+ * side refills its connections from its own side, so after the heal no node is below its target
+ * and topping up never dials across. Whether this maintenance tick dials one known but
+ * unconnected peer (chosen uniformly) beyond the target: only at or above the target (below it,
+ * the tick is topping up from the same random candidates), with `chance` per tick, so it is
+ * jittered and at most one extra dial a tick. The new connection syncs, as every one does.
+ */
+export function rotates (connections: number, target: number, candidates: number, random: () => number, chance = PEER_ROTATION_CHANCE): boolean {
+  return target > 0 && connections >= target && candidates > 0 && random() < chance
+}
+
+/**
+ * After a rotation dial: the connection to hang up so the node goes back to its target, the one
+ * held longest, never the one just dialled. Dropping the oldest keeps the newest, which after a
+ * heal are the links across the old cut; ties go to the first listed. `held` lists the
+ * connections it may drop (peers it knows as members, not an admin's passing client);
+ * undefined when the node is not above its target.
+ */
+export function rotationDrop<P> (held: ReadonlyArray<{ peer: P, since: number }>, dialled: P, connections: number, target: number): P | undefined {
+  if (connections <= target) return undefined
+  let oldest: { peer: P, since: number } | undefined
+  for (const h of held) if (h.peer !== dialled && (oldest === undefined || h.since < oldest.since)) oldest = h
+  return oldest?.peer
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Connection } from '@libp2p/interface'
 import { multiaddr, type Multiaddr, type PeerId } from '../../src/net/libp2p.js'
 import type { KnownPeer } from '../../src/store/index.js'
-import { PEER_MAINTENANCE_INTERVAL_MS } from '../../src/node/constants.js'
+import { PEER_MAINTENANCE_INTERVAL_MS, PEER_ROTATION_CHANCE } from '../../src/node/constants.js'
 import { Journal } from '../../src/node/journal.js'
 import { MAX_ADDRS_PER_PEER, NEW_PEER_SAVE_DELAY_MS, Peers, peerIdOfAddr } from '../../src/node/peers.js'
 import { prng } from '../../src/sim/random.js'
@@ -241,6 +241,99 @@ describe('Peers: maintenance', () => {
     await peers.maintain()
     await journal.idle()
     expect(store.peerSaves).toEqual([])
+  })
+})
+
+describe('Peers: rotation (a healed partition finds its way back)', () => {
+  // A random source of 0 always rotates (0 < PEER_ROTATION_CHANCE) and shuffles deterministically.
+  const always = (): number => 0
+
+  it('a node at its target still dials a known but unconnected peer, and hangs up the connection it has held longest', async () => {
+    const { peers, net, time } = setup({ targetPeers: 2, random: always })
+    peers.add(ids.slice(0, 6).map((id) => addr(id)))
+    net.connected.add(ids[0]!)
+    peers.start(net)
+    await settle()
+    // First tick: below the target, it tops up with one peer.
+    expect(net.dialledPeers).toHaveLength(1)
+    const second = net.dialledPeers[0]!
+    await time.advance(PEER_MAINTENANCE_INTERVAL_MS)
+    // At the target: one more dial, to a peer it was not connected to, then back to the target.
+    expect(net.dialledPeers).toHaveLength(2)
+    const third = net.dialledPeers[1]!
+    expect([ids[0], second]).not.toContain(third)
+    expect(net.hungUp).toEqual([ids[0]])
+    expect([...net.connected].sort()).toEqual([second, third].sort())
+  })
+
+  it('never hangs up a peer it does not know as a member (an admin\'s client), nor the peer it just dialled', async () => {
+    const { peers, net, time } = setup({ targetPeers: 2, random: always })
+    const stranger = ids[9]!
+    peers.add(ids.slice(0, 4).map((id) => addr(id)))
+    net.connected.add(stranger)
+    peers.start(net)
+    await settle()
+    const known = net.dialledPeers[0]!
+    await time.advance(PEER_MAINTENANCE_INTERVAL_MS)
+    expect(net.dialledPeers).toHaveLength(2)
+    expect(net.hungUp).toEqual([known])
+    expect(net.connected.has(stranger)).toBe(true)
+    expect(net.connected.has(net.dialledPeers[1]!)).toBe(true)
+  })
+
+  it.each<[string, () => number, number, number]>([
+    ['the tick loses its draw', () => PEER_ROTATION_CHANCE, 4, 2],
+    ['every known peer is connected already', always, 2, 2],
+    ['the only unconnected known peer is blocked', always, 3, 2]
+  ])('does not rotate when %s', async (_, random, knownCount, target) => {
+    const { peers, net, time } = setup({ targetPeers: target, random })
+    peers.add(ids.slice(0, knownCount).map((id) => addr(id)))
+    net.connected.add(ids[0]!)
+    net.connected.add(ids[1]!)
+    await peers.block([ids[2]!])
+    net.hungUp.length = 0
+    peers.start(net)
+    await settle()
+    await time.advance(PEER_MAINTENANCE_INTERVAL_MS * 5)
+    expect(net.dialled).toEqual([])
+    expect(net.hungUp).toEqual([])
+  })
+
+  it('hangs up nothing when the rotation dial fails, and tries again at a later tick', async () => {
+    const { peers, net, time } = setup({ targetPeers: 2, random: always })
+    peers.add(ids.slice(0, 3).map((id) => addr(id)))
+    net.connected.add(ids[0]!)
+    net.connected.add(ids[1]!)
+    net.unreachable.add(ids[2]!)
+    peers.start(net)
+    await settle()
+    expect(net.dialledPeers).toEqual([ids[2]])
+    expect(net.hungUp).toEqual([])
+    net.unreachable.clear()
+    await time.advance(PEER_MAINTENANCE_INTERVAL_MS)
+    expect(net.dialledPeers).toEqual([ids[2], ids[2]])
+    expect(net.hungUp).toHaveLength(1)
+    expect(net.connected.size).toBe(2)
+  })
+
+  it('makes at most one extra dial a tick, and rotates on about PEER_ROTATION_CHANCE of its ticks', async () => {
+    const { peers, net, time } = setup({ targetPeers: 3, random: prng(3) })
+    peers.add(ids.map((id) => addr(id)))
+    for (const id of ids.slice(0, 3)) net.connected.add(id)
+    peers.start(net)
+    await settle()
+    // Ticks are at least 0.75 intervals apart (±25 % jitter): each step holds at most one.
+    const step = PEER_MAINTENANCE_INTERVAL_MS * 0.75
+    const steps = 400
+    for (let k = 0; k < steps; k++) {
+      const before = net.dialled.length
+      await time.advance(step)
+      expect(net.dialled.length - before).toBeLessThanOrEqual(1)
+      expect(net.connected.size).toBe(3)
+    }
+    const ticks = steps * step / PEER_MAINTENANCE_INTERVAL_MS
+    expect(net.dialled.length / ticks).toBeGreaterThan(PEER_ROTATION_CHANCE / 2)
+    expect(net.dialled.length / ticks).toBeLessThan(PEER_ROTATION_CHANCE * 2)
   })
 })
 

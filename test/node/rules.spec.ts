@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import {
-  announces, fetchCandidates, forwards, receiptOutcome, receiptRoute, syncDelay, SYNC_JITTER, type Via
+  announces, fetchCandidates, forwards, receiptOutcome, receiptRoute, rotates, rotationDrop, syncDelay, SYNC_JITTER, type Via
 } from '../../src/node/rules.js'
-import { DEFAULT_ANNOUNCE_THRESHOLD, MAX_FETCH_PEERS, RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
+import { DEFAULT_ANNOUNCE_THRESHOLD, MAX_FETCH_PEERS, PEER_ROTATION_CHANCE, RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
 import { prng } from '../../src/sim/random.js'
 
 const W = RELAY_SYNCED_WITHIN_MS
@@ -188,5 +188,52 @@ describe('syncDelay (the next periodic anti-entropy round)', () => {
     let draws = 0
     syncDelay(1000, () => { draws++; return 0.3 })
     expect(draws).toBe(1)
+  })
+})
+
+describe('rotates (peer rotation: dial one known but unconnected peer beyond the target)', () => {
+  const C = PEER_ROTATION_CHANCE
+  it.each<[string, number, number, number, number, boolean]>([
+    ['at the target, the draw under the chance', 8, 8, 5, C - 0.001, true],
+    ['above the target (inbound connections)', 12, 8, 5, 0, true],
+    ['the draw at the chance: no', 8, 8, 5, C, false],
+    ['below the target: topping up dials already', 7, 8, 5, 0, false],
+    ['no candidate (every known peer connected or blocked)', 8, 8, 0, 0, false],
+    ['a target of 0 keeps no connections', 3, 0, 5, 0, false]
+  ])('%s: %d connections, target %d, %d candidates, draw %d → %s', (_, connections, target, candidates, draw, expected) => {
+    expect(rotates(connections, target, candidates, constant(draw))).toBe(expected)
+  })
+
+  it('draws nothing when it cannot rotate, so the caller\'s random sequence is unchanged', () => {
+    let draws = 0
+    const counting = (): number => { draws++; return 0 }
+    rotates(7, 8, 5, counting)
+    rotates(8, 8, 0, counting)
+    expect(draws).toBe(0)
+    rotates(8, 8, 5, counting)
+    expect(draws).toBe(1)
+  })
+
+  it('rotates on about `chance` of the ticks', () => {
+    const random = prng(11)
+    let n = 0
+    for (let i = 0; i < 10_000; i++) if (rotates(8, 8, 3, random, 0.25)) n++
+    expect(n / 10_000).toBeGreaterThan(0.23)
+    expect(n / 10_000).toBeLessThan(0.27)
+  })
+})
+
+describe('rotationDrop (which connection a rotation hangs up)', () => {
+  const held = [{ peer: 'a', since: 30 }, { peer: 'b', since: 10 }, { peer: 'c', since: 10 }, { peer: 'new', since: 5 }]
+  it.each<[string, number, number, string | undefined]>([
+    ['above the target: the one held longest, never the new one, ties to the first listed', 4, 3, 'b'],
+    ['at the target: none', 3, 3, undefined],
+    ['below the target: none', 2, 3, undefined]
+  ])('%s', (_, connections, target, expected) => {
+    expect(rotationDrop(held, 'new', connections, target)).toBe(expected)
+  })
+
+  it('none when the only connection it may drop is the one just dialled', () => {
+    expect(rotationDrop([{ peer: 'new', since: 0 }], 'new', 5, 1)).toBeUndefined()
   })
 })

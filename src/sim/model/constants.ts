@@ -29,7 +29,7 @@ export const SYNC_INTERVAL_MS = DEFAULT_SYNC_INTERVAL_MS
 /** Connections each agent keeps by dialling (src/node/constants.ts). */
 export const TARGET_PEERS = DEFAULT_TARGET_PEERS
 
-/** How often an agent tops up lost connections: the delay before a healed partition reconnects. */
+/** How often an agent tops up lost connections and may rotate one (PEER_ROTATION_CHANCE): the pace at which a healed partition reconnects. */
 export const RECONNECT_MS = PEER_MAINTENANCE_INTERVAL_MS
 
 /**

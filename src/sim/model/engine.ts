@@ -4,13 +4,14 @@
 // partitions. State lives in typed arrays indexed by node; events in a binary heap.
 
 import { EventQueue, emptyEvent } from './heap.js'
-import { NeighbourLists, MESH_STRIDE, buildGraph, connectNodes, formMesh, repairMesh, topUpNode, type Graph } from './network.js'
+import { NeighbourLists, MESH_STRIDE, allowed, buildGraph, connectNodes, formMesh, repairMesh, topUpNode, type Graph } from './network.js'
 import { sampleLatency, type LatencyDist } from '../random.js'
 import { MAX_BACKOFFS } from '../constants.js'
 import { DEFAULT_MSS_BYTES } from '../constants.js'
 import type { Topology } from '../scenario.js'
 import { linkOf, selectEnvelope } from '../../envelope/selector.js'
-import { announces, fetchCandidates, forwards, receiptRoute, syncDelay, type Via } from '../../node/rules.js'
+import { announces, fetchCandidates, forwards, receiptRoute, rotates, rotationDrop, syncDelay, type Via } from '../../node/rules.js'
+import { jittered, TASK_JITTER } from '../../node/clock.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
 import { ARCHIVED_VERSIONS } from '../../store/state.js'
 import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, FORCE_FIELD_BYTES, MSG_ID_BYTES, PREV_FIELD_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
@@ -51,7 +52,10 @@ export interface GossipParams {
   targetPeers: number
   /** Dial peers until targetPeers connections (the steady state of a running fleet). */
   topUp: boolean
+  /** Peer maintenance interval (top-up and rotation ticks, jittered as the agent's), from the first partition on. */
   reconnectMs: number
+  /** The agent's PEER_ROTATION_CHANCE; 0 models agents that never rotate (how a healed cut stayed split). */
+  rotationChance: number
 }
 
 export interface NetParams {
@@ -147,7 +151,7 @@ const enum Ev {
   BodyArrive,
   FetchFailed,
   Heartbeat,
-  Reconnect,
+  Maintain,
   Connected,
   ApplyDone,
   ReceiptArrive
@@ -220,6 +224,13 @@ export class Engine {
   private streamIds = 0
   /** Per (message, node): held back as a fork (reported once, as the agent's book does). */
   private readonly forked = new Set<number>()
+  /**
+   * Peer maintenance runs from the first partition on: until one, the graph stays what it was
+   * built as (topped up to the target, where rotation only swaps a random link for another).
+   */
+  private maintaining = false
+  /** When each link (min · capacity + max) opened, for links opened once maintenance runs; older ones count as 0. */
+  private readonly linkSince = new Map<number, number>()
   readonly traffic: Traffic
   now = 0
   events = 0
@@ -411,7 +422,7 @@ export class Engine {
       case Ev.BodyArrive: this.bodyArrive(a, b, c); return
       case Ev.FetchFailed: this.fetchNext(a, c); return
       case Ev.Heartbeat: this.heartbeat(a); return
-      case Ev.Reconnect: this.reconnect(a); return
+      case Ev.Maintain: this.maintain(a); return
       case Ev.Connected: this.connected(a, b); return
       case Ev.ApplyDone: this.applyDone(a, c); return
       case Ev.ReceiptArrive: this.receiptArrive(a, b, c); return
@@ -899,6 +910,7 @@ export class Engine {
     }
     this.schedule(this.nextHeartbeat(v, this.now + this.rtts(CONNECT_RTTS)), Ev.Heartbeat, v)
     this.armSync(v, this.now)
+    if (fresh && this.maintaining) this.schedule(this.now + this.random() * this.p.gossip.reconnectMs, Ev.Maintain, v)
   }
 
   private rtts (k: number): number {
@@ -918,35 +930,94 @@ export class Engine {
     repairMesh(this.g, this.mesh, v, this.p.gossip, (a, b) => this.live(a, b), this.random)
   }
 
-  /** Cuts the fleet into groups: links between groups drop, meshes repair at the next heartbeat. */
+  /** No partition stands between u and v (either may be down). */
+  private sameSide (u: number, v: number): boolean {
+    const a = this.pgroup[u]!
+    const b = this.pgroup[v]!
+    return a === 0 || b === 0 || a === b
+  }
+
+  /**
+   * Cuts the fleet into groups. The live harness cuts by blocking the other side, and a block
+   * hangs up: links across the cut are gone, not paused, and each node's peer maintenance
+   * refills its connections from its own side while the cut lasts.
+   */
   partition (groups: number[][]): void {
     groups.forEach((g, i) => { for (const v of g) this.pgroup[v] = i + 1 })
-    for (let v = 0; v < this.nodes; v++) if (this.up[v] === 1) this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
-  }
-
-  /** Lifts the partition; each node redials its lost peers at its next peer-maintenance tick. */
-  heal (): void {
     for (let v = 0; v < this.nodes; v++) {
-      if (this.pgroup[v] === 0) continue
-      this.schedule(this.now + this.p.gossip.reconnectMs * (0.75 + this.random() / 2) * this.random(), Ev.Reconnect, v)
+      for (let i = this.g.conn.len[v]! - 1; i >= 0; i--) {
+        const w = this.g.conn.get(v, i)
+        if (!this.sameSide(v, w)) this.disconnect(v, w)
+      }
     }
+    for (let v = 0; v < this.nodes; v++) if (this.up[v] === 1) this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
+    this.startMaintenance()
   }
 
-  private reconnect (v: number): void {
-    const before: number[] = []
-    const n = this.g.conn.len[v]!
-    for (let i = 0; i < n; i++) {
-      const w = this.g.conn.get(v, i)
-      if (!this.live(v, w)) before.push(w)
-    }
-    this.pgroup[v] = 0
+  /** Lifts the partition at once, as the live harness unblocks; links across come back only as nodes dial them (maintain). */
+  heal (): void {
+    this.pgroup.fill(0)
+  }
+
+  private startMaintenance (): void {
+    if (this.maintaining) return
+    this.maintaining = true
+    for (let v = 0; v < this.nodes; v++) this.schedule(this.now + this.random() * this.p.gossip.reconnectMs, Ev.Maintain, v)
+  }
+
+  private linkKey (u: number, v: number): number {
+    return Math.min(u, v) * this.capacity + Math.max(u, v)
+  }
+
+  private disconnect (u: number, v: number): void {
+    this.g.conn.remove(u, v)
+    this.g.conn.remove(v, u)
+    this.mesh.remove(u, v)
+    this.mesh.remove(v, u)
+    this.linkSince.delete(this.linkKey(u, v))
+  }
+
+  /** A link v dialled is up: counted, dated, and synced on once connected. */
+  private opened (v: number, w: number): void {
+    this.traffic.connections[v]!++
+    this.traffic.connections[w]!++
+    this.linkSince.set(this.linkKey(v, w), this.now)
+    this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+  }
+
+  /**
+   * One peer-maintenance tick, as src/node/peers.ts: below the target, dial random peers on this
+   * side of any cut; at it, rotate by the agent's rules (rotates, rotationDrop): dial one random
+   * unconnected peer and hang up the link held longest. The model's node knows the whole fleet.
+   */
+  private maintain (v: number): void {
+    this.schedule(this.now + jittered(this.p.gossip.reconnectMs, this.random, TASK_JITTER), Ev.Maintain, v)
     if (this.up[v] === 0) return
-    for (const w of before) {
-      if (!this.live(v, w)) continue
-      this.traffic.connections[v]!++
-      this.traffic.connections[w]!++
-      this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+    const target = this.p.gossip.targetPeers
+    const reachable = (w: number): boolean => this.up[w] === 1 && this.sameSide(v, w)
+    if (this.g.conn.len[v]! < target) {
+      for (const w of topUpNode(this.g, v, this.nodes, this.capacity, target, this.random, reachable)) this.opened(v, w)
+      return
     }
+    if (!rotates(this.g.conn.len[v]!, target, this.nodes - 1 - this.g.conn.len[v]!, this.random, this.p.gossip.rotationChance)) return
+    // The agent's candidates are known peers it is not connected to and has not blocked (the other side of a cut, a firewall).
+    let w = -1
+    for (let k = 0; k < 16 && w < 0; k++) {
+      const x = Math.floor(this.random() * this.nodes)
+      if (x !== v && this.sameSide(v, x) && allowed(this.g, v, x, this.capacity) && !this.g.conn.has(v, x)) w = x
+    }
+    // A dial to a stopped peer fails, and nothing is hung up.
+    if (w < 0 || this.up[w] === 0 || !connectNodes(this.g, v, w)) return
+    this.opened(v, w)
+    const held: Array<{ peer: number, since: number }> = []
+    for (let i = 0; i < this.g.conn.len[v]!; i++) {
+      const x = this.g.conn.get(v, i)
+      held.push({ peer: x, since: this.linkSince.get(this.linkKey(v, x)) ?? 0 })
+    }
+    const drop = rotationDrop(held, w, this.g.conn.len[v]!, target)
+    if (drop === undefined) return
+    this.disconnect(v, drop)
     this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
+    this.schedule(this.nextHeartbeat(drop, this.now), Ev.Heartbeat, drop)
   }
 }

@@ -13,7 +13,7 @@ import { clusterOf, partitionGroups, selectNodes, type SelectContext } from '../
 import type { Scenario, ScenarioEvent } from '../scenario.js'
 import type { RecordNode, RecordPublish, RunRecord, SimResult, Traffic as RecordTraffic } from '../result.js'
 import { DEFAULT_SEED, PUBLISH_WINDOW_MS, RUN_GRACE_MS } from '../constants.js'
-import { DEFAULT_ANNOUNCE_THRESHOLD } from '../../node/constants.js'
+import { DEFAULT_ANNOUNCE_THRESHOLD, PEER_ROTATION_CHANCE } from '../../node/constants.js'
 import { hostOverrides, type HostModel } from './host.js'
 import type { RunProgress } from '../runner.js'
 import { Engine, chainFieldBytes, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
@@ -96,7 +96,8 @@ export function defaultParams (scenario: Pick<Scenario, 'network' | 'agent'>, ov
     syncIntervalMs: scenario.agent.syncInterval ?? SYNC_INTERVAL_MS,
     targetPeers: scenario.agent.targetPeers ?? TARGET_PEERS,
     topUp: true,
-    reconnectMs: RECONNECT_MS
+    reconnectMs: RECONNECT_MS,
+    rotationChance: PEER_ROTATION_CHANCE
   }
   const net: NetParams = { latency: scenario.network.latency, loss: scenario.network.loss, rto: scenario.network.rto, uplinkBytesPerS: DEFAULT_UPLINK_BYTES_PER_S }
   return {
