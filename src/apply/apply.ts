@@ -187,11 +187,15 @@ async function runOne (r: Resource, deps: string[], notifiers: string[], done: M
   return { ...base, ...outcome, durationMs: now() - t0 }
 }
 
-function describeError (r: Resource, err: unknown): { name: string, message: string } {
+/** A resource's failure as the report names it: a named error as it is, anything else wrapped with the path and the error code. */
+export function describeError (r: Pick<Resource, 'id' | 'type'> & { path?: string }, err: unknown): { name: string, message: string } {
   const e = err as NodeJS.ErrnoException
   if (e instanceof Error && e.name !== 'Error' && e.name !== 'TypeError' && e.name !== 'RangeError' && e.code === undefined) return { name: e.name, message: e.message }
-  const where = r.type === 'exec' ? r.id : r.path
-  const wrapped = new ResourceFailedError(r.id, `${where}: ${e?.code !== undefined ? `${e.code}: ` : ''}${e?.message ?? String(err)}`, { cause: err })
+  const where = r.type === 'exec' || r.path === undefined ? r.id : r.path
+  const message = e?.message ?? String(err)
+  // Node's system errors already begin with their code ("ENOSPC: no space left…"): say it once.
+  const code = e?.code !== undefined && !message.startsWith(`${e.code}:`) ? `${e.code}: ` : ''
+  const wrapped = new ResourceFailedError(r.id, `${where}: ${code}${message}`, { cause: err })
   return { name: wrapped.name, message: wrapped.message }
 }
 

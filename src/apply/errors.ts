@@ -108,6 +108,32 @@ export class DependencyCycleError extends Error {
   }
 }
 
+/** What a full or failing disk's error codes mean, in words. */
+const STATE_WRITE_CAUSES: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'input/output error',
+  EFBIG: 'file too large'
+}
+
+/** Whether `err` is a disk that cannot take a write (full, over quota, failing): StateWriteError's codes. */
+export function isStateWriteFailure (err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' && code in STATE_WRITE_CAUSES
+}
+
+/** The state directory's disk could not take a write (full, over quota, failing): nothing was applied. */
+export class StateWriteError extends Error {
+  static override name = 'StateWriteError'
+  override name = 'StateWriteError'
+  readonly code?: string
+  constructor (readonly file: string, options: { cause: unknown }) {
+    const code = (options.cause as NodeJS.ErrnoException | undefined)?.code
+    super(`cannot write ${file}: ${(code !== undefined ? STATE_WRITE_CAUSES[code] : undefined) ?? (options.cause as Error).message}${code !== undefined ? ` [${code}]` : ''}; nothing was applied. Free space there, or give --state another directory`, options)
+    if (code !== undefined) this.code = code
+  }
+}
+
 /** Another apply holds the state directory's lock. */
 export class ApplyLockedError extends Error {
   static override name = 'ApplyLockedError'

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LOCK_FILE } from './constants.js'
-import { ApplyLockedError } from './errors.js'
+import { ApplyLockedError, StateWriteError, isStateWriteFailure } from './errors.js'
 import { isAlive } from './atomic.js'
 
 /**
@@ -17,11 +17,16 @@ export async function acquireApplyLock (stateDir: string): Promise<() => Promise
       const fh = await open(file, 'wx', 0o600)
       try {
         await fh.writeFile(`${process.pid}\n`)
-      } finally {
         await fh.close()
+      } catch (err) {
+        // A lock with no pid in it names no holder: remove the one we made (a full disk left an empty apply.lock).
+        await fh.close().catch(() => {})
+        await unlink(file).catch(() => {})
+        throw err
       }
       return async () => { await unlink(file).catch(() => {}) }
     } catch (err) {
+      if (isStateWriteFailure(err)) throw new StateWriteError(file, { cause: err })
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
         if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ApplyLockedError(file, await holder(file))
         throw err

@@ -12,6 +12,8 @@ export const EXIT = {
   UNAVAILABLE: 69,
   /** A bug: an error nobody anticipated (sysexits EX_SOFTWARE). */
   INTERNAL: 70,
+  /** The disk would not take a write: full, over quota, failing (sysexits EX_IOERR). */
+  IOERR: 74,
   /** The agent's API would not let this user in: socket mode, token, Host (sysexits EX_NOPERM). */
   NOPERM: 77
 } as const

@@ -95,6 +95,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     })
   } catch (err) {
     if (err instanceof apply.RootNotFoundError || err instanceof apply.ApplyLockedError) throw new CliError(err.message, EXIT.UNAVAILABLE)
+    if (err instanceof apply.StateWriteError) throw new CliError(err.message, EXIT.IOERR)
     throw err
   } finally {
     progress?.clear()
