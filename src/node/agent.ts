@@ -177,7 +177,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       announceThreshold: opts.announceThreshold,
       ingest: (bytes, from) => this.intake.take(bytes, 'gossip', from).outcome,
       announcement: async (bytes, from) => await fetcher.validate(bytes, from),
-      report: (bytes) => this.reports.takeGossiped(bytes),
+      report: async (bytes, from) => await this.reports.takeGossiped(bytes, from),
       onListener: () => { this.reports.announceJoin() }
     })
     const fetcher = new Fetcher({ book, intake: this.intake, net, random: clock.random, metrics, log, signal })

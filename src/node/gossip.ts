@@ -12,8 +12,8 @@ export interface GossipComponents {
   ingest: (bytes: Uint8Array, from: string) => Promise<IngestOutcome> | IngestOutcome
   /** Announcements of large envelopes. */
   announcement: (bytes: Uint8Array, from: PeerId) => Promise<TopicValidatorResult>
-  /** Receipts and presence beacons: true when valid. */
-  report: (bytes: Uint8Array) => boolean
+  /** Receipts and presence beacons: accepted when valid, ignored or rejected past a rate (node/report-gate.ts). */
+  report: (bytes: Uint8Array, from: string) => Promise<IngestOutcome> | IngestOutcome
   /** Someone subscribed to the receipts topic: a beacon would now be heard. */
   onListener: () => void
 }
@@ -47,7 +47,7 @@ export class GossipTopics {
     const { pubsub } = this.c
     pubsub.topicValidators.set(this.policies, async (peer, msg) => verdict[await this.c.ingest(msg.data, peer.toString())])
     pubsub.topicValidators.set(this.announcements, async (peer, msg) => await this.c.announcement(msg.data, peer))
-    pubsub.topicValidators.set(this.receipts, (_peer, msg) => this.c.report(msg.data) ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
+    pubsub.topicValidators.set(this.receipts, async (peer, msg) => verdict[await this.c.report(msg.data, peer.toString())])
   }
 
   /** Subscribes; gossipsub accepts subscriptions only once started. */

@@ -12,6 +12,8 @@ import { receiptRoute } from './rules.js'
 import { ReceiptSender, serveReceipts, verifyNodeReport } from './receipts.js'
 import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
 import { MAX_PRESENCE_POLICIES } from '../receipt/index.js'
+import type { IngestOutcome } from '../sync/index.js'
+import { ReportGate } from './report-gate.js'
 
 /** Receipt routes remembered; each publish needs one while its receipts travel. */
 export const MAX_RECEIPT_ROUTES = 1024
@@ -57,9 +59,15 @@ export class Reports {
   private readonly lastReceipt = new Map<string, string>()
   private joined = false
   private readonly sender: ReceiptSender
+  private readonly gate: ReportGate
 
   constructor (private readonly c: ReportsComponents) {
     this.fleet = new FleetView(undefined, c.judge, c.clock.now)
+    this.gate = new ReportGate({
+      now: c.clock.now,
+      take: (report) => { this.note(report) },
+      dropped: (reason) => { c.metrics.receipts.inc({ result: `dropped-${reason}` }) }
+    })
     this.sender = new ReceiptSender(c.net, {
       sent: (_peer, count) => { c.metrics.receipts.inc({ result: 'forwarded' }, count) },
       failed: (peer, count, err) => {
@@ -75,12 +83,13 @@ export class Reports {
     await serveReceipts(this.c.net, (bytes, from) => this.takeRouted(bytes, from))
   }
 
-  /** Gossip validator for the receipts topic: only a report signed by the node it names counts. */
-  takeGossiped (bytes: Uint8Array): boolean {
-    const report = verifyNodeReport(bytes)
-    if (report === undefined) return false
-    this.note(report)
-    return true
+  /**
+   * Gossip validator for the receipts topic: only a report signed by the node it names counts,
+   * and each peer and each node id only at a bounded rate, verified a batch per event-loop turn
+   * (report-gate.ts): a flood of made-up beacons must not stall the agent.
+   */
+  async takeGossiped (bytes: Uint8Array, from: string): Promise<IngestOutcome> {
+    return await this.gate.check(bytes, from)
   }
 
   /** A receipt routed to this node by a peer that took the envelope from it: keep it and pass it on towards the publisher. */

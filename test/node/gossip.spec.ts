@@ -48,7 +48,7 @@ function setup (over: Partial<GossipComponents> = {}) {
     mesh: 'test',
     ingest: (bytes, from) => { seen.ingest.push([bytes, from]); return 'accepted' },
     announcement: async (bytes, from) => { seen.announcement.push([bytes, from]); return TopicValidatorResult.Accept },
-    report: (bytes) => { seen.report.push(bytes); return true },
+    report: (bytes) => { seen.report.push(bytes); return 'accepted' },
     onListener: () => { seen.listeners++ },
     ...over
   })
@@ -102,10 +102,14 @@ describe('GossipTopics', () => {
     expect(seen).toEqual([[bytes, peer]])
   })
 
-  it.each<[boolean, TopicValidatorResult]>([[true, TopicValidatorResult.Accept], [false, TopicValidatorResult.Reject]])('accepts a report only when it is valid (valid %s → %s)', async (valid, verdict) => {
-    const { pubsub, topics } = setup({ report: () => valid })
+  it.each<[IngestOutcome, TopicValidatorResult]>([
+    ['accepted', TopicValidatorResult.Accept], ['ignored', TopicValidatorResult.Ignore], ['rejected', TopicValidatorResult.Reject]
+  ])('gives the report gate\'s word for the sending peer (%s → %s)', async (outcome, verdict) => {
+    const from: string[] = []
+    const { pubsub, topics } = setup({ report: async (_bytes, peerId) => { from.push(peerId); return outcome } })
     topics.install()
     expect(await pubsub.validate(topics.receipts, peer, new Uint8Array([1]))).toBe(verdict)
+    expect(from).toEqual([peer.toString()])
   })
 
   it('subscribes to the three topics, and hears of listeners on the receipts topic until stopped', () => {

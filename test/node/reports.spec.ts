@@ -115,9 +115,9 @@ describe('Reports: taking reports', () => {
     ['a receipt signed by its node', () => receiptFrom(down), true],
     ['a beacon signed by another node\'s key', () => presenceFrom(down, up), false],
     ['garbage', () => new TextEncoder().encode('{"kind":"presence"}'), false]
-  ])('by gossip: %s → valid %s', (_, bytes, valid) => {
+  ])('by gossip: %s → valid %s', async (_, bytes, valid) => {
     const { reports, seen } = setup()
-    expect(reports.takeGossiped(bytes())).toBe(valid)
+    expect(await reports.takeGossiped(bytes(), up.id)).toBe(valid ? 'accepted' : 'rejected')
     expect(seen.reports).toHaveLength(valid ? 1 : 0)
     expect(reports.fleet.list().map((n) => n.id)).toEqual(valid ? [down.id] : [])
   })

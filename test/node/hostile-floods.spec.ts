@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { startMesh, waitFor, type TestMesh } from './fixtures.js'
+import type { GrapevineLibp2p } from '../../src/net/libp2p.js'
+import { startRogue } from './rogue.js'
+import { generateIdentity, nodeSigningKey, peerIdOf } from '../../src/net/identity.js'
+import { signReport, type NodeReport } from '../../src/receipt/index.js'
+import { receiptTopic } from '../../src/node/constants.js'
+import { PEER_REPORTS } from '../../src/node/report-gate.js'
+import type { Agent } from '../../src/node/agent.js'
+
+let mesh: TestMesh | undefined
+let rogues: GrapevineLibp2p[] = []
+afterEach(async () => {
+  await Promise.allSettled(rogues.map(async (r) => { await r.stop() }))
+  await mesh?.stop()
+  mesh = undefined
+  rogues = []
+})
+
+/** A counter's total over its labels, as the agent's /metrics shows it. */
+async function counted (agent: Agent, name: string, label: (l: Record<string, string | number>) => boolean): Promise<number> {
+  const metric = await agent.metrics.registry.getSingleMetric(name)?.get()
+  return (metric?.values ?? []).filter((v) => label(v.labels as Record<string, string | number>)).reduce((s, v) => s + v.value, 0)
+}
+
+/** Presence beacons from made-up nodes, each signed by its own fresh identity: valid, and worthless. */
+async function fakeBeacons (n: number): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  for (let i = 0; i < n; i++) {
+    const key = await generateIdentity()
+    const signing = nodeSigningKey(key)
+    const report: NodeReport = { format: 1, kind: 'presence', node: peerIdOf(key).toString(), key: signing.id, name: `fake-${i}`, tags: {}, at: new Date().toISOString(), policies: [] }
+    out.push(signReport(report, signing))
+  }
+  return out
+}
+
+describe('bounded work under floods', () => {
+  it('a peer gossiping 2,000 made-up beacons gets its burst verified and the rest dropped unverified (before: all 2,000 verified, /health stalled)', async () => {
+    mesh = await startMesh(1, { beaconInterval: 0 })
+    const agent = mesh.agents[0]!
+    const topic = receiptTopic(agent.mesh)
+    const rogue = await startRogue({ target: agent, topics: [topic] })
+    rogues.push(rogue)
+    const beacons = await fakeBeacons(2000)
+    const started = Date.now()
+    for (const b of beacons) await rogue.services.pubsub.publish(topic, b).catch(() => {})
+    const seconds = (Date.now() - started) / 1000
+    const dropped = async (): Promise<number> => await counted(agent, 'grapevine_receipts_total', (l) => String(l.result).startsWith('dropped-'))
+    // Every beacon is accounted for: in the fleet view (verified), or dropped for rate before any check.
+    await waitFor(async () => agent.fleet.size + await dropped() >= beacons.length, 'every beacon taken or dropped')
+    // What the rate lets through while the rogue sent (its burst and the refill), never all of them.
+    expect(agent.fleet.size).toBeLessThanOrEqual(PEER_REPORTS.capacity + Math.ceil(seconds + 1) * PEER_REPORTS.perSecond + 1)
+    expect(agent.fleet.size).toBeLessThan(beacons.length)
+    expect(await dropped()).toBeGreaterThan(0)
+  })
+})
