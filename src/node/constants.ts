@@ -20,9 +20,10 @@ export const PEER_MAINTENANCE_INTERVAL_MS = 10_000
  * Chance that a maintenance tick of a node at its connection target swaps one connection for a
  * known but unconnected peer (rules.ts, `rotates`). Topping up alone never dials across a healed
  * partition: during the cut each side refills its connections from its own side. At 0.1 a node
- * rotates about once every 100 s (one dial and one hang-up, nothing for gossip to notice), and a
- * fleet of N nodes makes N/100 rotation dials a second, so a healed cut gets its first link in
- * about 100/N seconds times the odds that a dial crosses (docs/scale.md, "Healing a partition").
+ * rotates about once every 100 s (one dial and one hang-up; gossipsub re-grafts at its next
+ * heartbeat), and a fleet of N nodes makes N/100 rotation dials a second, so a healed cut gets
+ * its first link in about 100/N seconds divided by the share of dials that cross
+ * (docs/scale.md, "Healing a partition").
  */
 export const PEER_ROTATION_CHANCE = 0.1
 
