@@ -37,8 +37,8 @@ describe('grapevine validate', () => {
     const r = await runCli(['validate', 'policies/web.yaml', 'policies/app.yaml', 'policies/trust.yaml'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout.trimEnd().split('\n')).toEqual([
-      'ok    policies/web.yaml: policy "web/nginx", 6 resources',
-      'ok    policies/app.yaml: policy "app/settings", 3 resources',
+      'ok    policies/web.yaml: policy "web/nginx", 9 resources',
+      'ok    policies/app.yaml: policy "app/settings", 4 resources',
       'ok    policies/trust.yaml: trust "grapevine/trust"'
     ])
   })
@@ -65,7 +65,7 @@ describe('grapevine validate', () => {
       `error ${file}: 2 problems`,
       `  ${file}:6:11: resources[0].mode: expected an octal string like "0644", got 644`,
       `  ${file}:10:13: resources[1].colour: unknown field`,
-      `ok    ${WEB}: policy "web/nginx", 6 resources`
+      `ok    ${WEB}: policy "web/nginx", 9 resources`
     ])
   })
 
@@ -75,7 +75,7 @@ describe('grapevine validate', () => {
     const r = await runCli(['validate', '--json', WEB, file])
     expect(r.code).toBe(1)
     expect(JSON.parse(r.stdout)).toEqual([
-      { file: WEB, valid: true, name: 'web/nginx', kind: 'policy', resources: 6, problems: [] },
+      { file: WEB, valid: true, name: 'web/nginx', kind: 'policy', resources: 9, problems: [] },
       {
         file,
         valid: false,
@@ -84,11 +84,11 @@ describe('grapevine validate', () => {
     ])
   })
 
-  it('exits 1 for a file that does not exist, naming it', async () => {
+  it('exits 69 for a file that does not exist, naming it (a file the command needs is unavailable)', async () => {
     const file = join(dir(), 'missing.yaml')
-    const r = await runCli(['validate', file])
-    expect(r.code).toBe(1)
-    expect(r.stdout).toContain(`${file}: cannot read the policy file: ENOENT`)
+    const r = await runCli(['validate', file, WEB])
+    expect(r.code).toBe(69)
+    expect(r.stderr).toBe(`error: cannot read the policy file ${file}: no such file or directory [ENOENT]\n`)
   })
 
   it('exits 1 for a policy over the size limit, naming the file once', async () => {

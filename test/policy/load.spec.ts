@@ -50,16 +50,16 @@ describe('loadPolicyFile', () => {
 
   it.each([
     ['a missing source', async (d: string) => { await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: nope.conf }\n') },
-      /^cannot read "nope\.conf" \(.*nope\.conf\): ENOENT$/],
+      /^resource "f": source "nope\.conf" cannot be embedded: no such file: \/.*\/nope\.conf$/],
     ['a source that is a directory', async (d: string) => {
       await mkdir(join(d, 'sub'))
       await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: sub }\n')
-    }, /^cannot read "sub" \(.*sub\): not a regular file$/],
+    }, /^resource "f": source "sub" cannot be embedded: \/.*\/sub is not a regular file$/],
     ['a source over the size limit', async (d: string) => {
       await writeFile(join(d, 'big.bin'), '')
       await truncate(join(d, 'big.bin'), MAX_SOURCE_BYTES + 1)
       await writeFile(join(d, 'p.yaml'), 'name: a\nresources:\n  - { id: f, type: file, path: /x, source: big.bin }\n')
-    }, new RegExp(`${MAX_SOURCE_BYTES + 1} bytes is over the ${MAX_SOURCE_BYTES}-byte limit$`)],
+    }, new RegExp(`${MAX_SOURCE_BYTES + 1} bytes is over the ${MAX_SOURCE_BYTES}-byte limit for a source$`)],
     ['a template error inside a source', async (d: string) => {
       await writeFile(join(d, 't.conf'), 'upstream {{ vars.upstream }};\n')
       await writeFile(join(d, 'p.yaml'), 'name: a\nvars: { port: 1 }\nresources:\n  - { id: f, type: file, path: /x, source: t.conf }\n')
@@ -68,7 +68,8 @@ describe('loadPolicyFile', () => {
     await setup(dir())
     const problems = await problemsOf(join(dir(), 'p.yaml'))
     expect(problems).toHaveLength(1)
-    expect(problems[0]).toMatchObject({ path: 'resources[0].source', message: expect.stringMatching(message) })
+    // On the line of the resource's source, whichever line that is.
+    expect(problems[0]).toMatchObject({ path: 'resources[0].source', line: expect.any(Number), message: expect.stringMatching(message) })
   })
 
   it('leaves a source with template: false alone, braces and all', async () => {
@@ -107,7 +108,7 @@ describe('example policies', async () => {
   it('web.yaml embeds files/app.conf and renders for a node', async () => {
     const web = await loadPolicyFile(join(EXAMPLES, 'web.yaml'))
     expect(web.kind === 'policy' && web.vars).toEqual({ port: 8080, upstream: '127.0.0.1:3000' })
-    const site = fileResource(web, 1)
+    const site = fileResource(web, web.kind === 'policy' ? web.resources.findIndex((r) => r.id === 'site') : -1)
     expect(site.content).toBe(await readFile(join(EXAMPLES, 'files', 'app.conf'), 'utf8'))
     const rendered = renderString(site.content!, { node: { id: 'x', name: 'web-1', tags: { role: 'web' } }, vars: { port: 8080, upstream: '127.0.0.1:3000' } }, 'site')
     expect(rendered).toContain('listen 8080;')
