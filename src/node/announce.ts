@@ -6,6 +6,15 @@ import type { Logger } from './logger.js'
 import type { PolicyBook } from './book.js'
 import { TRUST_REFUSALS, type Intake } from './intake.js'
 import { fetchCandidates } from './rules.js'
+import { FairQueue } from './fair-queue.js'
+
+/**
+ * Announced bodies fetched at once, in all and per announcing peer, and announcements one peer
+ * may have waiting for a fetch. An honest announcer's envelope waits for at most a round of the
+ * others' fetches, however many a flooding peer (or a compromised admin) announced; past the
+ * backlog an announcement is ignored, and anti-entropy brings what was real.
+ */
+export const FETCH_LIMITS = { total: 8, perKey: 2, queuedPerKey: 64 }
 
 export interface FetcherComponents {
   book: Pick<PolicyBook, 'get' | 'trust' | 'versionConflict'>
@@ -25,6 +34,8 @@ export interface FetcherComponents {
 export class Fetcher {
   /** Announced envelopes being fetched, by what was announced: one fetch however many copies arrive. */
   private readonly fetching = new Map<string, Promise<TopicValidatorResult>>()
+  /** Fetches take turns by the peer that announced them (FETCH_LIMITS). */
+  private readonly queue = new FairQueue(FETCH_LIMITS)
 
   constructor (private readonly c: FetcherComponents) {}
 
@@ -63,7 +74,9 @@ export class Fetcher {
     const key = `${ann.name}\n${ann.version}\n${ann.hash}\n${ann.signature}`
     let pending = this.fetching.get(key)
     if (pending === undefined) {
-      pending = this.fetchAnnounced(ann, from).finally(() => { this.fetching.delete(key) })
+      const queued = this.queue.run(from, async () => await this.fetchAnnounced(ann, from))
+      if (queued === undefined) return this.ignored('fetch-backlog')
+      pending = queued.finally(() => { this.fetching.delete(key) })
       this.fetching.set(key, pending)
     }
     return await pending

@@ -4,7 +4,7 @@ import { TopicValidatorResult, type PeerId } from '../../src/net/libp2p.js'
 import type { FetchRequest } from '../../src/sync/index.js'
 import { TrustStore } from '../../src/trust/index.js'
 import { PolicyBook } from '../../src/node/book.js'
-import { Fetcher, type FetcherComponents } from '../../src/node/announce.js'
+import { FETCH_LIMITS, Fetcher, type FetcherComponents } from '../../src/node/announce.js'
 import { MAX_FETCH_PEERS } from '../../src/node/constants.js'
 import { prng } from '../../src/sim/random.js'
 import { configPolicy, FIXED_NOW, makeKeys, signed, trustPolicy } from '../helpers/envelope.js'
@@ -289,5 +289,26 @@ describe('Fetcher.validate: the book changes while it fetches', () => {
     expect(rig.net.hungUp).toEqual([])
     expect(rig.book.get(name)?.version).toBe(3)
     expect(rig.m.envelopesIgnored.count({ reason })).toBe(1)
+  })
+})
+
+describe('Fetcher.validate: one announcer\'s flood', () => {
+  it('fetches a few of one peer\'s announcements at a time, ignores its backlog, and fetches another peer\'s at once (before: all at once, honest ones behind)', async () => {
+    const { fetcher, net, book, m } = setup()
+    // The flooding peer A announces valid envelopes whose bodies it never serves.
+    const never = deferred<Uint8Array | undefined>()
+    net.answers.set(A.toString(), never.promise)
+    const flood = Array.from({ length: FETCH_LIMITS.queuedPerKey + FETCH_LIMITS.perKey + 5 }, (_, i) => verify(signed(configPolicy(`flood/a${i}`), { key: keys.root, version: 1 })))
+    const verdicts = flood.map(async (env) => await fetcher.validate(announce(env), A))
+    await settle()
+    expect(net.askedPeers.filter((p) => p === A.toString())).toHaveLength(FETCH_LIMITS.perKey)
+    // Past what one peer may have waiting: ignored at once, nothing fetched.
+    expect(await Promise.race([verdicts.at(-1), settle().then(() => 'still waiting')])).toBe(Ignore)
+    expect(m.envelopesIgnored.count({ reason: 'fetch-backlog' })).toBe(flood.length - FETCH_LIMITS.queuedPerKey - FETCH_LIMITS.perKey)
+    // An honest announcer's envelope is fetched while A's backlog waits.
+    net.answers.set(B.toString(), bytesV2)
+    expect(await fetcher.validate(announce(v2), B)).toBe(Accept)
+    expect(book.get(name)?.id).toBe(v2.id)
+    expect(net.askedPeers.filter((p) => p === A.toString())).toHaveLength(FETCH_LIMITS.perKey)
   })
 })
