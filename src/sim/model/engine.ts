@@ -995,11 +995,15 @@ export class Engine {
     if (this.up[v] === 0) return
     const target = this.p.gossip.targetPeers
     const reachable = (w: number): boolean => this.up[w] === 1 && this.sameSide(v, w)
-    if (this.g.conn.len[v]! < target) {
-      for (const w of topUpNode(this.g, v, this.nodes, this.capacity, target, this.random, reachable)) this.opened(v, w)
+    // Links to stopped peers stay in the graph (a restart reconnects them) but are not connections.
+    let dead = 0
+    for (let i = 0; i < this.g.conn.len[v]!; i++) if (this.up[this.g.conn.get(v, i)] === 0) dead++
+    const connections = this.g.conn.len[v]! - dead
+    if (connections < target) {
+      for (const w of topUpNode(this.g, v, this.nodes, this.capacity, target + dead, this.random, reachable)) this.opened(v, w)
       return
     }
-    if (!rotates(this.g.conn.len[v]!, target, this.nodes - 1 - this.g.conn.len[v]!, this.random, this.p.gossip.rotationChance)) return
+    if (!rotates(connections, target, this.nodes - 1 - this.g.conn.len[v]!, this.random, this.p.gossip.rotationChance)) return
     // The agent's candidates are known peers it is not connected to and has not blocked (the other side of a cut, a firewall).
     let w = -1
     for (let k = 0; k < 16 && w < 0; k++) {
@@ -1012,9 +1016,9 @@ export class Engine {
     const held: Array<{ peer: number, since: number }> = []
     for (let i = 0; i < this.g.conn.len[v]!; i++) {
       const x = this.g.conn.get(v, i)
-      held.push({ peer: x, since: this.linkSince.get(this.linkKey(v, x)) ?? 0 })
+      if (this.up[x] === 1) held.push({ peer: x, since: this.linkSince.get(this.linkKey(v, x)) ?? 0 })
     }
-    const drop = rotationDrop(held, w, this.g.conn.len[v]!, target)
+    const drop = rotationDrop(held, w, connections + 1, target)
     if (drop === undefined) return
     this.disconnect(v, drop)
     this.schedule(this.nextHeartbeat(v, this.now), Ev.Heartbeat, v)
