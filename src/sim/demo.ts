@@ -133,17 +133,15 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     for (let i = 0; i < count; i++) {
       const role = i % 2 === 0 ? 'web' : 'app'
       const dc = i < count / 2 ? 'eu-1' : 'eu-2'
-      nodes.push(fleet.add({ role, dc }, {
-        neighbours: plan.edges.filter(([a]) => a === i).map(([, b]) => b),
-        // A bare server has /etc and /srv; web nodes have nginx installed (its config directory).
-        skeleton: role === 'web' ? ['/etc/nginx', '/srv'] : ['/etc', '/srv']
-      }))
+      // Each sandbox root starts empty, as in the README's walkthrough: the policies create
+      // every directory they write into.
+      nodes.push(fleet.add({ role, dc }, { neighbours: plan.edges.filter(([a]) => a === i).map(([, b]) => b) }))
     }
     const web = nodes.filter((n) => n.spec.tags.role === 'web')
     const app = nodes.filter((n) => n.spec.tags.role === 'app')
     step(2, `Starting ${count} agents on 127.0.0.1`)
     print(`   ${web.length} with --tag role=web, ${app.length} with --tag role=app; each is a real agent (libp2p, gossipsub, anti-entropy sync, applier)`)
-    print(`   with its own identity, state directory and sandbox root under ${shown(join(opts.out, 'nodes'))}/`)
+    print(`   with its own identity, state directory and sandbox root under ${shown(join(opts.out, 'nodes'))}/, empty at first`)
     const t0 = Date.now()
     await Promise.all(nodes.map(async (n) => { await fleet.start(n, []) }))
     await Promise.all(nodes.map(async (n) => {
@@ -223,7 +221,7 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     await publish('app', appPolicy, admin, 'admin', app.length, `(policies/app.yaml, targets role=app)`)
 
     // ---- what landed ---------------------------------------------------------------
-    step(4, 'What the agents wrote (each into its own sandbox root)')
+    step(4, 'What the agents wrote (each into its own sandbox root, which started empty)')
     const w0 = web[0] as FleetNode
     const a0 = app[0] as FleetNode
     print(`   ${w0.spec.name} (role=web): ${shown(w0.spec.root)}/`)

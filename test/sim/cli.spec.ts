@@ -1,6 +1,6 @@
 // `grapevine sim` and `grapevine demo` as a user runs them: spawned, output read, files looked at.
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runCli, REPO_ROOT } from '../helpers/cli.js'
@@ -70,6 +70,11 @@ describe('grapevine demo', () => {
     expect(r.stdout).toContain(`Report (open it in a browser): ${join(out, 'report.html')}`)
     expect(r.stdout).not.toContain('\x1b[')
     expect(await readFile(join(out, 'nodes', 'node-1', 'root', 'etc', 'myapp', 'config.toml'), 'utf8')).toContain('level = "debug"')
+    // The sandbox roots start empty, as in the README: each holds only what its policies made
+    // (app.yaml creates /etc, web.yaml /etc and /srv).
+    expect((await readdir(join(out, 'nodes', 'node-1', 'root'))).sort()).toEqual(['etc'])
+    expect((await readdir(join(out, 'nodes', 'node-0', 'root'))).sort()).toEqual(['etc', 'srv'])
+    expect(r.stdout).not.toMatch(/ParentMissing|failed/)
     expect(existsSync(join(out, 'report.html'))).toBe(true)
   }, 120_000)
 })

@@ -35,7 +35,7 @@ export const registerDemo: Register = (program, done) => {
       for (const p of outcome.problems) print(colour.red(`  ${p}`))
       print(`Report (open it in a browser): ${shown(outcome.report)}`)
       print(`Agents' state and sandbox roots: ${shown(join(out, 'nodes'))}/`)
-      print(`Next: docs/sim.md (simulations: grapevine sim smoke), README.md (a mesh by hand in five commands).`)
+      print(`Next: docs/sim.md (simulations: grapevine sim smoke), README.md ("A mesh by hand": two agents and a publish, typed yourself).`)
       done(outcome.ok ? EXIT.OK : EXIT.INVALID)
     })
 }
