@@ -12,6 +12,15 @@ import { isAlive } from './atomic.js'
 export async function acquireApplyLock (stateDir: string): Promise<() => Promise<void>> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 })
   const file = join(stateDir, LOCK_FILE)
+  return await acquirePidLock(file, (pid) => new ApplyLockedError(file, pid))
+}
+
+/**
+ * Takes a lock file (O_EXCL, holding our pid): the apply lock, and the agent's lock on its
+ * state directory. A file left by a process that no longer exists is taken over; one held by a
+ * live process, or by this one, throws `locked(pid)`. Returns the release function.
+ */
+export async function acquirePidLock (file: string, locked: (pid: number) => Error): Promise<() => Promise<void>> {
   for (let attempt = 0; ; attempt++) {
     try {
       const fh = await open(file, 'wx', 0o600)
@@ -28,12 +37,12 @@ export async function acquireApplyLock (stateDir: string): Promise<() => Promise
     } catch (err) {
       if (isStateWriteFailure(err)) throw new StateWriteError(file, { cause: err })
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ApplyLockedError(file, await holder(file))
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw locked(await holder(file))
         throw err
       }
       const pid = await holder(file)
-      if (pid > 0 && pid !== process.pid && isAlive(pid)) throw new ApplyLockedError(file, pid)
-      if (pid === process.pid) throw new ApplyLockedError(file, pid)
+      if (pid > 0 && pid !== process.pid && isAlive(pid)) throw locked(pid)
+      if (pid === process.pid) throw locked(pid)
       await unlink(file).catch(() => {})
     }
   }

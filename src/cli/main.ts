@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from '@commander-js/extra-typings'
-import { CliError, EXIT, printError, reportRusageAtExit } from './output.js'
+import { CliError, EXIT, exitQuietlyOnClosedStdout, printError, reportRusageAtExit } from './output.js'
+import { checkPolicyFiles, environmentProblem } from './environment.js'
 // errors.js, not the policy index: the index loads zod and yaml, which most commands never need.
 import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/errors.js'
 import { registerValidate } from './commands/validate.js'
@@ -17,8 +18,12 @@ import type { Register } from './register.js'
 
 const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit]
 
+/** Commands whose arguments are policy files: each is checked before the command runs (environment.ts). */
+const POLICY_FILE_COMMANDS = new Set(['validate', 'sign', 'plan', 'apply', 'publish'])
+
 export async function main (argv: string[]): Promise<number> {
   if (process.env.GRAPEVINE_RUSAGE === '1') reportRusageAtExit()
+  exitQuietlyOnClosedStdout()
   let code: number = EXIT.OK
   const program = new Command()
     .name('grapevine')
@@ -29,6 +34,9 @@ export async function main (argv: string[]): Promise<number> {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   for (const register of COMMANDS) register(program as unknown as Command, (c) => { code = c })
+  program.hook('preAction', async (_, command) => {
+    if (POLICY_FILE_COMMANDS.has(command.name())) await checkPolicyFiles(command.processedArgs.flat().filter((a): a is string => typeof a === 'string'))
+  })
 
   try {
     await program.parseAsync(argv)
@@ -60,6 +68,12 @@ function handleError (err: unknown): number {
     // Named domain errors (envelope, trust, ...) carry messages meant for people.
     printError(e.message)
     return EXIT.INVALID
+  }
+  // The machine's doing (permissions, a port in use), not a bug: one line, no stack.
+  const problem = environmentProblem(err)
+  if (problem !== undefined) {
+    printError(problem)
+    return EXIT.UNAVAILABLE
   }
   printError(`internal error: ${e?.stack ?? String(err)}`)
   return EXIT.INTERNAL

@@ -70,6 +70,20 @@ export function printWarning (message: string): void {
   process.stderr.write(`${errColour.yellow('warning')}: ${message}\n`)
 }
 
+/** What `grapevine … | head -1` ends with: a closed pipe is the reader being done, as for coreutils (a shell shows them as 128 + SIGPIPE). */
+export const EPIPE_EXIT = 141
+
+/**
+ * Exits quietly, with EPIPE_EXIT, when whoever reads standard output has closed it (`| head`):
+ * without a listener Node throws the EPIPE from the stream and the command crashes with a stack.
+ */
+export function exitQuietlyOnClosedStdout (): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EPIPE_EXIT)
+    throw err
+  })
+}
+
 /** An error that ends the command with a given exit code and message. */
 export class CliError extends Error {
   static override name = 'CliError'

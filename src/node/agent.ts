@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { multiaddr, peerIdFromString, type GrapevineLibp2p, type PeerId, type PrivateKey } from '../net/libp2p.js'
 import { nodeSigningKey, peerIdOf } from '../net/identity.js'
 import { StateStore, type HistoryEntry } from '../store/index.js'
@@ -15,7 +16,8 @@ import { ADMISSION_BLOCK_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_
 import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import type { Via } from './rules.js'
-import type { AgentOptions, AgentEvents } from './options.js'
+import { checkAgentOptions, type AgentOptions, type AgentEvents } from './options.js'
+import { acquirePidLock } from '../apply/lock.js'
 import { PolicyBook, type ConflictRecord } from './book.js'
 import { Journal, restoreBook } from './journal.js'
 import { Intake, type Taken } from './intake.js'
@@ -26,11 +28,14 @@ import { ApplyQueue } from './apply-queue.js'
 import { Reports } from './reports.js'
 import { Peers } from './peers.js'
 import { buildStatus, readTraffic, type AgentStatus, type AgentTraffic } from './status.js'
-import { AdmissionNotEnforcedError, AgentStoppedError } from './errors.js'
+import { AdmissionNotEnforcedError, AgentStoppedError, StateDirLockedError } from './errors.js'
 import { loadAdmission } from './admission.js'
 import { admissionStatus, type AdmissionCertificate } from '../admission/index.js'
 import { canonicalBytes } from '../envelope/index.js'
 import { AdmissionGate } from './admission-gate.js'
+
+/** The state directory's lock (pid inside): one agent per state, or two would share a peer id and overwrite each other's state. */
+const AGENT_LOCK_FILE = 'agent.lock'
 
 export type { Via } from './rules.js'
 export type { AgentOptions, AgentEvents } from './options.js'
@@ -59,6 +64,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private topics!: GossipTopics
   private reports!: Reports
   private gate!: AdmissionGate
+  private unlock?: () => Promise<void>
 
   private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, readonly admission?: AdmissionCertificate) {
     super()
@@ -118,12 +124,20 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   static async start (opts: AgentOptions): Promise<Agent> {
+    checkAgentOptions(opts)
     const store = await StateStore.open(opts.stateDir)
-    await mkdir(opts.root, { recursive: true })
-    const privateKey = await loadIdentity(store)
-    const agent = new Agent(opts, store, privateKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
-    await agent.boot()
-    return agent
+    const unlock = await acquirePidLock(join(opts.stateDir, AGENT_LOCK_FILE), (pid) => new StateDirLockedError(opts.stateDir, pid))
+    try {
+      await mkdir(opts.root, { recursive: true })
+      const privateKey = await loadIdentity(store)
+      const agent = new Agent(opts, store, privateKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
+      agent.unlock = unlock
+      await agent.boot()
+      return agent
+    } catch (err) {
+      await unlock()
+      throw err
+    }
   }
 
   get mesh (): string {
@@ -165,7 +179,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       metricsRegister: metrics.gossipRegister,
       sync: {
         random: clock.random,
-        source: syncSource({ book, store: this.store, intake: this.intake, peers: this.peers }),
+        source: syncSource({ book, store: this.store, intake: this.intake, peers: this.peers, now: clock.now }),
         onFetch: (round) => { countFetch(metrics, round); this.emit('fetch', round) },
         onRound: (round) => { countSyncRound(metrics, round); this.emit('sync', round) }
       }
@@ -339,6 +353,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.net.stop()
     this.journal.history({ event: 'stopped' })
     await this.journal.idle()
+    await this.unlock?.()
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
   }
 }

@@ -35,3 +35,21 @@ export class AdmissionStreamError extends Error {
   static override name = 'AdmissionStreamError'
   override name = 'AdmissionStreamError'
 }
+
+/** An agent option that cannot work (a listen address that is no multiaddr, a negative interval): refused before anything starts. */
+export class AgentOptionsError extends Error {
+  static override name = 'AgentOptionsError'
+  override name = 'AgentOptionsError'
+  constructor (readonly option: string, message: string) {
+    super(message)
+  }
+}
+
+/** Another agent, still running, holds the state directory's lock: two agents on one state would share a peer id. */
+export class StateDirLockedError extends Error {
+  static override name = 'StateDirLockedError'
+  override name = 'StateDirLockedError'
+  constructor (readonly stateDir: string, readonly pid: number) {
+    super(`the state directory ${stateDir} is in use by another agent (pid ${pid}); stop it, or give this one its own --state`)
+  }
+}

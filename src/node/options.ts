@@ -8,6 +8,8 @@ import type { SetTimer } from './clock.js'
 import type { Via } from './rules.js'
 import type { ConflictRecord, ForkRecord } from './book.js'
 import type { Refusal } from './intake.js'
+import { multiaddr, peerIdFromString } from '../net/libp2p.js'
+import { AgentOptionsError } from './errors.js'
 
 export interface AgentOptions {
   stateDir: string
@@ -72,3 +74,56 @@ export interface AgentEvents {
   report: [NodeReport]
 }
 
+
+/** Where a TCP agent can listen, and what it can dial: an IP (or, to dial, a DNS name) then a TCP port. */
+const LISTEN_HOSTS = new Set(['ip4', 'ip6'])
+const DIAL_HOSTS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
+
+/**
+ * Checks every option before the agent starts anything, so a flag that cannot work is refused
+ * with a reason (the CLI exits 64) instead of starting a node that listens nowhere, dials
+ * nobody or never repairs drift. Throws AgentOptionsError naming the option and the value.
+ */
+export function checkAgentOptions (opts: AgentOptions): void {
+  const tcp = (opts.transport ?? 'tcp') === 'tcp'
+  for (const addr of opts.listen ?? []) {
+    const names = protocolsOf('--listen', addr)
+    if (tcp && (!LISTEN_HOSTS.has(names[0] ?? '') || names[1] !== 'tcp' || names.length !== 2)) {
+      throw new AgentOptionsError('listen', `--listen ${JSON.stringify(addr)}: expected an IP address and a TCP port, such as /ip4/0.0.0.0/tcp/7410 or /ip6/::/tcp/7410`)
+    }
+  }
+  for (const addr of opts.bootstrap ?? []) {
+    const names = protocolsOf('--bootstrap', addr)
+    let peer: string | undefined
+    try {
+      peer = multiaddr(addr).getPeerId() ?? undefined
+      if (peer !== undefined) peerIdFromString(peer)
+    } catch {
+      peer = undefined
+    }
+    if (peer === undefined) throw new AgentOptionsError('bootstrap', `--bootstrap ${JSON.stringify(addr)}: no valid /p2p/<peer id> at the end; the address a peer logs at start ("agent started", addrs) has one`)
+    if (tcp && (!DIAL_HOSTS.has(names[0] ?? '') || names[1] !== 'tcp')) {
+      throw new AgentOptionsError('bootstrap', `--bootstrap ${JSON.stringify(addr)}: expected a host and a TCP port before /p2p/, such as /ip4/10.0.0.5/tcp/7410/p2p/12D3KooW…`)
+    }
+  }
+  const nonNegative = (option: keyof AgentOptions, flag: string, value: number | undefined): void => {
+    if (value !== undefined && !(value >= 0)) throw new AgentOptionsError(option, `${flag} must be 0 or more (0 disables): got ${value}`)
+  }
+  nonNegative('reapplyInterval', 'reapplyInterval (ms)', opts.reapplyInterval)
+  nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)
+  nonNegative('beaconInterval', 'beaconInterval (ms)', opts.beaconInterval)
+  nonNegative('announceThreshold', '--announce-threshold', opts.announceThreshold)
+  if (opts.targetPeers !== undefined && !(Number.isSafeInteger(opts.targetPeers) && opts.targetPeers > 0)) throw new AgentOptionsError('targetPeers', `targetPeers must be a whole number above 0: got ${opts.targetPeers}`)
+  if (opts.mesh !== undefined && opts.mesh.trim() === '') throw new AgentOptionsError('mesh', '--mesh must not be empty')
+  for (const key of Object.keys(opts.tags ?? {})) {
+    if (key === '') throw new AgentOptionsError('tags', '--tag expects key=value with a key: got an empty key')
+  }
+}
+
+function protocolsOf (flag: string, addr: string): string[] {
+  try {
+    return multiaddr(addr).protoNames()
+  } catch (err) {
+    throw new AgentOptionsError(flag.slice(2), `${flag} ${JSON.stringify(addr)}: not a multiaddr (${(err as Error).message}); expected something like /ip4/127.0.0.1/tcp/7410`)
+  }
+}

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -142,4 +143,25 @@ describe('grapevine agent as separate processes', () => {
     expect(r.stderr).toContain('root.key is a private key: give its public key instead (the .pub file')
     expect((await runCli(['verify', join(dir, 'nothing.env'), '--trust', join(dir, 'root.key')])).code).not.toBe(0)
   })
+})
+
+describe('one agent per state directory', () => {
+  it('a second agent on the same --state exits 69 naming the holder\'s pid; after a SIGKILL the lock is taken over', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    const trust = generateSigningKey().id
+    const args = ['--state', join(dir, 'state'), '--root', join(dir, 'root'), '--trust', trust]
+    const first = await spawnAgent(args)
+    const second = await runCli(['agent', ...args, '--listen', '/ip4/127.0.0.1/tcp/0'])
+    expect(second.code, second.stderr).toBe(69)
+    expect(second.stderr).toBe(`error: the state directory ${join(dir, 'state')} is in use by another agent (pid ${first.child.pid ?? '?'}); stop it, or give this one its own --state\n`)
+    // The holder still runs, with its socket: the refused agent touched nothing of it.
+    expect((await runCli(['status', '--state', join(dir, 'state'), '--json'])).code).toBe(0)
+    first.child.kill('SIGKILL')
+    await first.exited
+    const third = await spawnAgent(args)
+    expect(third.lines.some((l) => l.msg === 'agent started')).toBe(true)
+    third.child.kill('SIGTERM')
+    expect(await third.exited).toBe(0)
+    expect(existsSync(join(dir, 'state', 'agent.lock'))).toBe(false)
+  }, 60_000)
 })

@@ -51,9 +51,28 @@ async function loadConfig (file: string): Promise<AgentConfig> {
 }
 
 function parseHostPort (value: string): { host: string, port: number } {
-  const m = /^(.*):(\d+)$/.exec(value)
-  if (m === null) throw new CliError(`--api expects HOST:PORT, got "${value}"`, EXIT.USAGE)
+  const m = /^(.+):(\d{1,5})$/.exec(value)
+  if (m === null || Number(m[2]) > 65535) throw new CliError(`--api expects HOST:PORT with a port from 0 to 65535, such as ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}: got "${value}"`, EXIT.USAGE)
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+/** A commander parser for a flag in seconds: a plain number, 0 or more. */
+function seconds (flag: string): (value: string) => number {
+  return (value) => {
+    const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN
+    if (!Number.isFinite(n)) throw new CliError(`${flag} must be a number of seconds, 0 or more (0 disables): got "${value}"`, EXIT.USAGE)
+    return n
+  }
+}
+
+/**
+ * libp2p says which listen address failed inside a paragraph of advice about its own
+ * configuration (transportManager.faultTolerance): keep the address and the reason.
+ */
+function listenFailure (err: Error): string | undefined {
+  if (err.name !== 'UnsupportedListenAddressesError' && err.name !== 'UnsupportedListenAddressError') return undefined
+  const failed = [...err.message.matchAll(/^\s*(\/\S+): (?:\w*Error: )?(.+)$/gm)].map((m) => `${m[1] ?? ''} (${m[2] ?? ''})`)
+  return `cannot listen on ${failed.length > 0 ? failed.join(', ') : 'the --listen addresses'}: free the port or choose another --listen`
 }
 
 function parseBytes (value: string): number {
@@ -81,8 +100,8 @@ export const registerAgent: Register = (program, done) => {
     .option('--api-group <group>', 'let this group (name or gid) use the API socket too: mode 0660, and the state directory gets group search permission')
     .option('--mesh <name>', 'mesh name; agents only talk policy with the same mesh (default "default")')
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
-    .option('--reapply-interval <seconds>', 'seconds between drift-repair applies (default 300; 0 disables)', Number)
-    .option('--sync-interval <seconds>', 'mean seconds between anti-entropy rounds (default 30; 0 disables)', Number)
+    .option('--reapply-interval <seconds>', 'seconds between drift-repair applies (default 300; 0 disables)', seconds('--reapply-interval'))
+    .option('--sync-interval <seconds>', 'mean seconds between anti-entropy rounds (default 30; 0 disables)', seconds('--sync-interval'))
     .option('--announce-threshold <bytes>', 'gossip envelopes over this size as a signed announcement and let each node fetch the body once (default 16384; 0 gossips every envelope whole)', parseBytes)
     .action(async (opts) => {
       const file = opts.config !== undefined ? await loadConfig(opts.config) : {}
@@ -96,7 +115,13 @@ export const registerAgent: Register = (program, done) => {
       const apiSetting = opts.api === false ? false : typeof opts.api === 'string' ? opts.api : file.api
       const tcp = typeof apiSetting === 'string' ? parseHostPort(apiSetting) : undefined
       const apiGroup = opts.apiGroup ?? file.apiGroup
-      const tags = { ...Object.fromEntries(Object.entries(file.tags ?? {})), ...parseTags(opts.tag) }
+      let flagTags: Record<string, string>
+      try {
+        flagTags = parseTags(opts.tag)
+      } catch (err) {
+        throw new CliError((err as Error).message, EXIT.USAGE)
+      }
+      const tags = { ...Object.fromEntries(Object.entries(file.tags ?? {})), ...flagTags }
       const stateDir = resolve(opts.state ?? file.state ?? defaultStateDir())
       const { createLogger } = await import('../../node/logger.js')
       const [{ Agent }, { AdmissionError }] = await Promise.all([import('../../node/agent.js'), import('../../admission/index.js')])
@@ -131,6 +156,11 @@ export const registerAgent: Register = (program, done) => {
         announceThreshold: opts.announceThreshold ?? file.announceThreshold,
         processMetrics: true
       }).catch((err: Error) => {
+        // Flags that cannot work are refused before anything starts (node/options.ts).
+        if (err.name === 'AgentOptionsError') throw new CliError(err.message, EXIT.USAGE)
+        if (err.name === 'StateDirLockedError') throw new CliError(err.message, EXIT.UNAVAILABLE)
+        const listen = listenFailure(err)
+        if (listen !== undefined) throw new CliError(listen, EXIT.UNAVAILABLE)
         // A certificate the node cannot use (another node's, forged, not one): refused before it joins.
         if (err.name === 'AdmissionNotEnforcedError') throw new CliError(err.message, EXIT.USAGE)
         if (err instanceof AdmissionError) throw new CliError(`${admissionFile ?? `${stateDir}/admission.cert`}: ${err.message}`, EXIT.USAGE)
