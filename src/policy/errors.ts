@@ -68,3 +68,13 @@ export class TemplateOutputTooLargeError extends TemplateError {
     super(path, `templates expand to more than ${limit} bytes over the whole policy (the limit for one render of a policy on one node); reference large vars fewer times, or ship the data as a source file`)
   }
 }
+
+/**
+ * A `source:` cannot be embedded: missing, not a regular file, too large, or outside the
+ * policy file's directory (an absolute path, a `..` climbing out, a symlink resolving out)
+ * without `allowSourceOutside`. Each problem names the resource and, for a file, the line.
+ */
+export class PolicySourceError extends InvalidPolicyError {
+  static override name = 'PolicySourceError'
+  override name = 'PolicySourceError'
+}

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, stat } from 'node:fs/promises'
-import { dirname, extname, join, resolve } from 'node:path'
+import { mkdir, readFile, realpath, stat } from 'node:fs/promises'
+import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { checkTemplates } from './template.js'
-import { InvalidPolicyError, PolicyTooLargeError } from './errors.js'
+import { InvalidPolicyError, PolicySourceError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
 import { MAX_POLICY_FILE_BYTES, MAX_SOURCE_BYTES } from './constants.js'
 import type { Policy } from './schema.js'
 
@@ -21,7 +21,7 @@ export async function loadPolicyFile (file: string, opts: LoadOptions = {}): Pro
   if (size > MAX_POLICY_FILE_BYTES) throw new PolicyTooLargeError(file, size, MAX_POLICY_FILE_BYTES)
   const text = await readFile(file, 'utf8')
   const policy = opts.cacheDir !== undefined ? await parseCached(text, file, opts.cacheDir, opts.readOnlyCache === true) : (await import('./parse.js')).parsePolicy(text, file)
-  return await embedSources(policy, dirname(resolve(file)), file)
+  return await embedSources(policy, dirname(resolve(file)), file, { allowSourceOutside: opts.allowSourceOutside === true, text })
 }
 
 export interface LoadOptions {
@@ -33,6 +33,19 @@ export interface LoadOptions {
   cacheDir?: string
   /** Read the cache but never write it (plan changes nothing on disk). */
   readOnlyCache?: boolean
+  /**
+   * Let `source:` name files outside the policy file's directory (absolute, `..`, or through
+   * a symlink). Off by default: whatever a source names is signed and gossiped to every node,
+   * so a policy from someone else must not be able to embed the admin's /etc/shadow.
+   */
+  allowSourceOutside?: boolean
+}
+
+export interface EmbedOptions {
+  /** See LoadOptions.allowSourceOutside. */
+  allowSourceOutside?: boolean
+  /** The policy's text, to give each problem its line. */
+  text?: string
 }
 
 interface CacheEntry { build: string, sha256: string, policy: Policy }
@@ -71,18 +84,48 @@ async function parseCached (text: string, file: string, cacheDir: string, readOn
   return policy
 }
 
-export async function embedSources (policy: Policy, baseDir: string, file: string): Promise<Policy> {
+/** Whether `p` is `dir` or inside it; both absolute. */
+function within (dir: string, p: string): boolean {
+  const rel = relative(dir, p)
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
+}
+
+class SourceProblem extends Error {}
+
+/** The real path of a source, refused when it lies outside `baseDir` (unless allowed) or is not a file that can be embedded. */
+async function locateSource (source: string, baseDir: string, allowOutside: boolean): Promise<string> {
+  const outside = 'is outside the policy file\'s directory'
+  const allow = 'pass --allow-source-outside if you mean it'
+  if (!allowOutside && isAbsolute(source)) throw new SourceProblem(`${outside} (${baseDir}): a source is a path relative to the policy file, never an absolute path, because whatever it names is signed and sent to every node; ${allow}`)
+  const src = resolve(baseDir, source)
+  if (!allowOutside && !within(baseDir, src)) throw new SourceProblem(`${outside} (${baseDir}): ".." climbs out of it, and whatever a source names is signed and sent to every node; ${allow}`)
+  let real: string
+  try {
+    real = await realpath(src)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new SourceProblem(code === 'ENOENT' || code === 'ENOTDIR' ? `no such file: ${src}` : `cannot read ${src}: ${code ?? (err as Error).message}`)
+  }
+  if (!allowOutside && !within(await realpath(baseDir), real)) throw new SourceProblem(`${outside} (${baseDir}): it resolves through a symlink to ${real}; ${allow}`)
+  const info = await stat(real)
+  if (!info.isFile()) throw new SourceProblem(`${src} is not a regular file`)
+  if (info.size > MAX_SOURCE_BYTES) throw new SourceProblem(`${src}: ${info.size} bytes is over the ${MAX_SOURCE_BYTES}-byte limit for a source`)
+  return real
+}
+
+/**
+ * Embeds each file resource's `source:` as its content. A source must lie inside `baseDir`
+ * (the policy file's directory) unless `allowSourceOutside`: no absolute path, no `..`
+ * climbing out, no symlink resolving out. Throws PolicySourceError naming each resource.
+ */
+export async function embedSources (policy: Policy, baseDir: string, file: string, opts: EmbedOptions = {}): Promise<Policy> {
   // Nothing to embed (the usual case): parsePolicy has checked everything already.
   if (policy.kind !== 'policy' || !policy.resources.some((r) => r.type === 'file' && r.source !== undefined)) return policy
-  const problems: Array<{ path: string, message: string }> = []
+  const problems: Array<{ path: string, index: number, message: string }> = []
   const resources = await Promise.all(policy.resources.map(async (r, i) => {
     if (r.type !== 'file' || r.source === undefined) return r
-    const src = resolve(baseDir, r.source)
     try {
-      const info = await stat(src)
-      if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' })
-      if (info.size > MAX_SOURCE_BYTES) throw Object.assign(new Error('too large'), { code: `${info.size} bytes is over the ${MAX_SOURCE_BYTES}-byte limit` })
-      const bytes = await readFile(src)
+      const bytes = await readFile(await locateSource(r.source, baseDir, opts.allowSourceOutside === true))
       const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes)
       const isUtf8 = Buffer.from(text, 'utf8').equals(bytes)
       const { source: _source, ...rest } = r
@@ -90,18 +133,26 @@ export async function embedSources (policy: Policy, baseDir: string, file: strin
         ? { ...rest, content: text, encoding: 'utf8' as const }
         : { ...rest, content: bytes.toString('base64'), encoding: 'base64' as const, template: false }
     } catch (err) {
-      problems.push({ path: `resources[${i}].source`, message: `cannot read "${r.source}" (${src}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` })
+      const why = err instanceof SourceProblem ? err.message : `cannot read ${resolve(baseDir, r.source)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      problems.push({ path: `resources[${i}].source`, index: i, message: `resource "${r.id}": source "${r.source}" ${why.startsWith('is ') ? why : `cannot be embedded: ${why}`}` })
       return r
     }
   }))
-  if (problems.length > 0) throw new InvalidPolicyError(file, problems)
+  if (problems.length > 0) throw new PolicySourceError(file, await located(problems, opts.text))
   const embedded = { ...policy, resources }
   // parsePolicy could not see the templates inside source files; check them now, as signing will.
   for (const p of checkTemplates(embedded)) {
     const i = p.path[1] as number
     const r = policy.resources[i]
-    if (r?.type === 'file' && r.source !== undefined) problems.push({ path: `resources[${i}].source`, message: `in "${r.source}": ${p.message}` })
+    if (r?.type === 'file' && r.source !== undefined) problems.push({ path: `resources[${i}].source`, index: i, message: `in "${r.source}": ${p.message}` })
   }
-  if (problems.length > 0) throw new InvalidPolicyError(file, problems)
+  if (problems.length > 0) throw new InvalidPolicyError(file, await located(problems, opts.text))
   return embedded
+}
+
+/** Problems with the line of each `source:` in the policy's text, when there is one. */
+async function located (problems: Array<{ path: string, index: number, message: string }>, text: string | undefined): Promise<PolicyProblem[]> {
+  if (text === undefined) return problems.map(({ path, message }) => ({ path, message }))
+  const { locateInText } = await import('./parse.js')
+  return problems.map(({ path, index, message }) => ({ path, message, ...locateInText(text, ['resources', index, 'source']) }))
 }

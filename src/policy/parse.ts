@@ -422,6 +422,16 @@ export function parsePolicy (text: string, file = '<policy>'): Policy {
   return policy
 }
 
+/** The line and column of a field path in policy text already parsed once (for problems found after parsing). */
+export function locateInText (text: string, path: PathKey[]): { line?: number, column?: number } {
+  try {
+    const { doc, counter } = parseYaml(text, '<policy>')
+    return lineOf(doc, counter, path)
+  } catch {
+    return {}
+  }
+}
+
 /** Validates an already-decoded policy object (from an envelope); errors carry field paths but no lines. */
 export function validatePolicyObject (data: unknown, label = '<envelope>'): Policy {
   // First, so that the schema, the graph and the templates only ever see shallow data.

@@ -15,6 +15,7 @@ interface ApplyFlags {
   verbose?: boolean
   runGuards?: boolean
   ignoreTarget?: boolean
+  allowSourceOutside?: boolean
 }
 
 /**
@@ -37,6 +38,7 @@ export const registerApply: Register = (program, done) => {
       .option('--name <name>', 'node name for templates and targeting (default: the host name)')
       .option('--id <id>', 'node id for templates and targeting (default: the host name)')
       .option('--ignore-target', 'apply even when the policy\'s target does not match this node')
+      .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink)')
       .option('-v, --verbose', 'list unchanged resources too')
       .option('--json', 'print the report as JSON')
     if (mode === 'plan') cmd.option('--run-guards', 'run exec guards (unless/onlyif, meant to be read-only) to know whether each exec would run')
@@ -62,7 +64,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const facts = { id: flags.id ?? host, name: flags.name ?? host, tags }
 
   const stateDir = flags.state ?? defaultStateDir()
-  const policy = await loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun })
+  const policy = await loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun, allowSourceOutside: flags.allowSourceOutside === true })
   const apply = await applyModule
   lap('loadMs')
   if (policy.kind !== 'policy') {

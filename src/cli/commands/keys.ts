@@ -54,9 +54,10 @@ export const registerKeys: Register = (program, done) => {
     .requiredOption('--key <file>', 'admin private key (from keygen)')
     .addOption(new Option('--version <n>', 'version number to sign (a positive integer)').argParser(parseVersion).makeOptionMandatory())
     .option('--out <file>', 'where to write the envelope (default: standard output)')
+    .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink); whatever a source names is signed and sent to every targeted node')
     .action(async (file, opts) => {
       const [{ loadPolicyFile }, { readSigningKey, signPolicy, validateEnvelope, MAX_ENVELOPE_BYTES }] = await Promise.all([import('../../policy/load.js'), import('../../envelope/index.js')])
-      const policy = await loadPolicyFile(file)
+      const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })
       const key = await readSigningKey(opts.key)
       const bytes = signPolicy(policy, { version: opts.version, key })
       if (bytes.byteLength > MAX_ENVELOPE_BYTES) throw new CliError(`the signed envelope is ${bytes.byteLength} bytes, over the ${MAX_ENVELOPE_BYTES}-byte limit nodes accept`)

@@ -12,6 +12,8 @@ import type { FleetNode } from '../../receipt/index.js'
 export const EXIT_CONFLICT_LOST = 3
 export const EXIT_NODE_FAILURES = 4
 export const EXIT_TIMEOUT = 5
+/** Ctrl-C during --wait: what was known is printed first (128 + SIGINT, as a shell reports it). */
+export const EXIT_INTERRUPTED = 130
 
 export interface MeshFlags {
   bootstrap?: string[]
@@ -72,12 +74,22 @@ function tagText (tags: Record<string, string>): string {
   return Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(',')
 }
 
-function progressLine (name: string, version: number, p: Progress): string {
-  const targeted = p.applied.length + p.unchanged.length + p.failed.length + p.pending.length
-  return `${name} v${version}: ${p.applied.length + p.unchanged.length + p.failed.length}/${targeted} reported — ` +
-    `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ` +
-    `${p.failed.length > 0 ? colour.red(`${p.failed.length} failed`) : '0 failed'}, ${p.notTargeted.length} not targeted` +
-    `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}`
+/**
+ * One line of progress in the words of what was published: a tombstone is "retired on N", a
+ * trust policy "in force on N" (refused by the nodes that do not trust its signer), a policy
+ * applied / unchanged / failed. Stale nodes (not heard from lately) are counted apart: not waited for.
+ */
+export function progressLine (kind: Policy['kind'], name: string, version: number, p: Progress): string {
+  const reported = p.applied.length + p.unchanged.length + p.failed.length
+  const failed = (word: string): string => p.failed.length > 0 ? colour.red(`${p.failed.length} ${word}`) : `0 ${word}`
+  const outcomes = kind === 'retired'
+    ? colour.green(`retired on ${p.applied.length + p.unchanged.length}`)
+    : kind === 'trust'
+      ? `${colour.green(`in force on ${p.applied.length + p.unchanged.length}`)}, ${failed('refused it')}`
+      : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}, ${p.notTargeted.length} not targeted`
+  return `${name} v${version}: ${reported}/${reported + p.pending.length} reported — ${outcomes}` +
+    `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}` +
+    `${p.stale.length > 0 ? colour.yellow(`, ${p.stale.length} stale, not waited for`) : ''}`
 }
 
 export interface PublishFlags extends MeshFlags {
@@ -87,6 +99,7 @@ export interface PublishFlags extends MeshFlags {
   wait?: boolean
   timeout: string
   expect?: number
+  staleAfter?: string
   json?: boolean
 }
 
@@ -96,8 +109,10 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   const key = await readSigningKey(opts.key)
   const timeoutMs = Number(opts.timeout) * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of seconds: got "${opts.timeout}"`, EXIT.USAGE)
+  const staleAfterMs = opts.staleAfter === undefined ? undefined : Number(opts.staleAfter) * 1000
+  if (staleAfterMs !== undefined && !(Number.isFinite(staleAfterMs) && staleAfterMs > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${opts.staleAfter}"`, EXIT.USAGE)
   const client = await connect(opts)
-  const { publishPolicy, waitForFleet, reportedCount, PublishError } = await import('../../client/index.js')
+  const { publishPolicy, waitForFleet, reportedCount, PublishError, NODE_STALE_AFTER_MS } = await import('../../client/index.js')
   try {
     let result: PublishResult
     try {
@@ -108,31 +123,48 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
     }
     const env = result.envelope
     const lost = result.conflict !== undefined && result.conflict.winner !== env.hash
+    const waits = opts.wait === true && !lost
+    // Ctrl-C ends the wait, not the process: what is known is printed, then exit 130. Listened
+    // for before the line saying it was published, so a Ctrl-C after that line never kills it
+    // unprinted; a second Ctrl-C kills at once.
+    const stop = new AbortController()
+    const onInt = (): void => { stop.abort() }
+    if (waits) process.once('SIGINT', onInt)
     if (opts.json !== true) {
       print(`${verb} ${colour.bold(env.name)} v${env.version} ${env.hash.slice(0, 19)}${result.previous !== undefined ? ` (mesh had v${result.previous.version})` : ''}, confirmed by ${result.confirmedBy.length} peer${result.confirmedBy.length === 1 ? '' : 's'}`)
       if (lost) print(colour.red(`conflict: another admin published different content as v${env.version}, and theirs (${result.conflict?.winner.slice(0, 19)}) wins on every node; publish again to supersede it`))
     }
     let progress: Progress | undefined
     let timedOut = false
-    if (opts.wait === true && !lost) {
+    let interrupted = false
+    if (waits) {
       const live = process.stdout.isTTY === true && opts.json !== true
-      const waited = await waitForFleet(client, env, {
-        timeoutMs,
-        expect: opts.expect,
-        onProgress: (p) => { if (live) process.stdout.write(`\r\x1b[2K${progressLine(env.name, env.version, p)}`) }
-      })
-      progress = waited.progress
-      timedOut = waited.timedOut
-      if (live) process.stdout.write('\n')
-      else if (opts.json !== true) print(progressLine(env.name, env.version, progress))
+      try {
+        const waited = await waitForFleet(client, env, {
+          timeoutMs,
+          expect: opts.expect,
+          staleAfterMs,
+          signal: stop.signal,
+          onProgress: (p) => { if (live) process.stdout.write(`\r\x1b[2K${progressLine(env.policy.kind, env.name, env.version, p)}`) }
+        })
+        progress = waited.progress
+        timedOut = waited.timedOut
+        interrupted = waited.interrupted
+      } finally {
+        process.off('SIGINT', onInt)
+      }
+      if (live) process.stdout.write(`\r\x1b[2K${progressLine(env.policy.kind, env.name, env.version, progress)}\n`)
+      else if (opts.json !== true) print(progressLine(env.policy.kind, env.name, env.version, progress))
     }
     const superseded = (progress?.superseded.length ?? 0) > 0
     const conflictLater = (progress?.conflicting.length ?? 0) > 0
     // Every node that reported had already moved on to a newer version: none applied this one.
     const overtaken = superseded && progress !== undefined && reportedCount(progress) === 0
-    const code = lost || conflictLater || overtaken
-      ? EXIT_CONFLICT_LOST
-      : (progress?.failed.length ?? 0) > 0 ? EXIT_NODE_FAILURES : timedOut ? EXIT_TIMEOUT : EXIT.OK
+    const code = interrupted
+      ? EXIT_INTERRUPTED
+      : lost || conflictLater || overtaken
+        ? EXIT_CONFLICT_LOST
+        : (progress?.failed.length ?? 0) > 0 ? EXIT_NODE_FAILURES : timedOut ? EXIT_TIMEOUT : EXIT.OK
     if (opts.json === true) {
       printJson({
         name: env.name,
@@ -144,7 +176,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
         confirmedBy: result.confirmedBy,
         conflict: result.conflict ?? null,
         conflictLost: lost || conflictLater,
-        ...(progress !== undefined ? { progress, timedOut } : {}),
+        ...(progress !== undefined ? { progress, timedOut, interrupted } : {}),
         exitCode: code
       })
     } else if (progress !== undefined) {
@@ -154,7 +186,9 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
       }
       if (conflictLater) print(colour.red(`conflict: ${progress.conflicting.length} node(s) hold other content as v${env.version}; the other envelope won`))
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))
-      if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ')}`))
+      if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ') || 'none of the live nodes'}`))
+      if (interrupted) print(colour.yellow(`interrupted; ${progress.pending.length > 0 ? `was still waiting on: ${progress.pending.map((n) => n.name).join(', ')}` : 'no live node was still to report'}`))
+      if (progress.stale.length > 0) print(colour.yellow(`${progress.stale.length} stale, not waited for (not heard from in ${Math.round((staleAfterMs ?? NODE_STALE_AFTER_MS) / 1000)} s): ${progress.stale.map((n) => n.name).join(', ')}`))
       if (progress.known === 0) print(colour.yellow('no nodes are known yet (they announce themselves within a few seconds of joining)'))
       if (progress.unadmitted > 0) print(colour.yellow(`${progress.unadmitted} node(s) without a valid admission certificate were not counted (grapevine fleet --all lists them)`))
     }
@@ -169,6 +203,7 @@ export function publishFlags (cmd: BaseCommand): BaseCommand {
   cmd.requiredOption('--key <file>', 'admin private key')
     .option('--wait', 'follow the nodes\' receipts until every known targeted node reported')
     .option('--timeout <seconds>', 'with --wait, stop waiting after this long', '60')
+    .option('--stale-after <seconds>', 'with --wait, a node not heard from for this long is stale: shown apart, not waited for (default 600, two beacon intervals)')
     .addOption(new Option('--expect <n>', 'with --wait, done once this many targeted nodes reported').argParser(parseVersion('--expect')) as never)
     .option('--json', 'print the result as JSON')
     .option('--force <reason>', 'nodes take this version whatever they hold, chain or not (ends a fork); the reason goes into every node\'s history')
@@ -180,10 +215,11 @@ export const registerPublish: Register = (program, done) => {
     .description('Sign a policy as the next version and publish it through any agent; --wait shows which nodes applied it.')
     .argument('<policy>', 'policy file (YAML or JSON)')
     .addOption(new Option('--version <n>', 'sign exactly this version (default: next after the mesh\'s newest)').argParser(parseVersion('--version')))
+    .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink); whatever a source names is signed and sent to every targeted node')
   publishFlags(publish as unknown as BaseCommand)
   publish.action(async (file: string, opts: Record<string, unknown>) => {
     const { loadPolicyFile } = await import('../../policy/load.js')
-    const policy = await loadPolicyFile(file)
+    const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })
     await publishAndReport(policy, opts as unknown as PublishFlags, done)
   })
 

@@ -7,12 +7,13 @@ export const registerValidate: Register = (program, done) => {
     .description('Check policy files against the format; exit 0 when all are valid, 1 when any is not.')
     .argument('<policy...>', 'policy files (YAML or JSON)')
     .option('--json', 'print results as JSON')
-    .action(async (files: string[], opts: { json?: boolean }) => {
+    .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink); whatever a source names is signed and sent to every targeted node')
+    .action(async (files: string[], opts: { json?: boolean, allowSourceOutside?: boolean }) => {
       const { loadPolicyFile } = await import('../../policy/load.js')
       const results = []
       for (const file of files) {
         try {
-          const policy = await loadPolicyFile(file)
+          const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })
           results.push({ file, valid: true, name: policy.name, kind: policy.kind, resources: policy.kind === 'policy' ? policy.resources.length : 0, problems: [] })
         } catch (err) {
           if (err instanceof InvalidPolicyError) results.push({ file, valid: false, problems: err.problems })
