@@ -103,6 +103,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
   let sinceBarrier: Array<Promise<unknown>> = []
 
   try {
+    if (!dryRun) await shared.backups.removeStaleTemps()
     for (const r of plan.order) {
       const deps = plan.dependsOn.get(r.id) ?? []
       const waits = [barrier, ...deps.map((d) => promises.get(d))]
@@ -130,6 +131,9 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     }
     const resources = await Promise.all(pending)
     if (!dryRun) await shared.dirs.flush()
+    // Bounds the backups (BACKUPS_PER_PATH per path). A failure here costs nothing this run
+    // did: its own backups are written, and the next run compacts again.
+    if (!dryRun) await shared.backups.compact().catch(() => {})
     const counts = countResults(resources)
     const aborted = opts.signal?.aborted === true
     const report: ApplyReport = {

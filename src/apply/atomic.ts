@@ -1,6 +1,6 @@
-import { readdir, rename, symlink, unlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { syncDir, tempOwner, tempPathFor } from '../store/atomic.js'
+import { rename, symlink, unlink } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { syncDir, tempPathFor } from '../store/atomic.js'
 
 // The write itself is the store's writeFileAtomic, with `dirs` and `batch`; what is here is
 // what only the applier needs: deferred directory fsyncs, symlinks and crash cleanup.
@@ -36,36 +36,6 @@ export async function symlinkAtomic (linkTarget: string, target: string, dirs: D
   dirs.add(dirname(target))
 }
 
-/**
- * Removes temporary files left in `dir` by an apply that was killed. Files of a live
- * process other than this one are left alone: another applier may be writing them.
- */
-export async function removeStaleTemps (dir: string, alive: (pid: number) => boolean = isAlive): Promise<number> {
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch {
-    return 0
-  }
-  let removed = 0
-  await Promise.all(names.map(async (name) => {
-    const pid = tempOwner(name)
-    if (pid === undefined || pid === process.pid || alive(pid)) return
-    try {
-      await unlink(join(dir, name))
-      removed++
-    } catch {
-      // Gone already, or not ours to remove.
-    }
-  }))
-  return removed
-}
-
-export function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+// Stale temporary files are found and removed by the store's removeStaleTemps: the state
+// directory has them too (envelopes, backups).
+export { removeStaleTemps, isAlive } from '../store/atomic.js'

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import { lstat, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { BACKUP_DIR, BACKUP_INDEX, COPY_CHUNK_BYTES, NO_FOLLOW } from './constants.js'
-import { syncDir, tempPathFor, writeFileAtomic } from '../store/atomic.js'
+import { BACKUP_DIR, BACKUP_INDEX, BACKUPS_PER_PATH, COPY_CHUNK_BYTES, NO_FOLLOW } from './constants.js'
+import { removeStaleTemps, syncDir, tempPathFor, writeFileAtomic } from '../store/atomic.js'
 
 /** One line of `<state>/backups/index.jsonl`. */
 export interface BackupEntry {
@@ -25,15 +25,23 @@ export interface BackupEntry {
   gid?: number
 }
 
+/** A content's file name in the backup directory: its SHA-256. */
+const CONTENT_NAME = /^[0-9a-f]{64}$/
+
 /**
  * Content-addressed copies of files before they are replaced or deleted, plus an
  * append-only index: what was at a path, when, and which policy changed it.
- * A backup is durable before the file it protects is touched.
+ * A backup is durable before the file it protects is touched. compact() bounds both to the
+ * newest BACKUPS_PER_PATH backups per path.
  */
 export class BackupStore {
   readonly dir: string
   private ready: Promise<void> | undefined
   private appending: Promise<void> = Promise.resolve()
+  /** Backups recorded by this store: compact() has nothing to do without one. */
+  private recorded = 0
+  /** Whether the index is known to end in a newline (an append of ours completed). */
+  private endsInNewline = false
 
   constructor (stateDir: string) {
     this.dir = join(stateDir, BACKUP_DIR)
@@ -44,6 +52,11 @@ export class BackupStore {
       if (created !== undefined) await syncDir(dirname(this.dir))
     })
     await this.ready
+  }
+
+  /** Removes the half-made copies of an apply that was killed (never named by the index); call under the apply lock. */
+  async removeStaleTemps (): Promise<number> {
+    return await removeStaleTemps(this.dir)
   }
 
   /** Copies the file at `host` (its content if already read) and records it; returns the hash. */
@@ -84,9 +97,13 @@ export class BackupStore {
     const line = JSON.stringify(entry) + '\n'
     // One writer at a time, so lines never interleave; each is fsynced before the change it protects.
     const next = this.appending.then(async () => {
-      const fh = await open(join(this.dir, BACKUP_INDEX), 'a', 0o600)
+      const fh = await open(join(this.dir, BACKUP_INDEX), 'a+', 0o600)
       try {
-        await fh.write(line)
+        // A crash mid-append leaves a torn last line; appended to as it stands, it would swallow
+        // this line too, and compact() would then delete the content this line names.
+        this.endsInNewline ||= await endsInNewline(fh)
+        await fh.write(this.endsInNewline ? line : '\n' + line)
+        this.endsInNewline = true
         await fh.datasync()
       } finally {
         await fh.close()
@@ -94,7 +111,49 @@ export class BackupStore {
     })
     this.appending = next.catch(() => {})
     await next
+    this.recorded++
   }
+
+  /**
+   * Keeps the newest `keep` backups of each path and deletes the contents no kept line names.
+   * Call it with no backup in flight (the applier does, at the end of a run, under the apply
+   * lock). Crash-safe: the new index replaces the old one atomically and durably before any
+   * content goes, so a crash leaves the old index or the new one, each naming only contents
+   * that exist; a content orphaned by a crash in between is deleted by the next compaction.
+   */
+  async compact (keep = BACKUPS_PER_PATH): Promise<{ kept: number, dropped: number, contentsDeleted: number }> {
+    if (this.recorded === 0) return { kept: 0, dropped: 0, contentsDeleted: 0 }
+    await this.appending
+    const entries = await readBackupIndex(dirname(this.dir))
+    const kept = newestPerPath(entries, keep)
+    if (kept.length < entries.length) {
+      await writeFileAtomic(join(this.dir, BACKUP_INDEX), kept.map((e) => JSON.stringify(e) + '\n').join(''), { mode: 0o600 })
+    }
+    const named = new Set(kept.flatMap((e) => e.sha256 !== undefined ? [e.sha256] : []))
+    let contentsDeleted = 0
+    for (const name of await readdir(this.dir)) {
+      if (!CONTENT_NAME.test(name) || named.has(name)) continue
+      await unlink(join(this.dir, name)).catch(() => {})
+      contentsDeleted++
+    }
+    if (contentsDeleted > 0) await syncDir(this.dir)
+    this.recorded = 0
+    return { kept: kept.length, dropped: entries.length - kept.length, contentsDeleted }
+  }
+}
+
+/** The newest `keep` entries of each host path, in their order in the index (oldest first). Pure. */
+export function newestPerPath (entries: readonly BackupEntry[], keep: number): BackupEntry[] {
+  const seen = new Map<string, number>()
+  const out: BackupEntry[] = []
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i] as BackupEntry
+    const n = seen.get(e.host) ?? 0
+    if (n >= keep) continue
+    seen.set(e.host, n + 1)
+    out.push(e)
+  }
+  return out.reverse()
 }
 
 /** Every backup recorded under `stateDir`, oldest first; an empty list when there are none. */
@@ -116,6 +175,15 @@ export async function readBackupIndex (stateDir: string): Promise<BackupEntry[]>
     }
   }
   return entries
+}
+
+/** Whether the open file is empty or ends in a newline. */
+async function endsInNewline (fh: FileHandle): Promise<boolean> {
+  const { size } = await fh.stat()
+  if (size === 0) return true
+  const last = Buffer.alloc(1)
+  await fh.read(last, 0, 1, size - 1)
+  return last[0] === 0x0a
 }
 
 async function present (p: string): Promise<boolean> {

@@ -72,6 +72,14 @@ export const COPY_CHUNK_BYTES = 256 * 1024
 /** Under the backup directory: one JSON line per backup, appended, for rollback and audit. */
 export const BACKUP_INDEX = 'index.jsonl'
 
+/**
+ * Backups kept per path: the newest 5, with their contents; older lines are dropped from the
+ * index and contents no kept line names are deleted, after each apply that made a backup. Enough
+ * to go back a few changes by hand; without a bound, 50 applies of 2,000 changed files left a
+ * 100,000-line index and every old content (issue 15).
+ */
+export const BACKUPS_PER_PATH = 5
+
 /** Under the state directory: held while an apply runs so two appliers never interleave writes. */
 export const LOCK_FILE = 'apply.lock'
 

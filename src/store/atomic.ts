@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises'
+import { open, readdir, unlink } from 'node:fs/promises'
 import { closeSync, fchmodSync, fchownSync, fdatasync, linkSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
@@ -27,6 +27,41 @@ export function tempPathFor (target: string): string {
 export function tempOwner (name: string): number | undefined {
   const m = TEMP_NAME.exec(name)
   return m === null ? undefined : Number(m[1])
+}
+
+/**
+ * Removes temporary files left in `dir` by a writer that was killed (an apply, an agent).
+ * Files of a live process other than this one are left alone: another writer may be writing
+ * them. Returns how many were removed.
+ */
+export async function removeStaleTemps (dir: string, alive: (pid: number) => boolean = isAlive): Promise<number> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return 0
+  }
+  let removed = 0
+  await Promise.all(names.map(async (name) => {
+    const pid = tempOwner(name)
+    if (pid === undefined || pid === process.pid || alive(pid)) return
+    try {
+      await unlink(join(dir, name))
+      removed++
+    } catch {
+      // Gone already, or not ours to remove.
+    }
+  }))
+  return removed
+}
+
+export function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 /** Makes the entries of `dir` (a rename into it) durable. */

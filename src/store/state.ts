@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, stat, chmod, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { atomicWrite, appendLine } from './fs.js'
+import { removeStaleTemps } from './atomic.js'
 
 /** One line of the audit trail (history.jsonl). */
 export interface HistoryEntry {
@@ -76,7 +77,15 @@ export class StateStore {
 
   static async open (dir: string, writer?: StateWriter): Promise<StateStore> {
     await mkdir(join(dir, 'envelopes'), { recursive: true, mode: 0o700 })
-    return new StateStore(dir, writer)
+    const store = new StateStore(dir, writer)
+    await store.removeStaleTemps()
+    return store
+  }
+
+  /** Temporary files of writes a kill interrupted (`.NAME.grapevine-tmp-PID-RANDOM`): removed at start, never loaded. */
+  private async removeStaleTemps (): Promise<void> {
+    const archived = await readdir(this.path('archive')).catch(() => [])
+    await Promise.all([this.dir, this.path('envelopes'), ...archived.map((name) => this.path('archive', name))].map(async (d) => await removeStaleTemps(d)))
   }
 
   private path (...parts: string[]): string {
