@@ -3,11 +3,21 @@ import { generateIdentity, privateKeyFromProtobuf, privateKeyToProtobuf } from '
 import type { StateStore } from '../store/index.js'
 import type { AntiEntropyInit, SyncSource } from '../sync/index.js'
 import type { PolicyBook } from './book.js'
-import type { Intake } from './intake.js'
 import type { Peers } from './peers.js'
 import { chainSince } from './journal.js'
 import type { AgentOptions } from './options.js'
 import { announceTopic, policyTopic, receiptTopic } from './constants.js'
+import { INTERNAL_REASON, type Intake, type Taken } from './intake.js'
+import { RateLimiter } from './rate-limit.js'
+
+/**
+ * Envelopes one peer's sync deliveries may have refused (untrusted, out of scope, not valid)
+ * before it is cut off: 8 at once, then one every 7.5 s. An honest peer whose trust policy
+ * differs from this node's offers a refused envelope once per name per sync round; a peer that
+ * streams large untrusted envelopes is dropped after 8 and kept out for SYNC_ABUSE_BLOCK_MS.
+ */
+export const SYNC_REFUSALS = { capacity: 8, perSecond: 8 / 60, maxKeys: 4096 }
+export const SYNC_ABUSE_BLOCK_MS = 5 * 60_000
 
 /** The node's libp2p identity: the stored key, or a new one stored before first use. */
 export async function loadIdentity (store: Pick<StateStore, 'readIdentity' | 'writeIdentity'>): Promise<PrivateKey> {
@@ -51,13 +61,27 @@ export async function createAgentNet (opts: AgentOptions, mesh: string, privateK
   })
 }
 
-/** The node's side of anti-entropy: what it holds, the chain between versions, the intake every envelope takes, peer exchange. */
-export function syncSource (c: { book: PolicyBook, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn'> }): SyncSource {
+/** Whether the intake refused an envelope as not acceptable from anyone (not merely older, held, or a fault of this node). */
+export function refused (taken: Taken): boolean {
+  return taken.outcome !== 'accepted' && taken.envelope === undefined && !['older', 'duplicate', INTERNAL_REASON].includes(taken.reason ?? INTERNAL_REASON)
+}
+
+/**
+ * The node's side of anti-entropy: what it holds, the chain between versions, the intake every
+ * envelope takes, peer exchange. A peer whose deliveries are refused past SYNC_REFUSALS is
+ * blocked, which hangs up on it: its stream is read no further.
+ */
+export function syncSource (c: { book: PolicyBook, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn' | 'block'>, now?: () => number }): SyncSource {
+  const refusals = new RateLimiter(SYNC_REFUSALS, c.now ?? Date.now)
   return {
     digest: () => c.book.digest(),
     envelope: (name) => c.book.get(name)?.bytes,
     chain: async (name, since) => await chainSince(c.store, c.book.get(name), since),
-    ingest: async (bytes, from, via) => c.intake.take(bytes, via, from).outcome,
+    ingest: async (bytes, from, via) => {
+      const taken = c.intake.take(bytes, via, from)
+      if (refused(taken) && !refusals.take(from)) await c.peers.block([from], { forMs: SYNC_ABUSE_BLOCK_MS })
+      return taken.outcome
+    },
     peerHints: () => c.peers.hints(),
     onPeerHints: (hints) => { c.peers.learn(hints) },
     fetch: async (req) => c.book.servable(req)

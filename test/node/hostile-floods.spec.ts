@@ -7,6 +7,13 @@ import { signReport, type NodeReport } from '../../src/receipt/index.js'
 import { receiptTopic } from '../../src/node/constants.js'
 import { PEER_REPORTS } from '../../src/node/report-gate.js'
 import type { Agent } from '../../src/node/agent.js'
+import * as lp from 'it-length-prefixed'
+import { pipe } from 'it-pipe'
+import { multiaddr } from '../../src/net/libp2p.js'
+import { generateSigningKey, signPolicy } from '../../src/envelope/index.js'
+import { SYNC_PROTOCOL, encodeFrame } from '../../src/sync/index.js'
+import { SYNC_REFUSALS } from '../../src/node/network.js'
+import { filePolicy } from './fixtures.js'
 
 let mesh: TestMesh | undefined
 let rogues: GrapevineLibp2p[] = []
@@ -53,5 +60,27 @@ describe('bounded work under floods', () => {
     expect(agent.fleet.size).toBeLessThanOrEqual(PEER_REPORTS.capacity + Math.ceil(seconds + 1) * PEER_REPORTS.perSecond + 1)
     expect(agent.fleet.size).toBeLessThan(beacons.length)
     expect(await dropped()).toBeGreaterThan(0)
+  })
+
+  it('a peer whose sync deliveries keep being refused is cut off and kept out (before: 40 large untrusted envelopes read and refused one by one)', async () => {
+    mesh = await startMesh(1)
+    const agent = mesh.agents[0]!
+    const rogue = await startRogue()
+    rogues.push(rogue)
+    const outsider = generateSigningKey()
+    const big = signPolicy(filePolicy('web/big', 'z'.repeat(256 * 1024)), { version: 1, key: outsider })
+    const refused: string[] = []
+    agent.on('rejected', ({ reason, via }) => { if (via === 'sync') refused.push(reason) })
+    const stream = await rogue.dialProtocol(multiaddr(agent.multiaddrs[0]!), SYNC_PROTOCOL)
+    const frames = [encodeFrame({ type: 'digest', entries: [] }), ...Array.from({ length: 40 }, () => encodeFrame({ type: 'envelope', bytes: big }))]
+    void pipe(frames, (src) => lp.encode(src), stream.sink).catch(() => {})
+    await waitFor(() => agent.libp2p.getConnections(rogue.peerId).length === 0 && refused.length > SYNC_REFUSALS.capacity, 'the agent to hang up on the rogue')
+    // It stopped reading at the first refusal past the allowance (a frame or two may be in flight).
+    expect(refused.length).toBeLessThanOrEqual(SYNC_REFUSALS.capacity + 2)
+    expect(refused.every((r) => r === 'untrusted')).toBe(true)
+    // And it is kept out for a while: the agent refuses its next connection.
+    const again = await rogue.dial(multiaddr(agent.multiaddrs[0]!), { signal: AbortSignal.timeout(5000) }).catch(() => undefined)
+    await waitFor(() => again === undefined || again.status !== 'open', 'the agent to refuse the new connection', 5000)
+    expect(agent.status().peers.map((p) => p.id)).not.toContain(rogue.peerId.toString())
   })
 })
