@@ -1,4 +1,5 @@
-import { STALE_AFTER_MS, type FleetNode } from '../receipt/index.js'
+import type { FleetNode } from '../receipt/index.js'
+import { NODE_STALE_AFTER_MS } from './watch.js'
 
 export interface PolicySummary {
   name: string
@@ -13,8 +14,8 @@ export interface PolicySummary {
   conflicts: number
 }
 
-/** Pure: per policy, the newest version seen, who lags, who fails; and which nodes went quiet. */
-export function fleetSummary (nodes: readonly FleetNode[], now: number): { policies: PolicySummary[], stale: string[] } {
+/** Pure: per policy, the newest version seen, who lags, who fails; and which nodes went quiet (not heard from in `staleAfterMs`). */
+export function fleetSummary (nodes: readonly FleetNode[], now: number, staleAfterMs = NODE_STALE_AFTER_MS): { policies: PolicySummary[], stale: string[] } {
   const byName = new Map<string, PolicySummary & { hashes: Map<string, number> }>()
   for (const n of nodes) {
     for (const [name, s] of Object.entries(n.policies)) {
@@ -35,6 +36,6 @@ export function fleetSummary (nodes: readonly FleetNode[], now: number): { polic
     }
     if (p.hashes.size > 1) p.conflicts = Math.min(...p.hashes.values())
   }
-  const stale = nodes.filter((n) => now - Date.parse(n.lastSeen) > STALE_AFTER_MS).map((n) => n.name)
+  const stale = nodes.filter((n) => now - Date.parse(n.lastSeen) > staleAfterMs).map((n) => n.name)
   return { policies: [...byName.values()].map(({ hashes: _h, ...p }) => p).sort((a, b) => a.name.localeCompare(b.name)), stale }
 }

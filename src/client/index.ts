@@ -3,7 +3,7 @@
  * short-lived peer or through an agent's API), sign and deliver a policy, and follow the
  * fleet's receipts for it. It stores and applies nothing; the agent is src/node/.
  */
-export { connectMesh, publishPolicy, waitForFleet, type Delivery, type MeshClient, type MeshTarget, type PublishOptions, type PublishResult, type WaitOptions } from './publisher.js'
-export { isComplete, progressOf, reportedCount, type NodeOutcome, type Progress } from './watch.js'
+export { connectMesh, publishPolicy, waitForFleet, type Delivery, type MeshClient, type MeshTarget, type PublishOptions, type PublishResult, type WaitOptions, type WaitResult } from './publisher.js'
+export { isComplete, progressOf, reportedCount, NODE_STALE_AFTER_MS, type Liveness, type NodeOutcome, type Progress } from './watch.js'
 export { fleetSummary, type PolicySummary } from './fleet-summary.js'
 export { PublishError } from './errors.js'

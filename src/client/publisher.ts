@@ -297,18 +297,58 @@ export interface WaitOptions {
   timeoutMs: number
   expect?: number
   pollMs?: number
+  /** A node not heard from for this long is stale, not waited for (default NODE_STALE_AFTER_MS). */
+  staleAfterMs?: number
+  /** Ends the wait early (Ctrl-C): the result is what is known by then, `interrupted`. */
+  signal?: AbortSignal
+  now?: () => number
   onProgress?: (p: Progress) => void
 }
 
-/** Watches the fleet's receipts for one envelope until every known targeted node reported, `expect` is met, or time runs out. */
-export async function waitForFleet (client: MeshClient, envelope: VerifiedEnvelope, opts: WaitOptions): Promise<{ progress: Progress, timedOut: boolean }> {
-  const deadline = Date.now() + opts.timeoutMs
-  let progress = progressOf(await client.fleet(), envelope.policy, envelope.version, envelope.hash)
+export interface WaitResult {
+  progress: Progress
+  timedOut: boolean
+  interrupted: boolean
+}
+
+/** Watches the fleet's receipts for one envelope until every known live targeted node reported, `expect` is met, time runs out or `signal` ends it. */
+export async function waitForFleet (client: MeshClient, envelope: VerifiedEnvelope, opts: WaitOptions): Promise<WaitResult> {
+  const now = opts.now ?? Date.now
+  const deadline = now() + opts.timeoutMs
+  const signal = opts.signal ?? new AbortController().signal
+  const look = async (): Promise<Progress> => progressOf(await client.fleet(), envelope.policy, envelope.version, envelope.hash, { now: now(), staleAfterMs: opts.staleAfterMs })
+  let progress = await look()
   for (;;) {
     opts.onProgress?.(progress)
-    if (isComplete(progress, opts.expect)) return { progress, timedOut: false }
-    if (Date.now() >= deadline) return { progress, timedOut: true }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(opts.pollMs ?? 300, Math.max(0, deadline - Date.now()))))
-    progress = progressOf(await client.fleet(), envelope.policy, envelope.version, envelope.hash)
+    if (isComplete(progress, opts.expect)) return { progress, timedOut: false, interrupted: false }
+    if (signal.aborted) return { progress, timedOut: false, interrupted: true }
+    if (now() >= deadline) return { progress, timedOut: true, interrupted: false }
+    await abortableSleep(Math.min(opts.pollMs ?? 300, Math.max(0, deadline - now())), signal)
+    if (signal.aborted) return { progress, timedOut: false, interrupted: true }
+    // An answer still on its way when the wait is ended is not waited for: what is known is shown.
+    const next = await untilAborted(look(), signal)
+    if (next === undefined) return { progress, timedOut: false, interrupted: true }
+    progress = next
+  }
+}
+
+async function abortableSleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+async function untilAborted<T> (work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  let stop = (): void => {}
+  const aborted = new Promise<undefined>((resolve) => {
+    stop = () => { resolve(undefined) }
+    signal.addEventListener('abort', stop, { once: true })
+  })
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    signal.removeEventListener('abort', stop)
   }
 }

@@ -1,5 +1,18 @@
 import { matchesTarget, type Policy } from '../policy/index.js'
-import type { FleetNode } from '../receipt/index.js'
+import { DEFAULT_BEACON_INTERVAL_MS, type FleetNode } from '../receipt/index.js'
+
+/**
+ * A node not heard from (beacon or receipt) for this long is stale: `publish --wait` shows it
+ * apart and does not wait for it, and `fleet` lists it as not heard from. A live node beacons at least every 1.25 intervals (5 min,
+ * jittered ±25%); two intervals leave room for one beacon lost on the way.
+ */
+export const NODE_STALE_AFTER_MS = 2 * DEFAULT_BEACON_INTERVAL_MS
+
+/** When the nodes were last heard from is judged against `now`; without it no node is stale. */
+export interface Liveness {
+  now: number
+  staleAfterMs?: number
+}
 
 export interface NodeOutcome {
   id: string
@@ -15,8 +28,10 @@ export interface Progress {
   unchanged: NodeOutcome[]
   failed: NodeOutcome[]
   notTargeted: NodeOutcome[]
-  /** Known targeted nodes that have not reported this version yet. */
+  /** Known targeted nodes that have not reported this version yet, and were heard from lately: waited for. */
   pending: NodeOutcome[]
+  /** Known targeted nodes that have not reported this version and went quiet (NODE_STALE_AFTER_MS): not waited for. */
+  stale: NodeOutcome[]
   /** Nodes holding another content under the same version: the other envelope won. */
   conflicting: NodeOutcome[]
   /** Nodes already on a newer version. */
@@ -43,10 +58,14 @@ const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | und
  * Pure: sorts the known admitted nodes by what they reported for `name`@`version`. A node is
  * targeted when the policy's target matches the tags it announces. A node the fleet view does
  * not mark admitted counts nowhere: made-up identities cannot complete, fail or stall a publish.
+ * With `live`, a node yet to report that has not been heard from lately (a stopped node) is
+ * stale rather than pending: a node stopped minutes ago would otherwise hold every wait until
+ * its timeout.
  */
-export function progressOf (fleet: readonly FleetNode[], policy: Policy, version: number, hash: string): Progress {
+export function progressOf (fleet: readonly FleetNode[], policy: Policy, version: number, hash: string, live?: Liveness): Progress {
   const members = fleet.filter((n) => n.admitted)
-  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], conflicting: [], superseded: [], known: members.length, unadmitted: fleet.length - members.length }
+  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], stale: [], conflicting: [], superseded: [], known: members.length, unadmitted: fleet.length - members.length }
+  const quiet = (n: FleetNode): boolean => live !== undefined && live.now - Date.parse(n.lastSeen) > (live.staleAfterMs ?? NODE_STALE_AFTER_MS)
   for (const n of members) {
     const state = n.policies[policy.name]
     const base = { id: n.id, name: n.name, tags: n.tags }
@@ -55,13 +74,13 @@ export function progressOf (fleet: readonly FleetNode[], policy: Policy, version
     if (state !== undefined && state.version === version && state.hash !== hash) { p.conflicting.push({ ...base, outcome: 'conflict' }); continue }
     const reported = state !== undefined && state.version === version && state.hash === hash && state.outcome !== 'pending' ? state.outcome : undefined
     if (!targeted || reported === 'not-targeted') { p.notTargeted.push({ ...base, outcome: 'not-targeted' }); continue }
-    if (reported === undefined) { p.pending.push({ ...base, outcome: 'pending' }); continue }
+    if (reported === undefined) { p[quiet(n) ? 'stale' : 'pending'].push({ ...base, outcome: quiet(n) ? 'stale' : 'pending' }); continue }
     const o: NodeOutcome = { ...base, outcome: reported, ...(state?.failures !== undefined ? { failures: state.failures } : {}) }
     const counted = OUTCOMES[reported] ?? (reported === policy.kind ? 'applied' : undefined)
     // Only the words that say it was applied count as applied. A node that dropped the
     // version as untrusted failed it; one whose beacon says `fork` (or anything else) has not
     // said how the apply went: it is still waited for.
-    if (counted === undefined) p.pending.push({ ...base, outcome: reported })
+    if (counted === undefined) p[quiet(n) ? 'stale' : 'pending'].push({ ...base, outcome: reported })
     else p[counted].push(o)
   }
   return p
@@ -72,12 +91,15 @@ export function reportedCount (p: Progress): number {
 }
 
 /**
- * Done when every known targeted node reported (or moved on to a newer version), or `expect`
+ * Done when every known live targeted node reported (or moved on to a newer version), or `expect`
  * targeted nodes have; at once on a conflict. A node on a newer version does not end the wait
- * for the others: it says nothing of them.
+ * for the others: it says nothing of them. Stale nodes are not waited for, unless every node
+ * yet to report is stale and none has reported: then nothing is known, and the wait goes on
+ * (a stopped fleet may come back) until its timeout.
  */
 export function isComplete (p: Progress, expect?: number): boolean {
   if (p.conflicting.length > 0) return true
   if (expect !== undefined) return reportedCount(p) >= expect
+  if (p.stale.length > 0 && reportedCount(p) === 0) return false
   return p.pending.length === 0 && p.known > 0
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { isComplete, progressOf } from '../../src/client/index.js'
+import { fleetSummary, isComplete, progressOf, NODE_STALE_AFTER_MS } from '../../src/client/index.js'
 import { validatePolicyObject } from '../../src/policy/index.js'
 import type { FleetNode } from '../../src/receipt/index.js'
 
@@ -37,5 +37,56 @@ describe('isComplete', () => {
     expect(p.superseded).toHaveLength(1)
     expect(isComplete(p)).toBe(false)
     expect(isComplete(progressOf([node('n1', 'applied', 3, `sha256:${'b'.repeat(64)}`), node('n2', 'applied')], policy, 2, hash))).toBe(true)
+  })
+})
+
+describe('progressOf with liveness: a node stopped minutes ago is stale, not waited for', () => {
+  const now = Date.parse('2026-01-01T01:00:00.000Z')
+  const heard = (id: string, outcome: string | undefined, minutesAgo: number): FleetNode => ({
+    id,
+    name: id,
+    tags: {},
+    lastSeen: new Date(now - minutesAgo * 60_000).toISOString(),
+    admitted: true,
+    policies: outcome === undefined ? {} : { 'web/site': { version: 2, hash, outcome, at: new Date(now - minutesAgo * 60_000).toISOString() } }
+  })
+  const live = { now }
+
+  it.each<[string, FleetNode, 'pending' | 'stale' | 'applied' | 'failed']>([
+    ['heard from a minute ago, yet to report', heard('n', undefined, 1), 'pending'],
+    [`heard from ${NODE_STALE_AFTER_MS / 60_000 - 1} min ago, yet to report`, heard('n', undefined, NODE_STALE_AFTER_MS / 60_000 - 1), 'pending'],
+    [`silent for ${NODE_STALE_AFTER_MS / 60_000 + 1} min, yet to report`, heard('n', undefined, NODE_STALE_AFTER_MS / 60_000 + 1), 'stale'],
+    ['silent for an hour, saying pending', heard('n', 'pending', 60), 'stale'],
+    ['silent for an hour, saying fork', heard('n', 'fork', 60), 'stale'],
+    ['silent since it applied this version', heard('n', 'applied', 60), 'applied'],
+    ['silent since it failed this version', heard('n', 'failed', 60), 'failed']
+  ])('%s → %s', (_, n, bucket) => {
+    expect(progressOf([n], policy, 2, hash, live)[bucket].map((x) => x.id)).toEqual(['n'])
+  })
+
+  it('judges no node stale without a clock to judge by', () => {
+    expect(progressOf([heard('n', undefined, 60)], policy, 2, hash).pending.map((x) => x.id)).toEqual(['n'])
+  })
+
+  it('takes a shorter staleness when asked', () => {
+    expect(progressOf([heard('n', undefined, 2)], policy, 2, hash, { now, staleAfterMs: 60_000 }).stale.map((x) => x.id)).toEqual(['n'])
+  })
+
+  it('ends the wait once every live node reported, the stopped ones listed apart', () => {
+    const p = progressOf([heard('a', 'applied', 0), heard('b', 'unchanged', 0), heard('gone', undefined, 30)], policy, 2, hash, live)
+    expect(p.stale.map((x) => x.id)).toEqual(['gone'])
+    expect(isComplete(p)).toBe(true)
+  })
+
+  it('keeps waiting while every node yet to report is stale and none has reported: nothing is known', () => {
+    expect(isComplete(progressOf([heard('gone', undefined, 30)], policy, 2, hash, live))).toBe(false)
+  })
+})
+
+describe('fleetSummary: stale nodes by the same liveness rule', () => {
+  const now = Date.parse('2026-01-01T01:00:00.000Z')
+  const at = (minutesAgo: number): FleetNode => ({ id: `n${minutesAgo}`, name: `n${minutesAgo}`, tags: {}, lastSeen: new Date(now - minutesAgo * 60_000).toISOString(), admitted: true, policies: {} })
+  it(`lists the nodes silent for over ${NODE_STALE_AFTER_MS / 60_000} min`, () => {
+    expect(fleetSummary([at(1), at(NODE_STALE_AFTER_MS / 60_000 - 1), at(NODE_STALE_AFTER_MS / 60_000 + 1)], now).stale).toEqual([`n${NODE_STALE_AFTER_MS / 60_000 + 1}`])
   })
 })
