@@ -11,6 +11,9 @@ import { foldApply, versionOutcome, type ReceiptOutcome } from '../receipt/index
 
 export type ConfigEnvelope = VerifiedEnvelope & { policy: ConfigPolicy }
 
+/** Failing resources whose error text goes in an apply's log line; status and history keep them all. */
+export const FAILURES_LOGGED = 3
+
 /** A path one policy may not manage because another holds it. */
 export interface PathClaim {
   path: string
@@ -178,8 +181,10 @@ export class ApplyQueue {
     this.c.metrics.applies.inc({ outcome: report.outcome })
     this.c.metrics.applyDuration.observe(report.durationMs / 1000)
     const level = report.counts.failed > 0 ? 'warn' : 'info'
-    const errors = record.errors?.slice(0, 3).map((e) => `${e.resource}: ${e.error}`)
-    this.c.log[level]({ name: env.name, version: env.version, outcome: report.outcome, changed: record.changed, failed: record.failed, durationMs: report.durationMs, ...(errors !== undefined ? { errors } : {}) }, 'policy applied')
+    // The failing resources' own words, so the log line alone says what to fix; the first few, and how many more.
+    const errors = record.errors?.slice(0, FAILURES_LOGGED).map((e) => `${e.resource}: ${e.error}`)
+    const moreErrors = (record.errors?.length ?? 0) - FAILURES_LOGGED
+    this.c.log[level]({ name: env.name, version: env.version, outcome: report.outcome, changed: record.changed, failed: record.failed, durationMs: report.durationMs, ...(errors !== undefined ? { errors } : {}), ...(moreErrors > 0 ? { moreErrors } : {}) }, 'policy applied')
     // Only runs that changed something or failed make history; a quiet drift check does not.
     const eventful = report.counts.changed > 0 || report.counts.failed > 0 || this.lastHistoryVersion.get(env.name) !== env.version
     this.lastHistoryVersion.set(env.name, env.version)

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import type { VerifiedEnvelope } from '../../src/envelope/index.js'
 import type { ApplyReport } from '../../src/apply/index.js'
 import type { NodeFacts, Policy } from '../../src/policy/index.js'
-import { ApplyQueue, pathClaims, type ConfigEnvelope, type PathClaim } from '../../src/node/apply-queue.js'
+import { ApplyQueue, FAILURES_LOGGED, pathClaims, type ConfigEnvelope, type PathClaim } from '../../src/node/apply-queue.js'
 import type { ConflictRecord } from '../../src/node/book.js'
 import { Journal } from '../../src/node/journal.js'
 import { configPolicy, makeKeys, policy, trustPolicy } from '../helpers/envelope.js'
@@ -160,6 +160,21 @@ describe('ApplyQueue', () => {
     expect(queue.applied['site/broken']).toMatchObject({ failed: 1, errors: [{ resource: 'inner' }] })
     expect(log.at('warn').map((l) => l.msg)).toEqual(['policy applied'])
     expect(store.history[0]).toMatchObject({ event: 'applied', failed: 1, detail: [{ resource: 'inner' }] })
+  })
+
+  it('puts the failing resources\' error text in the log line, the first few and how many more (issue 15)', async () => {
+    const { queue, log, hold, settled, at } = setup()
+    await writeFile(at('/blocker'), 'a file, not a directory\n')
+    const ids = Array.from({ length: FAILURES_LOGGED + 2 }, (_, i) => `inner${i}`)
+    hold(configPolicy('site/broken', ids.map((id) => file(id, `/blocker/${id}`))))
+    queue.schedule('site/broken')
+    await settled()
+    const line = log.at('warn')[0]?.obj
+    expect(line).toMatchObject({ name: 'site/broken', failed: ids.length, moreErrors: 2 })
+    const errors = line?.errors as string[]
+    expect(errors).toHaveLength(FAILURES_LOGGED)
+    for (const [i, e] of errors.entries()) expect(e).toMatch(new RegExp(`^inner${i}: .*/blocker.*`))
+    expect(errors.join('\n')).toContain(queue.applied['site/broken']?.errors?.[0]?.error)
   })
 
   it('does not apply a policy that does not target this node', async () => {
