@@ -52,6 +52,8 @@ export interface NetOptions {
   sync: AntiEntropyInit
   /** Peers refused in both directions (the agent's peer manager decides): tests and simulations use it to cut the mesh. */
   isBlocked?: (peer: string) => boolean
+  /** Inbound connections refused once their peer is known, before any protocol runs (the agent's ConnectionGuard). */
+  denyInbound?: (peer: string) => boolean
   /** False: create the node without starting it, so the caller can install validators and handlers first. */
   start?: boolean
   gossip?: Partial<GossipsubOpts>
@@ -110,6 +112,7 @@ export const TOPIC_SCORE = {
 
 export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
   const isBlocked = opts.isBlocked
+  const denyInbound = opts.denyInbound ?? (() => false)
   const transport = opts.transport ?? 'tcp'
   const topics = Object.fromEntries(opts.scoredTopics.map((t) => [t, createTopicScoreParams(TOPIC_SCORE)]))
   const node = await createLibp2p({
@@ -133,13 +136,13 @@ export async function createNet (opts: NetOptions): Promise<GrapevineLibp2p> {
       ? {
           connectionGater: {
             denyDialPeer: (peer: PeerId) => isBlocked(peer.toString()),
-            denyInboundEncryptedConnection: (peer: PeerId) => isBlocked(peer.toString()),
+            denyInboundEncryptedConnection: (peer: PeerId) => isBlocked(peer.toString()) || denyInbound(peer.toString()),
             denyOutboundEncryptedConnection: (peer: PeerId) => isBlocked(peer.toString()),
             // Loopback and memory addresses are how this project's meshes run; allow them.
             denyDialMultiaddr: () => false
           }
         }
-      : { connectionGater: { denyDialMultiaddr: () => false } }),
+      : { connectionGater: { denyDialMultiaddr: () => false, denyInboundEncryptedConnection: (peer: PeerId) => denyInbound(peer.toString()) } }),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     services: {
       identify: identify(),

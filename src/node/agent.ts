@@ -176,6 +176,9 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     const net = this.net = await createAgentNet(opts, this.mesh, this.privateKey, {
       isBlocked: (peer) => this.peers.isBlocked(peer),
+      // Known before this run (remembered, --bootstrap): the connection guard keeps room for them.
+      known: this.peers.list().map((p) => p.id),
+      now: clock.now,
       metricsRegister: metrics.gossipRegister,
       sync: {
         random: clock.random,

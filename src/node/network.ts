@@ -9,6 +9,11 @@ import type { AgentOptions } from './options.js'
 import { announceTopic, policyTopic, receiptTopic } from './constants.js'
 import { INTERNAL_REASON, type Intake, type Taken } from './intake.js'
 import { RateLimiter } from './rate-limit.js'
+import { ConnectionGuard } from './connection-guard.js'
+import { peerIdOfAddr } from './peers.js'
+
+/** Connections an agent keeps at most (libp2p's cap): its target of 8, the peers that dial it, and room for admin commands. */
+export const DEFAULT_MAX_CONNECTIONS = 64
 
 /**
  * Envelopes one peer's sync deliveries may have refused (untrusted, out of scope, not valid)
@@ -30,6 +35,9 @@ export async function loadIdentity (store: Pick<StateStore, 'readIdentity' | 'wr
 
 export interface AgentNetHooks {
   isBlocked: (peer: string) => boolean
+  /** Peers known before this run (remembered, --bootstrap): the ConnectionGuard keeps room for them. */
+  known?: Iterable<string>
+  now?: () => number
   metricsRegister: MetricsRegister
   sync: Omit<AntiEntropyInit, 'interval'>
 }
@@ -39,7 +47,9 @@ export interface AgentNetHooks {
  * protocol handlers first, so nothing reaches the node before it can judge it.
  */
 export async function createAgentNet (opts: AgentOptions, mesh: string, privateKey: PrivateKey, hooks: AgentNetHooks): Promise<GrapevineLibp2p> {
-  return await createNet({
+  const bootstrapIds = (opts.bootstrap ?? []).flatMap((a) => { const id = peerIdOfAddr(a); return id !== undefined ? [id] : [] })
+  const guard = new ConnectionGuard({ maxConnections: DEFAULT_MAX_CONNECTIONS, known: [...(hooks.known ?? []), ...bootstrapIds], now: hooks.now ?? Date.now })
+  const net = await createNet({
     privateKey,
     start: false,
     listen: opts.listen ?? ['/ip4/0.0.0.0/tcp/0'],
@@ -53,12 +63,16 @@ export async function createAgentNet (opts: AgentOptions, mesh: string, privateK
     // Invalid envelopes, announcements, receipts and beacons cost their sender (net/libp2p.ts TOPIC_SCORE).
     scoredTopics: [policyTopic(mesh), announceTopic(mesh), receiptTopic(mesh)],
     isBlocked: hooks.isBlocked,
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    denyInbound: (peer) => guard.denyInbound(peer),
     gossip: {
       metricsRegister: hooks.metricsRegister,
       metricsTopicStrToLabel: new Map([[policyTopic(mesh), 'policies'], [announceTopic(mesh), 'announcements'], [receiptTopic(mesh), 'receipts']])
     },
     sync: { ...hooks.sync, interval: opts.syncInterval, ...(opts.setTimer !== undefined ? { setTimer: opts.setTimer } : {}) }
   })
+  guard.attach(net)
+  return net
 }
 
 /** Whether the intake refused an envelope as not acceptable from anyone (not merely older, held, or a fault of this node). */

@@ -14,6 +14,10 @@ import { generateSigningKey, signPolicy } from '../../src/envelope/index.js'
 import { SYNC_PROTOCOL, encodeFrame } from '../../src/sync/index.js'
 import { SYNC_REFUSALS } from '../../src/node/network.js'
 import { filePolicy } from './fixtures.js'
+import { validateEnvelope } from '../../src/envelope/index.js'
+import { connectMesh } from '../../src/client/index.js'
+import { UNVOUCHED_GRACE_MS } from '../../src/node/connection-guard.js'
+import { DEFAULT_MAX_CONNECTIONS } from '../../src/node/network.js'
 
 let mesh: TestMesh | undefined
 let rogues: GrapevineLibp2p[] = []
@@ -83,4 +87,30 @@ describe('bounded work under floods', () => {
     await waitFor(() => again === undefined || again.status !== 'open', 'the agent to refuse the new connection', 5000)
     expect(agent.status().peers.map((p) => p.id)).not.toContain(rogue.peerId.toString())
   })
+
+  it('made-up identities filling every connection do not lock out an admin publishing through the agent (before: refused at 64, exit 69)', async () => {
+    // All peers here share 127.0.0.1: libp2p's per-host inbound rate would otherwise pace the flood.
+    mesh = await startMesh(2, { inboundLimits: { perHostPerSecond: 1000, pending: 100 } })
+    const agent = mesh.agents[0]!
+    const addr = agent.multiaddrs[0]!
+    const flooded = Date.now()
+    for (let i = 0; agent.libp2p.getConnections().length < DEFAULT_MAX_CONNECTIONS && i < DEFAULT_MAX_CONNECTIONS; i++) {
+      const rogue = await startRogue()
+      rogues.push(rogue)
+      await rogue.dial(multiaddr(addr)).catch(() => {})
+    }
+    // The honest neighbour keeps its connection whatever the flood did.
+    expect(agent.libp2p.getConnections(mesh.agents[1]!.peerId).length).toBeGreaterThan(0)
+    // A made-up identity connected this recently is spared (UNVOUCHED_GRACE_MS); past that, a newcomer gets in.
+    await waitFor(() => Date.now() - flooded > UNVOUCHED_GRACE_MS, 'the flood\'s connections to pass their grace', UNVOUCHED_GRACE_MS + 5000)
+    const env = validateEnvelope(mesh.sign(filePolicy('web/admin', 'from the admin\n'), 1), { authorize: () => {} })
+    const client = await connectMesh({ bootstrap: [addr], signal: AbortSignal.timeout(20_000) })
+    try {
+      const delivery = await client.deliver(env)
+      expect(delivery.confirmedBy).toContain(agent.peerId.toString())
+    } finally {
+      await client.close()
+    }
+    await waitFor(() => mesh!.agents.every((a) => a.envelope('web/admin')?.version === 1), 'both agents to hold the admin\'s policy')
+  }, 60_000)
 })
