@@ -78,3 +78,9 @@ export class PolicySourceError extends InvalidPolicyError {
   static override name = 'PolicySourceError'
   override name = 'PolicySourceError'
 }
+
+/** The policy file is not UTF-8: read as text, its bad bytes would become U+FFFD, and what is signed would differ from the file. */
+export class PolicyEncodingError extends InvalidPolicyError {
+  static override name = 'PolicyEncodingError'
+  override name = 'PolicyEncodingError'
+}

@@ -3,7 +3,7 @@ import { mkdir, readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { checkTemplates } from './template.js'
-import { InvalidPolicyError, PolicySourceError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
+import { InvalidPolicyError, PolicyEncodingError, PolicySourceError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
 import { MAX_POLICY_FILE_BYTES, MAX_SOURCE_BYTES } from './constants.js'
 import type { Policy } from './schema.js'
 
@@ -19,9 +19,32 @@ export async function loadPolicyFile (file: string, opts: LoadOptions = {}): Pro
     throw new InvalidPolicyError(file, [{ path: '', message: `cannot read the policy file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }])
   }
   if (size > MAX_POLICY_FILE_BYTES) throw new PolicyTooLargeError(file, size, MAX_POLICY_FILE_BYTES)
-  const text = await readFile(file, 'utf8')
+  const text = decodePolicyText(await readFile(file), file)
   const policy = opts.cacheDir !== undefined ? await parseCached(text, file, opts.cacheDir, opts.readOnlyCache === true) : (await import('./parse.js')).parsePolicy(text, file)
   return await embedSources(policy, dirname(resolve(file)), file, { allowSourceOutside: opts.allowSourceOutside === true, text })
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * The file's text, refusing bytes that are not UTF-8 with where the first one is: decoding
+ * them as U+FFFD would sign something other than what the file says.
+ */
+export function decodePolicyText (bytes: Uint8Array, file: string): string {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    // Up to the first bad sequence, the lenient decoding re-encodes to the same bytes.
+    const again = Buffer.from(Buffer.from(bytes).toString('utf8'), 'utf8')
+    let at = 0
+    while (at < bytes.length && bytes[at] === again[at]) at++
+    const before = Buffer.from(bytes.subarray(0, at))
+    const lineStart = before.lastIndexOf(0x0a) + 1
+    const line = before.subarray(0, lineStart).filter((b) => b === 0x0a).length + 1
+    const column = [...before.subarray(lineStart).toString('utf8')].length + 1
+    const hex = (bytes[at] ?? 0).toString(16).padStart(2, '0')
+    throw new PolicyEncodingError(file, [{ path: '', line, column, message: `not UTF-8: byte ${at} (0x${hex}) starts an invalid sequence; a policy file must be UTF-8 text (binary content belongs in a source file, which is embedded as base64)` }])
+  }
 }
 
 export interface LoadOptions {

@@ -103,6 +103,24 @@ export function lineOf (doc: Document, counter: LineCounter, path: PathKey[]): {
   return {}
 }
 
+/**
+ * Why a `__proto__` key is refused: JavaScript objects treat the name specially, so the
+ * schema, templates and config writers would silently drop it (or worse), and what nodes
+ * write would differ from what was signed.
+ */
+export const PROTO_KEY = 'a key named "__proto__" cannot be carried faithfully (it would be dropped from what nodes write); rename it'
+
+/** The path of the first `__proto__` key in decoded data, or undefined. */
+export function protoKeyAt (data: unknown): PathKey[] | undefined {
+  let found: PathKey[] | undefined
+  walkData(data, (_, path) => {
+    if (found !== undefined) return false
+    if (path[path.length - 1] === '__proto__') found = [...path]
+    return found === undefined
+  })
+  return found
+}
+
 /** No lone UTF-16 surrogate (ES2024, in Node since 20; the regex it replaces cost a policy load ~15 ms). */
 const wellFormed = (s: string): boolean => (s as string & { isWellFormed: () => boolean }).isWellFormed()
 
@@ -120,6 +138,7 @@ function checkValues (data: unknown): { problems: Array<{ path: PathKey[], messa
   walkData(data, (value, path) => {
     const key = path[path.length - 1]
     if (typeof key === 'string' && !wellFormed(key)) problems.push({ path: [...path], message: 'the key contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
+    if (key === '__proto__') problems.push({ path: [...path], message: PROTO_KEY })
     if (typeof value === 'string') {
       if (!wellFormed(value)) problems.push({ path: [...path], message: 'the string contains a lone UTF-16 surrogate, which has no UTF-8 encoding' })
       return false
@@ -437,6 +456,8 @@ export function validatePolicyObject (data: unknown, label = '<envelope>'): Poli
   // First, so that the schema, the graph and the templates only ever see shallow data.
   const tooDeep = tooDeepAt(data)
   if (tooDeep !== undefined) throw new PolicyTooDeepError(label, { path: formatDeepPath(tooDeep) }, MAX_POLICY_DEPTH)
+  const proto = protoKeyAt(data)
+  if (proto !== undefined) throw new InvalidPolicyError(label, [{ path: formatPath(proto), message: PROTO_KEY }])
   const result = anyPolicy.safeParse(data)
   if (!result.success) {
     throw new InvalidPolicyError(label, toProblems(result.error.issues, data).map((p) => ({ path: formatPath(p.path), message: p.message })))

@@ -1,5 +1,8 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { InvalidPolicyError, managedPathProblem, parsePolicy, type PolicyProblem } from '../../src/policy/index.js'
+import { InvalidPolicyError, PolicyEncodingError, loadPolicyFile, managedPathProblem, parsePolicy, validatePolicyObject, type PolicyProblem } from '../../src/policy/index.js'
+import { useTempDir } from '../helpers/tmp.js'
 import { hostPath } from '../../src/apply/paths.js'
 
 /** The problems parsePolicy reports for `text`, or a failure if it accepts it. */
@@ -73,5 +76,37 @@ describe('messages a person can act on (issue 15)', () => {
       line: 3,
       message: `expected a command: a string (run by /bin/sh -c) or a list of strings (an argv), got ${shown}`
     })])
+  })
+})
+
+describe('signed is what gets applied (issue 15)', () => {
+  const dir = useTempDir()
+
+  it.each([
+    ['YAML config data', lines('name: a', 'resources:', '  - id: c', '    type: config', '    path: /x.json', '    format: json', '    data:', '      ok: 2', '      __proto__: { polluted: 1 }'), 'resources[0].data.__proto__', 9],
+    ['JSON config data, nested', '{"name":"a","resources":[{"id":"c","type":"config","path":"/x.json","format":"json","data":{"a":{"__proto__":{"x":1}}}}]}', 'resources[0].data.a.__proto__', 1],
+    ['vars', lines('name: a', 'vars:', '  __proto__: 1', 'resources: []'), 'vars.__proto__', 3]
+  ])('refuses a __proto__ key in %s at validation, with field and line (it was silently dropped)', (_, text, path, line) => {
+    expect(problemsOf(text)).toEqual([expect.objectContaining({ path, line, message: expect.stringMatching(/a key named "__proto__" cannot be carried faithfully/) })])
+  })
+
+  it('refuses a __proto__ key in a decoded envelope policy too', () => {
+    const data = JSON.parse('{"name":"a","resources":[{"id":"c","type":"config","path":"/x.json","format":"yaml","data":{"__proto__":{"x":1}}}]}') as unknown
+    expect(() => validatePolicyObject(data)).toThrow(/resources\[0\]\.data\.__proto__: a key named "__proto__"/)
+  })
+
+  it('refuses a policy file that is not UTF-8, saying where, instead of signing U+FFFD', async () => {
+    const file = join(dir(), 'p.yaml')
+    await writeFile(file, Buffer.concat([Buffer.from('name: a\nresources:\n  - { id: f, type: file, path: /x, content: "caf'), Buffer.from([0xe9]), Buffer.from('" }\n')]))
+    const err = await loadPolicyFile(file).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyEncodingError)
+    expect((err as PolicyEncodingError).problems).toEqual([{ path: '', line: 3, column: 49, message: expect.stringMatching(/^not UTF-8: byte 67 \(0xe9\) starts an invalid sequence/) }])
+  })
+
+  it('still reads UTF-8 with a byte order mark and multi-byte characters as before', async () => {
+    const file = join(dir(), 'p.yaml')
+    await writeFile(file, '\ufeffname: a\nresources:\n  - { id: f, type: file, path: /x, content: "café ✓ 𝄞" }\n')
+    const p = await loadPolicyFile(file)
+    expect(p.kind === 'policy' && p.resources[0]?.type === 'file' ? p.resources[0].content : undefined).toBe('café ✓ 𝄞')
   })
 })

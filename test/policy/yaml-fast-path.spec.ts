@@ -71,9 +71,14 @@ describe('YAML policies (fast path)', () => {
     expect(outcome('# only a comment\n')).toEqual(outcome(DIRECTIVE))
   })
 
-  it('leaves anchors, aliases, tags and __proto__ keys to the yaml path, which reads them as before', () => {
-    const text = withVars('  base: &b { x: 1 }\n  copy: *b\n  s: !!str 12\n  __proto__: { polluted: true }\n  a: ok')
+  it('leaves anchors, aliases and tags to the yaml path, which reads them as before', () => {
+    const text = withVars('  base: &b { x: 1 }\n  copy: *b\n  s: !!str 12\n  a: ok')
     expect(outcome(text)).toMatchObject({ policy: { vars: { base: { x: 1 }, copy: { x: 1 }, s: '12' } } })
+  })
+
+  it('leaves __proto__ keys to the yaml path, which refuses them with the line (they were dropped), polluting nothing', () => {
+    const text = withVars('  __proto__: { polluted: true }\n  a: ok')
+    expect(outcome(text)).toEqual({ problems: [expect.objectContaining({ path: 'vars.__proto__', line: 3, message: expect.stringMatching(/__proto__/) })] })
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 
