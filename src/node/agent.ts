@@ -33,6 +33,7 @@ import { loadAdmission } from './admission.js'
 import { admissionStatus, type AdmissionCertificate } from '../admission/index.js'
 import { canonicalBytes } from '../envelope/index.js'
 import { AdmissionGate } from './admission-gate.js'
+import { RecentRefusals } from './refusals.js'
 
 /** The state directory's lock (pid inside): one agent per state, or two would share a peer id and overwrite each other's state. */
 const AGENT_LOCK_FILE = 'agent.lock'
@@ -65,6 +66,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private reports!: Reports
   private gate!: AdmissionGate
   private unlock?: () => Promise<void>
+  private readonly refusals: RecentRefusals
 
   private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, readonly admission?: AdmissionCertificate) {
     super()
@@ -74,6 +76,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.facts = { id: peerIdOf(privateKey).toString(), name: opts.name ?? hostname(), tags: opts.tags ?? {} }
     const { log, clock, metrics } = this
     this.book = new PolicyBook(new TrustStore(opts.trust), clock.now)
+    this.refusals = new RecentRefusals(clock.now)
     this.journal = new Journal({ store, log, now: clock.now, after: clock.after, signal: this.stopping.signal, failures: metrics.stateWriteFailures })
     this.peers = new Peers({ selfId: this.facts.id, targetPeers: opts.targetPeers ?? DEFAULT_TARGET_PEERS, store, journal: this.journal, clock, log, gauge: metrics.peers })
     // What most parts share; each part's components interface names the little it uses.
@@ -86,7 +89,10 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.emit('accepted', { envelope, via, from })
           this.queue.schedule(envelope.name)
         },
-        rejected: (refusal) => { this.emit('rejected', refusal) },
+        rejected: (refusal) => {
+          this.refusals.add(refusal)
+          this.emit('rejected', refusal)
+        },
         conflict: (record) => { this.conflict(record) },
         forward: (envelope) => {
           this.topics.send(envelope).catch((err) => { this.log.debug({ name: envelope.name, err: (err as Error).message }, 'forwarding a synced envelope failed') })
@@ -300,6 +306,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       roots: this.book.trust.rootKeys,
       trustVersion: this.book.trustVersion,
       applying: this.queue.busy,
+      refused: this.refusals.list(),
       stateWriteFailing: this.journal.failing
     })
   }

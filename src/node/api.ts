@@ -8,6 +8,7 @@ import { ApiRequestRefusedError, MAX_HISTORY_LIMIT, countParam, nameParam, query
 import { OPEN_TCP_ROUTES, apiSocketPath, apiTokenPath, bearerMatches, hostAllowed } from './api-access.js'
 import { createApiToken, removeApiToken } from './api-token.js'
 import { resolveGroup, serveSocket } from './api-socket.js'
+import { PeerlessWatch } from './health.js'
 
 export interface ApiOptions {
   /** The agent's state directory: the socket and the token file live there. */
@@ -18,6 +19,8 @@ export interface ApiOptions {
   group?: string | number
   /** Also serve on TCP, where every route but /health and /metrics needs the bearer token. */
   tcp?: { host: string, port: number }
+  /** How long the node may have no peer before /health says `degraded` (default DEFAULT_PEERLESS_GRACE_MS). */
+  peerlessGraceMs?: number
 }
 
 export interface ApiServer {
@@ -68,7 +71,7 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
  *    rebinding) and carry the bearer token of `<state>/api.token` (mode 0600), except for
  *    /health and /metrics.
  *
- *   GET  /health     liveness and a one-line summary
+ *   GET  /health     liveness and a one-line summary; `degraded` after a while with no peer
  *   GET  /status     peers, policies (version, hash, signer, last apply), conflicts, trust
  *   GET  /metrics    Prometheus text format
  *   GET  /fleet      every node this agent has heard from (receipts and beacons)
@@ -85,9 +88,11 @@ export async function startApi (agent: Agent, opts: ApiOptions): Promise<ApiServ
     for (const cleanup of cleanups) await cleanup()
   }
   const publisher = new SerialPublisher(agent)
+  const peerless = new PeerlessWatch(agent.libp2p, agent.clock.now, opts.peerlessGraceMs)
+  cleanups.push(async () => { peerless.stop() })
   const serve = (door: Door): Server => {
     const server = createServer((req, res) => {
-      handle(agent, publisher, door, req, res).catch((err: Error) => {
+      handle(agent, publisher, peerless, door, req, res).catch((err: Error) => {
         const refused = err instanceof ApiRequestRefusedError
         send(res, refused ? err.status : 500, { error: err.message, reason: refused ? err.reason : 'internal' })
       })
@@ -142,7 +147,7 @@ function admit (door: Door, req: IncomingMessage, route: string): void {
   }
 }
 
-async function handle (agent: Agent, publisher: SerialPublisher, door: Door, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle (agent: Agent, publisher: SerialPublisher, peerless: PeerlessWatch, door: Door, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const route = `${req.method ?? 'GET'} ${url.pathname}`
   admit(door, req, route)
@@ -150,7 +155,9 @@ async function handle (agent: Agent, publisher: SerialPublisher, door: Door, req
     case 'GET /health': {
       queryOf(url, [])
       const s = agent.status()
-      send(res, 200, { ok: true, peerId: s.node.id, name: s.node.name, peers: s.peers.length, policies: s.policies.length })
+      // Always 200 while the agent answers (restarting it would not help); a monitor reads `status`.
+      const { status, problems } = peerless.health()
+      send(res, 200, { ok: status === 'ok', status, problems, peerId: s.node.id, name: s.node.name, peers: s.peers.length, policies: s.policies.length })
       return
     }
     case 'GET /status':

@@ -6,6 +6,7 @@ import type { Journal } from './journal.js'
 import type { PolicyBook, ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
 import type { StateStore } from '../store/index.js'
 import { forwards, type Via } from './rules.js'
+import { claimedHeader } from './refusals.js'
 
 /** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
 export const PEER_FAULTS: ReadonlySet<string> = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
@@ -18,6 +19,9 @@ export const INTERNAL_REASON = 'internal'
 
 export interface Refusal {
   reason: string
+  /** The name and signer the envelope claims (unverified), when it has them. */
+  name?: string
+  signer?: string
   via: Via
   from?: string
   error: string
@@ -105,7 +109,7 @@ export class Intake {
       }
       env = opened.complete()
     } catch (err) {
-      return { outcome: this.refuse(err as Error, via, from), reason: err instanceof EnvelopeError ? err.reason : INTERNAL_REASON }
+      return { outcome: this.refuse(err as Error, via, from, bytes), reason: err instanceof EnvelopeError ? err.reason : INTERNAL_REASON }
     }
     const decision = this.c.book.offer(env)
     if (decision.conflict !== undefined) this.conflict(decision.conflict)
@@ -208,13 +212,13 @@ export class Intake {
    * hangs up on. Trust refusals by sync may be honest peers with newer trust, and an error that
    * is no EnvelopeError is a bug of ours: neither may lower an honest peer's score.
    */
-  refuse (err: Error, via: Via, from?: string): IngestOutcome {
+  refuse (err: Error, via: Via, from?: string, bytes?: Uint8Array): IngestOutcome {
     const ours = !(err instanceof EnvelopeError)
     const reason = ours ? INTERNAL_REASON : err.reason
     this.c.metrics.envelopesRejected.inc({ reason, via })
     if (ours) this.c.log.error({ via, from, err: err.message, stack: err.stack }, 'envelope check failed inside this node (a bug, not the sender\'s fault)')
     else this.c.log.warn({ reason, via, from, err: err.message }, 'envelope refused')
-    this.c.events.rejected({ reason, via, from, error: err.message })
+    this.c.events.rejected({ reason, via, from, error: err.message, ...(bytes !== undefined ? claimedHeader(bytes) : {}) })
     if (ours) return 'ignored'
     return PEER_FAULTS.has(reason) || via === 'gossip' ? 'rejected' : 'ignored'
   }

@@ -42,6 +42,8 @@ export class Peers {
   private readonly since = new Map<string, number>()
   private net?: PeersNet
   private saveQueued = false
+  /** Peers whose last dial failed and was logged as a warning: the next failures are debug, so a dead peer is one warning, not one every tick. */
+  private readonly unreachable = new Set<string>()
   private stopped = false
 
   constructor (private readonly c: PeersComponents) {}
@@ -184,9 +186,14 @@ export class Peers {
   private async dial (net: PeersNet, h: KnownPeer): Promise<boolean> {
     try {
       await net.dial(h.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${h.id}`)), { signal: AbortSignal.timeout(MAINTENANCE_DIAL_TIMEOUT_MS) })
+      this.unreachable.delete(h.id)
       return true
     } catch (err) {
-      this.c.log.debug({ peer: h.id, err: (err as Error).message }, 'peer dial failed')
+      // A bootstrap address that leads nowhere must show in the log, not only at debug.
+      const fields = { peer: h.id, addrs: h.addrs, err: (err as Error).message }
+      if (this.unreachable.has(h.id)) this.c.log.debug(fields, 'peer dial failed')
+      else this.c.log.warn(fields, 'cannot reach peer (tried again every maintenance tick while below the peer target)')
+      this.unreachable.add(h.id)
       return false
     }
   }

@@ -4,6 +4,7 @@ import type { AppliedRecord } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { ConflictRecord, ForkRecord, UntrustedRecord } from './book.js'
 import type { FailingWrite } from './journal.js'
+import type { RecentRefusal } from './refusals.js'
 
 export interface PolicyState {
   name: string
@@ -30,6 +31,8 @@ export interface AgentStatus {
   applying: boolean
   /** A state write being retried (a full or broken --state disk): the versions behind it wait to be applied. */
   stateWriteFailing?: FailingWrite
+  /** Envelopes refused lately (name and signer as claimed, reason): why a node with the wrong --trust holds nothing. */
+  refused: RecentRefusal[]
 }
 
 /** What status is built from: each part's own view, read at the moment it is asked. */
@@ -46,6 +49,7 @@ export interface StatusSources {
   trustVersion?: number
   applying: boolean
   stateWriteFailing?: FailingWrite
+  refused?: RecentRefusal[]
 }
 
 export function buildStatus (s: StatusSources): AgentStatus {
@@ -68,6 +72,7 @@ export function buildStatus (s: StatusSources): AgentStatus {
     forks: s.forks,
     trust: { roots: s.roots, ...(s.trustVersion !== undefined ? { policyVersion: s.trustVersion } : {}) },
     applying: s.applying,
+    refused: s.refused ?? [],
     ...(s.stateWriteFailing !== undefined ? { stateWriteFailing: s.stateWriteFailing } : {})
   }
 }

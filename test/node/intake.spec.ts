@@ -131,7 +131,7 @@ describe('Intake.take', () => {
     const { intake, keys, log, seen } = intakeRig({ book: new PolicyBook(new BrokenTrust([]), () => FIXED_NOW) })
     const bytes = signed(configPolicy('site/motd'), { key: keys.root })
     expect(intake.take(bytes, 'gossip', 'peer-a')).toEqual({ outcome: 'ignored', reason: 'internal' })
-    expect(seen.rejected).toEqual([{ reason: INTERNAL_REASON, via: 'gossip', from: 'peer-a', error: 'cannot read properties of undefined' }])
+    expect(seen.rejected).toEqual([{ reason: INTERNAL_REASON, via: 'gossip', from: 'peer-a', error: 'cannot read properties of undefined', name: 'site/motd', signer: keys.root.id }])
     expect(log.at('error')).toHaveLength(1)
   })
 })

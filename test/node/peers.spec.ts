@@ -211,10 +211,14 @@ describe('Peers: maintenance', () => {
     peers.start(net)
     await settle()
     expect(net.dialledPeers.sort()).toEqual(ids.slice(0, 2).sort())
+    // The first failure is a warning with the addresses tried (issue 15: a bad --bootstrap was silent); the next only debug.
+    expect(log.at('warn').map((l) => [l.obj.peer, l.obj.addrs])).toEqual([[ids[0], [addr(ids[0]!)]]])
+    await time.advance(PEER_MAINTENANCE_INTERVAL_MS)
+    expect(log.at('warn')).toHaveLength(1)
     expect(log.at('debug').map((l) => l.obj.peer)).toEqual([ids[0]])
     net.unreachable.clear()
     await time.advance(PEER_MAINTENANCE_INTERVAL_MS)
-    expect(net.dialledPeers.slice(2)).toEqual([ids[0]])
+    expect(net.dialledPeers.slice(3)).toEqual([ids[0]])
     expect(net.connected.has(ids[0]!)).toBe(true)
   })
 

@@ -49,7 +49,8 @@ export const registerStatus: Register = (program, done) => {
       print(`  mesh ${s.node.mesh}, root ${s.node.root}${tags !== '' ? `, tags ${tags}` : ''}`)
       print(`  ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}; trust: ${s.trust.roots.length} root key${s.trust.roots.length === 1 ? '' : 's'}${s.trust.policyVersion !== undefined ? `, trust policy v${s.trust.policyVersion}` : ''}`)
       print()
-      if (s.policies.length === 0) print('no policies yet')
+      const refused = s.refused ?? []
+      if (s.policies.length === 0) print(refused.length > 0 ? 'no policies held: what was offered was refused (below)' : 'no policies yet')
       else {
         const rows = [['POLICY', 'VERSION', 'HASH', 'SIGNER', 'LAST APPLY']]
         for (const p of s.policies) {
@@ -80,6 +81,12 @@ export const registerStatus: Register = (program, done) => {
         print()
         print(colour.red(`${forks.length} fork${forks.length === 1 ? '' : 's'} held back (newer versions that do not extend the one held; \`grapevine resolve NAME --to ID\` ends one):`))
         for (const f of forks) print(`  ${f.name}: holds v${f.held.version} ${f.held.id}; offered v${f.offered.version} ${f.offered.id} by ${short(f.offered.signer.replace('ed25519:', ''), 10)} (${f.reason === 'jump' ? 'too far ahead' : 'not on this chain'})`)
+      }
+      if (refused.length > 0) {
+        print()
+        print(colour.red(`${refused.length} envelope${refused.length === 1 ? '' : 's'} refused lately (name and signer as the envelope claims them):`))
+        for (const r of refused) print(`  ${r.name ?? '?'} signed by ${r.signer ?? '?'}: ${r.reason}, ${r.error} (${r.count}×, last ${r.last} by ${r.via})`)
+        if (refused.some((r) => r.reason === 'untrusted')) print(`  an untrusted signer: is --trust the key the mesh's policies are signed with? this agent trusts ${s.trust.roots.join(', ')}`)
       }
       const untrusted = s.untrusted ?? []
       if (untrusted.length > 0) {
