@@ -21,6 +21,18 @@ export const FLEET_FRAME_BYTES = 1024 * 1024
 /** Response frames per query: 200,000 fleet nodes, far beyond a mesh's size, and a bound on what a peer can make us read. */
 export const MAX_RESPONSE_FRAMES = 400
 
+/**
+ * The fleet view is fetched a page at a time, each page its own query with its own deadline:
+ * at most this many nodes and about this many bytes (a page ends after the node that passes
+ * it), so a large view, or nodes reporting hundreds of long policy names, never needs one
+ * stream to carry hundreds of megabytes within QUERY_TIMEOUT_MS.
+ */
+export const FLEET_PAGE_NODES = 2000
+export const FLEET_PAGE_BYTES = 4 * 1024 * 1024
+
+/** Pages one fleet query may take: 200,000 nodes. */
+export const MAX_FLEET_PAGES = 100
+
 /** A query that has not been answered (or a response not delivered) in this long is abandoned. */
 export const QUERY_TIMEOUT_MS = 15_000
 

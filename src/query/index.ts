@@ -4,4 +4,4 @@
  */
 export * from './constants.js'
 export * from './errors.js'
-export { serveQueries, queryFleet, queryEnvelope, type QueryHandlers } from './protocol.js'
+export { serveQueries, queryFleet, queryEnvelope, fleetPage, fleetFrames, type QueryHandlers } from './protocol.js'

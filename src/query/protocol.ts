@@ -6,12 +6,13 @@ import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
 import type { FleetNode } from '../receipt/index.js'
 import { formatPath, policyName } from '../policy/index.js'
 import {
-  FLEET_CHUNK, FLEET_FRAME_BYTES, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
+  FLEET_CHUNK, FLEET_FRAME_BYTES, FLEET_PAGE_BYTES, FLEET_PAGE_NODES, MAX_FLEET_PAGES, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
 } from './constants.js'
 import { QueryTimeoutError, InvalidQueryError, InvalidQueryResponseError, TooManyResponseFramesError } from './errors.js'
 
 const request = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('fleet') }),
+  // Without `limit` (an older asker), the whole view; with it, one page of nodes by id after `after`.
+  z.strictObject({ op: z.literal('fleet'), after: z.string().max(128).optional(), limit: z.number().int().positive().max(FLEET_PAGE_NODES).optional() }),
   z.strictObject({ op: z.literal('envelope'), name: policyName, version: z.number().int().positive() })
 ])
 type Request = z.output<typeof request>
@@ -59,7 +60,7 @@ export async function serveQueries (net: GrapevineLibp2p, handlers: QueryHandler
         const req = await readRequest(stream.source)
         const frames: Uint8Array[] = []
         if (req.op === 'fleet') {
-          frames.push(...fleetFrames(handlers.fleet()))
+          frames.push(...(req.limit === undefined ? fleetFrames(handlers.fleet()) : fleetPage(handlers.fleet(), req.after, req.limit)))
         } else {
           const bytes = await handlers.envelope(req.name, req.version)
           if (bytes !== undefined) frames.push(bytes)
@@ -102,6 +103,26 @@ export function fleetFrames (nodes: readonly FleetNode[]): Uint8Array[] {
   return frames
 }
 
+/**
+ * Pure: one page of the fleet view, by node id after `after`: at most `limit` nodes, ending
+ * after the node that passes FLEET_PAGE_BYTES, as fleetFrames frames, then `{"next":id}` when
+ * more nodes follow.
+ */
+export function fleetPage (nodes: readonly FleetNode[], after: string | undefined, limit: number, maxBytes = FLEET_PAGE_BYTES): Uint8Array[] {
+  const rest = nodes.filter((n) => after === undefined || n.id > after).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  const page: FleetNode[] = []
+  let bytes = 0
+  for (const n of rest) {
+    if (page.length >= limit || bytes >= maxBytes) break
+    page.push(n)
+    bytes += Buffer.byteLength(JSON.stringify(n))
+  }
+  const frames = fleetFrames(page)
+  const last = page.at(-1)
+  if (last !== undefined && page.length < rest.length) frames.push(enc.encode(JSON.stringify({ next: last.id })))
+  return frames
+}
+
 async function query (net: GrapevineLibp2p, peer: PeerId, req: Request, signal: AbortSignal): Promise<Uint8Array[]> {
   const stream = await net.dialProtocol(peer, QUERY_PROTOCOL, { signal })
   try {
@@ -128,15 +149,34 @@ const fleetChunk = z.array(z.object({
   admitted: z.boolean().default(false)
 }).passthrough())
 
-export async function queryFleet (net: GrapevineLibp2p, peer: PeerId, signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)): Promise<FleetNode[]> {
-  const frames = await query(net, peer, { op: 'fleet' }, signal)
-  return frames.flatMap((f) => {
-    try {
-      return fleetChunk.parse(JSON.parse(dec.decode(f))) as FleetNode[]
-    } catch (err) {
-      throw new InvalidQueryResponseError(`${peer.toString()} answered the fleet query with something other than a list of nodes`, { cause: err })
+const nextPage = z.strictObject({ next: z.string().max(128) })
+
+/**
+ * A peer's fleet view, a page at a time (FLEET_PAGE_NODES), each page a query with its own
+ * deadline unless `signal` bounds them all; at most MAX_FLEET_PAGES pages.
+ */
+export async function queryFleet (net: GrapevineLibp2p, peer: PeerId, signal?: AbortSignal): Promise<FleetNode[]> {
+  const out: FleetNode[] = []
+  let after: string | undefined
+  for (let page = 0; page < MAX_FLEET_PAGES; page++) {
+    const frames = await query(net, peer, { op: 'fleet', limit: FLEET_PAGE_NODES, ...(after !== undefined ? { after } : {}) }, signal ?? AbortSignal.timeout(QUERY_TIMEOUT_MS))
+    let next: string | undefined
+    for (const f of frames) {
+      let raw: unknown
+      try {
+        raw = JSON.parse(dec.decode(f))
+        if (!Array.isArray(raw)) next = nextPage.parse(raw).next
+        else out.push(...fleetChunk.parse(raw) as FleetNode[])
+      } catch (err) {
+        throw new InvalidQueryResponseError(`${peer.toString()} answered the fleet query with something other than a list of nodes`, { cause: err })
+      }
     }
-  })
+    if (next === undefined) return out
+    // Each page must move on, or a peer could keep the asker paging for ever.
+    if (after !== undefined && next <= after) throw new InvalidQueryResponseError(`${peer.toString()} answered a fleet page with a cursor that does not move on (${next})`)
+    after = next
+  }
+  throw new InvalidQueryResponseError(`${peer.toString()} has more than ${MAX_FLEET_PAGES} pages of fleet (${out.length} nodes so far)`)
 }
 
 export async function queryEnvelope (net: GrapevineLibp2p, peer: PeerId, name: string, version: number, signal = AbortSignal.timeout(QUERY_TIMEOUT_MS)): Promise<Uint8Array | undefined> {

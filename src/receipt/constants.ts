@@ -34,3 +34,11 @@ export const MAX_FLEET_NODES = 100_000
  * every fleet view hold and every fleet query carry.
  */
 export const MAX_FLEET_POLICIES_PER_NODE = 512
+
+/**
+ * Policy states a fleet view keeps over all its nodes; beyond this the least recently seen node
+ * goes (one without a certificate that holds first). MAX_FLEET_NODES made-up nodes each
+ * reporting MAX_PRESENCE_POLICIES would otherwise hold 6.4 million (well over a gigabyte);
+ * 500,000 (about 125 MB) is 10,000 nodes running 50 policies each.
+ */
+export const MAX_FLEET_POLICY_STATES = 500_000

@@ -1,6 +1,6 @@
 import { openAdmission, type AdmissionCertificate, type AdmissionError, type AdmissionStatus } from '../admission/index.js'
 import type { NodeReport, Receipt, ReceiptOutcome } from './receipt.js'
-import { MAX_FLEET_NODES, MAX_FLEET_POLICIES_PER_NODE } from './constants.js'
+import { MAX_FLEET_NODES, MAX_FLEET_POLICIES_PER_NODE, MAX_FLEET_POLICY_STATES } from './constants.js'
 
 export interface FleetPolicyState {
   version: number
@@ -62,9 +62,11 @@ export const MAX_CLOCK_SKEW_MS = 5 * 60_000
 
 export class FleetView {
   private readonly nodes = new Map<string, Entry>()
+  /** Policy states held over all nodes, bounded by `maxStates`. */
+  private states = 0
 
   /** `judge` decides admission (an agent's view); without it, a node counts only as an agent's merged answer vouches. */
-  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge, private readonly now: () => number = Date.now) {}
+  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge, private readonly now: () => number = Date.now, private readonly maxStates = MAX_FLEET_POLICY_STATES) {}
 
   add (signed: NodeReport): void {
     // A node's clock may run ahead, or it may lie: a time in the future would keep it from ever
@@ -72,6 +74,8 @@ export class FleetView {
     const latest = new Date(this.now() + MAX_CLOCK_SKEW_MS).toISOString()
     const report = signed.at > latest ? { ...signed, at: latest } : signed
     const node = this.entry(report.node, report.name, report.tags, report.at)
+    // A node older than every one it would join is the one forgotten.
+    if (this.nodes.get(report.node) !== node) return
     if (report.at >= node.lastSeen) {
       node.lastSeen = report.at
       node.name = report.name
@@ -90,11 +94,13 @@ export class FleetView {
       // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
       for (const [policy, version, hash, outcome] of report.policies) this.setPolicy(node, policy, { version, hash, outcome, at: report.at }, true)
     }
+    this.trim(node)
   }
 
   /** Takes in another view's node (a peer's answer to a fleet query), newest state winning per policy, and its standing. */
   merge (other: FleetNode): void {
     const node = this.entry(other.id, other.name, other.tags, other.lastSeen)
+    if (this.nodes.get(other.id) !== node) return
     if (other.lastSeen > node.lastSeen) {
       node.lastSeen = other.lastSeen
       node.name = other.name
@@ -106,6 +112,12 @@ export class FleetView {
       ...(other.unadmitted !== undefined ? { unadmitted: other.unadmitted } : {})
     }
     for (const [policy, state] of Object.entries(other.policies)) this.setPolicy(node, policy, state, false)
+    this.trim(node)
+  }
+
+  /** Evicts nodes while the view holds more policy states than its bound; `keep`, just heard from, goes last. */
+  private trim (keep: Entry): void {
+    while (this.states > this.maxStates && this.nodes.size > 1) this.evict(keep)
   }
 
   private entry (id: string, name: string, tags: Record<string, string>, at: string): Entry {
@@ -141,25 +153,30 @@ export class FleetView {
     if (prev !== undefined && !(state.version > prev.version || (state.version === prev.version && (orSame ? state.at >= prev.at : state.at > prev.at)))) return
     node.policies[policy] = state
     if (prev !== undefined) return
+    this.states++
     const names = Object.keys(node.policies)
     if (names.length <= MAX_FLEET_POLICIES_PER_NODE) return
     let oldest = names[0] as string
     for (const n of names) if ((node.policies[n] as FleetPolicyState).at < (node.policies[oldest] as FleetPolicyState).at) oldest = n
     delete node.policies[oldest]
+    this.states--
   }
 
   /** The least recently seen node goes, one without a certificate first: made-up nodes cannot push real ones out. */
-  private evict (): void {
+  private evict (keep?: Entry): void {
     let oldest: Entry | undefined
     let oldestUncertified: Entry | undefined
     for (const n of this.nodes.values()) {
+      if (n === keep) continue
       if (oldest === undefined || n.lastSeen < oldest.lastSeen) oldest = n
       // A certificate that merely opens is anyone's (a self-made enroller key): only one that holds spares a node.
       const holds = n.cert !== undefined && this.judge?.(n.id, n.cert).identity !== undefined
       if (!holds && (oldestUncertified === undefined || n.lastSeen < oldestUncertified.lastSeen)) oldestUncertified = n
     }
     const victim = oldestUncertified ?? oldest
-    if (victim !== undefined) this.nodes.delete(victim.id)
+    if (victim === undefined) return
+    this.nodes.delete(victim.id)
+    this.states -= Object.keys(victim.policies).length
   }
 
   private standing (n: Entry): Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'> {

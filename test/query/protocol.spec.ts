@@ -5,7 +5,7 @@ import { pipe } from 'it-pipe'
 import type { ComponentLogger, Logger } from '@libp2p/interface'
 import { createNet, multiaddr, type GrapevineLibp2p } from '../../src/net/libp2p.js'
 import { generateIdentity } from '../../src/net/identity.js'
-import { MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, queryEnvelope, queryFleet, serveQueries } from '../../src/query/index.js'
+import { FLEET_PAGE_NODES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, fleetPage, queryEnvelope, queryFleet, serveQueries } from '../../src/query/index.js'
 import { FleetView, MAX_FLEET_POLICIES_PER_NODE, type FleetNode } from '../../src/receipt/index.js'
 
 /** A logger that keeps what `component` logs as errors, and drops the rest. */
@@ -39,11 +39,13 @@ async function peer (logger?: ComponentLogger): Promise<GrapevineLibp2p> {
 
 const node = (i: number): FleetNode => ({ id: `peer-${i}`, name: `n${i}`, tags: { role: 'web' }, lastSeen: '2026-01-01T00:00:00.000Z', policies: {}, admitted: true })
 
-async function serving (fleet: FleetNode[], opts: { timeoutMs?: number } = {}): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
+const byId = (nodes: FleetNode[]): FleetNode[] => [...nodes].sort((a, b) => (a.id < b.id ? -1 : 1))
+
+async function serving (fleet: FleetNode[], opts: { timeoutMs?: number } = {}, onFleet = (): void => {}): Promise<{ server: GrapevineLibp2p, client: GrapevineLibp2p, errors: unknown[][] }> {
   const { logger, errors } = recordingLogger('grapevine:query')
   const server = await peer(logger)
   await serveQueries(server, {
-    fleet: () => fleet,
+    fleet: () => { onFleet(); return fleet },
     envelope: async (name, version) => name === 'web/site' && version === 3 ? new Uint8Array([1, 2, 3]) : undefined
   }, opts)
   const client = await peer()
@@ -67,10 +69,51 @@ describe('query protocol', () => {
   it('answers fleet (in chunks) and envelope queries', async () => {
     const fleet = Array.from({ length: 1_200 }, (_, i) => node(i))
     const { server, client, errors } = await serving(fleet)
-    expect(await queryFleet(client, server.peerId)).toEqual(fleet)
+    expect(await queryFleet(client, server.peerId)).toEqual(byId(fleet))
     expect([...(await queryEnvelope(client, server.peerId, 'web/site', 3)) ?? []]).toEqual([1, 2, 3])
     expect(await queryEnvelope(client, server.peerId, 'web/site', 4)).toBeUndefined()
     expect(errors).toEqual([])
+  })
+
+  it('fetches a large view a page at a time, each its own query (before: one stream for all of it)', async () => {
+    const fleet = Array.from({ length: 2 * FLEET_PAGE_NODES + 500 }, (_, i) => node(i))
+    let asked = 0
+    const { server, client, errors } = await serving(fleet, {}, () => { asked++ })
+    expect(await queryFleet(client, server.peerId)).toEqual(byId(fleet))
+    expect(asked).toBe(3)
+    expect(errors).toEqual([])
+  })
+
+  it('still answers an older asker\'s query for the whole view in one stream', async () => {
+    const fleet = Array.from({ length: FLEET_PAGE_NODES + 10 }, (_, i) => node(i))
+    const { server, client } = await serving(fleet)
+    const stream = await client.dialProtocol(server.peerId, QUERY_PROTOCOL)
+    await pipe([new TextEncoder().encode('{"op":"fleet"}')], (src) => lp.encode(src), stream.sink)
+    const nodes: FleetNode[] = []
+    for await (const f of lp.decode(stream.source)) nodes.push(...JSON.parse(new TextDecoder().decode(f.subarray())) as FleetNode[])
+    expect(nodes).toHaveLength(fleet.length)
+  })
+
+  it.each<[string, string | undefined, number, number, string | undefined]>([
+    ['the first page', undefined, 3, 3, 'peer-2'],
+    ['a page after a cursor', 'peer-2', 3, 3, 'peer-5'],
+    ['the last page', 'peer-5', 10, 4, undefined]
+  ])('fleetPage: %s', (_, after, limit, count, next) => {
+    const frames = fleetPage(Array.from({ length: 10 }, (_, i) => node(9 - i)), after, limit).map((f) => JSON.parse(new TextDecoder().decode(f)) as unknown)
+    const nodes = frames.filter((f) => Array.isArray(f)).flat() as FleetNode[]
+    expect(nodes).toHaveLength(count)
+    expect(nodes.every((n) => after === undefined || n.id > after)).toBe(true)
+    expect(frames.find((f) => !Array.isArray(f))).toEqual(next !== undefined ? { next } : undefined)
+  })
+
+  it('refuses a fleet page whose cursor does not move on', async () => {
+    const server = await peer()
+    await server.handle(QUERY_PROTOCOL, ({ stream }) => {
+      void pipe([new TextEncoder().encode('[]'), new TextEncoder().encode('{"next":"a"}')], (src) => lp.encode(src), stream.sink).catch(() => {})
+    })
+    const client = await peer()
+    await client.dial(multiaddr(server.getMultiaddrs()[0]!.toString()))
+    await expect(queryFleet(client, server.peerId)).rejects.toMatchObject({ name: 'InvalidQueryResponseError' })
   })
 
   it('answers nodes that report thousands of long policy names: the view keeps a bounded number, and frames are bounded by bytes', async () => {
@@ -85,9 +128,12 @@ describe('query protocol', () => {
     expect(big.policies[long(1_999)]).toBeDefined()
     // 40 such nodes: about 6 MB of fleet, three times the largest frame a client reads.
     const fleet = Array.from({ length: 40 }, (_, i) => ({ ...big, id: `peer-${i}`, name: `n${i}` }))
-    const { server, client, errors } = await serving(fleet)
+    let asked = 0
+    const { server, client, errors } = await serving(fleet, {}, () => { asked++ })
     const answer = await queryFleet(client, server.peerId)
-    expect(answer.map((n) => [n.id, Object.keys(n.policies).length])).toEqual(fleet.map((n) => [n.id, MAX_FLEET_POLICIES_PER_NODE]))
+    expect(answer.map((n) => [n.id, Object.keys(n.policies).length])).toEqual(byId(fleet).map((n) => [n.id, MAX_FLEET_POLICIES_PER_NODE]))
+    // About 6 MB: two pages of at most FLEET_PAGE_BYTES (and the node that passes it).
+    expect(asked).toBe(2)
     expect(errors).toEqual([])
   })
 

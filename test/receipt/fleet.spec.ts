@@ -80,6 +80,31 @@ describe('FleetView.add', () => {
   })
 })
 
+describe('FleetView: bounded policy states', () => {
+  const many = (n: number): Presence['policies'] => Array.from({ length: n }, (_, i) => [`web/p${i}`, 1, hash(1), 'applied'])
+  const states = (v: FleetView): number => v.list().reduce((s, n) => s + Object.keys(n.policies).length, 0)
+
+  it('forgets the nodes seen least recently once all nodes together report more policies than its bound (before: 100,000 nodes × 64)', () => {
+    const v = new FleetView(1000, undefined, () => Date.UTC(2025, 0, 2, 4), 100)
+    for (let i = 0; i < 10; i++) v.add(presence(`fake${i}`, i, many(30)))
+    expect(states(v)).toBeLessThanOrEqual(100)
+    expect(v.list().map((n) => n.id)).toEqual(['fake7', 'fake8', 'fake9'])
+  })
+
+  it('counts a node\'s policies once however often it reports them, and frees them with the node', () => {
+    const v = new FleetView(2, undefined, () => Date.UTC(2025, 0, 2, 4), 100)
+    for (let minute = 0; minute < 5; minute++) v.add(presence('n1', minute, many(40)))
+    v.add(presence('n2', 6, many(40)))
+    expect(v.size).toBe(2)
+    // n3 takes n1's place (the node bound), and n1's 40 states go with it: 80, within 100.
+    v.add(presence('n3', 7, many(40)))
+    expect(v.list().map((n) => n.id)).toEqual(['n2', 'n3'])
+    v.add(receipt('n2', 1, 8, { policy: 'web/extra' }))
+    expect(states(v)).toBe(81)
+    expect(v.size).toBe(2)
+  })
+})
+
 describe('FleetView.merge', () => {
   const node = (id: string, minute: number, policies: FleetNode['policies'], name = `name-${id}`): FleetNode =>
     ({ id, name, tags: { from: 'peer' }, lastSeen: at(minute), policies, admitted: true })
