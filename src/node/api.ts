@@ -8,7 +8,7 @@ import { ApiRequestRefusedError, MAX_HISTORY_LIMIT, countParam, nameParam, query
 import { OPEN_TCP_ROUTES, apiSocketPath, apiTokenPath, bearerMatches, hostAllowed } from './api-access.js'
 import { createApiToken, removeApiToken } from './api-token.js'
 import { resolveGroup, serveSocket } from './api-socket.js'
-import { PeerlessWatch } from './health.js'
+import { PeerlessWatch, nodeHealth } from './health.js'
 
 export interface ApiOptions {
   /** The agent's state directory: the socket and the token file live there. */
@@ -71,7 +71,7 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
  *    rebinding) and carry the bearer token of `<state>/api.token` (mode 0600), except for
  *    /health and /metrics.
  *
- *   GET  /health     liveness and a one-line summary; `degraded` after a while with no peer
+ *   GET  /health     liveness and a one-line summary; `degraded` after a while with no peer, or while a state write is retried
  *   GET  /status     peers, policies (version, hash, signer, last apply), conflicts, trust
  *   GET  /metrics    Prometheus text format
  *   GET  /fleet      every node this agent has heard from (receipts and beacons)
@@ -156,7 +156,7 @@ async function handle (agent: Agent, publisher: SerialPublisher, peerless: Peerl
       queryOf(url, [])
       const s = agent.status()
       // Always 200 while the agent answers (restarting it would not help); a monitor reads `status`.
-      const { status, problems } = peerless.health()
+      const { status, problems } = nodeHealth(peerless.health(), s.stateWriteFailing)
       send(res, 200, { ok: status === 'ok', status, problems, peerId: s.node.id, name: s.node.name, peers: s.peers.length, policies: s.policies.length })
       return
     }

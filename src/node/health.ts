@@ -1,3 +1,5 @@
+import type { FailingWrite } from './journal.js'
+
 /**
  * How long a node may go with no peer before `/health` calls it degraded. Long enough for a
  * restart of its peers or a short network cut to pass unreported; a bootstrap address that
@@ -45,4 +47,17 @@ export class PeerlessWatch {
     this.net.removeEventListener('peer:connect', this.onConnect)
     this.net.removeEventListener('peer:disconnect', this.onDisconnect)
   }
+}
+
+/**
+ * The node's health: the peerless watch's verdict, and degraded too while a state write is being
+ * retried (a full or failing --state disk), since nothing new is applied until it succeeds.
+ */
+export function nodeHealth (peers: Health, failingWrite?: FailingWrite): Health {
+  const problems = [...peers.problems]
+  if (failingWrite !== undefined) {
+    const { what, since, attempts, error } = failingWrite
+    problems.push(`writing ${what} to the state directory has failed since ${since} (${attempts} attempt${attempts === 1 ? '' : 's'}, last: ${error}); it is retried, and nothing newer is applied until it is written: free space there or fix --state`)
+  }
+  return { status: problems.length > 0 ? 'degraded' : 'ok', problems }
 }

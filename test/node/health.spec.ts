@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { startMesh, waitFor, type TestMesh } from './fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
-import { PeerlessWatch, type PeerEvents } from '../../src/node/health.js'
+import { PeerlessWatch, nodeHealth, type PeerEvents } from '../../src/node/health.js'
 import { generateSigningKey } from '../../src/envelope/index.js'
 import { peerIdOf } from '../../src/net/identity.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -96,5 +96,24 @@ describe('dial failures', () => {
     expect(w?.fields).toMatchObject({ peer: nobody, addrs: [addr] })
     expect(String(w?.fields.err)).not.toBe('')
     expect(a.status().peers).toEqual([])
+  })
+})
+
+describe('nodeHealth', () => {
+  const failing = { what: 'envelope site/motd v2', error: 'ENOSPC: no space left on device, write', since: '2026-12-05T00:00:00.000Z', attempts: 3 }
+
+  it('is degraded while a state write is retried (issue 15: a full --state disk), saying what and since when', () => {
+    const health = nodeHealth({ status: 'ok', problems: [] }, failing)
+    expect(health.status).toBe('degraded')
+    expect(health.problems).toHaveLength(1)
+    expect(health.problems[0]).toContain('envelope site/motd v2')
+    expect(health.problems[0]).toContain('since 2026-12-05T00:00:00.000Z (3 attempts, last: ENOSPC: no space left on device, write)')
+  })
+
+  it('keeps the peer watch\'s verdict, and is ok with neither problem', () => {
+    expect(nodeHealth({ status: 'ok', problems: [] })).toEqual({ status: 'ok', problems: [] })
+    const alone = { status: 'degraded' as const, problems: ['no peers for 200 s'] }
+    expect(nodeHealth(alone)).toEqual(alone)
+    expect(nodeHealth(alone, failing).problems).toHaveLength(2)
   })
 })
