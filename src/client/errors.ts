@@ -3,3 +3,21 @@ export class PublishError extends Error {
   static override name = 'PublishError'
   override name = 'PublishError'
 }
+
+/** A tombstone for a name the mesh holds no version of: retiring it would only create it (`retire web/nope`). */
+export class UnknownPolicyError extends Error {
+  static override name = 'UnknownPolicyError'
+  override name = 'UnknownPolicyError'
+  constructor (readonly policy: string) {
+    super(`the mesh holds no policy named ${policy}, so there is nothing to retire (check the name: \`grapevine status\` lists the policies an agent holds)`)
+  }
+}
+
+/** The mesh's newest version already has this content; with `skipUnchanged`, nothing is signed or sent. */
+export class PolicyUnchangedError extends Error {
+  static override name = 'PolicyUnchangedError'
+  override name = 'PolicyUnchangedError'
+  constructor (readonly policy: string, readonly held: { version: number, hash: string, id: string }) {
+    super(`${policy} v${held.version} already has this content (${held.hash.slice(0, 19)}); nothing published`)
+  }
+}

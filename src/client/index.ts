@@ -6,4 +6,4 @@
 export { connectMesh, publishPolicy, waitForFleet, type Delivery, type MeshClient, type MeshTarget, type PublishOptions, type PublishResult, type WaitOptions, type WaitResult } from './publisher.js'
 export { isComplete, progressOf, reportedCount, NODE_STALE_AFTER_MS, type Liveness, type NodeOutcome, type Progress } from './watch.js'
 export { fleetSummary, type PolicySummary } from './fleet-summary.js'
-export { PublishError } from './errors.js'
+export { PolicyUnchangedError, PublishError, UnknownPolicyError } from './errors.js'

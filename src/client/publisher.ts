@@ -1,6 +1,6 @@
 import { createNet, multiaddr, type GrapevineLibp2p, type PeerId } from '../net/libp2p.js'
 import { generateIdentity } from '../net/identity.js'
-import { signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
+import { contentHash, signPolicy, validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import type { Policy } from '../policy/index.js'
 import type { DigestEntry } from '../sync/index.js'
 import { FleetView, type FleetNode } from '../receipt/index.js'
@@ -8,7 +8,7 @@ import { DEFAULT_MESH, policyTopic } from '../node/constants.js'
 import { queryEnvelope, queryFleet } from '../query/index.js'
 import { serveReceipts, verifyNodeReport } from '../node/receipts.js'
 import { isComplete, progressOf, type Progress } from './watch.js'
-import { PublishError } from './errors.js'
+import { PolicyUnchangedError, PublishError, UnknownPolicyError } from './errors.js'
 import { AgentRefusedError, agentJson, agentRequest, errorOf, parseAgentAddress, type AgentEndpoint } from './agent-api.js'
 
 /** How an admin command reaches the mesh: as a short-lived peer through --bootstrap, or through an agent's API. */
@@ -243,6 +243,12 @@ export interface PublishOptions {
   version?: number
   /** A reason to replace whatever nodes hold, chain or not; the audit trail records it. */
   force?: string
+  /**
+   * Without `force`, sign nothing when the mesh's newest version already has this content:
+   * throw PolicyUnchangedError instead of bumping the version (and re-applying everywhere)
+   * for nothing. The CLI sets it; `--force REASON` republishes anyway.
+   */
+  skipUnchanged?: boolean
   now?: () => number
 }
 
@@ -257,6 +263,11 @@ export interface PublishResult extends Delivery {
  */
 export async function publishPolicy (client: MeshClient, opts: PublishOptions): Promise<PublishResult> {
   const previous = await client.current(opts.policy.name)
+  // A tombstone for a name nobody holds would only bring the name into being, retired.
+  if (opts.policy.kind === 'retired' && previous === undefined) throw new UnknownPolicyError(opts.policy.name)
+  if (opts.skipUnchanged === true && opts.force === undefined && previous !== undefined && previous.hash === contentHash(opts.policy)) {
+    throw new PolicyUnchangedError(opts.policy.name, previous)
+  }
   const version = opts.version ?? (previous?.version ?? 0) + 1
   if (previous !== undefined && previous.version > version) {
     throw new PublishError(`the mesh already holds ${opts.policy.name} v${previous.version}; v${version} would be ignored as older (omit --version to publish v${previous.version + 1})`)

@@ -60,6 +60,8 @@ describe('publish, rollback and retire through an agent that refuses the envelop
     const byState = await runCli(['publish', site, '--key', keys.stranger, '--state', state, '--json'])
     expect([byState.code, byState.stdout]).toEqual([1, ''])
     expect(byState.stderr).toContain('(untrusted)')
+    // A retire is about a name the mesh holds (one it does not exits 65, issue 15): the root publishes db/main first.
+    expect((await runCli(['publish', await file('db/main'), '--key', keys.root, '--state', state])).code).toBe(0)
     const byEnv = await runCli(['retire', 'db/main', '--key', keys.web], { env: { GRAPEVINE_STATE: state } })
     expect(byEnv.code).toBe(1)
     expect(byEnv.stderr).toContain('(out-of-scope)')
@@ -73,10 +75,13 @@ describe('publish, rollback and retire through an agent that refuses the envelop
     const ok = await runCli(['publish', site, '--key', keys.web, '--state', state, '--json'])
     expect(ok.code).toBe(0)
     expect(JSON.parse(ok.stdout)).toMatchObject({ name: 'web/site', version: 1 })
+    // v1's content must differ from the head's, or the rollback would publish nothing (issue 15).
+    await writeFile(site, POLICY('web/site').replace('hello', 'hello again'))
+    expect((await runCli(['publish', site, '--key', keys.web, '--state', state])).code).toBe(0)
     const rollback = await runCli(['rollback', 'web/site', '--to', '1', '--key', keys.stranger, '--state', state])
     expect(rollback.code).toBe(1)
     expect(rollback.stderr).toContain('(untrusted)')
-    expect(m.agents[0]!.envelope('web/site')?.version).toBe(1)
+    expect(m.agents[0]!.envelope('web/site')?.version).toBe(2)
   })
 
   it('through --bootstrap, says why no peer confirmed it', async () => {

@@ -120,3 +120,43 @@ describe('publish --wait', () => {
     await waitFor(() => m.agents.some((a) => a.status().conflicts.some((c) => c.kind === 'version' && c.version === 7)), 'a recorded conflict')
   })
 })
+
+describe('publish and retire say when there is nothing to do (issue 15)', () => {
+  it('republishing unchanged content publishes nothing and exits 0 unless --force; retiring an unknown name exits 65', async () => {
+    const m = await startMesh(0)
+    mesh = m
+    for (let i = 0; i < 2; i++) await m.add({ bootstrapFrom: i === 0 ? [] : [0] })
+    const key = join(m.dir, 'root.key')
+    await writeSigningKey(key, m.root)
+    const boot = m.agents[0]!.multiaddrs[0]!
+    const file = join(m.dir, 'p.yaml')
+    await writeFile(file, POLICY())
+    expect((await runCli(['publish', file, '--key', key, '--bootstrap', boot])).code).toBe(0)
+    await waitFor(() => m.agents.every((a) => a.envelope('site/motd')?.version === 1), 'v1 everywhere')
+
+    const again = await runCli(['publish', file, '--key', key, '--bootstrap', boot])
+    expect(again.stderr).toBe('')
+    expect(again.code).toBe(0)
+    expect(again.stdout).toMatch(/^unchanged, nothing published: site\/motd v1 already has this content/)
+    const json = await runCli(['publish', file, '--key', key, '--bootstrap', boot, '--json'])
+    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'site/motd', unchanged: true, version: 1, exitCode: 0 })
+
+    const forced = await runCli(['publish', file, '--key', key, '--bootstrap', boot, '--force', 're-apply everywhere', '--json'])
+    expect(forced.code).toBe(0)
+    expect(JSON.parse(forced.stdout)).toMatchObject({ version: 2, previous: { version: 1 } })
+    await waitFor(() => m.agents.every((a) => a.envelope('site/motd')?.version === 2), 'v2 everywhere')
+    // Nothing was bumped by the unchanged publishes in between.
+    expect(m.agents.map((a) => a.envelope('site/motd')?.version)).toEqual([2, 2])
+
+    const nope = await runCli(['retire', 'web/nope', '--key', key, '--bootstrap', boot])
+    expect(nope.code).toBe(65)
+    expect(nope.stderr).toContain('the mesh holds no policy named web/nope, so there is nothing to retire')
+    expect(m.agents.every((a) => a.envelope('web/nope') === undefined)).toBe(true)
+
+    expect((await runCli(['retire', 'site/motd', '--key', key, '--bootstrap', boot])).code).toBe(0)
+    await waitFor(() => m.agents.every((a) => a.envelope('site/motd')?.version === 3), 'the tombstone everywhere')
+    const twice = await runCli(['retire', 'site/motd', '--key', key, '--bootstrap', boot])
+    expect(twice.code).toBe(0)
+    expect(twice.stdout).toMatch(/^unchanged, nothing published: site\/motd v3/)
+  })
+})

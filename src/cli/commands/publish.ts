@@ -12,6 +12,8 @@ import type { FleetNode } from '../../receipt/index.js'
 export const EXIT_CONFLICT_LOST = 3
 export const EXIT_NODE_FAILURES = 4
 export const EXIT_TIMEOUT = 5
+/** retire of a name the mesh holds no version of (sysexits EX_DATAERR: the input names nothing). */
+export const EXIT_UNKNOWN_NAME = 65
 /** Ctrl-C during --wait: what was known is printed first (128 + SIGINT, as a shell reports it). */
 export const EXIT_INTERRUPTED = 130
 
@@ -112,12 +114,20 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   const staleAfterMs = opts.staleAfter === undefined ? undefined : Number(opts.staleAfter) * 1000
   if (staleAfterMs !== undefined && !(Number.isFinite(staleAfterMs) && staleAfterMs > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${opts.staleAfter}"`, EXIT.USAGE)
   const client = await connect(opts)
-  const { publishPolicy, waitForFleet, reportedCount, PublishError, NODE_STALE_AFTER_MS } = await import('../../client/index.js')
+  const { publishPolicy, waitForFleet, reportedCount, PublishError, NODE_STALE_AFTER_MS, PolicyUnchangedError, UnknownPolicyError } = await import('../../client/index.js')
   try {
     let result: PublishResult
     try {
-      result = await publishPolicy(client, { policy, key, version: opts.version, ...(opts.force !== undefined ? { force: opts.force } : {}) })
+      result = await publishPolicy(client, { policy, key, version: opts.version, skipUnchanged: true, ...(opts.force !== undefined ? { force: opts.force } : {}) })
     } catch (err) {
+      if (err instanceof PolicyUnchangedError) {
+        // Not an error: what was asked for is already what the mesh holds (--force REASON republishes).
+        if (opts.json === true) printJson({ name: err.policy, unchanged: true, version: err.held.version, hash: err.held.hash, id: err.held.id, exitCode: EXIT.OK })
+        else print(`unchanged, nothing published: ${err.policy} v${err.held.version} already has this content (${err.held.hash.slice(0, 19)}); --force REASON publishes it again as a new version`)
+        done(EXIT.OK)
+        return
+      }
+      if (err instanceof UnknownPolicyError) throw new CliError(err.message, EXIT_UNKNOWN_NAME)
       if (err instanceof PublishError) throw new CliError(err.message, /reach|answer/.test(err.message) ? EXIT.UNAVAILABLE : EXIT.INVALID)
       throw err
     }
