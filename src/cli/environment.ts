@@ -46,3 +46,14 @@ export async function checkPolicyFiles (files: readonly string[]): Promise<void>
     if (isDir) throw new CliError(`${file} is a directory: give a policy file (YAML or JSON)`, EXIT.USAGE)
   }
 }
+
+/** Every command's --bootstrap is a peer's multiaddr with /p2p/<id>, by the agent's own rule (node/options.ts); anything else is a usage error, before any dial. */
+export async function checkBootstrapFlags (addrs: readonly string[]): Promise<void> {
+  const { checkBootstrap } = await import('../node/options.js')
+  try {
+    checkBootstrap(addrs)
+  } catch (err) {
+    if ((err as Error).name === 'AgentOptionsError') throw new CliError((err as Error).message, EXIT.USAGE)
+    throw err
+  }
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from '@commander-js/extra-typings'
 import { CliError, EXIT, exitQuietlyOnClosedStdout, printError, reportRusageAtExit } from './output.js'
-import { checkPolicyFiles, environmentProblem } from './environment.js'
+import { checkBootstrapFlags, checkPolicyFiles, environmentProblem } from './environment.js'
 // errors.js, not the policy index: the index loads zod and yaml, which most commands never need.
 import { InvalidPolicyError, PolicyTooLargeError, TemplateError } from '../policy/errors.js'
 import { registerValidate } from './commands/validate.js'
@@ -36,6 +36,8 @@ export async function main (argv: string[]): Promise<number> {
   for (const register of COMMANDS) register(program as unknown as Command, (c) => { code = c })
   program.hook('preAction', async (_, command) => {
     if (POLICY_FILE_COMMANDS.has(command.name())) await checkPolicyFiles(command.processedArgs.flat().filter((a): a is string => typeof a === 'string'))
+    const bootstrap = (command.opts() as { bootstrap?: unknown }).bootstrap
+    if (Array.isArray(bootstrap) && bootstrap.length > 0) await checkBootstrapFlags(bootstrap as string[])
   })
 
   try {
@@ -64,6 +66,11 @@ function handleError (err: unknown): number {
     return EXIT.INVALID
   }
   const e = err as Error & { code?: string }
+  // A named error over a file the machine would not give (a key file missing or unreadable): unavailable, not invalid.
+  if (e instanceof Error && e.name.endsWith('Error') && environmentProblem(e.cause) !== undefined) {
+    printError(e.message)
+    return EXIT.UNAVAILABLE
+  }
   if (e?.name !== undefined && e.name.endsWith('Error') && e.name !== 'Error' && e.name !== 'TypeError' && e.name !== 'RangeError' && e.name !== 'ReferenceError') {
     // Named domain errors (envelope, trust, ...) carry messages meant for people.
     printError(e.message)

@@ -82,7 +82,7 @@ export async function readSigningKey (file: string): Promise<SigningKey> {
   try {
     pem = await readFile(file, 'utf8')
   } catch (err) {
-    throw new InvalidKeyError(`${file}: cannot read the key file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new InvalidKeyError(`${file}: cannot read the key file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
   }
   return signingKeyFromPem(pem, file)
 }

@@ -92,7 +92,24 @@ export function checkAgentOptions (opts: AgentOptions): void {
       throw new AgentOptionsError('listen', `--listen ${JSON.stringify(addr)}: expected an IP address and a TCP port, such as /ip4/0.0.0.0/tcp/7410 or /ip6/::/tcp/7410`)
     }
   }
-  for (const addr of opts.bootstrap ?? []) {
+  checkBootstrap(opts.bootstrap ?? [], tcp)
+  const nonNegative = (option: keyof AgentOptions, flag: string, value: number | undefined): void => {
+    if (value !== undefined && !(value >= 0)) throw new AgentOptionsError(option, `${flag} must be 0 or more (0 disables): got ${value}`)
+  }
+  nonNegative('reapplyInterval', 'reapplyInterval (ms)', opts.reapplyInterval)
+  nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)
+  nonNegative('beaconInterval', 'beaconInterval (ms)', opts.beaconInterval)
+  nonNegative('announceThreshold', '--announce-threshold', opts.announceThreshold)
+  if (opts.targetPeers !== undefined && !(Number.isSafeInteger(opts.targetPeers) && opts.targetPeers > 0)) throw new AgentOptionsError('targetPeers', `targetPeers must be a whole number above 0: got ${opts.targetPeers}`)
+  if (opts.mesh !== undefined && opts.mesh.trim() === '') throw new AgentOptionsError('mesh', '--mesh must not be empty')
+  for (const key of Object.keys(opts.tags ?? {})) {
+    if (key === '') throw new AgentOptionsError('tags', '--tag expects key=value with a key: got an empty key')
+  }
+}
+
+/** Peers to join through: multiaddrs with a valid /p2p/<peer id>, and for TCP a host and port before it. */
+export function checkBootstrap (addrs: readonly string[], tcp = true): void {
+  for (const addr of addrs) {
     const names = protocolsOf('--bootstrap', addr)
     let peer: string | undefined
     try {
@@ -105,18 +122,6 @@ export function checkAgentOptions (opts: AgentOptions): void {
     if (tcp && (!DIAL_HOSTS.has(names[0] ?? '') || names[1] !== 'tcp')) {
       throw new AgentOptionsError('bootstrap', `--bootstrap ${JSON.stringify(addr)}: expected a host and a TCP port before /p2p/, such as /ip4/10.0.0.5/tcp/7410/p2p/12D3KooW…`)
     }
-  }
-  const nonNegative = (option: keyof AgentOptions, flag: string, value: number | undefined): void => {
-    if (value !== undefined && !(value >= 0)) throw new AgentOptionsError(option, `${flag} must be 0 or more (0 disables): got ${value}`)
-  }
-  nonNegative('reapplyInterval', 'reapplyInterval (ms)', opts.reapplyInterval)
-  nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)
-  nonNegative('beaconInterval', 'beaconInterval (ms)', opts.beaconInterval)
-  nonNegative('announceThreshold', '--announce-threshold', opts.announceThreshold)
-  if (opts.targetPeers !== undefined && !(Number.isSafeInteger(opts.targetPeers) && opts.targetPeers > 0)) throw new AgentOptionsError('targetPeers', `targetPeers must be a whole number above 0: got ${opts.targetPeers}`)
-  if (opts.mesh !== undefined && opts.mesh.trim() === '') throw new AgentOptionsError('mesh', '--mesh must not be empty')
-  for (const key of Object.keys(opts.tags ?? {})) {
-    if (key === '') throw new AgentOptionsError('tags', '--tag expects key=value with a key: got an empty key')
   }
 }
 

@@ -138,3 +138,39 @@ describe('a reader that closes the pipe (grapevine … | head -1)', () => {
     }
   })
 })
+
+describe('exit codes agree with the README table', () => {
+  it('a key file that cannot be read is unavailable (69) for sign and publish, not "invalid" (1)', async () => {
+    const d = await tempDir()
+    await writeFile(join(d, 'p.yaml'), POLICY)
+    for (const args of [['sign', join(d, 'p.yaml'), '--key', join(d, 'missing.key'), '--version', '1'], ['publish', join(d, 'p.yaml'), '--key', join(d, 'missing.key'), '--agent', join(d, 'no.sock')]]) {
+      const r = await runCli(args)
+      expect(r.code, `${args[0] ?? ''}: ${r.stderr}`).toBe(69)
+      expectOneLine(r, `${join(d, 'missing.key')}: cannot read the key file: ENOENT`)
+    }
+  })
+
+  it('a --bootstrap that is no peer address is a usage error (64) for every command that takes one, before any dial', async () => {
+    const d = await tempDir()
+    await writeFile(join(d, 'p.yaml'), POLICY)
+    const key = join(d, 'root.key')
+    for (const args of [['publish', join(d, 'p.yaml'), '--key', key, '--bootstrap', 'garbage'], ['fleet', '--bootstrap', '/ip4/127.0.0.1/tcp/9'], ['retire', 'web/x', '--key', key, '--bootstrap', 'garbage']]) {
+      const r = await runCli(args)
+      expect(r.code, `${args[0] ?? ''}: ${r.stderr}`).toBe(64)
+      expectOneLine(r, '--bootstrap "')
+    }
+  })
+
+  it('status, history and fleet: 69 for an agent that is not there (with or without http://), 64 for a bad --limit or --agent', async () => {
+    for (const args of [['status', '--agent', '127.0.0.1:1'], ['history', '--agent', 'http://127.0.0.1:1'], ['fleet', '--agent', '127.0.0.1:1']]) {
+      const r = await runCli(args)
+      expect(r.code, `${args[0] ?? ''}: ${r.stderr}`).toBe(69)
+      expectOneLine(r, 'no agent answers at http://127.0.0.1:1')
+    }
+    const limit = await runCli(['history', '--limit', 'abc', '--agent', '127.0.0.1:1'])
+    expect(limit.code).toBe(64)
+    expectOneLine(limit, '--limit must be a positive integer: got "abc"')
+    const https = await runCli(['status', '--agent', 'https://127.0.0.1:1'])
+    expect(https.code).toBe(64)
+  })
+})

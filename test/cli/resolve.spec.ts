@@ -83,7 +83,7 @@ describe('an admin publishes along the chain, and resolves a fork', () => {
   })
 
   it('refuses an id that is not an envelope id, as a usage error', async () => {
-    const r = await runCli(['resolve', 'web/site', '--to', 'nope', '--key', '/nonexistent', '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
+    const r = await runCli(['resolve', 'web/site', '--to', 'nope', '--key', '/nonexistent', '--bootstrap', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWS81vtmeTvdKunJGGNytADHk6FrR4NThahDt19J2XnH2e'])
     expect(r.code).toBe(64)
     expect(r.stderr).toMatch(/--to expects an envelope id/)
   })
