@@ -112,6 +112,15 @@ describe('agent flags are checked before anything starts', () => {
     expect(existsSync(join(d, 'state'))).toBe(false)
   })
 
+  it('a --config, --admission or --swarm-key file that cannot be read: exit 69, one line naming it', async () => {
+    const d = await tempDir()
+    for (const [flag, message] of [['--config', 'cannot read config'], ['--admission', 'cannot read --admission'], ['--swarm-key', 'cannot open']] as const) {
+      const r = await agent(d, ['--listen', '/ip4/127.0.0.1/tcp/0', flag, join(d, 'missing')])
+      expect(r.code, `${flag}: ${r.stderr}`).toBe(69)
+      expectOneLine(r, `${message} ${join(d, 'missing')}`)
+    }
+  })
+
   it('a --listen port in use: exit 69, one line naming the address, without libp2p\'s faultTolerance advice', async () => {
     const d = await tempDir()
     server = createServer()

@@ -134,7 +134,7 @@ export const registerAgent: Register = (program, done) => {
         try {
           admission = new Uint8Array(await readFile(admissionFile))
         } catch (err) {
-          throw new CliError(`cannot read --admission ${admissionFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.USAGE)
+          throw new CliError(`cannot read --admission ${admissionFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.UNAVAILABLE)
         }
       }
       const agent = await Agent.start({
