@@ -322,8 +322,12 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Resolves once queued applies and state writes are done (tests, orderly shutdown). */
   async idle (): Promise<void> {
-    await this.queue.idle()
-    await this.journal.idle()
+    do {
+      await this.queue.idle()
+      await this.journal.idle()
+      // An apply that waited for its envelope to be stored is scheduled once the write is done.
+      await new Promise((resolve) => setImmediate(resolve))
+    } while (this.queue.busy)
   }
 
   /** Keeps these peers (multiaddrs ending in /p2p/<id>) as dial candidates, as --bootstrap does; returns the addresses refused. */
