@@ -199,7 +199,7 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
         print(`   ${c.red('✗')} ${done}/${expect} nodes applied it${waited.timedOut ? ' before the wait timed out' : ''}`)
         for (const f of waited.progress.failed) print(c.red(`     ${f.name}: ${(f.failures ?? []).map((x) => `${x.resource}: ${x.error}`).join('; ')}`))
       } else {
-        print(`   ${c.green('✓')} all ${expect} ${policy.target?.tags?.role ?? ''} nodes applied it; the last one ${t100 !== undefined ? formatMs(t100) : '—'} after publishing (receipts gossiped back to the admin)`)
+        print(`   ${c.green('✓')} all ${expect} ${policy.target?.tags?.role ?? ''} nodes applied it; the last one ${t100 !== undefined ? formatMs(t100) : '—'} after publishing (receipts routed back to the admin, hop by hop)`)
       }
       return env
     }

@@ -58,6 +58,8 @@ interface Status {
 
 const agents: Agent[] = []
 const ran: Ran[] = []
+/** Each agent's status once the walkthrough is done, in the order the agents started. */
+const statuses: Status[] = []
 let dir = ''
 let commands: string[] = []
 
@@ -110,6 +112,7 @@ beforeAll(async () => {
     }
   }
   await settle(env)
+  for (const a of agents) statuses.push(await statusOf(a, env) as Status)
 }, 60_000)
 
 function startAgent (command: string, port: number, cwd: string, env: NodeJS.ProcessEnv): Agent {
@@ -154,12 +157,16 @@ async function fleetSize (a: Agent, env: NodeJS.ProcessEnv): Promise<number> {
   return r.code === 0 ? (JSON.parse(r.stdout) as { nodes: unknown[] }).nodes.length : 0
 }
 
+/** How many agents had joined and knew each other at the last settle. */
+let settled = 0
+
 async function settle (env: NodeJS.ProcessEnv): Promise<void> {
   for (const a of agents) {
     await waitFor(() => socketOf(a) !== undefined || a.child.exitCode !== null, `the agent \`${a.command}\` to start`, 15_000)
     if (a.child.exitCode !== null) throw new Error(`\`${a.command}\` exited ${a.child.exitCode}:\n${a.output()}`)
   }
-  if (agents.length < 2) return
+  if (agents.length < 2 || settled === agents.length) return
+  settled = agents.length
   for (const a of agents) {
     await waitFor(async () => ((await statusOf(a, env))?.peers.length ?? 0) > 0, `\`${a.command}\` to join the mesh`, 15_000)
     await waitFor(async () => (await fleetSize(a, env)) >= agents.length, `\`${a.command}\` to know every agent`, 15_000)
@@ -176,8 +183,8 @@ describe('the README walkthrough, run literally', () => {
     for (const r of ran) expect(r.code, `${r.command}\n${r.stdout}${r.stderr}`).toBe(0)
   })
 
-  it('the agents have names of their own', async () => {
-    const names = await Promise.all(agents.map(async (a) => (await statusOf(a, process.env))?.node.name))
+  it('the agents have names of their own', () => {
+    const names = statuses.map((s) => s.node.name)
     expect(new Set(names).size, names.join(', ')).toBe(agents.length)
   })
 
@@ -189,8 +196,7 @@ describe('the README walkthrough, run literally', () => {
       if (policy.kind !== 'policy') continue
       const version = Number(new RegExp(`published ${policy.name} v(\\d+)`).exec(p.stdout + p.stderr)?.[1])
       expect(version, p.stdout + p.stderr).toBeGreaterThan(0)
-      for (const a of agents) {
-        const s = await statusOf(a, process.env) as Status
+      for (const s of statuses) {
         const held = s.policies.find((x) => x.name === policy.name)
         expect(held?.version, `${s.node.name} holds ${policy.name}`).toBe(version)
         if (!matchesTarget(policy, s.node)) continue
@@ -204,8 +210,7 @@ describe('the README walkthrough, run literally', () => {
   })
 
   it('the templates are filled in with each node\'s name and tags', async () => {
-    for (const a of agents) {
-      const s = await statusOf(a, process.env) as Status
+    for (const s of statuses) {
       const index = join(s.node.root, 'srv', 'www', 'index.html')
       if (s.node.tags.role === 'web') expect(await readFile(index, 'utf8')).toContain(`<h1>${s.node.name}</h1>`)
       const config = join(s.node.root, 'etc', 'myapp', 'config.toml')
