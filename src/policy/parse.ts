@@ -339,6 +339,22 @@ function quoteOpenedAt (tokens: readonly CST.Token[], end: number): number | und
   return undefined
 }
 
+/** Where the innermost flow collection opened by `bracket` (`{` or `[`) still open at `pos` opens, if one is. */
+function flowOpenedAt (tokens: readonly CST.Token[], pos: number, bracket: string): { offset: number, bracket: string } | undefined {
+  let found: { offset: number, bracket: string } | undefined
+  const stack: unknown[] = [...tokens]
+  for (let t = stack.pop(); t !== undefined; t = stack.pop()) {
+    if (t === null || typeof t !== 'object') continue
+    const token = t as { type?: string, offset?: number, start?: { source?: string }, end?: Array<{ type: string }> }
+    if (token.type === 'flow-collection' && token.start?.source === bracket && (token.offset ?? 0) <= pos && (found === undefined || (token.offset ?? 0) > found.offset) &&
+      !(token.end ?? []).some((e) => e.type === 'flow-map-end' || e.type === 'flow-seq-end')) {
+      found = { offset: token.offset ?? 0, bracket }
+    }
+    for (const v of Object.values(t)) if (v !== null && typeof v === 'object') stack.push(v)
+  }
+  return found
+}
+
 /** The document's errors as problems, each where a person would look for it. */
 function syntaxProblems (doc: Document, counter: LineCounter, tokens: readonly CST.Token[]): PolicyProblem[] {
   const problems: PolicyProblem[] = []
@@ -357,6 +373,13 @@ function syntaxProblems (doc: Document, counter: LineCounter, tokens: readonly C
     }
     // What else the parser says where the open string swallowed the text only repeats it.
     if (e.pos[0] === unclosedEnd) continue
+    // An unclosed `{` or `[` is noticed lines later, where the text no longer fits it.
+    const closer = /end with a ([}\]])/.exec(message)?.[1]
+    const flow = closer === undefined ? undefined : flowOpenedAt(tokens, offset, closer === '}' ? '{' : '[')
+    if (flow !== undefined) {
+      problems.push({ path: '', ...lineCol(counter, flow.offset), message: `${message}: the "${flow.bracket}" that opens here is never closed` })
+      continue
+    }
     problems.push({ path: '', ...lineCol(counter, offset), message })
   }
   return problems

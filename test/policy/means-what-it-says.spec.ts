@@ -65,6 +65,13 @@ describe('messages a person can act on (issue 15)', () => {
   })
 
   it.each([
+    ['{', lines('name: a', 'resources:', '  - { id: f, type: file, path: /a', '  - { id: g, type: file, path: /b }', 'x: 1'), 3, 5],
+    ['[', lines('name: a', 'resources: [', '  { id: f, type: file, path: /a }', 'foo: 1'), 2, 12]
+  ])('an unclosed "%s" is reported where it opens, not where the parser gave up', (bracket, text, line, column) => {
+    expect(problemsOf(text)).toEqual([{ path: '', line, column, message: expect.stringContaining(`the "${bracket}" that opens here is never closed`) }])
+  })
+
+  it.each([
     ['true', 'true'],
     ['42', '42'],
     ['{ a: b }', '{"a":"b"}'],

@@ -35,7 +35,7 @@ describe('JSON policies (fast path)', () => {
     ['a repeated key, which JSON.parse would take silently', '{\n  "name": "a",\n  "name": "b",\n  "resources": []\n}\n', 'p.json:3:3: Map keys must be unique'],
     ['a repeated key deep inside', json({ name: 'a', resources: [{ id: 'f', type: 'file', path: '/x' }] }).replace('"path": "/x"', '"path": "/x",\n      "path": "/y"'), 'p.json:8:7: Map keys must be unique'],
     ['a repeated key that differs only by an escape', '{"name": "a", "n\\u0061me": "b", "resources": []}', 'p.json:1:15: Map keys must be unique'],
-    ['an unterminated object', '{"name": "a",\n "resources": [\n', /^p\.json:3:1: /],
+    ['an unterminated object', '{"name": "a",\n "resources": [\n', /^p\.json:2:15: .*the "\[" that opens here is never closed/],
     ['a trailing comma', '{"name": "a", "resources": [],}', undefined],
     ['a wrong type, located', json({ name: 'a', resources: [{ id: 'f', type: 'file', path: '/x', mode: 644 }] }), 'p.json:8:15: resources[0].mode: expected an octal string like "0644", got 644'],
     ['an unknown field, located', json({ name: 'a', resources: [], colour: 'blue' }), 'p.json:4:13: colour: unknown field'],

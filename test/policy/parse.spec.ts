@@ -142,7 +142,7 @@ describe('parsePolicy', () => {
       'p.yaml:2:14: description: the string contains a lone UTF-16 surrogate, which has no UTF-8 encoding'],
     ['YAML with bad indentation', lines('name: a', 'resources:', '  - id: a', '   type: file'), 'p.yaml:4:1: Sequence item without - indicator'],
     ['a duplicated key', lines('name: a', 'name: b', 'resources: []'), 'p.yaml:2:1: Map keys must be unique'],
-    ['an unterminated JSON object', '{"name": "a",\n "resources": [\n', /^p\.yaml:3:1: /],
+    ['an unterminated JSON object', '{"name": "a",\n "resources": [\n', /^p\.yaml:2:15: .*the "\[" that opens here is never closed/],
     ['a document that is not a mapping', '- a\n- b\n', 'p.yaml:1: expected a mapping with name and resources, got ["a","b"]'],
     ['an empty file', '', 'p.yaml:1: expected a mapping with name and resources, got null']
   ] as Array<[string, string, string | RegExp]>)('reports %s with file, line, path, expectation and what it found', (_, text, expected) => {
