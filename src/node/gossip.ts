@@ -3,6 +3,10 @@ import { TopicValidatorResult, type GrapevinePubSub, type PeerId } from '../net/
 import type { IngestOutcome } from '../sync/index.js'
 import { announceTopic, policyTopic, receiptTopic } from './constants.js'
 import { announces } from './rules.js'
+import { Turns } from './turns.js'
+
+/** Gossip messages validated per event-loop turn, over all topics (turns.ts). */
+export const GOSSIP_VALIDATIONS_PER_TURN = 8
 
 export interface GossipComponents {
   pubsub: Pick<GrapevinePubSub, 'topicValidators' | 'subscribe' | 'unsubscribe' | 'publish' | 'addEventListener' | 'removeEventListener'>
@@ -16,6 +20,8 @@ export interface GossipComponents {
   report: (bytes: Uint8Array, from: string) => Promise<IngestOutcome> | IngestOutcome
   /** Someone subscribed to the receipts topic: a beacon would now be heard. */
   onListener: () => void
+  /** Paces the validators (default: a turn every GOSSIP_VALIDATIONS_PER_TURN messages); tests pass their own. */
+  turns?: Pick<Turns, 'pass'>
 }
 
 const verdict: Record<IngestOutcome, TopicValidatorResult> = {
@@ -42,12 +48,16 @@ export class GossipTopics {
     this.receipts = receiptTopic(c.mesh)
   }
 
-  /** Validators go in before the network starts, so nothing is relayed unchecked. */
+  /**
+   * Validators go in before the network starts, so nothing is relayed unchecked. Each takes its
+   * turn (GOSSIP_VALIDATIONS_PER_TURN): a flood is validated a few messages per event-loop turn.
+   */
   install (): void {
     const { pubsub } = this.c
-    pubsub.topicValidators.set(this.policies, async (peer, msg) => verdict[await this.c.ingest(msg.data, peer.toString())])
-    pubsub.topicValidators.set(this.announcements, async (peer, msg) => await this.c.announcement(msg.data, peer))
-    pubsub.topicValidators.set(this.receipts, async (peer, msg) => verdict[await this.c.report(msg.data, peer.toString())])
+    const turns = this.c.turns ?? new Turns(GOSSIP_VALIDATIONS_PER_TURN)
+    pubsub.topicValidators.set(this.policies, async (peer, msg) => { await turns.pass(); return verdict[await this.c.ingest(msg.data, peer.toString())] })
+    pubsub.topicValidators.set(this.announcements, async (peer, msg) => { await turns.pass(); return await this.c.announcement(msg.data, peer) })
+    pubsub.topicValidators.set(this.receipts, async (peer, msg) => { await turns.pass(); return verdict[await this.c.report(msg.data, peer.toString())] })
   }
 
   /** Subscribes; gossipsub accepts subscriptions only once started. */

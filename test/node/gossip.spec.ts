@@ -112,6 +112,16 @@ describe('GossipTopics', () => {
     expect(from).toEqual([peer.toString()])
   })
 
+  it('paces every topic\'s validator through the shared turns, so a burst is validated a few per event-loop turn', async () => {
+    let passes = 0
+    const { pubsub, topics } = setup({ turns: { pass: async () => { passes++ } } })
+    topics.install()
+    await pubsub.validate(topics.policies, peer, small.bytes)
+    await pubsub.validate(topics.announcements, peer, encodeAnnouncement(big))
+    await pubsub.validate(topics.receipts, peer, new Uint8Array([1]))
+    expect(passes).toBe(3)
+  })
+
   it('subscribes to the three topics, and hears of listeners on the receipts topic until stopped', () => {
     const { pubsub, topics, seen } = setup()
     topics.subscribe()
