@@ -100,7 +100,7 @@ export function checkAgentOptions (opts: AgentOptions): void {
   nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)
   nonNegative('beaconInterval', 'beaconInterval (ms)', opts.beaconInterval)
   nonNegative('announceThreshold', '--announce-threshold', opts.announceThreshold)
-  if (opts.targetPeers !== undefined && !(Number.isSafeInteger(opts.targetPeers) && opts.targetPeers > 0)) throw new AgentOptionsError('targetPeers', `targetPeers must be a whole number above 0: got ${opts.targetPeers}`)
+  if (opts.targetPeers !== undefined && !(Number.isSafeInteger(opts.targetPeers) && opts.targetPeers >= 0)) throw new AgentOptionsError('targetPeers', `targetPeers must be a whole number, 0 or more: got ${opts.targetPeers}`)
   if (opts.mesh !== undefined && opts.mesh.trim() === '') throw new AgentOptionsError('mesh', '--mesh must not be empty')
   for (const key of Object.keys(opts.tags ?? {})) {
     if (key === '') throw new AgentOptionsError('tags', '--tag expects key=value with a key: got an empty key')
