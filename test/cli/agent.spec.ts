@@ -165,3 +165,19 @@ describe('one agent per state directory', () => {
     expect(existsSync(join(dir, 'state', 'agent.lock'))).toBe(false)
   }, 60_000)
 })
+
+describe('grapevine history | head -1', () => {
+  it('history, status and fleet stop quietly (141) when their reader has gone, instead of crashing on EPIPE', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'grapevine-cli-agent-'))
+    const a = await spawnAgent(['--state', join(dir, 'state'), '--root', join(dir, 'root'), '--trust', generateSigningKey().id])
+    for (const command of ['history', 'status', 'fleet']) {
+      const child = spawn(process.execPath, [CLI_PATH, command, '--agent', a.api], { stdio: ['ignore', 'pipe', 'pipe'] })
+      child.stdout!.destroy()
+      let stderr = ''
+      child.stderr!.on('data', (b: Buffer) => { stderr += b.toString() })
+      const code = await new Promise<number | null>((resolve) => child.once('close', (c) => { resolve(c) }))
+      expect(stderr, command).toBe('')
+      expect(code, command).toBe(141)
+    }
+  }, 60_000)
+})
