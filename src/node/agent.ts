@@ -131,7 +131,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   static async start (opts: AgentOptions): Promise<Agent> {
     checkAgentOptions(opts)
-    const store = await StateStore.open(opts.stateDir)
+    const store = await StateStore.open(opts.stateDir, opts.stateWriter)
     const unlock = await acquirePidLock(join(opts.stateDir, AGENT_LOCK_FILE), (pid) => new StateDirLockedError(opts.stateDir, pid))
     try {
       await mkdir(opts.root, { recursive: true })

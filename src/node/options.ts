@@ -5,6 +5,7 @@ import type { FetchRound, SyncRound } from '../sync/index.js'
 import type { LinkShaper, NetOptions } from '../net/libp2p.js'
 import type { Logger } from './logger.js'
 import type { SetTimer } from './clock.js'
+import type { StateWriter } from '../store/index.js'
 import type { Via } from './rules.js'
 import type { ConflictRecord, ForkRecord } from './book.js'
 import type { Refusal } from './intake.js'
@@ -58,6 +59,8 @@ export interface AgentOptions {
   random?: () => number
   /** Tests: the agent's timers (periodic tasks, beacons, sync rounds) through a fake. */
   setTimer?: SetTimer
+  /** Tests: the state directory's writes through a fake (a full disk, an I/O error). */
+  stateWriter?: StateWriter
   /** Collect process-wide metrics too (CPU, memory); off in simulations hosting many agents. */
   processMetrics?: boolean
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { StateStore, atomicWrite, appendLine, type StateWriter } from '../../src/store/index.js'
 import { Journal, restoreBook, retryDelay } from '../../src/node/journal.js'
 import { Intake } from '../../src/node/intake.js'
@@ -12,6 +12,7 @@ import type { NodeFacts } from '../../src/policy/index.js'
 import { configPolicy, makeKeys, signed } from '../helpers/envelope.js'
 import { useTempDir } from '../helpers/tmp.js'
 import { fakeMetrics, FakeTime, RecordingLogger, settle, trustedBook } from './fakes.js'
+import { filePolicy, nextEvent, startMesh, waitFor, type TestMesh } from './fixtures.js'
 
 const keys = makeKeys()
 
@@ -140,5 +141,41 @@ describe('an envelope is stored before anything is applied from it (issue 15: fu
   it('backs off doubling from the first delay, capped', () => {
     expect([1, 2, 3, 4].map(retryDelay)).toEqual([1, 2, 4, 8].map((n) => n * STATE_RETRY_FIRST_MS))
     expect(retryDelay(1000)).toBe(STATE_RETRY_MAX_MS)
+  })
+})
+
+describe('an agent on a full --state disk (issue 15: applied v2, restarted, rolled back to v1)', () => {
+  let mesh: TestMesh | undefined
+  afterEach(async () => {
+    await mesh?.stop()
+    mesh = undefined
+  })
+
+  it('applies a version only once its envelope is stored, shows the failing write meanwhile, and a restart with no peers keeps that version', async () => {
+    const writer = fullDisk()
+    mesh = await startMesh(1, { stateWriter: writer })
+    const agent = mesh.agents[0]!
+    const site = async (): Promise<string> => await readFile(join(mesh!.dir, 'node-0', 'root', 'site'), 'utf8')
+    await agent.ingest(mesh.sign(filePolicy('web/site', 'version 1\n', '/site'), 1), 'sync')
+    await agent.idle()
+    expect(await site()).toBe('version 1\n')
+
+    writer.failures = 1
+    const applied = nextEvent(agent, 'applied', ({ envelope }) => envelope.version === 2)
+    expect(await agent.ingest(mesh.sign(filePolicy('web/site', 'version 2\n', '/site'), 2), 'sync')).toBe('accepted')
+    await waitFor(() => agent.status().stateWriteFailing !== undefined, 'the envelope write to fail')
+    expect(agent.status().stateWriteFailing).toMatchObject({ what: 'envelope web/site v2', attempts: 1 })
+    expect(await site()).toBe('version 1\n')
+    // The retry comes after STATE_RETRY_FIRST_MS; then, and only then, the apply.
+    await applied
+    expect(await site()).toBe('version 2\n')
+    expect(agent.status().stateWriteFailing).toBeUndefined()
+    await agent.stop()
+
+    const restarted = await mesh.add({ stateDir: join(mesh.dir, 'node-0', 'state'), root: join(mesh.dir, 'node-0', 'root') })
+    await restarted.idle()
+    expect(restarted.libp2p.getPeers()).toEqual([])
+    expect(restarted.envelope('web/site')?.version).toBe(2)
+    expect(await site()).toBe('version 2\n')
   })
 })
