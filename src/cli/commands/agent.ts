@@ -159,6 +159,8 @@ export const registerAgent: Register = (program, done) => {
         // Flags that cannot work are refused before anything starts (node/options.ts).
         if (err.name === 'AgentOptionsError') throw new CliError(err.message, EXIT.USAGE)
         if (err.name === 'StateDirLockedError') throw new CliError(err.message, EXIT.UNAVAILABLE)
+        // A full --state disk that will not take the state lock: one line, as for apply.
+        if (err.name === 'StateWriteError') throw new CliError(err.message, EXIT.IOERR)
         const listen = listenFailure(err)
         if (listen !== undefined) throw new CliError(listen, EXIT.UNAVAILABLE)
         // A certificate the node cannot use (another node's, forged, not one): refused before it joins.
