@@ -1,5 +1,5 @@
 import { applyPolicy, type ApplyReport } from '../apply/index.js'
-import { matchesTarget, managedKey, type ConfigPolicy, type NodeFacts } from '../policy/index.js'
+import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import type { VerifiedEnvelope } from '../envelope/index.js'
 import type { AppliedRecord, StateStore } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
@@ -24,26 +24,34 @@ export interface PathClaim {
  * Two policies managing one path is a reported conflict, never a flip-flop: the policy whose
  * name sorts first keeps the path on every node (deterministic, no shared state needed). Pure:
  * returns, per resource id of `env`, the path it may not manage and the policy that keeps it.
+ * A directory that is only made sure of (isExistsOnlyDirectory) is shared: it conflicts with
+ * neither another such directory nor one managed fully, which then keeps the path.
  */
 export function pathClaims (env: ConfigEnvelope, held: Iterable<ConfigEnvelope>): Map<string, PathClaim> {
-  const owners = new Map<string, string>()
-  for (const other of held) {
-    if (other.name === env.name || other.name > env.name) continue
-    for (const r of other.policy.resources) {
-      const key = managedKey(r)
-      if (key === undefined) continue
-      // The first name, not the first held: books fill in arrival order, which differs per node.
-      const owner = owners.get(key)
-      if (owner === undefined || other.name < owner) owners.set(key, other.name)
-    }
-  }
-  const claims = new Map<string, PathClaim>()
+  const mine = new Map<string, Resource>()
   for (const r of env.policy.resources) {
     const key = managedKey(r)
-    const owner = key === undefined ? undefined : owners.get(key)
-    if (owner !== undefined) claims.set(r.id, { path: (key as string).slice('path:'.length), owner })
+    if (key !== undefined) mine.set(key, r)
+  }
+  const claims = new Map<string, PathClaim>()
+  for (const other of held) {
+    if (other.name === env.name || other.name > env.name) continue
+    for (const o of other.policy.resources) {
+      const key = managedKey(o)
+      const r = key === undefined ? undefined : mine.get(key)
+      if (r === undefined || compatible(r, o)) continue
+      // The first name, not the first held: books fill in arrival order, which differs per node.
+      const claim = claims.get(r.id)
+      if (claim === undefined || other.name < claim.owner) claims.set(r.id, { path: (key as string).slice('path:'.length), owner: other.name })
+    }
   }
   return claims
+}
+
+/** Two resources at one path that can both be applied: a shared directory beside any directory that is there. */
+function compatible (a: Resource, b: Resource): boolean {
+  const present = (r: Resource): boolean => r.type === 'directory' && r.ensure === 'present'
+  return (isExistsOnlyDirectory(a) && present(b)) || (isExistsOnlyDirectory(b) && present(a))
 }
 
 export interface ApplyQueueComponents {

@@ -5,6 +5,7 @@ export { parsePolicy, validatePolicyObject, formatPath, formatDeepPath } from '.
 export { loadPolicyFile, embedSources } from './load.js'
 export { renderString, renderData, type NodeFacts, type TemplateContext } from './template.js'
 export { orderResources, managedKey } from './graph.js'
+export { isExistsOnlyDirectory } from './exists-only.js'
 export { matchesTarget } from './target.js'
 export { tooDeepAt, walkData, type DataKey } from './depth.js'
 export { policyJsonSchema } from './json-schema.js'

@@ -17,13 +17,17 @@ const key = keys.root
 const facts: NodeFacts = { id: 'node-1', name: 'web1', tags: { role: 'web' } }
 
 const file = (id: string, path: string, content = `${id}\n`): Record<string, unknown> => ({ id, type: 'file', path, content })
+const dir = (id: string, path: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ id, type: 'directory', path, ...extra })
 const exec = (id: string): Record<string, unknown> => ({ id, type: 'exec', command: ['true'] })
 const config = (name: string, resources: unknown[], version = 1, extra: Record<string, unknown> = {}): ConfigEnvelope =>
   verified(configPolicy(name, resources, extra), { key, version }) as ConfigEnvelope
 
 describe('pathClaims', () => {
   type Case = 'nothing else held' | 'an earlier name shares a path' | 'a later name shares it' | 'an older version of itself' |
-    'commands manage no path' | 'only the shared resources' | 'a directory at a file\'s path' | 'two earlier names: the first keeps it, whatever the order held'
+    'commands manage no path' | 'only the shared resources' | 'a directory at a file\'s path' | 'two earlier names: the first keeps it, whatever the order held' |
+    'two exists-only directories share it' | 'exists-only after a full directory' | 'a full directory after an exists-only one' |
+    'two full directories' | 'exists-only after a file' | 'exists-only after a directory to remove' | 'a mode makes it full' | 'an owner makes it full' |
+    'a shared one first, then a full one that keeps it'
   interface Row { env: ConfigEnvelope, held: ConfigEnvelope[], claims: Record<string, PathClaim> }
 
   const table = {
@@ -42,6 +46,20 @@ describe('pathClaims', () => {
       env: config('c', [file('f', '/etc/motd')]),
       held: [config('b', [file('x', '/etc/motd')]), config('a', [file('y', '/etc/motd')])],
       claims: { f: { path: '/etc/motd', owner: 'a' } }
+    },
+    // A parent directory several policies make sure of (web/nginx and base/* both need /etc).
+    'two exists-only directories share it': { env: config('web/nginx', [dir('etc', '/etc')]), held: [config('base/motd', [dir('etc', '/etc')])], claims: {} },
+    'exists-only after a full directory': { env: config('b', [dir('etc', '/etc')]), held: [config('a', [dir('etc', '/etc', { mode: '0755' })])], claims: {} },
+    'a full directory after an exists-only one': { env: config('b', [dir('etc', '/etc', { mode: '0755' })]), held: [config('a', [dir('etc', '/etc')])], claims: {} },
+    'two full directories': { env: config('b', [dir('etc', '/etc', { mode: '0755' })]), held: [config('a', [dir('etc', '/etc', { mode: '0700' })])], claims: { etc: { path: '/etc', owner: 'a' } } },
+    'exists-only after a file': { env: config('b', [dir('d', '/etc/motd')]), held: [config('a', [file('x', '/etc/motd')])], claims: { d: { path: '/etc/motd', owner: 'a' } } },
+    'exists-only after a directory to remove': { env: config('b', [dir('d', '/srv/old')]), held: [config('a', [dir('x', '/srv/old', { ensure: 'absent' })])], claims: { d: { path: '/srv/old', owner: 'a' } } },
+    'a mode makes it full': { env: config('b', [dir('etc', '/etc', { mode: '0755' })]), held: [config('a', [dir('etc', '/etc', { mode: '0755' })])], claims: { etc: { path: '/etc', owner: 'a' } } },
+    'an owner makes it full': { env: config('b', [dir('etc', '/etc', { owner: 'root' })]), held: [config('a', [dir('etc', '/etc', { group: 'root' })])], claims: { etc: { path: '/etc', owner: 'a' } } },
+    'a shared one first, then a full one that keeps it': {
+      env: config('c', [dir('etc', '/etc', { mode: '0700' })]),
+      held: [config('a', [dir('etc', '/etc')]), config('b', [dir('etc', '/etc', { mode: '0755' })])],
+      claims: { etc: { path: '/etc', owner: 'b' } }
     }
   } satisfies Record<Case, Row>
 
