@@ -1,5 +1,5 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { LOCK_FILE } from './constants.js'
 import { ApplyLockedError, StateWriteError, isStateWriteFailure } from './errors.js'
 import { isAlive } from './atomic.js'
@@ -16,11 +16,35 @@ export async function acquireApplyLock (stateDir: string): Promise<() => Promise
 }
 
 /**
+ * The lock files this process holds. A file naming our own pid that is not among them was left
+ * by an earlier process that had the same pid: in a container the agent is PID 1 at every
+ * start, so after a SIGKILL its own pid is in the stale lock.
+ */
+const held = new Set<string>()
+
+/**
  * Takes a lock file (O_EXCL, holding our pid): the apply lock, and the agent's lock on its
- * state directory. A file left by a process that no longer exists is taken over; one held by a
- * live process, or by this one, throws `locked(pid)`. Returns the release function.
+ * state directory. A file left by a process that no longer exists is taken over; one held by
+ * another live process, or already by this one, throws `locked(pid)`. Returns the release function.
  */
 export async function acquirePidLock (file: string, locked: (pid: number) => Error): Promise<() => Promise<void>> {
+  const key = resolve(file)
+  if (held.has(key)) throw locked(process.pid)
+  // Claimed before the first await, so a second caller in this process is refused at once.
+  held.add(key)
+  try {
+    await createPidFile(file, locked)
+  } catch (err) {
+    held.delete(key)
+    throw err
+  }
+  return async () => {
+    held.delete(key)
+    await unlink(file).catch(() => {})
+  }
+}
+
+async function createPidFile (file: string, locked: (pid: number) => Error): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const fh = await open(file, 'wx', 0o600)
@@ -33,7 +57,7 @@ export async function acquirePidLock (file: string, locked: (pid: number) => Err
         await unlink(file).catch(() => {})
         throw err
       }
-      return async () => { await unlink(file).catch(() => {}) }
+      return
     } catch (err) {
       if (isStateWriteFailure(err)) throw new StateWriteError(file, { cause: err })
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
@@ -42,7 +66,6 @@ export async function acquirePidLock (file: string, locked: (pid: number) => Err
       }
       const pid = await holder(file)
       if (pid > 0 && pid !== process.pid && isAlive(pid)) throw locked(pid)
-      if (pid === process.pid) throw locked(pid)
       await unlink(file).catch(() => {})
     }
   }
