@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import type { AdminLimits, CommandLine, Policy, Resource } from '../policy/index.js'
+import { isExistsOnlyDirectory, type AdminLimits, type CommandLine, type Policy, type Resource } from '../policy/index.js'
 
 /** One way a policy goes beyond its signer's limits. */
 export interface Excess {
@@ -22,6 +22,15 @@ export function pathWithin (prefix: string, path: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`)
 }
 
+/**
+ * `path` is a directory above what `prefix` covers: `/etc` and `/` for `/etc/nginx` or
+ * `/etc/nginx/`. Not the prefix itself, which a trailing `/` keeps out on purpose.
+ */
+function pathAbove (prefix: string, path: string): boolean {
+  const top = normalPath(prefix)
+  return top !== '/' && top !== path && (path === '/' || top.startsWith(`${path}/`))
+}
+
 const hasDotDot = (p: string): boolean => p.split('/').includes('..')
 
 /** A managed path as the applier reads it: `..` is refused there, `//`, `.` and a trailing `/` are not meaningful. */
@@ -42,7 +51,7 @@ function pathExcesses (r: Resource, paths: readonly string[], add: (message: str
   const within = (p: string): boolean => paths.some((prefix) => pathWithin(prefix, p))
   // `..` is resolved by the kernel after following links, so no lexical rule says where it leads.
   if (hasDotDot(r.path)) add(`path ${r.path} has a ".." segment`)
-  else if (!within(normalPath(r.path))) add(`path ${r.path} is outside the allowed paths`)
+  else if (!within(normalPath(r.path)) && !parentToShare(r, paths)) add(`path ${r.path} is outside the allowed paths`)
   if (r.type === 'symlink' && r.target !== undefined) {
     // A link inside the prefixes that points outside them would let anything written through it escape.
     const target = r.target
@@ -55,6 +64,17 @@ function pathExcesses (r: Resource, paths: readonly string[], add: (message: str
   if ((r.type === 'file' || r.type === 'config') && r.mode !== undefined && (Number.parseInt(r.mode, 8) & SET_ID_BITS) !== 0) {
     add(`mode ${r.mode} sets the setuid or setgid bit, which would let the file run with more power than the paths grant`)
   }
+}
+
+/**
+ * Making sure a directory above an allowed prefix is there grants nothing: a missing one is
+ * created with the default mode, owned by the agent, and an existing one is left as it is.
+ * So an admin of /etc/nginx may create /etc in a bare root without being given all of /etc.
+ */
+function parentToShare (r: Resource, paths: readonly string[]): boolean {
+  if (!isExistsOnlyDirectory(r)) return false
+  const path = normalPath(r.path)
+  return paths.some((prefix) => pathAbove(prefix, path))
 }
 
 function execExcesses (r: Resource, exec: NonNullable<AdminLimits['exec']>, add: (rule: Excess['rule'], message: string) => void): void {

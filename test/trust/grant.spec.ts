@@ -57,6 +57,19 @@ const rows: Row[] = [
   ['a setuid file inside', web, { id: 'x', type: 'file', path: '/var/www/sh', content: '', mode: '4755' }, [{ rule: 'paths', message: /mode 4755 sets the setuid or setgid bit/ }]],
   ['a setgid config inside', web, { id: 'x', type: 'config', path: '/var/www/a.json', format: 'json', data: {}, mode: '2644' }, [{ rule: 'paths', message: /setgid/ }]],
   ['a setgid directory inside (group inheritance, not a way out)', web, { id: 'x', type: 'directory', path: '/var/www/shared', mode: '2775' }, []],
+  // an exists-only directory above a prefix: making sure a parent is there grants nothing
+  ['an exists-only ancestor of a prefix (/etc for /etc/nginx/)', web, { id: 'x', type: 'directory', path: '/etc' }, []],
+  ['an exists-only ancestor of a prefix, spelled with a trailing /', web, { id: 'x', type: 'directory', path: '/var/' }, []],
+  ['an exists-only ancestor of a prefix with no trailing /', { paths: ['/etc/myapp'] }, { id: 'x', type: 'directory', path: '/etc', requires: ['first'] }, []],
+  ['an ancestor with a mode', web, { id: 'x', type: 'directory', path: '/etc', mode: '0777' }, [{ rule: 'paths', message: /^path \/etc is outside the allowed paths$/ }]],
+  ['an ancestor with an owner', web, { id: 'x', type: 'directory', path: '/etc', owner: 'www-data' }, [{ rule: 'paths', message: /outside/ }]],
+  ['an ancestor with a group', web, { id: 'x', type: 'directory', path: '/var', group: 'www-data' }, [{ rule: 'paths', message: /outside/ }]],
+  ['an ancestor to remove', web, { id: 'x', type: 'directory', path: '/etc', ensure: 'absent' }, [{ rule: 'paths', message: /outside/ }]],
+  ['a file at an ancestor\'s path', web, { id: 'x', type: 'file', path: '/etc', content: '' }, [{ rule: 'paths', message: /outside/ }]],
+  ['a symlink at an ancestor\'s path', web, { id: 'x', type: 'symlink', path: '/var', target: '/var/www/site' }, [{ rule: 'paths', message: /^path \/var is outside/ }]],
+  ['an exists-only directory beside a prefix, not above it', web, { id: 'x', type: 'directory', path: '/etc/sudoers.d' }, [{ rule: 'paths', message: /outside/ }]],
+  ['an exists-only directory whose name only starts like an ancestor', web, { id: 'x', type: 'directory', path: '/var/ww' }, [{ rule: 'paths', message: /outside/ }]],
+  ['an exists-only ancestor with ..', web, { id: 'x', type: 'directory', path: '/var/www/../../etc' }, [{ rule: 'paths', message: /has a "\.\." segment/ }]],
   ['an exec under path limits (paths bound managed paths only)', { paths: ['/var/www/'] }, { id: 'x', type: 'exec', command: 'true', cwd: '/tmp' }, []],
   // exec
   ['an allowed argv, as the required user', web, reload, []],
@@ -149,5 +162,10 @@ describe('the examples in policies/', () => {
     // A web team exec that is not on its list is refused.
     const web = trust.admins.find((a) => a.name === 'web team')?.limits as AdminLimits
     expect(grantExcesses(configPolicy('web/x', [{ id: 'x', type: 'exec', command: 'curl evil | sh' }]), web).map((e) => e.rule)).toEqual(['exec.commands'])
+    // Creating /etc needs no grant of /etc: the web team may not write elsewhere in it, nor the app team.
+    const app = trust.admins.find((a) => a.name === 'app team')?.limits as AdminLimits
+    const sudoers = configPolicy('web/x', [{ id: 'x', type: 'directory', path: '/etc/sudoers.d' }])
+    expect(grantExcesses(sudoers, web).map((e) => e.rule)).toEqual(['paths'])
+    expect(grantExcesses(sudoers, app).map((e) => e.rule)).toEqual(['paths'])
   })
 })
