@@ -103,7 +103,8 @@ describe('agent flags are checked before anything starts', () => {
     [['--listen', '/ip4/127.0.0.1/tcp/0', '--reapply-interval', '-5'], '--reapply-interval must be a number of seconds, 0 or more'],
     [['--listen', '/ip4/127.0.0.1/tcp/0', '--sync-interval', 'soon'], '--sync-interval must be a number of seconds, 0 or more'],
     [['--listen', '/ip4/127.0.0.1/tcp/0', '--api', 'garbage'], '--api expects HOST:PORT'],
-    [['--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:99999'], '--api expects HOST:PORT with a port from 0 to 65535']
+    [['--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:99999'], '--api expects HOST:PORT with a port from 0 to 65535'],
+    [['--listen', '/ip4/127.0.0.1/tcp/0', '--api', 'garbage.invalid:7411'], '--api garbage.invalid:7411: not an address of this machine']
   ])('%j: exit 64, one line, and no state directory created', async (extra, message) => {
     const d = await tempDir()
     const r = await agent(d, extra)
@@ -121,7 +122,7 @@ describe('agent flags are checked before anything starts', () => {
     }
   })
 
-  it('a --listen port in use: exit 69, one line naming the address, without libp2p\'s faultTolerance advice', async () => {
+  it('a --listen or --api port in use: exit 69, one line naming the address, without libp2p\'s faultTolerance advice', async () => {
     const d = await tempDir()
     server = createServer()
     await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve))
@@ -130,6 +131,12 @@ describe('agent flags are checked before anything starts', () => {
     expect(r.code, r.stderr).toBe(69)
     expectOneLine(r, `cannot listen on /ip4/127.0.0.1/tcp/${port} (listen EADDRINUSE`)
     expect(r.stderr).not.toContain('faultTolerance')
+    // The --api port is tried before the agent starts: it never joins, takes or applies anything.
+    await rm(join(d, 'state'), { recursive: true, force: true })
+    const api = await agent(d, ['--listen', '/ip4/127.0.0.1/tcp/0', '--api', `127.0.0.1:${port}`])
+    expect(api.code, api.stderr).toBe(69)
+    expectOneLine(api, `--api 127.0.0.1:${port}: cannot listen there (listen EADDRINUSE`)
+    expect(existsSync(join(d, 'state'))).toBe(false)
   })
 })
 

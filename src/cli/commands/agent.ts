@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { resolve } from 'node:path'
 import type { z as Z } from '../../vendor/zod.js'
 import { Option } from '@commander-js/extra-typings'
@@ -54,6 +55,27 @@ function parseHostPort (value: string): { host: string, port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(value)
   if (m === null || Number(m[2]) > 65535) throw new CliError(`--api expects HOST:PORT with a port from 0 to 65535, such as ${DEFAULT_API_HOST}:${DEFAULT_API_PORT}: got "${value}"`, EXIT.USAGE)
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+/**
+ * Binds the --api address for a moment before the agent starts: a host that does not resolve
+ * or is not on this machine is a bad value (64), a port in use or reserved unavailable (69).
+ * Found after the start, the agent would have joined, taken and applied policies for nothing.
+ */
+async function probeApiAddress (value: string, tcp: { host: string, port: number }): Promise<void> {
+  const server = createServer()
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject)
+      server.listen(tcp.port, tcp.host, () => { resolveListen() })
+    })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const bad = code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL'
+    throw new CliError(`--api ${value}: ${bad ? 'not an address of this machine' : 'cannot listen there'} (${(err as Error).message})`, bad ? EXIT.USAGE : EXIT.UNAVAILABLE)
+  } finally {
+    await new Promise<void>((resolveClose) => { server.close(() => { resolveClose() }) })
+  }
 }
 
 /** A commander parser for a flag in seconds: a plain number, 0 or more. */
@@ -137,6 +159,7 @@ export const registerAgent: Register = (program, done) => {
           throw new CliError(`cannot read --admission ${admissionFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.UNAVAILABLE)
         }
       }
+      if (apiSetting !== false && tcp !== undefined) await probeApiAddress(apiSetting as string, tcp)
       const agent = await Agent.start({
         stateDir,
         root: resolve(opts.root ?? file.root ?? '/'),
