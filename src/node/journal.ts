@@ -44,6 +44,8 @@ export class Journal {
   private chain: Promise<void> = Promise.resolve()
   private readonly latest = new Map<string, () => Promise<void>>()
   private failingWrite?: FailingWrite
+  /** Readers waiting for the queue to drain, told when a write starts being retried instead. */
+  private readonly onStall = new Set<() => void>()
 
   constructor (private readonly c: JournalComponents) {}
 
@@ -79,6 +81,8 @@ export class Journal {
         const error = (err as Error).message
         this.failingWrite = { what, error, since: this.failingWrite?.what === what ? this.failingWrite.since : new Date(this.c.now()).toISOString(), attempts: attempt }
         this.c.failures?.inc()
+        for (const resolve of this.onStall) resolve()
+        this.onStall.clear()
         this.c.log.error({ what, err: error, attempt, retryInMs: delay }, 'writing state failed; retrying (nothing is applied from it until it is written)')
         await this.sleep(delay)
       }
@@ -138,8 +142,15 @@ export class Journal {
     } while (seen !== this.chain)
   }
 
+  /**
+   * The history on disk once the lines queued before are written; while a write is being retried
+   * (a full disk) what is on disk now, rather than waiting as long as the disk stays full.
+   */
   async readHistory (limit?: number): Promise<HistoryEntry[]> {
-    await this.idle()
+    if (this.failingWrite === undefined) {
+      const stalled = new Promise<void>((resolve) => { this.onStall.add(resolve) })
+      await Promise.race([this.idle(), stalled])
+    }
     return await this.c.store.readHistory(limit)
   }
 }

@@ -179,3 +179,20 @@ describe('an agent on a full --state disk (issue 15: applied v2, restarted, roll
     expect(await site()).toBe('version 2\n')
   })
 })
+
+describe('reading the history while the disk is full', () => {
+  const setup = useNode()
+
+  it('answers with what is on disk instead of waiting for the retried write', async () => {
+    const { intake, journal, writer, settled } = await setup()
+    intake.take(motd(1), 'gossip', 'peer-a')
+    await settled()
+    writer.failures = Infinity
+    intake.take(motd(2), 'gossip', 'peer-a')
+    // Asked before the write has failed, and after.
+    const early = journal.readHistory()
+    await until(() => journal.failing !== undefined, 'the envelope write fails')
+    const late = journal.readHistory()
+    for (const read of [early, late]) expect((await read).map((h) => `${h.event} v${h.version}`)).toEqual(['accepted v1', 'applied v1'])
+  })
+})
