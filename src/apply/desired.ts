@@ -1,5 +1,6 @@
 import { renderData, renderString, type TemplateContext } from '../policy/template.js'
 import type { ConfigResource, DirectoryResource, FileResource, SymlinkResource } from '../policy/schema.js'
+import { isExistsOnlyDirectory } from '../policy/exists-only.js'
 import { configCodec, stringifyConfig, sameConfig } from './config-format.js'
 import { parseMode, type Desired, type Ownership } from './fs-plan.js'
 import { UnknownUserError } from './errors.js'
@@ -50,7 +51,7 @@ export async function desiredState (r: PathResource, ctx: DesiredContext): Promi
       }
     }
     case 'directory':
-      return { desired: { kind: 'directory', mode: parseMode(r.mode), ...await ownership(r, ctx, warnings) }, warnings }
+      return { desired: { kind: 'directory', mode: parseMode(r.mode), existsOnly: isExistsOnlyDirectory(r), ...await ownership(r, ctx, warnings) }, warnings }
     case 'symlink': {
       const target = r.target as string
       // An absolute target is a path on the managed system, so it moves under the root with everything else.

@@ -10,7 +10,8 @@ export type Current =
   | { kind: 'file', mode: number, uid: number, gid: number, size: number, content?: Uint8Array }
   /** `entries` is present when it was counted (for removal). */
   | { kind: 'directory', mode: number, uid: number, gid: number, entries?: number }
-  | { kind: 'symlink', target: string }
+  /** `directory` is present when it was looked at (for an exists-only directory): the link leads to a directory inside the root. */
+  | { kind: 'symlink', target: string, directory?: boolean }
   | { kind: 'other', what: string }
 
 /** Who should own a path: the policy's words and the ids they resolved to. */
@@ -21,7 +22,8 @@ export interface Ownership {
 
 export type Desired =
   | ({ kind: 'file', mode?: number, content?: Uint8Array, same?: (existing: Uint8Array) => boolean } & Ownership)
-  | ({ kind: 'directory', mode?: number } & Ownership)
+  /** `existsOnly`: the policy asks only that it be there (isExistsOnlyDirectory), so a link to a directory serves. */
+  | ({ kind: 'directory', mode?: number, existsOnly?: boolean } & Ownership)
   | { kind: 'symlink', target: string, shown: string }
   | { kind: 'absent', type: 'file' | 'directory' | 'symlink' }
 
@@ -151,6 +153,8 @@ function sameContent (desired: Extract<Desired, { kind: 'file' }>, cur: Extract<
 function planDirectory (desired: Extract<Desired, { kind: 'directory' }>, cur: Current, ctx: PlanContext): FsPlan {
   const plan: FsPlan = { action: 'none', changes: [], warnings: [], ops: [] }
   if (cur.kind === 'file' || cur.kind === 'other') throw new WrongFileTypeError(ctx.path, cur.kind === 'other' ? cur.what : 'file', 'directory')
+  // /srv linked to a data disk is a directory for whoever only needs one there; replacing it would empty it.
+  if (cur.kind === 'symlink' && desired.existsOnly === true && cur.directory === true) return plan
   if (cur.kind === 'missing' || cur.kind === 'symlink') {
     const mode = desired.mode ?? DEFAULT_DIRECTORY_MODE
     plan.action = cur.kind === 'missing' ? 'create' : 'modify'

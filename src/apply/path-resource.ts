@@ -1,10 +1,10 @@
-import { readdir } from 'node:fs/promises'
+import { readdir, realpath, stat } from 'node:fs/promises'
 import { dirname, posix } from 'node:path'
 import type { TemplateContext } from '../policy/index.js'
 import { MAX_CONFIG_READ_BYTES, MAX_DIFF_INPUT_BYTES } from './constants.js'
 import { ParentMissingError, VerifyFailedError } from './errors.js'
 import type { ResourceResult } from './report.js'
-import type { RootGuard } from './paths.js'
+import { isInside, type RootGuard } from './paths.js'
 import { removeStaleTemps, type DirSync } from './atomic.js'
 import type { BackupStore } from './backup.js'
 import type { WriteBatch } from './durable.js'
@@ -64,6 +64,7 @@ export async function pathOutcome (r: PathResource, shared: PathContext, onWait?
   if (parentExists) current = await readCurrent(host, read)
   else if (desired.kind === 'absent' || (shared.dryRun && shared.plannedDirs.has(posix.dirname(posix.normalize(r.path))))) current = { kind: 'missing' }
   else throw new ParentMissingError(r.path, posix.dirname(r.path))
+  if (current.kind === 'symlink' && desired.kind === 'directory' && desired.existsOnly === true) current.directory = await leadsToDirectoryInside(host, shared.guard.root)
 
   const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs, root: shared.guard.root }
   if (shared.dryRun && desired.kind === 'absent' && current.kind === 'directory') {
@@ -92,6 +93,16 @@ export async function pathOutcome (r: PathResource, shared: PathContext, onWait?
   if (desired.kind === 'directory' || desired.kind === 'symlink' || desired.kind === 'absent') shared.guard.forget(host)
   await verify(r.path, host, desired, ctx)
   return outcome
+}
+
+/** Whether the link at `host` resolves to a directory inside the root (which is then left as it is). */
+async function leadsToDirectoryInside (host: string, root: string): Promise<boolean> {
+  try {
+    const [resolved, realRoot] = await Promise.all([realpath(host), realpath(root)])
+    return isInside(realRoot, resolved) && (await stat(resolved)).isDirectory()
+  } catch {
+    return false // dangling, or a loop: not a directory
+  }
 }
 
 /** Content is read when it could be equal (same size) or when a diff would show it. */

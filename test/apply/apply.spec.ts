@@ -177,6 +177,46 @@ describe('applyPolicy', () => {
     })
   })
 
+  describe('directory behind a symlink', () => {
+    // /srv as a link to a data disk: a policy that only makes sure /srv exists writes through it.
+    const site = (srv: Record<string, unknown> = {}): ConfigPolicy => policyOf([
+      { id: 'srv', type: 'directory', path: '/srv', ...srv },
+      { id: 'www', type: 'directory', path: '/srv/www', requires: ['srv'] },
+      { id: 'index', type: 'file', path: '/srv/www/index.html', content: 'hi\n', requires: ['www'] }
+    ])
+
+    it('leaves a link to a directory inside the root alone when the directory is only made sure of; plan and apply agree', async () => {
+      const sb = sandbox()
+      await mkdir(sb.at('/data/srv'), { recursive: true })
+      await symlink('data/srv', sb.at('/srv'))
+      const plan = await sb.plan(site())
+      expect(summary(plan)).toEqual(['srv:none/ok', 'www:create/ok', 'index:create/ok'])
+      const applied = await sb.apply(site())
+      expect(summary(applied)).toEqual(summary(plan))
+      expect(await readlink(sb.at('/srv'))).toBe('data/srv')
+      expect(await readFile(sb.at('/data/srv/www/index.html'), 'utf8')).toBe('hi\n')
+      expect((await sb.apply(site())).outcome).toBe('no-changes')
+    })
+
+    it('still replaces the link when the directory is managed fully, or the link leads to no directory inside the root', async () => {
+      const sb = sandbox()
+      await mkdir(sb.at('/data/srv'), { recursive: true })
+      await symlink('data/srv', sb.at('/srv'))
+      const full = await sb.apply(site({ mode: '0755' }))
+      expect(result(full, 'srv')).toMatchObject({ action: 'modify', status: 'ok' })
+      expect((await lstat(sb.at('/srv'))).isDirectory()).toBe(true)
+
+      for (const target of ['missing', 'data/file', join(sb.root, '..', 'outside-srv')]) {
+        await rm(sb.at('/srv'), { recursive: true })
+        await writeFile(sb.at('/data/file'), 'x')
+        await mkdir(join(sb.root, '..', 'outside-srv'), { recursive: true })
+        await symlink(target, sb.at('/srv'))
+        expect(result(await sb.apply(site()), 'srv'), target).toMatchObject({ action: 'modify', status: 'ok' })
+        expect((await lstat(sb.at('/srv'))).isDirectory(), target).toBe(true)
+      }
+    })
+  })
+
   describe('symlink', () => {
     it('creates, retargets and removes; absolute targets live under the root', async () => {
       const sb = sandbox()
