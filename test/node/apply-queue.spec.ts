@@ -267,6 +267,19 @@ describe('ApplyQueue', () => {
     expect(b[0]?.error?.message).toMatch(/also managed by policy "site\/a"/)
   })
 
+  it('applies two policies that both make sure of a parent directory, with no conflict and nothing skipped', async () => {
+    const { queue, seen, hold, settled, at } = setup()
+    hold(configPolicy('web/nginx', [dir('etc', '/etc'), dir('nginx', '/etc/nginx', { requires: ['etc'] }), file('conf', '/etc/nginx/nginx.conf', 'web\n')]))
+    hold(configPolicy('base/motd', [dir('etc', '/etc'), file('motd', '/etc/motd', 'base\n')]))
+    queue.scheduleAll()
+    await settled()
+    expect(await readFile(at('/etc/nginx/nginx.conf'), 'utf8')).toBe('web\n')
+    expect(await readFile(at('/etc/motd'), 'utf8')).toBe('base\n')
+    expect(seen.conflict).toEqual([])
+    for (const { report } of seen.applied) expect(report.counts).toMatchObject({ failed: 0, skipped: 0 })
+    expect(seen.applied.map((a) => a.env.name).sort()).toEqual(['base/motd', 'web/nginx'])
+  })
+
   it('lets a policy keep its path when the one sorting first does not target this node', async () => {
     const { queue, seen, hold, settled, at } = setup()
     hold(configPolicy('site/a', [file('motd', '/motd', 'from a\n')], { target: { tags: { role: 'db' } } }))
