@@ -44,6 +44,8 @@ describe('status shows refused envelopes', () => {
     expect(text.stdout).toContain('no policies held: what was offered was refused (below)')
     expect(text.stdout).toContain(`web/site signed by ${stranger.id}: untrusted, key ${stranger.id} is not a root and not an admin in the trust policy (2×`)
     expect(text.stdout).toContain(`this agent trusts ${mesh.root.id}`)
+    // Alone, it says so, and where to look.
+    expect(text.stdout).toContain('  no peers: this node hears nothing from the mesh; check --bootstrap')
   })
 
   it('keeps the last MAX_RECENT_REFUSALS distinct refusals, however many a peer sends', async () => {

@@ -48,6 +48,7 @@ export const registerStatus: Register = (program, done) => {
       print(`${colour.bold(s.node.name)}  ${s.node.id}`)
       print(`  mesh ${s.node.mesh}, root ${s.node.root}${tags !== '' ? `, tags ${tags}` : ''}`)
       print(`  ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}; trust: ${s.trust.roots.length} root key${s.trust.roots.length === 1 ? '' : 's'}${s.trust.policyVersion !== undefined ? `, trust policy v${s.trust.policyVersion}` : ''}`)
+      if (s.peers.length === 0) print(colour.yellow('  no peers: this node hears nothing from the mesh; check --bootstrap, the network and the firewall (the agent\'s log warns "cannot reach peer" for each address it tried)'))
       print()
       const refused = s.refused ?? []
       if (s.policies.length === 0) print(refused.length > 0 ? 'no policies held: what was offered was refused (below)' : 'no policies yet')
