@@ -1,13 +1,13 @@
-import { posix } from 'node:path'
+import { join, posix } from 'node:path'
 // The template and graph modules, not the policy index: applying needs no schema (and no zod).
 import { renderData, type NodeFacts } from '../policy/template.js'
 import type { ConfigPolicy, ExecResource, Resource } from '../policy/schema.js'
-import { IO_CONCURRENCY } from './constants.js'
+import { IO_CONCURRENCY, POLICY_CACHE_DIR } from './constants.js'
 import { DependencyCycleError, PathConflictError, ResourceFailedError } from './errors.js'
 import { countResults, outcomeOf, type ApplyReport, type ResourceResult } from './report.js'
 import { schedule } from './schedule.js'
 import { RootGuard } from './paths.js'
-import { DirSync } from './atomic.js'
+import { DirSync, removeStaleTemps } from './atomic.js'
 import { WriteBatch, type WriteBatchInit } from './durable.js'
 import { BackupStore } from './backup.js'
 import { UserDb } from './owners.js'
@@ -103,7 +103,8 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
   let sinceBarrier: Array<Promise<unknown>> = []
 
   try {
-    if (!dryRun) await shared.backups.removeStaleTemps()
+    // What a killed run left in the state directory: half-made backup copies and cache entries.
+    if (!dryRun) await Promise.all([shared.backups.removeStaleTemps(), removeStaleTemps(join(opts.stateDir, POLICY_CACHE_DIR))])
     for (const r of plan.order) {
       const deps = plan.dependsOn.get(r.id) ?? []
       const waits = [barrier, ...deps.map((d) => promises.get(d))]

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process'
-import { readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { BACKUP_DIR } from '../../src/apply/index.js'
+import { BACKUP_DIR, POLICY_CACHE_DIR } from '../../src/apply/index.js'
 import { StateStore } from '../../src/store/index.js'
 import { policyOf, useSandbox } from './helpers.js'
 import { useTempDir } from '../helpers/tmp.js'
@@ -36,15 +36,19 @@ describe('temporary files left by a killed writer (issue 15)', () => {
     expect((await readdir(box.at('/conf.d'))).sort()).toEqual([live, 'a.conf'].sort())
   })
 
-  it('the next apply removes a half-made backup copy from the state directory', async () => {
+  it('the next apply removes a half-made backup copy and a policy-cache entry from the state directory', async () => {
     const box = sandbox()
     const file = (content: string) => policyOf([{ id: 'a', type: 'file', path: '/a', content }])
     await box.apply(file('1\n'))
     await box.apply(file('2\n'))
     const dead = temp('copy', deadPid())
     await writeFile(join(box.state, BACKUP_DIR, dead), 'half a copy')
+    await mkdir(join(box.state, POLICY_CACHE_DIR), { recursive: true })
+    const cached = temp('0123.json', deadPid())
+    await writeFile(join(box.state, POLICY_CACHE_DIR, cached), '{"half":')
     await box.apply(file('2\n'))
     expect(await readdir(join(box.state, BACKUP_DIR))).not.toContain(dead)
+    expect(await readdir(join(box.state, POLICY_CACHE_DIR))).not.toContain(cached)
   })
 })
 
