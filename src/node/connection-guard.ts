@@ -20,7 +20,14 @@ export interface ConnectionGuardComponents {
   log?: (msg: string, peer: string) => void
 }
 
-export type GuardedNet = { getConnections: () => Connection[] }
+/** The peer-store tag on vouched peers: libp2p's pruner, when over its cap, closes low-valued peers first. */
+export const VOUCHED_TAG = 'grapevine-vouched'
+
+export interface GuardedNet {
+  getConnections: () => Connection[]
+  addEventListener: (type: 'connection:open', fn: (evt: CustomEvent<Connection>) => void) => void
+  peerStore: { merge: (peer: Connection['remotePeer'], data: { tags: Record<string, { value: number }> }) => Promise<unknown> }
+}
 
 /**
  * Decides inbound connections once their peer is known (the connection gater, after the
@@ -38,10 +45,15 @@ export class ConnectionGuard {
     this.vouched = new Set(c.known)
   }
 
-  attach (net: GuardedNet & { addEventListener: (type: 'connection:open', fn: (evt: CustomEvent<Connection>) => void) => void }): void {
+  attach (net: GuardedNet): void {
     this.net = net
-    // A peer this node chose to dial is one it has reason to keep.
-    net.addEventListener('connection:open', (evt) => { if (evt.detail.direction === 'outbound') this.vouch(evt.detail.remotePeer.toString()) })
+    net.addEventListener('connection:open', (evt) => {
+      const peer = evt.detail.remotePeer
+      // A peer this node chose to dial is one it has reason to keep.
+      if (evt.detail.direction === 'outbound') this.vouch(peer.toString())
+      // Over libp2p's cap (this node's own dials), its pruner closes untagged peers first.
+      if (this.vouched.has(peer.toString())) net.peerStore.merge(peer, { tags: { [VOUCHED_TAG]: { value: 100 } } }).catch(() => {})
+    })
   }
 
   vouch (peer: string): void {

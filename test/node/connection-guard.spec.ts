@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Connection } from '@libp2p/interface'
-import { ConnectionGuard, RESERVED_CONNECTIONS, UNVOUCHED_GRACE_MS } from '../../src/node/connection-guard.js'
+import { ConnectionGuard, RESERVED_CONNECTIONS, UNVOUCHED_GRACE_MS, VOUCHED_TAG } from '../../src/node/connection-guard.js'
 
 interface FakeConn { remotePeer: { toString: () => string }, direction: 'inbound' | 'outbound', timeline: { open: number }, aborted?: boolean, abort: () => void }
 
@@ -12,9 +12,14 @@ function conn (peer: string, open: number, direction: 'inbound' | 'outbound' = '
 function setup (opts: { max?: number, known?: string[], now?: number } = {}) {
   const conns: FakeConn[] = []
   let opened: ((evt: CustomEvent<Connection>) => void) | undefined
+  const tagged: string[] = []
   const guard = new ConnectionGuard({ maxConnections: opts.max ?? 20, known: opts.known ?? [], now: () => opts.now ?? 100_000 })
-  guard.attach({ getConnections: () => conns.filter((c) => c.aborted !== true) as unknown as Connection[], addEventListener: (_t, fn) => { opened = fn } })
-  return { guard, conns, open: (c: FakeConn) => { conns.push(c); opened?.(new CustomEvent('connection:open', { detail: c as unknown as Connection })) } }
+  guard.attach({
+    getConnections: () => conns.filter((c) => c.aborted !== true) as unknown as Connection[],
+    addEventListener: (_t, fn) => { opened = fn },
+    peerStore: { merge: async (peer, data) => { if (data.tags[VOUCHED_TAG] !== undefined) tagged.push(peer.toString()) } }
+  })
+  return { guard, conns, tagged, open: (c: FakeConn) => { conns.push(c); opened?.(new CustomEvent('connection:open', { detail: c as unknown as Connection })) } }
 }
 
 describe('ConnectionGuard', () => {
@@ -27,9 +32,13 @@ describe('ConnectionGuard', () => {
   })
 
   it('keeps the reserved room for vouched peers: known at start, and those this node dialled', () => {
-    const { guard, conns, open } = setup({ known: ['old-friend'] })
+    const { guard, conns, open, tagged } = setup({ known: ['old-friend'] })
     for (let i = 0; i < share; i++) conns.push(conn(`sybil${i}`, 100_000))
     open(conn('dialled', 100_000, 'outbound'))
+    open(conn('old-friend', 100_000))
+    open(conn('stranger', 100_000))
+    // Tagged for libp2p's pruner, which closes low-valued peers first when over its cap.
+    expect(tagged).toEqual(['dialled', 'old-friend'])
     expect(guard.denyInbound('old-friend')).toBe(false)
     expect(guard.denyInbound('dialled')).toBe(false)
     expect(guard.isVouched('dialled')).toBe(true)
