@@ -12,10 +12,18 @@ import { RateLimiter } from './rate-limit.js'
 export const PEER_REPORTS = { capacity: 500, perSecond: 100, maxKeys: 4096 }
 
 /**
- * Reports dropped over the rate that a peer may send before it is penalised (a gossipsub
- * Reject): a burst honest relays could deliver (a fleet restarting), not a steady flood.
+ * Reports this node verifies from all peers together: nine times what a fleet of 10,000 beacons
+ * (33 a second), so an honest relay never forwards more than this, however many rogues feed it.
+ * A fleet restarting at once loses some join beacons; the next beacons (5 min) fill them in.
  */
-export const PEER_REPORT_STRIKES = { capacity: 2000, perSecond: 100, maxKeys: 4096 }
+export const ALL_REPORTS = { capacity: 1000, perSecond: 300, maxKeys: 1 }
+
+/**
+ * Reports dropped over a peer's rate before it is penalised (a gossipsub Reject). An honest relay
+ * forwards at most ALL_REPORTS (its own gate), so what it sends past its PEER_REPORTS (500 at
+ * once, 200 a second) never uses these up; a peer flooding faster than any relay could does.
+ */
+export const PEER_REPORT_STRIKES = { capacity: 2000, perSecond: ALL_REPORTS.perSecond, maxKeys: 4096 }
 
 /**
  * Reports gossiped per node id: a beacon every 5 min, three on joining, a few more when a test
@@ -37,7 +45,7 @@ export interface ReportGateComponents {
   /** A verified report, signed by the node it names. */
   take: (report: NodeReport) => void
   /** Reports dropped before verification, by why. */
-  dropped?: (reason: 'peer-rate' | 'node-rate' | 'backlog') => void
+  dropped?: (reason: 'peer-rate' | 'peer-penalised' | 'node-rate' | 'all-rate' | 'backlog') => void
   /** Yields the event loop between batches; tests may pass their own. */
   yieldTurn?: () => Promise<void>
 }
@@ -49,14 +57,16 @@ interface Pending {
 
 /**
  * The gossip validator for reports, cheapest first: the sender's rate (no decoding), then the
- * decoded report's node id and its rate, then a bounded queue whose signature checks run a batch
- * per event-loop turn. What is dropped for rate is Ignored, so it goes no further; a peer that
- * keeps on well past its rate is Rejected, which gossipsub's scoring turns into a graylist.
+ * decoded report's node id and its rate, then the rate over all peers, then a bounded queue
+ * whose signature checks run a batch per event-loop turn. What is dropped for rate is Ignored,
+ * so it goes no further; a peer that keeps on faster than any honest relay could is Rejected,
+ * which gossipsub's scoring turns into a graylist.
  */
 export class ReportGate {
   private readonly perPeer: RateLimiter
   private readonly strikes: RateLimiter
   private readonly perNode: RateLimiter
+  private readonly all: RateLimiter
   private readonly nodeKeys = new Map<string, string | undefined>()
   private readonly queue: Pending[] = []
   private draining = false
@@ -65,17 +75,26 @@ export class ReportGate {
     this.perPeer = new RateLimiter(PEER_REPORTS, c.now)
     this.strikes = new RateLimiter(PEER_REPORT_STRIKES, c.now)
     this.perNode = new RateLimiter(NODE_REPORTS, c.now)
+    this.all = new RateLimiter(ALL_REPORTS, c.now)
   }
 
   async check (bytes: Uint8Array, from: string): Promise<IngestOutcome> {
     if (!this.perPeer.take(from)) {
-      this.c.dropped?.('peer-rate')
-      return this.strikes.take(from) ? 'ignored' : 'rejected'
+      if (this.strikes.take(from)) {
+        this.c.dropped?.('peer-rate')
+        return 'ignored'
+      }
+      this.c.dropped?.('peer-penalised')
+      return 'rejected'
     }
     const node = nodeOf(bytes)
     if (node === undefined) return 'rejected'
     if (!this.perNode.take(node)) {
       this.c.dropped?.('node-rate')
+      return 'ignored'
+    }
+    if (!this.all.take('all')) {
+      this.c.dropped?.('all-rate')
       return 'ignored'
     }
     if (this.queue.length >= MAX_PENDING_REPORTS) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { generateIdentity, nodeSigningKey, peerIdOf } from '../../src/net/identity.js'
 import { signReport, type NodeReport } from '../../src/receipt/index.js'
 import { RateLimiter } from '../../src/node/rate-limit.js'
-import { NODE_REPORTS, PEER_REPORTS, PEER_REPORT_STRIKES, REPORT_BATCH, ReportGate } from '../../src/node/report-gate.js'
+import { ALL_REPORTS, NODE_REPORTS, PEER_REPORTS, PEER_REPORT_STRIKES, REPORT_BATCH, ReportGate } from '../../src/node/report-gate.js'
 
 async function fakeNode (): Promise<{ id: string, beacon: (n?: number) => Uint8Array }> {
   const key = await generateIdentity()
@@ -80,6 +80,37 @@ describe('ReportGate', () => {
     expect(outcomes.get('ignored')).toBe(PEER_REPORT_STRIKES.capacity)
     expect(outcomes.get('rejected')).toBe(PEER_REPORTS.capacity + 10)
     expect(await gate.check(junk, 'someone-else')).toBe('rejected')
+  })
+
+  it('verifies at most ALL_REPORTS from all peers together, dropping the rest unverified', async () => {
+    const dropped: string[] = []
+    const gate = new ReportGate({ now: () => 0, take: () => {}, dropped: (why) => { dropped.push(why) } })
+    const junk = (i: number): Uint8Array => new TextEncoder().encode(`{"node":"n${i}"}`)
+    // Four peers, each within its own burst, made-up node ids: together past the bound over all.
+    const outcomes = await Promise.all(Array.from({ length: 4 * 400 }, async (_, i) => await gate.check(junk(i), `peer-${i % 4}`)))
+    expect(outcomes.filter((o) => o === 'ignored')).toHaveLength(4 * 400 - ALL_REPORTS.capacity)
+    expect(dropped.every((d) => d === 'all-rate')).toBe(true)
+  })
+
+  it('never penalises a relay that forwards what its own gate let through, and penalises a flood ten times faster', async () => {
+    let now = 0
+    const penalised = new Map<string, number>()
+    const gate = new ReportGate({ now: () => now, take: () => {}, dropped: (why) => { if (why === 'peer-penalised') penalised.set('x', (penalised.get('x') ?? 0) + 1) } })
+    const junk = new TextEncoder().encode('{"kind":"presence"}')
+    // An honest relay: its own gate's burst at once, then its rate over all peers, for two minutes.
+    for (let i = 0; i < ALL_REPORTS.capacity; i++) await gate.check(junk, 'relay')
+    for (let t = 0; t < 120_000; t += 100) {
+      now = t
+      for (let i = 0; i < ALL_REPORTS.perSecond / 10; i++) await gate.check(junk, 'relay')
+    }
+    expect(penalised.get('x')).toBeUndefined()
+    // A flooder ten times as fast is penalised within a second.
+    for (let t = 120_000; t < 121_000 && penalised.get('x') === undefined; t += 100) {
+      now = t
+      for (let i = 0; i < ALL_REPORTS.perSecond; i++) await gate.check(junk, 'flooder')
+    }
+    expect(penalised.get('x')).toBeGreaterThan(0)
+    expect(PEER_REPORTS.perSecond).toBeLessThan(ALL_REPORTS.perSecond)
   })
 
   it('refuses a report signed by another node\'s key, and garbage', async () => {
