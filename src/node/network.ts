@@ -9,6 +9,7 @@ import type { AgentOptions } from './options.js'
 import { announceTopic, policyTopic, receiptTopic } from './constants.js'
 import { INTERNAL_REASON, type Intake, type Taken } from './intake.js'
 import { RateLimiter } from './rate-limit.js'
+import { envelopeId } from '../envelope/index.js'
 import { ConnectionGuard } from './connection-guard.js'
 import { peerIdOfAddr } from './peers.js'
 
@@ -18,11 +19,14 @@ export const DEFAULT_MAX_CONNECTIONS = 64
 /**
  * Envelopes one peer's sync deliveries may have refused (untrusted, out of scope, not valid)
  * before it is cut off: 8 at once, then one every 7.5 s. An honest peer whose trust policy
- * differs from this node's offers a refused envelope once per name per sync round; a peer that
+ * differs from this node's delivers each envelope this node refuses once (syncSource remembers
+ * refused ids and does not ask for them again under the same trust version); a peer that
  * streams large untrusted envelopes is dropped after 8 and kept out for SYNC_ABUSE_BLOCK_MS.
  */
 export const SYNC_REFUSALS = { capacity: 8, perSecond: 8 / 60, maxKeys: 4096 }
 export const SYNC_ABUSE_BLOCK_MS = 5 * 60_000
+/** Refused envelope ids remembered so they are not asked for again (oldest forgotten first). */
+export const MAX_DECLINED = 4096
 
 /** The node's libp2p identity: the stored key, or a new one stored before first use. */
 export async function loadIdentity (store: Pick<StateStore, 'readIdentity' | 'writeIdentity'>): Promise<PrivateKey> {
@@ -85,15 +89,22 @@ export function refused (taken: Taken): boolean {
  * envelope takes, peer exchange. A peer whose deliveries are refused past SYNC_REFUSALS is
  * blocked, which hangs up on it: its stream is read no further.
  */
-export function syncSource (c: { book: PolicyBook, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn' | 'block'>, now?: () => number }): SyncSource {
+export function syncSource (c: { book: Pick<PolicyBook, 'digest' | 'get' | 'servable' | 'trustVersion'>, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn' | 'block'>, now?: () => number }): SyncSource {
   const refusals = new RateLimiter(SYNC_REFUSALS, c.now ?? Date.now)
+  // Envelope ids refused under the trust version in force: not asked for again until it changes.
+  const declined = new Map<string, number | undefined>()
   return {
     digest: () => c.book.digest(),
     envelope: (name) => c.book.get(name)?.bytes,
     chain: async (name, since) => await chainSince(c.store, c.book.get(name), since),
+    declined: (entry) => declined.has(entry.id) && declined.get(entry.id) === c.book.trustVersion,
     ingest: async (bytes, from, via) => {
       const taken = c.intake.take(bytes, via, from)
-      if (refused(taken) && !refusals.take(from)) await c.peers.block([from], { forMs: SYNC_ABUSE_BLOCK_MS })
+      if (refused(taken)) {
+        if (declined.size >= MAX_DECLINED) declined.delete(declined.keys().next().value as string)
+        declined.set(envelopeId(bytes), c.book.trustVersion)
+        if (!refusals.take(from)) await c.peers.block([from], { forMs: SYNC_ABUSE_BLOCK_MS })
+      }
       return taken.outcome
     },
     peerHints: () => c.peers.hints(),

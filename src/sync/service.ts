@@ -37,6 +37,11 @@ export interface SyncSource {
   chain?: (name: string, since?: DigestEntry) => Promise<Uint8Array[]>
   /** False for a publisher that only learns versions and offers its own envelope. */
   wantsEnvelopes?: boolean
+  /**
+   * True for an envelope (by the peer's digest entry) this node already refused and would refuse
+   * again: not asked for, so a peer whose trust differs does not deliver it every round.
+   */
+  declined?: (entry: DigestEntry) => boolean
   /** Announce-and-fetch: the exact envelope asked for, if held (current or archived); absent means none are served. */
   fetch?: (req: FetchRequest) => Promise<Uint8Array | undefined>
 }
@@ -409,7 +414,9 @@ class AntiEntropyService implements AntiEntropy {
 
   private wants (remote: DigestEntry[]): string[] {
     if (this.source.wantsEnvelopes === false) return []
-    return namesToFetch(new Map<string, VersionedRef>(this.source.digest().map((e) => [e.name, e])), remote)
+    const declined = this.source.declined
+    const offered = declined === undefined ? remote : remote.filter((e) => !declined(e))
+    return namesToFetch(new Map<string, VersionedRef>(this.source.digest().map((e) => [e.name, e])), offered)
   }
 
   /** Never leave a stream half-open; a peer that spoke garbage is disconnected. */

@@ -30,6 +30,7 @@ class MemorySource implements SyncSource {
   readonly hints = new Recorder<{ hints: PeerHint[], from: string }>()
   fetch?: (req: FetchRequest) => Promise<Uint8Array | undefined>
   wantsEnvelopes?: boolean
+  declined?: (entry: DigestEntry) => boolean
   peerHints?: () => PeerHint[]
 
   constructor (entries: DigestEntry[] = [], private readonly verdict: (e: DigestEntry) => IngestOutcome | undefined = () => undefined) {
@@ -161,6 +162,17 @@ describe('an exchange between two services', () => {
     await a.sync.syncWith(b.node.peer)
     expect(a.source.versions()).toEqual({ 'site/one': 3 })
     expect(b.source.versions()).toEqual({ 'site/one': 3, 'site/two': 1 })
+  })
+
+  it('does not ask for an envelope its source declines (refused before), and asks for the rest', async () => {
+    const refused = entry('web/untrusted', 2)
+    const receiver = new MemorySource()
+    receiver.declined = (e) => e.id === refused.id
+    const a = await start(receiver)
+    const b = await start(new MemorySource([refused, entry('web/fine', 1)]))
+    await a.sync.syncWith(b.node.peer)
+    expect(a.source.offered.values).toEqual(['web/fine'])
+    expect(a.source.versions()).toEqual({ 'web/fine': 1 })
   })
 
   it('a new connection starts a round with that peer', async () => {
