@@ -192,7 +192,7 @@ export class Peers {
       // A bootstrap address that leads nowhere must show in the log, not only at debug.
       const fields = { peer: h.id, addrs: h.addrs, err: (err as Error).message }
       if (this.unreachable.has(h.id)) this.c.log.debug(fields, 'peer dial failed')
-      else this.c.log.warn(fields, 'cannot reach peer (tried again every maintenance tick while below the peer target)')
+      else this.c.log.warn(fields, 'cannot reach peer (tried again at later maintenance ticks)')
       this.unreachable.add(h.id)
       return false
     }

@@ -22,9 +22,6 @@ export const RECEIPT_SIGNING_CONTEXT = 'grapevine/receipt/v1\n'
  */
 export const DEFAULT_BEACON_INTERVAL_MS = 5 * 60_000
 
-/** A node not heard from in this long is shown as stale by fleet views. */
-export const STALE_AFTER_MS = 3 * DEFAULT_BEACON_INTERVAL_MS
-
 /** Nodes a fleet view remembers; beyond this the least recently seen are dropped. */
 export const MAX_FLEET_NODES = 100_000
 
