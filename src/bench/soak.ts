@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Agent } from '../node/agent.js'
-import type { SetTimer } from '../node/clock.js'
+import { VirtualTime } from '../node/virtual-time.js'
 import { generateSigningKey, signPolicy } from '../envelope/index.js'
 import { validatePolicyObject } from '../policy/index.js'
 
@@ -20,49 +20,18 @@ const DAY_MS = 24 * 60 * 60_000
 const REAL_PAUSE_PER_MINUTE_MS = 5
 
 /**
- * Timers on a virtual time line: `advanceTo` fires each due timer at its own time, in order,
- * and lets the work it starts run (promise callbacks, then the event loop's I/O) before the next.
+ * Between two timers: the work a timer started runs (promise callbacks, then the event loop's
+ * I/O), and once a simulated minute the sockets get REAL_PAUSE_PER_MINUTE_MS of real time.
  */
-class VirtualTime {
-  private t: number
-  private seq = 0
-  private readonly timers = new Map<number, { at: number, fn: () => void }>()
-
-  constructor (start: number) {
-    this.t = start
-  }
-
-  readonly now = (): number => this.t
-
-  readonly setTimer: SetTimer = (fn, ms) => {
-    const id = this.seq++
-    this.timers.set(id, { at: this.t + Math.max(0, ms), fn })
-    return () => { this.timers.delete(id) }
-  }
-
-  get pending (): number {
-    return this.timers.size
-  }
-
-  async advanceTo (end: number): Promise<number> {
-    let fired = 0
-    let nextPause = this.t + 60_000
-    for (;;) {
-      let next: [number, { at: number, fn: () => void }] | undefined
-      for (const entry of this.timers) if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry
-      if (next === undefined) break
-      this.timers.delete(next[0])
-      this.t = next[1].at
-      next[1].fn()
-      fired++
-      await new Promise((resolve) => setImmediate(resolve))
-      if (this.t >= nextPause) {
-        nextPause = this.t + 60_000
-        await new Promise((resolve) => setTimeout(resolve, REAL_PAUSE_PER_MINUTE_MS))
-      }
+function realTimeFor (time: () => number): () => Promise<void> {
+  let nextPause: number | undefined
+  return async () => {
+    await new Promise((resolve) => setImmediate(resolve))
+    nextPause ??= time() + 60_000
+    if (time() >= nextPause) {
+      nextPause = time() + 60_000
+      await new Promise((resolve) => setTimeout(resolve, REAL_PAUSE_PER_MINUTE_MS))
     }
-    this.t = end
-    return fired
   }
 }
 
@@ -87,7 +56,7 @@ function sample (day: number, agents: Agent[], time: VirtualTime): Sample {
     handles: Object.values(byType).reduce((a, b) => a + b, 0),
     byType,
     agentTimers: agents.reduce((n, a) => n + a.clock.pending, 0),
-    virtualTimers: time.pending
+    virtualTimers: time.armed
   }
 }
 
@@ -113,7 +82,7 @@ async function main (): Promise<void> {
   if ((globalThis as { gc?: () => void }).gc === undefined) console.warn('warning: run node with --expose-gc (npm run bench:soak does) for heap figures after a full GC')
 
   const dir = await mkdtemp(join(process.env.GRAPEVINE_BENCH_DIR ?? tmpdir(), 'grapevine-bench-soak-'))
-  const time = new VirtualTime(Date.now())
+  const time: VirtualTime = new VirtualTime(Date.now(), realTimeFor(() => time.now()))
   const key = generateSigningKey()
   const agents: Agent[] = []
   const counts = { syncRounds: 0, applies: 0, reports: 0, accepted: 0 }
@@ -151,7 +120,7 @@ async function main (): Promise<void> {
     for (let day = 0; day <= days; day++) {
       if (day > 0) {
         await publish(day)
-        fired += await time.advanceTo(start + day * DAY_MS)
+        fired += await time.advance(start + day * DAY_MS - time.now())
       }
       const s = sample(day, agents, time)
       samples.push(s)

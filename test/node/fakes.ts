@@ -4,7 +4,8 @@ import type { HistoryEntry, AppliedRecord, KnownPeer, StateStore } from '../../s
 import { TrustStore } from '../../src/trust/index.js'
 import type { PeerId } from '../../src/net/libp2p.js'
 import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
-import { createClock, type Clock, type ClockInit, type SetTimer } from '../../src/node/clock.js'
+import { createClock, type Clock, type ClockInit } from '../../src/node/clock.js'
+import { VirtualTime } from '../../src/node/virtual-time.js'
 import type { Logger } from '../../src/node/logger.js'
 import type { AgentMetrics } from '../../src/node/metrics.js'
 import { PolicyBook, type ConflictRecord, type ForkRecord, type UntrustedRecord } from '../../src/node/book.js'
@@ -36,50 +37,10 @@ export function deferred<T = void> (): Deferred<T> {
   return { promise, resolve, reject }
 }
 
-/** A SetTimer and a now() on one hand-driven time line: timers fire only inside advance(). */
-export class FakeTime {
-  private t: number
-  private seq = 0
-  private readonly timers = new Map<number, { at: number, fn: () => void }>()
-
+/** A VirtualTime starting at FIXED_NOW unless told: timers fire only inside advance(). */
+export class FakeTime extends VirtualTime {
   constructor (start = FIXED_NOW) {
-    this.t = start
-  }
-
-  readonly now = (): number => this.t
-
-  readonly setTimer: SetTimer = (fn, ms) => {
-    const id = this.seq++
-    this.timers.set(id, { at: this.t + Math.max(0, ms), fn })
-    return () => { this.timers.delete(id) }
-  }
-
-  /** Timers armed and not yet fired or cancelled. */
-  get armed (): number {
-    return this.timers.size
-  }
-
-  /** How far ahead each armed timer is, soonest first. */
-  get delays (): number[] {
-    return [...this.timers.values()].map((x) => x.at - this.t).sort((a, b) => a - b)
-  }
-
-  /**
-   * Moves time on by `ms`, firing each timer that falls due on the way at its own time, in
-   * order, and letting the promise callbacks each one starts settle before the next fires.
-   */
-  async advance (ms: number): Promise<void> {
-    const end = this.t + ms
-    for (;;) {
-      let next: [number, { at: number, fn: () => void }] | undefined
-      for (const entry of this.timers) if (entry[1].at <= end && (next === undefined || entry[1].at < next[1].at)) next = entry
-      if (next === undefined) break
-      this.timers.delete(next[0])
-      this.t = next[1].at
-      next[1].fn()
-      await settle()
-    }
-    this.t = end
+    super(start)
   }
 }
 
