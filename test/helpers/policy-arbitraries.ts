@@ -17,10 +17,13 @@ export const arbText = fc.string({ unit: 'binary', maxLength: 40 }).filter((s) =
 const arbMode = fc.stringMatching(/^0[0-7]{3}$/)
 const arbKeyId = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `ed25519:${Buffer.from(b).toString('base64url')}`)
 
-/** JSON data whose strings hold no template syntax (so it is valid as config data or vars). */
+/**
+ * JSON data whose strings hold no template syntax and whose objects have no `__proto__` key (so
+ * it is valid as config data or vars: validation refuses that key, which nodes could not write).
+ */
 const arbData = fc.dictionary(
   fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/),
-  fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes('{{'))
+  fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes('{{') && !JSON.stringify(v).includes('"__proto__":'))
 , { maxKeys: 4 })
 
 type Kind = 'file' | 'directory' | 'symlink' | 'config' | 'exec'
