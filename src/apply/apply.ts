@@ -15,6 +15,7 @@ import { acquireApplyLock } from './lock.js'
 import { applyExec, type Notified } from './exec.js'
 import { Semaphore } from './semaphore.js'
 import { pathOutcome, type Outcome, type PathContext } from './path-resource.js'
+import { healthOf, runChecks, type CheckResult } from './checks.js'
 
 export interface ApplyOptions {
   /** Prefix for every managed path; `/` on a real node, a sandbox directory in tests. */
@@ -46,6 +47,10 @@ export interface ApplyOptions {
   skip?: ReadonlyMap<string, string>
   /** How file writes become durable together (tests set a smaller batch or their own syncfs). */
   writeBatch?: WriteBatchInit
+  /** Run the policy's health checks after the resources (default true; a plan runs them against the current state). */
+  checks?: boolean
+  /** Called as each health check finishes. */
+  onCheck?: (result: CheckResult) => void
 }
 
 /** Everything one run shares; path resources see only their part of it. */
@@ -147,6 +152,12 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
       resources
     }
     if (aborted) report.aborted = true
+    // After the resources, so a check sees what this run made; an aborted run checks nothing.
+    if (opts.checks !== false && !aborted && (policy.checks?.length ?? 0) > 0) {
+      report.checks = await runChecks(policy.checks ?? [], { root: opts.root, policy: policy.name, signal: opts.signal, now, onResult: opts.onCheck })
+      report.health = healthOf(report.checks)
+      report.durationMs = now() - started
+    }
     return report
   } finally {
     await release?.()

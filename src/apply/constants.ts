@@ -92,3 +92,6 @@ export const POLICY_CACHE_DIR = 'policy-cache'
  * the link's target; a FIFO swapped in cannot block the open.
  */
 export const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+
+/** Output a health check's result keeps (the tail): enough to say why a service is down, small enough for a gossiped receipt. */
+export const CHECK_OUTPUT_TAIL_BYTES = 2 * 1024

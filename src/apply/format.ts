@@ -90,5 +90,29 @@ export function formatReport (report: ApplyReport, opts: FormatOptions = {}): st
     for (const w of r.warnings ?? []) lines.push(p.yellow(`      warning: ${w}`))
     if (r.error !== undefined) lines.push(...indent(`${r.error.name}: ${r.error.message}`).map((l) => p.red(l)))
   }
+  lines.push(...formatChecks(report, p))
+  return lines
+}
+
+/**
+ * The health checks: `healthy` or `unhealthy` with the failing checks' ids, then one line per
+ * check, each failing one followed by its output tail. A plan's checks are labelled as checks
+ * of the current state, since the plan changed nothing before running them.
+ */
+export function formatChecks (report: ApplyReport, p: Palette = plainPalette): string[] {
+  const checks = report.checks
+  if (checks === undefined || report.health === undefined) return []
+  const failed = checks.filter((c) => !c.passed)
+  const of = report.dryRun ? 'checks of the current state (plan changes nothing first)' : 'checks after the apply'
+  const lines = [failed.length === 0
+    ? `${p.bold('health:')} ${p.green('healthy')}, ${checks.length} ${of} passed`
+    : `${p.bold('health:')} ${p.red(p.bold('unhealthy'))}, ${failed.length} of ${checks.length} ${of} failed: ${failed.map((c) => c.id).join(', ')}`]
+  const idWidth = Math.min(24, Math.max(0, ...checks.map((c) => c.id.length)))
+  for (const c of checks) {
+    const word = c.passed ? p.green('✓ passed'.padEnd(11)) : p.red(p.bold('! failed'.padEnd(11)))
+    const tries = c.attempts > 1 ? ` (${c.attempts} attempts)` : ''
+    lines.push(`  ${word} ${`check ${c.type}`.padEnd(10)}${c.id.padEnd(idWidth)}  ${c.message}${tries}`)
+    if (!c.passed && c.output !== undefined) lines.push(...indent(c.output).map((l) => p.dim(l)))
+  }
   return lines
 }

@@ -1,4 +1,5 @@
 import type { ResourceType } from '../policy/index.js'
+import type { CheckResult, Health } from './checks.js'
 
 /** What a resource needs (plan) or needed (apply). `run` is an exec that runs. */
 export type Action = 'create' | 'modify' | 'delete' | 'run' | 'none'
@@ -74,6 +75,10 @@ export interface ApplyReport {
   /** True when an AbortSignal stopped the run; remaining resources are skipped. */
   aborted?: boolean
   resources: ResourceResult[]
+  /** The policy's health checks, run after the resources (in a plan: against the current state); absent when it declares none. */
+  checks?: CheckResult[]
+  /** Whether every check passed; absent when the policy declares none or the run was aborted. */
+  health?: Health
 }
 
 export function countResults (results: readonly ResourceResult[]): Counts {
@@ -107,7 +112,14 @@ const EXIT_CODES: Record<Outcome, number> = {
   'changes-and-failures': 6
 }
 
-/** `plan` and `apply` exit with Puppet's detailed codes: 0, 2 (changes), 4 (failures), 6 (both). */
-export function exitCodeFor (report: Pick<ApplyReport, 'outcome'>): number {
-  return EXIT_CODES[report.outcome]
+/** A health check failed while every resource succeeded: 8, past Puppet's codes so none of them changes meaning. */
+export const UNHEALTHY_EXIT_CODE = 8
+
+/**
+ * `plan` and `apply` exit with Puppet's detailed codes: 0, 2 (changes), 4 (failures), 6 (both),
+ * and 8 when the resources succeeded but a health check failed. Resource failures keep 4 or 6.
+ */
+export function exitCodeFor (report: Pick<ApplyReport, 'outcome' | 'health'>): number {
+  const code = EXIT_CODES[report.outcome]
+  return report.health === 'unhealthy' && code < 4 ? UNHEALTHY_EXIT_CODE : code
 }

@@ -30,3 +30,15 @@ export const MAX_TEMPLATE_OUTPUT = 4 * 1024 * 1024
  * walk is shallow.
  */
 export const MAX_POLICY_DEPTH = 64
+
+/** Health checks per policy: each runs after every apply, so a long list would stall the queue. */
+export const MAX_CHECKS = 100
+
+/** One check attempt may take at most 10 minutes: a check says whether the service works now, it is not a job. */
+export const MAX_CHECK_TIMEOUT_SECONDS = 600
+
+/** Retries per check: with the interval bound, a check can wait out a slow service start, not hold the apply queue for hours. */
+export const MAX_CHECK_RETRIES = 100
+
+/** Seconds between check attempts, at most. */
+export const MAX_CHECK_INTERVAL_SECONDS = 600

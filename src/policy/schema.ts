@@ -1,5 +1,5 @@
 import { z } from '../vendor/zod.js'
-import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS } from './constants.js'
+import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS, MAX_CHECKS, MAX_CHECK_TIMEOUT_SECONDS, MAX_CHECK_RETRIES, MAX_CHECK_INTERVAL_SECONDS } from './constants.js'
 import { managedPathProblem, nulProblem } from './paths.js'
 
 // The one source of truth for the policy format: the validator uses these
@@ -125,6 +125,40 @@ export const execResource = z.strictObject({
   refreshonly: z.boolean().default(false).describe('Run only when notified by a resource that changed.')
 })
 
+/** Fields every health check has. Durations are seconds, as an exec's `timeout`. */
+const checkCommon = {
+  id: resourceId.describe('Unique among the policy\'s checks; reports and receipts name the check by it.'),
+  description: str.optional(),
+  timeout: z.number().positive().max(MAX_CHECK_TIMEOUT_SECONDS).default(10).describe('Seconds one attempt may take before it counts as failed.'),
+  retries: z.number().int().nonnegative().max(MAX_CHECK_RETRIES).default(0).describe('Attempts after a failed one before the check fails.'),
+  interval: z.number().nonnegative().max(MAX_CHECK_INTERVAL_SECONDS).default(2).describe('Seconds between attempts.')
+}
+
+export const execCheck = z.strictObject({
+  ...checkCommon,
+  type: z.literal('exec'),
+  command: commandLine.describe('Passes when it exits 0. An argv array (run directly) or a string (run by /bin/sh -c).'),
+  cwd: absPath.optional(),
+  env: z.record(z.string(), str.superRefine(noNul)).optional(),
+  run_as: userName.optional().describe('Run the command as this user; needs an agent running as root.')
+})
+
+export const httpCheck = z.strictObject({
+  ...checkCommon,
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: (iss) => `expected an http:// or https:// URL, got ${JSON.stringify(iss.input)}` }).max(4096).describe('GET this URL; redirects are not followed.'),
+  status: z.number().int().min(100).max(599).optional().describe('The status that passes; omitted means any 2xx.')
+})
+
+export const tcpCheck = z.strictObject({
+  ...checkCommon,
+  type: z.literal('tcp'),
+  host: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:_-]+$/, { error: (iss) => `expected a host name or IP address, got ${JSON.stringify(iss.input)}` }),
+  port: z.number().int().min(1).max(65535).describe('Passes when a connection to host:port opens.')
+})
+
+export const check = z.discriminatedUnion('type', [execCheck, httpCheck, tcpCheck])
+
 export const resource = z.discriminatedUnion('type', [
   fileResource, directoryResource, symlinkResource, configResource, execResource
 ])
@@ -150,7 +184,15 @@ export const configPolicy = z.strictObject({
   description: str.optional(),
   target: target.optional().describe('Which nodes apply this policy; omitted means every node.'),
   vars: z.record(z.string(), z.unknown()).optional(),
-  resources: z.array(resource).max(MAX_RESOURCES)
+  resources: z.array(resource).max(MAX_RESOURCES),
+  checks: z.array(check).max(MAX_CHECKS).optional().describe('Health checks run after every apply (and by apply and plan); a failing one makes the node unhealthy.')
+}).superRefine((p, ctx) => {
+  const first = new Map<string, number>()
+  p.checks?.forEach((c, i) => {
+    const j = first.get(c.id)
+    if (j === undefined) first.set(c.id, i)
+    else ctx.addIssue({ code: 'custom', path: ['checks', i, 'id'], message: `duplicate check id "${c.id}" (also checks[${j}])` })
+  })
 })
 
 const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/, {
@@ -225,6 +267,10 @@ export type SymlinkResource = z.output<typeof symlinkResource>
 export type ConfigResource = z.output<typeof configResource>
 export type ExecResource = z.output<typeof execResource>
 export type Resource = z.output<typeof resource>
+export type Check = z.output<typeof check>
+export type ExecCheck = z.output<typeof execCheck>
+export type HttpCheck = z.output<typeof httpCheck>
+export type TcpCheck = z.output<typeof tcpCheck>
 export type ResourceType = Resource['type']
 export type ConfigFormat = typeof CONFIG_FORMATS[number]
 export type Target = z.output<typeof target>

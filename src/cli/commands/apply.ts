@@ -23,8 +23,8 @@ interface ApplyFlags {
  * not when the CLI starts, so other commands do not pay for it (and it for nothing else).
  */
 const DESCRIPTIONS = {
-  plan: 'Show what apply would change, with diffs; changes nothing on disk and runs no command (guards only with --run-guards). Exit 0 no changes, 2 changes, 4 failures, 6 both, 1 invalid policy.',
-  apply: 'Make this machine match the policy. Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures, 1 invalid policy.'
+  plan: 'Show what apply would change, with diffs; changes nothing on disk and runs no command (guards only with --run-guards), but runs the policy\'s health checks against the current state. Exit 0 no changes, 2 changes, 4 failures, 6 both, 8 a health check failed, 1 invalid policy.',
+  apply: 'Make this machine match the policy, then run its health checks. Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures, 8 applied but a health check failed, 1 invalid policy.'
 }
 
 export const registerApply: Register = (program, done) => {
