@@ -111,7 +111,7 @@ export function formatChecks (report: ApplyReport, p: Palette = plainPalette): s
   for (const c of checks) {
     const word = c.passed ? p.green('✓ passed'.padEnd(11)) : p.red(p.bold('! failed'.padEnd(11)))
     const tries = c.attempts > 1 ? ` (${c.attempts} attempts)` : ''
-    lines.push(`  ${word} ${`check ${c.type}`.padEnd(10)}${c.id.padEnd(idWidth)}  ${c.message}${tries}`)
+    lines.push(`  ${word} ${`check ${c.type}`.padEnd(10)} ${c.id.padEnd(idWidth)}  ${c.message}${tries}`)
     if (!c.passed && c.output !== undefined) lines.push(...indent(c.output).map((l) => p.dim(l)))
   }
   return lines
