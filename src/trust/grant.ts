@@ -3,7 +3,9 @@ import { isExistsOnlyDirectory, type AdminLimits, type CommandLine, type Policy,
 
 /** One way a policy goes beyond its signer's limits. */
 export interface Excess {
-  /** Index in `resources`. */
+  /** Which list the entry is in: a resource, or a health check (an exec check is an exec). Absent means resources. */
+  list?: 'resources' | 'checks'
+  /** Index in that list. */
   index: number
   id: string
   /** The limit broken, as the trust policy spells it. */
@@ -77,7 +79,17 @@ function parentToShare (r: Resource, paths: readonly string[]): boolean {
   return paths.some((prefix) => pathAbove(prefix, path))
 }
 
-function execExcesses (r: Resource, exec: NonNullable<AdminLimits['exec']>, add: (rule: Excess['rule'], message: string) => void): void {
+/** What the exec rules look at: an exec resource's command and guards, or an exec check's command. */
+interface Runs {
+  type: 'exec'
+  command: CommandLine
+  unless?: CommandLine
+  onlyif?: CommandLine
+  env?: Record<string, string>
+  run_as?: string
+}
+
+function execExcesses (r: Runs | { type: Exclude<Resource['type'], 'exec'> }, exec: NonNullable<AdminLimits['exec']>, add: (rule: Excess['rule'], message: string) => void): void {
   if (r.type !== 'exec') return
   const { commands, run_as: runAs } = exec
   if (commands !== undefined) {
@@ -93,7 +105,7 @@ function execExcesses (r: Resource, exec: NonNullable<AdminLimits['exec']>, add:
   }
 }
 
-/** Everything in `policy` that `limits` forbids, in resource order. Pure. */
+/** Everything in `policy` that `limits` forbids: its resources in order, then its checks. Pure. */
 export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
   if (policy.kind !== 'policy') return []
   const out: Excess[] = []
@@ -105,6 +117,17 @@ export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
     }
     if (limits.paths !== undefined) pathExcesses(r, limits.paths, (message) => add('paths', message))
     if (limits.exec !== undefined) execExcesses(r, limits.exec, add)
+  })
+  // A health check runs on every node after every apply: an exec check is an exec, bound by
+  // the same limits, or a check would run what the admin may not. http and tcp checks only connect.
+  policy.checks?.forEach((c, index) => {
+    if (c.type !== 'exec') return
+    const add = (rule: Excess['rule'], message: string): void => { out.push({ list: 'checks', index, id: c.id, rule, message }) }
+    if (limits.types !== undefined && !limits.types.includes('exec')) {
+      add('types', 'an exec check runs a command, and type exec is not allowed')
+      return
+    }
+    if (limits.exec !== undefined) execExcesses(c, limits.exec, add)
   })
   return out
 }

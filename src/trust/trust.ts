@@ -81,7 +81,7 @@ export class TrustStore implements Authorizer {
     if (excesses.length === 0) return
     const who = `${admin.name !== undefined ? `${admin.name}, ` : ''}scopes ${quoted(admin.scopes)}`
     const lines = excesses.slice(0, MAX_EXCESSES_SHOWN).map((e) =>
-      `resources[${e.index}] (id "${e.id}"): ${e.message} for key ${signer} (${who}; limits ${describeLimit(limits, e.rule)})`)
+      `${e.list ?? 'resources'}[${e.index}] (id "${e.id}"): ${e.message} for key ${signer} (${who}; limits ${describeLimit(limits, e.rule)})`)
     const more = excesses.length > MAX_EXCESSES_SHOWN ? `; and ${excesses.length - MAX_EXCESSES_SHOWN} more` : ''
     throw new OutOfScopeError(`${policy.name} goes beyond its signer's limits: ${lines.join('; ')}${more}`)
   }
