@@ -103,7 +103,7 @@ describe('resolveStages and inStage', () => {
   })
 
   it('a node that claims a tag after the stage was resolved is not in it', () => {
-    const nodes = fleet(10, (i) => (i === 0 ? { role: 'canary' } : {}))
+    const nodes = fleet(10, (i): Record<string, string> => (i === 0 ? { role: 'canary' } : {}))
     const stages = resolveStages(parseStages('role=canary,100%'), NAME, 1, nodes)
     expect(inStage(stages, 0, '12D3KooWnode0', NAME, 1)).toBe(true)
     expect(inStage(stages, 0, '12D3KooWnode1', NAME, 1)).toBe(false)
