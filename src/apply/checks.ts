@@ -164,3 +164,21 @@ async function tcpAttempt (check: TcpCheck, signal?: AbortSignal): Promise<Attem
     socket.once('error', (err: NodeJS.ErrnoException) => done({ passed: false, message: `connect ${where}: ${err.code ?? err.message}` }))
   })
 }
+
+/** How a failing check is named where resources are: `check:<id>` (a resource id has no ":", so the two never meet). */
+export const checkFailureName = (id: string): string => `check:${id}`
+
+/**
+ * The failing checks as failures in a receipt or status: the check's name, and its result with
+ * the end of its output, cut from the front so that the whole fits in `maxChars`: the end of
+ * a log says most about why.
+ */
+export function checkFailures (results: readonly CheckResult[] | undefined, maxChars: number): Array<{ resource: string, error: string }> {
+  return (results ?? []).filter((c) => !c.passed).map((c) => {
+    const output = c.output?.trimEnd() ?? ''
+    const room = maxChars - c.message.length - 5
+    if (output === '' || room <= 0) return { resource: checkFailureName(c.id), error: c.message }
+    const tail = output.length <= room ? output : `...${output.slice(output.length - room + 3)}`
+    return { resource: checkFailureName(c.id), error: `${c.message}\n${tail}` }
+  })
+}

@@ -32,7 +32,7 @@ export function fleetSummary (nodes: readonly FleetNode[], now: number, staleAft
       if (s.version < p.newest) { p.stragglers.push(n.name); continue }
       p.onNewest++
       p.hashes.set(s.hash, (p.hashes.get(s.hash) ?? 0) + 1)
-      if (s.outcome === 'failed' || s.outcome === 'failures' || s.outcome === 'changes-and-failures') p.failing.push(n.name)
+      if (s.outcome === 'failed' || s.outcome === 'unhealthy' || s.outcome === 'failures' || s.outcome === 'changes-and-failures') p.failing.push(n.name)
     }
     if (p.hashes.size > 1) p.conflicts = Math.min(...p.hashes.values())
   }

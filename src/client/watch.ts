@@ -49,6 +49,8 @@ const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | und
   unchanged: 'unchanged',
   'no-changes': 'unchanged',
   failed: 'failed',
+  // Every resource applied but a health check failed: a failure for the publisher, as for a gate.
+  unhealthy: 'failed',
   failures: 'failed',
   'changes-and-failures': 'failed',
   untrusted: 'failed'

@@ -1,4 +1,4 @@
-import { applyPolicy, type ApplyReport } from '../apply/index.js'
+import { applyPolicy, checkFailures, type ApplyReport } from '../apply/index.js'
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import type { VerifiedEnvelope } from '../envelope/index.js'
 import type { AppliedRecord, StateStore } from '../store/index.js'
@@ -7,7 +7,7 @@ import type { Logger } from './logger.js'
 import type { Journal } from './journal.js'
 import type { PolicyBook, ConflictRecord } from './book.js'
 import { receiptOutcome } from './rules.js'
-import { foldApply, versionOutcome, type ReceiptOutcome } from '../receipt/index.js'
+import { foldApply, versionOutcome, MAX_RECEIPT_ERROR_CHARS, type ReceiptOutcome, type VersionApplies } from '../receipt/index.js'
 
 export type ConfigEnvelope = VerifiedEnvelope & { policy: ConfigPolicy }
 
@@ -72,7 +72,7 @@ export interface ApplyQueueComponents {
 
 export interface ApplyQueueEvents {
   /** `outcome` is what the version did on this node (its first successful apply), not only this run. */
-  applied: (env: VerifiedEnvelope, report: ApplyReport, outcome: Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed'>) => void
+  applied: (env: VerifiedEnvelope, report: ApplyReport, outcome: Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed' | 'unhealthy'>) => void
   /** A trust policy taken: nothing to apply, it is in force once held. */
   held?: (env: VerifiedEnvelope) => void
   notTargeted: (env: VerifiedEnvelope) => void
@@ -167,37 +167,43 @@ export class ApplyQueue {
       return
     }
     const report = await this.run(env)
-    const failures = report.resources.filter((r) => r.status === 'failed')
+    // Failing health checks are listed with the failing resources (as `check:<id>`), so status, history and receipts show them.
+    const failures = [
+      ...report.resources.filter((r) => r.status === 'failed').map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })),
+      ...checkFailures(report.checks, MAX_RECEIPT_ERROR_CHARS)
+    ]
     const before = this.applied[env.name]
     const sameVersion = before?.version === env.version && before.hash === env.hash
     // Earlier applies of this version, for a record written before `applies` existed: its last run's counts.
-    const held = !sameVersion ? undefined : before.applies ?? foldApply(undefined, before.changed, before.failed)
-    const applies = foldApply(held, report.counts.changed, report.counts.failed)
+    const held: VersionApplies | undefined = !sameVersion ? undefined : before.applies ?? foldApply(undefined, before.changed, before.failed)
+    const applies = foldApply(held, report.counts.changed, report.counts.failed, report.health === 'unhealthy')
     const record: AppliedRecord = {
       name: env.name,
       version: env.version,
       hash: env.hash,
-      outcome: report.outcome,
+      // `status` shows it: the resources applied, but a health check failed.
+      outcome: report.health === 'unhealthy' && report.counts.failed === 0 ? 'unhealthy' : report.outcome,
       at: new Date(this.c.now()).toISOString(),
       changed: report.counts.changed,
       failed: report.counts.failed,
       durationMs: report.durationMs,
       applies,
-      ...(failures.length > 0 ? { errors: failures.map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })) } : {})
+      ...(failures.length > 0 ? { errors: failures } : {})
     }
     this.applied[env.name] = record
     this.c.metrics.applies.inc({ outcome: report.outcome })
     this.c.metrics.applyDuration.observe(report.durationMs / 1000)
-    const level = report.counts.failed > 0 ? 'warn' : 'info'
+    const level = report.counts.failed > 0 || report.health === 'unhealthy' ? 'warn' : 'info'
     // The failing resources' own words, so the log line alone says what to fix; the first few, and how many more.
     const errors = record.errors?.slice(0, FAILURES_LOGGED).map((e) => `${e.resource}: ${e.error}`)
     const moreErrors = (record.errors?.length ?? 0) - FAILURES_LOGGED
-    this.c.log[level]({ name: env.name, version: env.version, outcome: report.outcome, changed: record.changed, failed: record.failed, durationMs: report.durationMs, ...(errors !== undefined ? { errors } : {}), ...(moreErrors > 0 ? { moreErrors } : {}) }, 'policy applied')
+    this.c.log[level]({ name: env.name, version: env.version, outcome: report.outcome, ...(report.health !== undefined ? { health: report.health } : {}), changed: record.changed, failed: record.failed, durationMs: report.durationMs, ...(errors !== undefined ? { errors } : {}), ...(moreErrors > 0 ? { moreErrors } : {}) }, 'policy applied')
     // Only runs that changed something or failed make history; a quiet drift check does not.
-    const eventful = report.counts.changed > 0 || report.counts.failed > 0 || this.lastHistoryVersion.get(env.name) !== env.version
+    // A change of health is news too: a node that became healthy again says so in its history.
+    const eventful = report.counts.changed > 0 || report.counts.failed > 0 || this.lastHistoryVersion.get(env.name) !== env.version || (held?.unhealthy === true) !== (applies.unhealthy === true)
     this.lastHistoryVersion.set(env.name, env.version)
     this.saveApplied()
-    if (eventful) this.c.journal.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
+    if (eventful) this.c.journal.history({ event: 'applied', name: env.name, version: env.version, hash: env.hash, outcome: report.health === 'unhealthy' && report.counts.failed === 0 ? 'unhealthy' : report.outcome, changed: record.changed, failed: record.failed, ...(record.errors !== undefined ? { detail: record.errors } : {}) })
     this.c.events.applied(env, report, versionOutcome(applies))
   }
 

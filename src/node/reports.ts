@@ -1,9 +1,10 @@
 import {
-  FleetView, signReport, boundFailures, type AdmissionJudge, type NodeReport, type Receipt, type ReceiptOutcome
+  FleetView, signReport, boundFailures, MAX_RECEIPT_ERROR_CHARS, type AdmissionJudge, type NodeReport, type Receipt, type ReceiptOutcome
 } from '../receipt/index.js'
 import type { AdmissionCertificate } from '../admission/index.js'
 import type { SigningKey, VerifiedEnvelope } from '../envelope/index.js'
 import type { ApplyReport } from '../apply/index.js'
+import { checkFailures } from '../apply/checks.js'
 import type { NodeFacts } from '../policy/index.js'
 import { jittered, TASK_JITTER, type Clock } from './clock.js'
 import type { Logger } from './logger.js'
@@ -113,7 +114,11 @@ export class Reports {
 
   /** Signs and routes a receipt for what this node did with an envelope. */
   sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): void {
-    const failures = (report?.resources ?? []).filter((r) => r.status === 'failed')
+    // A failing health check is a failure too, named `check:<id>` with its output's end.
+    const failures = [
+      ...(report?.resources ?? []).filter((r) => r.status === 'failed').map((f) => ({ resource: f.id, error: f.error?.message ?? f.reason ?? 'failed' })),
+      ...checkFailures(report?.checks, MAX_RECEIPT_ERROR_CHARS)
+    ]
     const key = `${env.id}:${outcome}`
     // A quiet re-apply (same version and outcome, nothing changed, nothing failed) is not news.
     if (this.lastReceipt.get(env.name) === key && (report === undefined || (report.counts.changed === 0 && failures.length === 0))) return
@@ -132,7 +137,7 @@ export class Reports {
       hash: env.hash,
       outcome,
       changed: report?.counts.changed ?? 0,
-      failures: boundFailures(failures.map((f) => ({ resource: f.id, error: f.error?.message ?? f.reason ?? 'failed' }))),
+      failures: boundFailures(failures),
       failedCount: failures.length,
       durationMs: report?.durationMs ?? 0,
       ...this.certificate()

@@ -6,19 +6,24 @@ import {
   MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
 } from './constants.js'
 
-/** How a node fared with one policy version, as the publisher and fleet views show it. */
-export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired'] as const
+/**
+ * How a node fared with one policy version, as the publisher and fleet views show it.
+ * `unhealthy`: every resource applied, but a health check of the policy failed (the latest apply's).
+ */
+export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired', 'unhealthy'] as const
 export type ReceiptOutcome = typeof RECEIPT_OUTCOMES[number]
 
 /**
  * What the applies of one version have done on a node so far: `first` is its first successful
  * apply's outcome (unset while every apply of it failed), `changed` whether any apply of it up
- * to that one changed something, `failing` whether the latest apply failed.
+ * to that one changed something, `failing` whether the latest apply failed, `unhealthy` whether
+ * a health check failed after the latest apply.
  */
 export interface VersionApplies {
   first?: 'applied' | 'unchanged'
   changed: boolean
   failing: boolean
+  unhealthy?: boolean
 }
 
 /**
@@ -28,15 +33,17 @@ export interface VersionApplies {
  * "applied" into "unchanged": the first successful apply decides. A failure is news for as long
  * as it lasts; a version whose failed apply changed things before a retry succeeded was applied.
  */
-export function foldApply (held: VersionApplies | undefined, changed: number, failed: number): VersionApplies {
+export function foldApply (held: VersionApplies | undefined, changed: number, failed: number, unhealthy = false): VersionApplies {
   const anyChange = (held?.changed ?? false) || changed > 0
   const first = held?.first ?? (failed > 0 ? undefined : anyChange ? 'applied' : 'unchanged')
-  return { ...(first !== undefined ? { first } : {}), changed: held?.first !== undefined ? held.changed : anyChange, failing: failed > 0 }
+  // Health is the latest apply's, not the first's: a node whose service came back reports it.
+  return { ...(first !== undefined ? { first } : {}), changed: held?.first !== undefined ? held.changed : anyChange, failing: failed > 0, ...(unhealthy ? { unhealthy } : {}) }
 }
 
-/** The outcome receipts and beacons give a version from what its applies did. */
-export function versionOutcome (v: VersionApplies): Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed'> {
-  return v.failing || v.first === undefined ? 'failed' : v.first
+/** The outcome receipts and beacons give a version from what its applies did: a failed resource before a failed check. */
+export function versionOutcome (v: VersionApplies): Extract<ReceiptOutcome, 'applied' | 'unchanged' | 'failed' | 'unhealthy'> {
+  if (v.failing || v.first === undefined) return 'failed'
+  return v.unhealthy === true ? 'unhealthy' : v.first
 }
 
 const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/)

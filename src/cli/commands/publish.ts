@@ -84,11 +84,12 @@ function tagText (tags: Record<string, string>): string {
 export function progressLine (kind: Policy['kind'], name: string, version: number, p: Progress): string {
   const reported = p.applied.length + p.unchanged.length + p.failed.length
   const failed = (word: string): string => p.failed.length > 0 ? colour.red(`${p.failed.length} ${word}`) : `0 ${word}`
+  const unhealthy = p.failed.filter((n) => n.outcome === 'unhealthy').length
   const outcomes = kind === 'retired'
     ? colour.green(`retired on ${p.applied.length + p.unchanged.length}`)
     : kind === 'trust'
       ? `${colour.green(`in force on ${p.applied.length + p.unchanged.length}`)}, ${failed('refused it')}`
-      : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}, ${p.notTargeted.length} not targeted`
+      : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}${unhealthy > 0 ? colour.red(` (${unhealthy} unhealthy)`) : ''}, ${p.notTargeted.length} not targeted`
   return `${name} v${version}: ${reported}/${reported + p.pending.length} reported — ${outcomes}` +
     `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}` +
     `${p.stale.length > 0 ? colour.yellow(`, ${p.stale.length} stale, not waited for`) : ''}`
@@ -191,8 +192,9 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
       })
     } else if (progress !== undefined) {
       for (const f of progress.failed) {
-        print(colour.red(`  FAILED ${f.name} (${tagText(f.tags) || 'no tags'}) ${f.id.slice(-8)}`))
-        for (const r of f.failures ?? []) print(colour.red(`    ${r.resource}: ${r.error}`))
+        print(colour.red(`  ${f.outcome === 'unhealthy' ? 'UNHEALTHY' : 'FAILED'} ${f.name} (${tagText(f.tags) || 'no tags'}) ${f.id.slice(-8)}`))
+        // A failing check's error is its result, then the end of its output, a line each.
+        for (const r of f.failures ?? []) print(colour.red(`    ${r.resource}: ${r.error.replace(/\n/g, '\n      ')}`))
       }
       if (conflictLater) print(colour.red(`conflict: ${progress.conflicting.length} node(s) hold other content as v${env.version}; the other envelope won`))
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))

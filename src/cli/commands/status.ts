@@ -30,7 +30,7 @@ function table (rows: string[][]): string[] {
 }
 
 function outcomeText (outcome: string): string {
-  if (outcome === 'failures' || outcome === 'changes-and-failures') return colour.red(outcome)
+  if (outcome === 'failures' || outcome === 'changes-and-failures' || outcome === 'unhealthy') return colour.red(outcome)
   if (outcome === 'changes') return colour.green(outcome)
   return outcome
 }
