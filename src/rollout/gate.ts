@@ -1,11 +1,10 @@
 import { ALL_MILLI, type MaxFailures } from './stages.js'
 
 /**
- * What a gate reads from one node's receipt for the version being rolled out. `unhealthy` is a
- * receipt whose apply succeeded but whose health checks failed (the health-check work adds it
- * to ReceiptOutcome); until then a caller maps `failed` → failed, `applied` → applied,
- * `unchanged` → unchanged, and drops the rest (`fork`, `untrusted` …, which are not outcomes of
- * this version).
+ * What a gate reads from one node's receipt for the version being rolled out: the receipt
+ * outcomes one for one (`unhealthy`: applied, but a health check failed). Defined here so the
+ * core does not depend on the receipt module; a caller drops the other outcomes
+ * (`not-targeted`, `retired`), which are not outcomes of this version.
  */
 export type GateOutcome = 'applied' | 'unchanged' | 'failed' | 'unhealthy'
 
