@@ -153,8 +153,13 @@ function sameContent (desired: Extract<Desired, { kind: 'file' }>, cur: Extract<
 function planDirectory (desired: Extract<Desired, { kind: 'directory' }>, cur: Current, ctx: PlanContext): FsPlan {
   const plan: FsPlan = { action: 'none', changes: [], warnings: [], ops: [] }
   if (cur.kind === 'file' || cur.kind === 'other') throw new WrongFileTypeError(ctx.path, cur.kind === 'other' ? cur.what : 'file', 'directory')
-  // /srv linked to a data disk is a directory for whoever only needs one there; replacing it would empty it.
-  if (cur.kind === 'symlink' && desired.existsOnly === true && cur.directory === true) return plan
+  // /srv linked to a data disk is a directory for whoever only needs one there; replacing it would
+  // empty it. Any other link is refused, never replaced: a policy that only makes sure of a
+  // directory (which a scoped admin may do above its grant, docs/trust.md) changes nothing there.
+  if (cur.kind === 'symlink' && desired.existsOnly === true) {
+    if (cur.directory === true) return plan
+    throw new WrongFileTypeError(ctx.path, 'symlink that leads to no directory inside the root', 'directory')
+  }
   if (cur.kind === 'missing' || cur.kind === 'symlink') {
     const mode = desired.mode ?? DEFAULT_DIRECTORY_MODE
     plan.action = cur.kind === 'missing' ? 'create' : 'modify'

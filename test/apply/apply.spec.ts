@@ -198,7 +198,7 @@ describe('applyPolicy', () => {
       expect((await sb.apply(site())).outcome).toBe('no-changes')
     })
 
-    it('still replaces the link when the directory is managed fully, or the link leads to no directory inside the root', async () => {
+    it('replaces the link when the directory is managed fully, and refuses (never replaces) a link that leads to no directory inside the root', async () => {
       const sb = sandbox()
       await mkdir(sb.at('/data/srv'), { recursive: true })
       await symlink('data/srv', sb.at('/srv'))
@@ -211,8 +211,8 @@ describe('applyPolicy', () => {
         await writeFile(sb.at('/data/file'), 'x')
         await mkdir(join(sb.root, '..', 'outside-srv'), { recursive: true })
         await symlink(target, sb.at('/srv'))
-        expect(result(await sb.apply(site()), 'srv'), target).toMatchObject({ action: 'modify', status: 'ok' })
-        expect((await lstat(sb.at('/srv'))).isDirectory(), target).toBe(true)
+        expect(result(await sb.apply(site()), 'srv'), target).toMatchObject({ status: 'failed', error: { name: 'WrongFileTypeError' } })
+        expect((await lstat(sb.at('/srv'))).isSymbolicLink(), target).toBe(true)
       }
     })
   })

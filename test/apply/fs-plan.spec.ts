@@ -37,7 +37,6 @@ const rows: Row[] = [
   { name: 'directory: mode differs', desired: { kind: 'directory', mode: 0o700 }, current: dir(), action: 'modify', ops: ['chmod:0700'], changes: ['mode'] },
   { name: 'directory: a symlink in the way is replaced', desired: { kind: 'directory' }, current: { kind: 'symlink', target: '/x' }, action: 'modify', ops: ['unlink', 'mkdir:0755'] },
   { name: 'directory: exists-only, a link to a directory inside the root serves', desired: { kind: 'directory', existsOnly: true }, current: { kind: 'symlink', target: '/data/srv', directory: true }, action: 'none', ops: [] },
-  { name: 'directory: exists-only, a link to anything else is replaced', desired: { kind: 'directory', existsOnly: true }, current: { kind: 'symlink', target: '/x', directory: false }, action: 'modify', ops: ['unlink', 'mkdir:0755'], changes: ['type', 'mode'] },
   { name: 'directory: managed fully, a link to a directory is replaced', desired: { kind: 'directory', mode: 0o755 }, current: { kind: 'symlink', target: '/data/srv', directory: true }, action: 'modify', ops: ['unlink', 'mkdir:0755'], changes: ['type', 'mode'] },
   { name: 'symlink: create', desired: { kind: 'symlink', target: '/t', shown: '/t' }, current: missing, action: 'create', ops: ['symlink:/t'] },
   { name: 'symlink: right target', desired: { kind: 'symlink', target: '/t', shown: '/t' }, current: { kind: 'symlink', target: '/t' }, action: 'none', ops: [] },
@@ -77,7 +76,8 @@ describe('planPath', () => {
     ['a symlink where a directory is', { kind: 'symlink', target: '/t', shown: '/t' }, dir(), 'WrongFileTypeError'],
     ['a file where a fifo is', { kind: 'file' }, { kind: 'other', what: 'fifo' }, 'WrongFileTypeError'],
     ['removing a non-empty directory', { kind: 'absent', type: 'directory' }, dir(0o40755, 3), 'DirectoryNotEmptyError'],
-    ['removing a file as a symlink', { kind: 'absent', type: 'symlink' }, file('a'), 'WrongFileTypeError']
+    ['removing a file as a symlink', { kind: 'absent', type: 'symlink' }, file('a'), 'WrongFileTypeError'],
+    ['an exists-only directory where a link leads to no directory inside the root (refused, never replaced)', { kind: 'directory', existsOnly: true }, { kind: 'symlink', target: '/x', directory: false }, 'WrongFileTypeError']
   ])('refuses %s', (_name, desired, current, error) => {
     expect(() => planPath(desired, current, ctx)).toThrow(expect.objectContaining({ name: error }))
   })
