@@ -27,6 +27,7 @@ function toHex (n: bigint): string {
  * decides alone, with no view of the fleet, and about that share of any fleet falls below it.
  */
 export function percentCutoff (milli: number): string {
+  if (!Number.isInteger(milli) || milli <= 0) throw new RangeError(`expected a positive whole number of thousandths of a percent, got ${milli}`)
   if (milli >= ALL_MILLI) return MAX_RANK
   return toHex((SPACE * BigInt(milli)) / BigInt(ALL_MILLI) - 1n)
 }

@@ -44,6 +44,10 @@ describe('percentCutoff', () => {
     expect(percentCutoff(milli)).toBe(cutoff)
   })
 
+  it.each([0, -1, 0.5, Number.NaN])('refuses %d', (milli) => {
+    expect(() => percentCutoff(milli)).toThrow(RangeError)
+  })
+
   it('lets about that share of a large fleet in, with no fleet view', () => {
     const nodes = fleet(20_000)
     const stages = resolveStages(parseStages('10%,100%'), NAME, 1, [])
@@ -177,9 +181,13 @@ describe('membership properties', () => {
       // The record travels as JSON; a node holds nothing else.
       const record = JSON.parse(JSON.stringify(resolveStages(parseStages(spec), NAME, version, nodes)))
       const sizes = stageSizes(record, NAME, version, ids(nodes)).map((s) => s.count)
-      const parsed = parseStages(spec)
-      parsed.forEach((s, k) => {
-        if (s.kind === 'count') expect(sizes[k]).toBe(Math.min(s.count, n))
+      // Each stage alone: a count is exact, a percentage rounds up to at least one node;
+      // cumulative sizes are the running maximum.
+      let expected = 0
+      parseStages(spec).forEach((s, k) => {
+        const alone = s.kind === 'count' ? Math.min(s.count, n) : s.kind === 'percent' ? Math.min(n, Math.max(1, Math.ceil((n * s.milli) / 100_000))) : 0
+        expected = Math.max(expected, alone)
+        expect(sizes[k]).toBe(expected)
       })
     }), { numRuns: 60 })
   })
