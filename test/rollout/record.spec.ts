@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   startRecord, nextRecord, enforcedVersion, rolloutRecord, resolveStages, parseStages, inStage,
-  RolloutTransitionError, MAX_RANK, type RolloutRecord, type RolloutState, type RolloutAction, type StartRollout, type TargetedNode
+  RolloutTransitionError, MAX_RANK, MAX_STAGES, MAX_STAGE_NODES, type RolloutRecord, type RolloutState, type RolloutAction, type StartRollout, type TargetedNode
 } from '../../src/rollout/index.js'
+import { MAX_ENVELOPE_BYTES } from '../../src/envelope/constants.js'
 
 const ID1 = '1'.repeat(64)
 const ID2 = '2'.repeat(64)
@@ -138,6 +139,13 @@ describe('rolloutRecord schema', () => {
     const res = rolloutRecord.safeParse({ ...good, ...patch })
     expect(res.success).toBe(false)
     expect(res.error?.issues.map((i) => String(i.path[0] ?? ''))).toContain(path)
+  })
+
+  it('the largest record the schema allows fits in an envelope', () => {
+    const stage = (i: number): { text: string, nodes: string[] } => ({ text: `rack=r${i}`, nodes: Array.from({ length: MAX_STAGE_NODES }, (_, j) => `${i}-${j}-`.padEnd(128, 'x')) })
+    const big = rolloutRecord.parse({ ...good, stages: [...Array.from({ length: MAX_STAGES - 1 }, (_, i) => stage(i)), { text: '100%', upTo: MAX_RANK }], reason: undefined })
+    expect(new TextEncoder().encode(JSON.stringify(big)).length).toBeLessThan(MAX_ENVELOPE_BYTES)
+    expect(() => rolloutRecord.parse({ ...good, stages: [stage(0), stage(1), ...big.stages] })).toThrow()
   })
 
   it('survives a JSON round trip unchanged (it travels in an envelope)', () => {
