@@ -126,6 +126,22 @@ export class PolicyBook {
     return [...this.distrusted.values()]
   }
 
+  /**
+   * Whether the peer's offer is a version this node dropped when its trust policy stopped
+   * allowing the signer, and the signer is still not allowed the name: a peer that has not yet
+   * heard of that trust policy offers it, and asking for it would only be refused again.
+   */
+  droppedAsUntrusted (offer: { name: string, version: number, hash: string }): boolean {
+    const record = this.distrusted.get(offer.name)
+    if (record === undefined || record.version !== offer.version || record.hash !== offer.hash) return false
+    try {
+      this.trust.authorize(record.signer, record.name)
+      return false
+    } catch {
+      return true
+    }
+  }
+
   /** Notes a policy found untrusted elsewhere (a stored envelope refused at start). */
   distrust (record: UntrustedRecord): void {
     if (!this.held.has(record.name)) this.distrusted.set(record.name, record)

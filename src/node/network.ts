@@ -89,7 +89,7 @@ export function refused (taken: Taken): boolean {
  * envelope takes, peer exchange. A peer whose deliveries are refused past SYNC_REFUSALS is
  * blocked, which hangs up on it: its stream is read no further.
  */
-export function syncSource (c: { book: Pick<PolicyBook, 'digest' | 'get' | 'servable' | 'trustVersion'>, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn' | 'block'>, now?: () => number }): SyncSource {
+export function syncSource (c: { book: Pick<PolicyBook, 'digest' | 'get' | 'servable' | 'trustVersion' | 'droppedAsUntrusted'>, store: Pick<StateStore, 'archivedVersions' | 'loadArchived'>, intake: Pick<Intake, 'take'>, peers: Pick<Peers, 'hints' | 'learn' | 'block'>, now?: () => number }): SyncSource {
   const refusals = new RateLimiter(SYNC_REFUSALS, c.now ?? Date.now)
   // Envelope ids refused under the trust version in force: not asked for again until it changes.
   const declined = new Map<string, number | undefined>()
@@ -97,7 +97,7 @@ export function syncSource (c: { book: Pick<PolicyBook, 'digest' | 'get' | 'serv
     digest: () => c.book.digest(),
     envelope: (name) => c.book.get(name)?.bytes,
     chain: async (name, since) => await chainSince(c.store, c.book.get(name), since),
-    declined: (entry) => declined.has(entry.id) && declined.get(entry.id) === c.book.trustVersion,
+    declined: (entry) => (declined.has(entry.id) && declined.get(entry.id) === c.book.trustVersion) || c.book.droppedAsUntrusted(entry),
     ingest: async (bytes, from, via) => {
       const taken = c.intake.take(bytes, via, from)
       if (refused(taken)) {

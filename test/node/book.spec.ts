@@ -249,6 +249,18 @@ describe('PolicyBook re-checks what it holds when trust changes', () => {
     expect(book.untrusted).toEqual([])
   })
 
+  it('knows a peer\'s offer of a version it dropped as untrusted, while the signer stays unallowed', () => {
+    const book = holding()
+    book.offer(trust(2, [{ key: admin.id, scopes: ['web/'] }], [admin.id]))
+    const offer = { name: 'web/nginx', version: 1, hash: byAdmin.hash }
+    expect(book.droppedAsUntrusted(offer)).toBe(true)
+    expect(book.droppedAsUntrusted({ ...offer, version: 2 })).toBe(false)
+    expect(book.droppedAsUntrusted({ ...offer, name: 'site/motd' })).toBe(false)
+    // Allowed again: asking for it is worth it, and the intake decides.
+    book.offer(trust(3, [{ key: admin.id, scopes: ['web/'] }]))
+    expect(book.droppedAsUntrusted(offer)).toBe(false)
+  })
+
   it('notes a policy found untrusted elsewhere, unless it holds one by that name', () => {
     const book = holding()
     const record = { name: 'web/other', version: 3, hash: 'sha256:x', signer: admin.id, reason: 'revoked', error: 'revoked', at: '' }

@@ -9,9 +9,9 @@ import type { DigestEntry } from '../../src/sync/index.js'
 
 function fixture (take: (bytes: Uint8Array) => Taken) {
   const blocked: string[] = []
-  const book = { trustVersion: 1 as number | undefined }
+  const book = { trustVersion: 1 as number | undefined, dropped: new Set<string>() }
   const source = syncSource({
-    book: { digest: () => [], get: () => undefined, servable: () => undefined, get trustVersion () { return book.trustVersion } },
+    book: { digest: () => [], get: () => undefined, servable: () => undefined, get trustVersion () { return book.trustVersion }, droppedAsUntrusted: (e) => book.dropped.has(e.name) },
     store: { archivedVersions: async () => [], loadArchived: async () => undefined } as never,
     intake: { take: (bytes) => take(bytes) },
     peers: { hints: () => [], learn: () => {}, block: async (ids) => { blocked.push(...ids) } },
@@ -34,6 +34,13 @@ describe('syncSource', () => {
     expect(source.declined?.(entryOf(2))).toBe(false)
     book.trustVersion = 2
     expect(source.declined?.(entryOf(1))).toBe(false)
+  })
+
+  it('does not ask for a version the book dropped as untrusted (a peer yet to hear of the revocation offers it)', async () => {
+    const { source, book } = fixture(() => untrusted)
+    book.dropped.add(entryOf(3).name)
+    expect(source.declined?.(entryOf(3))).toBe(true)
+    expect(source.declined?.(entryOf(4))).toBe(false)
   })
 
   it('remembers nothing for an envelope ignored only as older', async () => {
