@@ -34,11 +34,18 @@ export const MAX_POLICY_DEPTH = 64
 /** Health checks per policy: each runs after every apply, so a long list would stall the queue. */
 export const MAX_CHECKS = 100
 
-/** One check attempt may take at most 10 minutes: a check says whether the service works now, it is not a job. */
-export const MAX_CHECK_TIMEOUT_SECONDS = 600
+/** One check attempt may take at most 5 minutes: a check says whether the service works now, it is not a job. */
+export const MAX_CHECK_TIMEOUT_SECONDS = 300
 
 /** Retries per check: with the interval bound, a check can wait out a slow service start, not hold the apply queue for hours. */
 export const MAX_CHECK_RETRIES = 100
 
 /** Seconds between check attempts, at most. */
-export const MAX_CHECK_INTERVAL_SECONDS = 600
+export const MAX_CHECK_INTERVAL_SECONDS = 300
+
+/**
+ * The longest all of a policy's checks may take, every attempt timing out: (retries + 1) ×
+ * timeout + retries × interval, summed. The agent applies one policy at a time, so checks that
+ * could run for hours would hold every other policy's applies (and drift repairs) back.
+ */
+export const MAX_CHECKS_SECONDS = 900

@@ -1,5 +1,5 @@
 import { z } from '../vendor/zod.js'
-import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS, MAX_CHECKS, MAX_CHECK_TIMEOUT_SECONDS, MAX_CHECK_RETRIES, MAX_CHECK_INTERVAL_SECONDS } from './constants.js'
+import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS, MAX_CHECKS, MAX_CHECK_TIMEOUT_SECONDS, MAX_CHECK_RETRIES, MAX_CHECK_INTERVAL_SECONDS, MAX_CHECKS_SECONDS } from './constants.js'
 import { managedPathProblem, nulProblem } from './paths.js'
 
 // The one source of truth for the policy format: the validator uses these
@@ -193,6 +193,10 @@ export const configPolicy = z.strictObject({
     if (j === undefined) first.set(c.id, i)
     else ctx.addIssue({ code: 'custom', path: ['checks', i, 'id'], message: `duplicate check id "${c.id}" (also checks[${j}])` })
   })
+  const worst = (p.checks ?? []).reduce((sum, c) => sum + (c.retries + 1) * c.timeout + c.retries * c.interval, 0)
+  if (worst > MAX_CHECKS_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['checks'], message: `the checks could take ${Math.ceil(worst)} s when every attempt times out ((retries + 1) × timeout + retries × interval, summed); at most ${MAX_CHECKS_SECONDS} s, since the agent applies one policy at a time` })
+  }
 })
 
 const keyId = z.string().regex(/^ed25519:[A-Za-z0-9_-]{43}$/, {
