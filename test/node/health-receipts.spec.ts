@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startMesh, filePolicy, waitFor, type TestMesh } from './fixtures.js'
 import { connectMesh, publishPolicy, waitForFleet } from '../../src/client/index.js'
-import { progressLine } from '../../src/cli/commands/publish.js'
+import { failureLines, progressLine } from '../../src/cli/commands/publish.js'
 import type { Agent } from '../../src/node/agent.js'
 
 let mesh: TestMesh | undefined
@@ -39,6 +39,13 @@ describe('health checks on agents', () => {
       expect(progress.failed.map((n) => [n.name, n.outcome])).toEqual([['node-0', 'unhealthy']])
       expect(progress.failed[0]?.failures).toEqual([{ resource: 'check:web-up', error: 'echo "connect() failed (111: Connection refused)"; test -f "$GRAPEVINE_ROOT/up": exited 1\nconnect() failed (111: Connection refused)' }])
       expect(progressLine('policy', 'site/web', 1, progress)).toContain('1 applied, 0 unchanged, 1 failed (1 unhealthy)')
+      // What publish --wait prints under it: the node, the check, its output.
+      const node0 = progress.failed[0]!
+      expect(failureLines(progress).join('\n')).toBe([
+        `  UNHEALTHY node-0 (no tags) ${node0.id.slice(-8)}`,
+        '    check:web-up: echo "connect() failed (111: Connection refused)"; test -f "$GRAPEVINE_ROOT/up": exited 1',
+        '      connect() failed (111: Connection refused)'
+      ].join('\n'))
     } finally {
       await admin.close()
     }

@@ -81,6 +81,20 @@ function tagText (tags: Record<string, string>): string {
  * trust policy "in force on N" (refused by the nodes that do not trust its signer), a policy
  * applied / unchanged / failed. Stale nodes (not heard from lately) are counted apart: not waited for.
  */
+/**
+ * Each failed node (`FAILED`, or `UNHEALTHY` when its resources applied but a health check
+ * failed) with its tags, then each failure: the resource, or `check:<id>` with the check's
+ * result and the end of its output, indented under it.
+ */
+export function failureLines (p: Pick<Progress, 'failed'>): string[] {
+  const lines: string[] = []
+  for (const f of p.failed) {
+    lines.push(`  ${f.outcome === 'unhealthy' ? 'UNHEALTHY' : 'FAILED'} ${f.name} (${tagText(f.tags) || 'no tags'}) ${f.id.slice(-8)}`)
+    for (const r of f.failures ?? []) lines.push(`    ${r.resource}: ${r.error.replace(/\n/g, '\n      ')}`)
+  }
+  return lines
+}
+
 export function progressLine (kind: Policy['kind'], name: string, version: number, p: Progress): string {
   const reported = p.applied.length + p.unchanged.length + p.failed.length
   const failed = (word: string): string => p.failed.length > 0 ? colour.red(`${p.failed.length} ${word}`) : `0 ${word}`
@@ -191,11 +205,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
         exitCode: code
       })
     } else if (progress !== undefined) {
-      for (const f of progress.failed) {
-        print(colour.red(`  ${f.outcome === 'unhealthy' ? 'UNHEALTHY' : 'FAILED'} ${f.name} (${tagText(f.tags) || 'no tags'}) ${f.id.slice(-8)}`))
-        // A failing check's error is its result, then the end of its output, a line each.
-        for (const r of f.failures ?? []) print(colour.red(`    ${r.resource}: ${r.error.replace(/\n/g, '\n      ')}`))
-      }
+      for (const line of failureLines(progress)) print(colour.red(line))
       if (conflictLater) print(colour.red(`conflict: ${progress.conflicting.length} node(s) hold other content as v${env.version}; the other envelope won`))
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))
       if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ') || 'none of the live nodes'}`))
