@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startMesh, filePolicy, waitFor, type TestMesh } from './fixtures.js'
-import { connectMesh, publishPolicy, waitForFleet } from '../../src/client/index.js'
+import { connectMesh, fleetSummary, publishPolicy, waitForFleet } from '../../src/client/index.js'
 import { failureLines, progressLine } from '../../src/cli/commands/publish.js'
 import type { Agent } from '../../src/node/agent.js'
 
@@ -49,8 +49,10 @@ describe('health checks on agents', () => {
     } finally {
       await admin.close()
     }
-    // The node's own status says it too, and its files were applied all the same.
+    // The node's own status says it too, and `fleet` lists it as failing.
     const a = m.agents[0] as Agent
+    await waitFor(() => outcomeAt(b, a, 'site/web') === 'unhealthy', 'a\'s receipt at b')
+    expect(fleetSummary(b.fleet.list(), Date.now()).policies.find((p) => p.name === 'site/web')?.failing).toEqual(['node-0'])
     const last = a.status().policies.find((p) => p.name === 'site/web')?.lastApply
     expect(last?.outcome).toBe('unhealthy')
     expect(last?.errors?.[0]?.resource).toBe('check:web-up')
