@@ -154,7 +154,16 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     if (aborted) report.aborted = true
     // After the resources, so a check sees what this run made; an aborted run checks nothing.
     if (opts.checks !== false && !aborted && (policy.checks?.length ?? 0) > 0) {
-      report.checks = await runChecks(policy.checks ?? [], { root: opts.root, policy: policy.name, signal: opts.signal, now, onResult: opts.onCheck })
+      const checks = policy.checks ?? []
+      report.checks = await runChecks(checks, {
+        root: opts.root,
+        policy: policy.name,
+        signal: opts.signal,
+        now,
+        onResult: opts.onCheck,
+        // An exec check's env is templated as an exec's is, so a check reads facts as variables, never as command text.
+        renderEnv: (c) => Object.fromEntries(Object.entries(renderData(c.env ?? {}, shared.template, `checks[${checks.indexOf(c)}].env`) as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
+      })
       report.health = healthOf(report.checks)
       report.durationMs = now() - started
     }

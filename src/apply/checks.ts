@@ -36,6 +36,8 @@ export interface ChecksOptions {
   passwd?: string
   /** Called as each check finishes, for live progress. */
   onResult?: (result: CheckResult) => void
+  /** An exec check's env as it runs (the applier substitutes templates); a throw fails the attempt with its message. Default: `env` as written. */
+  renderEnv?: (check: ExecCheck) => Record<string, string>
 }
 
 interface Attempt {
@@ -109,7 +111,7 @@ async function execAttempt (check: ExecCheck, opts: ChecksOptions): Promise<Atte
     user = identity
     home = resolved.home
   }
-  const env = { PATH: EXEC_PATH, HOME: home, GRAPEVINE_ROOT: opts.root, GRAPEVINE_POLICY: opts.policy, GRAPEVINE_CHECK: check.id, ...check.env }
+  const env = { PATH: EXEC_PATH, HOME: home, GRAPEVINE_ROOT: opts.root, GRAPEVINE_POLICY: opts.policy, GRAPEVINE_CHECK: check.id, ...(opts.renderEnv?.(check) ?? check.env) }
   const res = await runCommand(check.command, { cwd: hostPath(opts.root, check.cwd ?? '/'), env, timeoutMs: check.timeout * 1000, signal: opts.signal, user })
   // Both streams, stdout first: a check script says what it found on either.
   const output = outputTail([res.stdout.trimEnd(), res.stderr.trimEnd()].filter((s) => s !== '').join('\n'))

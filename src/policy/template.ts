@@ -171,5 +171,8 @@ export function checkTemplates (policy: ConfigPolicy): Array<{ path: PropertyKey
     if (r.type === 'config') eachString(r.data, ['resources', i, 'data'], check)
     if (r.type === 'exec') eachString(r.env ?? {}, ['resources', i, 'env'], check)
   })
+  policy.checks?.forEach((c, i) => {
+    if (c.type === 'exec') eachString(c.env ?? {}, ['checks', i, 'env'], check)
+  })
   return problems
 }

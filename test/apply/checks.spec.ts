@@ -189,6 +189,17 @@ describe('applyPolicy runs the checks', () => {
     expect(exitCodeFor(again)).toBe(0)
   })
 
+  it('an exec check\'s env is templated with the node\'s facts, as an exec\'s is', async () => {
+    const s = sandbox()
+    const report = await s.apply(validatePolicyObject({
+      name: 'test/apply',
+      vars: { want: 'web' },
+      resources: [],
+      checks: [{ id: 'role', type: 'exec', command: 'echo "$ROLE on $NODE"; test "$ROLE" = "$WANT"', env: { ROLE: '{{ node.tags.role }}', NODE: '{{ node.name }}', WANT: '{{ vars.want }}' } }]
+    }, '<test>') as ConfigPolicy)
+    expect(report.checks?.[0]).toMatchObject({ passed: true, output: 'web on web1' })
+  })
+
   it('resource failures keep exit 4 or 6 when a check fails too; a policy without checks has no health', async () => {
     const s = sandbox()
     const failing = validatePolicyObject({

@@ -45,6 +45,7 @@ describe('policy checks: schema', () => {
     ['a check id used twice', withChecks('  - { id: c, type: tcp, host: h, port: 1 }', '  - { id: c, type: tcp, host: h, port: 2 }'), 'p.yaml:5:11: checks[1].id: duplicate check id "c" (also checks[0])'],
     ['checks that could run for over 15 minutes', withChecks('  - { id: a, type: tcp, host: h, port: 1, timeout: 300, retries: 2, interval: 1 }'), 'p.yaml:4:3: checks: the checks could take 902 s when every attempt times out ((retries + 1) × timeout + retries × interval, summed); at most 900 s, since the agent applies one policy at a time'],
     ['a timeout over 5 minutes', withChecks('  - { id: a, type: tcp, host: h, port: 1, timeout: 301 }'), 'p.yaml:4:52: checks[0].timeout: Too big: expected number to be <=300, got 301'],
+    ['a template in an exec check\'s env that is no node fact', withChecks('  - { id: a, type: exec, command: "true", env: { X: "{{ node.secret }}" } }'), 'checks[0].env.X: {{ node.secret }} is not a node fact'],
     ['a bad check id', withChecks('  - { id: "no spaces", type: tcp, host: h, port: 1 }'), 'p.yaml:4:11: checks[0].id: expected letters, digits, "_", "." or "-", starting with a letter or digit, got "no spaces"']
   ])('refuses %s', (_, text, expected) => {
     expect(messageOf(text)).toContain(expected)
