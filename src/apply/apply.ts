@@ -164,7 +164,11 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
         // An exec check's env is templated as an exec's is, so a check reads facts as variables, never as command text.
         renderEnv: (c) => Object.fromEntries(Object.entries(renderData(c.env ?? {}, shared.template, `checks[${checks.indexOf(c)}].env`) as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
       })
-      report.health = healthOf(report.checks)
+      // Checks cut short by a stop say nothing of the service: no health, rather than a false "unhealthy".
+      if (opts.signal?.aborted === true) {
+        report.aborted = true
+        report.outcome = outcomeOf(counts, true)
+      } else report.health = healthOf(report.checks)
       report.durationMs = now() - started
     }
     return report

@@ -200,6 +200,22 @@ describe('applyPolicy runs the checks', () => {
     expect(report.checks?.[0]).toMatchObject({ passed: true, output: 'web on web1' })
   })
 
+  it('a stop while the checks run leaves no health (not a false unhealthy) and marks the run aborted', async () => {
+    const s = sandbox()
+    const controller = new AbortController()
+    const p = policy([{ id: 'slow', type: 'exec', command: 'touch "$GRAPEVINE_ROOT/started"; sleep 30', timeout: 60 }])
+    const running = s.apply(p, { signal: controller.signal })
+    const { access } = await import('node:fs/promises')
+    for (let i = 0; i < 2000 && !(await access(s.at('/started')).then(() => true, () => false)); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    controller.abort()
+    const report = await running
+    expect(report.aborted).toBe(true)
+    // As any stopped apply: the node has not converged, so the exit code says failures.
+    expect(exitCodeFor(report)).toBe(6)
+    expect(report.health).toBeUndefined()
+    expect(report.checks?.[0]?.passed).toBe(false)
+  })
+
   it('resource failures keep exit 4 or 6 when a check fails too; a policy without checks has no health', async () => {
     const s = sandbox()
     const failing = validatePolicyObject({
