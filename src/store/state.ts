@@ -32,7 +32,7 @@ export interface AppliedRecord {
   durationMs: number
   errors?: Array<{ resource: string, error: string }>
   /** What every apply of this version has done so far (receipt/receipt.ts, foldApply): what receipts and beacons report, across restarts too. */
-  applies?: { first?: 'applied' | 'unchanged', changed: boolean, failing: boolean }
+  applies?: { first?: 'applied' | 'unchanged', changed: boolean, failing: boolean, unhealthy?: boolean }
 }
 
 export interface KnownPeer {
