@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { InvalidPolicyError, parsePolicy, type ConfigPolicy } from '../../src/policy/index.js'
+import { parsePolicy, type ConfigPolicy } from '../../src/policy/index.js'
+import { lines, messageOf } from '../helpers/parse-outcome.js'
 
-const lines = (...ls: string[]): string => ls.join('\n') + '\n'
 const withChecks = (...ls: string[]): string => lines('name: web/site', 'resources: []', 'checks:', ...ls)
-
-function messageOf (text: string): string {
-  try {
-    parsePolicy(text, 'p.yaml')
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return err.message
-    throw err
-  }
-  throw new Error('expected the policy to be refused')
-}
 
 describe('policy checks: schema', () => {
   it('parses each kind of check, filling in timeout, retries and interval', () => {

@@ -1,22 +1,10 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { InvalidPolicyError, PolicyEncodingError, loadPolicyFile, managedPathProblem, parsePolicy, validatePolicyObject, type PolicyProblem } from '../../src/policy/index.js'
+import { PolicyEncodingError, loadPolicyFile, managedPathProblem, parsePolicy, validatePolicyObject } from '../../src/policy/index.js'
 import { useTempDir } from '../helpers/tmp.js'
 import { hostPath } from '../../src/apply/paths.js'
-
-/** The problems parsePolicy reports for `text`, or a failure if it accepts it. */
-function problemsOf (text: string, file = 'p.yaml'): PolicyProblem[] {
-  try {
-    parsePolicy(text, file)
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return err.problems
-    throw err
-  }
-  throw new Error('expected the policy to be refused')
-}
-
-const lines = (...ls: string[]): string => ls.join('\n') + '\n'
+import { problemsOf, lines } from '../helpers/parse-outcome.js'
 
 describe('validation applies the applier\'s path rules (issue 15)', () => {
   it.each([

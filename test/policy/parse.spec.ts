@@ -1,31 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  InvalidPolicyError, MAX_POLICY_FILE_BYTES, PolicyTooLargeError, formatPath, parsePolicy, type PolicyProblem
+  InvalidPolicyError, MAX_POLICY_FILE_BYTES, PolicyTooLargeError, formatPath, parsePolicy
 } from '../../src/policy/index.js'
-
-/** The problems parsePolicy reports for `text`, or a failure if it accepts it. */
-function problemsOf (text: string, file = 'p.yaml'): PolicyProblem[] {
-  try {
-    parsePolicy(text, file)
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return err.problems
-    throw err
-  }
-  throw new Error('expected the policy to be refused')
-}
-
-function messageOf (text: string, file = 'p.yaml'): string {
-  try {
-    parsePolicy(text, file)
-  } catch (err) {
-    if (err instanceof InvalidPolicyError) return err.message
-    throw err
-  }
-  throw new Error('expected the policy to be refused')
-}
-
-const lines = (...ls: string[]): string => ls.join('\n') + '\n'
+import { problemsOf, messageOf, lines } from '../helpers/parse-outcome.js'
 
 describe('parsePolicy', () => {
   it('parses a policy, filling in defaults; kind defaults to "policy"', () => {
