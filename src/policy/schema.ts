@@ -1,6 +1,7 @@
 import { z } from '../vendor/zod.js'
 import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS, MAX_CHECKS, MAX_CHECK_TIMEOUT_SECONDS, MAX_CHECK_RETRIES, MAX_CHECK_INTERVAL_SECONDS, MAX_CHECKS_SECONDS } from './constants.js'
 import { managedPathProblem, nulProblem } from './paths.js'
+import { ROLLOUT_NAME_PREFIX } from '../rollout/constants.js'
 
 // The one source of truth for the policy format: the validator uses these
 // schemas, and `npm run schema` writes policies/schema.json from them.
@@ -175,8 +176,11 @@ export const target = z.strictObject({
 
 export const TRUST_POLICY_NAME = 'grapevine/trust'
 
-// Nodes keep one envelope per name, so any other kind under the trust policy's name would displace it.
-const ordinaryName = policyName.refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` })
+// Nodes keep one envelope per name, so any other kind under the trust policy's name, or under a
+// rollout record's (`rollout/<policy>`, docs/rollout.md), would displace it.
+const ordinaryName = policyName
+  .refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` })
+  .refine((n) => !n.startsWith(ROLLOUT_NAME_PREFIX), { error: `names starting with "${ROLLOUT_NAME_PREFIX}" are reserved for rollout records (kind: rollout)` })
 
 export const configPolicy = z.strictObject({
   kind: z.literal('policy').default('policy'),
