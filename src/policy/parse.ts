@@ -65,7 +65,7 @@ export function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ 
       case 'invalid_union': {
         const disc = (issue as { discriminator?: string }).discriminator
         if (disc !== undefined) {
-          const options = disc !== 'type' ? '"policy", "trust" or "retired"' : path[0] === 'checks' ? 'exec, http or tcp' : 'file, directory, symlink, config or exec'
+          const options = disc !== 'type' ? '"policy", "trust", "retired" or "rollout"' : path[0] === 'checks' ? 'exec, http or tcp' : 'file, directory, symlink, config or exec'
           // zod reports the discriminator's own path when it is present, the object's when it is missing.
           const at = path[path.length - 1] === disc ? path : [...path, disc]
           out.push({ path: at, message: `expected ${disc} to be ${options}, got ${describe(valueAt(data, at))}` })

@@ -2,22 +2,21 @@ import { z } from '../vendor/zod.js'
 import { MAX_RESOURCES, MAX_STRING_LENGTH, MAX_EXEC_TIMEOUT_SECONDS, MAX_CHECKS, MAX_CHECK_TIMEOUT_SECONDS, MAX_CHECK_RETRIES, MAX_CHECK_INTERVAL_SECONDS, MAX_CHECKS_SECONDS } from './constants.js'
 import { managedPathProblem, nulProblem } from './paths.js'
 import { ROLLOUT_NAME_PREFIX } from '../rollout/constants.js'
+import { rolloutRecord } from '../rollout/record.js'
+import { policyName, TRUST_POLICY_NAME } from './name.js'
+
+// In name.ts so that the rollout record's schema (src/rollout/record.ts), a member of anyPolicy, can use them.
+export { POLICY_NAME, policyName, TRUST_POLICY_NAME } from './name.js'
 
 // The one source of truth for the policy format: the validator uses these
 // schemas, and `npm run schema` writes policies/schema.json from them.
 
-/** Path-like policy name, e.g. `web/nginx`. Lower case so names never differ only by case. */
-export const POLICY_NAME = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/
 const RESOURCE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 const OCTAL_MODE = /^0?[0-7]{3,4}$/
 const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
 const str = z.string().max(MAX_STRING_LENGTH)
 const nonEmpty = z.string().min(1).max(MAX_STRING_LENGTH)
-
-export const policyName = z.string().max(200).regex(POLICY_NAME, {
-  error: 'expected a path-like lower-case name such as "web/nginx"'
-})
 
 const resourceId = z.string().max(100).regex(RESOURCE_ID, {
   error: 'expected letters, digits, "_", "." or "-", starting with a letter or digit'
@@ -174,8 +173,6 @@ export const target = z.strictObject({
   nodes: z.array(nonEmpty).max(100_000).optional().describe('Node ids (peer ids) or names; any match.')
 })
 
-export const TRUST_POLICY_NAME = 'grapevine/trust'
-
 // Nodes keep one envelope per name, so any other kind under the trust policy's name, or under a
 // rollout record's (`rollout/<policy>`, docs/rollout.md), would displace it.
 const ordinaryName = policyName
@@ -267,7 +264,8 @@ export const retiredPolicy = z.strictObject({
   description: str.optional()
 })
 
-export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy, retiredPolicy])
+/** Every kind an envelope may carry. A rollout record (docs/rollout.md) has its schema beside its logic in src/rollout/record.ts. */
+export const anyPolicy = z.discriminatedUnion('kind', [configPolicy, trustPolicy, retiredPolicy, rolloutRecord])
 
 export type FileResource = z.output<typeof fileResource>
 export type DirectoryResource = z.output<typeof directoryResource>
@@ -286,5 +284,6 @@ export type ConfigPolicy = z.output<typeof configPolicy>
 export type TrustPolicy = z.output<typeof trustPolicy>
 export type AdminLimits = z.output<typeof adminLimits>
 export type RetiredPolicy = z.output<typeof retiredPolicy>
+export type { RolloutRecord } from '../rollout/record.js'
 export type Policy = z.output<typeof anyPolicy>
 export type CommandLine = z.output<typeof commandLine>

@@ -1,13 +1,13 @@
 import { z } from '../vendor/zod.js'
-import { policyName } from '../policy/schema.js'
+import { policyName, TRUST_POLICY_NAME } from '../policy/name.js'
 import { MAX_RANK, MAX_REASON_CHARS, MAX_STAGE_NODES, MAX_STAGES, PERCENT_SCALE, ROLLOUT_NAME_PREFIX } from './constants.js'
 import { RolloutTransitionError } from './errors.js'
 import { inStage, type ResolvedStage } from './rank.js'
 import type { MaxFailures } from './stages.js'
 
 // The record is the body of an envelope named `rollout/<policy>` (docs/rollout.md): it reuses the
-// signature, the version chain, gossip and anti-entropy. This is its schema; wiring it into the
-// policy union and the validator is the next step.
+// signature, the version chain, gossip and anti-entropy. This is its schema, and the one the
+// validator uses: it is a member of anyPolicy (src/policy/schema.ts).
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected 64 lower-case hex digits' })
 const peerId = z.string().min(1).max(128)
@@ -52,6 +52,8 @@ export const rolloutRecord = z.strictObject({
 }).superRefine((r, ctx) => {
   if (r.name !== ROLLOUT_NAME_PREFIX + r.policy) ctx.addIssue({ code: 'custom', path: ['name'], message: `expected "${ROLLOUT_NAME_PREFIX}${r.policy}", the rollout of the policy it names` })
   if (r.policy.startsWith(ROLLOUT_NAME_PREFIX)) ctx.addIssue({ code: 'custom', path: ['policy'], message: 'a rollout record cannot roll out another rollout record' })
+  // Every node takes a new trust policy at once (it decides who may sign the rest): it is not staged.
+  if (r.policy === TRUST_POLICY_NAME) ctx.addIssue({ code: 'custom', path: ['policy'], message: `${TRUST_POLICY_NAME} is not rolled out in stages` })
   if (r.stage >= r.stages.length) ctx.addIssue({ code: 'custom', path: ['stage'], message: `expected a stage index below ${r.stages.length}` })
   if (r.stages[r.stages.length - 1]?.upTo !== MAX_RANK) ctx.addIssue({ code: 'custom', path: ['stages', r.stages.length - 1, 'upTo'], message: 'the last stage must include every node (100%)' })
   let floor = ''

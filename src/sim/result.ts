@@ -2,7 +2,7 @@
 // when) and the result derived from it (the figures, the checks). Times are milliseconds
 // since the scenario's time zero, unless named otherwise.
 
-import type { Target } from '../policy/index.js'
+import type { Policy, Target } from '../policy/index.js'
 import type { Via } from '../node/rules.js'
 import type { Quantiles } from './metrics.js'
 
@@ -47,7 +47,7 @@ export interface RecordPublish {
   from: number
   signer: string
   at: number
-  kind: 'policy' | 'trust' | 'retired'
+  kind: Policy['kind']
   /** Size of the signed envelope, bytes. */
   bytes?: number
   target?: Target
