@@ -1,4 +1,5 @@
 import { TRUST_POLICY_NAME, type AdminLimits, type Policy, type TrustPolicy } from '../policy/index.js'
+import { ROLLOUT_NAME_PREFIX } from '../rollout/constants.js'
 import type { Authorizer } from '../envelope/index.js'
 import { NotRootError, OutOfScopeError, RevokedSignerError, UntrustedSignerError } from './errors.js'
 import { describeLimit, grantExcesses } from './grant.js'
@@ -56,25 +57,37 @@ export class TrustStore implements Authorizer {
     return [...this.roots]
   }
 
+  /**
+   * A rollout record (`rollout/<policy>`) is authorized against the policy it rolls out: whoever
+   * may publish `web/nginx` may stage it. Only a rollout record may bear such a name (the schema
+   * reserves the prefix), and its schema checks that the name matches its `policy`.
+   */
   authorize (signer: string, name: string): void {
     if (this.revoked.has(signer)) throw new RevokedSignerError(`key ${signer} has been revoked by the trust policy`)
-    if (name === TRUST_POLICY_NAME) {
-      if (!this.roots.has(signer)) throw new NotRootError(`${TRUST_POLICY_NAME} must be signed by a root key; ${signer} is not one`)
+    const subject = name.startsWith(ROLLOUT_NAME_PREFIX) ? name.slice(ROLLOUT_NAME_PREFIX.length) : name
+    if (subject === TRUST_POLICY_NAME) {
+      if (!this.roots.has(signer)) throw new NotRootError(`${name} must be signed by a root key; ${signer} is not one`)
       return
     }
     if (this.roots.has(signer)) return
     const scopes = this.admins.get(signer)?.scopes
     if (scopes === undefined) throw new UntrustedSignerError(`key ${signer} is not a root and not an admin in the trust policy`)
-    if (!scopes.some((s) => scopeMatches(s, name))) {
-      throw new OutOfScopeError(`key ${signer} may publish ${quoted(scopes)}, not "${name}"`)
+    if (!scopes.some((s) => scopeMatches(s, subject))) {
+      const what = subject === name ? `"${name}"` : `"${name}" (the rollout of "${subject}")`
+      throw new OutOfScopeError(`key ${signer} may publish ${quoted(scopes)}, not ${what}`)
     }
   }
 
-  /** Whether a valid policy stays within its signer's limits (after `authorize`); roots have none. */
+  /**
+   * Whether a valid policy stays within its signer's limits (after `authorize`); roots have none.
+   * A rollout record has none either: it manages no resource, only which already-signed
+   * version of its policy a node enforces, and that version was held to its own signer's limits.
+   */
   authorizePolicy (signer: string, policy: Policy): void {
     if (this.roots.has(signer)) return
     const admin = this.admins.get(signer)
     if (admin === undefined) throw new UntrustedSignerError(`key ${signer} is not a root and not an admin in the trust policy`)
+    if (policy.kind === 'rollout') return
     const limits = admin.limits
     if (limits === undefined) return
     const excesses = grantExcesses(policy, limits)

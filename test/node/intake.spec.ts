@@ -10,6 +10,7 @@ import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
 import type { Via } from '../../src/node/rules.js'
 import { configPolicy, FIXED_NOW, signed, trustPolicy } from '../helpers/envelope.js'
+import { startRecord, MAX_RANK, type RolloutRecord } from '../../src/rollout/index.js'
 import { intakeRig, verify } from './fakes.js'
 
 const VIAS = ['gossip', 'sync', 'local', 'api', 'disk'] as const satisfies readonly Via[]
@@ -229,5 +230,50 @@ describe('Intake.conflict', () => {
     expect(log.at('warn')).toHaveLength(1)
     await journal.idle()
     expect(store.history).toEqual([{ at: new Date(FIXED_NOW).toISOString(), event: 'conflict', name: 'site/motd', version: 4, detail: record }])
+  })
+})
+
+describe('Intake, rollout records (rollout/<policy>)', () => {
+  // Authorized against the policy they roll out (src/trust/trust.ts), by the same path and errors as policies.
+  const record = (policy: string): RolloutRecord => startRecord({
+    policy,
+    target: { version: 2, id: '2'.repeat(64) },
+    previous: { version: 1, id: '1'.repeat(64) },
+    stages: [{ text: '1', upTo: '0'.repeat(63) + '1' }, { text: '100%', upTo: MAX_RANK }],
+    maxFailures: { kind: 'count', count: 0 },
+    bakeMs: 0,
+    stageTimeoutMs: 600_000,
+    autoRollback: false,
+    at: FIXED_NOW
+  })
+
+  it('refuses a record by an admin out of scope for its policy, at the sender\'s cost by gossip, and accepts and holds one by an admin in scope', () => {
+    const { intake, keys, book, m, seen } = intakeRig()
+    intake.take(signed(trustPolicy([{ key: keys.webAdmin.id, scopes: ['web/'] }, { key: keys.starAdmin.id, scopes: ['db/'] }]), { key: keys.root }), 'sync')
+    const outOfScope = signed(record('web/nginx'), { key: keys.starAdmin })
+    expect(intake.take(outOfScope, 'gossip', 'peer-a')).toEqual({ outcome: 'rejected', reason: 'out-of-scope' })
+    expect(m.envelopesRejected.count({ reason: 'out-of-scope', via: 'gossip' })).toBe(1)
+    expect(seen.rejected).toMatchObject([{ reason: 'out-of-scope', via: 'gossip', from: 'peer-a', name: 'rollout/web/nginx' }])
+    expect(book.get('rollout/web/nginx')).toBeUndefined()
+
+    const inScope = signed(record('web/nginx'), { key: keys.webAdmin })
+    const { outcome, envelope } = intake.take(inScope, 'gossip', 'peer-b')
+    expect(outcome).toBe('accepted')
+    expect(envelope?.policy).toEqual(record('web/nginx'))
+    expect(book.get('rollout/web/nginx')?.id).toBe(envelope?.id)
+  })
+
+  it('refuses a forged record (its signature does not verify), and drops a held one when a new trust policy takes its signer\'s scope away', () => {
+    const { intake, keys, book, seen } = intakeRig()
+    const admins = (scopes: string[]) => [{ key: keys.webAdmin.id, scopes }]
+    intake.take(signed(trustPolicy(admins(['web/'])), { key: keys.root }), 'sync')
+    const bytes = signed(record('web/nginx'), { key: keys.webAdmin })
+    // The signed header's version (the envelope's last field) changed after signing.
+    const forged = new TextEncoder().encode(new TextDecoder().decode(bytes).replace(/"version":1}$/, '"version":9}'))
+    expect(intake.take(forged, 'gossip', 'peer-a')).toEqual({ outcome: 'rejected', reason: 'bad-signature' })
+    expect(intake.take(bytes, 'gossip', 'peer-a').outcome).toBe('accepted')
+    intake.take(signed(trustPolicy(admins(['db/'])), { key: keys.root, version: 2 }), 'sync')
+    expect(seen.untrusted).toMatchObject([{ name: 'rollout/web/nginx', signer: keys.webAdmin.id, reason: 'out-of-scope' }])
+    expect(book.get('rollout/web/nginx')).toBeUndefined()
   })
 })
