@@ -112,7 +112,7 @@ export class ApplyQueue {
   }
 
   scheduleAll (): void {
-    for (const env of this.c.book.values()) if (env.policy.kind !== 'trust') this.schedule(env.name)
+    for (const env of this.c.book.values()) if (env.policy.kind !== 'trust' && env.policy.kind !== 'rollout') this.schedule(env.name)
   }
 
   schedule (name: string): void {
@@ -161,6 +161,8 @@ export class ApplyQueue {
       this.c.events.held?.(env)
       return
     }
+    // A rollout record manages no resource: it says which version of its policy a node enforces
+    // (docs/rollout.md). Held, gossiped and synced, never applied, and no receipt (nothing ran).
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
       this.c.events.notTargeted(env)

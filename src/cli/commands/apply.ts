@@ -68,7 +68,11 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const apply = await applyModule
   lap('loadMs')
   if (policy.kind !== 'policy') {
-    const what = policy.kind === 'trust' ? 'a trust policy only tells agents whom to trust' : `a ${policy.kind} policy only tells nodes to stop managing "${policy.name}"`
+    const what = policy.kind === 'trust'
+      ? 'a trust policy only tells agents whom to trust'
+      : policy.kind === 'rollout'
+        ? `a rollout record only tells nodes which version of "${policy.policy}" to enforce`
+        : `a ${policy.kind} policy only tells nodes to stop managing "${policy.name}"`
     throw new CliError(`${file}: ${what}; there is nothing to apply`)
   }
   if (!matchesTarget(policy, facts) && flags.ignoreTarget !== true) {

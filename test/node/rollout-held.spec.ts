@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { VerifiedEnvelope } from '../../src/envelope/index.js'
+import type { Policy } from '../../src/policy/index.js'
+import { ApplyQueue } from '../../src/node/apply-queue.js'
+import { Journal } from '../../src/node/journal.js'
+import { buildStatus } from '../../src/node/status.js'
+import { startRecord, MAX_RANK } from '../../src/rollout/index.js'
+import { configPolicy, makeKeys } from '../helpers/envelope.js'
+import { useTempDir } from '../helpers/tmp.js'
+import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
+
+// A held rollout record (rollout/<policy>) manages no resource: like the trust policy, nothing to
+// apply. Stage enforcement is not wired in yet, so the policy it rolls out applies as today.
+
+const keys = makeKeys()
+const facts = { id: 'node-1', name: 'web1', tags: {} }
+const dir = useTempDir('grapevine-rollout-held-')
+
+function rig () {
+  const time = new FakeTime()
+  const { book } = trustedBook({ keys, now: time.now })
+  const store = new MemoryStore(join(dir(), 'state'))
+  const log = new RecordingLogger()
+  const journal = new Journal({ store, log, now: time.now })
+  const { metrics } = fakeMetrics('applies', 'applyDuration')
+  const root = join(dir(), 'root')
+  mkdirSync(root, { recursive: true })
+  const order: string[] = []
+  const note = (what: string) => (env: VerifiedEnvelope): void => { order.push(`${what} ${env.name} v${env.version}`) }
+  const queue = new ApplyQueue({
+    book, journal, store, metrics, log, now: time.now, facts, root,
+    signal: new AbortController().signal,
+    saving: () => undefined,
+    events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), conflict: () => {} }
+  })
+  const hold = (p: Policy, version = 1): VerifiedEnvelope => {
+    const env = verified(p, { key: keys.root, version })
+    book.offer(env)
+    return env
+  }
+  const settled = async (): Promise<void> => { await queue.idle(); await journal.idle() }
+  return { queue, book, store, order, hold, settled, root }
+}
+
+const motd = configPolicy('site/motd', [{ id: 'motd', type: 'file', path: '/motd', content: 'v1\n' }])
+
+const record = (v1: VerifiedEnvelope): Policy => startRecord({
+  policy: 'site/motd',
+  target: { version: 2, id: '2'.repeat(64) },
+  previous: { version: 1, id: v1.id },
+  // No node is in the first stage: were the record enforced, site/motd v1 would still apply (it is previous).
+  stages: [{ text: '1', upTo: '0'.repeat(64) }, { text: '100%', upTo: MAX_RANK }],
+  maxFailures: { kind: 'count', count: 0 },
+  bakeMs: 0,
+  stageTimeoutMs: 600_000,
+  autoRollback: false,
+  at: Date.parse('2026-12-05T00:00:00.000Z')
+})
+
+describe('a held rollout record', () => {
+  it('is never applied, by scheduleAll or by its own name: no apply, no receipt event, no applied record, no history', async () => {
+    const { queue, store, order, hold, settled, root } = rig()
+    const v1 = hold(motd)
+    const rec = hold(record(v1))
+    queue.scheduleAll()
+    queue.schedule(rec.name)
+    await settled()
+    expect(order).toEqual(['applied site/motd v1'])
+    expect(Object.keys(queue.applied)).toEqual(['site/motd'])
+    expect(store.history.map((h) => h.name)).not.toContain('rollout/site/motd')
+    expect(await readFile(join(root, 'motd'), 'utf8')).toBe('v1\n')
+  })
+
+  it('says "rollout", not targeted and never applied, in presence beacons and status (as the trust policy says "trust")', async () => {
+    const { queue, book, hold, settled } = rig()
+    const v1 = hold(motd)
+    const rec = hold(record(v1))
+    queue.scheduleAll()
+    await settled()
+    expect(queue.targets(rec)).toBe(false)
+    expect(queue.outcomeOf(rec)).toBe('rollout')
+    expect(queue.outcomeOf(v1)).toBe('applied')
+    const status = buildStatus({
+      node: { id: facts.id, name: facts.name, tags: {}, mesh: 'm', root: '/' } as never,
+      peers: [],
+      held: book.values(),
+      applied: queue.applied,
+      targets: (e) => queue.targets(e),
+      conflicts: [],
+      untrusted: [],
+      forks: [],
+      roots: [keys.root.id],
+      applying: false
+    })
+    expect(status.policies.find((p) => p.name === 'rollout/site/motd')).toEqual(expect.objectContaining({ kind: 'rollout', targeted: false }))
+    expect(status.policies.find((p) => p.name === 'rollout/site/motd')).not.toHaveProperty('lastApply')
+  })
+})
