@@ -1,24 +1,14 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { startRecord, MAX_RANK } from '../../src/rollout/index.js'
 import { runCli } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 
 // A rollout record file (kind: rollout) through the file commands: validate and sign read it
 // like any policy file; apply and plan have nothing to apply.
 
-const record = startRecord({
-  policy: 'web/nginx',
-  target: { version: 2, id: '2'.repeat(64) },
-  previous: { version: 1, id: '1'.repeat(64) },
-  stages: [{ text: '1', upTo: '0'.repeat(63) + '1' }, { text: '100%', upTo: MAX_RANK }],
-  maxFailures: { kind: 'count', count: 0 },
-  bakeMs: 0,
-  stageTimeoutMs: 600_000,
-  autoRollback: false,
-  at: Date.parse('2026-12-05T00:00:00.000Z')
-})
+const record = rolloutRecordOf()
 
 beforeAll(async () => {
   await runCli(['--version']).then((r) => expect(r.code, r.stderr).toBe(0))

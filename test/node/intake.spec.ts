@@ -10,7 +10,8 @@ import { PolicyBook, type ConflictRecord } from '../../src/node/book.js'
 import { RELAY_SYNCED_WITHIN_MS } from '../../src/node/constants.js'
 import type { Via } from '../../src/node/rules.js'
 import { configPolicy, FIXED_NOW, signed, trustPolicy } from '../helpers/envelope.js'
-import { startRecord, MAX_RANK, type RolloutRecord } from '../../src/rollout/index.js'
+import type { RolloutRecord } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 import { intakeRig, verify } from './fakes.js'
 
 const VIAS = ['gossip', 'sync', 'local', 'api', 'disk'] as const satisfies readonly Via[]
@@ -235,17 +236,7 @@ describe('Intake.conflict', () => {
 
 describe('Intake, rollout records (rollout/<policy>)', () => {
   // Authorized against the policy they roll out (src/trust/trust.ts), by the same path and errors as policies.
-  const record = (policy: string): RolloutRecord => startRecord({
-    policy,
-    target: { version: 2, id: '2'.repeat(64) },
-    previous: { version: 1, id: '1'.repeat(64) },
-    stages: [{ text: '1', upTo: '0'.repeat(63) + '1' }, { text: '100%', upTo: MAX_RANK }],
-    maxFailures: { kind: 'count', count: 0 },
-    bakeMs: 0,
-    stageTimeoutMs: 600_000,
-    autoRollback: false,
-    at: FIXED_NOW
-  })
+  const record = (policy: string): RolloutRecord => rolloutRecordOf({ policy, at: FIXED_NOW })
 
   it('refuses a record by an admin out of scope for its policy, at the sender\'s cost by gossip, and accepts and holds one by an admin in scope', () => {
     const { intake, keys, book, m, seen } = intakeRig()

@@ -7,7 +7,8 @@ import type { Policy } from '../../src/policy/index.js'
 import { ApplyQueue } from '../../src/node/apply-queue.js'
 import { Journal } from '../../src/node/journal.js'
 import { buildStatus } from '../../src/node/status.js'
-import { startRecord, MAX_RANK } from '../../src/rollout/index.js'
+import { MAX_RANK } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 import { configPolicy, makeKeys } from '../helpers/envelope.js'
 import { useTempDir } from '../helpers/tmp.js'
 import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
@@ -47,17 +48,11 @@ function rig () {
 
 const motd = configPolicy('site/motd', [{ id: 'motd', type: 'file', path: '/motd', content: 'v1\n' }])
 
-const record = (v1: VerifiedEnvelope): Policy => startRecord({
+const record = (v1: VerifiedEnvelope): Policy => rolloutRecordOf({
   policy: 'site/motd',
-  target: { version: 2, id: '2'.repeat(64) },
   previous: { version: 1, id: v1.id },
   // No node is in the first stage: were the record enforced, site/motd v1 would still apply (it is previous).
-  stages: [{ text: '1', upTo: '0'.repeat(64) }, { text: '100%', upTo: MAX_RANK }],
-  maxFailures: { kind: 'count', count: 0 },
-  bakeMs: 0,
-  stageTimeoutMs: 600_000,
-  autoRollback: false,
-  at: Date.parse('2026-12-05T00:00:00.000Z')
+  stages: [{ text: '1', upTo: '0'.repeat(64) }, { text: '100%', upTo: MAX_RANK }]
 })
 
 describe('a held rollout record', () => {

@@ -1,27 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidPolicyError, parsePolicy, validatePolicyObject, anyPolicy, policyJsonSchema } from '../../src/policy/index.js'
-import { startRecord, rolloutRecord, MAX_RANK, type RolloutRecord } from '../../src/rollout/index.js'
+import { rolloutRecord, type RolloutRecord } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 
 // `kind: rollout` is a policy kind (docs/rollout.md, "The record"): the validator reads it with
 // the record's own schema (src/rollout/record.ts), a member of anyPolicy.
 
-const ID1 = '1'.repeat(64)
-const ID2 = '2'.repeat(64)
-const T0 = Date.parse('2026-12-05T00:00:00.000Z')
-
-function record (policy = 'web/nginx'): RolloutRecord {
-  return startRecord({
-    policy,
-    target: { version: 2, id: ID2 },
-    previous: { version: 1, id: ID1 },
-    stages: [{ text: '1', upTo: '0'.repeat(63) + '1' }, { text: '100%', upTo: MAX_RANK }],
-    maxFailures: { kind: 'count', count: 0 },
-    bakeMs: 60_000,
-    stageTimeoutMs: 600_000,
-    autoRollback: false,
-    at: T0
-  })
-}
+const record = (policy = 'web/nginx'): RolloutRecord => rolloutRecordOf({ policy, bakeMs: 60_000 })
 
 /** The first problem validatePolicyObject refuses `data` with. */
 function refusal (data: unknown): string {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { generateSigningKey, validateEnvelope } from '../../src/envelope/index.js'
 import { NotRootError, OutOfScopeError, RevokedSignerError, TrustStore, UntrustedSignerError } from '../../src/trust/index.js'
-import { startRecord, MAX_RANK, type RolloutRecord } from '../../src/rollout/index.js'
+import type { RolloutRecord } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 import { trustPolicy, signed, signedOver, encodeEnvelope } from '../helpers/envelope.js'
 
 // A rollout record (`rollout/<policy>`) is authorized against the policy it rolls out
@@ -24,19 +25,7 @@ const store = (): TrustStore => new TrustStore([root.id], trustPolicy([
   { key: revoked.id, scopes: ['*'] }
 ], [revoked.id]))
 
-function record (policy: string): RolloutRecord {
-  return startRecord({
-    policy,
-    target: { version: 2, id: '2'.repeat(64) },
-    previous: { version: 1, id: '1'.repeat(64) },
-    stages: [{ text: '1', upTo: '0'.repeat(63) + '1' }, { text: '100%', upTo: MAX_RANK }],
-    maxFailures: { kind: 'count', count: 0 },
-    bakeMs: 0,
-    stageTimeoutMs: 600_000,
-    autoRollback: true,
-    at: Date.parse('2026-12-05T00:00:00.000Z')
-  })
-}
+const record = (policy: string): RolloutRecord => rolloutRecordOf({ policy, autoRollback: true })
 
 describe('TrustStore.authorize, rollout records', () => {
   it.each([
