@@ -9,7 +9,7 @@ export interface Excess {
   index: number
   id: string
   /** The limit broken, as the trust policy spells it. */
-  rule: 'types' | 'paths' | 'exec.commands' | 'exec.run_as'
+  rule: 'types' | 'paths' | 'exec.commands' | 'exec.run_as' | 'checks.hosts'
   /** What the resource does that the limit forbids. */
   message: string
 }
@@ -119,10 +119,17 @@ export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
     if (limits.exec !== undefined) execExcesses(r, limits.exec, add)
   })
   // A health check runs on every node after every apply: an exec check is an exec, bound by
-  // the same limits, or a check would run what the admin may not. http and tcp checks only connect.
+  // the same limits, or a check would run what the admin may not. An http or tcp check of a
+  // limited admin reaches this node only: its result and a body's tail come back in receipts,
+  // so one to any host would let a file-only admin read what every node can reach (a cloud
+  // metadata service's credentials, an internal API) from inside the fleet.
   policy.checks?.forEach((c, index) => {
-    if (c.type !== 'exec') return
     const add = (rule: Excess['rule'], message: string): void => { out.push({ list: 'checks', index, id: c.id, rule, message }) }
+    if (c.type !== 'exec') {
+      const host = c.type === 'http' ? new URL(c.url).hostname : c.host
+      if (!isLoopback(host)) add('checks.hosts', `${c.type === 'http' ? 'an http' : 'a tcp'} check to ${host} reaches beyond this node`)
+      return
+    }
     if (limits.types !== undefined && !limits.types.includes('exec')) {
       add('types', 'an exec check runs a command, and type exec is not allowed')
       return
@@ -132,6 +139,12 @@ export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
   return out
 }
 
+/** This node by name or loopback address, as a URL's hostname or a tcp check's host gives it. */
+function isLoopback (host: string): boolean {
+  const h = host.toLowerCase()
+  return h === 'localhost' || h === '[::1]' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+}
+
 /** The limit a rule names, with its value, for messages: `types: file, directory`. */
 export function describeLimit (limits: AdminLimits, rule: Excess['rule']): string {
   switch (rule) {
@@ -139,5 +152,6 @@ export function describeLimit (limits: AdminLimits, rule: Excess['rule']): strin
     case 'paths': return `paths: ${(limits.paths ?? []).join(', ')}`
     case 'exec.commands': return `exec.commands: ${(limits.exec?.commands ?? []).map(show).join(', ')}`
     case 'exec.run_as': return `exec.run_as: ${limits.exec?.run_as ?? ''}`
+    case 'checks.hosts': return 'http and tcp checks reach this node only (localhost, 127.0.0.0/8, ::1)'
   }
 }

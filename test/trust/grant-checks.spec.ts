@@ -20,7 +20,11 @@ describe('grantExcesses: an exec check is an exec', () => {
     ['env with a list of commands', web, { id: 'c', type: 'exec', command: ['nginx', '-t'], run_as: 'www-data', env: { LD_PRELOAD: '/x.so' } }, [['exec.commands', /env is not allowed/]]],
     ['an exec check when types leave exec out', { types: ['file'] }, { id: 'c', type: 'exec', command: 'true' }, [['types', /an exec check runs a command, and type exec is not allowed/]]],
     ['an http check (it only connects)', { types: ['file'], exec: { commands: ['true'] } }, { id: 'c', type: 'http', url: 'http://127.0.0.1/' }, []],
-    ['a tcp check', { types: ['file'] }, { id: 'c', type: 'tcp', host: '127.0.0.1', port: 80 }, []]
+    ['a tcp check', { types: ['file'] }, { id: 'c', type: 'tcp', host: '127.0.0.1', port: 80 }, []],
+    ['an http check to localhost or ::1', { paths: ['/srv'] }, { id: 'c', type: 'http', url: 'http://[::1]:8080/health' }, []],
+    ['an http check to a cloud metadata service (its body would come back in receipts)', { types: ['file'] }, { id: 'c', type: 'http', url: 'http://169.254.169.254/latest/meta-data/', status: 404 }, [['checks.hosts', /^an http check to 169\.254\.169\.254 reaches beyond this node$/]]],
+    ['an http check whose userinfo looks like loopback', { types: ['file'] }, { id: 'c', type: 'http', url: 'http://127.0.0.1@intranet.example/' }, [['checks.hosts', /intranet\.example/]]],
+    ['a tcp check to another host', { types: ['file'] }, { id: 'c', type: 'tcp', host: '10.0.0.5', port: 22 }, [['checks.hosts', /^a tcp check to 10\.0\.0\.5 reaches beyond this node$/]]]
   ])('%s', (_, limits, check, expected) => {
     const got = grantExcesses(withChecks([check]), limits)
     expect(got.map((e) => [e.rule, e.message])).toHaveLength(expected.length)
