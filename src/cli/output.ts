@@ -58,16 +58,29 @@ export function printJson (value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')
 }
 
+/**
+ * Control characters in what a line shows, escaped (\u001b): node names, tags, receipt errors
+ * and refused envelopes' names come from any peer, and a terminal escape in them could move the
+ * cursor over earlier lines, retitle the window, write the clipboard or hide text. The colours
+ * this CLI uses (bold, dim, red, green, yellow, cyan and their ends), newlines and tabs pass.
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /\u001b(?!\[(?:1|2|22|31|32|33|36|39)m)|[\u0000-\u0008\u000b-\u001a\u001c-\u001f\u007f-\u009f]/g
+
+export function printable (text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 export function print (line = ''): void {
-  process.stdout.write(line + '\n')
+  process.stdout.write(printable(line) + '\n')
 }
 
 export function printError (message: string): void {
-  process.stderr.write(`${errColour.red('error')}: ${message}\n`)
+  process.stderr.write(`${errColour.red('error')}: ${printable(message)}\n`)
 }
 
 export function printWarning (message: string): void {
-  process.stderr.write(`${errColour.yellow('warning')}: ${message}\n`)
+  process.stderr.write(`${errColour.yellow('warning')}: ${printable(message)}\n`)
 }
 
 /** What `grapevine … | head -1` ends with: a closed pipe is the reader being done, as for coreutils (a shell shows them as 128 + SIGPIPE). */
