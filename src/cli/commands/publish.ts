@@ -103,7 +103,10 @@ export function progressLine (kind: Policy['kind'], name: string, version: numbe
     ? colour.green(`retired on ${p.applied.length + p.unchanged.length}`)
     : kind === 'trust'
       ? `${colour.green(`in force on ${p.applied.length + p.unchanged.length}`)}, ${failed('refused it')}`
-      : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}${unhealthy > 0 ? colour.red(` (${unhealthy} unhealthy)`) : ''}, ${p.notTargeted.length} not targeted`
+      // A rollout record is only held: nothing enforces its stages yet (docs/rollout.md, "Status").
+      : kind === 'rollout'
+        ? `held by ${p.applied.length + p.unchanged.length}, ${failed('refused it')}`
+        : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}${unhealthy > 0 ? colour.red(` (${unhealthy} unhealthy)`) : ''}, ${p.notTargeted.length} not targeted`
   return `${name} v${version}: ${reported}/${reported + p.pending.length} reported — ${outcomes}` +
     `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}` +
     `${p.stale.length > 0 ? colour.yellow(`, ${p.stale.length} stale, not waited for`) : ''}`
