@@ -22,7 +22,13 @@ export const envelopeHeader = z.strictObject({
    */
   prev: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected an envelope id (64 hex digits)' }).optional(),
   /** Why this version replaces whatever a node holds, chain or not: the audit trail records it. */
-  force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional()
+  force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional(),
+  /**
+   * Published with a staged rollout (docs/rollout.md): a node applies it only when a rollout
+   * record for it includes the node, and until then keeps enforcing the version it had. In the
+   * signed header, so no relay can strip it and have the whole fleet apply at once.
+   */
+  staged: z.literal(true).optional()
 })
 
 export const envelopeShape = z.strictObject({
@@ -58,7 +64,8 @@ export function pickHeader (e: EnvelopeHeader): EnvelopeHeader {
     signer: e.signer,
     issuedAt: e.issuedAt,
     ...(e.prev !== undefined ? { prev: e.prev } : {}),
-    ...(e.force !== undefined ? { force: e.force } : {})
+    ...(e.force !== undefined ? { force: e.force } : {}),
+    ...(e.staged === true ? { staged: true as const } : {})
   }
 }
 
@@ -73,6 +80,8 @@ export interface SignOptions {
   prev?: string
   /** A reason to replace whatever nodes hold, chain or not (`grapevine resolve`, an operator's override). */
   force?: string
+  /** Staged: nodes wait for a rollout record to include them before they apply it. */
+  staged?: boolean
   /** Injected clock; defaults to the wall clock. */
   now?: () => number
 }
@@ -88,7 +97,8 @@ export function signPolicy (policy: Policy, opts: SignOptions): Uint8Array {
     signer: opts.key.id,
     issuedAt: new Date((opts.now ?? Date.now)()).toISOString(),
     ...(opts.prev !== undefined ? { prev: opts.prev } : {}),
-    ...(opts.force !== undefined ? { force: opts.force } : {})
+    ...(opts.force !== undefined ? { force: opts.force } : {}),
+    ...(opts.staged === true ? { staged: true as const } : {})
   }
   const signature = Buffer.from(signBytes(opts.key, signingPayload(header))).toString('base64url')
   return new TextEncoder().encode(canonicalJson({ ...header, policy, signature }))

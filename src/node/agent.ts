@@ -300,6 +300,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       held: this.book.values(),
       applied: this.queue.applied,
       targets: (e) => this.queue.targets(e),
+      heldBack: (e) => this.queue.heldBack(e),
       conflicts: this.book.conflicts,
       untrusted: this.book.untrusted,
       forks: this.book.forks,

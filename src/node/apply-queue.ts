@@ -1,6 +1,7 @@
 import { applyPolicy, checkFailures, type ApplyReport } from '../apply/index.js'
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
-import type { VerifiedEnvelope } from '../envelope/index.js'
+import { validateEnvelope, type VerifiedEnvelope } from '../envelope/index.js'
+import { enforcement, ROLLOUT_NAME_PREFIX, type Enforcement, type RolloutRecord } from '../rollout/index.js'
 import type { AppliedRecord, StateStore } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
@@ -55,9 +56,9 @@ function compatible (a: Resource, b: Resource): boolean {
 }
 
 export interface ApplyQueueComponents {
-  book: Pick<PolicyBook, 'get' | 'values' | 'pathConflict'>
+  book: Pick<PolicyBook, 'get' | 'values' | 'pathConflict' | 'trust'>
   journal: Pick<Journal, 'replace' | 'history'>
-  store: Pick<StateStore, 'saveApplied' | 'dir'>
+  store: Pick<StateStore, 'saveApplied' | 'dir' | 'loadArchived'>
   metrics: Pick<AgentMetrics, 'applies' | 'applyDuration'>
   log: Logger
   now: () => number
@@ -103,12 +104,62 @@ export class ApplyQueue {
     return env.policy.kind === 'policy' && matchesTarget(env.policy, this.c.facts)
   }
 
-  /** What a presence beacon says of one held envelope, in the receipts' words (applied, unchanged, failed, …). */
+  /**
+   * What a presence beacon says of one held envelope, in the receipts' words (applied,
+   * unchanged, failed, …); `held-back` while a rollout keeps this node on another version.
+   */
   outcomeOf (env: VerifiedEnvelope): string {
     const record = this.applied[env.name]
     if (record?.version === env.version && record.hash === env.hash) return record.applies !== undefined ? versionOutcome(record.applies) : receiptOutcome(record.changed, record.failed)
     if (env.policy.kind !== 'policy') return env.policy.kind
-    return this.targets(env) ? 'pending' : 'not-targeted'
+    if (!this.targets(env)) return 'not-targeted'
+    return this.enforcementOf(env).kind === 'head' ? 'pending' : 'held-back'
+  }
+
+  /** Why this node enforces another version than the one it holds (a staged rollout), or undefined. */
+  heldBack (env: VerifiedEnvelope): string | undefined {
+    if (env.policy.kind !== 'policy' || !this.targets(env)) return undefined
+    const e = this.enforcementOf(env)
+    return e.kind === 'head' ? undefined : e.why
+  }
+
+  /** What a rollout record for this policy, if any, lets this node enforce (docs/rollout.md). */
+  private enforcementOf (env: VerifiedEnvelope): Enforcement {
+    const held = this.c.book.get(ROLLOUT_NAME_PREFIX + env.name)
+    const record = held?.policy.kind === 'rollout' ? held.policy as RolloutRecord : undefined
+    const last = this.applied[env.name]
+    return enforcement({ version: env.version, id: env.id, hash: env.hash, staged: env.staged }, record, this.c.facts.id, last !== undefined ? { version: last.version, hash: last.hash } : undefined)
+  }
+
+  /**
+   * The envelope this node enforces for a held policy: the head, or an older version from the
+   * archive while a rollout holds it back (a stage that has not come, a rollback). Undefined:
+   * nothing to enforce yet, or the older version is not in the archive (logged).
+   */
+  private async enforced (env: ConfigEnvelope): Promise<ConfigEnvelope | undefined> {
+    const e = this.enforcementOf(env)
+    if (e.kind === 'head') return env
+    if (e.kind === 'none') {
+      this.c.log.debug({ name: env.name, version: env.version, why: e.why }, 'held back by its rollout: nothing to enforce yet')
+      return undefined
+    }
+    const last = this.applied[env.name]
+    const bytes = await this.c.store.loadArchived(env.name, e.version)
+    let older: VerifiedEnvelope | undefined
+    try {
+      older = bytes === undefined ? undefined : validateEnvelope(bytes, this.c.book.trust)
+    } catch (err) {
+      this.c.log.warn({ name: env.name, version: e.version, err: (err as Error).message }, 'held back by its rollout, but the archived version it enforces is refused now')
+      return undefined
+    }
+    const exact = older !== undefined && older.name === env.name && older.version === e.version && (e.id === undefined || older.id === e.id) && (e.hash === undefined || older.hash === e.hash)
+    if (!exact || !this.targets(older as VerifiedEnvelope)) {
+      // A node that joined after the previous version was replaced never held it: it manages nothing for the policy until its stage comes.
+      if (last?.version !== e.version) this.c.log.warn({ name: env.name, version: env.version, enforce: e.version, why: e.why }, 'held back by its rollout, and the version it should enforce is not in the archive: managing nothing for this policy until its stage comes')
+      return undefined
+    }
+    if (last === undefined || last.version !== e.version || last.hash !== (older as VerifiedEnvelope).hash) this.c.log.info({ name: env.name, held: env.version, enforce: e.version, why: e.why }, 'held back by its rollout: enforcing an older version')
+    return older as ConfigEnvelope
   }
 
   scheduleAll (): void {
@@ -162,12 +213,24 @@ export class ApplyQueue {
       return
     }
     // A rollout record manages no resource: it says which version of its policy a node enforces
-    // (docs/rollout.md). Held, gossiped and synced, never applied, and no receipt (nothing ran).
+    // (docs/rollout.md). No receipt (nothing ran); its policy is looked at again.
+    if (env.policy.kind === 'rollout') {
+      const policy = (env.policy as RolloutRecord).policy
+      // Marked dirty, not schedule()d: this runs inside the loop, which takes it next (and in
+      // the loop's first turn `running` is not even set yet, so schedule() would start a second loop).
+      if (this.c.book.get(policy) !== undefined) this.dirty.add(policy)
+      return
+    }
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
       this.c.events.notTargeted(env)
       return
     }
+    const chosen = await this.enforced(env)
+    if (chosen !== undefined) await this.applyEnforced(chosen)
+  }
+
+  private async applyEnforced (env: ConfigEnvelope): Promise<void> {
     const report = await this.run(env)
     // Failing health checks are listed with the failing resources (as `check:<id>`), so status, history and receipts show them.
     const failures = [

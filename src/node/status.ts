@@ -15,6 +15,10 @@ export interface PolicyState {
   id: string
   kind: string
   targeted: boolean
+  /** Signed for a staged rollout: applied only as its rollout record includes this node. */
+  staged?: boolean
+  /** Why this node enforces another version than this one (its rollout stage has not come, or it was rolled back). */
+  heldBack?: string
   lastApply?: AppliedRecord
 }
 
@@ -42,6 +46,7 @@ export interface StatusSources {
   held: Iterable<VerifiedEnvelope>
   applied: Record<string, AppliedRecord>
   targets: (env: VerifiedEnvelope) => boolean
+  heldBack?: (env: VerifiedEnvelope) => string | undefined
   conflicts: ConflictRecord[]
   untrusted: UntrustedRecord[]
   forks: ForkRecord[]
@@ -56,17 +61,22 @@ export function buildStatus (s: StatusSources): AgentStatus {
   return {
     node: s.node,
     peers: s.peers,
-    policies: [...s.held].sort((a, b) => a.name.localeCompare(b.name)).map((e) => ({
-      name: e.name,
-      version: e.version,
-      hash: e.hash,
-      signer: e.signer,
-      issuedAt: e.issuedAt,
-      id: e.id,
-      kind: e.policy.kind,
-      targeted: s.targets(e),
-      ...(s.applied[e.name] !== undefined ? { lastApply: s.applied[e.name] } : {})
-    })),
+    policies: [...s.held].sort((a, b) => a.name.localeCompare(b.name)).map((e) => {
+      const heldBack = s.heldBack?.(e)
+      return {
+        name: e.name,
+        version: e.version,
+        hash: e.hash,
+        signer: e.signer,
+        issuedAt: e.issuedAt,
+        id: e.id,
+        kind: e.policy.kind,
+        targeted: s.targets(e),
+        ...(e.staged === true ? { staged: true } : {}),
+        ...(heldBack !== undefined ? { heldBack } : {}),
+        ...(s.applied[e.name] !== undefined ? { lastApply: s.applied[e.name] } : {})
+      }
+    }),
     conflicts: s.conflicts,
     untrusted: s.untrusted,
     forks: s.forks,

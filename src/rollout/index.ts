@@ -4,3 +4,4 @@ export { parseStages, parseMaxFailures, ALL_MILLI, type StageSpec, type MaxFailu
 export { rank, percentCutoff, resolveStages, inStage, stageOf, stageSizes, type TargetedNode, type ResolvedStage, type StageSize } from './rank.js'
 export { evaluateGate, allowedFailures, type GateOutcome, type GateReport, type GateStage, type GateOptions, type GateResult, type GateFailure } from './gate.js'
 export { rolloutRecord, resolvedStage, maxFailures, startRecord, nextRecord, enforcedVersion, ROLLOUT_STATES, type RolloutRecord, type RolloutState, type RolloutAction, type StartRollout } from './record.js'
+export { enforcement, type Enforcement, type HeldHead, type LastApplied } from './enforce.js'

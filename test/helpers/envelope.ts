@@ -50,11 +50,13 @@ export interface SignedOptions {
   /** The id of the envelope this one supersedes. */
   prev?: string
   force?: string
+  /** Signed for a staged rollout. */
+  staged?: boolean
 }
 
 /** Signs `p` the way `grapevine sign` does and returns the canonical envelope bytes. */
 export function signed (p: Policy, opts: SignedOptions): Uint8Array {
-  return signPolicy(p, { key: opts.key, version: opts.version ?? 1, now: () => opts.now ?? FIXED_NOW, ...(opts.prev !== undefined ? { prev: opts.prev } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}) })
+  return signPolicy(p, { key: opts.key, version: opts.version ?? 1, now: () => opts.now ?? FIXED_NOW, ...(opts.prev !== undefined ? { prev: opts.prev } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}), ...(opts.staged === true ? { staged: true } : {}) })
 }
 
 /** Envelope fields whose hash is over `body` but whose body can be anything, signed by `key`. */

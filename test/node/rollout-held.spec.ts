@@ -14,7 +14,8 @@ import { useTempDir } from '../helpers/tmp.js'
 import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
 
 // A held rollout record (rollout/<policy>) manages no resource: like the trust policy, nothing to
-// apply. Stage enforcement is not wired in yet, so the policy it rolls out applies as today.
+// apply. Taking one only has its policy looked at again (test/node/rollout-enforce.spec.ts); here
+// its target (v2) is not held, so the policy it rolls out applies as today.
 
 const keys = makeKeys()
 const facts = { id: 'node-1', name: 'web1', tags: {} }
@@ -61,9 +62,12 @@ describe('a held rollout record', () => {
     const v1 = hold(motd)
     const rec = hold(record(v1))
     queue.scheduleAll()
-    queue.schedule(rec.name)
     await settled()
     expect(order).toEqual(['applied site/motd v1'])
+    // Scheduled by its own name, it has its policy looked at again, and is not applied itself.
+    queue.schedule(rec.name)
+    await settled()
+    expect(order).toEqual(['applied site/motd v1', 'applied site/motd v1'])
     expect(Object.keys(queue.applied)).toEqual(['site/motd'])
     expect(store.history.map((h) => h.name)).not.toContain('rollout/site/motd')
     expect(await readFile(join(root, 'motd'), 'utf8')).toBe('v1\n')
