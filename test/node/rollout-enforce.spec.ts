@@ -154,6 +154,6 @@ describe('a node outside the current stage', () => {
     await r.take(recordOf(v2, v1))
     await r.take(motd('v2\n'), { version: 2, prev: v1, staged: true })
     expect(await r.motd()).toBeUndefined()
-    expect(r.log.lines.some((l) => /not in the archive/.test(l.msg))).toBe(true)
+    expect(r.log.lines.some((l) => /not in the archive/.test(l.msg ?? ''))).toBe(true)
   })
 })
