@@ -1,9 +1,10 @@
 // Pure: decides a scenario's checks from what has been recorded so far. A check is pending
 // until it holds or its deadline passes; deadlines wait for events, they never assume speed.
 
-import { convergedAt, isUpAt, newer, onlineTargets } from './analysis.js'
+import { convergedAt, isTargeted, isUpAt, newer, onlineTargets } from './analysis.js'
 import type { ScenarioCheck } from './scenario.js'
 import type { CheckResult, RecordNode, RecordPublish, RunRecord } from './result.js'
+import { healthResult, rolloutOf, rolloutResult } from './rollout-result.js'
 
 export interface CheckContext {
   /** Time now, ms since time zero; the record holds everything observed up to it. */
@@ -25,6 +26,8 @@ export function checkText (c: ScenarioCheck): string {
     case 'caught-up': return `every restarted or added node caught up within ${secs(c.within)}`
     case 'no-failures': return 'no failed apply, refused envelope or engine error'
     case 'conflict-recorded': return `the losing publisher of a same-version conflict recorded it within ${secs(c.within)}`
+    case 'blast-radius': return `at most ${typeof c.max === 'number' ? `${c.max} node${c.max === 1 ? '' : 's'}` : `${c.max} of the targeted nodes`} ever applied ${c.publish}`
+    case 'rollout': return `the rollout of ${c.publish} is ${c.state} within ${secs(c.within)}`
   }
 }
 
@@ -45,6 +48,8 @@ function evaluate (record: RunRecord, c: ScenarioCheck, ctx: CheckContext): Verd
     case 'caught-up': return caughtUp(record, c.within * ctx.scale, ctx)
     case 'no-failures': return noFailures(record, ctx.final)
     case 'conflict-recorded': return conflictRecorded(record, c.within * ctx.scale, ctx)
+    case 'blast-radius': return blastRadius(record, c, ctx)
+    case 'rollout': return rolloutState(record, c, ctx)
   }
 }
 
@@ -165,4 +170,31 @@ function conflictRecorded (record: RunRecord, within: number, ctx: CheckContext)
     if (ctx.now >= p.at + within) return { status: 'fail', detail: `${node.name} published the losing ${p.name} v${p.version} but recorded no conflict within ${secs(within)}` }
     return { status: 'pending', detail: `waiting for ${node.name} to see the winner` }
   }), { status: 'pass', detail: '' })
+}
+
+/** Decided at the end of the run: a node may apply the version until then. Fails early once it is over. */
+function blastRadius (record: RunRecord, c: Extract<ScenarioCheck, { check: 'blast-radius' }>, ctx: CheckContext): Verdict {
+  const p = record.publishes.find((x) => x.id === c.publish)
+  if (p === undefined) return { status: 'pending', detail: `${c.publish} not published yet` }
+  const h = healthResult(record, p)
+  const reach = h?.blastRadius ?? new Set(record.applies.filter((a) => a.name === p.name && a.version === p.version && a.hash === p.hash).map((a) => a.node)).size
+  const targeted = record.nodes.filter((n) => isTargeted(p, n)).length
+  const max = typeof c.max === 'number' ? c.max : Math.floor((Number(c.max.slice(0, -1)) / 100) * targeted + 1e-9)
+  const detail = `${c.publish} (${p.name} v${p.version}) reached ${reach} node${reach === 1 ? '' : 's'}, at most ${max} allowed`
+  if (reach > max) return { status: 'fail', detail }
+  return ctx.final ? { status: 'pass', detail } : { status: 'pending', detail: `${detail} so far` }
+}
+
+function rolloutState (record: RunRecord, c: Extract<ScenarioCheck, { check: 'rollout' }>, ctx: CheckContext): Verdict {
+  const within = c.within * ctx.scale
+  const p = record.publishes.find((x) => x.id === c.publish)
+  if (p === undefined || rolloutOf(record, p) === undefined) return { status: 'pending', detail: `${c.publish}'s rollout has not started` }
+  const r = rolloutResult(record, p)
+  const step = r?.steps.find((s) => s.state === c.state)
+  const now = r === undefined ? 'not started' : `${r.state} at stage ${r.stage + 1}/${r.stages.length}${r.reason !== undefined ? ` (${r.reason})` : ''}`
+  if (step !== undefined && step.at - p.at <= within) return { status: 'pass', detail: `${c.publish}: ${c.state} ${secs(step.at - p.at)} after the publish${r?.reason !== undefined ? `: ${r.reason}` : ''}` }
+  // done and aborted are final; a halted rollout can still be aborted, never done.
+  const over = r !== undefined && (r.state === 'done' || r.state === 'aborted' || (r.state === 'halted' && c.state === 'done'))
+  if (step !== undefined || over || ctx.now >= p.at + within) return { status: 'fail', detail: `${c.publish}: not ${c.state} within ${secs(within)}; ${now}` }
+  return { status: 'pending', detail: `${c.publish}: ${now}` }
 }

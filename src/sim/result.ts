@@ -5,6 +5,7 @@
 import type { Policy, Target } from '../policy/index.js'
 import type { Via } from '../node/rules.js'
 import type { Quantiles } from './metrics.js'
+import type { RolloutState } from '../rollout/index.js'
 
 /** How an envelope reached a node: the agent's own vocabulary (src/node/rules.ts). */
 export type { Via }
@@ -63,6 +64,45 @@ export interface RecordFork { node: number, name: string, version: number, at: n
 export interface RecordRejection { node: number, reason: string, via: string, at: number, error: string }
 export interface RecordMarker { id: string, do: string, at: number, detail: string }
 
+/** One signed record of a rollout (`rollout/<policy>`), as its signer published it. */
+export interface RecordRolloutStep {
+  /** Version of the record envelope. */
+  version: number
+  at: number
+  /** Node index of the signer's process (-1: outside the fleet). */
+  by: number
+  signer: string
+  /** What was signed: the first record, or nextRecord's action. */
+  action: 'start' | 'advance' | 'pause' | 'resume' | 'halt' | 'abort'
+  state: RolloutState
+  /** Index of the current stage. */
+  stage: number
+  reason?: string
+  rolledBack: boolean
+}
+
+/**
+ * A staged publish (`publish --rollout`): its plan and every record signed for it. Nodes'
+ * outcomes are in `applies` (outcome `unhealthy` when a health check failed), by name and version.
+ */
+export interface RecordRollout {
+  /** The publish event's id. */
+  publish: string
+  name: string
+  version: number
+  hash: string
+  /** Stages as written (`1,5%,25%,100%`). */
+  spec: string
+  /** Each stage as resolved when the rollout started: its text and the targeted nodes in it or an earlier one. */
+  stages: Array<{ text: string, members: number }>
+  bakeMs: number
+  /** As written: `0`, `3`, `10%`. */
+  maxFailures: string
+  stageTimeoutMs: number
+  autoRollback: boolean
+  steps: RecordRolloutStep[]
+}
+
 /** Everything observed during a run, engine-neutral: the input to analyse() and the report. */
 export interface RunRecord {
   /** Epoch ms of time zero (the moment the timeline started). */
@@ -81,6 +121,8 @@ export interface RunRecord {
   errors: string[]
   /** Trouble in the harness that did not stop the run (a topology dial that timed out): reported, not failed on. */
   warnings?: string[]
+  /** Staged publishes; absent when the run had none. */
+  rollouts?: RecordRollout[]
 }
 
 export interface NodeOutcome {
@@ -125,6 +167,10 @@ export interface PublishResult {
   /** Nodes that held this version back as a fork (it did not extend what they held); absent when none did. */
   forkedBy?: string[]
   failures: Array<{ node: string, errors: Array<{ resource: string, error: string }> }>
+  /** A staged publish, or one that some node reported failed or unhealthy: how far it reached and when all were healthy. */
+  health?: HealthResult
+  /** A staged publish: its stages over time and how it ended. */
+  rollout?: RolloutResult
   traffic?: {
     windowMs: number
     /** Absent when the publisher stopped before the window closed (its counters went with it). */
@@ -140,6 +186,49 @@ export interface PublishResult {
     /** Envelope bodies fetched after announcements, bytes, all nodes. */
     fetchBytes?: number
   }
+}
+
+export interface HealthResult {
+  /** Nodes that ever applied this version (healthy or not): a bad change's reach. */
+  blastRadius: number
+  /** The same as a share of the targeted nodes, 0–100. */
+  blastRadiusPercent: number
+  /** Nodes whose latest report of this version is failed or unhealthy. */
+  unhealthy: number
+  /** ms from the publish until every targeted node running at the end had reported it healthy (applied or unchanged, nothing failed); absent if never. */
+  allHealthyMs?: number
+}
+
+export interface RolloutStageResult {
+  index: number
+  text: string
+  /** Targeted nodes in this stage or an earlier one when the rollout started, and as a share of them. */
+  members: number
+  percent: number
+  /** ms since time zero; absent for a stage never reached. */
+  startedAt?: number
+  /** When the next record replaced it (advance, halt, abort, done); absent while it stood at the end. */
+  endedAt?: number
+  /** How the stage ended: passed (advanced or done), halted, aborted, or still standing (running, paused). */
+  outcome?: 'passed' | 'halted' | 'aborted' | 'running' | 'paused'
+}
+
+export interface RolloutResult {
+  spec: string
+  /** The last record's state, and why (paused, halted, aborted). */
+  state: RolloutState
+  reason?: string
+  rolledBack: boolean
+  /** Index of the stage it stood at in the end. */
+  stage: number
+  /** ms since the publish until done; absent when it did not finish. */
+  doneMs?: number
+  bakeMs: number
+  maxFailures: string
+  stageTimeoutMs: number
+  autoRollback: boolean
+  stages: RolloutStageResult[]
+  steps: RecordRolloutStep[]
 }
 
 export interface ConvergenceResult {

@@ -8,6 +8,7 @@ import { InvalidScenarioError } from './errors.js'
 import { DEFAULT_RTO_MS } from './constants.js'
 import { MAX_FORCE_REASON_CHARS } from '../envelope/index.js'
 import type { LatencyDist } from './random.js'
+import { parseMaxFailures, parseStages, type MaxFailures, type StageSpec } from '../rollout/index.js'
 
 // The scenario format, shared by the live engine (real agents) and the model engine (a
 // discrete-event simulator): both read this schema, so one file describes one experiment.
@@ -156,6 +157,43 @@ const topology = z.discriminatedUnion('kind', [
 
 const at = { at: duration, id: eventId.optional() }
 
+/** `grapevine publish`'s defaults for the rollout flags (docs/rollout.md): no bake, no failure allowed, 10 min per stage, no rollback. */
+export const ROLLOUT_DEFAULTS = { bakeMs: 0, maxFailures: '0', stageTimeoutMs: 10 * 60_000, autoRollback: false } as const
+
+const MAX_FAILURES_HINT = 'expected 0, a number of nodes (3) or a percentage of the stage\'s nodes up to 100% ("10%")'
+
+/**
+ * A publish's `rollout:`, as `publish --rollout … --bake … --max-failures … --stage-timeout …
+ * --auto-rollback`. Stages and max-failures are read by the production parsers here, so a bad
+ * value is a located scenario error, not a failure in the middle of a run.
+ */
+const rolloutSpec = z.strictObject({
+  stages: z.string().transform((v, ctx): { text: string, specs: StageSpec[] } => {
+    try {
+      return { text: v, specs: parseStages(v) }
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message })
+      return z.NEVER
+    }
+  }),
+  bake: duration.default(ROLLOUT_DEFAULTS.bakeMs),
+  maxFailures: z.union([z.number(), z.string()], { error: MAX_FAILURES_HINT }).default(ROLLOUT_DEFAULTS.maxFailures).transform((v, ctx): MaxFailures => {
+    try {
+      return parseMaxFailures(String(v))
+    } catch {
+      ctx.addIssue({ code: 'custom', message: MAX_FAILURES_HINT })
+      return z.NEVER
+    }
+  }),
+  stageTimeout: duration.default(ROLLOUT_DEFAULTS.stageTimeoutMs).refine((ms) => ms > 0, { error: 'expected a positive stage timeout' }),
+  autoRollback: z.boolean().default(ROLLOUT_DEFAULTS.autoRollback)
+})
+
+export type RolloutSpec = z.output<typeof rolloutSpec>
+
+/** Who acts on a published rollout: the publish event's id, the node the admin signs from, and the admin. */
+const rolloutAction = { publish: eventId, from: selector, admin: z.string().default('root') }
+
 const event = z.discriminatedUnion('do', [
   z.strictObject({
     ...at,
@@ -166,14 +204,24 @@ const event = z.discriminatedUnion('do', [
     version: z.number().int().min(1).optional(),
     vars: z.record(z.string(), z.unknown()).optional(),
     /** A signed reason to replace whatever nodes hold, chain or not (`grapevine publish --force`). */
-    force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional()
+    force: z.string().min(1).max(MAX_FORCE_REASON_CHARS).optional(),
+    /** Staged: the publishing node evaluates each stage's gate and signs the next rollout record. */
+    rollout: rolloutSpec.optional(),
+    /** Nodes on which this version's health check fails: they report `unhealthy` after applying it. */
+    unhealthyOn: nodeSet.optional()
   }),
+  /** Another admin takes over a rollout (its evaluator died, or it was paused) and evaluates it from `from`. */
+  z.strictObject({ ...at, do: z.literal('resume'), ...rolloutAction }),
+  z.strictObject({ ...at, do: z.literal('pause'), ...rolloutAction }),
+  z.strictObject({ ...at, do: z.literal('abort'), ...rolloutAction, rollback: z.boolean().default(false) }),
   z.strictObject({ ...at, do: z.literal('partition'), groups: z.array(nodeSet).min(1) }),
   z.strictObject({ ...at, do: z.literal('heal') }),
   z.strictObject({ ...at, do: z.literal('kill'), nodes: nodeSet }),
   z.strictObject({ ...at, do: z.literal('restart'), nodes: nodeSet.default([{ kind: 'killed' }]) }),
   z.strictObject({ ...at, do: z.literal('add'), count: z.number().int().min(1), tags: tagMap.optional(), peers: z.number().int().min(1).max(64).optional() })
 ])
+
+const BLAST_HINT = 'expected a node count like 1 or a percentage of the targeted nodes like "5%"'
 
 const check = z.discriminatedUnion('check', [
   z.strictObject({
@@ -186,7 +234,15 @@ const check = z.discriminatedUnion('check', [
   z.strictObject({ check: z.literal('converged'), after: z.string().optional(), within: duration }),
   z.strictObject({ check: z.literal('caught-up'), within: duration }),
   z.strictObject({ check: z.literal('no-failures') }),
-  z.strictObject({ check: z.literal('conflict-recorded'), within: duration })
+  z.strictObject({ check: z.literal('conflict-recorded'), within: duration }),
+  /** Nodes that ever applied the publish's version (a bad change's reach): at most N, or P% of the targeted nodes. */
+  z.strictObject({
+    check: z.literal('blast-radius'),
+    publish: eventId,
+    max: z.union([z.number(), z.string()], { error: BLAST_HINT }).refine((v) => typeof v === 'number' ? Number.isSafeInteger(v) && v >= 0 : /^\d{1,3}(?:\.\d+)?%$/.test(v) && Number(v.slice(0, -1)) <= 100, { error: BLAST_HINT })
+  }),
+  /** The publish's rollout reached this final state within the time. */
+  z.strictObject({ check: z.literal('rollout'), publish: eventId, state: z.enum(['done', 'halted', 'aborted']), within: duration })
 ])
 
 export const scenarioSchema = z.strictObject({
@@ -237,6 +293,9 @@ export type ScenarioFile = z.output<typeof scenarioSchema>
 export type ScenarioEvent = ScenarioFile['timeline'][number]
 export type ScenarioCheck = ScenarioFile['expect'][number]
 export type Topology = ScenarioFile['topology']
+export type PublishEvent = Extract<ScenarioEvent, { do: 'publish' }>
+/** resume, pause or abort of a publish's rollout. */
+export type RolloutEvent = Extract<ScenarioEvent, { do: 'resume' | 'pause' | 'abort' }>
 
 /** A parsed, cross-checked scenario with its policies loaded. */
 export interface Scenario extends ScenarioFile {
@@ -326,7 +385,7 @@ function assignIds (timeline: ScenarioEvent[]): Array<ScenarioEvent & { id: stri
   const counts = new Map<string, number>()
   return timeline.map((e) => {
     if (e.id !== undefined) return { ...e, id: e.id }
-    const base = e.do === 'publish' ? e.policy : e.do
+    const base = e.do === 'publish' ? e.policy : e.do === 'resume' || e.do === 'pause' || e.do === 'abort' ? `${e.do}-${e.publish}` : e.do
     let id: string
     do {
       const n = (counts.get(base) ?? 0) + 1
@@ -362,7 +421,21 @@ function crossCheck (s: ScenarioFile, timeline: Array<ScenarioEvent & { id: stri
         if (e.admin !== 'root' && !(e.admin in s.admins)) loc.at([...path, 'admin'], `no admin "${e.admin}" in admins (have: root${Object.keys(s.admins).map((a) => `, ${a}`).join('')})`)
         if (e.from.kind === 'rest' || e.from.kind === 'killed') loc.at([...path, 'from'], `a publish needs a running node, not "${e.from.kind}"`)
         checkIndex(e.from, [...path, 'from'])
+        e.unhealthyOn?.forEach((sel, k) => {
+          if (sel.kind === 'rest' || sel.kind === 'killed') loc.at([...path, 'unhealthyOn', k], `"${sel.kind}" cannot say where a check fails`)
+          checkIndex(sel, [...path, 'unhealthyOn', k])
+        })
         break
+      case 'resume': case 'pause': case 'abort': {
+        const target = timeline.find((t) => t.do === 'publish' && t.id === e.publish)
+        if (target === undefined) loc.at([...path, 'publish'], `no publish event with id "${e.publish}" in the timeline`)
+        else if (target.do === 'publish' && target.rollout === undefined) loc.at([...path, 'publish'], `publish "${e.publish}" has no rollout to ${e.do}`)
+        else if (target.at > e.at) loc.at([...path, 'at'], `publish "${e.publish}" happens later (at ${target.at} ms)`)
+        if (e.admin !== 'root' && !(e.admin in s.admins)) loc.at([...path, 'admin'], `no admin "${e.admin}" in admins (have: root${Object.keys(s.admins).map((a) => `, ${a}`).join('')})`)
+        if (e.from.kind === 'rest' || e.from.kind === 'killed') loc.at([...path, 'from'], `a ${e.do} needs a running node, not "${e.from.kind}"`)
+        checkIndex(e.from, [...path, 'from'])
+        break
+      }
       case 'partition':
         e.groups.forEach((g, j) => g.forEach((sel, k) => {
           if (sel.kind === 'killed') loc.at([...path, 'groups', j, k], '"killed" cannot be a partition group')
@@ -383,6 +456,10 @@ function crossCheck (s: ScenarioFile, timeline: Array<ScenarioEvent & { id: stri
       loc.at(['expect', i, 'publish'], `no publish event with id "${c.publish}" in the timeline`)
     }
     if (c.check === 'converged' && c.after !== undefined && !ids.has(c.after)) loc.at(['expect', i, 'after'], `no event with id "${c.after}" in the timeline`)
+    if ((c.check === 'blast-radius' || c.check === 'rollout') && !publishIds.has(c.publish)) loc.at(['expect', i, 'publish'], `no publish event with id "${c.publish}" in the timeline`)
+    if (c.check === 'rollout' && publishIds.has(c.publish) && timeline.some((e) => e.do === 'publish' && e.id === c.publish && e.rollout === undefined)) {
+      loc.at(['expect', i, 'publish'], `publish "${c.publish}" has no rollout`)
+    }
   })
   if (s.topology.kind === 'clusters' && s.topology.clusters > s.nodes.count) loc.at(['topology', 'clusters'], `${s.topology.clusters} clusters need at least as many nodes (have ${s.nodes.count})`)
   if (s.network.latency.dist === 'uniform' && s.network.latency.min > s.network.latency.max) loc.at(['network', 'latency', 'max'], 'max is below min')

@@ -3,6 +3,7 @@
 import { convergenceResults, isUpAtEnd, publishResult } from './analysis.js'
 import { summarize } from './metrics.js'
 import { meanLatency } from './random.js'
+import { healthResult, rolloutResult } from './rollout-result.js'
 import type { Scenario } from './scenario.js'
 import type { CheckResult, NodeResult, RunRecord, SimResult } from './result.js'
 
@@ -76,7 +77,11 @@ export function analyse (record: RunRecord, meta: ResultMeta): SimResult {
     durationMs: record.end,
     ...(starts !== undefined ? { agentStart: { meanMs: Math.round(starts.mean), p90Ms: starts.p90, maxMs: starts.max } } : {}),
     ...(meta.memory !== undefined ? { memory: meta.memory } : {}),
-    publishes: record.publishes.map((p) => publishResult(record, p)),
+    publishes: record.publishes.map((p) => {
+      const health = healthResult(record, p)
+      const rollout = rolloutResult(record, p)
+      return { ...publishResult(record, p), ...(health !== undefined ? { health } : {}), ...(rollout !== undefined ? { rollout } : {}) }
+    }),
     convergence: convergenceResults(record),
     nodes,
     markers: record.markers,

@@ -51,8 +51,8 @@ describe('parseScenario', () => {
   // Each row: a fragment appended to a valid base, and the exact located message.
   const bad: Array<{ what: string, text: string, want: string }> = [
     { what: 'a duration without a unit', text: `${BASE}timeline:\n  - { at: 2, do: heal }\n`, want: 'x.yaml:5:11: timeline[0].at: expected a duration with a unit, like "2s", "1.5s" or "500ms", got 2' },
-    { what: 'an unknown action', text: `${BASE}timeline:\n  - { at: 2s, do: explode }\n`, want: 'x.yaml:5:19: timeline[0].do: expected do to be publish, partition, heal, kill, restart or add, got "explode"' },
-    { what: 'an unknown check', text: `${BASE}expect:\n  - { check: fast }\n`, want: 'x.yaml:5:14: expect[0].check: expected check to be delivered, converged, caught-up, no-failures or conflict-recorded, got "fast"' },
+    { what: 'an unknown action', text: `${BASE}timeline:\n  - { at: 2s, do: explode }\n`, want: 'x.yaml:5:19: timeline[0].do: expected do to be publish, resume, pause, abort, partition, heal, kill, restart or add, got "explode"' },
+    { what: 'an unknown check', text: `${BASE}expect:\n  - { check: fast }\n`, want: 'x.yaml:5:14: expect[0].check: expected check to be delivered, converged, caught-up, no-failures, conflict-recorded, blast-radius or rollout, got "fast"' },
     { what: 'a typo in a field', text: `${BASE}topology: { kind: ring, peer: 2 }\n`, want: 'x.yaml:4:31: topology.peer: unknown field' },
     { what: 'a bad selector', text: `${BASE}timeline:\n  - { at: 1s, do: kill, nodes: half }\n`, want: 'x.yaml:5:32: timeline[0].nodes[0]: expected a node selector: "node-3", "first 50%", "last 2", "random 20%", "tag role=web", "cluster 1", "killed", "rest" or "all", got "half"' },
     { what: 'a loss of 100%', text: `${BASE}network: { loss: 100% }\n`, want: 'x.yaml:4:18: network.loss: expected a loss probability like 0.2 or "20%" (at least 0, below 1), got "100%"' },
@@ -65,12 +65,45 @@ describe('parseScenario', () => {
     { what: 'a cluster selector without clusters', text: `${BASE}timeline:\n  - { at: 1s, do: kill, nodes: cluster 1 }\n`, want: 'x.yaml:5:32: timeline[0].nodes[0]: a cluster selector needs topology kind "clusters"' },
     { what: 'duplicate ids', text: `${BASE}timeline:\n  - { at: 1s, do: heal, id: a }\n  - { at: 2s, do: heal, id: a }\n`, want: 'x.yaml:6:29: timeline[1].id: duplicate id "a" (also timeline[0])' },
     { what: 'YAML syntax', text: 'name: t\nnodes: [\n', want: 'x.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]' },
-    { what: 'not a mapping', text: '- 1\n', want: 'x.yaml:1: expected a mapping with name, nodes and timeline, got [1]' }
+    { what: 'not a mapping', text: '- 1\n', want: 'x.yaml:1: expected a mapping with name, nodes and timeline, got [1]' },
+    // Staged rollouts: stages and max-failures are read by the production parsers, at load time.
+    { what: 'rollout stages that do not end at 100%', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, rollout: { stages: "1,5%" } }\n`, want: 'x.yaml:5:61: timeline[0].rollout.stages: stage "5%": the last stage must be 100%, or some targeted nodes would never get the version, got "1,5%"' },
+    { what: 'rollout stages that shrink', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, rollout: { stages: "25%,5%,100%" } }\n`, want: 'x.yaml:5:61: timeline[0].rollout.stages: stage "5%": stages must grow; 5% is not more than 25%, got "25%,5%,100%"' },
+    { what: 'a bad max-failures', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, rollout: { stages: "100%", maxFailures: lots } }\n`, want: 'x.yaml:5:82: timeline[0].rollout.maxFailures: expected 0, a number of nodes (3) or a percentage of the stage\'s nodes up to 100% ("10%"), got "lots"' },
+    { what: 'a rollout without stages', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, rollout: { bake: 1s } }\n`, want: 'x.yaml:5:51: timeline[0].rollout.stages: required field is missing (expected string)' },
+    { what: 'a resume of a publish without a rollout', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, id: p }\n  - { at: 2s, do: resume, publish: p, from: node-1 }\n`, want: 'x.yaml:6:36: timeline[1].publish: publish "p" has no rollout to resume' },
+    { what: 'a resume before its publish', text: `${BASE}timeline:\n  - { at: 3s, do: publish, policy: motd, id: p, rollout: { stages: "1,100%" } }\n  - { at: 2s, do: resume, publish: p, from: node-1 }\n`, want: 'x.yaml:6:11: timeline[1].at: publish "p" happens later (at 3000 ms)' },
+    { what: 'a pause of an unknown publish', text: `${BASE}timeline:\n  - { at: 2s, do: pause, publish: q, from: node-1 }\n`, want: 'x.yaml:5:35: timeline[0].publish: no publish event with id "q" in the timeline' },
+    { what: 'unhealthyOn a node that does not exist', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, unhealthyOn: node-7 }\n`, want: 'x.yaml:5:55: timeline[0].unhealthyOn[0]: node-7 does not exist: the scenario has 4 nodes (node-0 to node-3)' },
+    { what: 'a blast-radius check with a bad max', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, id: p }\nexpect:\n  - { check: blast-radius, publish: p, max: some }\n`, want: 'x.yaml:7:45: expect[0].max: expected a node count like 1 or a percentage of the targeted nodes like "5%", got "some"' },
+    { what: 'a rollout check of a publish without a rollout', text: `${BASE}timeline:\n  - { at: 1s, do: publish, policy: motd, id: p }\nexpect:\n  - { check: rollout, publish: p, state: done, within: 5s }\n`, want: 'x.yaml:7:32: expect[0].publish: publish "p" has no rollout' }
   ]
   it.each(bad)('reports $what, located', ({ text, want }) => {
     const got = problems(text)
     if (want === '') expect(got).toEqual([])
     else expect(got).toContain(want)
+  })
+
+  it('reads a staged publish with the CLI\'s defaults, and resume, pause and abort events', () => {
+    const { scenario } = parseScenario(`${BASE}timeline:
+  - { at: 1s, do: publish, policy: motd, id: p, rollout: { stages: "1,5%,100%" }, unhealthyOn: [first 1, tag role=web] }
+  - { at: 2s, do: publish, policy: motd, id: q, rollout: { stages: "role=canary,100%", bake: 60s, maxFailures: 10%, stageTimeout: 1m, autoRollback: true } }
+  - { at: 3s, do: pause, publish: p, from: node-1 }
+  - { at: 4s, do: resume, publish: p, from: node-2 }
+  - { at: 5s, do: abort, publish: q, from: node-3, rollback: true }
+expect:
+  - { check: blast-radius, publish: p, max: 1 }
+  - { check: rollout, publish: q, state: aborted, within: 10s }
+`, 'x.yaml')
+    const [p, q, pause, resume, abort] = scenario.timeline
+    expect(p).toMatchObject({
+      rollout: { stages: { text: '1,5%,100%', specs: [{ kind: 'count', count: 1 }, { kind: 'percent', milli: 5000 }, { kind: 'percent', milli: 100_000 }] }, bake: 0, maxFailures: { kind: 'count', count: 0 }, stageTimeout: 600_000, autoRollback: false },
+      unhealthyOn: [{ kind: 'first', count: 1, percent: false }, { kind: 'tag', key: 'role', value: 'web' }]
+    })
+    expect(q).toMatchObject({ rollout: { stages: { specs: [{ kind: 'tags', tags: { role: 'canary' } }, { kind: 'percent' }] }, bake: 60_000, maxFailures: { kind: 'percent', milli: 10_000 }, stageTimeout: 60_000, autoRollback: true } })
+    expect([pause, resume, abort].map((e) => [e?.do, e?.id])).toEqual([['pause', 'pause-p'], ['resume', 'resume-p'], ['abort', 'abort-q']])
+    expect(abort).toMatchObject({ publish: 'q', from: { kind: 'node', index: 3 }, admin: 'root', rollback: true })
+    expect(scenario.expect).toEqual([{ check: 'blast-radius', publish: 'p', max: 1 }, { check: 'rollout', publish: 'q', state: 'aborted', within: 10_000 }])
   })
 
   it('reports every problem at once', () => {

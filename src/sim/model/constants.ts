@@ -52,6 +52,17 @@ export const HEADER_BYTES = 420
 /** What a header's chain fields add (src/envelope/envelope.ts): `,"prev":"<64 hex digits>"`, and `,"force":"<reason>"` but the reason. */
 export const PREV_FIELD_BYTES = 74
 export const FORCE_FIELD_BYTES = 11
+/** `,"staged":true`: a version published with a staged rollout (src/envelope/envelope.ts). */
+export const STAGED_FIELD_BYTES = 14
+/**
+ * A rollout record's body as JSON, besides its stages: kind, name, policy, target and previous
+ * (version and 64-hex id each), state, max-failures, bake, timeout, flags, stageStartedAt.
+ */
+export const RECORD_BODY_BYTES = 420
+/** One resolved stage in a record: its text and a 64-hex rank cutoff. */
+export const RECORD_STAGE_BYTES = 100
+/** How often a staged publish's evaluator (publish --wait, rollout resume) reads its fleet view and decides the gate. */
+export const EVALUATE_EVERY_MS = 250
 
 /**
  * Per-node upload bandwidth, bytes/s: 100 Mbit/s, a modest data-centre or cloud VM uplink.

@@ -14,7 +14,7 @@ import { announces, fetchCandidates, forwards, receiptRoute, rotates, rotationDr
 import { jittered, TASK_JITTER } from '../../node/clock.js'
 import { FETCH_TIMEOUT_MS } from '../../sync/constants.js'
 import { ARCHIVED_VERSIONS } from '../../store/state.js'
-import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, FORCE_FIELD_BYTES, MSG_ID_BYTES, PREV_FIELD_BYTES, RPC_OVERHEAD_BYTES, SYNC_RTTS } from './constants.js'
+import { CONNECT_RTTS, DIGEST_ENTRY_BYTES, FORCE_FIELD_BYTES, MSG_ID_BYTES, PREV_FIELD_BYTES, RPC_OVERHEAD_BYTES, STAGED_FIELD_BYTES, SYNC_RTTS } from './constants.js'
 
 export interface CpuCosts {
   /** First copy of a policy envelope: decode, hash, signature, schema, version rule, taking it. */
@@ -96,6 +96,13 @@ export interface ModelMessage {
   force?: string
   /** Signed by a root key: linkOf's `root` link. */
   root: boolean
+  /**
+   * Published with a staged rollout: a targeted node holds it and applies nothing until the
+   * scenario layer, from the rollout record the node holds, calls `enforce` (docs/rollout.md).
+   */
+  staged?: boolean
+  /** A rollout record: held, gossiped and synced like a policy, never applied, no receipt. */
+  record?: boolean
   /** The whole envelope, chain fields included (chainFieldBytes). */
   bytes: number
   origin: number
@@ -119,8 +126,8 @@ const ASKED = 8
 const VALIDATING = 16
 
 /** Bytes the chain fields add to an envelope's signed header (and so to an announcement). */
-export function chainFieldBytes (m: Pick<ModelMessage, 'prev' | 'force'>): number {
-  return (m.prev !== undefined ? PREV_FIELD_BYTES : 0) + (m.force !== undefined ? FORCE_FIELD_BYTES + Buffer.byteLength(m.force) : 0)
+export function chainFieldBytes (m: Pick<ModelMessage, 'prev' | 'force' | 'staged'>): number {
+  return (m.prev !== undefined ? PREV_FIELD_BYTES : 0) + (m.force !== undefined ? FORCE_FIELD_BYTES + Buffer.byteLength(m.force) : 0) + (m.staged === true ? STAGED_FIELD_BYTES : 0)
 }
 
 /**
@@ -185,6 +192,11 @@ export interface Hooks {
   onFork: (node: number, msg: number, reason: 'unlinked' | 'jump', at: number) => void
   /** A timeline event fell due. */
   onTimeline: (index: number, at: number) => void
+  /**
+   * A report of `reporter`'s apply of `msg` is at `node` now: its own (node = reporter), or a
+   * receipt passing through or arriving at the publisher. What the node's fleet view learns.
+   */
+  onReport?: (node: number, msg: number, reporter: number, at: number) => void
 }
 
 /**
@@ -224,6 +236,11 @@ export class Engine {
   private streamIds = 0
   /** Per (message, node): held back as a fork (reported once, as the agent's book does). */
   private readonly forked = new Set<number>()
+  /** Per policy name, per node: the message a staged rollout made the node enforce (enforce), -1 for none. */
+  private readonly enforcing = new Map<number, Int32Array>()
+  /** Receipts in flight, by id (an event's second argument): the message reported on and the node that reported. */
+  private readonly receiptMsg: number[] = []
+  private readonly receiptNode: number[] = []
   /**
    * Peer maintenance runs from the first partition on: until one, the graph stays what it was
    * built as (topped up to the target, where rotation only swaps a random link for another).
@@ -424,7 +441,7 @@ export class Engine {
       case Ev.Heartbeat: this.heartbeat(a); return
       case Ev.Maintain: this.maintain(a); return
       case Ev.Connected: this.connected(a, b); return
-      case Ev.ApplyDone: this.applyDone(a, c); return
+      case Ev.ApplyDone: this.applyDone(a, c, b === 1); return
       case Ev.ReceiptArrive: this.receiptArrive(a, b, c); return
     }
   }
@@ -552,10 +569,13 @@ export class Engine {
     m.acceptedAt[v] = t
     m.upstream[v] = from
     this.hooks.onAccept(v, msg, via, t)
-    if (m.targeted === undefined || m.targeted[v] === 1) {
+    const targeted = m.targeted === undefined || m.targeted[v] === 1
+    // A record, or a staged version for this node: what it enforces is the scenario layer's call (enforce).
+    if (m.record === true || (m.staged === true && targeted)) return true
+    if (targeted) {
       this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
     } else if (this.p.receipts) {
-      this.sendReceipt(v, msg, -1, t)
+      this.sendReceipt(v, this.newReceipt(msg, v), -1, t)
     }
     return true
   }
@@ -584,12 +604,31 @@ export class Engine {
     this.hooks.onFork(v, msg, reason, t)
   }
 
-  private applyDone (v: number, msg: number): void {
+  /**
+   * `v` applies `msg` because a staged rollout's record says so: the version it holds, or an
+   * older one it archived (nodes outside the stage, a rollback). A later enforce supersedes it.
+   */
+  enforce (v: number, msg: number, t: number): void {
+    const m = this.msgs[msg]!
+    let row = this.enforcing.get(m.name)
+    if (row === undefined) this.enforcing.set(m.name, row = new Int32Array(this.capacity).fill(-1))
+    row[v] = msg
+    this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 1, msg)
+  }
+
+  private applyDone (v: number, msg: number, enforced: boolean): void {
     if (this.up[v] === 0) return
     const m = this.msgs[msg]!
-    if (this.current[m.name]![v] !== msg) return
+    if (enforced ? this.enforcing.get(m.name)?.[v] !== msg : this.current[m.name]![v] !== msg) return
     this.hooks.onApply(v, msg, this.now)
-    if (this.p.receipts) this.sendReceipt(v, msg, -1, this.now)
+    this.hooks.onReport?.(v, msg, v, this.now)
+    if (this.p.receipts) this.sendReceipt(v, this.newReceipt(msg, v), -1, this.now)
+  }
+
+  private newReceipt (msg: number, reporter: number): number {
+    this.receiptMsg.push(msg)
+    this.receiptNode.push(reporter)
+    return this.receiptMsg.length - 1
   }
 
   /**
@@ -597,18 +636,20 @@ export class Engine {
    * along the envelope's path by the agent's receiptRoute: to the peer it took the envelope from,
    * unless that is none (the publisher), the sender, or no longer connected. Then it keeps it.
    */
-  private sendReceipt (v: number, msg: number, from: number, t: number): void {
-    const up = this.msgs[msg]!.upstream[v]!
+  private sendReceipt (v: number, receipt: number, from: number, t: number): void {
+    const up = this.msgs[this.receiptMsg[receipt]!]!.upstream[v]!
     const to = receiptRoute(up < 0 ? undefined : up, from < 0 ? undefined : from, (w) => this.live(v, w))
     if (to === undefined) return
-    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, to, msg, v)
+    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, to, receipt, v)
   }
 
-  private receiptArrive (v: number, msg: number, from: number): void {
+  private receiptArrive (v: number, receipt: number, from: number): void {
     if (this.up[v] === 0) return
     this.traffic.gossipRecv[v]! += this.p.receiptBytes + RPC_OVERHEAD_BYTES
     this.traffic.receiptsRecv[v]!++
-    this.sendReceipt(v, msg, from, this.cpu(v, this.now, this.p.cpu.receiptVerifyMs))
+    const t = this.cpu(v, this.now, this.p.cpu.receiptVerifyMs)
+    this.hooks.onReport?.(v, this.receiptMsg[receipt]!, this.receiptNode[receipt]!, t)
+    this.sendReceipt(v, receipt, from, t)
   }
 
   // ---- IHAVE / IWANT -------------------------------------------------------

@@ -10,10 +10,13 @@ import { analyse } from '../summary.js'
 import { isTargeted } from '../analysis.js'
 import { prng, seedOf } from '../random.js'
 import { clusterOf, partitionGroups, selectNodes, type SelectContext } from '../topology.js'
-import type { Scenario, ScenarioEvent } from '../scenario.js'
+import type { RolloutEvent, Scenario, ScenarioEvent } from '../scenario.js'
 import type { RecordNode, RecordPublish, RunRecord, SimResult, Traffic as RecordTraffic } from '../result.js'
 import { DEFAULT_SEED, PUBLISH_WINDOW_MS, RUN_GRACE_MS } from '../constants.js'
 import { DEFAULT_ANNOUNCE_THRESHOLD, PEER_ROTATION_CHANCE } from '../../node/constants.js'
+import { DEFAULT_BEACON_INTERVAL_MS } from '../../receipt/constants.js'
+import { ROLLOUT_NAME_PREFIX, type MaxFailures, type RolloutAction } from '../../rollout/index.js'
+import { ModelRollout } from './rollout.js'
 import { hostOverrides, type HostModel } from './host.js'
 import type { RunProgress } from '../runner.js'
 import { Engine, chainFieldBytes, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
@@ -178,7 +181,15 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     if (e.do !== 'publish') continue
     const p = scenario.loaded[e.policy]
     if (p !== undefined && !names.has(p.name)) names.set(p.name, names.size)
+    // A staged publish's record is an envelope of its own name (rollout/<policy>).
+    if (p !== undefined && e.rollout !== undefined && !names.has(ROLLOUT_NAME_PREFIX + p.name)) names.set(ROLLOUT_NAME_PREFIX + p.name, names.size)
   }
+  const rollouts: ModelRollout[] = []
+  const rolloutOf = new Map<string, ModelRollout>()
+  /** Per message: nodes where that version's health check fails (unhealthyOn). */
+  const unhealthyOn = new Map<number, Uint8Array>()
+  // A node's peer id, what its rank in a rollout hashes: seeded, so each seed picks other canaries.
+  const peerId = (i: number): string => `model-${seed}-${i}`
 
   const nodes: RecordNode[] = []
   const tagSets = scenario.nodes.tags
@@ -207,6 +218,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
 
   const engine: Engine = new Engine(random, params, scenario.topology, count, capacity, {
     onAccept: (node, msg, via, at) => {
+      for (const r of rollouts) if (msg === r.target || r.isRecord(msg)) r.update(node, at)
       if (!byMsg.has(msg)) return
       deliveries.push({ node, ...msgInfo(msg), via, at })
       const p = byMsg.get(msg) as PublishState
@@ -215,8 +227,12 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     onApply: (node, msg, at) => {
       const p = byMsg.get(msg)
       if (p === undefined) return
-      applies.push({ node, ...msgInfo(msg), at, outcome: 'changed', changed: 1, failed: 0 })
+      applies.push({ node, ...msgInfo(msg), at, outcome: unhealthyOn.get(msg)?.[node] === 1 ? 'unhealthy' : 'changed', changed: 1, failed: 0 })
+      for (const r of rollouts) r.applied(node, msg, at)
       p.done++
+    },
+    onReport: (node, msg, reporter) => {
+      for (const r of rollouts) r.reported(node, msg, reporter)
     },
     onConflict: (node, msg, at) => {
       const p = byMsg.get(msg)
@@ -265,7 +281,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         // As the live runner: the envelope names the one its publishing node holds, and the
         // scenario's `root` is the key every node trusts as a root.
         const held = engine.current[name]![from]!
-        const chain = { ...(held >= 0 ? { prev: engine.msgs[held]!.id } : {}), ...(e.force !== undefined ? { force: e.force } : {}) }
+        const chain = { ...(held >= 0 ? { prev: engine.msgs[held]!.id } : {}), ...(e.force !== undefined ? { force: e.force } : {}), ...(e.rollout !== undefined ? { staged: true } : {}) }
         const bytes = (options.policyBytes ?? envelopeBytes(policy)) + chainFieldBytes(chain)
         const rec: RecordPublish = {
           id: e.id,
@@ -306,10 +322,46 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         const state: PublishState = { rec, msg, targets, done: 0, before: snapshot(), closeAt: Infinity }
         pubs.push(state)
         byMsg.set(msg, state)
-        mark(e, at, `${policy.name} v${version} from node-${from} (signed by ${e.admin})`)
+        if (e.unhealthyOn !== undefined) {
+          const sick = new Uint8Array(capacity)
+          for (const i of selectNodes(e.unhealthyOn, ctx())) sick[i] = 1
+          unhealthyOn.set(msg, sick)
+        }
+        mark(e, at, `${policy.name} v${version} from node-${from} (signed by ${e.admin})${e.rollout !== undefined ? `, staged ${e.rollout.stages.text}` : ''}`)
         engine.publish(from, msg)
+        if (e.rollout !== undefined && targeted !== undefined) {
+          const recordName = ROLLOUT_NAME_PREFIX + policy.name
+          const r: ModelRollout = new ModelRollout({
+            engine,
+            policySlot: name,
+            recordSlot: names.get(recordName) as number,
+            peerId,
+            tags: (i) => nodes[i]?.tags ?? {},
+            targeted,
+            unhealthy: unhealthyOn.get(msg) ?? new Uint8Array(capacity),
+            beaconMs: scenario.agent.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS,
+            random,
+            envelopeId: (v, signer, t, prev) => modelEnvelopeId(recordName, v, `rollout:${v}`, signer, t, prev !== undefined ? { prev } : {}),
+            errors
+          }, {
+            publish: e.id,
+            policy: policy.name,
+            spec: e.rollout.stages.text,
+            specs: e.rollout.stages.specs,
+            maxFailures: e.rollout.maxFailures,
+            maxFailuresText: maxFailuresText(e.rollout.maxFailures),
+            bakeMs: e.rollout.bake,
+            stageTimeoutMs: e.rollout.stageTimeout,
+            autoRollback: e.rollout.autoRollback
+          }, msg, held, from, e.admin, at)
+          rollouts.push(r)
+          rolloutOf.set(e.id, r)
+        }
         return
       }
+      case 'resume': case 'pause': case 'abort':
+        rolloutEvent(e, at)
+        return
       case 'partition': {
         const groups = partitionGroups(e.groups, ctx())
         engine.partition(groups)
@@ -323,10 +375,12 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
       case 'kill': {
         const picked = selectNodes(e.nodes, ctx()).filter((i) => engine.up[i] === 1)
         for (const i of picked) {
+          for (const r of rollouts) r.stopped(i)
           engine.kill(i)
           const last = nodes[i]?.up[nodes[i].up.length - 1]
           if (last !== undefined) last[1] = at
         }
+        for (const r of rollouts) r.touch()
         mark(e, at, `${picked.length} nodes`)
         return
       }
@@ -339,6 +393,7 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
           n.startMs.push(0)
           for (const p of pubs) if (engine.current[engine.msgs[p.msg]!.name]![i] === p.msg) deliveries.push({ node: i, name: p.rec.name, version: p.rec.version, hash: p.rec.hash, via: 'disk', at })
         }
+        for (const r of rollouts) r.touch()
         mark(e, at, `${picked.length} nodes (same state directories)`)
         return
       }
@@ -367,6 +422,26 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
         }
         mark(e, at, `${e.count} nodes (node-${first} to node-${engine.nodes - 1}), each joining through ${k} running node${k === 1 ? '' : 's'}`)
       }
+    }
+  }
+
+  /** resume, pause or abort: an admin at a running node signs the next record from the one its node holds. */
+  function rolloutEvent (e: RolloutEvent & { id: string }, at: number): void {
+    const r = rolloutOf.get(e.publish)
+    const node = selectNodes([e.from], ctx()).find((i) => engine.up[i] === 1)
+    if (r === undefined || node === undefined) {
+      errors.push(`${e.id}: ${r === undefined ? `publish ${e.publish} did not start a rollout` : 'no running node matches its from'}`)
+      mark(e, at, `${e.id}: skipped`)
+      return
+    }
+    const reason = `${e.do === 'pause' ? 'paused' : 'aborted'} by ${e.admin} at node-${node}`
+    const action: RolloutAction = e.do === 'resume' ? { type: 'resume', at } : e.do === 'pause' ? { type: 'pause', at, reason } : { type: 'abort', at, reason, rollback: e.rollback }
+    try {
+      r.act(node, e.admin, action, at)
+      mark(e, at, `${r.plan.policy}: ${e.do} by ${e.admin} from node-${node}, now ${r.head.state} at stage ${r.head.stage + 1}/${r.head.stages.length}`)
+    } catch (err) {
+      errors.push(`${e.id}: ${(err as Error).message}`)
+      mark(e, at, `${e.id}: refused: ${(err as Error).message}`)
     }
   }
 
@@ -407,7 +482,8 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     forks,
     rejections: [],
     markers,
-    errors
+    errors,
+    ...(rollouts.length > 0 ? { rollouts: rollouts.map((r) => r.toRecord()) } : {})
   })
 
   // Progress for people: each timeline event as a line, and a status at most every 100 ms of
@@ -442,11 +518,14 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   let t = 0
   const ids = scenario.timeline.map((e) => ({ id: e.id, do: e.do }))
   while (t < cap) {
+    const from = t
     t = Math.min(cap, t + slice)
     engine.run(t)
     engine.now = t
+    // Each evaluator reads its fleet view and decides its gate once a slice, as `publish --wait` polls.
+    for (const r of rollouts) r.tick(from, t)
     progress(t)
-    const open = closeWindows(t, false)
+    const open = closeWindows(t, false) || rollouts.some((r) => r.active())
     if (timelineLeft > 0 || open || options.until !== undefined) continue
     if (scenario.expect.length === 0 || options.ignoreChecks === true) break
     const checks = evaluateChecks(record(t), scenario.expect, { now: t, scale, final: false, timeline: ids })
@@ -471,6 +550,10 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
     engine,
     messages: pubs.map((p) => p.msg)
   }
+}
+
+function maxFailuresText (m: MaxFailures): string {
+  return m.kind === 'count' ? String(m.count) : `${m.milli / 1000}%`
 }
 
 function zeroTraffic (): RecordTraffic {
