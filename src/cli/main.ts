@@ -14,9 +14,10 @@ import { registerApply } from './commands/apply.js'
 import { registerSim } from './commands/sim.js'
 import { registerDemo } from './commands/demo.js'
 import { registerAdmit } from './commands/admit.js'
+import { registerRollout } from './commands/rollout.js'
 import type { Register } from './register.js'
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit, registerRollout]
 
 /** Commands whose arguments are policy files: each is checked before the command runs (environment.ts). */
 const POLICY_FILE_COMMANDS = new Set(['validate', 'sign', 'plan', 'apply', 'publish'])

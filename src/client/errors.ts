@@ -21,3 +21,18 @@ export class PolicyUnchangedError extends Error {
     super(`${policy} v${held.version} already has this content (${held.hash.slice(0, 19)}); nothing published`)
   }
 }
+
+/** A rollout action on a policy the mesh holds no rollout record for. */
+export class RolloutNotFoundError extends Error {
+  static override name = 'RolloutNotFoundError'
+  override name = 'RolloutNotFoundError'
+  constructor (readonly policy: string) {
+    super(`the mesh holds no rollout of ${policy} (\`grapevine rollout status\` lists the rollouts it knows)`)
+  }
+}
+
+/** Another rollout of the policy is in progress, or another admin's record won: the message says which. */
+export class RolloutConflictError extends Error {
+  static override name = 'RolloutConflictError'
+  override name = 'RolloutConflictError'
+}

@@ -33,6 +33,8 @@ export interface Delivery {
 export interface MeshClient {
   /** The newest version the mesh holds for a name. */
   current: (name: string) => Promise<DigestEntry | undefined>
+  /** The newest version of every name the mesh holds (as current() judges each). */
+  heads: () => Promise<DigestEntry[]>
   deliver: (envelope: VerifiedEnvelope) => Promise<Delivery>
   fleet: () => Promise<FleetNode[]>
   envelope: (name: string, version: number) => Promise<Uint8Array | undefined>
@@ -134,6 +136,20 @@ async function peerClient (addrs: string[], target: MeshTarget): Promise<MeshCli
       if (ds.length === 0) throw new PublishError('no agent answered the sync request')
       return meshHead(name, ds.map(({ peer, digest }) => ({ peer: peer.toString(), entry: digest.find((e) => e.name === name) })))
     },
+    heads: async () => {
+      const ds = await digests()
+      if (ds.length === 0) throw new PublishError('no agent answered the sync request')
+      const names = new Set(ds.flatMap(({ digest }) => digest.map((e) => e.name)))
+      return [...names].sort().flatMap((name) => {
+        try {
+          const head = meshHead(name, ds.map(({ peer, digest }) => ({ peer: peer.toString(), entry: digest.find((e) => e.name === name) })))
+          return head === undefined ? [] : [head]
+        } catch {
+          // Peers that disagree on a name's head: current() says so when that name is asked for.
+          return []
+        }
+      })
+    },
     deliver: async (envelope) => {
       offered = envelope
       await net.services.pubsub.publish(policyTopic(mesh), envelope.bytes).catch(() => {})
@@ -208,6 +224,10 @@ function agentClient (endpoint: AgentEndpoint, outer?: AbortSignal): MeshClient 
       const status = await agentJson<{ policies: Array<{ name: string, version: number, hash: string, id: string }> }>(endpoint, '/status', signal())
       return status.policies.find((p) => p.name === name)
     },
+    heads: async () => {
+      const status = await agentJson<{ policies: Array<{ name: string, version: number, hash: string, id: string }> }>(endpoint, '/status', signal())
+      return status.policies.map((p) => ({ name: p.name, version: p.version, hash: p.hash, id: p.id }))
+    },
     deliver: async (envelope) => {
       const res = await agentRequest(endpoint, '/publish', { method: 'POST', body: envelope.bytes, signal: signal() })
       const confirmed = { confirmedBy: [endpoint.display] }
@@ -249,6 +269,8 @@ export interface PublishOptions {
    * for nothing. The CLI sets it; `--force REASON` republishes anyway.
    */
   skipUnchanged?: boolean
+  /** Sign it staged: nodes apply it only as its rollout record includes them (docs/rollout.md). */
+  staged?: boolean
   now?: () => number
 }
 
@@ -257,11 +279,18 @@ export interface PublishResult extends Delivery {
   previous?: { version: number, hash: string }
 }
 
+/** A signed envelope not yet delivered, and the head it builds on. */
+export interface PreparedPublish {
+  envelope: VerifiedEnvelope
+  previous?: DigestEntry
+}
+
 /**
- * Learns the current version from the mesh, signs the next, and delivers it: gossiped, and
- * confirmed by at least one other peer before this returns.
+ * Learns the current version from the mesh and signs the next, without sending it: a staged
+ * rollout signs the policy first, so its record can name the envelope, and delivers the record
+ * before the policy (src/client/rollout.ts).
  */
-export async function publishPolicy (client: MeshClient, opts: PublishOptions): Promise<PublishResult> {
+export async function preparePublish (client: MeshClient, opts: PublishOptions): Promise<PreparedPublish> {
   const previous = await client.current(opts.policy.name)
   // A tombstone for a name nobody holds would only bring the name into being, retired.
   if (opts.policy.kind === 'retired' && previous === undefined) throw new UnknownPolicyError(opts.policy.name)
@@ -273,10 +302,23 @@ export async function publishPolicy (client: MeshClient, opts: PublishOptions): 
     throw new PublishError(`the mesh already holds ${opts.policy.name} v${previous.version}; v${version} would be ignored as older (omit --version to publish v${previous.version + 1})`)
   }
   // The new version names the one it supersedes, so nodes take it along the chain (docs/versions.md).
-  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now, ...(previous !== undefined ? { prev: previous.id } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}) })
-  const envelope = validateEnvelope(bytes, { authorize: () => {} })
-  const delivery = await client.deliver(envelope)
-  return { envelope, ...delivery, ...(previous !== undefined ? { previous: { version: previous.version, hash: previous.hash } } : {}) }
+  const bytes = signPolicy(opts.policy, { version, key: opts.key, now: opts.now, ...(previous !== undefined ? { prev: previous.id } : {}), ...(opts.force !== undefined ? { force: opts.force } : {}), ...(opts.staged === true ? { staged: true } : {}) })
+  return { envelope: validateEnvelope(bytes, { authorize: () => {} }), ...(previous !== undefined ? { previous } : {}) }
+}
+
+/** Delivers a prepared envelope: gossiped, and confirmed by at least one other peer. */
+export async function deliverPrepared (client: MeshClient, prepared: PreparedPublish): Promise<PublishResult> {
+  const delivery = await client.deliver(prepared.envelope)
+  const previous = prepared.previous
+  return { envelope: prepared.envelope, ...delivery, ...(previous !== undefined ? { previous: { version: previous.version, hash: previous.hash } } : {}) }
+}
+
+/**
+ * Learns the current version from the mesh, signs the next, and delivers it: gossiped, and
+ * confirmed by at least one other peer before this returns.
+ */
+export async function publishPolicy (client: MeshClient, opts: PublishOptions): Promise<PublishResult> {
+  return await deliverPrepared(client, await preparePublish(client, opts))
 }
 
 /**

@@ -13,6 +13,7 @@ function meshHolding (head?: DigestEntry): MeshClient & { delivered: VerifiedEnv
   return {
     delivered,
     current: async (name) => name === 'web/site' ? head : undefined,
+    heads: async () => head !== undefined ? [head] : [],
     deliver: async (envelope) => { delivered.push(envelope); return { confirmedBy: ['peer'] } },
     fleet: async () => [],
     envelope: async () => undefined,

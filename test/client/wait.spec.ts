@@ -13,7 +13,7 @@ function node (id: string, outcome: string | undefined, minutesAgo: number): Fle
 
 /** A mesh whose fleet view answers `fleet()` each time it is asked. */
 function meshAnswering (fleet: () => Promise<FleetNode[]>): MeshClient {
-  return { current: async () => undefined, deliver: async () => ({ confirmedBy: [] }), fleet, envelope: async () => undefined, close: async () => {} }
+  return { current: async () => undefined, heads: async () => [], deliver: async () => ({ confirmedBy: [] }), fleet, envelope: async () => undefined, close: async () => {} }
 }
 
 describe('waitForFleet', () => {

@@ -3,18 +3,16 @@ import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
 import { CliError, EXIT, print } from '../output.js'
 import { collect, parseTags } from '../defaults.js'
+import { parseDuration as durationMs } from '../duration.js'
 import { connect, publishAndReport, publishFlags, type PublishFlags } from './publish.js'
-
-const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, y: 365 * 86_400_000 }
 
 /** The longest lifetime `--expires` takes. */
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000
 
 /** `90d`, `12h`, `2w`, `1y`, `3600s`: a certificate's lifetime. */
 export function parseDuration (value: string): number {
-  const m = /^([1-9]\d{0,6})([smhdwy])$/.exec(value)
-  if (m === null) throw new CliError(`--expires expects a duration like 90d, 12h, 2w or 1y: got "${value}"`, EXIT.USAGE)
-  const ms = Number(m[1]) * (UNITS[m[2] as string] as number)
+  const ms = durationMs(value)
+  if (ms === undefined || ms < 1000) throw new CliError(`--expires expects a duration like 90d, 12h, 2w or 1y: got "${value}"`, EXIT.USAGE)
   // Past this a date is no ISO date any more (and no certificate should outlive its fleet).
   if (ms > MAX_LIFETIME_MS) throw new CliError(`--expires: at most 100y: got "${value}"`, EXIT.USAGE)
   return ms

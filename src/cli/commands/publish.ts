@@ -25,7 +25,7 @@ export interface MeshFlags {
   swarmKey?: string
 }
 
-function meshOptions (cmd: BaseCommand): BaseCommand {
+export function meshOptions (cmd: BaseCommand): BaseCommand {
   cmd.option('--bootstrap <multiaddr>', 'join the mesh through this agent (repeatable)', collect)
     .option('--agent <address>', 'go through this agent\'s local API: a socket path, unix:PATH or http://HOST:PORT (default, without --bootstrap: the socket in the state directory)')
     .option('--state <dir>', 'the local agent\'s state directory, where its socket and API token are (default: $GRAPEVINE_STATE, else the usual place)')
@@ -44,7 +44,7 @@ function withCliErrors (client: MeshClient): MeshClient {
   const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
     try { return await fn(...args) } catch (err) { throw asCliError(err) }
   }
-  return { current: wrap(client.current), deliver: wrap(client.deliver), fleet: wrap(client.fleet), envelope: wrap(client.envelope), close: client.close }
+  return { current: wrap(client.current), heads: wrap(client.heads), deliver: wrap(client.deliver), fleet: wrap(client.fleet), envelope: wrap(client.envelope), close: client.close }
 }
 
 /** Through --bootstrap as a short-lived peer, else through an agent's API: --agent, or the local agent's socket. */
@@ -223,6 +223,27 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   }
 }
 
+export interface RolloutFlags {
+  rollout?: string
+  bake?: string
+  maxFailures?: string
+  stageTimeout?: string
+  autoRollback?: boolean
+}
+
+/** The stage timeout when `--stage-timeout` is not given. */
+export const DEFAULT_STAGE_TIMEOUT_TEXT = '10m'
+
+/** The rollout flags `publish` takes (README, "Staged rollouts"); read by rollout.ts. */
+function rolloutFlags (cmd: BaseCommand): BaseCommand {
+  return cmd
+    .option('--rollout <stages>', 'publish in stages: node counts, percentages of the targeted nodes or tag selectors, ending at 100% (e.g. 1,5%,25%,100% or role=canary,10%,100%); this process drives the stages to the end')
+    .option('--bake <duration>', 'with --rollout, how long a stage\'s nodes must stay healthy before the next stage (e.g. 60s, 10m; default 0)')
+    .option('--max-failures <n>', 'with --rollout, failed or unhealthy nodes a stage may have: 0, a count, or a percentage of the stage (default 0)')
+    .option('--stage-timeout <duration>', `with --rollout, halt a stage whose nodes have not all reported after this long (default ${DEFAULT_STAGE_TIMEOUT_TEXT})`)
+    .option('--auto-rollback', 'with --rollout, a halted stage\'s nodes return to the previous version')
+}
+
 export function publishFlags (cmd: BaseCommand): BaseCommand {
   meshOptions(cmd)
   cmd.requiredOption('--key <file>', 'admin private key')
@@ -242,10 +263,16 @@ export const registerPublish: Register = (program, done) => {
     .addOption(new Option('--version <n>', 'sign exactly this version (default: next after the mesh\'s newest)').argParser(parseVersion('--version')))
     .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink); whatever a source names is signed and sent to every targeted node')
   publishFlags(publish as unknown as BaseCommand)
+  rolloutFlags(publish as unknown as BaseCommand)
   publish.action(async (file: string, opts: Record<string, unknown>) => {
+    const flags = opts as unknown as PublishFlags & RolloutFlags
+    // Imported here: rollout.ts builds on this module.
+    const { rolloutPlan, publishStaged } = await import('./rollout.js')
+    const plan = await rolloutPlan(flags)
     const { loadPolicyFile } = await import('../../policy/load.js')
     const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })
-    await publishAndReport(policy, opts as unknown as PublishFlags, done)
+    if (plan !== undefined) await publishStaged(policy, plan, flags, done)
+    else await publishAndReport(policy, flags, done)
   })
 
   const rollback = program.command('rollback')

@@ -1,0 +1,126 @@
+import { matchesTarget, type ConfigPolicy } from '../policy/index.js'
+import type { FleetNode } from '../receipt/index.js'
+import { evaluateGate, inStage, stageSizes, type GateOutcome, type GateReport, type GateResult, type RolloutRecord } from '../rollout/index.js'
+
+/** The words receipts and beacons use for a version's outcome, as a gate reads them. */
+const GATE_OUTCOMES: Readonly<Record<string, GateOutcome | undefined>> = {
+  applied: 'applied',
+  changes: 'applied',
+  unchanged: 'unchanged',
+  'no-changes': 'unchanged',
+  failed: 'failed',
+  failures: 'failed',
+  'changes-and-failures': 'failed',
+  unhealthy: 'unhealthy'
+}
+
+/** One node of a stage as `publish --rollout --wait` and `rollout status` show it. */
+export interface StageNode {
+  id: string
+  name: string
+  outcome: GateOutcome | 'waiting'
+  failures?: Array<{ resource: string, error: string }>
+}
+
+/** A rollout's current stage over the fleet view: who is in it and what they said. */
+export interface StageView {
+  policy: string
+  version: number
+  /** 0-based index of the current stage, and how many there are. */
+  stage: number
+  stages: number
+  text: string
+  state: RolloutRecord['state']
+  /** Admitted targeted nodes the fleet view knows, and how many of them the current stage includes. */
+  targeted: number
+  members: number
+  /** Members that applied the target (healthy or not), healthy ones, failed or unhealthy ones, and those yet to report. */
+  applied: number
+  healthy: number
+  failed: StageNode[]
+  waiting: StageNode[]
+  /** Targeted nodes outside the stage: they hold the target and keep enforcing the previous version. */
+  heldBack: number
+  /** The gate's verdict now (for a running rollout). */
+  gate: GateResult
+  /** Cumulative node counts of every stage over the fleet view. */
+  sizes: number[]
+}
+
+/**
+ * Accumulates what the fleet view says of one version, node by node, across polls: a gate
+ * needs each node's reports over time (bake counts from when a node became healthy and
+ * stayed so), while a fleet view holds only the latest.
+ */
+export class GateReports {
+  private readonly seen = new Map<string, GateReport>()
+
+  constructor (private readonly policy: string, private readonly target: { version: number, hash: string }) {}
+
+  /** Takes the admitted nodes' states for the target version. */
+  add (fleet: readonly FleetNode[]): void {
+    for (const n of fleet) {
+      if (!n.admitted) continue
+      const s = n.policies[this.policy]
+      if (s === undefined || s.version !== this.target.version || s.hash !== this.target.hash) continue
+      const outcome = GATE_OUTCOMES[s.outcome]
+      const at = Date.parse(s.at)
+      if (outcome === undefined || !Number.isFinite(at)) continue
+      this.seen.set(`${n.id}\n${at}\n${outcome}`, { node: n.id, outcome, admitted: true, at })
+    }
+  }
+
+  list (): GateReport[] {
+    return [...this.seen.values()]
+  }
+}
+
+/** The admitted nodes the policy targets, by the tags they announce (as publish --wait counts them). */
+export function targetedNodes (fleet: readonly FleetNode[], policy: ConfigPolicy): FleetNode[] {
+  return fleet.filter((n) => n.admitted && matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags }))
+}
+
+/**
+ * Pure: the current stage of `record` over the fleet view and the reports gathered so far.
+ * Only admitted targeted nodes count, and of those only the ones the stage includes by their
+ * peer id (inStage): a minted identity, or a node claiming tags, neither fills nor fails a stage.
+ */
+export function stageView (record: RolloutRecord, policy: ConfigPolicy, hash: string, fleet: readonly FleetNode[], reports: readonly GateReport[], now: number): StageView {
+  const targeted = targetedNodes(fleet, policy)
+  const { version } = record.target
+  const members = targeted.filter((n) => inStage(record.stages, record.stage, n.id, record.policy, version))
+  const gate = evaluateGate({ members: members.map((n) => n.id), startedAt: Date.parse(record.stageStartedAt) }, reports, now, {
+    maxFailures: record.maxFailures, bakeMs: record.bakeMs, stageTimeoutMs: record.stageTimeoutMs
+  })
+  const latest = new Map<string, GateReport>()
+  for (const r of reports) if ((latest.get(r.node)?.at ?? -Infinity) <= r.at) latest.set(r.node, r)
+  const failed: StageNode[] = []
+  const waiting: StageNode[] = []
+  let applied = 0
+  let healthy = 0
+  for (const n of members) {
+    const r = latest.get(n.id)
+    const state = n.policies[record.policy]
+    if (r === undefined) { waiting.push({ id: n.id, name: n.name, outcome: 'waiting' }); continue }
+    if (r.outcome !== 'failed') applied++
+    if (r.outcome === 'applied' || r.outcome === 'unchanged') healthy++
+    else failed.push({ id: n.id, name: n.name, outcome: r.outcome, ...(state?.version === version && state.hash === hash && state.failures !== undefined ? { failures: state.failures } : {}) })
+  }
+  return {
+    policy: record.policy,
+    version,
+    stage: record.stage,
+    stages: record.stages.length,
+    text: record.stages[record.stage]?.text ?? '',
+    state: record.state,
+    targeted: targeted.length,
+    members: members.length,
+    applied,
+    healthy,
+    failed,
+    waiting,
+    heldBack: targeted.length - members.length,
+    gate,
+    sizes: stageSizes(record.stages, record.policy, version, targeted.map((n) => n.id)).map((s) => s.count)
+  }
+}
