@@ -5,7 +5,7 @@ import { startMesh, filePolicy, waitFor, type TestMesh } from '../node/fixtures.
 import { actOnRollout, connectMesh, driveRollout, publishPolicy, readRecord, startRollout, waitForFleet, type MeshClient } from '../../src/client/index.js'
 import { parseMaxFailures, parseStages, rank, stageOf } from '../../src/rollout/index.js'
 import type { Agent } from '../../src/node/agent.js'
-import type { Policy } from '../../src/policy/index.js'
+import type { ConfigPolicy } from '../../src/policy/index.js'
 
 // Staged rollouts on real agents over loopback TCP (docs/rollout.md): the record gates which
 // nodes apply the new version, the publisher's process evaluates each stage from receipts.
@@ -19,9 +19,9 @@ afterEach(async () => {
 })
 
 const PATH = '/etc/site/motd'
-const site = (content: string, extra: Record<string, unknown> = {}): Policy => filePolicy('site/motd', content, PATH, extra)
+const site = (content: string, extra: Record<string, unknown> = {}): ConfigPolicy => filePolicy('site/motd', content, PATH, extra) as ConfigPolicy
 // A check that fails on every node: the new version's service never comes up.
-const broken = (content: string): Policy => site(content, { checks: [{ id: 'up', type: 'exec', command: 'test -f "$GRAPEVINE_ROOT/never"' }] })
+const broken = (content: string): ConfigPolicy => site(content, { checks: [{ id: 'up', type: 'exec', command: 'test -f "$GRAPEVINE_ROOT/never"' }] })
 
 async function fleetOf (n: number): Promise<TestMesh> {
   const m = mesh = await startMesh(n, { beaconInterval: 0, topology: 'star' })
