@@ -171,3 +171,68 @@ export function centralPull (nodes: number, policyBytes: number, net: BaselineNe
 function fmtInterval (ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`
 }
+
+export interface BatchParams {
+  /** Hosts per batch, as a share of the fleet (Salt `--batch-size 5%`, Ansible `serial: "5%"`). */
+  batchPercent: number
+  /** Round trips before the payload moves, as in central push. */
+  sessionRtts: number
+  applyMs: number
+  /** Stop after the first batch with a failing host (Salt `--failhard`, Ansible `max_fail_percentage: 0`). */
+  failhard: boolean
+}
+
+export interface BatchResult extends BaselineResult {
+  /** Hosts the master pushed the change to: a bad change's reach. */
+  blastRadius: number
+  /** Stopped by failhard before the last batch. */
+  halted: boolean
+  batches: number
+}
+
+/**
+ * Batched central push (Salt batch mode, Ansible `serial`): the master pushes to the next
+ * batch of hosts all at once (one session each, its uplink shared), waits until every host of
+ * the batch has applied and reported, then starts the next. With failhard, a batch where any
+ * host fails is the last. `fails(i)`: host i's health check fails after the apply. Hosts are
+ * taken in order, as the master's target list gives them.
+ */
+export function batchPush (nodes: number, policyBytes: number, net: BaselineNet, p: BatchParams, fails: (host: number) => boolean, seed = 1): BatchResult {
+  const wall = performance.now()
+  const random = prng(seedOf(seed, 'batch', nodes, p.batchPercent))
+  const lat = (): number => sampleLatency(net.latency, random)
+  const size = Math.max(1, Math.ceil((nodes * p.batchPercent) / 100))
+  const applied: number[] = []
+  let t = 0
+  let upFree = 0
+  let batches = 0
+  let halted = false
+  for (let first = 0; first < nodes && !halted; first += size) {
+    batches++
+    let end = t
+    for (let j = first; j < Math.min(nodes, first + size); j++) {
+      let s = t
+      for (let r = 0; r < p.sessionRtts; r++) s += lat() + lat()
+      const start = Math.max(s, upFree)
+      upFree = start + policyBytes * 1000 / net.uplinkBytesPerS
+      const done = upFree + lat() + lossDelay(policyBytes, net, random) + p.applyMs
+      applied.push(done)
+      // The host's report comes back to the master: the batch ends when the last one is in.
+      end = Math.max(end, done + lat())
+      if (fails(j) && p.failhard) halted = true
+    }
+    t = end
+  }
+  return {
+    kind: 'push',
+    label: `batched push, ${p.batchPercent}% per batch${p.failhard ? ', failhard' : ''}`,
+    nodes,
+    policyBytes,
+    times: quantiles(applied, nodes),
+    busiest: { bytesSent: applied.length * policyBytes, bytesReceived: 0, connections: applied.length, concurrent: size },
+    wallMs: performance.now() - wall,
+    blastRadius: applied.length,
+    halted: halted && applied.length < nodes,
+    batches
+  }
+}

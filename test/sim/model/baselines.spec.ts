@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { centralPull, centralPush, type BaselineNet } from '../../../src/sim/model/baselines.js'
+import { batchPush, centralPull, centralPush, type BaselineNet } from '../../../src/sim/model/baselines.js'
 
 const NET: BaselineNet = { latency: { dist: 'constant', ms: 50 }, loss: 0, rto: 200, uplinkBytesPerS: 12.5e6 }
 
@@ -44,5 +44,28 @@ describe('central pull', () => {
     expect(over.utilisation).toBeGreaterThan(1)
     expect(over.times.t100).toBeGreaterThan(p.intervalMs)
     expect(ok.times.t100).toBeLessThan(p.intervalMs + 2000)
+  })
+})
+
+describe('batched push (Salt batch, Ansible serial), failhard', () => {
+  const batch = { batchPercent: 5, sessionRtts: 5, applyMs: 10, failhard: true }
+  // One batch: 5 round trips, the transfers through the master's uplink, latency, the apply, the report back.
+  const perBatch = (hosts: number, bytes: number): number => 5 * 100 + hosts * bytes * 1000 / NET.uplinkBytesPerS + 50 + 10 + 50
+
+  it('takes 20 batches of 5% one after the other for a good change, every host reached', () => {
+    const r = batchPush(1000, 4096, NET, batch, () => false)
+    expect(r).toMatchObject({ blastRadius: 1000, halted: false, batches: 20 })
+    expect(r.times.t100).toBeGreaterThan(19 * perBatch(50, 4096))
+    expect(r.times.t100).toBeLessThan(20 * perBatch(50, 4096))
+  })
+
+  it('stops after the first batch with a failure: a bad change reaches that batch, 5% of the fleet', () => {
+    const everywhere = batchPush(1000, 4096, NET, batch, () => true)
+    expect(everywhere).toMatchObject({ blastRadius: 50, halted: true, batches: 1 })
+    expect(everywhere.times.t100).toBeUndefined()
+    // Failing on host 120 only: the third batch (100–149) is the last.
+    expect(batchPush(1000, 4096, NET, batch, (i) => i === 120)).toMatchObject({ blastRadius: 150, halted: true, batches: 3 })
+    // Without failhard it goes on to the end.
+    expect(batchPush(1000, 4096, NET, { ...batch, failhard: false }, () => true)).toMatchObject({ blastRadius: 1000, halted: false })
   })
 })
