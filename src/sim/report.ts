@@ -119,6 +119,54 @@ export function coverageChart (r: SimResult): string {
   return svg(grid + marks + lines, FRAME, 'coverage over time') + legend(pubs.map((p, i) => ({ label: `${p.id}: ${p.name} v${p.version} (published at ${seconds(p.at)})`, colour: colourOf(i) })))
 }
 
+const STAGE_COLOUR: Record<string, string> = { passed: '#16a34a', halted: '#dc2626', aborted: '#64748b', running: '#d97706', paused: '#d97706' }
+
+/**
+ * A staged publish's stages over scenario time: one bar per stage from the record that started
+ * it to the one that ended it (green passed, red halted, grey aborted, amber still standing),
+ * with the share of targeted nodes that applied the version drawn over them, and each
+ * record signed by someone else than the evaluator (pause, resume, abort) marked.
+ */
+export function rolloutChart (r: SimResult, p: PublishResult): string {
+  const ro = p.rollout
+  if (ro === undefined) return ''
+  const start = p.at
+  const end = Math.max(r.durationMs, ...ro.stages.flatMap((s) => s.endedAt !== undefined ? [s.endedAt] : []))
+  const x = axis(Math.max(1, end - start), (v) => seconds(v + start), 'scenario time')
+  const y = axis(100, (v) => `${v}%`, 'targeted nodes', 4)
+  const f: Frame = { ...FRAME, h: 260 }
+  const { px, py, svg: grid } = frame(x, y, f)
+  const rows = ro.stages.length
+  const band = (py(0) - py(100)) / rows
+  const bars = ro.stages.map((s, i) => {
+    const top = py(100) + (rows - 1 - i) * band
+    const label = `<text x="${f.left + 4}" y="${(top + band / 2 + 4).toFixed(1)}" class="marktext">${esc(`${s.text} · ${s.members} node${s.members === 1 ? '' : 's'}`)}</text>`
+    if (s.startedAt === undefined) return label
+    const x0 = px(s.startedAt - start)
+    const x1 = px((s.endedAt ?? end) - start)
+    const title = `<title>${esc(`stage ${i + 1} (${s.text}): ${s.members} nodes, ${seconds(s.startedAt)} to ${s.endedAt !== undefined ? seconds(s.endedAt) : 'the end'}, ${s.outcome ?? ''}`)}</title>`
+    return `<g>${title}<rect x="${x0.toFixed(1)}" y="${(top + 3).toFixed(1)}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="${(band - 6).toFixed(1)}" fill="${STAGE_COLOUR[s.outcome ?? 'running']}" opacity="0.35"/></g>${label}`
+  }).join('')
+  const curve = `<path d="${stepPath(p.coverage.filter(([t]) => t >= start).map(([t, v]): [number, number] => [t - start, v * 100]), px, py, end - start)}" stroke="#1d4ed8" class="curve"/>`
+  const marks = ro.steps.filter((s) => s.action === 'pause' || s.action === 'resume' || s.action === 'abort' || s.action === 'halt').map((s, i) => {
+    const X = px(s.at - start).toFixed(1)
+    return `<line x1="${X}" x2="${X}" y1="${f.top}" y2="${f.h - f.bottom}" class="mark"/><text x="${(Number(X) + 3).toFixed(1)}" y="${f.top - 12 + (i % 2) * 10}" class="marktext">${esc(`${s.action} by ${s.signer}`)}</text>`
+  }).join('')
+  const kill = r.markers.filter((m) => m.do === 'kill' || m.do === 'partition' || m.do === 'heal').filter((m) => m.at >= start).map((m) => {
+    const X = px(m.at - start).toFixed(1)
+    return `<line x1="${X}" x2="${X}" y1="${f.top}" y2="${f.h - f.bottom}" class="mark"/><text x="${(Number(X) + 3).toFixed(1)}" y="${f.h - f.bottom - 4}" class="marktext">${esc(m.id)}</text>`
+  }).join('')
+  const h = p.health
+  const summary = [
+    `${ro.state}${ro.rolledBack ? ', rolled back' : ''} at stage ${ro.stage + 1}/${ro.stages.length}${ro.reason !== undefined ? `: ${ro.reason}` : ''}`,
+    ...(ro.doneMs !== undefined ? [`done ${formatMs(ro.doneMs)} after the publish (bakes ${formatMs(ro.bakeMs * ro.stages.length)} in all)`] : []),
+    ...(h !== undefined ? [`blast radius ${h.blastRadius} node${h.blastRadius === 1 ? '' : 's'} (${h.blastRadiusPercent.toFixed(1)}%)`, h.allHealthyMs !== undefined ? `every node healthy ${formatMs(h.allHealthyMs)} after the publish` : 'not every node healthy by the end'] : [])
+  ]
+  return `<h3>${esc(`${p.id}: ${p.name} v${p.version}, --rollout ${ro.spec}`)}</h3><p>${esc(summary.join(' · '))}</p>` +
+    svg(grid + bars + curve + marks + kill, f, `stages of ${p.id}`) +
+    legend([{ label: 'passed', colour: STAGE_COLOUR.passed as string }, { label: 'halted', colour: STAGE_COLOUR.halted as string }, { label: 'standing (running or paused)', colour: STAGE_COLOUR.running as string }, { label: 'aborted', colour: STAGE_COLOUR.aborted as string }, { label: 'targeted nodes that applied it', colour: '#1d4ed8' }])
+}
+
 /** Distribution of time-to-apply among the nodes online at the publish. */
 export function latencyCdfChart (r: SimResult): string {
   const pubs = r.publishes.filter((p) => p.id !== 'trust' && p.latencies.length > 0)
@@ -185,7 +233,9 @@ function publishRows (r: SimResult): string {
       ...(p.catchUp.length > 0 ? [`${p.catchUp.length} caught up after (re)start, slowest in ${formatMs(Math.max(...p.catchUp.map((c) => c.ms)))}`] : []),
       ...(p.missing.length > 0 ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
       ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : []),
-      ...(p.forkedBy !== undefined ? [`<span class="warn">held back as a fork by ${p.forkedBy.length} node(s): it does not extend what they hold</span>`] : [])
+      ...(p.forkedBy !== undefined ? [`<span class="warn">held back as a fork by ${p.forkedBy.length} node(s): it does not extend what they hold</span>`] : []),
+      ...(p.rollout !== undefined ? [`<span class="${p.rollout.state === 'done' ? 'ok' : 'warn'}">rollout ${esc(p.rollout.spec)}: ${p.rollout.state} at stage ${p.rollout.stage + 1}/${p.rollout.stages.length}</span>`] : []),
+      ...(p.health !== undefined ? [`<span class="${p.health.unhealthy > 0 ? 'bad' : 'muted'}">blast radius ${p.health.blastRadius}, ${p.health.unhealthy} unhealthy</span>`] : [])
     ]
     return `<tr><td><i class="dot" style="background:${colour}"></i><b>${esc(p.name)}</b> v${p.version}<br><span class="muted">${esc(p.id)} · <span class="mono">${esc(p.hash.replace(/^sha256:/, '').slice(0, 12))}</span></span>${conflict}</td>` +
       `<td>${seconds(p.at)} from ${esc(p.from)}<br><span class="muted">signed by ${esc(p.signer)}</span></td>` +
@@ -294,6 +344,7 @@ ${headline(r)}
 ${publishRows(r)}</table></div>
 <h2>Coverage over time</h2><p class="muted">Share of targeted nodes (running at the end) holding each publish, against scenario time; dashed lines are timeline events.</p>
 ${coverageChart(r)}
+${r.publishes.some((p) => p.rollout !== undefined) ? `<h2>Staged rollouts</h2><p class="muted">Each stage from the record that started it to the one that ended it; the line is the share of targeted nodes that had applied the version.</p>${r.publishes.map((p) => rolloutChart(r, p)).join('')}` : ''}
 <h2>Latency distribution</h2><p class="muted">Time from publish to apply on each node that was online throughout (one dot per node).</p>
 ${latencyCdfChart(r)}
 <h2>Bytes sent per node</h2><p class="muted">Over the whole run, including receipts, presence beacons and gossipsub control traffic.</p>

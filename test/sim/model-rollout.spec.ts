@@ -7,6 +7,7 @@ import { loadScenario, type Scenario } from '../../src/sim/scenario.js'
 import { modelResult, simulate, type ModelRun } from '../../src/sim/model/index.js'
 import { rank } from '../../src/rollout/index.js'
 import type { PublishResult, RecordApply, SimResult } from '../../src/sim/result.js'
+import { renderReport } from '../../src/sim/report.js'
 import { REPO_ROOT } from '../helpers/cli.js'
 
 const load = async (name: string): Promise<Scenario> => await loadScenario(join(REPO_ROOT, 'simulations', `${name}.yaml`))
@@ -66,6 +67,27 @@ describe('model engine: a bad change, staged', () => {
     const s = await load('bad-change')
     const { result } = run({ ...plain(s, 'bad'), expect: [{ check: 'blast-radius', publish: 'bad', max: '5%' }] })
     expect(failing(result)).toEqual(['blast-radius: bad (base/motd v2) reached 24 nodes, at most 1 allowed'])
+  })
+})
+
+describe('rollout checks and the report', () => {
+  it('a rollout check for done fails at once when the rollout halted, saying where and why', async () => {
+    const s = await load('bad-change')
+    const { result } = run({ ...s, expect: [{ check: 'rollout', publish: 'bad', state: 'done', within: 60_000 }] })
+    expect(failing(result)).toEqual([expect.stringMatching(/^rollout: bad: not done within 60\.0 s; halted at stage 1\/4 \(stage 1\/4 \(1\): 1 failure\(s\), 0 allowed: model-1-\d+ unhealthy\)$/)])
+  })
+
+  it('the HTML report draws each stage of a staged publish over time', async () => {
+    const s = await load('publisher-dies')
+    const { result } = run(s)
+    const html = renderReport(result)
+    const section = html.slice(html.indexOf('<h2>Staged rollouts</h2>'), html.indexOf('<h2>Latency distribution</h2>'))
+    expect(section).toContain('staged: base/motd v2, --rollout 1,5%,25%,100%')
+    // One bar per stage reached (all four), the resume marked, the kill marked.
+    expect(section.match(/<title>stage \d \(/g)).toHaveLength(4)
+    expect(section).toContain('resume by ops-b')
+    expect(section).toContain('publisher-dies')
+    expect(renderReport(run(plain(s, 'staged')).result)).not.toContain('<h2>Staged rollouts</h2>')
   })
 })
 
