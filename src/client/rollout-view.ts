@@ -54,6 +54,8 @@ export interface StageView {
  */
 export class GateReports {
   private readonly seen = new Map<string, GateReport>()
+  /** Each node's latest failures for the target version: a beacon saying `unhealthy` carries none, its receipt does. */
+  private readonly why = new Map<string, { at: number, failures: Array<{ resource: string, error: string }> }>()
 
   constructor (private readonly policy: string, private readonly target: { version: number, hash: string }) {}
 
@@ -67,7 +69,13 @@ export class GateReports {
       const at = Date.parse(s.at)
       if (outcome === undefined || !Number.isFinite(at)) continue
       this.seen.set(`${n.id}\n${at}\n${outcome}`, { node: n.id, outcome, admitted: true, at })
+      if (s.failures !== undefined && s.failures.length > 0 && (this.why.get(n.id)?.at ?? -Infinity) <= at) this.why.set(n.id, { at, failures: s.failures })
     }
+  }
+
+  /** What failed on a node, as its receipt said (undefined until one with failures arrived). */
+  failuresOf (node: string): Array<{ resource: string, error: string }> | undefined {
+    return this.why.get(node)?.failures
   }
 
   list (): GateReport[] {
@@ -85,26 +93,29 @@ export function targetedNodes (fleet: readonly FleetNode[], policy: ConfigPolicy
  * Only admitted targeted nodes count, and of those only the ones the stage includes by their
  * peer id (inStage): a minted identity, or a node claiming tags, neither fills nor fails a stage.
  */
-export function stageView (record: RolloutRecord, policy: ConfigPolicy, hash: string, fleet: readonly FleetNode[], reports: readonly GateReport[], now: number): StageView {
+export function stageView (record: RolloutRecord, policy: ConfigPolicy, fleet: readonly FleetNode[], reports: GateReports, now: number): StageView {
   const targeted = targetedNodes(fleet, policy)
   const { version } = record.target
   const members = targeted.filter((n) => inStage(record.stages, record.stage, n.id, record.policy, version))
-  const gate = evaluateGate({ members: members.map((n) => n.id), startedAt: Date.parse(record.stageStartedAt) }, reports, now, {
+  const all = reports.list()
+  const gate = evaluateGate({ members: members.map((n) => n.id), startedAt: Date.parse(record.stageStartedAt) }, all, now, {
     maxFailures: record.maxFailures, bakeMs: record.bakeMs, stageTimeoutMs: record.stageTimeoutMs
   })
   const latest = new Map<string, GateReport>()
-  for (const r of reports) if ((latest.get(r.node)?.at ?? -Infinity) <= r.at) latest.set(r.node, r)
+  for (const r of all) if ((latest.get(r.node)?.at ?? -Infinity) <= r.at) latest.set(r.node, r)
   const failed: StageNode[] = []
   const waiting: StageNode[] = []
   let applied = 0
   let healthy = 0
   for (const n of members) {
     const r = latest.get(n.id)
-    const state = n.policies[record.policy]
     if (r === undefined) { waiting.push({ id: n.id, name: n.name, outcome: 'waiting' }); continue }
     if (r.outcome !== 'failed') applied++
     if (r.outcome === 'applied' || r.outcome === 'unchanged') healthy++
-    else failed.push({ id: n.id, name: n.name, outcome: r.outcome, ...(state?.version === version && state.hash === hash && state.failures !== undefined ? { failures: state.failures } : {}) })
+    else {
+      const failures = reports.failuresOf(n.id)
+      failed.push({ id: n.id, name: n.name, outcome: r.outcome, ...(failures !== undefined ? { failures } : {}) })
+    }
   }
   return {
     policy: record.policy,

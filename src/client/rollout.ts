@@ -11,6 +11,9 @@ import { PublishError, RolloutConflictError, RolloutNotFoundError } from './erro
 /** How often the evaluator looks at the fleet view. */
 export const ROLLOUT_POLL_MS = 500
 
+/** Polls a halt waits for the failed nodes' receipts (what failed), after their beacons said so. */
+const HALT_DETAIL_POLLS = 6
+
 /** A rollout record as the mesh holds it, with the envelope that carries it. */
 export interface HeldRecord {
   record: RolloutRecord
@@ -151,6 +154,7 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
   const history: DriveResult['history'] = []
   let mine = held
   let view: StageView | undefined
+  let unexplained = 0
   const sign = async (action: RolloutAction): Promise<HeldRecord | undefined> => {
     const next = nextRecord(mine.record, action)
     const result = await publishPolicy(client, { policy: next as Policy, key: opts.key, now })
@@ -169,9 +173,15 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     if (mine.record.state !== 'running') return { end: mine.record.state as DriveEnd, record: mine, ...(view !== undefined ? { view } : {}), history }
     const fleet = await client.fleet()
     reports.add(fleet)
-    view = stageView(mine.record, target.policy, target.hash, fleet, reports.list(), now())
-    opts.onView?.(view)
+    view = stageView(mine.record, target.policy, fleet, reports, now())
     const gate = view.gate
+    // A beacon may say "unhealthy" before the receipt saying what failed arrives: the halt waits
+    // a few polls for it, so the record and the admin get the node, resource and error.
+    if (gate.verdict === 'halt' && view.failed.some((f) => f.failures === undefined) && unexplained++ < HALT_DETAIL_POLLS) {
+      await sleep(opts.pollMs ?? ROLLOUT_POLL_MS, opts.signal)
+      continue
+    }
+    opts.onView?.(view)
     let next: HeldRecord | undefined
     if (gate.verdict === 'pass') next = await sign({ type: 'advance', at: now() })
     else if (gate.verdict === 'halt') next = await sign({ type: 'halt', at: now(), reason: haltReason(view) })

@@ -92,7 +92,12 @@ export class FleetView {
       }, true)
     } else {
       // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
-      for (const [policy, version, hash, outcome] of report.policies) this.setPolicy(node, policy, { version, hash, outcome, at: report.at }, true)
+      for (const [policy, version, hash, outcome] of report.policies) {
+        // A beacon carries no failures: the same word on the same version keeps what the receipt said failed.
+        const prev = node.policies[policy]
+        const same = prev?.failures !== undefined && prev.version === version && prev.hash === hash && prev.outcome === outcome
+        this.setPolicy(node, policy, { version, hash, outcome, at: report.at, ...(same ? { failures: prev.failures } : {}) }, true)
+      }
     }
     this.trim(node)
   }

@@ -51,6 +51,16 @@ describe('FleetView.add', () => {
     expect('failures' in view(receipt('n1', 1, 0)).list()[0]!.policies['web/nginx']!).toBe(false)
   })
 
+  it('a later beacon saying the same of the same version keeps the receipt\'s failures; one saying otherwise drops them', () => {
+    const failures = [{ resource: 'check:up', error: 'exited 1' }]
+    const unhealthy = receipt('n1', 2, 1, { outcome: 'unhealthy', failures })
+    const still = view(unhealthy, presence('n1', 5, [['web/nginx', 2, hash(2), 'unhealthy']])).list()[0]!.policies['web/nginx']!
+    expect(still).toEqual(expect.objectContaining({ outcome: 'unhealthy', at: at(5), failures }))
+    const fixed = view(unhealthy, presence('n1', 6, [['web/nginx', 2, hash(2), 'applied']])).list()[0]!.policies['web/nginx']!
+    expect(fixed.outcome).toBe('applied')
+    expect('failures' in fixed).toBe(false)
+  })
+
   it('a beacon sets every policy it lists, and leaves the others', () => {
     const v = view(receipt('n1', 1, 0, { policy: 'site/other' }), presence('n1', 1, [['web/nginx', 4, hash(4), 'applied'], ['grapevine/trust', 2, hash(2), 'trust']]))
     expect(Object.keys(v.list()[0]!.policies).sort()).toEqual(['grapevine/trust', 'site/other', 'web/nginx'])

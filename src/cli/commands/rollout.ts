@@ -83,7 +83,7 @@ function recordLine (r: RolloutRecord): string {
   const where = `stage ${r.stage + 1}/${r.stages.length} (${r.stages[r.stage]?.text ?? ''})`
   switch (r.state) {
     case 'done': return colour.green(`rollout of ${r.policy} v${r.target.version} done: every stage passed`)
-    case 'halted': return colour.red(`rollout of ${r.policy} v${r.target.version} HALTED at ${where}: ${r.reason ?? ''}${r.rolledBack ? `; rolled back: its nodes returned to v${r.previous?.version ?? '?'}` : ''}`)
+    case 'halted': return colour.red(`rollout of ${r.policy} v${r.target.version} HALTED: ${r.reason ?? where}${r.rolledBack ? `; rolled back: its nodes returned to v${r.previous?.version ?? '?'}` : ''}`)
     case 'aborted': return colour.yellow(`rollout of ${r.policy} v${r.target.version} aborted at ${where}: ${r.reason ?? ''}${r.rolledBack ? `; rolled back to v${r.previous?.version ?? '?'}` : ''}`)
     case 'paused': return colour.yellow(`rollout of ${r.policy} v${r.target.version} paused at ${where}${r.reason !== undefined ? `: ${r.reason}` : ''}; \`grapevine rollout resume ${r.policy}\` continues it`)
     case 'running': return `rollout of ${r.policy} v${r.target.version}: ${where} started`
@@ -132,7 +132,9 @@ async function follow (client: MeshClient, held: HeldRecord, opts: { key: string
         if (opts.json === true) return
         clearLive()
         if (v !== undefined && opts.wait === true) {
-          print(stageLine(v))
+          const line = stageLine(v)
+          // Already on screen when not on a terminal (printed as it changed); a live line was cleared.
+          if (live || line !== lastLine) print(line)
           for (const l of stageFailureLines(v)) print(colour.red(l))
         }
         print(recordLine(r))
@@ -232,7 +234,7 @@ export const registerRollout: Register = (program, done) => {
           const target = await readTarget(client, r)
           const reports = new GateReports(r.policy, { version: target.version, hash: target.hash })
           reports.add(fleet)
-          view = stageView(r, target.policy, target.hash, fleet, reports.list(), now)
+          view = stageView(r, target.policy, fleet, reports, now)
         } catch (err) {
           why = (err as Error).message
         }
