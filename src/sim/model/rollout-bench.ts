@@ -18,6 +18,7 @@ import { batchPush, type BatchParams } from './baselines.js'
 import { DEDICATED_CPU, DEFAULT_UPLINK_BYTES_PER_S } from './constants.js'
 
 const STAGES = '1,5%,25%,100%'
+const RELEASE_2_AT = 60_000
 const BATCH: BatchParams = { batchPercent: 5, sessionRtts: 5, applyMs: DEDICATED_CPU.applyMs + DEDICATED_CPU.applyIoMs, failhard: true }
 
 export interface RolloutFigure {
@@ -31,6 +32,8 @@ export interface RolloutFigure {
   /** The staged plan's end state and the sum of its bake times. */
   state?: string
   bakeSumMs?: number
+  /** ms from the publish until the last record (done) was signed: one bake after the last stage applied. */
+  doneMs?: number
   wallMs: number
 }
 
@@ -39,8 +42,8 @@ function scenarioFor (base: Scenario, change: 'bad' | 'good', rollout: { bakeMs:
   const release = (at: number, id: string, n: number, extra: Partial<PublishEvent> = {}): PublishEvent & { id: string } => ({
     at, id, do: 'publish', policy: 'motd', from: { kind: 'node', index: 0 }, admin: 'root', vars: { release: n }, ...extra
   })
-  // Release 1 comes from another node: its N receipts, verified one by one at its publisher
-  // (about N × 0.5 ms of CPU), would otherwise delay release 2 at 100,000 nodes.
+  // Release 1 comes from another node, a minute earlier: its N receipts, verified one by one at
+  // its publisher (about N × 0.5 ms of CPU), would otherwise delay release 2 at 100,000 nodes.
   const other = { from: { kind: 'last' as const, count: 1, percent: false } }
   const staged: Partial<PublishEvent> = rollout === undefined
     ? {}
@@ -48,11 +51,11 @@ function scenarioFor (base: Scenario, change: 'bad' | 'good', rollout: { bakeMs:
   return {
     ...base,
     // Room for four bakes and a slow last stage; a run ends earlier once nothing is left to decide.
-    duration: 10_000 + 4 * (rollout?.bakeMs ?? 0) + 120_000,
+    duration: RELEASE_2_AT + 4 * (rollout?.bakeMs ?? 0) + 120_000,
     expect: [],
     timeline: [
       release(1000, 'release-1', 1, other),
-      release(10_000, 'release-2', 2, { ...staged, ...(change === 'bad' ? { unhealthyOn: [{ kind: 'all' }] } : {}) })
+      release(RELEASE_2_AT, 'release-2', 2, { ...staged, ...(change === 'bad' ? { unhealthyOn: [{ kind: 'all' }] } : {}) })
     ]
   }
 }
@@ -80,6 +83,7 @@ function modelFigure (base: Scenario, nodes: number, seed: number, change: 'bad'
     blastRadius: reach,
     ...(healthy !== undefined ? { allHealthyMs: healthy } : {}),
     ...(rollout !== undefined ? { state: rollout.state, bakeSumMs: rollout.stages.length * rollout.bakeMs } : {}),
+    ...(rollout?.doneMs !== undefined ? { doneMs: rollout.doneMs } : {}),
     wallMs: run.stats.wallMs
   }
 }
@@ -139,6 +143,6 @@ export async function runRolloutBench (argv: string[]): Promise<RolloutFigure[]>
 
 /** The markdown table docs/scale.md quotes. */
 export function table (figures: RolloutFigure[]): string {
-  const rows = figures.map((f) => `| ${f.nodes.toLocaleString('en')} | ${f.change} | ${f.plan} | ${f.blastRadius.toLocaleString('en')} | ${fmt(f.allHealthyMs)}${f.state === 'halted' ? ' (halted)' : ''} |`)
-  return ['| N | change | plan | blast radius | time to 100% healthy |', '|---|---|---|---|---|', ...rows].join('\n')
+  const rows = figures.map((f) => `| ${f.nodes.toLocaleString('en')} | ${f.change} | ${f.plan} | ${f.blastRadius.toLocaleString('en')} | ${fmt(f.allHealthyMs)}${f.state === 'halted' ? ' (halted)' : ''} | ${f.doneMs !== undefined ? fmt(f.doneMs) : '—'} |`)
+  return ['| N | change | plan | blast radius | time to 100% healthy | rollout done |', '|---|---|---|---|---|---|', ...rows].join('\n')
 }
