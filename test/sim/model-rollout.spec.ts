@@ -70,6 +70,27 @@ describe('model engine: a bad change, staged', () => {
   })
 })
 
+describe('model engine: a change that breaks 30% of the nodes, staged', () => {
+  it('halts at the first stage that includes a broken node; earlier stages had none', async () => {
+    const s = await load('bad-change-30')
+    const { run: r, result } = run(s)
+    expect(failing(result)).toEqual([])
+    const bad = publish(result, 'bad')
+    const halted = bad.rollout?.stage as number
+    expect(bad.rollout?.state).toBe('halted')
+    const sick = new Set(r.record.applies.filter((a) => a.version === 2 && a.outcome === 'unhealthy').map((a) => a.node))
+    expect(sick.size).toBeGreaterThan(0)
+    // Only the halted stage's nodes ran it (members that had not applied by the halt never do: it rolled back).
+    expect(bad.health?.blastRadius).toBeLessThanOrEqual(bad.rollout?.stages[halted]?.members as number)
+    expect(bad.health?.blastRadius).toBeGreaterThan(bad.rollout?.stages[halted - 1]?.members ?? 0)
+    // Each earlier stage passed: its nodes applied before the stage after it started, none unhealthy.
+    const before = bad.rollout?.stages[halted]?.startedAt as number
+    const early = [...appliedBy(r, bad)].filter(([, a]) => a.at < before)
+    expect(early.length).toBe(bad.rollout?.stages[halted - 1]?.members ?? 0)
+    for (const [node] of early) expect(sick.has(node)).toBe(false)
+  })
+})
+
 describe('rollout checks and the report', () => {
   it('a rollout check for done fails at once when the rollout halted, saying where and why', async () => {
     const s = await load('bad-change')
