@@ -12,7 +12,7 @@ import type { DigestEntry, IngestOutcome, SyncRound } from '../sync/index.js'
 import { serveQueries } from '../query/index.js'
 import { DEFAULT_BEACON_INTERVAL_MS, type FleetView } from '../receipt/index.js'
 import { countFetch, countSyncRound, createMetrics, type AgentMetrics } from './metrics.js'
-import { ADMISSION_BLOCK_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
+import { ADMISSION_BLOCK_MS, DEFAULT_BAKE_CHECK_INTERVAL_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
 import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import type { Via } from './rules.js'
@@ -243,6 +243,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     this.peers.start(net)
     clock.repeat(opts.reapplyInterval ?? DEFAULT_REAPPLY_INTERVAL_MS, () => { this.queue.scheduleAll() })
+    clock.repeat(opts.bakeCheckInterval ?? DEFAULT_BAKE_CHECK_INTERVAL_MS, () => { this.queue.scheduleBaking() })
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
     await this.intake.fallBack(untrusted)

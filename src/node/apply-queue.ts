@@ -166,6 +166,23 @@ export class ApplyQueue {
     for (const env of this.c.book.values()) if (env.policy.kind !== 'trust' && env.policy.kind !== 'rollout') this.schedule(env.name)
   }
 
+  /**
+   * Re-applies (and so re-checks) the policies this node bakes: a running rollout whose current
+   * stage includes it, with a bake, within the stage's time (timeout plus bake). A check that
+   * fails meanwhile makes its receipt `unhealthy` at once, and the gate halts.
+   */
+  scheduleBaking (): void {
+    const now = this.c.now()
+    for (const env of this.c.book.values()) {
+      if (env.policy.kind !== 'rollout') continue
+      const r = env.policy as RolloutRecord
+      const head = this.c.book.get(r.policy)
+      if (r.state !== 'running' || r.bakeMs === 0 || head === undefined || head.id !== r.target.id) continue
+      if (now > Date.parse(r.stageStartedAt) + r.stageTimeoutMs + r.bakeMs) continue
+      if (this.targets(head) && this.enforcementOf(head).kind === 'head') this.schedule(r.policy)
+    }
+  }
+
   schedule (name: string): void {
     this.dirty.add(name)
     if (this.running !== undefined) return

@@ -8,6 +8,13 @@ export const DEFAULT_MESH = 'default'
 export const DEFAULT_REAPPLY_INTERVAL_MS = 5 * 60_000
 
 /**
+ * While a node bakes in a running rollout stage, it re-applies this often, which re-runs the
+ * policy's health checks: a node that turns unhealthy during the bake sends a receipt saying so
+ * within this long, not at the next drift repair minutes later.
+ */
+export const DEFAULT_BAKE_CHECK_INTERVAL_MS = 10_000
+
+/**
  * Connections the agent keeps by dialling remembered and exchanged peers (libp2p 2 no longer
  * auto-dials). Gossipsub's mesh degree D is 6, so 8 gives it room to choose.
  */

@@ -7,6 +7,12 @@ import type { PolicyBook, ConflictRecord, ForkRecord, UntrustedRecord } from './
 import type { StateStore } from '../store/index.js'
 import { forwards, type Via } from './rules.js'
 import { claimedHeader } from './refusals.js'
+import type { RolloutRecord } from '../rollout/index.js'
+
+/** What history keeps of a rollout record: the version rolled out, the stage and its state. */
+function rolloutDetail (r: RolloutRecord): Record<string, unknown> {
+  return { policy: r.policy, target: r.target.version, stage: r.stage, stages: r.stages.length, text: r.stages[r.stage]?.text, state: r.state, ...(r.reason !== undefined ? { reason: r.reason } : {}), ...(r.rolledBack ? { rolledBack: true } : {}) }
+}
 
 /** Peer faults: only these make gossipsub penalise the sender and sync hang up. */
 export const PEER_FAULTS: ReadonlySet<string> = new Set(['too-large', 'malformed', 'invalid', 'bad-signature', 'hash-mismatch'])
@@ -124,7 +130,10 @@ export class Intake {
     this.save(env)
     // The audit trail says when a version was taken off the chain, and why.
     const link = env.force !== undefined ? { link: decision.link ?? 'first', force: env.force } : decision.link === 'root' ? { link: 'root' } : undefined
-    this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, ...(link !== undefined ? { detail: link } : {}) })
+    // A rollout record is a stage change: the audit trail says which, with its signer (above).
+    const rollout = env.policy.kind === 'rollout' ? { rollout: rolloutDetail(env.policy as RolloutRecord) } : undefined
+    const detail = link !== undefined || rollout !== undefined ? { ...link, ...rollout } : undefined
+    this.c.journal.history({ event: 'accepted', name: env.name, version: env.version, hash: env.hash, signer: env.signer, via, from, ...(detail !== undefined ? { detail } : {}) })
     // Gossip forwards what came by gossip itself; the node forwards what came by sync, by rule.
     if (via === 'sync' && forwards(via, decision.replaced !== undefined, this.c.now() - Date.parse(env.issuedAt))) this.c.events.forward(env)
     this.c.events.accepted(env, via, from)

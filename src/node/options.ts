@@ -45,6 +45,8 @@ export interface AgentOptions {
   /** Simulations: libp2p's per-host inbound connection limits (many agents share one address). */
   inboundLimits?: NetOptions['inboundLimits']
   reapplyInterval?: number
+  /** While this node bakes in a running rollout stage, how often it re-applies (and so re-runs the checks); 0 disables. */
+  bakeCheckInterval?: number
   syncInterval?: number
   /** Mean time between presence beacons; 0 disables them. */
   beaconInterval?: number
@@ -100,6 +102,7 @@ export function checkAgentOptions (opts: AgentOptions): void {
     if (value !== undefined && !(value >= 0)) throw new AgentOptionsError(option, `${flag} must be 0 or more (0 disables): got ${value}`)
   }
   nonNegative('reapplyInterval', 'reapplyInterval (ms)', opts.reapplyInterval)
+  nonNegative('bakeCheckInterval', 'bakeCheckInterval (ms)', opts.bakeCheckInterval)
   nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)
   nonNegative('beaconInterval', 'beaconInterval (ms)', opts.beaconInterval)
   nonNegative('announceThreshold', '--announce-threshold', opts.announceThreshold)

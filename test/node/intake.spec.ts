@@ -267,4 +267,14 @@ describe('Intake, rollout records (rollout/<policy>)', () => {
     expect(seen.untrusted).toMatchObject([{ name: 'rollout/web/nginx', signer: keys.webAdmin.id, reason: 'out-of-scope' }])
     expect(book.get('rollout/web/nginx')).toBeUndefined()
   })
+
+  it('writes each stage change into the audit trail with its signer: version rolled out, stage, state, reason', async () => {
+    const { intake, keys, store, journal } = intakeRig()
+    intake.take(signed(record('web/nginx'), { key: keys.root }), 'gossip', 'peer-a')
+    await journal.idle()
+    expect(store.history.at(-1)).toMatchObject({
+      event: 'accepted', name: 'rollout/web/nginx', version: 1, signer: keys.root.id,
+      detail: { rollout: { policy: 'web/nginx', target: 2, stage: 0, stages: 2, text: '1', state: 'running' } }
+    })
+  })
 })

@@ -46,7 +46,7 @@ function rig () {
     return env
   }
   const motd = async (): Promise<string | undefined> => await readFile(join(root, 'motd'), 'utf8').catch(() => undefined)
-  return { queue, book, store, log, applied, take, motd, root }
+  return { queue, book, store, log, applied, take, motd, root, time }
 }
 
 const motd = (text: string): Policy => configPolicy('site/motd', [{ id: 'motd', type: 'file', path: '/motd', content: text }])
@@ -155,5 +155,33 @@ describe('a node outside the current stage', () => {
     await r.take(motd('v2\n'), { version: 2, prev: v1, staged: true })
     expect(await r.motd()).toBeUndefined()
     expect(r.log.lines.some((l) => /not in the archive/.test(l.msg ?? ''))).toBe(true)
+  })
+
+  it('while its stage bakes, a node re-applies (re-running the checks); outside the stage, or once the stage\'s time is up, it does not', async () => {
+    const r = rig()
+    const v1 = await r.take(motd('v1\n'))
+    const v2 = verified(motd('v2\n'), { key: keys.root, version: 2, prev: v1.id, staged: true })
+    const at = r.time.now()
+    await r.take(recordOf(v2, v1, { stages: [ME, ALL], bakeMs: 60_000, stageTimeoutMs: 120_000, at }))
+    await r.take(motd('v2\n'), { version: 2, prev: v1, staged: true })
+    const before = r.applied.length
+    r.queue.scheduleBaking()
+    await r.queue.idle()
+    expect(r.applied.length).toBe(before + 1)
+    // Past the stage timeout plus the bake, the stage is decided: no more bake checks.
+    await r.time.advance(180_001)
+    r.queue.scheduleBaking()
+    await r.queue.idle()
+    expect(r.applied.length).toBe(before + 1)
+
+    const o = rig()
+    const w1 = await o.take(motd('v1\n'))
+    const w2 = verified(motd('v2\n'), { key: keys.root, version: 2, prev: w1.id, staged: true })
+    await o.take(recordOf(w2, w1, { stages: [OTHER, ALL], bakeMs: 60_000, at: o.time.now() }))
+    await o.take(motd('v2\n'), { version: 2, prev: w1, staged: true })
+    const outside = o.applied.length
+    o.queue.scheduleBaking()
+    await o.queue.idle()
+    expect(o.applied.length).toBe(outside)
   })
 })

@@ -29,6 +29,13 @@ function table (rows: string[][]): string[] {
   return rows.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  '))
 }
 
+/** A rollout record's stage change as history shows it: `v2 stage 2/4 (5%) running`. */
+function rolloutText (detail: unknown): string | undefined {
+  const r = (detail as { rollout?: { target: number, stage: number, stages: number, text: string, state: string, reason?: string, rolledBack?: boolean } } | undefined)?.rollout
+  if (r === undefined) return undefined
+  return `v${r.target} stage ${r.stage + 1}/${r.stages} (${r.text}) ${r.state}${r.rolledBack === true ? ', rolled back' : ''}${r.reason !== undefined ? ` — ${r.reason}` : ''}`
+}
+
 function outcomeText (outcome: string): string {
   if (outcome === 'failures' || outcome === 'changes-and-failures' || outcome === 'unhealthy') return colour.red(outcome)
   if (outcome === 'changes') return colour.green(outcome)
@@ -61,12 +68,14 @@ export const registerStatus: Register = (program, done) => {
             : !p.targeted
                 ? 'not targeted'
                 : last === undefined
-                  ? 'pending'
-                  : `${outcomeText(last.outcome)} v${last.version} (${last.changed} changed, ${last.failed} failed) ${last.at}`
+                  ? (p.heldBack !== undefined ? colour.yellow('held back') : 'pending')
+                  : `${outcomeText(last.outcome)} v${last.version} (${last.changed} changed, ${last.failed} failed) ${last.at}${p.heldBack !== undefined ? colour.yellow(' (held back)') : ''}`
           rows.push([p.name, String(p.version), short(p.hash.replace('sha256:', '')), short(p.signer.replace('ed25519:', ''), 10), applied])
         }
         for (const line of table(rows)) print(line)
         for (const p of s.policies) for (const e of p.lastApply?.errors ?? []) print(colour.red(`  ${p.name} ${e.resource}: ${e.error}`))
+        // A staged rollout keeps this node on another version than the newest it holds: say which and why.
+        for (const p of s.policies) if (p.heldBack !== undefined) print(colour.yellow(`  ${p.name} v${p.version} held back: ${p.heldBack}`))
       }
       if (s.conflicts.length > 0) {
         print()
@@ -110,8 +119,9 @@ export const registerStatus: Register = (program, done) => {
       if (opts.json === true) { printJson(entries); done(EXIT.OK); return }
       for (const e of entries) {
         const what = e.name !== undefined ? `${e.name}${e.version !== undefined ? ` v${e.version}` : ''}` : ''
+        const rollout = e.event === 'accepted' ? rolloutText(e.detail) : undefined
         const extra = e.event === 'accepted'
-          ? `via ${e.via ?? '?'} signed by ${short(e.signer?.replace('ed25519:', '') ?? '?', 10)}`
+          ? `via ${e.via ?? '?'} signed by ${short(e.signer?.replace('ed25519:', '') ?? '?', 10)}${rollout !== undefined ? `: ${rollout}` : ''}`
           : e.event === 'applied' ? `${outcomeText(e.outcome ?? '')} (${e.changed ?? 0} changed, ${e.failed ?? 0} failed)` : ''
         print(`${e.at}  ${e.event.padEnd(8)}  ${what}  ${extra}`.trimEnd())
       }
