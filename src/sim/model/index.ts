@@ -231,8 +231,8 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
       for (const r of rollouts) r.applied(node, msg, at)
       p.done++
     },
-    onReport: (node, msg, reporter) => {
-      for (const r of rollouts) r.reported(node, msg, reporter)
+    onReport: (node, msg, reporter, at) => {
+      for (const r of rollouts) r.reported(node, msg, reporter, at)
     },
     onConflict: (node, msg, at) => {
       const p = byMsg.get(msg)

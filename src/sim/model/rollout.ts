@@ -197,10 +197,26 @@ export class ModelRollout {
     return this.w.unhealthy[v] === 1 ? 'unhealthy' : 'applied'
   }
 
-  /** A report of `reporter`'s apply is at `node` (its own, or a receipt passing through): the evaluator's fleet view learns it. */
-  reported (node: number, msg: number, reporter: number): void {
+  /**
+   * A report of `reporter`'s apply is at `node` at `at` (its own, or a receipt passing through,
+   * once the node verified it): the evaluator's fleet view learns it then. Receipts queue for
+   * the node's CPU, so `at` may lie ahead of the engine's clock: held until a tick reaches it.
+   */
+  reported (node: number, msg: number, reporter: number, at: number): void {
     if (msg !== this.target || node !== this.evaluator) return
-    this.hear(reporter)
+    this.incoming.push(at, reporter)
+  }
+
+  /** Reports verified at the evaluator's node by `now`: [at, reporter] pairs, flat. */
+  private incoming: number[] = []
+
+  private receive (now: number): void {
+    const keep: number[] = []
+    for (let i = 0; i < this.incoming.length; i += 2) {
+      if (this.incoming[i]! <= now) this.hear(this.incoming[i + 1]!)
+      else keep.push(this.incoming[i]!, this.incoming[i + 1]!)
+    }
+    this.incoming = keep
   }
 
   private hear (reporter: number): void {
@@ -255,6 +271,7 @@ export class ModelRollout {
       this.evaluator = NO_EVALUATOR
       return
     }
+    this.receive(now)
     this.beacons(from, now)
     const rec = this.records.get(this.lastSigned)!
     if (rec.state !== 'running') return
@@ -296,6 +313,7 @@ export class ModelRollout {
       this.evaluator = node
       this.signer = admin
       this.known = new Map()
+      this.incoming = []
       this.unheard = new Set(this.reporters)
       this.dirty = true
       this.wakeAt = Infinity
