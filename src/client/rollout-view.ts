@@ -1,5 +1,6 @@
 import { matchesTarget, type ConfigPolicy } from '../policy/index.js'
 import type { FleetNode } from '../receipt/index.js'
+import { NODE_STALE_AFTER_MS } from './watch.js'
 import { evaluateGate, inStage, stageSizes, type GateOutcome, type GateReport, type GateResult, type RolloutRecord } from '../rollout/index.js'
 
 /** The words receipts and beacons use for a version's outcome, as a gate reads them. */
@@ -31,9 +32,11 @@ export interface StageView {
   stages: number
   text: string
   state: RolloutRecord['state']
-  /** Admitted targeted nodes the fleet view knows, and how many of them the current stage includes. */
+  /** Admitted targeted nodes the fleet view knows, and how many of them the current stage includes (and counts). */
   targeted: number
   members: number
+  /** Nodes the stage includes that went quiet (stale) before reporting: not waited for. */
+  stale: number
   /** Members that applied the target (healthy or not), healthy ones, failed or unhealthy ones, and those yet to report. */
   applied: number
   healthy: number
@@ -88,16 +91,26 @@ export function targetedNodes (fleet: readonly FleetNode[], policy: ConfigPolicy
   return fleet.filter((n) => n.admitted && matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags }))
 }
 
+/** Not heard from (beacon or receipt) for longer than `staleAfterMs`: stopped, as publish --wait judges it. */
+export function isStale (n: Pick<FleetNode, 'lastSeen'>, now: number, staleAfterMs = NODE_STALE_AFTER_MS): boolean {
+  return now - Date.parse(n.lastSeen) > staleAfterMs
+}
+
 /**
  * Pure: the current stage of `record` over the fleet view and the reports gathered so far.
  * Only admitted targeted nodes count, and of those only the ones the stage includes by their
  * peer id (inStage): a minted identity, or a node claiming tags, neither fills nor fails a stage.
  */
-export function stageView (record: RolloutRecord, policy: ConfigPolicy, fleet: readonly FleetNode[], reports: GateReports, now: number): StageView {
+export function stageView (record: RolloutRecord, policy: ConfigPolicy, fleet: readonly FleetNode[], reports: GateReports, now: number, staleAfterMs = NODE_STALE_AFTER_MS): StageView {
   const targeted = targetedNodes(fleet, policy)
   const { version } = record.target
-  const members = targeted.filter((n) => inStage(record.stages, record.stage, n.id, record.policy, version))
   const all = reports.list()
+  const reported = new Set(all.map((r) => r.node))
+  const inThisStage = targeted.filter((n) => inStage(record.stages, record.stage, n.id, record.policy, version))
+  // A stopped node (not heard from in staleAfterMs, as publish --wait judges it) is not waited
+  // for, unless it is all the stage has: a stage passes on evidence, never on no one's word.
+  const live = inThisStage.filter((n) => reported.has(n.id) || !isStale(n, now, staleAfterMs))
+  const members = live.length > 0 ? live : inThisStage
   const gate = evaluateGate({ members: members.map((n) => n.id), startedAt: Date.parse(record.stageStartedAt) }, all, now, {
     maxFailures: record.maxFailures, bakeMs: record.bakeMs, stageTimeoutMs: record.stageTimeoutMs
   })
@@ -126,11 +139,12 @@ export function stageView (record: RolloutRecord, policy: ConfigPolicy, fleet: r
     state: record.state,
     targeted: targeted.length,
     members: members.length,
+    stale: inThisStage.length - members.length,
     applied,
     healthy,
     failed,
     waiting,
-    heldBack: targeted.length - members.length,
+    heldBack: targeted.length - inThisStage.length,
     gate,
     sizes: stageSizes(record.stages, record.policy, version, targeted.map((n) => n.id)).map((s) => s.count)
   }

@@ -5,7 +5,7 @@ import {
   type MaxFailures, type RolloutAction, type RolloutRecord, type StageSpec
 } from '../rollout/index.js'
 import { deliverPrepared, preparePublish, publishPolicy, type MeshClient, type PublishResult } from './publisher.js'
-import { GateReports, stageView, targetedNodes, type StageView } from './rollout-view.js'
+import { GateReports, isStale, stageView, targetedNodes, type StageView } from './rollout-view.js'
 import { PublishError, RolloutConflictError, RolloutNotFoundError } from './errors.js'
 
 /** How often the evaluator looks at the fleet view. */
@@ -52,6 +52,8 @@ export interface StartOptions {
   version?: number
   force?: string
   now?: () => number
+  /** Nodes not heard from for this long are left out when counts and percentages are resolved (default NODE_STALE_AFTER_MS). */
+  staleAfterMs?: number
 }
 
 export interface Started {
@@ -84,7 +86,8 @@ export async function startRollout (client: MeshClient, opts: StartOptions): Pro
     if (r.state !== 'done') previous = r.previous
   }
   const fleet = await client.fleet()
-  const targeted = targetedNodes(fleet, opts.policy)
+  // Canaries are live nodes: a count or percentage resolved over stopped ones would pick a node that never reports.
+  const targeted = targetedNodes(fleet, opts.policy).filter((n) => !isStale(n, now(), opts.staleAfterMs))
   const { envelope } = prepared
   const stages = resolveStages(opts.stages, name, envelope.version, targeted.map((n) => ({ id: n.id, tags: n.tags })))
   const record = startRecord({
@@ -122,7 +125,10 @@ export interface DriveOptions {
   /** Ends the drive: the rollout is paused (signed), so it is seen to stand, not to run with no one watching. */
   signal?: AbortSignal
   onView?: (view: StageView) => void
-  onStage?: (record: RolloutRecord, view: StageView | undefined) => void
+  /** A stage member not heard from for this long, that has not reported, is not waited for (default NODE_STALE_AFTER_MS). */
+  staleAfterMs?: number
+  /** Each record this process signed, with the stage as it looked when it signed. */
+  onStage?: (held: HeldRecord, view: StageView | undefined) => void
 }
 
 function clip (s: string): string {
@@ -173,7 +179,7 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     if (mine.record.state !== 'running') return { end: mine.record.state as DriveEnd, record: mine, ...(view !== undefined ? { view } : {}), history }
     const fleet = await client.fleet()
     reports.add(fleet)
-    view = stageView(mine.record, target.policy, fleet, reports, now())
+    view = stageView(mine.record, target.policy, fleet, reports, now(), opts.staleAfterMs)
     const gate = view.gate
     // A beacon may say "unhealthy" before the receipt saying what failed arrives: the halt waits
     // a few polls for it, so the record and the admin get the node, resource and error.
@@ -188,7 +194,7 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     else if (opts.signal?.aborted === true) {
       next = await sign({ type: 'pause', at: now(), reason: 'the admin\'s process driving it was interrupted' })
       if (next === undefined) return { end: 'taken-over', record: mine, view, history }
-      opts.onStage?.(next.record, view)
+      opts.onStage?.(next, view)
       return { end: 'interrupted', record: next, view, history }
     } else {
       await sleep(opts.pollMs ?? ROLLOUT_POLL_MS, opts.signal)
@@ -196,7 +202,7 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     }
     if (next === undefined) return { end: 'taken-over', record: (await readRecord(client, held.record.policy)) ?? mine, view, history }
     mine = next
-    opts.onStage?.(mine.record, view)
+    opts.onStage?.(mine, view)
     if (mine.record.state === 'done' || mine.record.state === 'halted') return { end: mine.record.state, record: mine, view, history }
   }
 }

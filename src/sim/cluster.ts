@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SimulationError } from './errors.js'
-import type { FromWorker, Head, NodeSpec, Request, Started, ToWorker, TrafficByNode, WorkerEvent, WorkerMemory } from './protocol.js'
+import type { DigestEntry, FromWorker, Head, NodeSpec, ReportedNode, Request, Started, ToWorker, TrafficByNode, WorkerEvent, WorkerMemory } from './protocol.js'
 import type { Traffic } from './result.js'
 
 /**
@@ -151,6 +151,21 @@ export class LiveCluster {
   /** The envelope the node holds for a name, if any. */
   async head (node: number, name: string): Promise<Head | undefined> {
     return await this.on(node).request<Head | null>({ op: 'head', index: node, name }) ?? undefined
+  }
+
+  /** The name, version, hash and id of every envelope the node holds. */
+  async digest (node: number): Promise<DigestEntry[]> {
+    return await this.on(node).request<DigestEntry[]>({ op: 'digest', index: node })
+  }
+
+  /** The node's fleet view, as `grapevine fleet` through it would show it. */
+  async fleetView (node: number): Promise<ReportedNode[]> {
+    return await this.on(node).request<ReportedNode[]>({ op: 'fleet', index: node })
+  }
+
+  /** A version of a policy the node holds or keeps in its archive. */
+  async envelope (node: number, name: string, version: number): Promise<Uint8Array | undefined> {
+    return await this.on(node).request<Uint8Array | null>({ op: 'envelope', index: node, name, version }) ?? undefined
   }
 
   async traffic (nodes: number[]): Promise<TrafficByNode> {

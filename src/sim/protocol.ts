@@ -3,6 +3,10 @@
 
 import type { LinkModel } from './link.js'
 import type { Traffic, Via } from './result.js'
+import type { FleetNode as ReportedNode } from '../receipt/index.js'
+import type { DigestEntry } from '../sync/index.js'
+
+export type { ReportedNode, DigestEntry }
 
 export interface AgentSettings {
   syncInterval?: number
@@ -56,6 +60,10 @@ export type Request =
   | { op: 'block', index: number, peers: string[] }
   | { op: 'publish', index: number, bytes: Uint8Array }
   | { op: 'head', index: number, name: string }
+  /** What an admin client asks of the agent it goes through (a staged rollout's evaluator): its digest, fleet view, an archived envelope. */
+  | { op: 'digest', index: number }
+  | { op: 'fleet', index: number }
+  | { op: 'envelope', index: number, name: string, version: number }
   | { op: 'traffic', indexes: number[] }
   | { op: 'ready', indexes: number[], heartbeats: number, timeoutMs: number }
   | { op: 'peers', indexes: number[] }

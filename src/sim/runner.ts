@@ -13,6 +13,8 @@ import { firewalled, partitionGroups, planTopology, selectNodes, clusterOf, type
 import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
 import type { CheckResult, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
+import { LiveRollout } from './live-rollout.js'
+import { writeFileSync } from 'node:fs'
 import { DEFAULT_SEED, DEFAULT_WORKERS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
 
 export interface RunOptions {
@@ -84,6 +86,8 @@ class LiveRun {
   private snapshot: Record<number, Traffic> | undefined
   private readonly milestones = new Map<string, number>()
   private lastChecks: CheckResult[] = []
+  /** Staged publishes by publish event id. */
+  private readonly rollouts = new Map<string, LiveRollout>()
 
   constructor (private readonly scenario: Scenario, private readonly opts: RunOptions) {
     this.seed = opts.seed ?? scenario.seed ?? DEFAULT_SEED
@@ -129,7 +133,9 @@ class LiveRun {
   }
 
   private toRecord (now: number): RunRecord {
-    return this.fleet.toRecord(now)
+    const record = this.fleet.toRecord(now)
+    if (this.rollouts.size > 0) record.rollouts = [...this.rollouts.values()].map((r) => r.toRecord(this.t0))
+    return record
   }
 
   // ---- nodes ---------------------------------------------------------------
@@ -301,10 +307,30 @@ class LiveRun {
           return
         }
         const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
-        const p = await this.publish({ id: e.id, policy, key, from, version: e.version, force: e.force })
+        const checked = e.unhealthyOn !== undefined ? this.unhealthyOn(e.id, policy, selectNodes(e.unhealthyOn, ctx)) : policy
+        if (e.rollout !== undefined) {
+          if (checked.kind !== 'policy') throw new SimulationError(`${e.id}: only a kind: policy publish can be staged`)
+          await this.publishStaged(e.id, checked, e.rollout, from, key, e.admin)
+          return
+        }
+        const p = await this.publish({ id: e.id, policy: checked, key, from, version: e.version, force: e.force })
         // Marked when the envelope is out, so nothing can look converged on the version before it.
         this.fleet.mark(e.id, e.do, `${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`, p.at)
         this.say(`publish ${policy.name} v${p.version} from node-${from} (signed by ${e.admin})`)
+        return
+      }
+      case 'resume': case 'pause': case 'abort': {
+        const rollout = this.rollouts.get(e.publish)
+        const at = selectNodes([e.from], ctx).filter((i) => this.nodes[i]?.up === true)[0]
+        if (rollout === undefined || at === undefined) {
+          this.fleet.errors.push(`${e.id}: ${rollout === undefined ? `publish "${e.publish}" started no rollout` : `no running node matches ${selectorText(e.from)}`}`)
+          return
+        }
+        const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
+        const now = Date.now()
+        const action = e.do === 'abort' ? { type: e.do, at: now, reason: `aborted by ${e.admin} (${e.id})`, rollback: e.rollback } : e.do === 'pause' ? { type: e.do, at: now, reason: `paused by ${e.admin} (${e.id})` } : { type: e.do, at: now }
+        await rollout.act(action, at, key, e.admin)
+        mark(`${e.publish}'s rollout from node-${at} (signed by ${e.admin})`)
         return
       }
       case 'partition': {
@@ -357,6 +383,48 @@ class LiveRun {
         }
       }
     }
+  }
+
+  /**
+   * `unhealthyOn`: the version gets a health check that fails where a marker file is in the
+   * node's root, and the harness puts one on the chosen nodes: a real check, run by the agent
+   * after its apply, failing the way a service that does not come up would.
+   */
+  private unhealthyOn (id: string, policy: Policy, nodes: number[]): Policy {
+    if (policy.kind !== 'policy') throw new SimulationError(`${id}: unhealthyOn needs a kind: policy publish (one with health checks)`)
+    const marker = `.sim-unhealthy-${id}`
+    for (const i of nodes) {
+      const n = this.nodes[i]
+      if (n !== undefined) writeFileSync(join(n.spec.root, marker), `${id}: this node's health check fails\n`)
+    }
+    const check = { id: `sim-${id}`, type: 'exec', command: `test ! -e "$GRAPEVINE_ROOT/${marker}"` }
+    return validatePolicyObject({ ...policy, checks: [...(policy.checks ?? []), check] })
+  }
+
+  /** A staged publish: the production client code starts it and evaluates it through node `from`'s agent. */
+  private async publishStaged (id: string, policy: Policy & { kind: 'policy' }, spec: NonNullable<Extract<ScenarioEvent, { do: 'publish' }>['rollout']>, from: number, key: SigningKey, admin: string): Promise<void> {
+    const before = this.snapshot ?? await this.fleet.traffic()
+    const rollout = new LiveRollout({
+      publish: id,
+      spec,
+      policy,
+      cluster: this.fleet.cluster,
+      delivered: (env, at, node, signer) => {
+        if (env.name !== policy.name) return
+        this.signed.set(env.name, Math.max(env.version, this.signed.get(env.name) ?? 0))
+        this.fleet.recordPublish({
+          id, name: env.name, version: env.version, hash: env.hash, from: node, signer, at, kind: 'policy', bytes: env.bytes.byteLength,
+          ...(policy.target !== undefined ? { target: policy.target } : {})
+        }, before)
+        this.fleet.mark(id, 'publish', `${env.name} v${env.version} staged from node-${node} (signed by ${signer})`, at)
+      },
+      say: (m) => { this.say(m) },
+      errors: this.fleet.errors,
+      // Stale after two beacon intervals, as publish --wait judges a node (the agents' own interval when the scenario sets one).
+      ...(this.scenario.agent.beaconInterval !== undefined && this.scenario.agent.beaconInterval > 0 ? { staleAfterMs: 2 * this.scenario.agent.beaconInterval } : {})
+    })
+    this.rollouts.set(id, rollout)
+    await rollout.start(from, key, admin)
   }
 
   // ---- the run -------------------------------------------------------------
@@ -416,7 +484,8 @@ class LiveRun {
         await this.fleet.closeWindows(record, false)
         this.progress()
         const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures')
-        if (timelineDone && !this.fleet.windowsOpen && !waiting && this.fleet.settled(record, now)) break
+        const evaluating = [...this.rollouts.values()].some((r) => r.active())
+        if (timelineDone && !this.fleet.windowsOpen && !waiting && !evaluating && this.fleet.settled(record, now)) break
         if (now > cap) {
           this.say(`stopping: the run reached its time limit (${secs(cap - this.t0)})`)
           break
@@ -429,6 +498,7 @@ class LiveRun {
       await timeline.catch((err: Error) => { this.fleet.errors.push(`timeline: ${err.message}`) })
       return await this.finish(startedAt, setupMs)
     } finally {
+      for (const r of this.rollouts.values()) r.close()
       await this.fleet?.close()
     }
   }

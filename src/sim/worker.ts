@@ -84,7 +84,8 @@ async function start (spec: NodeSpec): Promise<Started> {
       name: envelope.name,
       version: envelope.version,
       hash: envelope.hash,
-      outcome: report.outcome,
+      // As its receipt says it: every resource applied, but a health check failed.
+      outcome: report.health === 'unhealthy' && report.counts.failed === 0 ? 'unhealthy' : report.outcome,
       changed: report.counts.changed,
       failed: report.counts.failed,
       durationMs: report.durationMs,
@@ -168,6 +169,9 @@ async function handle (req: Request): Promise<unknown> {
       const head: Head | null = env !== undefined ? { version: env.version, id: env.id } : null
       return head
     }
+    case 'digest': return agentOf(req.index).digest()
+    case 'fleet': return agentOf(req.index).fleet.list()
+    case 'envelope': return await agentOf(req.index).archivedEnvelope(req.name, req.version) ?? null
     case 'traffic': {
       const out: Record<number, Traffic> = {}
       await Promise.all(req.indexes.map(async (i) => {

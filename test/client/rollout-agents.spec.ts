@@ -88,7 +88,7 @@ describe('a staged rollout on real agents', () => {
     await publishV1(m, client)
     const started = await startRollout(client, { policy: site('v2\n'), key: m.root, ...plan('1,50%,100%') })
     const stages: number[] = []
-    const result = await driveRollout(client, started.record, { key: m.root, pollMs: 100, onStage: (r) => { stages.push(r.stage) } })
+    const result = await driveRollout(client, started.record, { key: m.root, pollMs: 100, onStage: ({ record }) => { stages.push(record.stage) } })
     expect(result.end).toBe('done')
     expect(result.history.map((h) => `${h.stage} ${h.state}`)).toEqual(['1 running', '2 running', '2 done'])
     for (let i = 0; i < 4; i++) await waitFor(async () => await motdOf(m, i) === 'v2\n', `node-${i} on v2`)
@@ -135,7 +135,7 @@ describe('a staged rollout on real agents', () => {
     expect(stageOf(started.record.record.stages, down.peerId.toString(), 'site/motd', 2)).toBe(2)
     // Stages 1 and 2 pass without it; when stage 3 starts, the publisher stops (and signs a pause).
     const stop = new AbortController()
-    const first = await driveRollout(client, started.record, { key: m.root, pollMs: 100, signal: stop.signal, onStage: (r) => { if (r.stage === 2) stop.abort() } })
+    const first = await driveRollout(client, started.record, { key: m.root, pollMs: 100, signal: stop.signal, onStage: ({ record }) => { if (record.stage === 2) stop.abort() } })
     expect(first.end).toBe('interrupted')
     expect(first.record.record).toEqual(expect.objectContaining({ stage: 2, state: 'paused' }))
     // It comes back: it learns the newest record by sync, is in its stage, and applies v2.

@@ -58,6 +58,13 @@ export async function rolloutPlan (opts: RolloutFlags & { expect?: number }): Pr
 
 const WEEK_MS = 7 * 24 * 3600 * 1000
 
+/** `--stale-after SECONDS`, as publish --wait reads it. */
+function staleAfterMs (text: string): number {
+  const ms = Number(text) * 1000
+  if (!(Number.isFinite(ms) && ms > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${text}"`, EXIT.USAGE)
+  return ms
+}
+
 function plural (n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
 }
@@ -66,7 +73,8 @@ function plural (n: number, word: string): string {
 export function stageLine (v: StageView): string {
   const failed = v.failed.length > 0 ? colour.red(`${v.failed.length} failed`) : '0 failed'
   const bake = v.gate.verdict === 'wait' && v.gate.bakeUntil !== undefined && v.waiting.length === 0 ? `, baking ${Math.max(0, Math.ceil((v.gate.bakeUntil - Date.now()) / 1000))} s more` : ''
-  return `stage ${v.stage + 1}/${v.stages} (${v.text}): ${plural(v.members, 'node')} — ${colour.green(`${v.applied} applied`)}, ${v.healthy} healthy, ${failed}, ${v.waiting.length} waiting${bake}; ${v.heldBack} held back`
+  const stale = v.stale > 0 ? colour.yellow(`, ${v.stale} stale (not waited for)`) : ''
+  return `stage ${v.stage + 1}/${v.stages} (${v.text}): ${plural(v.members, 'node')} — ${colour.green(`${v.applied} applied`)}, ${v.healthy} healthy, ${failed}, ${v.waiting.length} waiting${stale}${bake}; ${v.heldBack} held back`
 }
 
 /** Each failed or unhealthy node of the stage, and what failed: the resource or check and its error. */
@@ -105,7 +113,7 @@ function driveExit (end: DriveResult['end']): number {
  * current stage's counts live (a line whenever they change when not on a terminal) and its
  * failures. Ctrl-C signs a pause first (exit 130), so the rollout is seen to stand.
  */
-async function follow (client: MeshClient, held: HeldRecord, opts: { key: string, wait?: boolean, json?: boolean }, extra: Record<string, unknown>, done: (code: number) => void): Promise<void> {
+async function follow (client: MeshClient, held: HeldRecord, opts: { key: string, wait?: boolean, json?: boolean, staleAfter?: string }, extra: Record<string, unknown>, done: (code: number) => void): Promise<void> {
   const { readSigningKey } = await import('../../envelope/index.js')
   const { driveRollout } = await import('../../client/index.js')
   const key = await readSigningKey(opts.key)
@@ -120,6 +128,7 @@ async function follow (client: MeshClient, held: HeldRecord, opts: { key: string
     result = await driveRollout(client, held, {
       key,
       signal: stop.signal,
+      ...(opts.staleAfter !== undefined ? { staleAfterMs: staleAfterMs(opts.staleAfter) } : {}),
       onView: (v) => {
         if (opts.wait !== true || opts.json === true) return
         const line = stageLine(v)
@@ -128,7 +137,7 @@ async function follow (client: MeshClient, held: HeldRecord, opts: { key: string
         else print(line)
         lastLine = line
       },
-      onStage: (r, v) => {
+      onStage: ({ record: r }, v) => {
         if (opts.json === true) return
         clearLive()
         if (v !== undefined && opts.wait === true) {
@@ -161,6 +170,7 @@ async function follow (client: MeshClient, held: HeldRecord, opts: { key: string
 /** `publish --rollout`: starts the rollout and drives it to its end (README, "Staged rollouts"). */
 export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFlags & RolloutFlags, done: (code: number) => void): Promise<void> {
   if (policy.kind !== 'policy') throw new CliError(`--rollout stages a policy; a ${policy.kind} policy takes effect on every node at once`, EXIT.USAGE)
+  if (opts.staleAfter !== undefined) staleAfterMs(opts.staleAfter)
   const { readSigningKey } = await import('../../envelope/index.js')
   const { startRollout, PolicyUnchangedError, PublishError, RolloutConflictError } = await import('../../client/index.js')
   const key = await readSigningKey(opts.key)
@@ -168,7 +178,7 @@ export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFl
   try {
     let started
     try {
-      started = await startRollout(client, { policy: policy as ConfigPolicy, key, ...plan, version: opts.version, force: opts.force })
+      started = await startRollout(client, { policy: policy as ConfigPolicy, key, ...plan, version: opts.version, force: opts.force, ...(opts.staleAfter !== undefined ? { staleAfterMs: staleAfterMs(opts.staleAfter) } : {}) })
     } catch (err) {
       if (err instanceof PolicyUnchangedError) {
         if (opts.json === true) printJson({ name: err.policy, unchanged: true, version: err.held.version, exitCode: EXIT.OK })
@@ -303,8 +313,10 @@ export const registerRollout: Register = (program, done) => {
 
   const resume = act('resume', 'Continue a paused rollout, or take over one whose evaluator is gone, from any admin peer; this process then drives it to its end.')
   resume.option('--wait', 'show the current stage\'s counts live')
+    .option('--stale-after <seconds>', 'a stage\'s node not heard from for this long, that has not reported, is not waited for (default 600)')
   resume.action(async (name: string, opts: Record<string, unknown>) => {
-    const flags = opts as unknown as MeshFlags & { key: string, json?: boolean, wait?: boolean }
+    const flags = opts as unknown as MeshFlags & { key: string, json?: boolean, wait?: boolean, staleAfter?: string }
+    if (flags.staleAfter !== undefined) staleAfterMs(flags.staleAfter)
     const { client, held } = await signAction(name, flags, (at) => ({ type: 'resume', at }))
     try {
       if (flags.json !== true) print(`resumed ${held.record.policy} v${held.record.target.version} at stage ${held.record.stage + 1}/${held.record.stages.length} (record v${held.envelope.version}); this process drives it now`)
