@@ -6,7 +6,7 @@
 // its node's fleet view holds and calls evaluateGate and nextRecord on simulated time.
 
 import {
-  enforcedVersion, evaluateGate, nextRecord, resolveStages, stageOf, stageSizes, startRecord, ROLLOUT_NAME_PREFIX, MAX_REASON_CHARS,
+  enforcement, evaluateGate, nextRecord, resolveStages, stageOf, stageSizes, startRecord, ROLLOUT_NAME_PREFIX, MAX_REASON_CHARS,
   type GateReport, type GateResult, type RolloutAction, type RolloutRecord, type StageSpec, type MaxFailures
 } from '../../rollout/index.js'
 import type { RecordRollout, RecordRolloutStep } from '../result.js'
@@ -160,22 +160,25 @@ export class ModelRollout {
   }
 
   /**
-   * `v` took a record or the staged envelope: it enforces what the newest record it holds says
-   * (enforcedVersion) when that record is about the version it holds; a staged version without
-   * its record keeps what the node had (src/rollout/enforce.ts), as does a node that holds a
-   * newer plain publish (the head wins).
+   * `v` took a record or the staged envelope: it enforces what the agent's rule says
+   * (`enforcement`, src/rollout/enforce.ts) from the staged version it holds, the newest record
+   * it holds and its peer id: the target once a stage includes it, the previous version
+   * otherwise or after a rollback; a staged version whose record has not come keeps what the
+   * node had. A node holding a newer plain publish is not this rollout's (the head wins).
    */
   update (v: number, at: number): void {
     const e = this.w.engine
     if (e.current[this.w.policySlot]![v] !== this.target) return
     if (this.w.targeted[v] !== 1) return
-    const rec = this.records.get(e.current[this.w.recordSlot]![v]!)
     const m = e.msgs[this.target]!
-    if (rec === undefined || rec.target.id !== m.id) return
-    const want = enforcedVersion(rec, this.w.peerId(v))
-    const msg = want === undefined ? -1 : want.id === m.id ? this.target : this.previous
-    if (msg < 0 || msg === this.enforcing[v]) return
+    const prev = this.previous >= 0 ? e.msgs[this.previous]! : undefined
     const was = this.enforcing[v]!
+    const lastMsg = was >= 0 ? e.msgs[was]! : prev !== undefined && (prev.state[v]! & HAVE) !== 0 ? prev : undefined
+    const verdict = enforcement({ version: m.version, id: m.id, hash: m.hash, staged: true }, this.records.get(e.current[this.w.recordSlot]![v]!), this.w.peerId(v),
+      lastMsg !== undefined ? { version: lastMsg.version, hash: lastMsg.hash } : undefined)
+    const isPrev = verdict.kind === 'older' && prev !== undefined && verdict.version === prev.version && (verdict.id ?? prev.id) === prev.id && (verdict.hash ?? prev.hash) === prev.hash
+    const msg = verdict.kind === 'head' ? this.target : isPrev ? this.previous : -1
+    if (msg < 0 || msg === was) return
     this.enforcing[v] = msg
     // Outside the stage, a node keeps enforcing the previous version it already applied: nothing to run.
     if (msg === this.previous && was === -1) return
