@@ -231,7 +231,9 @@ function publishRows (r: SimResult): string {
     const tr = p.traffic
     const notes = [
       ...(p.catchUp.length > 0 ? [`${p.catchUp.length} caught up after (re)start, slowest in ${formatMs(Math.max(...p.catchUp.map((c) => c.ms)))}`] : []),
-      ...(p.missing.length > 0 ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
+      // A rollout that did not finish leaves nodes beyond its stage on the previous version: by design, not missing.
+      ...(p.missing.length > 0 && p.rollout !== undefined && p.rollout.state !== 'done' ? [`<span class="muted">${p.missing.length} beyond the stage it ${p.rollout.state === 'running' || p.rollout.state === 'paused' ? 'stands at' : `was ${p.rollout.state} at`}</span>`] : []),
+      ...(p.missing.length > 0 && (p.rollout === undefined || p.rollout.state === 'done') ? [`<span class="bad">missing on ${esc(p.missing.slice(0, 6).join(', '))}${p.missing.length > 6 ? ' …' : ''}</span>`] : []),
       ...(p.failures.length > 0 ? [`<span class="bad">${p.failures.length} failed apply(s)</span>`] : []),
       ...(p.forkedBy !== undefined ? [`<span class="warn">held back as a fork by ${p.forkedBy.length} node(s): it does not extend what they hold</span>`] : []),
       ...(p.rollout !== undefined ? [`<span class="${p.rollout.state === 'done' ? 'ok' : 'warn'}">rollout ${esc(p.rollout.spec)}: ${p.rollout.state} at stage ${p.rollout.stage + 1}/${p.rollout.stages.length}</span>`] : []),

@@ -109,6 +109,10 @@ describe('rollout checks and the report', () => {
     expect(section).toContain('resume by ops-b')
     expect(section).toContain('publisher-dies')
     expect(renderReport(run(plain(s, 'staged')).result)).not.toContain('<h2>Staged rollouts</h2>')
+    // A halted rollout's untouched nodes are not reported missing: they stay on release 1 by design.
+    const halted = renderReport(run(await load('bad-change')).result)
+    expect(halted).toContain('23 beyond the stage it was halted at')
+    expect(halted).not.toContain('missing on')
   })
 })
 
