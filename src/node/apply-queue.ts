@@ -90,6 +90,10 @@ export class ApplyQueue {
   /** The last apply per policy name, as saved in the state directory. */
   applied: Record<string, AppliedRecord> = {}
   private readonly dirty = new Set<string>()
+  /** Names whose next turn is a drift repair (scheduleAll): applied even when nothing new arrived for them. */
+  private readonly repairs = new Set<string>()
+  /** Names woken only because their rollout record changed. */
+  private readonly byRecord = new Set<string>()
   private running?: Promise<void>
   /** The version each name last wrote a history line for: a quiet drift check does not. */
   private readonly lastHistoryVersion = new Map<string, number>()
@@ -163,7 +167,11 @@ export class ApplyQueue {
   }
 
   scheduleAll (): void {
-    for (const env of this.c.book.values()) if (env.policy.kind !== 'trust' && env.policy.kind !== 'rollout') this.schedule(env.name)
+    for (const env of this.c.book.values()) {
+      if (env.policy.kind === 'trust' || env.policy.kind === 'rollout') continue
+      this.repairs.add(env.name)
+      this.schedule(env.name)
+    }
   }
 
   /**
@@ -179,7 +187,10 @@ export class ApplyQueue {
       const head = this.c.book.get(r.policy)
       if (r.state !== 'running' || r.bakeMs === 0 || head === undefined || head.id !== r.target.id) continue
       if (now > Date.parse(r.stageStartedAt) + r.stageTimeoutMs + r.bakeMs) continue
-      if (this.targets(head) && this.enforcementOf(head).kind === 'head') this.schedule(r.policy)
+      if (this.targets(head) && this.enforcementOf(head).kind === 'head') {
+        this.repairs.add(r.policy)
+        this.schedule(r.policy)
+      }
     }
   }
 
@@ -235,7 +246,10 @@ export class ApplyQueue {
       const policy = (env.policy as RolloutRecord).policy
       // Marked dirty, not schedule()d: this runs inside the loop, which takes it next (and in
       // the loop's first turn `running` is not even set yet, so schedule() would start a second loop).
-      if (this.c.book.get(policy) !== undefined) this.dirty.add(policy)
+      if (this.c.book.get(policy) !== undefined) {
+        this.byRecord.add(policy)
+        this.dirty.add(policy)
+      }
       return
     }
     if (env.policy.kind !== 'policy') return
@@ -243,8 +257,17 @@ export class ApplyQueue {
       this.c.events.notTargeted(env)
       return
     }
+    const repair = this.repairs.delete(env.name)
     const chosen = await this.enforced(env)
-    if (chosen !== undefined) await this.applyEnforced(chosen)
+    if (chosen === undefined) return
+    // Held back on what it already applied, or woken only by its rollout record, with nothing
+    // failed: the staged envelope or the record changes nothing here, so no apply (a fleet-wide
+    // burst of no-op applies and state writes would slow the very stage being gated). Drift
+    // repair and bake checks (repairs) still re-apply it.
+    const byRecord = this.byRecord.delete(env.name)
+    const last = this.applied[env.name]
+    if ((chosen !== env || byRecord) && !repair && last?.version === chosen.version && last.hash === chosen.hash && last.failed === 0) return
+    await this.applyEnforced(chosen)
   }
 
   private async applyEnforced (env: ConfigEnvelope): Promise<void> {

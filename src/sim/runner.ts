@@ -483,7 +483,8 @@ class LiveRun {
         })
         await this.fleet.closeWindows(record, false)
         this.progress()
-        const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures')
+        // no-failures and blast-radius are decided on the whole run: the run does not wait for them.
+        const waiting = this.lastChecks.some((c) => c.status === 'pending' && c.check !== 'no-failures' && c.check !== 'blast-radius')
         const evaluating = [...this.rollouts.values()].some((r) => r.active())
         if (timelineDone && !this.fleet.windowsOpen && !waiting && !evaluating && this.fleet.settled(record, now)) break
         if (now > cap) {

@@ -77,6 +77,8 @@ describe('a node outside the current stage', () => {
     expect(r.queue.outcomeOf(v2)).toBe('held-back')
     expect(r.queue.heldBack(v2)).toMatch(/stage 1\/2 \(running\): this node's stage has not come; enforcing v1/)
     expect(r.queue.applied['site/motd']?.version).toBe(1)
+    // Neither the record nor the staged envelope made it apply v1 again: nothing changed for it.
+    expect(r.applied).toEqual(['v1'])
 
     // Drift repair restores v1's content, not v2's.
     await writeFile(join(r.root, 'motd'), 'drifted\n')

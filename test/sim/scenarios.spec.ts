@@ -2,10 +2,11 @@
 // each to its own checks. Deadlines are stretched (deadlineScale) because this is a shared
 // 2-core machine: the checks assert behaviour (everyone gets it, partitions heal, late nodes
 // catch up, conflicts resolve), not speed; the figures go to the reports, not assertions.
-import { readdirSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadScenario } from '../../src/sim/scenario.js'
+import { loadScenario, parseScenario } from '../../src/sim/scenario.js'
+import { modelResult, simulate } from '../../src/sim/model/index.js'
 import { runScenario } from '../../src/sim/runner.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 import { REPO_ROOT } from '../helpers/cli.js'
@@ -17,12 +18,27 @@ const DEADLINE_SCALE = 4
 const dirs: string[] = []
 afterAll(async () => { await Promise.all(dirs.map(removeTempDir)) })
 
-describe('shipped scenarios, small', () => {
-  const files = readdirSync(join(REPO_ROOT, 'simulations')).filter((f) => f.endsWith('.yaml')).sort()
-  for (const f of files) {
+const files = readdirSync(join(REPO_ROOT, 'simulations')).filter((f) => f.endsWith('.yaml')).sort()
+const engineOf = (f: string): string => parseScenario(readFileSync(join(REPO_ROOT, 'simulations', f), 'utf8'), f).scenario.engine
+// The staged-rollout scenarios run in the live engine too: rollout-scenarios.spec.ts.
+
+describe('shipped model scenarios, small, in the model engine', () => {
+  for (const f of files.filter((x) => engineOf(x) === 'model')) {
     it(f, async () => {
       const scenario = await loadScenario(join(REPO_ROOT, 'simulations', f))
-      if (scenario.engine !== 'live') return
+      const options = { nodes: Math.min(scenario.nodes.count, 200), seed: 7 }
+      const result = modelResult(scenario, simulate(scenario, options), options)
+      const failed = result.checks.filter((c) => c.status !== 'pass')
+      expect(failed.map((c) => `${c.check}: ${c.detail}`)).toEqual([])
+      expect(result.checks.length).toBe(scenario.expect.length)
+    }, 60_000)
+  }
+})
+
+describe('shipped scenarios, small', () => {
+  for (const f of files.filter((x) => engineOf(x) === 'live')) {
+    it(f, async () => {
+      const scenario = await loadScenario(join(REPO_ROOT, 'simulations', f))
       const out = await makeTempDir(`grapevine-sim-${scenario.name}-`)
       dirs.push(out)
       const { result, files: written } = await runScenario(scenario, {
