@@ -29,12 +29,12 @@ agent: { beaconInterval: 10s }
 policies: { motd: ${JSON.stringify(MOTD)} }
 timeline:
   - { at: 500ms, do: publish, policy: motd, from: node-0, id: plain }
-  - { at: 6s, do: publish, policy: motd, from: node-0, vars: { release: 2 }, id: staged, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 60s } }
-  - { at: 30s, do: publish, policy: motd, from: node-0, vars: { release: 3 }, id: bad-staged, unhealthyOn: all, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 60s, autoRollback: true } }
-  - { at: 45s, do: publish, policy: motd, from: node-0, vars: { release: 4 }, id: bad-plain, unhealthyOn: all }
+  - { at: 10s, do: publish, policy: motd, from: node-0, vars: { release: 2 }, id: staged, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m } }
+  - { at: 60s, do: publish, policy: motd, from: node-0, vars: { release: 3 }, id: bad-staged, unhealthyOn: all, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m, autoRollback: true } }
+  - { at: 90s, do: publish, policy: motd, from: node-0, vars: { release: 4 }, id: bad-plain, unhealthyOn: all }
 expect:
-  - { check: rollout, publish: staged, state: done, within: 20s }
-  - { check: rollout, publish: bad-staged, state: halted, within: 15s }
+  - { check: rollout, publish: staged, state: done, within: 50s }
+  - { check: rollout, publish: bad-staged, state: halted, within: 30s }
   - { check: blast-radius, publish: bad-staged, max: 1 }
 `
 
@@ -46,25 +46,27 @@ try {
   await writeFile(file, scenario)
   const s = await loadScenario(file)
   console.log(`staged rollouts, live engine, ${nodes} agents (this machine: shared, noisy; figures, not a pass mark)`)
-  const { result } = await runScenario(s, { out: join(dir, 'out'), onProgress: (p) => { if (p.message !== undefined && !/% of/.test(p.message)) console.log(`  ${p.message}`) } })
-  const by = (id: string): PublishResult => result.publishes.find((p) => p.id === id) as PublishResult
+  const { result, record } = await runScenario(s, { out: join(dir, 'out'), onProgress: (p) => { if (p.message !== undefined && !/% of/.test(p.message)) console.log(`  ${p.message}`) } })
+  const by = (id: string): PublishResult | undefined => result.publishes.find((p) => p.id === id)
   const plain = by('plain')
   const staged = by('staged')
   const badStaged = by('bad-staged')
   const badPlain = by('bad-plain')
   const ms = (v: number | undefined): string => v === undefined ? 'never' : `${Math.round(v)} ms`
-  const plainT100 = plain.times.t100
-  const stagedHealthy = staged.health?.allHealthyMs
+  const plainT100 = plain?.times.t100
+  const stagedHealthy = staged?.health?.allHealthyMs
   console.log()
   console.log(`good change, N = ${nodes}:`)
   console.log(`  plain publish:                            100% applied in ${ms(plainT100)}`)
-  console.log(`  --rollout 1,5%,25%,100% --bake 0:         100% healthy in ${ms(stagedHealthy)}; rollout done in ${ms(staged.rollout?.doneMs)}`)
+  console.log(`  --rollout 1,5%,25%,100% --bake 0:         100% healthy in ${ms(stagedHealthy)}; rollout done in ${ms(staged?.rollout?.doneMs)}`)
   if (stagedHealthy !== undefined && plainT100 !== undefined && plainT100 > 0) console.log(`  ratio staged / plain:                     ${(stagedHealthy / plainT100).toFixed(1)}×`)
-  for (const st of staged.rollout?.stages ?? []) console.log(`    stage ${st.index + 1} (${st.text}): ${st.members} nodes, ${st.startedAt !== undefined && st.endedAt !== undefined ? `${Math.round(st.endedAt - st.startedAt)} ms` : '—'}`)
+  for (const st of staged?.rollout?.stages ?? []) console.log(`    stage ${st.index + 1} (${st.text}): ${st.members} nodes, ${st.startedAt !== undefined && st.endedAt !== undefined ? `${Math.round(st.endedAt - st.startedAt)} ms` : '—'}`)
   console.log(`bad change (its check fails on every node), N = ${nodes}:`)
-  console.log(`  staged, --auto-rollback: blast radius ${badStaged.health?.blastRadius ?? '?'} of ${nodes} (${badStaged.rollout?.state ?? '?'}${badStaged.rollout?.reason !== undefined ? `: ${badStaged.rollout.reason}` : ''})`)
-  console.log(`  plain publish:           blast radius ${badPlain.health?.blastRadius ?? '?'} of ${nodes}`)
+  console.log(`  staged, --auto-rollback: blast radius ${badStaged?.health?.blastRadius ?? '?'} of ${nodes} (${badStaged?.rollout?.state ?? 'not started'}${badStaged?.rollout?.reason !== undefined ? `: ${badStaged.rollout.reason}` : ''})`)
+  console.log(`  plain publish:           blast radius ${badPlain?.health?.blastRadius ?? '?'} of ${nodes}`)
   for (const c of result.checks) console.log(`  check ${c.status}: ${c.detail}`)
+  for (const e of record.errors) console.log(`  error: ${e}`)
+
 } finally {
   await rm(dir, { recursive: true, force: true })
 }
