@@ -15,9 +15,14 @@ import type { PublishResult } from '../sim/result.js'
 const MOTD = fileURLToPath(new URL('../../simulations/policies/motd.yaml', import.meta.url))
 
 const args = process.argv.slice(2)
-const at = args.indexOf('--nodes')
-const nodes = at >= 0 ? Number(args[at + 1]) : 100
-if (!Number.isInteger(nodes) || nodes < 4) throw new Error(`--nodes expects a whole number of at least 4: got "${args[at + 1]}"`)
+const flag = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
+const nodes = Number(flag('--nodes') ?? 100)
+if (!Number.isInteger(nodes) || nodes < 4) throw new Error(`--nodes expects a whole number of at least 4: got "${flag('--nodes')}"`)
+/** `--only bad`: just the bad change (staged, then plain), for a host too loaded to take four stages in good time. */
+const only = flag('--only')
+if (only !== undefined && only !== 'good' && only !== 'bad') throw new Error(`--only expects good or bad: got "${only}"`)
+const good = only !== 'bad'
+const bad = only !== 'good'
 
 const scenario = `
 name: rollout-bench
@@ -29,13 +34,14 @@ agent: { beaconInterval: 10s }
 policies: { motd: ${JSON.stringify(MOTD)} }
 timeline:
   - { at: 500ms, do: publish, policy: motd, from: node-0, id: plain }
-  - { at: 10s, do: publish, policy: motd, from: node-0, vars: { release: 2 }, id: staged, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m } }
-  - { at: 60s, do: publish, policy: motd, from: node-0, vars: { release: 3 }, id: bad-staged, unhealthyOn: all, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m, autoRollback: true } }
-  - { at: 90s, do: publish, policy: motd, from: node-0, vars: { release: 4 }, id: bad-plain, unhealthyOn: all }
+${good ? '  - { at: 10s, do: publish, policy: motd, from: node-0, vars: { release: 2 }, id: staged, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m } }' : ''}
+${bad ? `  - { at: ${good ? 60 : 10}s, do: publish, policy: motd, from: node-0, vars: { release: 3 }, id: bad-staged, unhealthyOn: all, rollout: { stages: "1,5%,25%,100%", bake: 0s, stageTimeout: 5m, autoRollback: true } }
+  - { at: ${good ? 90 : 100}s, do: publish, policy: motd, from: node-0, vars: { release: 4 }, id: bad-plain, unhealthyOn: all }` : ''}
 expect:
-  - { check: rollout, publish: staged, state: done, within: 50s }
-  - { check: rollout, publish: bad-staged, state: halted, within: 30s }
+${good ? '  - { check: rollout, publish: staged, state: done, within: 50s }' : ''}
+${bad ? `  - { check: rollout, publish: bad-staged, state: halted, within: ${good ? 30 : 90}s }
   - { check: blast-radius, publish: bad-staged, max: 1 }
+  - { check: delivered, publish: bad-plain, within: 60s }` : ''}
 `
 
 // The agents share this machine's one disk, so their fsyncs queue behind each other; GRAPEVINE_BENCH_DIR=/dev/shm
@@ -56,17 +62,20 @@ try {
   const plainT100 = plain?.times.t100
   const stagedHealthy = staged?.health?.allHealthyMs
   console.log()
-  console.log(`good change, N = ${nodes}:`)
-  console.log(`  plain publish:                            100% applied in ${ms(plainT100)}`)
-  console.log(`  --rollout 1,5%,25%,100% --bake 0:         100% healthy in ${ms(stagedHealthy)}; rollout done in ${ms(staged?.rollout?.doneMs)}`)
-  if (stagedHealthy !== undefined && plainT100 !== undefined && plainT100 > 0) console.log(`  ratio staged / plain:                     ${(stagedHealthy / plainT100).toFixed(1)}×`)
-  for (const st of staged?.rollout?.stages ?? []) console.log(`    stage ${st.index + 1} (${st.text}): ${st.members} nodes, ${st.startedAt !== undefined && st.endedAt !== undefined ? `${Math.round(st.endedAt - st.startedAt)} ms` : '—'}`)
-  console.log(`bad change (its check fails on every node), N = ${nodes}:`)
-  console.log(`  staged, --auto-rollback: blast radius ${badStaged?.health?.blastRadius ?? '?'} of ${nodes} (${badStaged?.rollout?.state ?? 'not started'}${badStaged?.rollout?.reason !== undefined ? `: ${badStaged.rollout.reason}` : ''})`)
-  console.log(`  plain publish:           blast radius ${badPlain?.health?.blastRadius ?? '?'} of ${nodes}`)
+  if (good) {
+    console.log(`good change, N = ${nodes}:`)
+    console.log(`  plain publish:                            100% applied in ${ms(plainT100)}`)
+    console.log(`  --rollout 1,5%,25%,100% --bake 0:         100% healthy in ${ms(stagedHealthy)}; rollout done in ${ms(staged?.rollout?.doneMs)}`)
+    if (stagedHealthy !== undefined && plainT100 !== undefined && plainT100 > 0) console.log(`  ratio staged / plain:                     ${(stagedHealthy / plainT100).toFixed(1)}×`)
+    for (const st of staged?.rollout?.stages ?? []) console.log(`    stage ${st.index + 1} (${st.text}): ${st.members} nodes, ${st.startedAt !== undefined && st.endedAt !== undefined ? `${Math.round(st.endedAt - st.startedAt)} ms` : '—'}`)
+  }
+  if (bad) {
+    console.log(`bad change (its check fails on every node), N = ${nodes}:`)
+    console.log(`  staged, --auto-rollback: blast radius ${badStaged?.health?.blastRadius ?? '?'} of ${nodes} (${badStaged?.rollout?.state ?? 'not started'}${badStaged?.rollout?.reason !== undefined ? `: ${badStaged.rollout.reason}` : ''})`)
+    console.log(`  plain publish:           blast radius ${badPlain?.health?.blastRadius ?? '?'} of ${nodes}`)
+  }
   for (const c of result.checks) console.log(`  check ${c.status}: ${c.detail}`)
   for (const e of record.errors) console.log(`  error: ${e}`)
-
 } finally {
   await rm(dir, { recursive: true, force: true })
 }

@@ -14,9 +14,6 @@ import type { LiveCluster } from './cluster.js'
 import type { RecordRollout, RecordRolloutStep } from './result.js'
 import type { RolloutSpec } from './scenario.js'
 
-/** How often a simulated evaluator looks at its node's fleet view (the CLI's is 500 ms). */
-const SIM_POLL_MS = 200
-
 /** An admin client through one fleet node's agent: what `--agent` to that node gives the CLI. */
 export function nodeClient (cluster: LiveCluster, node: number, onDelivered?: (env: VerifiedEnvelope, at: number) => void): MeshClient {
   return {
@@ -138,7 +135,6 @@ export class LiveRollout {
     let last = held.record
     const run = driveRollout(client, held, {
       key,
-      pollMs: SIM_POLL_MS,
       ...(this.c.staleAfterMs !== undefined ? { staleAfterMs: this.c.staleAfterMs } : {}),
       onStage: (next) => {
         const r = next.record
