@@ -1,5 +1,7 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { validateEnvelope, type VerifiedEnvelope } from '../../src/envelope/index.js'
-import type { Policy } from '../../src/policy/index.js'
+import type { NodeFacts, Policy } from '../../src/policy/index.js'
 import type { HistoryEntry, AppliedRecord, KnownPeer, StateStore } from '../../src/store/index.js'
 import { TrustStore } from '../../src/trust/index.js'
 import type { PeerId } from '../../src/net/libp2p.js'
@@ -11,6 +13,7 @@ import type { AgentMetrics } from '../../src/node/metrics.js'
 import { PolicyBook, type ConflictRecord, type ForkRecord, type UntrustedRecord } from '../../src/node/book.js'
 import { Intake, type Refusal } from '../../src/node/intake.js'
 import { Journal } from '../../src/node/journal.js'
+import { ApplyQueue } from '../../src/node/apply-queue.js'
 import type { Via } from '../../src/node/rules.js'
 import { FIXED_NOW, makeKeys, signed, type SignedOptions } from '../helpers/envelope.js'
 
@@ -246,4 +249,29 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
     }
   })
   return { intake, keys, book, store, log, journal, metrics, m, seen, time }
+}
+
+/**
+ * An ApplyQueue over an in-memory book, store and journal, applying into `<dir>/root` as node
+ * `facts`. `events` lists what it reported, in order: `applied site/motd v1`, `not-targeted …`.
+ */
+export function applyQueueRig (dir: string, opts: { keys: Keys, facts: NodeFacts }) {
+  const time = new FakeTime()
+  const { book } = trustedBook({ keys: opts.keys, now: time.now })
+  const store = new MemoryStore(join(dir, 'state'))
+  const log = new RecordingLogger()
+  const journal = new Journal({ store, log, now: time.now })
+  const { metrics } = fakeMetrics('applies', 'applyDuration')
+  const root = join(dir, 'root')
+  mkdirSync(root, { recursive: true })
+  const events: string[] = []
+  const note = (what: string) => (env: VerifiedEnvelope): void => { events.push(`${what} ${env.name} v${env.version}`) }
+  const queue = new ApplyQueue({
+    book, journal, store, metrics, log, now: time.now, facts: opts.facts, root,
+    signal: new AbortController().signal,
+    saving: () => undefined,
+    events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), conflict: () => {} }
+  })
+  const settled = async (): Promise<void> => { await queue.idle(); await journal.idle() }
+  return { queue, book, store, log, journal, time, root, events, settled }
 }

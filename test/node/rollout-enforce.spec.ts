@@ -1,16 +1,13 @@
-import { mkdirSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { VerifiedEnvelope } from '../../src/envelope/index.js'
 import type { Policy } from '../../src/policy/index.js'
-import { ApplyQueue } from '../../src/node/apply-queue.js'
-import { Journal } from '../../src/node/journal.js'
 import { MAX_RANK, nextRecord, type RolloutRecord, type StartRollout } from '../../src/rollout/index.js'
 import { rolloutRecordOf } from '../helpers/rollout.js'
 import { configPolicy, makeKeys } from '../helpers/envelope.js'
 import { useTempDir } from '../helpers/tmp.js'
-import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
+import { applyQueueRig, verified } from './fakes.js'
 
 // A node enforces what the rollout record says (docs/rollout.md, "What a node enforces"): the
 // new version once a stage includes it, the version it had before that, drift repair included.
@@ -20,33 +17,24 @@ const facts = { id: 'node-1', name: 'web1', tags: {} }
 const dir = useTempDir('grapevine-rollout-enforce-')
 
 function rig () {
-  const time = new FakeTime()
-  const { book } = trustedBook({ keys, now: time.now })
-  const store = new MemoryStore(join(dir(), 'state'))
-  const log = new RecordingLogger()
-  const journal = new Journal({ store, log, now: time.now })
-  const { metrics } = fakeMetrics('applies', 'applyDuration')
-  const root = join(dir(), 'root')
-  mkdirSync(root, { recursive: true })
-  const applied: string[] = []
-  const queue = new ApplyQueue({
-    book, journal, store, metrics, log, now: time.now, facts, root,
-    signal: new AbortController().signal,
-    saving: () => undefined,
-    events: { applied: (env) => { applied.push(`v${env.version}`) }, notTargeted: () => {}, retired: () => {}, held: () => {}, conflict: () => {} }
-  })
+  const r = applyQueueRig(dir(), { keys, facts })
   /** Held and stored, as the intake does: the archive keeps every version. */
   const take = async (p: Policy, opts: { version?: number, prev?: VerifiedEnvelope, staged?: boolean } = {}): Promise<VerifiedEnvelope> => {
     const env = verified(p, { key: keys.root, version: opts.version ?? 1, ...(opts.prev !== undefined ? { prev: opts.prev.id } : {}), ...(opts.staged === true ? { staged: true } : {}) })
-    expect(book.offer(env).accept).toBe(true)
-    await store.saveEnvelope(env.name, env.bytes, env.version)
-    queue.schedule(env.name)
-    await queue.idle()
-    await journal.idle()
+    expect(r.book.offer(env).accept).toBe(true)
+    await r.store.saveEnvelope(env.name, env.bytes, env.version)
+    r.queue.schedule(env.name)
+    await r.settled()
     return env
   }
-  const motd = async (): Promise<string | undefined> => await readFile(join(root, 'motd'), 'utf8').catch(() => undefined)
-  return { queue, book, store, log, applied, take, motd, root, time }
+  const motd = async (): Promise<string | undefined> => await readFile(join(r.root, 'motd'), 'utf8').catch(() => undefined)
+  return {
+    ...r,
+    take,
+    motd,
+    /** The versions of site/motd applied, in order. */
+    get applied (): string[] { return r.events.filter((e) => e.startsWith('applied site/motd ')).map((e) => e.slice('applied site/motd '.length)) }
+  }
 }
 
 const motd = (text: string): Policy => configPolicy('site/motd', [{ id: 'motd', type: 'file', path: '/motd', content: text }])

@@ -1,17 +1,14 @@
-import { mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { VerifiedEnvelope } from '../../src/envelope/index.js'
 import type { Policy } from '../../src/policy/index.js'
-import { ApplyQueue } from '../../src/node/apply-queue.js'
-import { Journal } from '../../src/node/journal.js'
 import { buildStatus } from '../../src/node/status.js'
 import { MAX_RANK } from '../../src/rollout/index.js'
 import { rolloutRecordOf } from '../helpers/rollout.js'
 import { configPolicy, makeKeys } from '../helpers/envelope.js'
 import { useTempDir } from '../helpers/tmp.js'
-import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
+import { applyQueueRig, verified } from './fakes.js'
 
 // A held rollout record (rollout/<policy>) manages no resource: like the trust policy, nothing to
 // apply. Taking one only has its policy looked at again (test/node/rollout-enforce.spec.ts); here
@@ -22,29 +19,13 @@ const facts = { id: 'node-1', name: 'web1', tags: {} }
 const dir = useTempDir('grapevine-rollout-held-')
 
 function rig () {
-  const time = new FakeTime()
-  const { book } = trustedBook({ keys, now: time.now })
-  const store = new MemoryStore(join(dir(), 'state'))
-  const log = new RecordingLogger()
-  const journal = new Journal({ store, log, now: time.now })
-  const { metrics } = fakeMetrics('applies', 'applyDuration')
-  const root = join(dir(), 'root')
-  mkdirSync(root, { recursive: true })
-  const order: string[] = []
-  const note = (what: string) => (env: VerifiedEnvelope): void => { order.push(`${what} ${env.name} v${env.version}`) }
-  const queue = new ApplyQueue({
-    book, journal, store, metrics, log, now: time.now, facts, root,
-    signal: new AbortController().signal,
-    saving: () => undefined,
-    events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), conflict: () => {} }
-  })
+  const r = applyQueueRig(dir(), { keys, facts })
   const hold = (p: Policy, version = 1): VerifiedEnvelope => {
     const env = verified(p, { key: keys.root, version })
-    book.offer(env)
+    r.book.offer(env)
     return env
   }
-  const settled = async (): Promise<void> => { await queue.idle(); await journal.idle() }
-  return { queue, book, store, order, hold, settled, root }
+  return { ...r, order: r.events, hold }
 }
 
 const motd = configPolicy('site/motd', [{ id: 'motd', type: 'file', path: '/motd', content: 'v1\n' }])
