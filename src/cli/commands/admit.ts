@@ -4,7 +4,8 @@ import type { Register } from '../register.js'
 import { CliError, EXIT, print } from '../output.js'
 import { collect, parseTags } from '../defaults.js'
 import { parseDuration as durationMs } from '../duration.js'
-import { connect, publishAndReport, publishFlags, type PublishFlags } from './publish.js'
+import { connect } from './mesh.js'
+import { publishAndReport, publishFlags, type PublishFlags } from './publish.js'
 
 /** The longest lifetime `--expires` takes. */
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000

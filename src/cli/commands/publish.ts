@@ -1,69 +1,12 @@
-import { readFile } from 'node:fs/promises'
 import { Option } from '@commander-js/extra-typings'
 import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
-import { CliError, EXIT, agentErrorExit, colour, print, printJson } from '../output.js'
-import { agentEndpoint, collect } from '../defaults.js'
+import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import type { Policy } from '../../policy/index.js'
-import type { MeshClient, Progress, PublishResult } from '../../client/index.js'
+import type { Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
-
-/** publish/rollback/retire exit codes beyond the shared ones (README, "Exit codes"). */
-export const EXIT_CONFLICT_LOST = 3
-export const EXIT_NODE_FAILURES = 4
-export const EXIT_TIMEOUT = 5
-/** retire of a name the mesh holds no version of (sysexits EX_DATAERR: the input names nothing). */
-export const EXIT_UNKNOWN_NAME = 65
-/** Ctrl-C during --wait: what was known is printed first (128 + SIGINT, as a shell reports it). */
-export const EXIT_INTERRUPTED = 130
-
-export interface MeshFlags {
-  bootstrap?: string[]
-  agent?: string
-  state?: string
-  mesh?: string
-  swarmKey?: string
-}
-
-export function meshOptions (cmd: BaseCommand): BaseCommand {
-  cmd.option('--bootstrap <multiaddr>', 'join the mesh through this agent (repeatable)', collect)
-    .option('--agent <address>', 'go through this agent\'s local API: a socket path, unix:PATH or http://HOST:PORT (default, without --bootstrap: the socket in the state directory)')
-    .option('--state <dir>', 'the local agent\'s state directory, where its socket and API token are (default: $GRAPEVINE_STATE, else the usual place)')
-    .option('--mesh <name>', 'mesh name (default "default")')
-    .option('--swarm-key <file>', 'pre-shared swarm key of a private mesh')
-  return cmd
-}
-
-/** An error from an agent's API as the CLI's: 69 unreachable, 77 not let in, 1 refused with the agent's reason. */
-function asCliError (err: unknown): unknown {
-  const code = agentErrorExit(err)
-  return code === undefined ? err : new CliError((err as Error).message, code)
-}
-
-function withCliErrors (client: MeshClient): MeshClient {
-  const wrap = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-    try { return await fn(...args) } catch (err) { throw asCliError(err) }
-  }
-  return { current: wrap(client.current), heads: wrap(client.heads), deliver: wrap(client.deliver), fleet: wrap(client.fleet), envelope: wrap(client.envelope), close: client.close }
-}
-
-/** Through --bootstrap as a short-lived peer, else through an agent's API: --agent, or the local agent's socket. */
-export async function connect (opts: MeshFlags): Promise<MeshClient> {
-  const viaMesh = opts.bootstrap !== undefined && opts.bootstrap.length > 0
-  if (viaMesh && opts.agent !== undefined) throw new CliError('give --bootstrap or --agent, not both', EXIT.USAGE)
-  const { connectMesh, PublishError } = await import('../../client/index.js')
-  try {
-    return withCliErrors(await connectMesh({
-      bootstrap: opts.bootstrap,
-      agent: viaMesh ? undefined : await agentEndpoint(opts),
-      mesh: opts.mesh,
-      swarmKey: opts.swarmKey !== undefined ? new Uint8Array(await readFile(opts.swarmKey)) : undefined
-    }))
-  } catch (err) {
-    if (err instanceof PublishError) throw new CliError(err.message, agentErrorExit(err) ?? EXIT.UNAVAILABLE)
-    throw err
-  }
-}
+import { rolloutFlags, rolloutPlan, publishStaged, type RolloutFlags } from './rollout.js'
+import { connect, meshOptions, EXIT_CONFLICT_LOST, EXIT_NODE_FAILURES, EXIT_TIMEOUT, EXIT_UNKNOWN_NAME, EXIT_INTERRUPTED, type MeshFlags } from './mesh.js'
 
 function parseVersion (flag: string) {
   return (v: string): number => {
@@ -223,27 +166,6 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   }
 }
 
-export interface RolloutFlags {
-  rollout?: string
-  bake?: string
-  maxFailures?: string
-  stageTimeout?: string
-  autoRollback?: boolean
-}
-
-/** The stage timeout when `--stage-timeout` is not given. */
-export const DEFAULT_STAGE_TIMEOUT_TEXT = '10m'
-
-/** The rollout flags `publish` takes (README, "Staged rollouts"); read by rollout.ts. */
-function rolloutFlags (cmd: BaseCommand): BaseCommand {
-  return cmd
-    .option('--rollout <stages>', 'publish in stages: node counts, percentages of the targeted nodes or tag selectors, ending at 100% (e.g. 1,5%,25%,100% or role=canary,10%,100%); this process drives the stages to the end')
-    .option('--bake <duration>', 'with --rollout, how long a stage\'s nodes must stay healthy before the next stage (e.g. 60s, 10m; default 0)')
-    .option('--max-failures <n>', 'with --rollout, failed or unhealthy nodes a stage may have: 0, a count, or a percentage of the stage (default 0)')
-    .option('--stage-timeout <duration>', `with --rollout, halt a stage whose nodes have not all reported after this long (default ${DEFAULT_STAGE_TIMEOUT_TEXT})`)
-    .option('--auto-rollback', 'with --rollout, a halted stage\'s nodes return to the previous version')
-}
-
 export function publishFlags (cmd: BaseCommand): BaseCommand {
   meshOptions(cmd)
   cmd.requiredOption('--key <file>', 'admin private key')
@@ -266,8 +188,6 @@ export const registerPublish: Register = (program, done) => {
   rolloutFlags(publish as unknown as BaseCommand)
   publish.action(async (file: string, opts: Record<string, unknown>) => {
     const flags = opts as unknown as PublishFlags & RolloutFlags
-    // Imported here: rollout.ts builds on this module.
-    const { rolloutPlan, publishStaged } = await import('./rollout.js')
     const plan = await rolloutPlan(flags)
     const { loadPolicyFile } = await import('../../policy/load.js')
     const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })

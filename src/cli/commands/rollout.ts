@@ -2,7 +2,8 @@ import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { parseDuration } from '../duration.js'
-import { connect, meshOptions, type MeshFlags, type PublishFlags, type RolloutFlags, DEFAULT_STAGE_TIMEOUT_TEXT, EXIT_CONFLICT_LOST, EXIT_INTERRUPTED, EXIT_UNKNOWN_NAME } from './publish.js'
+import { connect, meshOptions, type MeshFlags, EXIT_CONFLICT_LOST, EXIT_INTERRUPTED, EXIT_UNKNOWN_NAME } from './mesh.js'
+import type { PublishFlags } from './publish.js'
 import type { ConfigPolicy, Policy } from '../../policy/index.js'
 import type { DriveResult, HeldRecord, MeshClient, StageView } from '../../client/index.js'
 import type { MaxFailures, RolloutRecord, StageSpec } from '../../rollout/index.js'
@@ -12,8 +13,27 @@ export const EXIT_ROLLOUT_HALTED = 9
 /** The rollout did not finish under this process: an admin paused or aborted it, or another admin's process took it over. */
 export const EXIT_ROLLOUT_STOPPED = 10
 
+
+export interface RolloutFlags {
+  rollout?: string
+  bake?: string
+  maxFailures?: string
+  stageTimeout?: string
+  autoRollback?: boolean
+}
+
 /** The stage timeout when `--stage-timeout` is not given. */
-const DEFAULT_STAGE_TIMEOUT = DEFAULT_STAGE_TIMEOUT_TEXT
+export const DEFAULT_STAGE_TIMEOUT_TEXT = '10m'
+
+/** The rollout flags `publish` takes (README, "Staged rollouts"). */
+export function rolloutFlags (cmd: BaseCommand): BaseCommand {
+  return cmd
+    .option('--rollout <stages>', 'publish in stages: node counts, percentages of the targeted nodes or tag selectors, ending at 100% (e.g. 1,5%,25%,100% or role=canary,10%,100%); this process drives the stages to the end')
+    .option('--bake <duration>', 'with --rollout, how long a stage\'s nodes must stay healthy before the next stage (e.g. 60s, 10m; default 0)')
+    .option('--max-failures <n>', 'with --rollout, failed or unhealthy nodes a stage may have: 0, a count, or a percentage of the stage (default 0)')
+    .option('--stage-timeout <duration>', `with --rollout, halt a stage whose nodes have not all reported after this long (default ${DEFAULT_STAGE_TIMEOUT_TEXT})`)
+    .option('--auto-rollback', 'with --rollout, a halted stage\'s nodes return to the previous version')
+}
 
 interface Plan {
   stages: StageSpec[]
@@ -43,7 +63,7 @@ export async function rolloutPlan (opts: RolloutFlags & { expect?: number }): Pr
       stages: parseStages(opts.rollout),
       maxFailures: parseMaxFailures(opts.maxFailures ?? '0'),
       bakeMs: durationFlag('--bake', opts.bake, '0'),
-      stageTimeoutMs: durationFlag('--stage-timeout', opts.stageTimeout, DEFAULT_STAGE_TIMEOUT),
+      stageTimeoutMs: durationFlag('--stage-timeout', opts.stageTimeout, DEFAULT_STAGE_TIMEOUT_TEXT),
       autoRollback: opts.autoRollback === true
     }
     // The record refuses more (docs/rollout.md); said here as the flag it came from.
