@@ -11,8 +11,8 @@ import { PublishError, RolloutConflictError, RolloutNotFoundError } from './erro
 /** How often the evaluator looks: the record's digest entry and the fleet view (the whole view: about 0.5 KiB a node). */
 export const ROLLOUT_POLL_MS = 250
 
-/** Polls a halt waits for the failed nodes' receipts (what failed), after their beacons said so. */
-const HALT_DETAIL_POLLS = 6
+/** How long a halt waits for the failed nodes' receipts (what failed) after their beacons said so: a few receipt hops on a loaded host. */
+const HALT_DETAIL_MS = 10_000
 
 /** A rollout record as the mesh holds it, with the envelope that carries it. */
 export interface HeldRecord {
@@ -160,7 +160,8 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
   const history: DriveResult['history'] = []
   let mine = held
   let view: StageView | undefined
-  let unexplained = 0
+  /** When this process first saw the gate halt with a failure it cannot name yet. */
+  let unexplainedSince: number | undefined
   const sign = async (action: RolloutAction): Promise<HeldRecord | undefined> => {
     const next = nextRecord(mine.record, action)
     const result = await publishPolicy(client, { policy: next as Policy, key: opts.key, now })
@@ -184,8 +185,11 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     view = stageView(mine.record, target.policy, fleet, reports, now(), opts.staleAfterMs)
     const gate = view.gate
     // A beacon may say "unhealthy" before the receipt saying what failed arrives: the halt waits
-    // a few polls for it, so the record and the admin get the node, resource and error.
-    if (gate.verdict === 'halt' && view.failed.some((f) => f.failures === undefined) && unexplained++ < HALT_DETAIL_POLLS) {
+    // for it (at most HALT_DETAIL_MS), so the record and the admin get the node, resource and
+    // error. No stage starts meanwhile: only the halt's record is later.
+    const unexplained = gate.verdict === 'halt' && view.failed.some((f) => f.failures === undefined)
+    if (unexplained) unexplainedSince ??= now()
+    if (unexplained && now() - (unexplainedSince as number) < HALT_DETAIL_MS && opts.signal?.aborted !== true) {
       await sleep(opts.pollMs ?? ROLLOUT_POLL_MS, opts.signal)
       continue
     }

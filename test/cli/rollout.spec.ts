@@ -92,6 +92,12 @@ describe('grapevine publish --rollout', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000))
     const [still] = await statusOf(boot(3))
     expect(still?.record.version).toBe(before?.record.version)
+    // What an operator reads: where it stands, who signed it, and the stage's counts.
+    const human = await runCli(['rollout', 'status', 'site/motd', '--bootstrap', boot(2)])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout).toMatch(/^site\/motd v2: running, stage 2\/3 \(50%\) since .*; record v2 signed by ed25519:/m)
+    expect(human.stdout).toContain('stages: 1 (1) → 50% (2) → 100% (4) of 4 targeted nodes')
+    expect(human.stdout).toMatch(/stage 2\/3 \(50%\): 2 nodes — 2 applied, 2 healthy, 0 failed, 0 waiting(, baking \d+ s more)?; 2 held back/)
     const ids = m.agents.map((a) => a.peerId.toString())
     const last = ids.findIndex((id) => stageOf(before!.stages, id, 'site/motd', 2) === 2)
     expect(await motd(m, last)).toBe('v1\n')
