@@ -1,7 +1,8 @@
 import { validateEnvelope, type SigningKey, type VerifiedEnvelope } from '../envelope/index.js'
 import type { ConfigPolicy, Policy } from '../policy/index.js'
+import type { FleetNode } from '../receipt/index.js'
 import {
-  nextRecord, resolveStages, startRecord, ROLLOUT_NAME_PREFIX, MAX_REASON_CHARS,
+  nextRecord, resolveStages, stageSizes, startRecord, ROLLOUT_NAME_PREFIX, MAX_REASON_CHARS,
   type MaxFailures, type RolloutAction, type RolloutRecord, type StageSpec
 } from '../rollout/index.js'
 import { deliverPrepared, preparePublish, publishPolicy, type MeshClient, type PublishResult } from './publisher.js'
@@ -10,6 +11,9 @@ import { PublishError, RolloutConflictError, RolloutNotFoundError } from './erro
 
 /** How often the evaluator looks: the record's digest entry and the fleet view (the whole view: about 0.5 KiB a node). */
 export const ROLLOUT_POLL_MS = 250
+
+/** How long the evaluator keeps looking while the mesh does not answer, or answers with peers that disagree on the head. */
+const LOOK_RETRY_MS = 30_000
 
 /** How long a halt waits for the failed nodes' receipts (what failed) after their beacons said so: a few receipt hops on a loaded host. */
 const HALT_DETAIL_MS = 10_000
@@ -62,6 +66,8 @@ export interface Started {
   record: HeldRecord
   /** Admitted targeted nodes the stages were resolved over. */
   targeted: number
+  /** How many of those each stage includes, cumulatively. */
+  sizes: number[]
 }
 
 /**
@@ -103,7 +109,8 @@ export async function startRollout (client: MeshClient, opts: StartOptions): Pro
   })
   const signedRecord = await publishPolicy(client, { policy: record as Policy, key: opts.key, now })
   const published = await deliverPrepared(client, prepared)
-  return { published, record: { record, envelope: signedRecord.envelope }, targeted: targeted.length }
+  const sizes = stageSizes(stages, name, envelope.version, targeted.map((n) => n.id)).map((s) => s.count)
+  return { published, record: { record, envelope: signedRecord.envelope }, targeted: targeted.length, sizes }
 }
 
 /** How a drive ended. `taken-over`: another admin signed the newest record; this process stopped evaluating. */
@@ -170,17 +177,30 @@ export async function driveRollout (client: MeshClient, held: HeldRecord, opts: 
     history.push({ stage: next.stage, state: next.state, at: action.at, ...(next.reason !== undefined ? { reason: next.reason } : {}) })
     return { record: next, envelope: result.envelope }
   }
+  let failingSince: number | undefined
   for (;;) {
-    // The head's digest entry is enough while it is ours; the record is read only when it is not.
-    const headId = (await client.current(mine.envelope.name))?.id
-    const head = headId === mine.envelope.id ? mine : await readRecord(client, held.record.policy)
+    let head: HeldRecord | undefined
+    let fleet: FleetNode[]
+    try {
+      // The head's digest entry is enough while it is ours; the record is read only when it is not.
+      const headId = (await client.current(mine.envelope.name))?.id
+      head = headId === mine.envelope.id ? mine : await readRecord(client, held.record.policy)
+      fleet = await client.fleet()
+      failingSince = undefined
+    } catch (err) {
+      // Peers that briefly disagree on the head (a record another admin just signed, still
+      // spreading), or an agent restarting: look again, for a while, before giving up.
+      failingSince ??= now()
+      if (now() - failingSince > LOOK_RETRY_MS || opts.signal?.aborted === true) throw err
+      await sleep(opts.pollMs ?? ROLLOUT_POLL_MS, opts.signal)
+      continue
+    }
     // Another admin signed the newest record: paused or aborted it, or resumed it with their own process.
     if (head === undefined || head.envelope.id !== mine.envelope.id) {
       const state = head?.record.state
       return { end: state === 'paused' || state === 'aborted' ? state : 'taken-over', record: head ?? mine, ...(view !== undefined ? { view } : {}), history }
     }
     if (mine.record.state !== 'running') return { end: mine.record.state as DriveEnd, record: mine, ...(view !== undefined ? { view } : {}), history }
-    const fleet = await client.fleet()
     reports.add(fleet)
     view = stageView(mine.record, target.policy, fleet, reports, now(), opts.staleAfterMs)
     const gate = view.gate

@@ -92,12 +92,7 @@ export class FleetView {
       }, true)
     } else {
       // A newer beacon is the node's newer word on the same version too (a failure since fixed, a policy now untrusted).
-      for (const [policy, version, hash, outcome] of report.policies) {
-        // A beacon carries no failures: the same word on the same version keeps what the receipt said failed.
-        const prev = node.policies[policy]
-        const same = prev?.failures !== undefined && prev.version === version && prev.hash === hash && prev.outcome === outcome
-        this.setPolicy(node, policy, { version, hash, outcome, at: report.at, ...(same ? { failures: prev.failures } : {}) }, true)
-      }
+      for (const [policy, version, hash, outcome] of report.policies) this.setPolicy(node, policy, { version, hash, outcome, at: report.at }, true)
     }
     this.trim(node)
   }
@@ -156,7 +151,10 @@ export class FleetView {
   private setPolicy (node: Entry, policy: string, state: FleetPolicyState, orSame: boolean): void {
     const prev = node.policies[policy]
     if (prev !== undefined && !(state.version > prev.version || (state.version === prev.version && (orSame ? state.at >= prev.at : state.at > prev.at)))) return
-    node.policies[policy] = state
+    // A beacon carries no failures (nor does a view that only heard beacons): the same word on
+    // the same version keeps what the receipt said failed.
+    const same = prev?.failures !== undefined && state.failures === undefined && prev.version === state.version && prev.hash === state.hash && prev.outcome === state.outcome
+    node.policies[policy] = same ? { ...state, failures: prev.failures } : state
     if (prev !== undefined) return
     this.states++
     const names = Object.keys(node.policies)

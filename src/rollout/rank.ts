@@ -103,11 +103,14 @@ export interface StageSize {
   percent: number
 }
 
-/** Cumulative stage sizes over the targeted nodes the caller knows (for `rollout status` and the publisher's plan). */
-export function stageSizes (stages: readonly ResolvedStage[], name: string, version: number, targeted: readonly string[]): StageSize[] {
+/**
+ * Cumulative stage sizes over the targeted nodes the caller knows (for `rollout status` and the
+ * publisher's plan). `firstStage` is stageOf for these stages, or a cache of it.
+ */
+export function stageSizes (stages: readonly ResolvedStage[], name: string, version: number, targeted: readonly string[], firstStage = (id: string) => stageOf(stages, id, name, version)): StageSize[] {
   const counts = stages.map(() => 0)
   for (const id of targeted) {
-    const first = stageOf(stages, id, name, version)
+    const first = firstStage(id)
     if (first !== undefined) for (let i = first; i < counts.length; i++) counts[i] = (counts[i] as number) + 1
   }
   return counts.map((count) => ({ count, percent: targeted.length === 0 ? 0 : (100 * count) / targeted.length }))

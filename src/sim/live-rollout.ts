@@ -6,10 +6,10 @@
 import type { SigningKey, VerifiedEnvelope } from '../envelope/index.js'
 import type { ConfigPolicy } from '../policy/index.js'
 import {
-  actOnRollout, driveRollout, startRollout, targetedNodes, PublishError,
+  actOnRollout, driveRollout, startRollout, PublishError,
   type Delivery, type HeldRecord, type MeshClient
 } from '../client/index.js'
-import { stageSizes, type RolloutAction } from '../rollout/index.js'
+import type { RolloutAction } from '../rollout/index.js'
 import type { LiveCluster } from './cluster.js'
 import type { RecordRollout, RecordRolloutStep } from './result.js'
 import type { RolloutSpec } from './scenario.js'
@@ -46,7 +46,6 @@ export interface LiveRolloutInit {
   /** Called for every envelope an admin's client delivers (the staged policy, each record). */
   delivered: (env: VerifiedEnvelope, at: number, from: number, admin: string) => void
   say: (message: string) => void
-  errors: string[]
   /** A node not heard from for this long is stopped, for the evaluator (two beacon intervals, as publish --wait judges). */
   staleAfterMs?: number
 }
@@ -79,9 +78,7 @@ export class LiveRollout {
     const r = started.record.record
     this.version = r.target.version
     this.hash = started.published.envelope.hash
-    const targeted = targetedNodes(await client.fleet(), this.c.policy).map((n) => n.id)
-    const sizes = stageSizes(r.stages, r.policy, r.target.version, targeted)
-    this.stages = r.stages.map((s, i) => ({ text: s.text, members: sizes[i]?.count ?? 0 }))
+    this.stages = r.stages.map((s, i) => ({ text: s.text, members: started.sizes[i] ?? 0 }))
     this.step(started.record, 'start', from, admin)
     this.c.say(`${this.c.publish}: rollout of ${r.policy} v${r.target.version} from node-${from}: ${this.stages.map((s) => `${s.text} (${s.members})`).join(' → ')}`)
     this.drive(client, started.record, from, key, admin)

@@ -14,7 +14,6 @@ import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
 import type { CheckResult, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
 import { LiveRollout } from './live-rollout.js'
-import { writeFileSync } from 'node:fs'
 import { DEFAULT_SEED, DEFAULT_WORKERS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
 
 export interface RunOptions {
@@ -307,7 +306,7 @@ class LiveRun {
           return
         }
         const key = e.admin === 'root' ? this.root : this.admins.get(e.admin) as SigningKey
-        const checked = e.unhealthyOn !== undefined ? this.unhealthyOn(e.id, policy, selectNodes(e.unhealthyOn, ctx)) : policy
+        const checked = e.unhealthyOn !== undefined ? await this.unhealthyOn(e.id, policy, selectNodes(e.unhealthyOn, ctx)) : policy
         if (e.rollout !== undefined) {
           if (checked.kind !== 'policy') throw new SimulationError(`${e.id}: only a kind: policy publish can be staged`)
           await this.publishStaged(e.id, checked, e.rollout, from, key, e.admin)
@@ -390,13 +389,13 @@ class LiveRun {
    * node's root, and the harness puts one on the chosen nodes: a real check, run by the agent
    * after its apply, failing the way a service that does not come up would.
    */
-  private unhealthyOn (id: string, policy: Policy, nodes: number[]): Policy {
+  private async unhealthyOn (id: string, policy: Policy, nodes: number[]): Promise<Policy> {
     if (policy.kind !== 'policy') throw new SimulationError(`${id}: unhealthyOn needs a kind: policy publish (one with health checks)`)
     const marker = `.sim-unhealthy-${id}`
-    for (const i of nodes) {
+    await Promise.all(nodes.map(async (i) => {
       const n = this.nodes[i]
-      if (n !== undefined) writeFileSync(join(n.spec.root, marker), `${id}: this node's health check fails\n`)
-    }
+      if (n !== undefined) await writeFile(join(n.spec.root, marker), `${id}: this node's health check fails\n`)
+    }))
     const check = { id: `sim-${id}`, type: 'exec', command: `test ! -e "$GRAPEVINE_ROOT/${marker}"` }
     return validatePolicyObject({ ...policy, checks: [...(policy.checks ?? []), check] })
   }
@@ -419,7 +418,6 @@ class LiveRun {
         this.fleet.mark(id, 'publish', `${env.name} v${env.version} staged from node-${node} (signed by ${signer})`, at)
       },
       say: (m) => { this.say(m) },
-      errors: this.fleet.errors,
       // Stale after two beacon intervals, as publish --wait judges a node (the agents' own interval when the scenario sets one).
       ...(this.scenario.agent.beaconInterval !== undefined && this.scenario.agent.beaconInterval > 0 ? { staleAfterMs: 2 * this.scenario.agent.beaconInterval } : {})
     })

@@ -123,6 +123,10 @@ describe('grapevine publish --rollout', () => {
       expect(r.stderr).toMatch(message)
     }
     expect(m.agents[0]!.envelope('site/motd')?.version).toBe(1)
+    // A reason longer than a record keeps is refused before anything is signed, not a crash.
+    const long = await runCli(['rollout', 'abort', 'site/motd', '--key', key, '--bootstrap', boot(1), '--reason', 'x'.repeat(501)])
+    expect(long.code, long.stderr).toBe(64)
+    expect(long.stderr).toMatch(/--reason: 1 to 500 characters/)
     const unknown = await runCli(['rollout', 'pause', 'site/none', '--key', key, '--bootstrap', boot(1)])
     expect(unknown.code).toBe(65)
     expect(unknown.stderr).toMatch(/the mesh holds no rollout of site\/none/)

@@ -105,3 +105,7 @@ export function filePolicy (name: string, content: string, path = '/etc/grapevin
     ...extra
   })
 }
+
+/** What `viewer`'s fleet view says `node` last reported for `policy` (receipt or beacon). */
+export const outcomeAt = (viewer: Agent, node: Agent, policy: string): string | undefined =>
+  viewer.fleet.list().find((n) => n.id === node.peerId.toString())?.policies[policy]?.outcome

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startMesh, filePolicy, waitFor, type TestMesh } from './fixtures.js'
+import { startMesh, filePolicy, outcomeAt, waitFor, type TestMesh } from './fixtures.js'
 import { connectMesh, fleetSummary, publishPolicy, waitForFleet } from '../../src/client/index.js'
 import { failureLines, progressLine } from '../../src/cli/commands/publish.js'
 import type { Agent } from '../../src/node/agent.js'
@@ -11,9 +11,6 @@ afterEach(async () => {
   await mesh?.stop()
   mesh = undefined
 })
-
-const outcomeAt = (viewer: Agent, node: Agent, policy: string): string | undefined =>
-  viewer.fleet.list().find((n) => n.id === node.peerId.toString())?.policies[policy]?.outcome
 
 // The check passes once a file named `up` is in the node's root: a service that is down until someone fixes it.
 const checked = filePolicy('site/web', 'hello\n', '/etc/web/index.html', {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { startMesh, filePolicy, waitFor, type TestMesh } from './fixtures.js'
+import { startMesh, filePolicy, outcomeAt, waitFor, type TestMesh } from './fixtures.js'
 import { connectMesh, publishPolicy, waitForFleet } from '../../src/client/index.js'
 import { trustPolicy } from '../helpers/envelope.js'
 import type { Agent } from '../../src/node/agent.js'
@@ -9,9 +9,6 @@ afterEach(async () => {
   await mesh?.stop()
   mesh = undefined
 })
-
-const outcomeAt = (viewer: Agent, node: Agent, policy: string): string | undefined =>
-  viewer.fleet.list().find((n) => n.id === node.peerId.toString())?.policies[policy]?.outcome
 
 describe('receipts say what a version did', () => {
   it('a quiet re-apply after an apply with changes leaves the receipt and the beacon saying applied', async () => {

@@ -61,6 +61,14 @@ describe('FleetView.add', () => {
     expect('failures' in fixed).toBe(false)
   })
 
+  it('an agent\'s answer that only heard the beacon keeps the failures this view had from the receipt', () => {
+    const failures = [{ resource: 'check:up', error: 'exited 1' }]
+    const v = view(receipt('n1', 2, 1, { outcome: 'unhealthy', failures }))
+    const beaconOnly = view(presence('n1', 5, [['web/nginx', 2, hash(2), 'unhealthy']])).list()[0]!
+    v.merge(beaconOnly)
+    expect(v.list()[0]!.policies['web/nginx']).toEqual(expect.objectContaining({ outcome: 'unhealthy', at: at(5), failures }))
+  })
+
   it('a beacon sets every policy it lists, and leaves the others', () => {
     const v = view(receipt('n1', 1, 0, { policy: 'site/other' }), presence('n1', 1, [['web/nginx', 4, hash(4), 'applied'], ['grapevine/trust', 2, hash(2), 'trust']]))
     expect(Object.keys(v.list()[0]!.policies).sort()).toEqual(['grapevine/trust', 'site/other', 'web/nginx'])

@@ -63,3 +63,10 @@ export async function connect (opts: MeshFlags): Promise<MeshClient> {
     throw err
   }
 }
+
+/** `--stale-after SECONDS` (publish --wait, the rollout evaluator): exit 64 unless a positive number. */
+export function staleAfterMs (text: string): number {
+  const ms = Number(text) * 1000
+  if (!(Number.isFinite(ms) && ms > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${text}"`, EXIT.USAGE)
+  return ms
+}

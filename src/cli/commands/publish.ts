@@ -6,7 +6,7 @@ import type { Policy } from '../../policy/index.js'
 import type { Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
 import { rolloutFlags, rolloutPlan, publishStaged, type RolloutFlags } from './rollout.js'
-import { connect, meshOptions, EXIT_CONFLICT_LOST, EXIT_NODE_FAILURES, EXIT_TIMEOUT, EXIT_UNKNOWN_NAME, EXIT_INTERRUPTED, type MeshFlags } from './mesh.js'
+import { connect, meshOptions, staleAfterMs, EXIT_CONFLICT_LOST, EXIT_NODE_FAILURES, EXIT_TIMEOUT, EXIT_UNKNOWN_NAME, EXIT_INTERRUPTED, type MeshFlags } from './mesh.js'
 
 function parseVersion (flag: string) {
   return (v: string): number => {
@@ -72,8 +72,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   const key = await readSigningKey(opts.key)
   const timeoutMs = Number(opts.timeout) * 1000
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of seconds: got "${opts.timeout}"`, EXIT.USAGE)
-  const staleAfterMs = opts.staleAfter === undefined ? undefined : Number(opts.staleAfter) * 1000
-  if (staleAfterMs !== undefined && !(Number.isFinite(staleAfterMs) && staleAfterMs > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${opts.staleAfter}"`, EXIT.USAGE)
+  const staleAfter = opts.staleAfter === undefined ? undefined : staleAfterMs(opts.staleAfter)
   const client = await connect(opts)
   const { publishPolicy, waitForFleet, reportedCount, PublishError, NODE_STALE_AFTER_MS, PolicyUnchangedError, UnknownPolicyError } = await import('../../client/index.js')
   try {
@@ -114,7 +113,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
         const waited = await waitForFleet(client, env, {
           timeoutMs,
           expect: opts.expect,
-          staleAfterMs,
+          staleAfterMs: staleAfter,
           signal: stop.signal,
           onProgress: (p) => { if (live) process.stdout.write(`\r\x1b[2K${progressLine(env.policy.kind, env.name, env.version, p)}`) }
         })
@@ -156,7 +155,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))
       if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ') || 'none of the live nodes'}`))
       if (interrupted) print(colour.yellow(`interrupted; ${progress.pending.length > 0 ? `was still waiting on: ${progress.pending.map((n) => n.name).join(', ')}` : 'no live node was still to report'}`))
-      if (progress.stale.length > 0) print(colour.yellow(`${progress.stale.length} stale, not waited for (not heard from in ${Math.round((staleAfterMs ?? NODE_STALE_AFTER_MS) / 1000)} s): ${progress.stale.map((n) => n.name).join(', ')}`))
+      if (progress.stale.length > 0) print(colour.yellow(`${progress.stale.length} stale, not waited for (not heard from in ${Math.round((staleAfter ?? NODE_STALE_AFTER_MS) / 1000)} s): ${progress.stale.map((n) => n.name).join(', ')}`))
       if (progress.known === 0) print(colour.yellow('no nodes are known yet (they announce themselves within a few seconds of joining)'))
       if (progress.unadmitted > 0) print(colour.yellow(`${progress.unadmitted} node(s) without a valid admission certificate were not counted (grapevine fleet --all lists them)`))
     }

@@ -2,11 +2,12 @@ import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { parseDuration } from '../duration.js'
-import { connect, meshOptions, type MeshFlags, EXIT_CONFLICT_LOST, EXIT_INTERRUPTED, EXIT_UNKNOWN_NAME } from './mesh.js'
+import { connect, meshOptions, staleAfterMs, type MeshFlags, EXIT_CONFLICT_LOST, EXIT_INTERRUPTED, EXIT_UNKNOWN_NAME } from './mesh.js'
 import type { PublishFlags } from './publish.js'
 import type { ConfigPolicy, Policy } from '../../policy/index.js'
 import type { DriveResult, HeldRecord, MeshClient, StageView } from '../../client/index.js'
 import type { MaxFailures, RolloutRecord, StageSpec } from '../../rollout/index.js'
+import { MAX_REASON_CHARS } from '../../rollout/constants.js'
 
 /** A gate failed: the rollout halted (README, "Exit codes"). Nodes beyond the stage never applied the version. */
 export const EXIT_ROLLOUT_HALTED = 9
@@ -78,12 +79,6 @@ export async function rolloutPlan (opts: RolloutFlags & { expect?: number }): Pr
 
 const WEEK_MS = 7 * 24 * 3600 * 1000
 
-/** `--stale-after SECONDS`, as publish --wait reads it. */
-function staleAfterMs (text: string): number {
-  const ms = Number(text) * 1000
-  if (!(Number.isFinite(ms) && ms > 0)) throw new CliError(`--stale-after must be a positive number of seconds: got "${text}"`, EXIT.USAGE)
-  return ms
-}
 
 function plural (n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
@@ -213,12 +208,9 @@ export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFl
     }
     const env = started.published.envelope
     const r = started.record.record
-    const { stageSizes } = await import('../../rollout/index.js')
     if (opts.json !== true) {
-      const { fleet } = client
-      const sizes = stageSizes(r.stages, r.policy, r.target.version, (await fleet()).filter((n) => n.admitted).map((n) => n.id))
       print(`published ${colour.bold(env.name)} v${env.version} ${env.hash.slice(0, 19)} staged${started.published.previous !== undefined ? ` (mesh had v${started.published.previous.version}; nodes keep ${r.previous !== undefined ? `v${r.previous.version}` : 'nothing'} until their stage)` : ''}, confirmed by ${plural(started.published.confirmedBy.length, 'peer')}`)
-      print(`rollout in ${plural(r.stages.length, 'stage')} over ${plural(started.targeted, 'targeted node')} known: ${r.stages.map((s, i) => `${s.text} (${sizes[i]?.count ?? 0})`).join(' → ')}; bake ${r.bakeMs / 1000} s, max failures ${opts.maxFailures ?? '0'}, stage timeout ${r.stageTimeoutMs / 1000} s${r.autoRollback ? ', auto-rollback' : ''}`)
+      print(`rollout in ${plural(r.stages.length, 'stage')} over ${plural(started.targeted, 'targeted node')} known: ${r.stages.map((s, i) => `${s.text} (${started.sizes[i] ?? 0})`).join(' → ')}; bake ${r.bakeMs / 1000} s, max failures ${opts.maxFailures ?? '0'}, stage timeout ${r.stageTimeoutMs / 1000} s${r.autoRollback ? ', auto-rollback' : ''}`)
     }
     if (started.published.conflict !== undefined && started.published.conflict.winner !== env.hash) {
       throw new CliError(`conflict: another admin published different content as ${env.name} v${env.version}, and theirs wins on every node; the rollout record names ours, so no node follows it. Publish again.`, EXIT_CONFLICT_LOST)
@@ -300,6 +292,11 @@ export const registerRollout: Register = (program, done) => {
     return cmd as unknown as BaseCommand
   }
 
+  /** `--reason`: what the record can carry (checked before anything is signed or sent). */
+  const checkReason = (reason: string | undefined): void => {
+    if (reason !== undefined && (reason.length === 0 || reason.length > MAX_REASON_CHARS)) throw new CliError(`--reason: 1 to ${MAX_REASON_CHARS} characters, the most a rollout record keeps: got ${reason.length}`, EXIT.USAGE)
+  }
+
   const signAction = async (name: string, flags: MeshFlags & { key: string, json?: boolean }, action: (at: number) => import('../../rollout/index.js').RolloutAction): Promise<{ client: MeshClient, held: HeldRecord }> => {
     const { readSigningKey } = await import('../../envelope/index.js')
     const { actOnRollout, RolloutNotFoundError, RolloutConflictError } = await import('../../client/index.js')
@@ -325,6 +322,7 @@ export const registerRollout: Register = (program, done) => {
   pause.option('--reason <text>', 'why, for the record and the audit trail')
   pause.action(async (name: string, opts: Record<string, unknown>) => {
     const flags = opts as unknown as MeshFlags & { key: string, json?: boolean, reason?: string }
+    checkReason(flags.reason)
     const { client, held } = await signAction(name, flags, (at) => ({ type: 'pause', at, ...(flags.reason !== undefined ? { reason: flags.reason } : {}) }))
     await client.close()
     report(held, flags.json)
@@ -351,6 +349,7 @@ export const registerRollout: Register = (program, done) => {
     .option('--reason <text>', 'why, for the record and the audit trail', 'aborted by an admin')
   abort.action(async (name: string, opts: Record<string, unknown>) => {
     const flags = opts as unknown as MeshFlags & { key: string, json?: boolean, rollback?: boolean, reason: string }
+    checkReason(flags.reason)
     const { client, held } = await signAction(name, flags, (at) => ({ type: 'abort', at, reason: flags.reason, rollback: flags.rollback === true }))
     await client.close()
     report(held, flags.json)
