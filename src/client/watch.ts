@@ -28,6 +28,8 @@ export interface Progress {
   unchanged: NodeOutcome[]
   failed: NodeOutcome[]
   notTargeted: NodeOutcome[]
+  /** Targeted nodes the policy's secrets are not sealed to (not recipients, or rekeyed since): they did not apply it (docs/secrets.md). */
+  sealed: NodeOutcome[]
   /** Known targeted nodes that have not reported this version yet, and were heard from lately: waited for. */
   pending: NodeOutcome[]
   /** Known targeted nodes that have not reported this version and went quiet (NODE_STALE_AFTER_MS): not waited for. */
@@ -43,7 +45,8 @@ export interface Progress {
 }
 
 /** What each outcome a node reports counts as. (A trust policy or a tombstone is applied when held: its kind is its outcome.) */
-const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | undefined>> = {
+const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | 'sealed' | undefined>> = {
+  sealed: 'sealed',
   applied: 'applied',
   changes: 'applied',
   unchanged: 'unchanged',
@@ -66,7 +69,7 @@ const OUTCOMES: Readonly<Record<string, 'applied' | 'unchanged' | 'failed' | und
  */
 export function progressOf (fleet: readonly FleetNode[], policy: Policy, version: number, hash: string, live?: Liveness): Progress {
   const members = fleet.filter((n) => n.admitted)
-  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], pending: [], stale: [], conflicting: [], superseded: [], known: members.length, unadmitted: fleet.length - members.length }
+  const p: Progress = { applied: [], unchanged: [], failed: [], notTargeted: [], sealed: [], pending: [], stale: [], conflicting: [], superseded: [], known: members.length, unadmitted: fleet.length - members.length }
   const quiet = (n: FleetNode): boolean => live !== undefined && live.now - Date.parse(n.lastSeen) > (live.staleAfterMs ?? NODE_STALE_AFTER_MS)
   for (const n of members) {
     const state = n.policies[policy.name]
@@ -89,7 +92,7 @@ export function progressOf (fleet: readonly FleetNode[], policy: Policy, version
 }
 
 export function reportedCount (p: Progress): number {
-  return p.applied.length + p.unchanged.length + p.failed.length
+  return p.applied.length + p.unchanged.length + p.failed.length + p.sealed.length
 }
 
 /**

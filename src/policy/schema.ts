@@ -4,6 +4,8 @@ import { managedPathProblem, nulProblem } from './paths.js'
 import { ROLLOUT_NAME_PREFIX } from '../rollout/constants.js'
 import { rolloutRecord } from '../rollout/record.js'
 import { policyName, TRUST_POLICY_NAME } from './name.js'
+import { SECRET_NAME } from './template.js'
+import { AGE_RECIPIENT, MAX_SECRET_RECIPIENTS, MAX_SECRETS, SEALED_FORMAT } from '../secrets/constants.js'
 
 // In name.ts so that the rollout record's schema (src/rollout/record.ts), a member of anyPolicy, can use them.
 export { POLICY_NAME, policyName, TRUST_POLICY_NAME } from './name.js'
@@ -179,6 +181,23 @@ const ordinaryName = policyName
   .refine((n) => n !== TRUST_POLICY_NAME, { error: `${TRUST_POLICY_NAME} is reserved for the trust policy (kind: trust)` })
   .refine((n) => !n.startsWith(ROLLOUT_NAME_PREFIX), { error: `names starting with "${ROLLOUT_NAME_PREFIX}" are reserved for rollout records (kind: rollout)` })
 
+/**
+ * Secret values sealed at publish time (`publish --secrets`, docs/secrets.md): one age file holding
+ * the values as JSON, with one X25519 stanza per recipient, in the order of `recipients`. Every
+ * node relays it; only the listed nodes can open it. The envelope's signature covers it all.
+ */
+export const sealedSecrets = z.strictObject({
+  format: z.literal(SEALED_FORMAT),
+  names: z.array(z.string().regex(SECRET_NAME, { error: 'expected a secret name: letters, digits, "_" and "-"' })).min(1).max(MAX_SECRETS)
+    .refine((n) => n.every((x, i) => i === 0 || (n[i - 1] as string) < x), { error: 'expected the names sorted, each once' }),
+  recipients: z.array(z.strictObject({
+    node: z.string().min(1).max(128).describe('The recipient\'s peer id.'),
+    key: z.string().regex(AGE_RECIPIENT, { error: 'expected an age X25519 recipient (age1...)' }).describe('The encryption key it was sealed to, as the node announced it.')
+  })).min(1).max(MAX_SECRET_RECIPIENTS)
+    .refine((rs) => new Set(rs.map((r) => r.node)).size === rs.length, { error: 'a node is listed twice' }),
+  data: z.string().min(1).max(4 * 1024 * 1024).regex(/^[A-Za-z0-9+/]+={0,2}$/, { error: 'expected base64' })
+})
+
 export const configPolicy = z.strictObject({
   kind: z.literal('policy').default('policy'),
   name: ordinaryName,
@@ -186,7 +205,8 @@ export const configPolicy = z.strictObject({
   target: target.optional().describe('Which nodes apply this policy; omitted means every node.'),
   vars: z.record(z.string(), z.unknown()).optional(),
   resources: z.array(resource).max(MAX_RESOURCES),
-  checks: z.array(check).max(MAX_CHECKS).optional().describe('Health checks run after every apply (and by apply and plan); a failing one makes the node unhealthy.')
+  checks: z.array(check).max(MAX_CHECKS).optional().describe('Health checks run after every apply (and by apply and plan); a failing one makes the node unhealthy.'),
+  sealed: sealedSecrets.optional().describe('Written by publish --secrets: the secret values, sealed to the nodes that may read them. Never write it by hand.')
 }).superRefine((p, ctx) => {
   const first = new Map<string, number>()
   p.checks?.forEach((c, i) => {
@@ -274,6 +294,7 @@ export type ConfigResource = z.output<typeof configResource>
 export type ExecResource = z.output<typeof execResource>
 export type Resource = z.output<typeof resource>
 export type Check = z.output<typeof check>
+export type SealedSecrets = z.output<typeof sealedSecrets>
 export type ExecCheck = z.output<typeof execCheck>
 export type HttpCheck = z.output<typeof httpCheck>
 export type TcpCheck = z.output<typeof tcpCheck>

@@ -4,9 +4,10 @@ import { walkData } from './depth.js'
 import type { ConfigPolicy } from './schema.js'
 
 /**
- * Logic-less templating: `{{ node.name }}`, `{{ node.tags.role }}`, `{{ vars.port }}`.
- * Only dotted look-ups; no expressions, helpers or code, so a policy can never run
- * anything through a template. `\{{` writes a literal `{{`.
+ * Logic-less templating: `{{ node.name }}`, `{{ node.tags.role }}`, `{{ vars.port }}`,
+ * `{{ secrets.db_password }}`. Only dotted look-ups; no expressions, helpers or code, so a
+ * policy can never run anything through a template. `\{{` writes a literal `{{`.
+ * Messages never quote a value: a secret's would end up in receipts and logs (docs/secrets.md).
  */
 
 /** The facts a node offers to templates. */
@@ -23,6 +24,8 @@ export interface NodeFacts {
 export interface TemplateContext {
   node: NodeFacts
   vars: Record<string, unknown>
+  /** Secret values, opened on this node for this apply only (src/secrets/); absent when none were given. */
+  secrets?: Readonly<Record<string, string>>
 }
 
 /** Bytes expanded so far with each context; a WeakMap, so a context's count goes with it. */
@@ -54,9 +57,14 @@ function sizeOf (value: object): number {
 
 // An escape, a complete `{{ ... }}`, or a `{{` that never closes (an error, not a literal).
 const TOKEN = /\\\{\{|\{\{([^{}]*)\}\}|\{\{/g
-const REFERENCE = /^\s*((?:node|vars)(?:\.[A-Za-z0-9_-]+)+)\s*$/
+const REFERENCE = /^\s*((?:node|vars|secrets)(?:\.[A-Za-z0-9_-]+)+)\s*$/
+/** A secret's name: one segment after `secrets.`. */
+export const SECRET_NAME = /^[A-Za-z0-9_-]{1,100}$/
 
 function lookup (ctx: TemplateContext, ref: string, where: string): unknown {
+  if (ref.startsWith('secrets.') && ctx.secrets === undefined) {
+    throw new TemplateError(where, `{{ ${ref} }} names a secret, and none were given: publish with --secrets FILE (sealed to the nodes that may read it), or plan/apply with --secrets FILE`)
+  }
   let cur: unknown = ctx
   for (const part of ref.split('.')) {
     if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) {
@@ -70,6 +78,7 @@ function lookup (ctx: TemplateContext, ref: string, where: string): unknown {
 function describeMissing (ref: string): string {
   if (ref.startsWith('node.tags.')) return `this node has no tag "${ref.slice(10)}"`
   if (ref.startsWith('vars.')) return `the policy's vars have no "${ref.slice(5)}"`
+  if (ref.startsWith('secrets.')) return `the secrets given have no "${ref.slice(8)}"`
   return 'node facts are id, name and tags.<key>'
 }
 
@@ -85,7 +94,7 @@ function scan (text: string, where: string, onRef: (ref: string) => string): str
     if (whole === '\\{{') return '{{'
     if (whole === '{{') throw new TemplateError(where, `"{{" is not closed by "}}"; write \\{{ for a literal "{{"`)
     const m = REFERENCE.exec(inner ?? '')
-    if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }} or {{ vars.KEY }}, or \\{{ for a literal`)
+    if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }} or {{ secrets.NAME }}, or \\{{ for a literal`)
     return onRef(m[1] as string)
   })
 }
@@ -148,31 +157,76 @@ function eachString (data: unknown, base: PropertyKey[], each: (text: string, pa
   })
 }
 
+/** Calls `each` with every templated string of a policy (the only strings rendered on a node) and its path. */
+function eachTemplated (policy: ConfigPolicy, each: (text: string, path: PropertyKey[]) => void): void {
+  policy.resources.forEach((r, i) => {
+    if (r.type === 'file' && r.content !== undefined && r.template && r.encoding === 'utf8') each(r.content, ['resources', i, 'content'])
+    if (r.type === 'config') eachString(r.data, ['resources', i, 'data'], each)
+    if (r.type === 'exec') eachString(r.env ?? {}, ['resources', i, 'env'], each)
+  })
+  policy.checks?.forEach((c, i) => {
+    if (c.type === 'exec') eachString(c.env ?? {}, ['checks', i, 'env'], each)
+  })
+}
+
+/** The secret names a policy's templates refer to, sorted; malformed templates are skipped (checkTemplates reports them). */
+export function secretReferences (policy: ConfigPolicy): string[] {
+  const names = new Set<string>()
+  eachTemplated(policy, (text) => {
+    if (!text.includes('secrets.')) return
+    try {
+      for (const ref of references(text, '')) if (ref.startsWith('secrets.')) names.add(ref.slice(8))
+    } catch {
+      // Reported by checkTemplates.
+    }
+  })
+  return [...names].sort()
+}
+
+/** Whether a string renders a secret: its output is secret (mode 0600 by default, no diff, no backup). */
+export function rendersSecret (text: string): boolean {
+  if (!text.includes('secrets.')) return false
+  try {
+    return references(text, '').some((ref) => ref.startsWith('secrets.'))
+  } catch {
+    return false
+  }
+}
+
+/** Whether any string inside structured data (config data, env) renders a secret. */
+export function dataRendersSecret (data: unknown): boolean {
+  let found = false
+  walkData(data, (value) => {
+    if (typeof value === 'string' && rendersSecret(value)) found = true
+    return !found
+  })
+  return found
+}
+
 /**
- * Checks templates at validate time: syntax everywhere, and `vars.*` references against
- * the policy's vars. `node.*` references can only be checked on the node.
+ * Checks templates at validate time: syntax everywhere, `vars.*` references against the
+ * policy's vars, and `secrets.*` references against the names sealed with it, when it carries
+ * sealed secrets. `node.*` references can only be checked on the node; a policy file names
+ * secrets it does not hold, and `publish --secrets` seals them.
  */
 export function checkTemplates (policy: ConfigPolicy): Array<{ path: PropertyKey[], message: string }> {
   const problems: Array<{ path: PropertyKey[], message: string }> = []
   const vars = { vars: policy.vars ?? {} }
-  const check = (text: string, path: PropertyKey[]): void => {
+  const sealed = policy.sealed === undefined ? undefined : new Set(policy.sealed.names)
+  eachTemplated(policy, (text, path) => {
     try {
       for (const ref of references(text, '')) {
         if (ref.startsWith('vars.')) lookup({ node: { id: '', name: '', tags: {} }, ...vars }, ref, '')
-        else if (!/^node\.(id|name|tags\.[A-Za-z0-9_-]+)$/.test(ref)) throw new TemplateError('', `{{ ${ref} }} is not a node fact; node facts are id, name and tags.<key>`)
+        else if (ref.startsWith('secrets.')) {
+          const name = ref.slice(8)
+          if (!SECRET_NAME.test(name)) throw new TemplateError('', `{{ ${ref} }} is not a secret name; write {{ secrets.NAME }}, NAME of letters, digits, "_" and "-"`)
+          if (sealed !== undefined && !sealed.has(name)) throw new TemplateError('', `{{ ${ref} }} names a secret that was not sealed with this policy (it holds ${[...sealed].join(', ')})`)
+        } else if (!/^node\.(id|name|tags\.[A-Za-z0-9_-]+)$/.test(ref)) throw new TemplateError('', `{{ ${ref} }} is not a node fact; node facts are id, name and tags.<key>`)
       }
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err
       problems.push({ path, message: err.message.replace(/^: /, '') })
     }
-  }
-  policy.resources.forEach((r, i) => {
-    if (r.type === 'file' && r.content !== undefined && r.template && r.encoding === 'utf8') check(r.content, ['resources', i, 'content'])
-    if (r.type === 'config') eachString(r.data, ['resources', i, 'data'], check)
-    if (r.type === 'exec') eachString(r.env ?? {}, ['resources', i, 'env'], check)
-  })
-  policy.checks?.forEach((c, i) => {
-    if (c.type === 'exec') eachString(c.env ?? {}, ['checks', i, 'env'], check)
   })
   return problems
 }

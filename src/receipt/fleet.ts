@@ -32,6 +32,8 @@ export interface FleetNode {
   admission?: FleetAdmission
   /** Why its certificate does not hold (missing, unknown enroller, revoked, expired, ...). */
   unadmitted?: string
+  /** The node's encryption key (age X25519 recipient) from its newest signed report: what publishers seal secrets to (docs/secrets.md). */
+  recipient?: string
 }
 
 /** Judges a node's certificate (opened, signature checked) under the current trust, now. */

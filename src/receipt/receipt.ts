@@ -9,8 +9,9 @@ import {
 /**
  * How a node fared with one policy version, as the publisher and fleet views show it.
  * `unhealthy`: every resource applied, but a health check of the policy failed (the latest apply's).
+ * `sealed`: targeted, but the policy's secrets are not sealed to this node (docs/secrets.md): not applied.
  */
-export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired', 'unhealthy'] as const
+export const RECEIPT_OUTCOMES = ['applied', 'unchanged', 'failed', 'not-targeted', 'retired', 'unhealthy', 'sealed'] as const
 export type ReceiptOutcome = typeof RECEIPT_OUTCOMES[number]
 
 /**

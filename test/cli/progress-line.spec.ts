@@ -10,6 +10,7 @@ const progress = (held: number, pending: number): Progress => ({
   unchanged: [],
   failed: [],
   notTargeted: [],
+  sealed: [],
   pending: Array.from({ length: pending }, (_, i) => ({ ...node(held + i), outcome: 'pending' })),
   stale: [],
   conflicting: [],

@@ -1,0 +1,7 @@
+export * from './constants.js'
+export * from './errors.js'
+export { sealSecrets, openSealed, type SecretRecipient } from './seal.js'
+export { readEncryptionKey, loadOrCreateEncryptionKey, rotateEncryptionKey, generateEncryptionKey, encryptionKeyPath, type EncryptionKey } from './keys.js'
+export { redactor, redactDeep } from './redact.js'
+export { readSecretsFile, parseSecrets, pickSecrets, type SecretsFile } from './file.js'
+export { chooseRecipients, parseRecipientFlag, readRecipientsFile, type ChosenRecipient, type RecipientChoice, type NamedRecipient, type RecipientOptions } from './recipients.js'
