@@ -65,6 +65,7 @@ export function parseSecrets (bytes: Uint8Array, where: string): Record<string, 
   } catch {
     throw new SecretsFileError(`${where} is not UTF-8 text`)
   }
+  if (text.trim() === '') throw new SecretsFileError(`${where} is empty: expected a map of secret names to values, like "db_password: …"`)
   let data: unknown
   try {
     const yaml = createRequire(import.meta.url)('js-yaml') as typeof JsYaml
