@@ -15,9 +15,10 @@ import { registerSim } from './commands/sim.js'
 import { registerDemo } from './commands/demo.js'
 import { registerAdmit } from './commands/admit.js'
 import { registerRollout } from './commands/rollout.js'
+import { registerReseal } from './commands/reseal.js'
 import type { Register } from './register.js'
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit, registerRollout]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit, registerRollout, registerReseal]
 
 /** Commands whose arguments are policy files: each is checked before the command runs (environment.ts). */
 const POLICY_FILE_COMMANDS = new Set(['validate', 'sign', 'plan', 'apply', 'publish'])

@@ -7,6 +7,11 @@ import type { Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
 import { rolloutFlags, rolloutPlan, publishStaged, type RolloutFlags } from './rollout.js'
 import { connect, meshOptions, staleAfterMs, EXIT_CONFLICT_LOST, EXIT_NODE_FAILURES, EXIT_TIMEOUT, EXIT_UNKNOWN_NAME, EXIT_INTERRUPTED, type MeshFlags } from './mesh.js'
+import { readSecretsRequest, sealBeforePublish, sealedAsBeforeNote, secretsFlags, type SealReport, type SecretsFlags } from './sealing.js'
+import type { SealRequest } from '../../client/index.js'
+
+/** publish --wait: a targeted node reported `sealed`, not a recipient of the policy's secrets: it did not apply it (README, "Exit codes"). */
+export const EXIT_SEALED = 6
 
 function parseVersion (flag: string) {
   return (v: string): number => {
@@ -39,7 +44,7 @@ export function failureLines (p: Pick<Progress, 'failed'>): string[] {
 }
 
 export function progressLine (kind: Policy['kind'], name: string, version: number, p: Progress): string {
-  const reported = p.applied.length + p.unchanged.length + p.failed.length
+  const reported = p.applied.length + p.unchanged.length + p.failed.length + p.sealed.length
   const failed = (word: string): string => p.failed.length > 0 ? colour.red(`${p.failed.length} ${word}`) : `0 ${word}`
   const unhealthy = p.failed.filter((n) => n.outcome === 'unhealthy').length
   const outcomes = kind === 'retired'
@@ -49,7 +54,7 @@ export function progressLine (kind: Policy['kind'], name: string, version: numbe
       // A rollout record is only held: nothing enforces its stages yet (docs/rollout.md, "Status").
       : kind === 'rollout'
         ? `held by ${p.applied.length + p.unchanged.length}, ${failed('refused it')}`
-        : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}${unhealthy > 0 ? colour.red(` (${unhealthy} unhealthy)`) : ''}, ${p.notTargeted.length} not targeted`
+        : `${colour.green(`${p.applied.length} applied`)}, ${p.unchanged.length} unchanged, ${failed('failed')}${unhealthy > 0 ? colour.red(` (${unhealthy} unhealthy)`) : ''}${p.sealed.length > 0 ? colour.yellow(`, ${p.sealed.length} sealed`) : ''}, ${p.notTargeted.length} not targeted`
   return `${name} v${version}: ${reported}/${reported + p.pending.length} reported — ${outcomes}` +
     `${p.pending.length > 0 ? `, ${p.pending.length} waiting` : ''}` +
     `${p.stale.length > 0 ? colour.yellow(`, ${p.stale.length} stale, not waited for`) : ''}`
@@ -66,8 +71,20 @@ export interface PublishFlags extends MeshFlags {
   json?: boolean
 }
 
-/** Publishes and, with --wait, follows the receipts: shared by publish, rollback and retire. */
-export async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code: number) => void, verb = 'published'): Promise<void> {
+/** The targeted nodes that reported `sealed`: the policy's secrets are not sealed to them, so they did not apply it. */
+export function sealedLines (p: Pick<Progress, 'sealed'>): string[] {
+  return p.sealed.map((n) => `  SEALED ${n.name} (${tagText(n.tags) || 'no tags'}) ${n.id.slice(-8)}: not a recipient`)
+}
+
+export interface PublishExtras {
+  /** `--secrets`: sealed to the recipients chosen from the fleet view once connected, before signing. */
+  secrets?: SealRequest
+  /** Said after the published line (in --json, as `note`). */
+  note?: string
+}
+
+/** Publishes and, with --wait, follows the receipts: shared by publish, reseal, rollback, resolve and retire. */
+export async function publishAndReport (policy: Policy, opts: PublishFlags, done: (code: number) => void, verb = 'published', extras: PublishExtras = {}): Promise<void> {
   const { readSigningKey } = await import('../../envelope/index.js')
   const key = await readSigningKey(opts.key)
   const timeoutMs = Number(opts.timeout) * 1000
@@ -76,6 +93,8 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
   const client = await connect(opts)
   const { publishPolicy, waitForFleet, reportedCount, PublishError, NODE_STALE_AFTER_MS, PolicyUnchangedError, UnknownPolicyError } = await import('../../client/index.js')
   try {
+    let sealing: SealReport | undefined
+    if (extras.secrets !== undefined) ({ policy, report: sealing } = await sealBeforePublish(client, policy, extras.secrets, opts.json === true))
     let result: PublishResult
     try {
       result = await publishPolicy(client, { policy, key, version: opts.version, skipUnchanged: true, ...(opts.force !== undefined ? { force: opts.force } : {}) })
@@ -103,6 +122,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
     if (opts.json !== true) {
       print(`${verb} ${colour.bold(env.name)} v${env.version} ${env.hash.slice(0, 19)}${result.previous !== undefined ? ` (mesh had v${result.previous.version})` : ''}, confirmed by ${result.confirmedBy.length} peer${result.confirmedBy.length === 1 ? '' : 's'}`)
       if (lost) print(colour.red(`conflict: another admin published different content as v${env.version}, and theirs (${result.conflict?.winner.slice(0, 19)}) wins on every node; publish again to supersede it`))
+      if (extras.note !== undefined) print(colour.yellow(`note: ${extras.note}`))
     }
     let progress: Progress | undefined
     let timedOut = false
@@ -134,7 +154,9 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
       ? EXIT_INTERRUPTED
       : lost || conflictLater || overtaken
         ? EXIT_CONFLICT_LOST
-        : (progress?.failed.length ?? 0) > 0 ? EXIT_NODE_FAILURES : timedOut ? EXIT_TIMEOUT : EXIT.OK
+        : (progress?.failed.length ?? 0) > 0
+            ? EXIT_NODE_FAILURES
+            : (progress?.sealed.length ?? 0) > 0 ? EXIT_SEALED : timedOut ? EXIT_TIMEOUT : EXIT.OK
     if (opts.json === true) {
       printJson({
         name: env.name,
@@ -146,11 +168,17 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
         confirmedBy: result.confirmedBy,
         conflict: result.conflict ?? null,
         conflictLost: lost || conflictLater,
+        ...(sealing !== undefined ? { secrets: sealing } : {}),
+        ...(extras.note !== undefined ? { note: extras.note } : {}),
         ...(progress !== undefined ? { progress, timedOut, interrupted } : {}),
         exitCode: code
       })
     } else if (progress !== undefined) {
       for (const line of failureLines(progress)) print(colour.red(line))
+      if (progress.sealed.length > 0) {
+        print(colour.yellow(`${progress.sealed.length} targeted node(s) cannot read its secrets and did not apply it (not a recipient); \`grapevine reseal ${env.name}\` seals them to today's fleet:`))
+        for (const line of sealedLines(progress)) print(colour.yellow(line))
+      }
       if (conflictLater) print(colour.red(`conflict: ${progress.conflicting.length} node(s) hold other content as v${env.version}; the other envelope won`))
       if (superseded) print(colour.yellow(`${progress.superseded.length} node(s) already run a newer version`))
       if (timedOut) print(colour.yellow(`timed out after ${opts.timeout} s; still waiting on: ${progress.pending.map((n) => n.name).join(', ') || 'none of the live nodes'}`))
@@ -184,14 +212,18 @@ export const registerPublish: Register = (program, done) => {
     .addOption(new Option('--version <n>', 'sign exactly this version (default: next after the mesh\'s newest)').argParser(parseVersion('--version')))
     .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink); whatever a source names is signed and sent to every targeted node')
   publishFlags(publish as unknown as BaseCommand)
+  secretsFlags(publish as unknown as BaseCommand)
   rolloutFlags(publish as unknown as BaseCommand)
   publish.action(async (file: string, opts: Record<string, unknown>) => {
-    const flags = opts as unknown as PublishFlags & RolloutFlags
+    const flags = opts as unknown as PublishFlags & RolloutFlags & SecretsFlags
     const plan = await rolloutPlan(flags)
     const { loadPolicyFile } = await import('../../policy/load.js')
     const policy = await loadPolicyFile(file, { allowSourceOutside: opts.allowSourceOutside === true })
-    if (plan !== undefined) await publishStaged(policy, plan, flags, done)
-    else await publishAndReport(policy, flags, done)
+    // A file's own `sealed` would be signed as written: sealed values come from --secrets only.
+    if (policy.kind === 'policy' && policy.sealed !== undefined) throw new CliError(`${file}: sealed: is written by publish --secrets, never by hand; remove it and give the values with --secrets FILE`, EXIT.INVALID)
+    const secrets = await readSecretsRequest(policy, flags)
+    if (plan !== undefined) await publishStaged(policy, plan, flags, done, secrets)
+    else await publishAndReport(policy, flags, done, 'published', secrets !== undefined ? { secrets } : {})
   })
 
   const rollback = program.command('rollback')
@@ -212,7 +244,9 @@ export const registerPublish: Register = (program, done) => {
     const [{ validateEnvelope }, { validatePolicyObject }] = await Promise.all([import('../../envelope/index.js'), import('../../policy/parse.js')])
     const old = validateEnvelope(bytes, { authorize: () => {} })
     if (old.name !== name || old.version !== flags.to) throw new CliError(`the agent answered with ${old.name} v${old.version}, not ${name} v${flags.to}`)
-    await publishAndReport(validatePolicyObject(old.policy), flags, done, `rolled back to v${flags.to}'s content:`)
+    const policy = validatePolicyObject(old.policy)
+    const note = sealedAsBeforeNote(policy, flags.to)
+    await publishAndReport(policy, flags, done, `rolled back to v${flags.to}'s content:`, note !== undefined ? { note } : {})
   })
 
   const resolve = program.command('resolve')
@@ -239,7 +273,9 @@ export const registerPublish: Register = (program, done) => {
     }
     if (chosen === undefined) throw new CliError(`no agent reached holds ${name} with id ${flags.to} (the head or the 20 versions below it); for other content, publish it with --force REASON`)
     const { validatePolicyObject } = await import('../../policy/parse.js')
-    await publishAndReport(validatePolicyObject(chosen.policy), { ...flags, force: flags.force ?? `resolve ${name} to ${flags.to} (v${chosen.version})` }, done, `resolved to v${chosen.version}'s content:`)
+    const policy = validatePolicyObject(chosen.policy)
+    const note = sealedAsBeforeNote(policy, chosen.version)
+    await publishAndReport(policy, { ...flags, force: flags.force ?? `resolve ${name} to ${flags.to} (v${chosen.version})` }, done, `resolved to v${chosen.version}'s content:`, note !== undefined ? { note } : {})
   })
 
   const retire = program.command('retire')

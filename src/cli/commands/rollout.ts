@@ -4,8 +4,9 @@ import { CliError, EXIT, colour, print, printJson } from '../output.js'
 import { parseDuration } from '../duration.js'
 import { connect, meshOptions, staleAfterMs, type MeshFlags, EXIT_CONFLICT_LOST, EXIT_INTERRUPTED, EXIT_UNKNOWN_NAME } from './mesh.js'
 import type { PublishFlags } from './publish.js'
+import { sealBeforePublish, type SealReport } from './sealing.js'
 import type { ConfigPolicy, Policy } from '../../policy/index.js'
-import type { DriveResult, HeldRecord, MeshClient, StageView } from '../../client/index.js'
+import type { DriveResult, HeldRecord, MeshClient, SealRequest, StageView } from '../../client/index.js'
 import type { MaxFailures, RolloutRecord, StageSpec } from '../../rollout/index.js'
 import { MAX_REASON_CHARS } from '../../rollout/constants.js'
 
@@ -183,7 +184,7 @@ async function follow (client: MeshClient, held: HeldRecord, opts: { key: string
 }
 
 /** `publish --rollout`: starts the rollout and drives it to its end (README, "Staged rollouts"). */
-export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFlags & RolloutFlags, done: (code: number) => void): Promise<void> {
+export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFlags & RolloutFlags, done: (code: number) => void, secrets?: SealRequest): Promise<void> {
   if (policy.kind !== 'policy') throw new CliError(`--rollout stages a policy; a ${policy.kind} policy takes effect on every node at once`, EXIT.USAGE)
   if (opts.staleAfter !== undefined) staleAfterMs(opts.staleAfter)
   const { readSigningKey } = await import('../../envelope/index.js')
@@ -191,6 +192,9 @@ export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFl
   const key = await readSigningKey(opts.key)
   const client = await connect(opts)
   try {
+    // Sealed as a plain publish seals (sealing.ts): the same recipients, printed first.
+    let sealing: SealReport | undefined
+    if (secrets !== undefined) ({ policy, report: sealing } = await sealBeforePublish(client, policy, secrets, opts.json === true))
     let started
     try {
       started = await startRollout(client, { policy: policy as ConfigPolicy, key, ...plan, version: opts.version, force: opts.force, ...(opts.staleAfter !== undefined ? { staleAfterMs: staleAfterMs(opts.staleAfter) } : {}) })
@@ -215,7 +219,7 @@ export async function publishStaged (policy: Policy, plan: Plan, opts: PublishFl
     if (started.published.conflict !== undefined && started.published.conflict.winner !== env.hash) {
       throw new CliError(`conflict: another admin published different content as ${env.name} v${env.version}, and theirs wins on every node; the rollout record names ours, so no node follows it. Publish again.`, EXIT_CONFLICT_LOST)
     }
-    await follow(client, started.record, opts, { name: env.name, version: env.version, hash: env.hash, id: env.id, signer: env.signer }, done)
+    await follow(client, started.record, opts, { name: env.name, version: env.version, hash: env.hash, id: env.id, signer: env.signer, ...(sealing !== undefined ? { secrets: sealing } : {}) }, done)
   } finally {
     await client.close()
   }
