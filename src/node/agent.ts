@@ -12,7 +12,7 @@ import type { DigestEntry, IngestOutcome, SyncRound } from '../sync/index.js'
 import { serveQueries } from '../query/index.js'
 import { DEFAULT_BEACON_INTERVAL_MS, type FleetView } from '../receipt/index.js'
 import { countFetch, countSyncRound, createMetrics, type AgentMetrics } from './metrics.js'
-import { ADMISSION_BLOCK_MS, DEFAULT_BAKE_CHECK_INTERVAL_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
+import { ADMISSION_BLOCK_MS, AGENT_LOCK_FILE, DEFAULT_BAKE_CHECK_INTERVAL_MS, DEFAULT_MESH, DEFAULT_REAPPLY_INTERVAL_MS, DEFAULT_TARGET_PEERS } from './constants.js'
 import { silentLogger, type Logger } from './logger.js'
 import { createClock, type Clock } from './clock.js'
 import type { Via } from './rules.js'
@@ -34,9 +34,8 @@ import { admissionStatus, type AdmissionCertificate } from '../admission/index.j
 import { canonicalBytes } from '../envelope/index.js'
 import { AdmissionGate } from './admission-gate.js'
 import { RecentRefusals } from './refusals.js'
+import { loadOrCreateEncryptionKey, rotateEncryptionKey, type EncryptionKey } from '../secrets/index.js'
 
-/** The state directory's lock (pid inside): one agent per state, or two would share a peer id and overwrite each other's state. */
-const AGENT_LOCK_FILE = 'agent.lock'
 
 export type { Via } from './rules.js'
 export type { AgentOptions, AgentEvents } from './options.js'
@@ -67,8 +66,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   private gate!: AdmissionGate
   private unlock?: () => Promise<void>
   private readonly refusals: RecentRefusals
+  private rekeying: Promise<unknown> = Promise.resolve()
 
-  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, readonly admission?: AdmissionCertificate) {
+  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, private encryptionKey: EncryptionKey, readonly admission?: AdmissionCertificate) {
     super()
     this.log = opts.logger ?? silentLogger
     this.clock = createClock({ now: opts.now, random: opts.random, setTimer: opts.setTimer, onError: (err) => { this.log.error({ err: err.message }, 'periodic task failed') } })
@@ -112,6 +112,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       root: opts.root,
       signal: this.stopping.signal,
       saving: (envelope) => this.intake.saving(envelope),
+      encryptionKey: () => this.encryptionKey,
       events: {
         applied: (envelope, report, outcome) => {
           this.emit('applied', { envelope, report })
@@ -124,6 +125,10 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.reports.sendReceipt(envelope, 'not-targeted')
         },
         retired: (envelope) => { this.reports.sendReceipt(envelope, 'retired') },
+        sealed: (envelope, why) => {
+          this.emit('sealed', { envelope, why })
+          this.reports.sendReceipt(envelope, 'sealed', undefined, why)
+        },
         conflict: (record) => { this.conflict(record) }
       }
     })
@@ -136,7 +141,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       await mkdir(opts.root, { recursive: true })
       const privateKey = await loadIdentity(store)
-      const agent = new Agent(opts, store, privateKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
+      // Made on first start: its public half goes in every report, for publishers to seal secrets to.
+      const encryptionKey = await loadOrCreateEncryptionKey(opts.stateDir)
+      const agent = new Agent(opts, store, privateKey, encryptionKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
       agent.unlock = unlock
       await agent.boot()
       return agent
@@ -208,6 +215,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       facts: this.facts,
       signingKey: nodeSigningKey(this.privateKey),
       admission: this.admission,
+      recipient: () => this.encryptionKey.recipient,
       judge: (peer, cert) => admissionStatus(cert, peer, book.trust, clock.now()),
       clock,
       metrics,
@@ -281,6 +289,33 @@ export class Agent extends EventEmitter<AgentEvents> {
     return { outcome, envelope, recipients: await this.topics.send(envelope) }
   }
 
+  /** This node's encryption key's public half (age1…): what publishers seal its secrets to. */
+  get recipient (): string {
+    return this.encryptionKey.recipient
+  }
+
+  /**
+   * Replaces this node's encryption key (`grapevine rekey`): used at once, announced by a beacon,
+   * and every held policy with sealed secrets is applied again. Those sealed to the old key now
+   * report `sealed` until a version is sealed to the new one (grapevine reseal).
+   */
+  async rekey (): Promise<{ previous?: string, recipient: string }> {
+    // One at a time: two interleaved rotations could leave the agent on a key the file no longer holds.
+    const run = this.rekeying.then(async () => await this.rekeyNow())
+    this.rekeying = run.catch(() => {})
+    return await run
+  }
+
+  private async rekeyNow (): Promise<{ previous?: string, recipient: string }> {
+    if (this.stopping.signal.aborted) throw new AgentStoppedError('the agent has stopped; its key was not changed')
+    const { previous, key } = await rotateEncryptionKey(this.opts.stateDir)
+    this.encryptionKey = key
+    this.log.info({ previous, recipient: key.recipient }, 'encryption key replaced')
+    this.queue.scheduleSealed()
+    await this.reports.beacon()
+    return { ...(previous !== undefined ? { previous } : {}), recipient: key.recipient }
+  }
+
   /** Signs and gossips a presence beacon; resolves to the peers it went to. */
   async beacon (): Promise<number> {
     return await this.reports.beacon()
@@ -296,12 +331,13 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   status (): AgentStatus {
     return buildStatus({
-      node: { ...this.facts, addrs: this.multiaddrs, mesh: this.mesh, root: this.opts.root },
+      node: { ...this.facts, addrs: this.multiaddrs, mesh: this.mesh, root: this.opts.root, recipient: this.encryptionKey.recipient },
       peers: this.net.getPeers().map((p) => ({ id: p.toString(), addrs: this.net.getConnections(p).map((c) => c.remoteAddr.toString()) })),
       held: this.book.values(),
       applied: this.queue.applied,
       targets: (e) => this.queue.targets(e),
       heldBack: (e) => this.queue.heldBack(e),
+      sealed: (e) => this.queue.sealedWhy(e),
       conflicts: this.book.conflicts,
       untrusted: this.book.untrusted,
       forks: this.book.forks,

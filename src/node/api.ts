@@ -39,7 +39,7 @@ export interface ApiServer {
 /** How a request came in: the socket's mode already admitted it; TCP needs the Host and the token. */
 type Door = { kind: 'socket' } | { kind: 'tcp', address: string, port: number, token: string, tokenFile: string }
 
-const ROUTES = ['GET /health', 'GET /status', 'GET /fleet', 'GET /envelope', 'GET /metrics', 'GET /history', 'POST /publish']
+const ROUTES = ['GET /health', 'GET /status', 'GET /fleet', 'GET /envelope', 'GET /metrics', 'GET /history', 'POST /publish', 'POST /rekey']
 
 /** HTTP status of each refusal reason of an envelope; any other reason is 422. */
 const REFUSAL_STATUS: Readonly<Record<string, number>> = { 'too-large': 413, internal: 500 }
@@ -79,6 +79,7 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Uint8Arra
  *   GET  /history    the audit trail (?limit=N, newest last)
  *   POST /publish    a signed envelope as the body, taken exactly as from gossip: 200 taken,
  *                    409 valid but not taken (older, duplicate, conflict lost), 4xx refused
+ *   POST /rekey      replaces the node's encryption key (`grapevine rekey`): { previous, recipient }
  */
 export async function startApi (agent: Agent, opts: ApiOptions): Promise<ApiServer> {
   const servers: Server[] = []
@@ -191,6 +192,16 @@ async function handle (agent: Agent, publisher: SerialPublisher, peerless: Peerl
       queryOf(url, [])
       const { status, body } = await publisher.publish(await readBody(req, MAX_API_BODY_BYTES))
       send(res, status, body)
+      return
+    }
+    case 'POST /rekey': {
+      queryOf(url, [])
+      try {
+        send(res, 200, await agent.rekey())
+      } catch (err) {
+        if ((err as Error).name === 'AgentStoppedError') throw new ApiRequestRefusedError(503, 'stopped', (err as Error).message)
+        throw err
+      }
       return
     }
     default: {

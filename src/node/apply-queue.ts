@@ -1,4 +1,4 @@
-import { applyPolicy, checkFailures, type ApplyReport } from '../apply/index.js'
+import { applyPolicy, checkFailures, type ApplyOptions, type ApplyReport } from '../apply/index.js'
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import { validateEnvelope, type VerifiedEnvelope } from '../envelope/index.js'
 import { enforcement, ROLLOUT_NAME_PREFIX, type Enforcement, type RolloutRecord } from '../rollout/index.js'
@@ -9,6 +9,8 @@ import type { Journal } from './journal.js'
 import type { PolicyBook, ConflictRecord } from './book.js'
 import { receiptOutcome } from './rules.js'
 import { foldApply, versionOutcome, MAX_RECEIPT_ERROR_CHARS, type ReceiptOutcome, type VersionApplies } from '../receipt/index.js'
+import { NotARecipientError, openSealed, redactDeep, redactor, type EncryptionKey } from '../secrets/index.js'
+import { SECRETS_RESOURCE } from './constants.js'
 
 export type ConfigEnvelope = VerifiedEnvelope & { policy: ConfigPolicy }
 
@@ -69,6 +71,8 @@ export interface ApplyQueueComponents {
   saving: (env: VerifiedEnvelope) => Promise<void> | undefined
   /** Reports go out from here: receipts, events. */
   events: ApplyQueueEvents
+  /** This node's encryption key, asked at each apply of a policy with sealed secrets (`grapevine rekey` replaces it); none: nothing sealed opens here. */
+  encryptionKey?: () => EncryptionKey | undefined
 }
 
 export interface ApplyQueueEvents {
@@ -77,6 +81,8 @@ export interface ApplyQueueEvents {
   /** A trust policy taken: nothing to apply, it is in force once held. */
   held?: (env: VerifiedEnvelope) => void
   notTargeted: (env: VerifiedEnvelope) => void
+  /** Targeted, but its secrets are not sealed to this node (or to its current key): nothing applied. `why` names no secret. */
+  sealed?: (env: VerifiedEnvelope, why: string) => void
   retired: (env: VerifiedEnvelope) => void
   conflict: (record: ConflictRecord) => void
 }
@@ -97,6 +103,8 @@ export class ApplyQueue {
   private running?: Promise<void>
   /** The version each name last wrote a history line for: a quiet drift check does not. */
   private readonly lastHistoryVersion = new Map<string, number>()
+  /** Per name, the version whose secrets this node may not read, and why: its outcome is `sealed` until another apply of the name. */
+  private readonly sealedVersions = new Map<string, { version: number, hash: string, why: string }>()
 
   constructor (private readonly c: ApplyQueueComponents) {}
 
@@ -113,11 +121,18 @@ export class ApplyQueue {
    * unchanged, failed, …); `held-back` while a rollout keeps this node on another version.
    */
   outcomeOf (env: VerifiedEnvelope): string {
+    if (this.sealedWhy(env) !== undefined) return 'sealed'
     const record = this.applied[env.name]
     if (record?.version === env.version && record.hash === env.hash) return record.applies !== undefined ? versionOutcome(record.applies) : receiptOutcome(record.changed, record.failed)
     if (env.policy.kind !== 'policy') return env.policy.kind
     if (!this.targets(env)) return 'not-targeted'
     return this.enforcementOf(env).kind === 'head' ? 'pending' : 'held-back'
+  }
+
+  /** Why this node may not read this version's secrets (so did not apply it), or undefined. */
+  sealedWhy (env: VerifiedEnvelope): string | undefined {
+    const s = this.sealedVersions.get(env.name)
+    return s?.version === env.version && s.hash === env.hash ? s.why : undefined
   }
 
   /** Why this node enforces another version than the one it holds (a staged rollout), or undefined. */
@@ -169,6 +184,15 @@ export class ApplyQueue {
   scheduleAll (): void {
     for (const env of this.c.book.values()) {
       if (env.policy.kind === 'trust' || env.policy.kind === 'rollout') continue
+      this.repairs.add(env.name)
+      this.schedule(env.name)
+    }
+  }
+
+  /** Applies again every held policy with sealed secrets (its key changed): each opens them anew, or says `sealed`. */
+  scheduleSealed (): void {
+    for (const env of this.c.book.values()) {
+      if (env.policy.kind !== 'policy' || env.policy.sealed === undefined) continue
       this.repairs.add(env.name)
       this.schedule(env.name)
     }
@@ -271,7 +295,8 @@ export class ApplyQueue {
   }
 
   private async applyEnforced (env: ConfigEnvelope): Promise<void> {
-    const report = await this.run(env)
+    const report = await this.openAndRun(env)
+    if (report === undefined) return
     // Failing health checks are listed with the failing resources (as `check:<id>`), so status, history and receipts show them.
     const failures = [
       ...report.resources.filter((r) => r.status === 'failed').map((f) => ({ resource: f.id, error: f.error?.message ?? 'failed' })),
@@ -296,6 +321,7 @@ export class ApplyQueue {
       ...(failures.length > 0 ? { errors: failures } : {})
     }
     this.applied[env.name] = record
+    this.sealedVersions.delete(env.name)
     this.c.metrics.applies.inc({ outcome: report.outcome })
     this.c.metrics.applyDuration.observe(report.durationMs / 1000)
     const level = report.counts.failed > 0 || report.health === 'unhealthy' ? 'warn' : 'info'
@@ -312,8 +338,47 @@ export class ApplyQueue {
     this.c.events.applied(env, report, versionOutcome(applies))
   }
 
+  /**
+   * Opens the policy's sealed secrets, if any, with this node's key, and applies it with them.
+   * The values live only for this apply: they are not kept here, and every string of the report
+   * is redacted of them (a command's output, an error), so neither a receipt nor a log line nor
+   * the history carries one. Undefined when the secrets are not this node's to read (`sealed`):
+   * nothing applied. Secrets sealed to it that do not open are a failed apply, `(secrets)`.
+   */
+  private async openAndRun (env: ConfigEnvelope): Promise<ApplyReport | undefined> {
+    const sealed = env.policy.sealed
+    if (sealed === undefined) return await this.run(env)
+    let secrets: Record<string, string>
+    try {
+      const key = this.c.encryptionKey?.()
+      if (key === undefined) throw new NotARecipientError('not a recipient: this node has no encryption key')
+      secrets = await openSealed(sealed, this.c.facts.id, key)
+    } catch (err) {
+      if ((err as Error).name === NotARecipientError.name) {
+        this.noteSealed(env, (err as Error).message)
+        return undefined
+      }
+      this.c.log.warn({ name: env.name, version: env.version, err: (err as Error).message, errName: (err as Error).name }, 'sealed secrets do not open')
+      return failedReport(env.name, err as Error, this.c.now(), SECRETS_RESOURCE)
+    }
+    const redact = redactor(secrets)
+    const report = await this.run(env, secrets)
+    return redact === undefined ? report : redactDeep(report, redact)
+  }
+
+  /** A version not applied for its secrets: history says so once per version, the receipt and beacons say `sealed`. */
+  private noteSealed (env: ConfigEnvelope, why: string): void {
+    const before = this.sealedVersions.get(env.name)
+    this.sealedVersions.set(env.name, { version: env.version, hash: env.hash, why })
+    if (before?.version !== env.version || before.hash !== env.hash || before.why !== why) {
+      this.c.log.warn({ name: env.name, version: env.version, why }, 'not applied: its secrets are not sealed to this node')
+      this.c.journal.history({ event: 'sealed', name: env.name, version: env.version, hash: env.hash, outcome: 'sealed', error: why })
+    }
+    this.c.events.sealed?.(env, why)
+  }
+
   /** Applies one targeted policy; an apply that threw (a bug, an unusable root) still yields a report, so it is seen. */
-  private async run (env: ConfigEnvelope): Promise<ApplyReport> {
+  private async run (env: ConfigEnvelope, secrets?: Record<string, string>): Promise<ApplyReport> {
     const targeted = [...this.c.book.values()].filter((e): e is ConfigEnvelope => this.targets(e))
     const skip = new Map<string, string>()
     for (const [id, claim] of pathClaims(env, targeted)) {
@@ -322,10 +387,14 @@ export class ApplyQueue {
       if (record !== undefined) this.c.events.conflict(record)
     }
     try {
-      return await applyPolicy(env.policy, { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip })
+      // `secrets`: ApplyOptions.secrets (the apply engine renders {{ secrets.NAME }} with them).
+      const opts = { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip, ...(secrets !== undefined ? { secrets } : {}) }
+      return await applyPolicy(env.policy, opts as ApplyOptions)
     } catch (err) {
-      this.c.log.error({ name: env.name, version: env.version, err: (err as Error).message }, 'apply crashed')
-      return crashReport(env.name, err as Error, this.c.now())
+      const redact = redactor(secrets)
+      const message = redact === undefined ? (err as Error).message : redact((err as Error).message)
+      this.c.log.error({ name: env.name, version: env.version, err: message }, 'apply crashed')
+      return failedReport(env.name, err as Error, this.c.now())
     }
   }
 
@@ -334,7 +403,8 @@ export class ApplyQueue {
   }
 }
 
-function crashReport (policy: string, err: Error, now: number): ApplyReport {
+/** A run that failed as a whole (a crash, secrets that do not open): one failed pseudo-resource, so it is seen. */
+function failedReport (policy: string, err: Error, now: number, resource = '(policy)'): ApplyReport {
   return {
     policy,
     dryRun: false,
@@ -342,6 +412,6 @@ function crashReport (policy: string, err: Error, now: number): ApplyReport {
     durationMs: 0,
     outcome: 'failures',
     counts: { total: 1, changed: 0, unchanged: 0, failed: 1, skipped: 0, unknown: 0 },
-    resources: [{ id: '(policy)', type: 'exec', action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }]
+    resources: [{ id: resource, type: 'exec', action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }]
   }
 }

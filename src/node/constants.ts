@@ -90,3 +90,9 @@ export const ADMISSION_RECHECK_MS = 30_000
  */
 export const STATE_RETRY_FIRST_MS = 1_000
 export const STATE_RETRY_MAX_MS = 60_000
+
+/** The resource a receipt, status and history name for a policy's secrets: why they were not for this node, or did not open. */
+export const SECRETS_RESOURCE = '(secrets)'
+
+/** The state directory's lock (pid inside): one agent per state, or two would share a peer id and overwrite each other's state. `rekey` takes it to rotate the key file. */
+export const AGENT_LOCK_FILE = 'agent.lock'

@@ -72,6 +72,8 @@ export interface AgentEvents {
   rejected: [Refusal]
   applied: [{ envelope: VerifiedEnvelope, report: ApplyReport }]
   'not-targeted': [{ envelope: VerifiedEnvelope }]
+  /** Targeted, but its secrets are not sealed to this node's key: not applied. */
+  sealed: [{ envelope: VerifiedEnvelope, why: string }]
   sync: [SyncRound]
   fetch: [FetchRound]
   conflict: [ConflictRecord]

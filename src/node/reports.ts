@@ -15,6 +15,7 @@ import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
 import { MAX_PRESENCE_POLICIES } from '../receipt/index.js'
 import type { IngestOutcome } from '../sync/index.js'
 import { ReportGate } from './report-gate.js'
+import { SECRETS_RESOURCE } from './constants.js'
 
 /** Receipt routes remembered; each publish needs one while its receipts travel. */
 export const MAX_RECEIPT_ROUTES = 1024
@@ -27,6 +28,8 @@ export interface ReportsComponents {
   signingKey: SigningKey
   /** This node's certificate, carried by each of its receipts and beacons. */
   admission?: AdmissionCertificate
+  /** This node's encryption key (age1…), carried signed by each report: asked each time, as `grapevine rekey` changes it. */
+  recipient?: () => string | undefined
   /** Whether a node counts, under the current trust policy: the fleet view asks each time it is listed. */
   judge?: AdmissionJudge
   clock: Pick<Clock, 'now' | 'random' | 'after'>
@@ -112,12 +115,17 @@ export class Reports {
     if (this.upstream.size > MAX_RECEIPT_ROUTES) this.upstream.delete(this.upstream.keys().next().value as string)
   }
 
-  /** Signs and routes a receipt for what this node did with an envelope. */
-  sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport): void {
+  /**
+   * Signs and routes a receipt for what this node did with an envelope. `sealed` (nothing
+   * applied: the secrets are not sealed to this node) carries why as a `(secrets)` entry, so the
+   * publisher can say it.
+   */
+  sendReceipt (env: VerifiedEnvelope, outcome: ReceiptOutcome, report?: ApplyReport, sealedWhy?: string): void {
     // A failing health check is a failure too, named `check:<id>` with its output's end.
     const failures = [
       ...(report?.resources ?? []).filter((r) => r.status === 'failed').map((f) => ({ resource: f.id, error: f.error?.message ?? f.reason ?? 'failed' })),
-      ...checkFailures(report?.checks, MAX_RECEIPT_ERROR_CHARS)
+      ...checkFailures(report?.checks, MAX_RECEIPT_ERROR_CHARS),
+      ...(sealedWhy !== undefined ? [{ resource: SECRETS_RESOURCE, error: sealedWhy }] : [])
     ]
     const key = `${env.id}:${outcome}`
     // A quiet re-apply (same version and outcome, nothing changed, nothing failed) is not news.
@@ -140,7 +148,8 @@ export class Reports {
       failures: boundFailures(failures),
       failedCount: failures.length,
       durationMs: report?.durationMs ?? 0,
-      ...this.certificate()
+      ...this.certificate(),
+      ...this.recipient()
     }
     const bytes = signReport(receipt, signingKey)
     this.note(receipt)
@@ -155,7 +164,7 @@ export class Reports {
       ...[...this.c.held()].map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)]),
       ...this.c.untrusted().map((u): [string, number, string, string] => [u.name, u.version, u.hash, 'untrusted'])
     ].slice(0, MAX_PRESENCE_POLICIES)
-    const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate() }
+    const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate(), ...this.recipient() }
     const bytes = signReport(report, signingKey)
     this.note(report)
     try {
@@ -198,6 +207,11 @@ export class Reports {
 
   private certificate (): { admission?: AdmissionCertificate } {
     return this.c.admission !== undefined ? { admission: this.c.admission } : {}
+  }
+
+  private recipient (): { recipient?: string } {
+    const recipient = this.c.recipient?.()
+    return recipient !== undefined ? { recipient } : {}
   }
 
   private iso (): string {

@@ -19,11 +19,14 @@ export interface PolicyState {
   staged?: boolean
   /** Why this node enforces another version than this one (its rollout stage has not come, or it was rolled back). */
   heldBack?: string
+  /** Why this version was not applied here: its secrets are not sealed to this node (or to its current key). */
+  sealed?: string
   lastApply?: AppliedRecord
 }
 
 export interface AgentStatus {
-  node: NodeFacts & { addrs: string[], mesh: string, root: string }
+  /** `recipient`: the node's encryption key (age1…), to give a publisher as `--recipient PEERID=age1…`. */
+  node: NodeFacts & { addrs: string[], mesh: string, root: string, recipient?: string }
   peers: Array<{ id: string, addrs: string[] }>
   policies: PolicyState[]
   conflicts: ConflictRecord[]
@@ -47,6 +50,7 @@ export interface StatusSources {
   applied: Record<string, AppliedRecord>
   targets: (env: VerifiedEnvelope) => boolean
   heldBack?: (env: VerifiedEnvelope) => string | undefined
+  sealed?: (env: VerifiedEnvelope) => string | undefined
   conflicts: ConflictRecord[]
   untrusted: UntrustedRecord[]
   forks: ForkRecord[]
@@ -63,6 +67,7 @@ export function buildStatus (s: StatusSources): AgentStatus {
     peers: s.peers,
     policies: [...s.held].sort((a, b) => a.name.localeCompare(b.name)).map((e) => {
       const heldBack = s.heldBack?.(e)
+      const sealed = s.sealed?.(e)
       return {
         name: e.name,
         version: e.version,
@@ -74,6 +79,7 @@ export function buildStatus (s: StatusSources): AgentStatus {
         targeted: s.targets(e),
         ...(e.staged === true ? { staged: true } : {}),
         ...(heldBack !== undefined ? { heldBack } : {}),
+        ...(sealed !== undefined ? { sealed } : {}),
         ...(s.applied[e.name] !== undefined ? { lastApply: s.applied[e.name] } : {})
       }
     }),

@@ -5,6 +5,7 @@ import { z } from '../vendor/zod.js'
 import type { GrapevineLibp2p, PeerId } from '../net/libp2p.js'
 import type { FleetNode } from '../receipt/index.js'
 import { formatPath, policyName } from '../policy/index.js'
+import { AGE_RECIPIENT } from '../secrets/constants.js'
 import {
   FLEET_CHUNK, FLEET_FRAME_BYTES, FLEET_PAGE_BYTES, FLEET_PAGE_NODES, MAX_FLEET_PAGES, MAX_INBOUND_QUERY_STREAMS, MAX_REQUEST_BYTES, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_FRAMES, QUERY_PROTOCOL, QUERY_TIMEOUT_MS
 } from './constants.js'
@@ -146,7 +147,9 @@ const fleetChunk = z.array(z.object({
   lastSeen: z.string(),
   policies: z.record(z.string(), z.object({ version: z.number(), hash: z.string(), outcome: z.string(), at: z.string() }).passthrough()),
   // A node the answering agent does not vouch for does not count (docs/admission.md).
-  admitted: z.boolean().default(false)
+  admitted: z.boolean().default(false),
+  // What a publisher seals secrets to: a peer that answers with something else than a key is refused.
+  recipient: z.string().regex(AGE_RECIPIENT).optional()
 }).passthrough())
 
 const nextPage = z.strictObject({ next: z.string().max(128) })

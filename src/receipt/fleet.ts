@@ -51,6 +51,8 @@ interface Entry {
   certError?: string
   /** Without a judge (a publisher's view): the standing an agent's answer gave the node. */
   vouched?: Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'>
+  /** The encryption key its newest report announced (a rekeyed node's new one once it reports). */
+  recipient?: string
 }
 
 /**
@@ -83,6 +85,7 @@ export class FleetView {
       node.name = report.name
       node.tags = report.tags
       this.takeCertificate(node, report.admission)
+      setRecipient(node, report.recipient)
     }
     if (report.kind === 'receipt') {
       this.setPolicy(node, report.policy, {
@@ -107,6 +110,10 @@ export class FleetView {
       node.lastSeen = other.lastSeen
       node.name = other.name
       node.tags = other.tags
+      setRecipient(node, other.recipient)
+    } else if (node.recipient === undefined && other.recipient !== undefined) {
+      // An older word on the node is still a key, where this view has none.
+      setRecipient(node, other.recipient)
     }
     node.vouched = {
       admitted: other.admitted === true,
@@ -210,4 +217,10 @@ export class FleetView {
   get size (): number {
     return this.nodes.size
   }
+}
+
+/** Keeps a node's announced key, or forgets it when its newest word announces none (no `recipient: undefined` in a listing). */
+function setRecipient (node: Entry, recipient: string | undefined): void {
+  if (recipient !== undefined) node.recipient = recipient
+  else delete node.recipient
 }

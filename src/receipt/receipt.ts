@@ -2,6 +2,7 @@ import { z } from '../vendor/zod.js'
 import { canonicalBytes, canonicalJson, signBytes, verifyBytes, type SigningKey } from '../envelope/index.js'
 import { policyName } from '../policy/index.js'
 import { admissionCertificate } from '../admission/index.js'
+import { AGE_RECIPIENT } from '../secrets/constants.js'
 import {
   MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
 } from './constants.js'
@@ -58,7 +59,13 @@ const common = {
   tags,
   at: z.iso.datetime(),
   /** The node's admission certificate, if it has one; the report's signature covers it. Receivers judge it under their trust. */
-  admission: admissionCertificate.optional()
+  admission: admissionCertificate.optional(),
+  /**
+   * The node's encryption key (age X25519 recipient), which publishers seal secrets to
+   * (docs/secrets.md). Inside the signed body, so a relay cannot swap it; optional, for agents
+   * older than secrets.
+   */
+  recipient: z.string().regex(AGE_RECIPIENT).optional()
 }
 
 export const receiptBody = z.strictObject({

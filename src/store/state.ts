@@ -6,7 +6,8 @@ import { removeStaleTemps } from './atomic.js'
 /** One line of the audit trail (history.jsonl). */
 export interface HistoryEntry {
   at: string
-  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'fork' | 'retired' | 'untrusted' | 'started' | 'stopped'
+  /** `sealed`: a version not applied because its secrets are not sealed to this node (`error` says why). */
+  event: 'accepted' | 'applied' | 'rejected' | 'conflict' | 'fork' | 'retired' | 'untrusted' | 'sealed' | 'started' | 'stopped'
   name?: string
   version?: number
   hash?: string
@@ -62,12 +63,17 @@ export const DEFAULT_HISTORY_LIMIT = 200
  * the next start reads either the old or the new version of each file.
  *
  *   identity.key       libp2p private key (protobuf), mode 0600
+ *   encryption.key     age X25519 identity that sealed secrets are opened with (src/secrets/keys.ts), mode 0600
  *   envelopes/*.env    exact bytes of the newest accepted envelope per policy name
  *   applied.json       last apply outcome per policy
  *   peers.json         remembered peers
  *   archive/<name>/    the last ARCHIVED_VERSIONS envelopes per name, for rollback
  *   history.jsonl      audit trail
  *   quarantine/        envelopes found corrupt on start, kept for inspection
+ *
+ * The directory is 0700, and envelopes (in envelopes/, archive/ and quarantine/) are 0600, in
+ * directories 0700: they hold sealed secrets, which only their recipients can open, but no other
+ * user of the host needs even the ciphertext (docs/secrets.md).
  */
 export class StateStore {
   /** Whether history.jsonl is known to end in a newline (an append of ours completed). */
@@ -79,7 +85,23 @@ export class StateStore {
     await mkdir(join(dir, 'envelopes'), { recursive: true, mode: 0o700 })
     const store = new StateStore(dir, writer)
     await store.removeStaleTemps()
+    await store.restrictModes()
     return store
+  }
+
+  /**
+   * Makes the state directory 0700 and every stored envelope 0600 (directories holding them
+   * 0700), for state written before envelopes could carry sealed secrets (when they were 0644).
+   * The API's --api-group gives the group search permission again when the API starts.
+   */
+  private async restrictModes (): Promise<void> {
+    const archived = await readdir(this.path('archive')).catch(() => [])
+    const dirs = [this.path('envelopes'), this.path('archive'), this.path('quarantine'), ...archived.map((name) => this.path('archive', name))]
+    await Promise.all([this.dir, ...dirs].map(async (d) => { await restrictMode(d, 0o700) }))
+    await Promise.all(dirs.map(async (d) => {
+      const names = await readdir(d).catch(() => [])
+      await Promise.all(names.filter((n) => n.endsWith('.env')).map(async (n) => { await restrictMode(join(d, n), 0o600) }))
+    }))
   }
 
   /** Temporary files of writes a kill interrupted (`.NAME.grapevine-tmp-PID-RANDOM`): removed at start, never loaded. */
@@ -114,11 +136,11 @@ export class StateStore {
 
   /** Saves the newest envelope for a name, and keeps it in the archive for rollback. */
   async saveEnvelope (name: string, bytes: Uint8Array, version?: number): Promise<void> {
-    await this.writer.atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes)
+    await this.writer.atomicWrite(this.path('envelopes', StateStore.envelopeFile(name)), bytes, ENVELOPE_MODE)
     if (version === undefined) return
     const dir = this.path('archive', encodeURIComponent(name))
-    await mkdir(dir, { recursive: true })
-    await this.writer.atomicWrite(join(dir, `${version}.env`), bytes)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    await this.writer.atomicWrite(join(dir, `${version}.env`), bytes, ENVELOPE_MODE)
     for (const old of (await this.archivedVersions(name)).slice(ARCHIVED_VERSIONS)) await unlink(join(dir, `${old}.env`)).catch(() => {})
   }
 
@@ -151,7 +173,7 @@ export class StateStore {
   }
 
   async quarantine (file: string): Promise<void> {
-    await mkdir(this.path('quarantine'), { recursive: true })
+    await mkdir(this.path('quarantine'), { recursive: true, mode: 0o700 })
     await rename(this.path('envelopes', file), this.path('quarantine', `${Date.now()}-${file}`))
   }
 
@@ -212,6 +234,20 @@ export class StateStore {
     }
     // slice(-0) is slice(0): the whole file, not none of it.
     return limit > 0 ? out.slice(-limit) : []
+  }
+}
+
+/** An envelope file's mode: it may carry sealed secrets. */
+export const ENVELOPE_MODE = 0o600
+
+/** Takes group and other permissions off `path` beyond `mode`; absent is fine, and so is a path this user does not own (it says nothing more then). */
+async function restrictMode (path: string, mode: number): Promise<void> {
+  try {
+    const info = await stat(path)
+    if ((info.mode & 0o077 & ~mode) !== 0) await chmod(path, info.mode & 0o7777 & ~(0o077 & ~mode))
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT' && code !== 'EPERM') throw err
   }
 }
 

@@ -54,6 +54,8 @@ export const registerStatus: Register = (program, done) => {
       const tags = Object.entries(s.node.tags).map(([k, v]) => `${k}=${v}`).join(' ')
       print(`${colour.bold(s.node.name)}  ${s.node.id}`)
       print(`  mesh ${s.node.mesh}, root ${s.node.root}${tags !== '' ? `, tags ${tags}` : ''}`)
+      // What an admin gives `publish --recipient PEERID=age1…` for a node its fleet view has not seen.
+      if (s.node.recipient !== undefined) print(`  encryption key ${s.node.recipient}`)
       print(`  ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}; trust: ${s.trust.roots.length} root key${s.trust.roots.length === 1 ? '' : 's'}${s.trust.policyVersion !== undefined ? `, trust policy v${s.trust.policyVersion}` : ''}`)
       if (s.peers.length === 0) print(colour.yellow('  no peers: this node hears nothing from the mesh; check --bootstrap, the network and the firewall (the agent\'s log warns "cannot reach peer" for each address it tried)'))
       print()
@@ -67,7 +69,9 @@ export const registerStatus: Register = (program, done) => {
             ? p.kind
             : !p.targeted
                 ? 'not targeted'
-                : last === undefined
+                : p.sealed !== undefined
+                  ? colour.yellow(`sealed v${p.version}`) + (last !== undefined ? ` (last applied v${last.version} ${last.at})` : '')
+                  : last === undefined
                   ? (p.heldBack !== undefined ? colour.yellow('held back') : 'pending')
                   : `${outcomeText(last.outcome)} v${last.version} (${last.changed} changed, ${last.failed} failed) ${last.at}${p.heldBack !== undefined ? colour.yellow(' (held back)') : ''}`
           rows.push([p.name, String(p.version), short(p.hash.replace('sha256:', '')), short(p.signer.replace('ed25519:', ''), 10), applied])
@@ -76,6 +80,8 @@ export const registerStatus: Register = (program, done) => {
         for (const p of s.policies) for (const e of p.lastApply?.errors ?? []) print(colour.red(`  ${p.name} ${e.resource}: ${e.error}`))
         // A staged rollout keeps this node on another version than the newest it holds: say which and why.
         for (const p of s.policies) if (p.heldBack !== undefined) print(colour.yellow(`  ${p.name} v${p.version} held back: ${p.heldBack}`))
+        // Not applied: its secrets are not sealed to this node's key.
+        for (const p of s.policies) if (p.sealed !== undefined) print(colour.yellow(`  ${p.name} v${p.version} sealed: ${p.sealed}`))
       }
       if (s.conflicts.length > 0) {
         print()
@@ -122,7 +128,9 @@ export const registerStatus: Register = (program, done) => {
         const rollout = e.event === 'accepted' ? rolloutText(e.detail) : undefined
         const extra = e.event === 'accepted'
           ? `via ${e.via ?? '?'} signed by ${short(e.signer?.replace('ed25519:', '') ?? '?', 10)}${rollout !== undefined ? `: ${rollout}` : ''}`
-          : e.event === 'applied' ? `${outcomeText(e.outcome ?? '')} (${e.changed ?? 0} changed, ${e.failed ?? 0} failed)` : ''
+          : e.event === 'applied'
+            ? `${outcomeText(e.outcome ?? '')} (${e.changed ?? 0} changed, ${e.failed ?? 0} failed)`
+            : e.event === 'sealed' ? `not applied: ${e.error ?? 'its secrets are not sealed to this node'}` : ''
         print(`${e.at}  ${e.event.padEnd(8)}  ${what}  ${extra}`.trimEnd())
       }
       done(EXIT.OK)
