@@ -16,6 +16,7 @@ import { applyExec, type Notified } from './exec.js'
 import { Semaphore } from './semaphore.js'
 import { pathOutcome, type Outcome, type PathContext } from './path-resource.js'
 import { healthOf, runChecks, type CheckResult } from './checks.js'
+import { redactResult, reportRedactor, type ReportRedactor } from './redact.js'
 
 export interface ApplyOptions {
   /** Prefix for every managed path; `/` on a real node, a sandbox directory in tests. */
@@ -51,6 +52,12 @@ export interface ApplyOptions {
   checks?: boolean
   /** Called as each health check finishes. */
   onCheck?: (result: CheckResult) => void
+  /**
+   * Secret values for `{{ secrets.NAME }}`, opened for this apply only. Files rendered from one
+   * default to mode 0600 and are never diffed or backed up, and every string in the report
+   * (and what onResult and onCheck see) has each value replaced by `(secret)`.
+   */
+  secrets?: Readonly<Record<string, string>>
 }
 
 /** Everything one run shares; path resources see only their part of it. */
@@ -59,6 +66,7 @@ interface Shared extends PathContext {
   runGuards: boolean
   signal?: AbortSignal
   skip?: ReadonlyMap<string, string>
+  redact?: ReportRedactor
 }
 
 /**
@@ -75,10 +83,11 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
   const guard = await RootGuard.open(opts.root)
   const release = dryRun ? undefined : await acquireApplyLock(opts.stateDir)
   const self = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+  const redact = reportRedactor(opts.secrets)
   const shared: Shared = {
     policy,
     guard,
-    template: { node: opts.facts, vars: policy.vars ?? {} },
+    template: { node: opts.facts, vars: policy.vars ?? {}, ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) },
     users: new UserDb(),
     dirs: new DirSync(),
     batch: dryRun ? undefined : new WriteBatch(opts.writeBatch),
@@ -94,7 +103,8 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     plannedRemovals: new Set(policy.resources.flatMap((r) => r.type !== 'exec' && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
     temps: new Map(),
     now,
-    skip: opts.skip
+    skip: opts.skip,
+    redact
   }
 
   const done = new Map<string, ResourceResult>()
@@ -116,7 +126,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
       if (r.type === 'exec') waits.push(...sinceBarrier)
       const run = async (): Promise<ResourceResult> => {
         await Promise.all(waits)
-        const result = await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now)
+        const result = redactResult(await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now), redact)
         done.set(r.id, result)
         try {
           opts.onResult?.(result)
@@ -161,6 +171,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
         signal: opts.signal,
         now,
         onResult: opts.onCheck,
+        redact,
         // An exec check's env is templated as an exec's is, so a check reads facts as variables, never as command text.
         renderEnv: (c) => Object.fromEntries(Object.entries(renderData(c.env ?? {}, shared.template, `checks[${checks.indexOf(c)}].env`) as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
       })
@@ -243,7 +254,8 @@ async function execOutcome (r: ExecResource, notifiers: string[], done: Map<stri
     signal: shared.signal,
     notified,
     notifiers,
-    plannedDirs: shared.plannedDirs
+    plannedDirs: shared.plannedDirs,
+    redact: shared.redact
   })
   const result: Outcome = { action: out.action, status: out.status }
   if (out.reason !== undefined) result.reason = out.reason

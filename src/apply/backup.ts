@@ -15,8 +15,13 @@ export interface BackupEntry {
   host: string
   reason: 'replace' | 'delete'
   kind: 'file' | 'symlink' | 'directory'
-  /** For files: the content's SHA-256; the content is `<state>/backups/<sha256>`. */
+  /** For files: the content's SHA-256; the content is `<state>/backups/<sha256>`. Absent when `secret`. */
   sha256?: string
+  /**
+   * A file rendered from a secret: its content was not kept (nor its hash, which would let a
+   * password be guessed), so there is nothing to restore it from; the next apply writes it again.
+   */
+  secret?: boolean
   size?: number
   /** For symlinks: what the link pointed to. */
   target?: string

@@ -5,6 +5,7 @@ import { describeCommand, runCommand, TailBuffer, type RunOptions } from './comm
 import { resolveRunAs, spawnIdentity } from './run-as.js'
 import { hostPath } from './paths.js'
 import { CHECK_OUTPUT_TAIL_BYTES, EXEC_PATH } from './constants.js'
+import { redactRun, type ReportRedactor } from './redact.js'
 
 /** What one health check found, as reports and receipts carry it. */
 export interface CheckResult {
@@ -38,6 +39,8 @@ export interface ChecksOptions {
   onResult?: (result: CheckResult) => void
   /** An exec check's env as it runs (the applier substitutes templates); a throw fails the attempt with its message. Default: `env` as written. */
   renderEnv?: (check: ExecCheck) => Record<string, string>
+  /** Hides the apply's secrets in every message and output tail, before `onResult` sees them. */
+  redact?: ReportRedactor
 }
 
 interface Attempt {
@@ -74,8 +77,8 @@ export async function runChecks (checks: readonly Check[], opts: ChecksOptions):
       attempt = await attemptOnce(check, opts).catch((err: Error) => ({ passed: false, message: err.message }))
       if (attempt.passed) break
     }
-    const result: CheckResult = { id: check.id, type: check.type, passed: attempt.passed, attempts, message: attempt.message, durationMs: now() - t0 }
-    if (attempt.output !== undefined && attempt.output !== '') result.output = attempt.output
+    const result: CheckResult = { id: check.id, type: check.type, passed: attempt.passed, attempts, message: opts.redact?.text(attempt.message) ?? attempt.message, durationMs: now() - t0 }
+    if (attempt.output !== undefined && attempt.output !== '') result.output = opts.redact?.text(attempt.output) ?? attempt.output
     results.push(result)
     try {
       opts.onResult?.(result)
@@ -89,7 +92,7 @@ export async function runChecks (checks: readonly Check[], opts: ChecksOptions):
 async function attemptOnce (check: Check, opts: ChecksOptions): Promise<Attempt> {
   switch (check.type) {
     case 'exec': return await execAttempt(check, opts)
-    case 'http': return await httpAttempt(check, opts.signal)
+    case 'http': return await httpAttempt(check, opts.signal, opts.redact)
     case 'tcp': return await tcpAttempt(check, opts.signal)
   }
 }
@@ -112,7 +115,8 @@ async function execAttempt (check: ExecCheck, opts: ChecksOptions): Promise<Atte
     home = resolved.home
   }
   const env = { PATH: EXEC_PATH, HOME: home, GRAPEVINE_ROOT: opts.root, GRAPEVINE_POLICY: opts.policy, GRAPEVINE_CHECK: check.id, ...(opts.renderEnv?.(check) ?? check.env) }
-  const res = await runCommand(check.command, { cwd: hostPath(opts.root, check.cwd ?? '/'), env, timeoutMs: check.timeout * 1000, signal: opts.signal, user })
+  // Redacted before the two streams are joined and cut to a tail, so no cut leaves part of a value.
+  const res = redactRun(await runCommand(check.command, { cwd: hostPath(opts.root, check.cwd ?? '/'), env, timeoutMs: check.timeout * 1000, signal: opts.signal, user }), opts.redact)
   // Both streams, stdout first: a check script says what it found on either.
   const output = outputTail([res.stdout.trimEnd(), res.stderr.trimEnd()].filter((s) => s !== '').join('\n'))
   const shown = describeCommand(check.command)
@@ -123,13 +127,13 @@ async function execAttempt (check: ExecCheck, opts: ChecksOptions): Promise<Atte
   return { passed: res.exitCode === 0, message: `${shown}: exited ${String(res.exitCode)}`, output }
 }
 
-async function httpAttempt (check: HttpCheck, signal?: AbortSignal): Promise<Attempt> {
+async function httpAttempt (check: HttpCheck, signal?: AbortSignal, redact?: ReportRedactor): Promise<Attempt> {
   const timeout = AbortSignal.timeout(check.timeout * 1000)
   const both = signal === undefined ? timeout : AbortSignal.any([timeout, signal])
   try {
     // A redirect is an answer, not a reason to go elsewhere: `status: 301` can check for it.
     const res = await fetch(check.url, { method: 'GET', redirect: 'manual', signal: both })
-    const body = await bodyTail(res)
+    const body = await bodyTail(res, redact)
     const passed = check.status !== undefined ? res.status === check.status : res.status >= 200 && res.status < 300
     const expected = check.status !== undefined ? String(check.status) : '2xx'
     return { passed, message: `GET ${check.url}: HTTP ${res.status}${passed ? '' : ` (expected ${expected})`}`, output: body }
@@ -141,11 +145,12 @@ async function httpAttempt (check: HttpCheck, signal?: AbortSignal): Promise<Att
 }
 
 /** The last bytes of a response body, read as it streams, so a huge page costs no memory. */
-async function bodyTail (res: Response): Promise<string> {
+async function bodyTail (res: Response, redact?: ReportRedactor): Promise<string> {
   const buf = new TailBuffer(CHECK_OUTPUT_TAIL_BYTES)
   if (res.body === null) return ''
   for await (const chunk of res.body) buf.push(Buffer.from(chunk as Uint8Array))
-  return buf.toString()
+  const text = buf.toString()
+  return redact === undefined ? text : buf.dropped > 0 ? redact.tail(text) : redact.text(text)
 }
 
 async function tcpAttempt (check: TcpCheck, signal?: AbortSignal): Promise<Attempt> {

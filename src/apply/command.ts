@@ -57,6 +57,8 @@ export interface RunResult {
   aborted: boolean
   /** Set when the command could not start at all (ENOENT, EACCES...). */
   spawnError?: string
+  /** Which streams lost their start to the tail's bound: a secret's value may be cut at the front. */
+  cut?: { stdout: boolean, stderr: boolean }
 }
 
 /**
@@ -115,13 +117,14 @@ export async function runCommand (command: CommandLine, opts: RunOptions): Promi
       opts.signal?.removeEventListener('abort', onAbort)
       child.stdout.destroy()
       child.stderr.destroy()
+      const out = { stdout: stdout.toString(), stderr: stderr.toString() }
       resolve({
         exitCode: exit?.code ?? null,
         signal: exit?.signal ?? null,
-        stdout: stdout.toString(),
-        stderr: stderr.toString(),
+        ...out,
         timedOut,
         aborted,
+        ...(stdout.dropped > 0 || stderr.dropped > 0 ? { cut: { stdout: stdout.dropped > 0, stderr: stderr.dropped > 0 } } : {}),
         ...extra
       })
     }

@@ -6,6 +6,13 @@ export const DEFAULT_ROOT = '/'
 /** Mode of a file the policy creates without naming one: world-readable like most of /etc, independent of the agent's umask. */
 export const DEFAULT_FILE_MODE = 0o644
 
+/**
+ * Mode of a file rendered from a secret (`{{ secrets.NAME }}`) when the policy names none, on
+ * creation and on every apply after: a policy that says nothing must not leave a password
+ * world-readable. Only the owner (root, for the agent) reads it; say `mode` to share it with a group.
+ */
+export const SECRET_FILE_MODE = 0o600
+
 /** Mode of a directory the policy creates without naming one, for the same reason. */
 export const DEFAULT_DIRECTORY_MODE = 0o755
 

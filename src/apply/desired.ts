@@ -1,9 +1,10 @@
-import { renderData, renderString, type TemplateContext } from '../policy/template.js'
+import { dataRendersSecret, renderData, renderString, rendersSecret, type TemplateContext } from '../policy/template.js'
 import type { ConfigResource, DirectoryResource, FileResource, SymlinkResource } from '../policy/schema.js'
 import { isExistsOnlyDirectory } from '../policy/exists-only.js'
 import { configCodec, stringifyConfig, sameConfig } from './config-format.js'
 import { parseMode, type Desired, type Ownership } from './fs-plan.js'
 import { UnknownUserError } from './errors.js'
+import { SECRET_FILE_MODE } from './constants.js'
 import { hostPath } from './paths.js'
 import type { UserDb } from './owners.js'
 
@@ -16,6 +17,23 @@ export interface DesiredContext {
   root: string
   users: UserDb
   enforceOwnership: boolean
+}
+
+/**
+ * Whether what a resource writes is rendered from a secret: a templated file's content or a
+ * config's data that says `{{ secrets.NAME }}`. Such a file defaults to mode 0600, is never
+ * diffed or described by a hash in a report, and its old content is never copied to backups.
+ * Decided from the policy, not from the values, so it holds when the resource is removed too.
+ */
+export function isSecretResource (r: PathResource): boolean {
+  if (r.type === 'file') return r.content !== undefined && r.template && r.encoding === 'utf8' && rendersSecret(r.content)
+  if (r.type === 'config') return dataRendersSecret(r.data)
+  return false
+}
+
+/** The mode the policy names, else SECRET_FILE_MODE for a secret file, else undefined (the planner's default, or what is there). */
+function fileMode (r: FileResource | ConfigResource, secret: boolean): number | undefined {
+  return parseMode(r.mode) ?? (secret ? SECRET_FILE_MODE : undefined)
 }
 
 /**
@@ -33,17 +51,20 @@ export async function desiredState (r: PathResource, ctx: DesiredContext): Promi
           ? Buffer.from(r.content, 'base64')
           : Buffer.from(r.template ? renderString(r.content, ctx.template, `${ctx.where}.content`) : r.content, 'utf8')
       }
-      return { desired: { kind: 'file', content, mode: parseMode(r.mode), ...await ownership(r, ctx, warnings) }, warnings }
+      const secret = isSecretResource(r)
+      return { desired: { kind: 'file', content, mode: fileMode(r, secret), ...(secret ? { secret } : {}), ...await ownership(r, ctx, warnings) }, warnings }
     }
     case 'config': {
       const data = renderData(r.data, ctx.template, `${ctx.where}.data`) as Record<string, unknown>
       const codec = await configCodec(r.format)
       const text = stringifyConfig(codec, r.format, data)
+      const secret = isSecretResource(r)
       return {
         desired: {
           kind: 'file',
           content: Buffer.from(text, 'utf8'),
-          mode: parseMode(r.mode),
+          mode: fileMode(r, secret),
+          ...(secret ? { secret } : {}),
           same: (existing) => sameConfig(codec, Buffer.from(existing).toString('utf8'), text),
           ...await ownership(r, ctx, warnings)
         },

@@ -6,6 +6,7 @@ import { EXEC_ERROR_TAIL_BYTES, EXEC_PATH } from './constants.js'
 import { ExecFailedError, ExecTimeoutError } from './errors.js'
 import type { RootGuard } from './paths.js'
 import type { Action, ExecOutput, Status } from './report.js'
+import { redactRun, type ReportRedactor } from './redact.js'
 
 /** Whether a resource that notifies this exec changed: plan may not know when the notifier is itself an exec. */
 export type Notified = { state: 'yes' | 'maybe', by: string[] } | { state: 'no', by: [] }
@@ -25,6 +26,8 @@ export interface ExecContext {
   uid?: number
   /** The passwd file `run_as` names are looked up in; defaults to /etc/passwd. */
   passwd?: string
+  /** Hides the apply's secrets in the output, before an error message or a shorter tail is cut from it. */
+  redact?: ReportRedactor
 }
 
 export interface ExecOutcome {
@@ -120,7 +123,7 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
     return { action: 'run', status: 'unknown', reason: `would run, guarded by ${which} (not run; plan --run-guards runs guards)${because !== undefined ? `; ${because}` : ''}` }
   }
   for (const [kind, command] of guards) {
-    const res = await runCommand(command, { cwd: cwdExists ? cwd : root, env, timeoutMs, signal: ctx.signal, user })
+    const res = redactRun(await runCommand(command, { cwd: cwdExists ? cwd : root, env, timeoutMs, signal: ctx.signal, user }), ctx.redact)
     if (res.spawnError !== undefined || res.timedOut || res.aborted || res.signal !== null) {
       // The guard itself could not give an answer; the command was not run.
       return { action: 'none', status: 'failed', error: runError(command, res, r.timeout), exec: output(res) }
@@ -135,7 +138,7 @@ export async function applyExec (r: ExecResource, ctx: ExecContext): Promise<Exe
     return { action: 'run', status, reason }
   }
 
-  const res = await runCommand(r.command, { cwd, env, timeoutMs, signal: ctx.signal, user })
+  const res = redactRun(await runCommand(r.command, { cwd, env, timeoutMs, signal: ctx.signal, user }), ctx.redact)
   const error = runError(r.command, res, r.timeout)
   const outcome: ExecOutcome = { action: 'run', status: error === undefined ? 'ok' : 'failed', exec: output(res) }
   if (error !== undefined) outcome.error = error

@@ -82,6 +82,8 @@ export interface ExecuteContext {
   /** Where to keep what the ops replace; absent in tests that do not care. */
   backups?: BackupStore
   backup: Omit<BackupEntry, 'reason' | 'kind'>
+  /** The path holds a secret: its old content is recorded as not kept, never copied (nor hashed). */
+  secret?: boolean
 }
 
 /**
@@ -130,7 +132,9 @@ export async function executeOps (host: string, ops: readonly Op[], current: Cur
 
 async function backupBefore (host: string, cur: Current, reason: 'replace' | 'delete', ctx: ExecuteContext): Promise<void> {
   if (ctx.backups === undefined) return
-  if (cur.kind === 'file') {
+  if (cur.kind === 'file' && ctx.secret === true) {
+    await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'file', secret: true, mode: octal(cur.mode), uid: cur.uid, gid: cur.gid })
+  } else if (cur.kind === 'file') {
     await ctx.backups.saveFile(host, { ...ctx.backup, reason, mode: octal(cur.mode), uid: cur.uid, gid: cur.gid }, cur.content?.length === cur.size ? cur.content : undefined)
   } else if (cur.kind === 'symlink') {
     await ctx.backups.saveEntry({ ...ctx.backup, reason, kind: 'symlink', target: cur.target })

@@ -1,4 +1,5 @@
 import { DEFAULT_DIRECTORY_MODE, DEFAULT_FILE_MODE } from './constants.js'
+import { REDACTED } from '../secrets/constants.js'
 import { DirectoryNotEmptyError, WrongFileTypeError } from './errors.js'
 import { describeContent } from './diff.js'
 import type { Action, Change } from './report.js'
@@ -21,7 +22,8 @@ export interface Ownership {
 }
 
 export type Desired =
-  | ({ kind: 'file', mode?: number, content?: Uint8Array, same?: (existing: Uint8Array) => boolean } & Ownership)
+  /** `secret`: rendered from a secret, so its content is never shown, diffed or hashed in a report. */
+  | ({ kind: 'file', mode?: number, content?: Uint8Array, same?: (existing: Uint8Array) => boolean, secret?: boolean } & Ownership)
   /** `existsOnly`: the policy asks only that it be there (isExistsOnlyDirectory), so a link to a directory serves. */
   | ({ kind: 'directory', mode?: number, existsOnly?: boolean } & Ownership)
   | { kind: 'symlink', target: string, shown: string }
@@ -60,6 +62,13 @@ export interface PlanContext {
   /** `--root`, so a link target under it is shown as the policy wrote it. */
   root?: string
 }
+
+/**
+ * How a secret file's content change is reported: never a diff, and never a hash either, since
+ * a hash of `password=hunter2` is found by trying passwords. Its old content is shown as REDACTED too:
+ * it held the previous secret.
+ */
+export const SECRET_CHANGED = '(secret changed)'
 
 export const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0')
 
@@ -115,7 +124,7 @@ function planFile (desired: Extract<Desired, { kind: 'file' }>, cur: Current, ct
     const mode = desired.mode ?? DEFAULT_FILE_MODE
     plan.action = cur.kind === 'missing' ? 'create' : 'modify'
     if (cur.kind === 'symlink') plan.changes.push({ field: 'type', from: `symlink to ${unrooted(cur.target, ctx.root)}`, to: 'file' })
-    plan.changes.push({ field: 'content', to: describeContent(content) }, { field: 'mode', to: octal(mode) })
+    plan.changes.push({ field: 'content', to: desired.secret === true ? REDACTED : describeContent(content) }, { field: 'mode', to: octal(mode) })
     const ids = ownershipChanges(desired, undefined, ctx, plan)
     plan.ops.push({ op: 'write', content, mode, ...ids })
     return plan
@@ -124,8 +133,11 @@ function planFile (desired: Extract<Desired, { kind: 'file' }>, cur: Current, ct
   const contentDiffers = desired.content !== undefined && !sameContent(desired, cur)
   if (contentDiffers) {
     const content = desired.content as Uint8Array
-    plan.changes.push({ field: 'content', from: cur.content !== undefined ? describeContent(cur.content) : `${cur.size} bytes`, to: describeContent(content) })
-    if (ctx.diffs && cur.content !== undefined) plan.diff = { before: cur.content, after: content }
+    if (desired.secret === true) plan.changes.push({ field: 'content', from: REDACTED, to: SECRET_CHANGED })
+    else {
+      plan.changes.push({ field: 'content', from: cur.content !== undefined ? describeContent(cur.content) : `${cur.size} bytes`, to: describeContent(content) })
+      if (ctx.diffs && cur.content !== undefined) plan.diff = { before: cur.content, after: content }
+    }
   }
   const wantMode = desired.mode ?? haveMode
   if (wantMode !== haveMode) plan.changes.push({ field: 'mode', from: octal(haveMode), to: octal(wantMode) })

@@ -9,7 +9,7 @@ import { removeStaleTemps, type DirSync } from './atomic.js'
 import type { BackupStore } from './backup.js'
 import type { WriteBatch } from './durable.js'
 import type { UserDb } from './owners.js'
-import { desiredState, type PathResource } from './desired.js'
+import { desiredState, isSecretResource, type PathResource } from './desired.js'
 import { planPath, type Current, type Desired, type PlanContext } from './fs-plan.js'
 import { executeOps, readCurrent } from './fs-apply.js'
 import { unifiedDiff } from './diff.js'
@@ -49,6 +49,9 @@ export interface PathContext {
  */
 export async function pathOutcome (r: PathResource, shared: PathContext, onWait?: () => void): Promise<Outcome> {
   const host = shared.guard.host(r.path)
+  // A secret file is never diffed, so its old content is read only to compare.
+  const secret = isSecretResource(r)
+  const diffs = shared.diffs && !secret
   const { desired, warnings } = await desiredState(r, {
     template: shared.template,
     where: `resources[${shared.index.get(r.id) ?? 0}]`,
@@ -59,14 +62,14 @@ export async function pathOutcome (r: PathResource, shared: PathContext, onWait?
   const parentExists = await shared.guard.check(r.path, host)
   // Temporary files a killed apply left beside this path go first, whether or not it changes.
   if (!shared.dryRun && parentExists) await cleanTemps(dirname(host), shared)
-  const read = readOptions(desired, shared.diffs)
+  const read = readOptions(desired, diffs)
   let current: Current
   if (parentExists) current = await readCurrent(host, read)
   else if (desired.kind === 'absent' || (shared.dryRun && shared.plannedDirs.has(posix.dirname(posix.normalize(r.path))))) current = { kind: 'missing' }
   else throw new ParentMissingError(r.path, posix.dirname(r.path))
   if (current.kind === 'symlink' && desired.kind === 'directory' && desired.existsOnly === true) current.directory = await leadsToDirectoryInside(host, shared.guard.root)
 
-  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs: shared.diffs, root: shared.guard.root }
+  const ctx: PlanContext = { path: r.path, enforceOwnership: shared.enforceOwnership, self: shared.self, diffs, root: shared.guard.root }
   if (shared.dryRun && desired.kind === 'absent' && current.kind === 'directory') {
     // Entries that this plan removes before the directory do not keep it from being removed.
     const prefix = posix.normalize(r.path)
@@ -88,7 +91,8 @@ export async function pathOutcome (r: PathResource, shared: PathContext, onWait?
     batch: shared.batch,
     onWait,
     backups: shared.backups,
-    backup: { at: new Date(shared.now()).toISOString(), policy: shared.policy.name, id: r.id, path: r.path, host }
+    backup: { at: new Date(shared.now()).toISOString(), policy: shared.policy.name, id: r.id, path: r.path, host },
+    secret
   })
   if (desired.kind === 'directory' || desired.kind === 'symlink' || desired.kind === 'absent') shared.guard.forget(host)
   await verify(r.path, host, desired, ctx)
