@@ -76,6 +76,15 @@ export function sealedLines (p: Pick<Progress, 'sealed'>): string[] {
   return p.sealed.map((n) => `  SEALED ${n.name} (${tagText(n.tags) || 'no tags'}) ${n.id.slice(-8)}: not a recipient`)
 }
 
+/** A publish's exit code, the first that holds: 130, 3, 4, 6 (targeted nodes reported `sealed`), 5, else 0 (README, "Exit codes"). */
+export function publishExit (o: { interrupted: boolean, conflictLost: boolean, failed: number, sealed: number, timedOut: boolean }): number {
+  if (o.interrupted) return EXIT_INTERRUPTED
+  if (o.conflictLost) return EXIT_CONFLICT_LOST
+  if (o.failed > 0) return EXIT_NODE_FAILURES
+  if (o.sealed > 0) return EXIT_SEALED
+  return o.timedOut ? EXIT_TIMEOUT : EXIT.OK
+}
+
 export interface PublishExtras {
   /** `--secrets`: sealed to the recipients chosen from the fleet view once connected, before signing. */
   secrets?: SealRequest
@@ -150,13 +159,7 @@ export async function publishAndReport (policy: Policy, opts: PublishFlags, done
     const conflictLater = (progress?.conflicting.length ?? 0) > 0
     // Every node that reported had already moved on to a newer version: none applied this one.
     const overtaken = superseded && progress !== undefined && reportedCount(progress) === 0
-    const code = interrupted
-      ? EXIT_INTERRUPTED
-      : lost || conflictLater || overtaken
-        ? EXIT_CONFLICT_LOST
-        : (progress?.failed.length ?? 0) > 0
-            ? EXIT_NODE_FAILURES
-            : (progress?.sealed.length ?? 0) > 0 ? EXIT_SEALED : timedOut ? EXIT_TIMEOUT : EXIT.OK
+    const code = publishExit({ interrupted, conflictLost: lost || conflictLater || overtaken, failed: progress?.failed.length ?? 0, sealed: progress?.sealed.length ?? 0, timedOut })
     if (opts.json === true) {
       printJson({
         name: env.name,
