@@ -4,6 +4,7 @@ import type { Register } from '../register.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
 import { CliError, EXIT, colour, phases, print, printJson, printWarning, type Phases } from '../output.js'
 import { POLICY_CACHE_DIR } from '../../apply/constants.js'
+import type { ConfigPolicy } from '../../policy/schema.js'
 
 interface ApplyFlags {
   root: string
@@ -16,6 +17,7 @@ interface ApplyFlags {
   runGuards?: boolean
   ignoreTarget?: boolean
   allowSourceOutside?: boolean
+  secrets?: string
 }
 
 /**
@@ -23,8 +25,8 @@ interface ApplyFlags {
  * not when the CLI starts, so other commands do not pay for it (and it for nothing else).
  */
 const DESCRIPTIONS = {
-  plan: 'Show what apply would change, with diffs; changes nothing on disk and runs no command (guards only with --run-guards), but runs the policy\'s health checks against the current state. Exit 0 no changes, 2 changes, 4 failures, 6 both, 8 a health check failed, 1 invalid policy.',
-  apply: 'Make this machine match the policy, then run its health checks. Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures, 8 applied but a health check failed, 1 invalid policy.'
+  plan: 'Show what apply would change, with diffs (never of a file rendered from a secret: "(secret changed)"); changes nothing on disk and runs no command (guards only with --run-guards), but runs the policy\'s health checks against the current state. Exit 0 no changes, 2 changes, 4 failures, 6 both, 8 a health check failed, 1 invalid policy or secrets it refers to not given.',
+  apply: 'Make this machine match the policy, then run its health checks. Files rendered from --secrets default to mode 0600; the report shows "(secret)" for every value. Exit 0 no changes, 2 changes, 4 failures, 6 changes and failures, 8 applied but a health check failed, 1 invalid policy or secrets it refers to not given.'
 }
 
 export const registerApply: Register = (program, done) => {
@@ -39,6 +41,7 @@ export const registerApply: Register = (program, done) => {
       .option('--id <id>', 'node id for templates and targeting (default: the host name)')
       .option('--ignore-target', 'apply even when the policy\'s target does not match this node')
       .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink)')
+      .option('--secrets <file>', 'values for {{ secrets.NAME }}: a YAML or JSON map of names to values ("-" reads stdin); keep it out of git')
       .option('-v, --verbose', 'list unchanged resources too')
       .option('--json', 'print the report as JSON')
     if (mode === 'plan') cmd.option('--run-guards', 'run exec guards (unless/onlyif, meant to be read-only) to know whether each exec would run')
@@ -82,6 +85,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     return EXIT.OK
   }
 
+  const secrets = await secretsFor(policy, file, flags.secrets)
+
   // Ctrl-C or SIGTERM stops the run cleanly: commands are killed, the rest is reported as skipped.
   const controller = new AbortController()
   const stop = (): void => controller.abort()
@@ -97,7 +102,8 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
       dryRun,
       runGuards: flags.runGuards === true,
       signal: controller.signal,
-      onResult: progress?.tick
+      onResult: progress?.tick,
+      ...(secrets !== undefined ? { secrets } : {})
     })
   } catch (err) {
     if (err instanceof apply.RootNotFoundError || err instanceof apply.ApplyLockedError) throw new CliError(err.message, EXIT.UNAVAILABLE)
@@ -118,6 +124,24 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   }
   lap('printMs')
   return apply.exitCodeFor(report)
+}
+
+/**
+ * The values of the secrets the policy refers to, from `--secrets` (loaded only then: a run
+ * without secrets pays nothing for them). Only the names the policy uses are kept, so the
+ * report's redaction has no more to search for than the policy can write.
+ */
+async function secretsFor (policy: ConfigPolicy, file: string, from: string | undefined): Promise<Record<string, string> | undefined> {
+  const { secretReferences } = await import('../../policy/template.js')
+  const names = secretReferences(policy)
+  if (from === undefined) {
+    if (names.length === 0) return undefined
+    throw new CliError(`${file} refers to secret${names.length === 1 ? '' : 's'} ${names.join(', ')}: give ${names.length === 1 ? 'its value' : 'their values'} with --secrets FILE (a YAML or JSON map of names to values; - reads stdin)`, EXIT.INVALID)
+  }
+  const { readSecretsFile, pickSecrets } = await import('../../secrets/file.js')
+  const read = await readSecretsFile(from)
+  for (const w of read.warnings) printWarning(w)
+  return pickSecrets(read.values, names, from === '-' ? 'the secrets on stdin' : from)
 }
 
 /** `applying 340/1000` on stderr, redrawn at most ten times a second, once a run has taken a second. */
