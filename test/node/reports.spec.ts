@@ -270,3 +270,33 @@ describe('Reports: presence beacons', () => {
     expect(clock.pending).toBe(0)
   })
 })
+
+describe('Reports: the node\'s encryption key (docs/secrets.md)', () => {
+  const first = `age1${'q'.repeat(58)}`
+  const second = `age1${'p'.repeat(58)}`
+
+  it('signs it into every receipt and beacon, as it is at the time (a rekey shows in the next report)', async () => {
+    let key = first
+    const { reports, seen } = setup({ recipient: () => key })
+    reports.sendReceipt(env, 'applied', applyReport(1, 0))
+    await reports.beacon()
+    key = second
+    await reports.beacon()
+    const signed = seen.gossiped.map((b) => verifyNodeReport(b))
+    expect(signed.map((r) => r?.recipient)).toEqual([first, second])
+    expect(seen.reports.map((r) => `${r.kind} ${r.recipient}`)).toEqual([`receipt ${first}`, `presence ${first}`, `presence ${second}`])
+    expect(reports.fleet.list()[0]?.recipient).toBe(second)
+  })
+
+  it('a node without a key announces none', async () => {
+    const { reports, seen } = setup()
+    await reports.beacon()
+    expect('recipient' in (verifyNodeReport(seen.gossiped[0] as Uint8Array) as NodeReport)).toBe(false)
+  })
+
+  it('a sealed receipt says why, as the (secrets) entry', () => {
+    const { reports, seen } = setup({ recipient: () => first })
+    reports.sendReceipt(env, 'sealed', undefined, 'not a recipient: sealed to 1 node, not to this one')
+    expect(seen.reports[0]).toMatchObject({ outcome: 'sealed', changed: 0, failures: [{ resource: '(secrets)', error: 'not a recipient: sealed to 1 node, not to this one' }], failedCount: 1 })
+  })
+})

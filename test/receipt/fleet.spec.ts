@@ -184,3 +184,39 @@ describe('FleetView: a report from the future', () => {
     expect(v.list()[0]!.name).toBe('renamed')
   })
 })
+
+describe('FleetView: a node\'s encryption key (docs/secrets.md)', () => {
+  const OLD = `age1${'q'.repeat(58)}`
+  const NEW = `age1${'p'.repeat(58)}`
+  const recipient = (v: FleetView, node = 'n1'): string | undefined => v.list().find((n) => n.id === node)?.recipient
+
+  it.each<[string, NodeReport[], string | undefined]>([
+    ['a receipt\'s key is listed', [receipt('n1', 1, 0, { recipient: OLD })], OLD],
+    ['a beacon\'s key is listed', [presence('n1', 0, [], { recipient: OLD })], OLD],
+    ['a newer report\'s key replaces the older (a rekey)', [receipt('n1', 1, 0, { recipient: OLD }), presence('n1', 5, [], { recipient: NEW })], NEW],
+    ['an older report arriving late does not bring back the old key', [presence('n1', 5, [], { recipient: NEW }), receipt('n1', 1, 0, { recipient: OLD })], NEW],
+    ['a newer report announcing no key (an older agent) drops it', [receipt('n1', 1, 0, { recipient: OLD }), presence('n1', 5, [])], undefined],
+    ['a node that never announced one has none', [receipt('n1', 1, 0)], undefined]
+  ])('%s', (_, reports, expected) => {
+    const v = view(...reports)
+    expect(recipient(v)).toBe(expected)
+    // Absent, not `recipient: undefined`: a listing is JSON for /fleet and the fleet query.
+    expect('recipient' in (v.list()[0] as FleetNode)).toBe(expected !== undefined)
+  })
+
+  it('merge takes the key from the side that saw the node last, and keeps its own when the other side has none', () => {
+    const base = (minute: number, key?: string): FleetNode => ({ id: 'n1', name: 'name-n1', tags: {}, lastSeen: at(minute), policies: {}, admitted: true, ...(key !== undefined ? { recipient: key } : {}) })
+    const v = view(receipt('n1', 1, 5, { recipient: OLD }))
+    v.merge(base(4, NEW))
+    expect(recipient(v)).toBe(OLD)
+    v.merge(base(6))
+    expect(recipient(v)).toBe(undefined)
+    v.merge(base(3, OLD))
+    expect(recipient(v)).toBe(OLD)
+    v.merge(base(9, NEW))
+    expect(recipient(v)).toBe(NEW)
+    const fresh = new FleetView()
+    fresh.merge(base(2, NEW))
+    expect(fresh.list()).toEqual([base(2, NEW)])
+  })
+})

@@ -7,6 +7,8 @@ import {
 } from '../../src/receipt/index.js'
 
 const key = generateSigningKey()
+/** An age X25519 recipient, as a node announces its encryption key. */
+const RECIPIENT = `age1${'qpzry9x8gf2tvdw0s3jn54khce6mua7l'.repeat(2).slice(0, 58)}`
 const other = generateSigningKey()
 const HASH = `sha256:${'ab'.repeat(32)}`
 const AT = '2025-01-02T03:04:05.000Z'
@@ -36,7 +38,10 @@ describe('signReport and validateReport', () => {
     ['a receipt', receipt()],
     ['a failed receipt listing its failures', receipt({ outcome: 'failed', failures: [failure(1), failure(2)], failedCount: 7 })],
     ['a presence beacon', presence()],
-    ['a presence beacon holding nothing', presence({ policies: [] })]
+    ['a presence beacon holding nothing', presence({ policies: [] })],
+    ['a receipt announcing the node\'s encryption key', receipt({ recipient: RECIPIENT })],
+    ['a beacon announcing it', presence({ recipient: RECIPIENT })],
+    ['a sealed receipt saying why', receipt({ outcome: 'sealed', changed: 0, failures: [{ resource: '(secrets)', error: 'not a recipient: sealed to 2 nodes, not to this one' }], failedCount: 1 })]
   ])('round-trip %s', (_, body) => {
     expect(validateReport(signReport(body, key))).toEqual(body)
   })
@@ -81,14 +86,16 @@ describe('bounds', () => {
     ['a time that is not ISO 8601', receipt({ at: 'yesterday' })],
     ['a bad policy name', receipt({ policy: 'Web Server' })],
     ['a bad hash', receipt({ hash: 'sha256:00' })],
-    ['a key that is not a key id', receipt({ key: 'ed25519:short' })]
+    ['a key that is not a key id', receipt({ key: 'ed25519:short' })],
+    ['an encryption key that is not an age recipient', receipt({ recipient: 'age1short' })],
+    ['an age identity (the secret half) as the encryption key', receipt({ recipient: `AGE-SECRET-KEY-1${'Q'.repeat(58)}` })]
   ])('refuses %s', (_, body) => {
     expect(() => validateReport(signAny(body))).toThrow(InvalidReceiptError)
   })
 })
 
 describe('a tampered report is refused', () => {
-  const signed = (): Record<string, unknown> => JSON.parse(new TextDecoder().decode(signReport(receipt(), key))) as Record<string, unknown>
+  const signed = (): Record<string, unknown> => JSON.parse(new TextDecoder().decode(signReport(receipt({ recipient: RECIPIENT }), key))) as Record<string, unknown>
   const encode = (fields: Record<string, unknown>): Uint8Array => utf8(JSON.stringify(fields))
 
   it.each<[string, (r: Record<string, unknown>) => Record<string, unknown>, RegExp]>([
@@ -98,7 +105,10 @@ describe('a tampered report is refused', () => {
     ['another key claimed', (r) => ({ ...r, key: other.id }), /signature does not verify/],
     ['a signature from another key', (r) => ({ ...r, signature: JSON.parse(new TextDecoder().decode(signReport(receipt(), other))).signature }), /signature does not verify/],
     ['the signature removed', ({ signature: _, ...r }) => r, /receipt is invalid/],
-    ['a truncated signature', (r) => ({ ...r, signature: (r.signature as string).slice(1) }), /receipt is invalid/]
+    ['a truncated signature', (r) => ({ ...r, signature: (r.signature as string).slice(1) }), /receipt is invalid/],
+    // A relay must not swap the key publishers seal a node's secrets to.
+    ['the encryption key swapped', (r) => ({ ...r, recipient: `age1${'q'.repeat(58)}` }), /signature does not verify for node-a/],
+    ['the encryption key removed', ({ recipient: _, ...r }) => r, /signature does not verify for node-a/]
   ])('%s', (_, tamper, message) => {
     expect(() => validateReport(encode(signed()))).not.toThrow()
     expect(() => validateReport(encode(tamper(signed())))).toThrow(InvalidReceiptError)
@@ -126,7 +136,7 @@ describe('boundFailures', () => {
     // Multi-byte characters and characters JSON escapes (stderr of a failed command: colour codes, newlines).
     const text = fc.string({ unit: fc.constantFrom('a', 'é', '语', '😀', '\n', '\u001b', '"', '\\'), maxLength: 500, size: 'max' })
     fc.assert(fc.property(fc.array(fc.record({ resource: text, error: text }), { maxLength: 12, size: 'max' }), (failures) => {
-      const body = receipt({ outcome: 'failed', failures: boundFailures(failures), failedCount: failures.length })
+      const body = receipt({ outcome: 'failed', failures: boundFailures(failures), failedCount: failures.length, recipient: RECIPIENT })
       const bytes = signReport(body, key)
       expect(bytes.byteLength).toBeLessThanOrEqual(MAX_RECEIPT_BYTES)
       expect(validateReport(bytes)).toEqual(body)

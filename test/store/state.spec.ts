@@ -172,3 +172,36 @@ describe('identity', () => {
     expect((await stat(join(dir(), 'identity.key'))).mode & 0o777).toBe(0o600)
   })
 })
+
+describe('modes: envelopes may carry sealed secrets (docs/secrets.md)', () => {
+  const mode = async (path: string): Promise<string> => ((await stat(path)).mode & 0o777).toString(8).padStart(4, '0')
+
+  it('the state directory is 0700, envelopes and archived versions 0600 in directories 0700', async () => {
+    const store = await StateStore.open(join(dir(), 'fresh'))
+    await store.saveEnvelope('db/conf', bytes('v1'), 1)
+    expect(await mode(store.dir)).toBe('0700')
+    expect(await mode(join(store.dir, 'envelopes'))).toBe('0700')
+    expect(await mode(join(store.dir, 'envelopes', 'db%2Fconf.env'))).toBe('0600')
+    expect(await mode(join(store.dir, 'archive', 'db%2Fconf'))).toBe('0700')
+    expect(await mode(join(store.dir, 'archive', 'db%2Fconf', '1.env'))).toBe('0600')
+  })
+
+  it('state written before (0644 envelopes, 0755 directories) is narrowed when the store opens', async () => {
+    const first = await StateStore.open(dir())
+    await first.saveEnvelope('db/conf', bytes('v1'), 1)
+    await first.saveEnvelope('db/conf', bytes('v2'), 2)
+    await first.saveEnvelope('web/site', bytes('w1'), 1)
+    await first.quarantine('web%2Fsite.env')
+    const quarantined = (await readdir(join(dir(), 'quarantine')))[0] as string
+    const files = [join('envelopes', 'db%2Fconf.env'), join('archive', 'db%2Fconf', '1.env'), join('archive', 'db%2Fconf', '2.env'), join('quarantine', quarantined)]
+    const dirs = ['.', 'envelopes', 'archive', join('archive', 'db%2Fconf'), 'quarantine']
+    for (const f of files) await chmod(join(dir(), f), 0o644)
+    for (const d of dirs) await chmod(join(dir(), d), 0o755)
+    await writeFile(join(dir(), 'applied.json'), '{}', { mode: 0o644 })
+    await StateStore.open(dir())
+    for (const f of files) expect([f, await mode(join(dir(), f))]).toEqual([f, '0600'])
+    for (const d of dirs) expect([d, await mode(join(dir(), d))]).toEqual([d, '0700'])
+    // Files with no envelope in them keep their mode.
+    expect(await mode(join(dir(), 'applied.json'))).toBe('0644')
+  })
+})
