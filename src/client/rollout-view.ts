@@ -12,8 +12,14 @@ const GATE_OUTCOMES: Readonly<Record<string, GateOutcome | undefined>> = {
   failed: 'failed',
   failures: 'failed',
   'changes-and-failures': 'failed',
-  unhealthy: 'unhealthy'
+  unhealthy: 'unhealthy',
+  // Not a recipient of the version's secrets: it did not apply it, and will not until a reseal.
+  // A failure for the gate, named as such, rather than a wait that only the stage timeout ends.
+  sealed: 'failed'
 }
+
+/** What a stage shows for a node that reported `sealed` (its receipt names no resource). */
+const NOT_A_RECIPIENT = [{ resource: 'secrets', error: 'not a recipient: the version\'s secrets are not sealed to this node (or to its current key); grapevine reseal seals them to today\'s fleet' }]
 
 /** One node of a stage as `publish --rollout --wait` and `rollout status` show it. */
 export interface StageNode {
@@ -75,7 +81,8 @@ export class GateReports {
       const at = Date.parse(s.at)
       if (outcome === undefined || !Number.isFinite(at)) continue
       this.seen.set(`${n.id}\n${at}\n${outcome}`, { node: n.id, outcome, admitted: true, at })
-      if (s.failures !== undefined && s.failures.length > 0 && (this.why.get(n.id)?.at ?? -Infinity) <= at) this.why.set(n.id, { at, failures: s.failures })
+      const failures = s.failures !== undefined && s.failures.length > 0 ? s.failures : s.outcome === 'sealed' ? NOT_A_RECIPIENT : undefined
+      if (failures !== undefined && (this.why.get(n.id)?.at ?? -Infinity) <= at) this.why.set(n.id, { at, failures })
     }
   }
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { sealToFleet, withoutSealed } from '../../src/client/index.js'
+import { GateReports, sealToFleet, stageView, withoutSealed } from '../../src/client/index.js'
+import { MAX_RANK } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
 import { generateEncryptionKey, openSealed, NotARecipientError, RecipientError, type EncryptionKey } from '../../src/secrets/index.js'
 import { validatePolicyObject, type ConfigPolicy } from '../../src/policy/index.js'
 import type { FleetNode } from '../../src/receipt/index.js'
@@ -99,5 +101,26 @@ describe('sealToFleet', () => {
     expect(choice.recipients.map((r) => r.node)).toEqual(['db-1'])
     expect(choice.recipients[0]?.how).toContain('certified by its admission')
     expect(choice.skipped).toEqual([{ node: 'db-2', name: 'name-db-2', why: expect.stringContaining('--certified-tags') }])
+  })
+})
+
+describe('a staged rollout of a policy with secrets', () => {
+  it('counts a stage node that reported sealed as failed, naming why, instead of waiting on it until the stage timeout', () => {
+    const NOW = Date.parse('2026-12-05T00:10:00.000Z')
+    const HASH = `sha256:${'2'.repeat(64)}`
+    const web = validatePolicyObject({ kind: 'policy', name: 'web/nginx', resources: [] }) as ConfigPolicy
+    const node = (id: string, outcome: string): FleetNode => ({
+      id, name: id, tags: {}, lastSeen: new Date(NOW - 1000).toISOString(), admitted: true,
+      policies: { 'web/nginx': { version: 2, hash: HASH, outcome, at: new Date(NOW - 500).toISOString() } }
+    })
+    const fleet = [node('canary-1', 'sealed'), node('canary-2', 'applied')]
+    const reports = new GateReports('web/nginx', { version: 2, hash: HASH })
+    reports.add(fleet)
+    const record = rolloutRecordOf({ stages: [{ text: 'canary', nodes: ['canary-1', 'canary-2'] }, { text: '100%', upTo: MAX_RANK }], at: NOW - 60_000 })
+    const v = stageView(record, web, fleet, reports, NOW)
+    expect(v.waiting).toEqual([])
+    expect(v.applied).toBe(1)
+    expect(v.failed).toEqual([{ id: 'canary-1', name: 'canary-1', outcome: 'failed', failures: [{ resource: 'secrets', error: expect.stringContaining('not a recipient') }] }])
+    expect(v.gate.verdict).toBe('halt')
   })
 })
