@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { VerifiedEnvelope } from '../../src/envelope/index.js'
@@ -10,7 +10,9 @@ import { Journal } from '../../src/node/journal.js'
 import { generateEncryptionKey, sealSecrets, type EncryptionKey } from '../../src/secrets/index.js'
 import { configPolicy, makeKeys } from '../helpers/envelope.js'
 import { useTempDir } from '../helpers/tmp.js'
-import { fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
+import { MAX_RANK, nextRecord } from '../../src/rollout/index.js'
+import { rolloutRecordOf } from '../helpers/rollout.js'
+import { applyQueueRig, fakeMetrics, FakeTime, MemoryStore, RecordingLogger, trustedBook, verified } from './fakes.js'
 
 const keys = makeKeys()
 const facts: NodeFacts = { id: 'node-db1', name: 'db1', tags: { role: 'db' } }
@@ -170,5 +172,59 @@ describe('ApplyQueue: sealed secrets', () => {
     expect(queue.applied['db/conf']?.errors?.[0]?.resource).toBe('(secrets)')
     expect(queue.outcomeOf(env)).toBe('failed')
     expect(outside()).not.toContain(PASSWORD)
+  })
+})
+
+describe('ApplyQueue: sealed secrets in a staged rollout', () => {
+  const dir = useTempDir('grapevine-queue-secrets-rollout-')
+
+  it('held back on a sealed version: drift repair opens it again, a rekey makes it sealed, and the new version its stage brings is opened too', async () => {
+    let key: EncryptionKey = mine
+    const r = applyQueueRig(dir(), { keys, facts: { id: facts.id, name: facts.name, tags: {} }, encryptionKey: () => key })
+    const take = async (p: Policy, opts: { version?: number, prev?: VerifiedEnvelope, staged?: boolean } = {}): Promise<VerifiedEnvelope> => {
+      const env = verified(p, { key: keys.root, version: opts.version ?? 1, ...(opts.prev !== undefined ? { prev: opts.prev.id } : {}), ...(opts.staged === true ? { staged: true } : {}) })
+      expect(r.book.offer(env).accept).toBe(true)
+      await r.store.saveEnvelope(env.name, env.bytes, env.version)
+      r.queue.schedule(env.name)
+      await r.settled()
+      return env
+    }
+    const conf = async (): Promise<string> => await readFile(join(r.root, 'db.conf'), 'utf8')
+    const policyWith = async (value: string, to: EncryptionKey): Promise<Policy> => configPolicy('db/conf', [{ id: 'conf', type: 'file', path: '/db.conf', content: 'password={{ secrets.db_password }}\n' }], {
+      sealed: await sealSecrets({ db_password: value }, [{ node: facts.id, key: to.recipient }])
+    })
+    const v1 = await take(await policyWith('first-password', mine))
+    expect(await conf()).toBe('password=first-password\n')
+    const v2Policy = await policyWith('second-password', mine)
+    const rec = rolloutRecordOf({
+      policy: 'db/conf',
+      target: { version: 2, id: verified(v2Policy, { key: keys.root, version: 2, prev: v1.id, staged: true }).id },
+      previous: { version: 1, id: v1.id },
+      stages: [{ text: 'canary', nodes: ['node-2'] }, { text: '100%', upTo: MAX_RANK }]
+    })
+    const record = await take(rec)
+    const v2 = await take(v2Policy, { version: 2, prev: v1, staged: true })
+    expect(r.queue.outcomeOf(v2)).toBe('held-back')
+
+    // Drift repair of the version it enforces (v1) opens v1's secrets again.
+    await writeFile(join(r.root, 'db.conf'), 'drifted\n')
+    r.queue.scheduleAll()
+    await r.settled()
+    expect(await conf()).toBe('password=first-password\n')
+
+    // Rekeyed: v1 no longer opens here; nothing is written, and the node is still held back on v2.
+    key = await generateEncryptionKey()
+    r.queue.scheduleSealed()
+    await r.settled()
+    expect(r.events.filter((e) => e.startsWith('sealed'))).toEqual(['sealed db/conf v1'])
+    expect(r.queue.outcomeOf(v2)).toBe('held-back')
+    expect(await conf()).toBe('password=first-password\n')
+
+    // Its stage comes: v2, sealed to the old key too, is `sealed`, not applied.
+    await take(nextRecord(rec, { type: 'advance', at: Date.now() }), { version: 2, prev: record })
+    expect(r.queue.outcomeOf(v2)).toBe('sealed')
+    expect(r.events.filter((e) => e.startsWith('sealed'))).toEqual(['sealed db/conf v1', 'sealed db/conf v2'])
+    expect(await conf()).toBe('password=first-password\n')
+    expect(r.store.history.filter((h) => h.event === 'sealed').map((h) => h.version)).toEqual([1, 2])
   })
 })

@@ -15,6 +15,7 @@ import { Intake, type Refusal } from '../../src/node/intake.js'
 import { Journal } from '../../src/node/journal.js'
 import { ApplyQueue } from '../../src/node/apply-queue.js'
 import type { Via } from '../../src/node/rules.js'
+import type { EncryptionKey } from '../../src/secrets/index.js'
 import { FIXED_NOW, makeKeys, signed, type SignedOptions } from '../helpers/envelope.js'
 
 /**
@@ -255,7 +256,7 @@ export function intakeRig (opts: { keys?: Keys, book?: PolicyBook } = {}) {
  * An ApplyQueue over an in-memory book, store and journal, applying into `<dir>/root` as node
  * `facts`. `events` lists what it reported, in order: `applied site/motd v1`, `not-targeted …`.
  */
-export function applyQueueRig (dir: string, opts: { keys: Keys, facts: NodeFacts }) {
+export function applyQueueRig (dir: string, opts: { keys: Keys, facts: NodeFacts, encryptionKey?: () => EncryptionKey | undefined }) {
   const time = new FakeTime()
   const { book } = trustedBook({ keys: opts.keys, now: time.now })
   const store = new MemoryStore(join(dir, 'state'))
@@ -270,7 +271,8 @@ export function applyQueueRig (dir: string, opts: { keys: Keys, facts: NodeFacts
     book, journal, store, metrics, log, now: time.now, facts: opts.facts, root,
     signal: new AbortController().signal,
     saving: () => undefined,
-    events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), conflict: () => {} }
+    ...(opts.encryptionKey !== undefined ? { encryptionKey: opts.encryptionKey } : {}),
+    events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), sealed: note('sealed'), conflict: () => {} }
   })
   const settled = async (): Promise<void> => { await queue.idle(); await journal.idle() }
   return { queue, book, store, log, journal, time, root, events, settled }
