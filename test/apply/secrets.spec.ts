@@ -2,6 +2,7 @@ import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BACKUP_DIR, BACKUPS_PER_PATH, MAX_EXEC_OUTPUT_BYTES, formatReport, readBackupIndex, retirementPolicy, type CheckResult, type ResourceResult } from '../../src/apply/index.js'
+import { planPath } from '../../src/apply/fs-plan.js'
 import { policyOf, result, useSandbox } from './helpers.js'
 
 // Values long and odd enough that finding one anywhere means it leaked.
@@ -123,6 +124,26 @@ describe('files rendered from a secret', () => {
     // No content file at all: only the index.
     expect(await readdir(join(box.state, BACKUP_DIR))).toEqual(['index.jsonl'])
     expect(await filesHolding(box.state, OLD)).toEqual([])
+  })
+})
+
+describe('planPath for a secret file', () => {
+  const ctx = { path: '/db.conf', enforceOwnership: false, self: { uid: 0, gid: 0 }, diffs: true }
+  const before = Buffer.from(`password=${OLD}\n`)
+  const after = Buffer.from(`password=${NEW}\n`)
+  const current = { kind: 'file', mode: 0o600, uid: 0, gid: 0, size: before.length, content: before } as const
+
+  it('gives no diff even when asked for diffs and the old content was read', () => {
+    const plan = planPath({ kind: 'file', content: after, mode: 0o600, secret: true }, current, ctx)
+    expect(plan.diff).toBeUndefined()
+    expect(plan.changes).toEqual([{ field: 'content', from: '(secret)', to: '(secret changed)' }])
+    expect(plan.ops).toMatchObject([{ op: 'write', mode: 0o600 }])
+  })
+
+  it('describes a plain file as before: hashes and a diff', () => {
+    const plan = planPath({ kind: 'file', content: after, mode: 0o600 }, current, ctx)
+    expect(plan.diff).toEqual({ before, after })
+    expect(plan.changes[0]?.to).toMatch(/^sha256:/)
   })
 })
 
