@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli, type CliResult } from '../helpers/cli.js'
@@ -18,6 +18,9 @@ const SECRET = 's3cret-Value-9f2c'
 const DB_POLICY = `name: db/postgres
 target: { tags: { role: db } }
 resources:
+  - id: etc
+    type: directory
+    path: /etc
   - id: pw
     type: file
     path: /etc/pg.pass
@@ -188,6 +191,42 @@ describe('publish --secrets against a mesh', () => {
     const none = await runCli(['reseal', 'site/motd', '--key', key, '--bootstrap', boot, '--secrets', secrets])
     expect(none.code).toBe(1)
     expect(none.stderr).toContain('site/motd v1 carries no sealed secrets, so there is nothing to reseal')
+  })
+})
+
+describe('publish --secrets --wait against a mesh whose agents announce their keys', () => {
+  it('seals by default to the targeted nodes; a targeted node left out reports sealed (exit 6, listed); reseal reaches it and it applies', async () => {
+    const { m, key, boot, dir, secrets } = await setup()
+    const [db0, db1] = [m.agents[0]!.facts.id, m.agents[1]!.facts.id]
+    await waitFor(() => m.agents[0]!.fleet.list().filter((n) => n.recipient !== undefined).length === 3, 'every node\'s key in node-0\'s fleet view')
+
+    // Pinned to node-0 alone: node-1 is targeted but cannot read it.
+    await writeFile(join(dir, 'only-0.yaml'), `- ${db0}\n`)
+    const r = await runCli(['publish', join(dir, 'db.yaml'), '--key', key, '--bootstrap', boot, '--secrets', secrets, '--recipients', join(dir, 'only-0.yaml'), '--wait', '--timeout', '30'], { timeoutMs: 60_000 })
+    neverShows(r)
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(6)
+    expect(r.stdout).toContain(`  node-0  ${db0}  named by --recipients`)
+    expect(r.stdout).toMatch(/db\/postgres v1: 2\/2 reported — 1 applied, 0 unchanged, 0 failed, 1 sealed, 1 not targeted/)
+    expect(r.stdout).toContain(`  SEALED node-1 (role=db) ${db1.slice(-8)}: not a recipient`)
+    expect(await readFile(join(dir, 'node-0/root/etc/pg.pass'), 'utf8')).toBe(`password=${SECRET}\n`)
+    await expect(readFile(join(dir, 'node-1/root/etc/pg.pass'), 'utf8')).rejects.toThrow(/ENOENT/)
+
+    // The default choice: the admitted targeted nodes that announce a key, printed before sealing.
+    const rs = await runCli(['reseal', 'db/postgres', '--key', key, '--bootstrap', boot, '--secrets', secrets, '--wait', '--timeout', '30', '--json'], { timeoutMs: 60_000 })
+    neverShows(rs)
+    expect(rs.stderr).toBe('')
+    expect(rs.code).toBe(0)
+    const out = JSON.parse(rs.stdout)
+    expect(out.version).toBe(2)
+    expect(out.secrets.recipients.map((x: { node: string }) => x.node)).toEqual([db0, db1])
+    expect(out.secrets.recipients[1].how).toBe('admitted, targeted; tags role=db self-asserted')
+    expect(out.secrets.skipped).toEqual([])
+    // node-0 already had the file as v2 writes it: unchanged; node-1 applies it for the first time.
+    expect(out.progress.unchanged.map((n: { name: string }) => n.name)).toEqual(['node-0'])
+    expect(out.progress.applied.map((n: { name: string }) => n.name)).toEqual(['node-1'])
+    expect(out.progress.sealed).toEqual([])
+    expect(await readFile(join(dir, 'node-1/root/etc/pg.pass'), 'utf8')).toBe(`password=${SECRET}\n`)
   })
 })
 
