@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { filePolicy, startMesh, waitFor, type TestMesh } from './fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
 import { generateSwarmKey } from '../../src/net/identity.js'
+import { queryFleet } from '../../src/query/index.js'
 
 let mesh: TestMesh | undefined
 let api: ApiServer | undefined
@@ -56,5 +57,35 @@ describe('private mesh', () => {
     const wrongKey = await m.add({ swarmKey: generateSwarmKey() })
     await expect(wrongKey.connect(m.agents[0]!.multiaddrs[0]!)).rejects.toThrow()
     expect(m.agents[0]!.libp2p.getPeers().map(String)).toEqual([m.agents[1]!.peerId.toString()])
+  })
+})
+
+describe('POST /rekey', () => {
+  it('needs the token on TCP, as /publish does; replaces the key, which status, /fleet, a peer\'s fleet view and the mesh fleet query carry at once', async () => {
+    mesh = await startMesh(2)
+    const m = mesh
+    const [a, b] = [m.agents[0]!, m.agents[1]!]
+    await waitFor(() => b.fleet.list().find((n) => n.id === a.facts.id)?.recipient === a.recipient, 'b to know a\'s key')
+    api = await startApi(a, { stateDir: join(m.dir, 'node-0', 'state'), tcp: { host: '127.0.0.1', port: 0 } })
+    const first = a.recipient
+    const refused = await fetch(`${api.url}/rekey`, { method: 'POST' })
+    expect(refused.status).toBe(401)
+    expect((await fetch(`${api.url}/rekey`, { headers: { authorization: `Bearer ${api.token ?? ''}` } })).status).toBe(405)
+    expect(a.recipient).toBe(first)
+
+    const res = await fetch(`${api.url}/rekey`, { method: 'POST', headers: { authorization: `Bearer ${api.token ?? ''}` } })
+    expect(res.status).toBe(200)
+    const body = await res.json() as { previous: string, recipient: string }
+    expect(body).toEqual({ previous: first, recipient: a.recipient })
+    expect(body.recipient).not.toBe(first)
+    const headers = { authorization: `Bearer ${api.token ?? ''}` }
+    expect((await (await fetch(`${api.url}/status`, { headers })).json() as { node: { recipient: string } }).node.recipient).toBe(body.recipient)
+    const fleet = await (await fetch(`${api.url}/fleet`, { headers })).json() as Array<{ id: string, recipient?: string }>
+    expect(fleet.find((n) => n.id === a.facts.id)?.recipient).toBe(body.recipient)
+    // The beacon sent at once reaches the peer; its fleet query answer carries the key too.
+    await waitFor(() => b.fleet.list().find((n) => n.id === a.facts.id)?.recipient === body.recipient, 'b to learn a\'s new key')
+    const answered = await queryFleet(a.libp2p, b.peerId)
+    expect(answered.find((n) => n.id === a.facts.id)?.recipient).toBe(body.recipient)
+    expect(answered.find((n) => n.id === b.facts.id)?.recipient).toBe(b.recipient)
   })
 })

@@ -75,6 +75,15 @@ describe('query protocol', () => {
     expect(errors).toEqual([])
   })
 
+  it('carries each node\'s encryption key, and refuses an answer whose key is not an age recipient', async () => {
+    const key = `age1${'q'.repeat(58)}`
+    const fleet = [{ ...node(1), recipient: key }, node(2)]
+    const { server, client } = await serving(fleet)
+    expect(await queryFleet(client, server.peerId)).toEqual(byId(fleet))
+    const bad = await serving([{ ...node(3), recipient: 'age1-not-a-key' }])
+    await expect(queryFleet(bad.client, bad.server.peerId)).rejects.toThrow(/answered the fleet query with something other than a list of nodes/)
+  })
+
   it('fetches a large view a page at a time, each its own query (before: one stream for all of it)', async () => {
     const fleet = Array.from({ length: 2 * FLEET_PAGE_NODES + 500 }, (_, i) => node(i))
     let asked = 0
