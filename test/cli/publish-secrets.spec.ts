@@ -230,6 +230,23 @@ describe('publish --secrets --wait against a mesh whose agents announce their ke
   })
 })
 
+describe('publish --secrets --rollout', () => {
+  it('seals as a plain publish does, prints the same recipients, and the stages apply it', async () => {
+    const { m, key, boot, dir, secrets } = await setup()
+    const [db0, db1] = [m.agents[0]!.facts.id, m.agents[1]!.facts.id]
+    await waitFor(() => m.agents[0]!.fleet.list().filter((n) => n.recipient !== undefined).length === 3, 'every node\'s key in node-0\'s fleet view')
+    const r = await runCli(['publish', join(dir, 'db.yaml'), '--key', key, '--bootstrap', boot, '--secrets', secrets, '--rollout', '1,100%', '--stage-timeout', '30s', '--wait', '--json'], { timeoutMs: 60_000 })
+    neverShows(r)
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({ name: 'db/postgres', version: 1, end: 'done', secrets: { names: ['db_password'] } })
+    expect(out.secrets.recipients.map((x: { node: string }) => x.node)).toEqual([db0, db1])
+    for (const i of [0, 1]) expect(await readFile(join(dir, `node-${i}/root/etc/pg.pass`), 'utf8')).toBe(`password=${SECRET}\n`)
+    expect(sealedOn(m, 2)!.recipients.map((x) => x.node)).toEqual([db0, db1])
+  })
+})
+
 const node = (i: number, outcome: string): Progress['applied'][number] => ({ id: `12D3KooW-node-${i}`, name: `node-${i}`, tags: { role: 'db' }, outcome })
 const empty = (): Progress => ({ applied: [], unchanged: [], failed: [], notTargeted: [], sealed: [], pending: [], stale: [], conflicting: [], superseded: [], known: 0, unadmitted: 0 })
 
