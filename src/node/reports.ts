@@ -12,7 +12,7 @@ import type { AgentMetrics } from './metrics.js'
 import { receiptRoute } from './rules.js'
 import { ReceiptSender, serveReceipts, verifyNodeReport } from './receipts.js'
 import { peerIdFromString, type GrapevineLibp2p } from '../net/libp2p.js'
-import { MAX_PRESENCE_POLICIES } from '../receipt/index.js'
+import { MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, type Presence } from '../receipt/index.js'
 import type { IngestOutcome } from '../sync/index.js'
 import { ReportGate } from './report-gate.js'
 import { SECRETS_RESOURCE } from './constants.js'
@@ -164,8 +164,14 @@ export class Reports {
       ...[...this.c.held()].map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)]),
       ...this.c.untrusted().map((u): [string, number, string, string] => [u.name, u.version, u.hash, 'untrusted'])
     ].slice(0, MAX_PRESENCE_POLICIES)
-    const report: NodeReport = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate(), ...this.recipient() }
-    const bytes = signReport(report, signingKey)
+    let report: Presence = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate(), ...this.recipient() }
+    let bytes = signReport(report, signingKey)
+    // Long policy names with a large certificate can pass the byte bound every receiver checks:
+    // a beacon naming fewer policies still says the node exists (and its key); one over it says nothing.
+    while (bytes.byteLength > MAX_RECEIPT_BYTES && report.policies.length > 0) {
+      report = { ...report, policies: report.policies.slice(0, -1) }
+      bytes = signReport(report, signingKey)
+    }
     this.note(report)
     try {
       return await this.c.gossip(bytes)

@@ -5,10 +5,11 @@ import type { ApplyReport } from '../../src/apply/index.js'
 import { generateIdentity, nodeSigningKey, peerIdOf } from '../../src/net/identity.js'
 import type { Stream } from '@libp2p/interface'
 import type { PeerId } from '../../src/net/libp2p.js'
-import { MAX_PRESENCE_POLICIES, signReport, type NodeReport, type Presence, type Receipt, type ReceiptOutcome } from '../../src/receipt/index.js'
+import { MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, signReport, type NodeReport, type Presence, type Receipt, type ReceiptOutcome } from '../../src/receipt/index.js'
 import { JOIN_BEACON_DELAYS_MS, MAX_RECEIPT_ROUTES, Reports, type ReportsComponents } from '../../src/node/reports.js'
 import { RECEIPT_BATCH_MS, RECEIPT_PROTOCOL, verifyNodeReport } from '../../src/node/receipts.js'
 import { configPolicy, FIXED_NOW, makeKeys } from '../helpers/envelope.js'
+import { MAX_ADMISSION_TAGS, openAdmission, signAdmission } from '../../src/admission/index.js'
 import { fakeClock, fakeMetrics, RecordingLogger, verified } from './fakes.js'
 
 /** A node's identity as reports need it: its peer id, and its libp2p key as the signing key. */
@@ -246,6 +247,20 @@ describe('Reports: presence beacons', () => {
     hold(Array.from({ length: MAX_PRESENCE_POLICIES + 5 }, (_, i) => ({ ...env, name: `site/p${i}` })))
     await reports.beacon()
     expect((verifyNodeReport(seen.gossiped[0]!) as Presence).policies).toHaveLength(MAX_PRESENCE_POLICIES)
+  })
+
+  it(`names fewer policies rather than pass ${MAX_RECEIPT_BYTES} bytes, which every receiver refuses (before: 64 long names and a large certificate made every beacon unsendable)`, async () => {
+    const tags = Object.fromEntries(Array.from({ length: MAX_ADMISSION_TAGS }, (_, i) => [`tag-${i}`.padEnd(64, 'x'), 'v'.repeat(128)]))
+    const admission = openAdmission(signAdmission({ peer: self.id, name: 'n'.repeat(200), tags, key: keys.root, issuedAt: FIXED_NOW }))
+    const { reports, seen, hold } = setup({ admission, recipient: () => `age1${'q'.repeat(58)}`, outcomeOf: () => 'unchanged' })
+    hold(Array.from({ length: MAX_PRESENCE_POLICIES }, (_, i) => ({ ...env, name: `site/${String(i).padStart(2, '0')}${'x'.repeat(190)}` })))
+    await reports.beacon()
+    const bytes = seen.gossiped[0] as Uint8Array
+    expect(bytes.byteLength).toBeLessThanOrEqual(MAX_RECEIPT_BYTES)
+    const beacon = verifyNodeReport(bytes) as Presence
+    expect(beacon.policies.length).toBeGreaterThan(0)
+    expect(beacon.policies.length).toBeLessThan(MAX_PRESENCE_POLICIES)
+    expect(beacon.policies.map((p) => p[0])).toEqual(Array.from({ length: beacon.policies.length }, (_, i) => `site/${String(i).padStart(2, '0')}${'x'.repeat(190)}`))
   })
 
   it('answers 0 when the beacon could not be gossiped, and when stopped sends none', async () => {

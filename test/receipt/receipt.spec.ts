@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson, generateSigningKey } from '../../src/envelope/index.js'
+import { MAX_ADMISSION_BYTES, MAX_ADMISSION_TAGS, openAdmission, signAdmission } from '../../src/admission/index.js'
 import {
   boundFailures, InvalidReceiptError, signReport, validateReport, MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES,
   MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, type NodeReport, type Presence, type Receipt
@@ -91,6 +92,28 @@ describe('bounds', () => {
     ['an age identity (the secret half) as the encryption key', receipt({ recipient: `AGE-SECRET-KEY-1${'Q'.repeat(58)}` })]
   ])('refuses %s', (_, body) => {
     expect(() => validateReport(signAny(body))).toThrow(InvalidReceiptError)
+  })
+})
+
+describe('the size bound, with the encryption key in every report', () => {
+  // MAX_RECEIPT_BYTES is 8 KiB for the report and 4 KiB for the certificate it carries; the
+  // recipient (76 bytes with its key in JSON) must not push the largest receipt a node signs over it.
+  it('the largest receipt a node signs (every failure at its bounds, a long name, a certificate near its bound) still fits, recipient included', () => {
+    const enroller = generateSigningKey()
+    // The largest certificate the schema allows: every tag it may have, with the longest key and value.
+    const tags = Object.fromEntries(Array.from({ length: MAX_ADMISSION_TAGS }, (_, i) => [`tag-${i}`.padEnd(64, 'x'), 'v'.repeat(128)]))
+    const cert = signAdmission({ peer: 'p'.repeat(128), name: 'n'.repeat(200), tags, key: enroller, issuedAt: Date.parse(AT), expires: Date.parse(AT) + 1 })
+    expect(cert.byteLength).toBeLessThanOrEqual(MAX_ADMISSION_BYTES)
+    const failures = boundFailures(Array.from({ length: MAX_RECEIPT_FAILURES + 5 }, (_, i) => ({ resource: `r${i}`.padEnd(300, 'r'), error: '語'.repeat(500) })))
+    const largest = (recipient?: string): Uint8Array => signReport(receipt({
+      node: 'p'.repeat(128), name: 'n'.repeat(200), policy: `${'a'.repeat(60)}/${'b'.repeat(60)}`, outcome: 'failed', failures, failedCount: 15,
+      admission: openAdmission(cert), ...(recipient !== undefined ? { recipient } : {})
+    }), key)
+    const without = largest()
+    const withKey = largest(RECIPIENT)
+    expect(withKey.byteLength - without.byteLength).toBe(77)
+    expect(withKey.byteLength).toBeLessThanOrEqual(MAX_RECEIPT_BYTES)
+    expect(validateReport(withKey)).toMatchObject({ recipient: RECIPIENT })
   })
 })
 
