@@ -1,4 +1,5 @@
-import { chooseRecipients, sealSecrets, type NamedRecipient, type RecipientChoice } from '../secrets/index.js'
+import { chooseRecipients, sealSecrets, RecipientError, type NamedRecipient, type RecipientChoice } from '../secrets/index.js'
+import { MAX_ENVELOPE_BYTES } from '../envelope/constants.js'
 import type { ConfigPolicy } from '../policy/index.js'
 import type { FleetNode } from '../receipt/index.js'
 import type { MeshClient } from './publisher.js'
@@ -18,6 +19,25 @@ export interface SealRequest {
   pinned?: readonly NamedRecipient[]
   /** `--certified-tags`: a node counts as targeted only when its admission certificate asserts the target's tags. */
   certifiedTags?: boolean
+}
+
+/**
+ * Bytes each recipient's age stanza adds to the sealed data, base64'd: "-> X25519 " and two
+ * 43-character lines (the ephemeral share, the wrapped file key), ~97 bytes raw. Its entry in
+ * `recipients` is counted from the list itself.
+ */
+const STANZA_BYTES = 132
+/** Room for the envelope around the policy: signature, signer, version, chain, hash. */
+const ENVELOPE_OVERHEAD_BYTES = 4096
+
+/**
+ * About how large the envelope of `policy` sealed to `recipients` will be. Sealing to 10,000
+ * takes ~12 s and signs an envelope no node takes (over MAX_ENVELOPE_BYTES), so this is checked first.
+ */
+export function sealedEnvelopeEstimate (policy: ConfigPolicy, values: Readonly<Record<string, string>>, recipients: ReadonlyArray<{ node: string, key: string }>): number {
+  const list = JSON.stringify(recipients.map(({ node, key }) => ({ node, key }))).length
+  const payload = Math.ceil((Buffer.byteLength(JSON.stringify(values)) + 200) * 4 / 3)
+  return Buffer.byteLength(JSON.stringify(policy)) + list + recipients.length * STANZA_BYTES + payload + ENVELOPE_OVERHEAD_BYTES
 }
 
 export interface SealedPolicy {
@@ -47,6 +67,10 @@ export async function sealToFleet (policy: ConfigPolicy, fleet: readonly FleetNo
     ...(req.certifiedTags === true ? { certifiedTags: true } : {})
   })
   onChoice?.(choice)
+  const estimate = sealedEnvelopeEstimate(bare, req.values, choice.recipients)
+  if (estimate > MAX_ENVELOPE_BYTES) {
+    throw new RecipientError(`sealed to ${choice.recipients.length} recipients, ${policy.name}'s envelope would be about ${(estimate / 1024 / 1024).toFixed(1)} MiB, over the ${MAX_ENVELOPE_BYTES / 1024 / 1024} MiB every node accepts (each recipient adds ~270 bytes): split the policy by group (one per role or site, docs/secrets.md "Limits"), or pin fewer with --recipients FILE`)
+  }
   const sealed = await sealSecrets(req.values, choice.recipients.map(({ node, key }) => ({ node, key })))
   return { policy: { ...bare, sealed }, choice }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { GateReports, sealToFleet, stageView, withoutSealed } from '../../src/client/index.js'
+import { GateReports, sealToFleet, sealedEnvelopeEstimate, stageView, withoutSealed } from '../../src/client/index.js'
+import { generateSigningKey, signPolicy } from '../../src/envelope/index.js'
 import { MAX_RANK } from '../../src/rollout/index.js'
 import { rolloutRecordOf } from '../helpers/rollout.js'
 import { generateEncryptionKey, openSealed, NotARecipientError, RecipientError, type EncryptionKey } from '../../src/secrets/index.js'
@@ -122,5 +123,29 @@ describe('a staged rollout of a policy with secrets', () => {
     expect(v.applied).toBe(1)
     expect(v.failed).toEqual([{ id: 'canary-1', name: 'canary-1', outcome: 'failed', failures: [{ resource: 'secrets', error: expect.stringContaining('not a recipient') }] }])
     expect(v.gate.verdict).toBe('halt')
+  })
+})
+
+const signedSize = (p: ConfigPolicy): number => signPolicy(p, { version: 1, key: generateSigningKey() }).byteLength
+
+describe('sealing to more recipients than an envelope holds', () => {
+  it('is refused before sealing, saying to split the policy, and the estimate is close to what sealing writes', async () => {
+    const key = await generateEncryptionKey()
+    const fleetOfSize = (n: number): FleetNode[] => Array.from({ length: n }, (_, i) => ({
+      id: `12D3KooW${String(i).padStart(44, '0')}`, name: `db-${i}`, tags: { role: 'db' }, lastSeen: new Date(0).toISOString(), policies: {}, admitted: true, recipient: key.recipient
+    }))
+    const values = { db_password: SECRET }
+    const { policy: sealed } = await sealToFleet(policy, fleetOfSize(200), { values })
+    const estimate = sealedEnvelopeEstimate(policy, values, sealed.sealed!.recipients)
+    const actual = signedSize(sealed)
+    expect(estimate).toBeGreaterThanOrEqual(actual)
+    expect(estimate).toBeLessThan(actual * 1.1)
+
+    let shown = 0
+    const started = performance.now()
+    await expect(sealToFleet(policy, fleetOfSize(9000), { values }, () => { shown++ })).rejects.toThrow(/sealed to 9000 recipients, db\/postgres's envelope would be about 2\.\d MiB, over the 2 MiB .*split the policy by group/)
+    expect(shown).toBe(1)
+    // Refused before the ~10 s an age file with 9,000 stanzas takes.
+    expect(performance.now() - started).toBeLessThan(3000)
   })
 })
