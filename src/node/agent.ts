@@ -246,7 +246,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     await net.start()
     this.topics.subscribe()
-    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size }, 'agent started')
+    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size, recipient: this.encryptionKey.recipient }, 'agent started')
     this.journal.history({ event: 'started', detail: { peerId: this.facts.id } })
 
     this.peers.start(net)

@@ -31,6 +31,8 @@ interface RunningAgent {
   child: ChildProcess
   addr: string
   api: string
+  /** The encryption key its "agent started" log line names. */
+  recipient: string
   exited: Promise<number | null>
 }
 
@@ -64,9 +66,9 @@ async function spawnAgent (args: string[]): Promise<RunningAgent> {
   const noApi = args.includes('--no-api')
   await waitFor(() => lines.some((l) => l.msg === (noApi ? 'agent started' : 'api listening')) || child.exitCode !== null, 'the agent to start')
   if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${stderr}`)
-  const started = lines.find((l) => l.msg === 'agent started') as { addrs: string[] }
+  const started = lines.find((l) => l.msg === 'agent started') as { addrs: string[], recipient: string }
   const api = lines.find((l) => l.msg === 'api listening') as { socket: string } | undefined
-  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api?.socket ?? '', exited }
+  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api?.socket ?? '', recipient: started.recipient, exited }
 }
 
 async function api<T> (agent: RunningAgent, path: string): Promise<T> {
@@ -96,6 +98,7 @@ describe('grapevine rekey', () => {
     const first = before.node.recipient as string
     expect(first).toMatch(/^age1[02-9ac-hj-np-z]{58}$/)
     expect((await readEncryptionKey(state))?.recipient).toBe(first)
+    expect(a.recipient).toBe(first)
     expect(ok(await runCli(['status', '--agent', a.api])).stdout).toContain(`  encryption key ${first}\n`)
     const node = before.node.id
 
