@@ -181,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const record of untrusted) book.distrust(record)
     metrics.policies.set(book.size)
     this.queue.applied = await this.store.loadApplied()
+    this.queue.restoreSealed(await this.store.loadSealed())
     await this.peers.load()
     // Bootstrap peers are dialled once at start. Keep them as candidates too, so a node whose
     // bootstrap was down at that moment (or dropped before peer exchange) still joins later.

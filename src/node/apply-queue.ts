@@ -2,7 +2,7 @@ import { applyPolicy, checkFailures, type ApplyOptions, type ApplyReport } from 
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import { validateEnvelope, type VerifiedEnvelope } from '../envelope/index.js'
 import { enforcement, ROLLOUT_NAME_PREFIX, type Enforcement, type RolloutRecord } from '../rollout/index.js'
-import type { AppliedRecord, StateStore } from '../store/index.js'
+import type { AppliedRecord, SealedRecord, StateStore } from '../store/index.js'
 import type { AgentMetrics } from './metrics.js'
 import type { Logger } from './logger.js'
 import type { Journal } from './journal.js'
@@ -60,7 +60,8 @@ function compatible (a: Resource, b: Resource): boolean {
 export interface ApplyQueueComponents {
   book: Pick<PolicyBook, 'get' | 'values' | 'pathConflict' | 'trust'>
   journal: Pick<Journal, 'replace' | 'history'>
-  store: Pick<StateStore, 'saveApplied' | 'dir' | 'loadArchived'>
+  /** `saveSealed`: without it (tests), what was found sealed is not kept across restarts. */
+  store: Pick<StateStore, 'saveApplied' | 'dir' | 'loadArchived'> & Partial<Pick<StateStore, 'saveSealed'>>
   metrics: Pick<AgentMetrics, 'applies' | 'applyDuration'>
   log: Logger
   now: () => number
@@ -103,8 +104,8 @@ export class ApplyQueue {
   private running?: Promise<void>
   /** The version each name last wrote a history line for: a quiet drift check does not. */
   private readonly lastHistoryVersion = new Map<string, number>()
-  /** Per name, the version whose secrets this node may not read, and why: its outcome is `sealed` until another apply of the name. */
-  private readonly sealedVersions = new Map<string, { version: number, hash: string, why: string }>()
+  /** Per name, the version whose secrets this node may not read, and why: its outcome is `sealed` until another apply of the name. Kept in sealed.json. */
+  private readonly sealedVersions = new Map<string, SealedRecord>()
 
   constructor (private readonly c: ApplyQueueComponents) {}
 
@@ -121,7 +122,7 @@ export class ApplyQueue {
    * unchanged, failed, …); `held-back` while a rollout keeps this node on another version.
    */
   outcomeOf (env: VerifiedEnvelope): string {
-    if (this.sealedWhy(env) !== undefined) return 'sealed'
+    if (this.targets(env) && this.sealedWhy(env) !== undefined) return 'sealed'
     const record = this.applied[env.name]
     if (record?.version === env.version && record.hash === env.hash) return record.applies !== undefined ? versionOutcome(record.applies) : receiptOutcome(record.changed, record.failed)
     if (env.policy.kind !== 'policy') return env.policy.kind
@@ -133,6 +134,13 @@ export class ApplyQueue {
   sealedWhy (env: VerifiedEnvelope): string | undefined {
     const s = this.sealedVersions.get(env.name)
     return s?.version === env.version && s.hash === env.hash ? s.why : undefined
+  }
+
+  /** What an earlier run found sealed (sealed.json): shown at once, and history does not say it again. */
+  restoreSealed (records: Record<string, SealedRecord>): void {
+    for (const [name, r] of Object.entries(records)) {
+      if (typeof r?.version === 'number' && typeof r.hash === 'string' && typeof r.why === 'string') this.sealedVersions.set(name, { version: r.version, hash: r.hash, why: r.why })
+    }
   }
 
   /** Why this node enforces another version than the one it holds (a staged rollout), or undefined. */
@@ -252,6 +260,7 @@ export class ApplyQueue {
       return
     }
     if (env.policy.kind === 'retired') {
+      this.forgetSealed(env.name)
       // Stop managing it: no more applies or drift repair. Its resources stay as they are.
       if (this.applied[env.name] !== undefined) {
         delete this.applied[env.name]
@@ -278,6 +287,7 @@ export class ApplyQueue {
     }
     if (env.policy.kind !== 'policy') return
     if (!this.targets(env)) {
+      this.forgetSealed(env.name)
       this.c.events.notTargeted(env)
       return
     }
@@ -321,7 +331,7 @@ export class ApplyQueue {
       ...(failures.length > 0 ? { errors: failures } : {})
     }
     this.applied[env.name] = record
-    this.sealedVersions.delete(env.name)
+    this.forgetSealed(env.name)
     this.c.metrics.applies.inc({ outcome: report.outcome })
     this.c.metrics.applyDuration.observe(report.durationMs / 1000)
     const level = report.counts.failed > 0 || report.health === 'unhealthy' ? 'warn' : 'info'
@@ -373,6 +383,7 @@ export class ApplyQueue {
     if (before?.version !== env.version || before.hash !== env.hash || before.why !== why) {
       this.c.log.warn({ name: env.name, version: env.version, why }, 'not applied: its secrets are not sealed to this node')
       this.c.journal.history({ event: 'sealed', name: env.name, version: env.version, hash: env.hash, outcome: 'sealed', error: why })
+      this.saveSealed()
     }
     this.c.events.sealed?.(env, why)
   }
@@ -396,6 +407,17 @@ export class ApplyQueue {
       this.c.log.error({ name: env.name, version: env.version, err: message }, 'apply crashed')
       return failedReport(env.name, err as Error, this.c.now())
     }
+  }
+
+  private forgetSealed (name: string): void {
+    if (this.sealedVersions.delete(name)) this.saveSealed()
+  }
+
+  private saveSealed (): void {
+    const save = this.c.store.saveSealed
+    if (save === undefined) return
+    const records = Object.fromEntries(this.sealedVersions)
+    this.c.journal.replace('sealed', async () => { await save.call(this.c.store, records) })
   }
 
   private saveApplied (): void {

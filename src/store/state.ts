@@ -36,6 +36,13 @@ export interface AppliedRecord {
   applies?: { first?: 'applied' | 'unchanged', changed: boolean, failing: boolean, unhealthy?: boolean }
 }
 
+/** A version this node did not apply because its secrets are not sealed to it (outcome `sealed`), and why. */
+export interface SealedRecord {
+  version: number
+  hash: string
+  why: string
+}
+
 export interface KnownPeer {
   id: string
   addrs: string[]
@@ -66,6 +73,7 @@ export const DEFAULT_HISTORY_LIMIT = 200
  *   encryption.key     age X25519 identity that sealed secrets are opened with (src/secrets/keys.ts), mode 0600
  *   envelopes/*.env    exact bytes of the newest accepted envelope per policy name
  *   applied.json       last apply outcome per policy
+ *   sealed.json        versions not applied because their secrets are not sealed to this node, and why
  *   peers.json         remembered peers
  *   archive/<name>/    the last ARCHIVED_VERSIONS envelopes per name, for rollback
  *   history.jsonl      audit trail
@@ -193,6 +201,15 @@ export class StateStore {
 
   async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {
     await this.writer.atomicWrite(this.path('applied.json'), JSON.stringify(records, null, 1))
+  }
+
+  async loadSealed (): Promise<Record<string, SealedRecord>> {
+    const records = await this.readJson<Record<string, SealedRecord>>('sealed.json', {})
+    return records !== null && typeof records === 'object' && !Array.isArray(records) ? records : {}
+  }
+
+  async saveSealed (records: Record<string, SealedRecord>): Promise<void> {
+    await this.writer.atomicWrite(this.path('sealed.json'), JSON.stringify(records, null, 1))
   }
 
   async loadPeers (): Promise<KnownPeer[]> {

@@ -34,10 +34,10 @@ async function sealedTo (...recipients: Array<{ node: string, key: EncryptionKey
 
 function useQueue () {
   const dir = useTempDir('grapevine-queue-secrets-')
-  return (init: { key?: EncryptionKey } = {}) => {
+  return (init: { key?: EncryptionKey, facts?: NodeFacts, store?: MemoryStore } = {}) => {
     const time = new FakeTime()
     const { book } = trustedBook({ keys, now: time.now })
-    const store = new MemoryStore(join(dir(), 'state'))
+    const store = init.store ?? new MemoryStore(join(dir(), 'state'))
     mkdirSync(store.dir, { recursive: true })
     const log = new RecordingLogger()
     const journal = new Journal({ store, log, now: time.now })
@@ -50,7 +50,7 @@ function useQueue () {
     }
     let key = init.key
     const queue = new ApplyQueue({
-      book, journal, store, metrics, log, now: time.now, facts, root,
+      book, journal, store, metrics, log, now: time.now, facts: init.facts ?? facts, root,
       signal: new AbortController().signal,
       saving: () => undefined,
       encryptionKey: () => key,
@@ -118,6 +118,31 @@ describe('ApplyQueue: sealed secrets', () => {
     expect(seen.applied.map((a) => `${a.env.version} ${a.outcome}`)).toEqual(['2 applied'])
     expect(queue.outcomeOf(v2)).toBe('applied')
     expect(queue.sealedWhy(v2)).toBeUndefined()
+  })
+
+  it('what was found sealed is kept (sealed.json): after a restart it shows at once, and history does not say it again', async () => {
+    const first = setup({ key: mine })
+    const policy = dbPolicy(await sealedTo({ node: 'node-other', key: other }))
+    const v1 = first.hold(policy)
+    await first.run()
+    const saved = first.store.sealedSaves.at(-1) as Record<string, { version: number, hash: string, why: string }>
+    expect(saved).toEqual({ 'db/conf': { version: 1, hash: v1.hash, why: first.seen.sealed[0]?.why } })
+    // The next run, on the same state.
+    const again = setup({ key: mine, store: first.store })
+    again.queue.restoreSealed(saved)
+    const held = again.hold(policy)
+    expect(again.queue.outcomeOf(held)).toBe('sealed')
+    await again.run()
+    expect(again.seen.sealed).toHaveLength(1)
+    expect(first.store.history.filter((h) => h.event === 'sealed')).toHaveLength(1)
+
+    // A node no longer targeted (its tags changed) forgets it: it says not-targeted, not sealed.
+    const retagged = setup({ key: mine, store: first.store, facts: { ...facts, tags: { role: 'web' } } })
+    retagged.queue.restoreSealed(saved)
+    const seen = retagged.hold(policy)
+    expect(retagged.queue.outcomeOf(seen)).toBe('not-targeted')
+    await retagged.run()
+    expect(first.store.sealedSaves.at(-1)).toEqual({})
   })
 
   it('a node with no encryption key is not a recipient', async () => {

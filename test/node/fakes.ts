@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { validateEnvelope, type VerifiedEnvelope } from '../../src/envelope/index.js'
 import type { NodeFacts, Policy } from '../../src/policy/index.js'
-import type { HistoryEntry, AppliedRecord, KnownPeer, StateStore } from '../../src/store/index.js'
+import type { HistoryEntry, AppliedRecord, KnownPeer, SealedRecord, StateStore } from '../../src/store/index.js'
 import { TrustStore } from '../../src/trust/index.js'
 import type { PeerId } from '../../src/net/libp2p.js'
 import { generateIdentity, peerIdOf } from '../../src/net/identity.js'
@@ -118,7 +118,7 @@ export function fakeMetrics<K extends keyof AgentMetrics> (...names: K[]): { met
 }
 
 /** The state directory in memory: every call it gets, in order, in `ops`. */
-export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | 'readHistory' | 'saveEnvelope' | 'saveApplied' | 'loadPeers' | 'savePeers' | 'loadEnvelopes' | 'quarantine' | 'archivedVersions' | 'loadArchived'> {
+export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | 'readHistory' | 'saveEnvelope' | 'saveApplied' | 'loadPeers' | 'savePeers' | 'loadEnvelopes' | 'quarantine' | 'archivedVersions' | 'loadArchived' | 'saveSealed'> {
   readonly ops: string[] = []
   readonly history: HistoryEntry[] = []
   readonly envelopes = new Map<string, { bytes: Uint8Array, version?: number }>()
@@ -161,6 +161,14 @@ export class MemoryStore implements Pick<StateStore, 'dir' | 'appendHistory' | '
   async saveApplied (records: Record<string, AppliedRecord>): Promise<void> {
     this.ops.push('applied')
     this.appliedSaves.push(records)
+  }
+
+  /** Each sealed.json written, in order. */
+  readonly sealedSaves: Array<Record<string, SealedRecord>> = []
+
+  async saveSealed (records: Record<string, SealedRecord>): Promise<void> {
+    this.ops.push('sealed')
+    this.sealedSaves.push(records)
   }
 
   async loadPeers (): Promise<KnownPeer[]> {

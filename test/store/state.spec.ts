@@ -99,6 +99,20 @@ describe('applied records', () => {
   })
 })
 
+describe('sealed records (versions whose secrets are not this node\'s)', () => {
+  it('round-trip through a fresh store; none, a torn file or a list reads as none', async () => {
+    const records = { 'db/app': { version: 3, hash: `sha256:${'0'.repeat(64)}`, why: 'not a recipient: sealed to 2 nodes, not to this one' } }
+    const store = await StateStore.open(dir())
+    expect(await store.loadSealed()).toEqual({})
+    await store.saveSealed(records)
+    expect(await (await StateStore.open(dir())).loadSealed()).toEqual(records)
+    await writeFile(join(dir(), 'sealed.json'), '{"db/app": ')
+    expect(await store.loadSealed()).toEqual({})
+    await writeFile(join(dir(), 'sealed.json'), '[1]')
+    expect(await store.loadSealed()).toEqual({})
+  })
+})
+
 describe('history', () => {
   const entry = (i: number): HistoryEntry => ({ at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(), event: 'accepted', name: 'web/a', version: i, via: 'gossip' })
 
