@@ -122,7 +122,7 @@ export class ApplyQueue {
    * unchanged, failed, …); `held-back` while a rollout keeps this node on another version.
    */
   outcomeOf (env: VerifiedEnvelope): string {
-    if (this.targets(env) && this.sealedWhy(env) !== undefined) return 'sealed'
+    if (this.sealedWhy(env) !== undefined) return 'sealed'
     const record = this.applied[env.name]
     if (record?.version === env.version && record.hash === env.hash) return record.applies !== undefined ? versionOutcome(record.applies) : receiptOutcome(record.changed, record.failed)
     if (env.policy.kind !== 'policy') return env.policy.kind
@@ -130,10 +130,10 @@ export class ApplyQueue {
     return this.enforcementOf(env).kind === 'head' ? 'pending' : 'held-back'
   }
 
-  /** Why this node may not read this version's secrets (so did not apply it), or undefined. */
+  /** Why this node may not read this version's secrets (so did not apply it), or undefined. Only while it targets this node (tags change). */
   sealedWhy (env: VerifiedEnvelope): string | undefined {
     const s = this.sealedVersions.get(env.name)
-    return s?.version === env.version && s.hash === env.hash ? s.why : undefined
+    return s?.version === env.version && s.hash === env.hash && this.targets(env) ? s.why : undefined
   }
 
   /** What an earlier run found sealed (sealed.json): shown at once, and history does not say it again. */

@@ -141,6 +141,7 @@ describe('ApplyQueue: sealed secrets', () => {
     retagged.queue.restoreSealed(saved)
     const seen = retagged.hold(policy)
     expect(retagged.queue.outcomeOf(seen)).toBe('not-targeted')
+    expect(retagged.queue.sealedWhy(seen)).toBeUndefined()
     await retagged.run()
     expect(first.store.sealedSaves.at(-1)).toEqual({})
   })
