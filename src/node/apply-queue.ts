@@ -1,4 +1,4 @@
-import { applyPolicy, checkFailures, type ApplyOptions, type ApplyReport } from '../apply/index.js'
+import { applyPolicy, checkFailures, type ApplyReport } from '../apply/index.js'
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import { validateEnvelope, type VerifiedEnvelope } from '../envelope/index.js'
 import { enforcement, ROLLOUT_NAME_PREFIX, type Enforcement, type RolloutRecord } from '../rollout/index.js'
@@ -398,9 +398,7 @@ export class ApplyQueue {
       if (record !== undefined) this.c.events.conflict(record)
     }
     try {
-      // `secrets`: ApplyOptions.secrets (the apply engine renders {{ secrets.NAME }} with them).
-      const opts = { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip, ...(secrets !== undefined ? { secrets } : {}) }
-      return await applyPolicy(env.policy, opts as ApplyOptions)
+      return await applyPolicy(env.policy, { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip, ...(secrets !== undefined ? { secrets } : {}) })
     } catch (err) {
       const redact = redactor(secrets)
       const message = redact === undefined ? (err as Error).message : redact((err as Error).message)
