@@ -1,54 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI_PATH, runCli } from '../helpers/cli.js'
 import { waitFor } from '../node/fixtures.js'
+import { agentProcesses } from '../helpers/agent-process.js'
 import { generateSigningKey } from '../../src/envelope/index.js'
 
-interface RunningAgent {
-  child: ChildProcess
-  addr: string
-  api: string
-  lines: Array<Record<string, unknown>>
-  exited: Promise<number | null>
-}
-
-const children: ChildProcess[] = []
 let dir: string | undefined
 afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-  children.length = 0
   if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   dir = undefined
 })
 
-/** Spawns `grapevine agent` as a user would and reads its structured log for its address and API socket. */
-async function spawnAgent (args: string[]): Promise<RunningAgent> {
-  const child = spawn(process.execPath, [CLI_PATH, 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  children.push(child)
-  const lines: Array<Record<string, unknown>> = []
-  let buffer = ''
-  child.stdout!.on('data', (b: Buffer) => {
-    buffer += b.toString()
-    let i
-    while ((i = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, i)
-      buffer = buffer.slice(i + 1)
-      try { lines.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not a log line */ }
-    }
-  })
-  let stderr = ''
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString() })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
-  await waitFor(() => lines.some((l) => l.msg === 'api listening') || child.exitCode !== null, 'the agent to start')
-  if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${stderr}`)
-  const started = lines.find((l) => l.msg === 'agent started') as { addrs: string[] }
-  const api = lines.find((l) => l.msg === 'api listening') as { socket: string }
-  return { child, addr: started.addrs.find((a) => a.includes('127.0.0.1')) as string, api: api.socket, lines, exited }
-}
+const spawnAgent = agentProcesses()
 
 async function statusOf (api: string): Promise<{ policies: Array<{ name: string, version: number, lastApply?: { outcome: string } }>, peers: unknown[] }> {
   const r = await runCli(['status', '--agent', api, '--json'])

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { runCli, type CliResult } from '../helpers/cli.js'
-import { startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
+import { outcomeAt, startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
 import { trustPolicy } from '../helpers/envelope.js'
 import { generateSigningKey, writeSigningKey, type SigningKey } from '../../src/envelope/index.js'
 import { generateIdentity, peerIdOf, privateKeyToProtobuf } from '../../src/net/identity.js'
@@ -127,6 +127,8 @@ describe('secrets: plaintext appears only in the recipients\' managed files', ()
     expect(await readFile(conf, 'utf8')).toBe(`user=app\npassword=${SECRET}\n`)
     expect(((await lstat(conf)).mode & 0o777)).toBe(0o600)
     await waitFor(() => rogue.status().policies.some((p) => p.name === 'db/app'), 'the rogue holding the envelope it cannot read')
+    // It says so in its reports: a targeted node that is not a recipient reports `sealed`.
+    await waitFor(() => outcomeAt(web, rogue, 'db/app') === 'sealed', 'the rogue reporting sealed', 30_000)
 
     // A late db node, admitted: it gets the sealed version by anti-entropy and reports sealed.
     const late = await agent(3, { role: 'db' }, true, [1])
