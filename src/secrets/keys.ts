@@ -30,9 +30,10 @@ export async function readEncryptionKey (stateDir: string): Promise<EncryptionKe
   return { identity, recipient: await identityToRecipient(identity) }
 }
 
-async function writeKey (stateDir: string, key: EncryptionKey): Promise<void> {
+/** `exclusive`: fail with EEXIST rather than replace a key another process made meanwhile. */
+async function writeKey (stateDir: string, key: EncryptionKey, exclusive = false): Promise<void> {
   const text = `# grapevine node encryption key (age X25519); public key: ${key.recipient}\n${key.identity}\n`
-  await writeFileAtomic(encryptionKeyPath(stateDir), text, { mode: 0o600 })
+  await writeFileAtomic(encryptionKeyPath(stateDir), text, { mode: 0o600, exclusive })
 }
 
 export async function generateEncryptionKey (): Promise<EncryptionKey> {
@@ -46,8 +47,8 @@ export async function loadOrCreateEncryptionKey (stateDir: string): Promise<Encr
   if (held !== undefined) return held
   const key = await generateEncryptionKey()
   try {
-    // exclusive: two processes starting at once keep one key, not each their own.
-    await writeFileAtomic(encryptionKeyPath(stateDir), `# grapevine node encryption key (age X25519); public key: ${key.recipient}\n${key.identity}\n`, { mode: 0o600, exclusive: true })
+    // Two processes starting at once keep one key, not each their own.
+    await writeKey(stateDir, key, true)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return await readEncryptionKey(stateDir) as EncryptionKey
     throw err
