@@ -1,6 +1,7 @@
 import { join, posix } from 'node:path'
 // The template and graph modules, not the policy index: applying needs no schema (and no zod).
-import { renderData, type NodeFacts } from '../policy/template.js'
+import { renderData, renderString, type NodeFacts } from '../policy/template.js'
+import { isPathResource, isSystemResource } from '../policy/kinds.js'
 import type { ConfigPolicy, ExecResource, Resource } from '../policy/schema.js'
 import { IO_CONCURRENCY, POLICY_CACHE_DIR } from './constants.js'
 import { DependencyCycleError, PathConflictError, ResourceFailedError } from './errors.js'
@@ -16,6 +17,7 @@ import { applyExec, type Notified } from './exec.js'
 import { Semaphore } from './semaphore.js'
 import { pathOutcome, type Outcome, type PathContext } from './path-resource.js'
 import { healthOf, runChecks, type CheckResult } from './checks.js'
+import { systemOutcome } from './system.js'
 import { redactResult, reportRedactor, type ReportRedactor } from './redact.js'
 
 export interface ApplyOptions {
@@ -67,6 +69,9 @@ interface Shared extends PathContext {
   signal?: AbortSignal
   skip?: ReadonlyMap<string, string>
   redact?: ReportRedactor
+  facts: NodeFacts
+  /** Per-apply state of the providers (src/apply/system.ts). */
+  run: Map<string, unknown>
 }
 
 /**
@@ -87,7 +92,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
   const shared: Shared = {
     policy,
     guard,
-    template: { node: opts.facts, vars: policy.vars ?? {}, ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) },
+    template: { node: opts.facts, vars: policy.vars ?? {}, facts: opts.facts.facts ?? {}, ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) },
     users: new UserDb(),
     dirs: new DirSync(),
     batch: dryRun ? undefined : new WriteBatch(opts.writeBatch),
@@ -100,7 +105,9 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     self,
     index: new Map(policy.resources.map((r, i) => [r.id, i])),
     plannedDirs: new Set(policy.resources.flatMap((r) => (r.type === 'directory' || r.type === 'symlink') && r.ensure === 'present' ? [posix.normalize(r.path)] : [])),
-    plannedRemovals: new Set(policy.resources.flatMap((r) => r.type !== 'exec' && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
+    plannedRemovals: new Set(policy.resources.flatMap((r) => isPathResource(r) && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
+    facts: opts.facts,
+    run: new Map(),
     temps: new Map(),
     now,
     skip: opts.skip,
@@ -112,18 +119,22 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
   const slots = new Semaphore(Math.max(1, opts.concurrency ?? IO_CONCURRENCY))
   const pending: Array<Promise<ResourceResult>> = []
   const promises = new Map<string, Promise<ResourceResult>>()
-  // Commands see the effects of everything written before them and nothing after:
-  // an exec waits for all earlier resources, and later ones wait for it.
+  // Commands see the effects of everything written before them and nothing after: an exec
+  // (and a package, service, user or group, which run commands too) waits for all earlier
+  // resources, and later ones wait for it. Packages next to each other in the order start
+  // together, so their provider installs them in one transaction.
   let barrier: Promise<unknown> = Promise.resolve()
   let sinceBarrier: Array<Promise<unknown>> = []
+  let packages: { before: Promise<unknown>, members: Array<Promise<unknown>> } | undefined
 
   try {
     // What a killed run left in the state directory: half-made backup copies and cache entries.
     if (!dryRun) await Promise.all([shared.backups.removeStaleTemps(), removeStaleTemps(join(opts.stateDir, POLICY_CACHE_DIR))])
     for (const r of plan.order) {
       const deps = plan.dependsOn.get(r.id) ?? []
-      const waits = [barrier, ...deps.map((d) => promises.get(d))]
-      if (r.type === 'exec') waits.push(...sinceBarrier)
+      const command = !isPathResource(r)
+      const waits = [r.type === 'package' && packages !== undefined ? packages.before : barrier, ...deps.map((d) => promises.get(d))]
+      if (command) waits.push(...sinceBarrier)
       const run = async (): Promise<ResourceResult> => {
         await Promise.all(waits)
         const result = redactResult(await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now), redact)
@@ -138,10 +149,17 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
       const p = run()
       promises.set(r.id, p)
       pending.push(p)
-      if (r.type === 'exec') {
+      if (r.type === 'package') {
+        packages ??= { before: barrier, members: [] }
+        packages.members.push(p)
+        barrier = Promise.all(packages.members)
+        sinceBarrier = []
+      } else if (command) {
+        packages = undefined
         barrier = p
         sinceBarrier = []
       } else {
+        packages = undefined
         sinceBarrier.push(p)
       }
     }
@@ -189,7 +207,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
 }
 
 async function runOne (r: Resource, deps: string[], notifiers: string[], done: Map<string, ResourceResult>, rootCause: Map<string, string>, slots: Semaphore, shared: Shared, now: () => number): Promise<ResourceResult> {
-  const base = { id: r.id, type: r.type, ...(r.type === 'exec' ? {} : { path: r.path }) }
+  const base = { id: r.id, type: r.type, ...(isPathResource(r) ? { path: r.path } : isSystemResource(r) ? { name: r.name } : {}) }
   if (shared.signal?.aborted === true) return { ...base, action: 'none', status: 'skipped', reason: 'the apply was aborted', durationMs: 0 }
   for (const d of deps) {
     const dep = done.get(d)
@@ -210,15 +228,27 @@ async function runOne (r: Resource, deps: string[], notifiers: string[], done: M
     return { ...base, action: 'none', status: 'failed', error: { name: err.name, message: err.message }, durationMs: 0 }
   }
 
-  const release = r.type === 'exec' ? undefined : await slots.acquire()
+  const release = isPathResource(r) ? await slots.acquire() : undefined
   const t0 = now()
   let outcome: Outcome
   try {
     outcome = r.type === 'exec'
       ? await execOutcome(r, notifiers, done, shared)
-      // A write waiting for its batch to be durable holds no file: its slot goes to the next
-      // resource, so that the batch can grow past the number of slots.
-      : await pathOutcome(r, shared, release)
+      : isPathResource(r)
+        // A write waiting for its batch to be durable holds no file: its slot goes to the next
+        // resource, so that the batch can grow past the number of slots.
+        ? await pathOutcome(r, shared, release)
+        : await systemOutcome(r, {
+          root: shared.guard.root,
+          dryRun: shared.dryRun,
+          ...(shared.signal !== undefined ? { signal: shared.signal } : {}),
+          facts: shared.facts,
+          notified: notifiedBy(notifiers, done),
+          run: shared.run,
+          render: (text, where) => renderString(text, shared.template, where),
+          where: `resources[${shared.index.get(r.id) ?? 0}]`,
+          now
+        })
   } catch (err) {
     outcome = { action: 'none', status: 'failed', error: describeError(r, err) }
   } finally {
@@ -231,7 +261,7 @@ async function runOne (r: Resource, deps: string[], notifiers: string[], done: M
 export function describeError (r: Pick<Resource, 'id' | 'type'> & { path?: string }, err: unknown): { name: string, message: string } {
   const e = err as NodeJS.ErrnoException
   if (e instanceof Error && e.name !== 'Error' && e.name !== 'TypeError' && e.name !== 'RangeError' && e.code === undefined) return { name: e.name, message: e.message }
-  const where = r.type === 'exec' || r.path === undefined ? r.id : r.path
+  const where = r.path ?? r.id
   const message = e?.message ?? String(err)
   // Node's system errors already begin with their code ("ENOSPC: no space left…"): say it once.
   const code = e?.code !== undefined && !message.startsWith(`${e.code}:`) ? `${e.code}: ` : ''
@@ -239,10 +269,15 @@ export function describeError (r: Pick<Resource, 'id' | 'type'> & { path?: strin
   return { name: wrapped.name, message: wrapped.message }
 }
 
-async function execOutcome (r: ExecResource, notifiers: string[], done: Map<string, ResourceResult>, shared: Shared): Promise<Outcome> {
+/** Whether the resources that notify one changed (yes), might have in a plan (maybe), or did not. */
+function notifiedBy (notifiers: string[], done: Map<string, ResourceResult>): Notified {
   const changed = notifiers.filter((n) => { const d = done.get(n); return d !== undefined && d.action !== 'none' && d.status === 'ok' })
   const maybe = notifiers.filter((n) => done.get(n)?.status === 'unknown')
-  const notified: Notified = changed.length > 0 ? { state: 'yes', by: changed } : maybe.length > 0 ? { state: 'maybe', by: maybe } : { state: 'no', by: [] }
+  return changed.length > 0 ? { state: 'yes', by: changed } : maybe.length > 0 ? { state: 'maybe', by: maybe } : { state: 'no', by: [] }
+}
+
+async function execOutcome (r: ExecResource, notifiers: string[], done: Map<string, ResourceResult>, shared: Shared): Promise<Outcome> {
+  const notified = notifiedBy(notifiers, done)
   // Facts reach commands through templated env values, never through the command text, so a
   // tag value can never inject shell syntax: write `env: {ROLE: "{{ node.tags.role }}"}` and use "$ROLE".
   const env = r.env === undefined ? undefined : renderData(r.env, shared.template, `resources[${shared.index.get(r.id) ?? 0}].env`) as Record<string, string>

@@ -151,3 +151,15 @@ export class PathConflictError extends Error {
     super(reason)
   }
 }
+
+/**
+ * A package, service, user or group cannot be managed here: no provider for this machine (its
+ * facts name no package manager the agent knows), or the tool it needs is missing.
+ */
+export class ProviderUnavailableError extends Error {
+  static override name = 'ProviderUnavailableError'
+  override name = 'ProviderUnavailableError'
+  constructor (readonly type: string, readonly resourceName: string, reason: string) {
+    super(`${type} ${resourceName}: ${reason}`)
+  }
+}

@@ -74,9 +74,10 @@ export function formatReport (report: ApplyReport, opts: FormatOptions = {}): st
     ? `${p.bold(`plan for "${report.policy}"`)}${where}: ${summarise(report)} (nothing was changed)`
     : `${p.bold(`applied "${report.policy}"`)}${where}: ${summarise(report)} in ${seconds} s${report.aborted === true ? p.red(' (aborted)') : ''}`]
   for (const r of shown) {
-    const what = r.path ?? (r.reason ?? '')
+    const subject = r.path ?? r.name
+    const what = subject ?? (r.reason ?? '')
     lines.push(`  ${label(r, report.dryRun, p)} ${r.type.padEnd(9)} ${r.id.padEnd(idWidth)}  ${what}`.trimEnd())
-    if (r.path !== undefined && r.reason !== undefined) lines.push(...indent(r.reason))
+    if (subject !== undefined && r.reason !== undefined) lines.push(...indent(r.reason))
     for (const c of r.changes ?? []) {
       if (r.action === 'create' || r.action === 'delete' || c.from === undefined) lines.push(p.dim(`      ${c.field}: ${c.to ?? ''}`))
       else lines.push(`      ${c.field}: ${p.red(c.from)} -> ${p.green(c.to ?? '')}`)

@@ -32,6 +32,8 @@ export interface ResourceResult {
   type: ResourceType
   /** The managed path as the policy writes it (without `--root`); absent for exec. */
   path?: string
+  /** The package, service, user or group a system resource manages. */
+  name?: string
   action: Action
   status: Status
   changes?: Change[]

@@ -4,7 +4,9 @@ import type { ConfigPolicy, Resource } from '../policy/index.js'
  * The policy that undoes `policy` on a node it no longer targets: every file, config and
  * symlink it manages becomes `ensure: absent` (backed up as usual), in reverse dependency
  * order. Directories are kept, because they may hold things the policy never managed,
- * and execs are dropped, because a command cannot be undone. Apply the result with applyPolicy.
+ * and execs are dropped, because a command cannot be undone. Packages, services, users and
+ * groups stay as they are: removing a package or an account is a decision, not an undo.
+ * Apply the result with applyPolicy.
  */
 export function retirementPolicy (policy: ConfigPolicy): ConfigPolicy {
   const kept = policy.resources.filter((r) => r.type === 'file' || r.type === 'config' || r.type === 'symlink')

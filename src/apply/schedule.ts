@@ -1,5 +1,6 @@
 import { posix } from 'node:path'
 import { orderResources } from '../policy/graph.js'
+import { isPathResource } from '../policy/kinds.js'
 import type { Resource } from '../policy/schema.js'
 
 export interface Schedule {
@@ -11,19 +12,42 @@ export interface Schedule {
   notifiers: Map<string, string[]>
 }
 
-const managedPath = (r: Resource): string | undefined => r.type === 'exec' ? undefined : posix.normalize(r.path)
+const managedPath = (r: Resource): string | undefined => isPathResource(r) ? posix.normalize(r.path) : undefined
 
 /**
- * Implicit edges, as Puppet's autorequire: a path comes after the directory or symlink the
- * policy manages above it, or, when that one is being removed, before it.
+ * Implicit edges, as Puppet's autorequire (docs/apply.md, "Ordering"):
+ * - a path comes after the directory or symlink the policy manages above it, or, when that one
+ *   is being removed, before it;
+ * - a path, and an exec's `run_as`, come after the user and group the policy manages that own it;
+ * - a user comes after the groups the policy manages that it names (gid, groups);
+ * - a service comes after the package of the same name.
+ * A resource being removed reverses nothing here but the directory rule: removing a user that
+ * still owns files is the policy's to order.
  */
 export function autoRequires (resources: readonly Resource[]): Map<string, string[]> {
   const byPath = new Map<string, { id: string, ensure: 'present' | 'absent' }>()
+  const users = new Map<string, string>()
+  const groups = new Map<string, string>()
+  const packages = new Map<string, string>()
   for (const r of resources) {
     if (r.type === 'directory' || r.type === 'symlink') byPath.set(posix.normalize(r.path), r)
+    if (r.type === 'user' && r.ensure === 'present') users.set(r.name, r.id)
+    if (r.type === 'group' && r.ensure === 'present') groups.set(r.name, r.id)
+    if (r.type === 'package' && r.ensure !== 'absent') packages.set(r.name, r.id)
   }
   const edges = new Map<string, string[]>(resources.map((r) => [r.id, []]))
+  const add = (from: string, to: string | undefined): void => { if (to !== undefined && to !== from) edges.get(from)?.push(to) }
   for (const r of resources) {
+    if (isPathResource(r) && r.type !== 'symlink') {
+      if (r.owner !== undefined) add(r.id, users.get(r.owner))
+      if (r.group !== undefined) add(r.id, groups.get(r.group))
+    }
+    if (r.type === 'exec' && r.run_as !== undefined) add(r.id, users.get(r.run_as))
+    if (r.type === 'user') {
+      if (typeof r.gid === 'string') add(r.id, groups.get(r.gid))
+      for (const g of r.groups ?? []) add(r.id, groups.get(g))
+    }
+    if (r.type === 'service') add(r.id, packages.get(r.name.replace(/\.service$/, '')))
     const p = managedPath(r)
     if (p === undefined) continue
     for (let dir = posix.dirname(p); ; dir = posix.dirname(dir)) {

@@ -1,4 +1,5 @@
 import type { ConfigPolicy, Resource } from './schema.js'
+import { isPathResource } from './kinds.js'
 
 type Problem = { path: PropertyKey[], message: string }
 
@@ -49,7 +50,15 @@ export function orderResources (resources: readonly Resource[]): { order: Resour
 
 /** Identity of what a resource manages, for spotting two resources (or policies) claiming one thing. */
 export function managedKey (r: Resource): string | undefined {
-  return r.type === 'exec' ? undefined : `path:${r.path}`
+  if (r.type === 'exec') return undefined
+  if (isPathResource(r)) return `path:${r.path}`
+  // A service named with or without ".service" is one unit.
+  return `${r.type}:${r.type === 'service' ? r.name.replace(/\.service$/, '') : r.name}`
+}
+
+/** What a managed key names, for messages: the path, or "package nginx". */
+export function describeKey (key: string): string {
+  return key.startsWith('path:') ? key.slice(5) : key.replace(':', ' ')
 }
 
 /** Cross-field checks the schema cannot express: unique ids, known references, no cycles, one owner per path. */
@@ -64,7 +73,7 @@ export function checkGraph (policy: ConfigPolicy): Problem[] {
     const key = managedKey(r)
     if (key !== undefined) {
       const other = paths.get(key)
-      if (other !== undefined) problems.push({ path: ['resources', i, 'path'], message: `"${key.slice(5)}" is already managed by resources[${other}]` })
+      if (other !== undefined) problems.push({ path: ['resources', i, isPathResource(r) ? 'path' : 'name'], message: `${key.startsWith('path:') ? `"${key.slice(5)}"` : describeKey(key)} is already managed by resources[${other}]` })
       else paths.set(key, i)
     }
   })

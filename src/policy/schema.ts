@@ -127,6 +127,79 @@ export const execResource = z.strictObject({
   refreshonly: z.boolean().default(false).describe('Run only when notified by a resource that changed.')
 })
 
+/** A Debian package name (Debian Policy 5.6.7), or an rpm/apk one: lower case, digits, "+", "-", ".". */
+const packageName = z.string().min(2).max(100).regex(/^[a-z0-9][a-z0-9+._-]+$/, {
+  error: (iss) => `expected a package name like "nginx" or "libssl3", got ${JSON.stringify(iss.input)}`
+})
+
+/** A package version as the package manager spells it ("1.22.1-9", "2:1.0~rc1-1"): starts with a digit. */
+const packageVersion = z.string().max(100).regex(/^[0-9][A-Za-z0-9.+~:_-]*$/, {
+  error: (iss) => `expected present, absent, latest or a version like "1.22.1-9", got ${JSON.stringify(iss.input)}`
+})
+
+export const PACKAGE_PROVIDERS = ['apt', 'dpkg'] as const
+
+export const packageResource = z.strictObject({
+  ...common,
+  type: z.literal('package'),
+  name: packageName.describe('The package, as the package manager names it.'),
+  ensure: z.union([z.enum(['present', 'absent', 'latest']), packageVersion]).default('present')
+    .describe('present, absent, latest (the newest the package sources offer), or an exact version like "1.22.1-9".'),
+  source: absPath.optional().describe('A package file on the managed system (a .deb) to install from, instead of the package sources.'),
+  provider: z.enum(PACKAGE_PROVIDERS).optional().describe('Override the provider the node\'s facts choose (apt where the root is /, dpkg for a sandbox root).')
+})
+
+/** A systemd unit name; ".service" may be left out. */
+const unitName = z.string().min(1).max(256).regex(/^[A-Za-z0-9][A-Za-z0-9:_.@\\-]*$/, {
+  error: (iss) => `expected a unit name like "nginx" or "nginx.service", got ${JSON.stringify(iss.input)}`
+})
+
+export const serviceResource = z.strictObject({
+  ...common,
+  type: z.literal('service'),
+  name: unitName,
+  enable: z.boolean().optional().describe('Start at boot (systemctl enable) or not; omitted leaves it as it is.'),
+  state: z.enum(['running', 'stopped']).optional().describe('Running or stopped now; omitted leaves it as it is.'),
+  reload_on_notify: z.boolean().default(false).describe('When notified, reload instead of restart.')
+})
+
+/** An account name as shadow's useradd accepts it by default (NAME_REGEX). */
+const accountName = z.string().min(1).max(32).regex(/^[a-z_][a-z0-9_-]*\$?$/, {
+  error: (iss) => `expected an account name like "app" or "www-data", got ${JSON.stringify(iss.input)}`
+})
+
+/** A uid or gid: below 2^32 - 1, which means "none" to the kernel. */
+const accountId = z.number().int().min(0).max(4_294_967_294)
+
+/** A field of /etc/passwd or /etc/shadow: no ":" or newline, which would split the line. */
+const passwdField = (max: number) => z.string().max(max).regex(/^[^:\n\r\0]*$/, { error: 'may not contain ":" or a line break' })
+
+export const userResource = z.strictObject({
+  ...common,
+  type: z.literal('user'),
+  name: accountName,
+  ensure,
+  uid: accountId.optional(),
+  gid: z.union([accountId, accountName]).optional().describe('The primary group, by name or gid.'),
+  groups: z.array(accountName).max(100).optional().describe('Supplementary groups.'),
+  membership: z.enum(['additive', 'exact']).default('additive').describe('additive: the user is at least in `groups`; exact: in those and no other.'),
+  home: absPath.optional(),
+  manage_home: z.boolean().default(false).describe('Create the home directory with the user (useradd -m), and move it when home changes.'),
+  shell: absPath.optional(),
+  system: z.boolean().default(false).describe('A system account (useradd -r): uid from the system range, no aging.'),
+  comment: passwdField(255).optional().describe('The GECOS field.'),
+  password_hash: passwdField(512).optional().describe('A crypt(3) hash like "$y$…" or "$6$…", never a password; "{{ secrets.NAME }}" seals it (docs/secrets.md).')
+})
+
+export const groupResource = z.strictObject({
+  ...common,
+  type: z.literal('group'),
+  name: accountName,
+  ensure,
+  gid: accountId.optional(),
+  system: z.boolean().default(false).describe('A system group (groupadd -r).')
+})
+
 /** Fields every health check has. Durations are seconds, as an exec's `timeout`. */
 const checkCommon = {
   id: resourceId.describe('Unique among the policy\'s checks; reports and receipts name the check by it.'),
@@ -162,7 +235,8 @@ export const tcpCheck = z.strictObject({
 export const check = z.discriminatedUnion('type', [execCheck, httpCheck, tcpCheck])
 
 export const resource = z.discriminatedUnion('type', [
-  fileResource, directoryResource, symlinkResource, configResource, execResource
+  fileResource, directoryResource, symlinkResource, configResource, execResource,
+  packageResource, serviceResource, userResource, groupResource
 ])
 
 /** Every resource type, read from the union itself, so the trust policy's `limits.types` never misses one. */
@@ -170,8 +244,13 @@ export const RESOURCE_TYPES = resource.options.map((o) => o.shape.type.value) as
 
 const tagMap = z.record(z.string().regex(TAG_KEY), z.string().max(200))
 
+/** A fact's dotted path, like `os.family` or `custom.rack`. */
+const FACT_PATH = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/
+
 export const target = z.strictObject({
   tags: tagMap.optional().describe('Every listed tag must match the node\'s tag.'),
+  facts: z.record(z.string().max(200).regex(FACT_PATH, { error: 'expected a fact path like "os.family"' }), z.union([z.string().max(200), z.number(), z.boolean()]))
+    .optional().describe('Every listed fact (a dotted path, like os.family) must equal the node\'s fact. Facts are the node\'s own word, as tags are.'),
   nodes: z.array(nonEmpty).max(100_000).optional().describe('Node ids (peer ids) or names; any match.')
 })
 
@@ -292,6 +371,12 @@ export type DirectoryResource = z.output<typeof directoryResource>
 export type SymlinkResource = z.output<typeof symlinkResource>
 export type ConfigResource = z.output<typeof configResource>
 export type ExecResource = z.output<typeof execResource>
+export type PackageResource = z.output<typeof packageResource>
+export type ServiceResource = z.output<typeof serviceResource>
+export type UserResource = z.output<typeof userResource>
+export type GroupResource = z.output<typeof groupResource>
+/** The resources that manage something else than a path: each has a provider (src/apply/system.ts). */
+export type SystemResource = PackageResource | ServiceResource | UserResource | GroupResource
 export type Resource = z.output<typeof resource>
 export type Check = z.output<typeof check>
 export type SealedSecrets = z.output<typeof sealedSecrets>
@@ -308,3 +393,6 @@ export type RetiredPolicy = z.output<typeof retiredPolicy>
 export type { RolloutRecord } from '../rollout/record.js'
 export type Policy = z.output<typeof anyPolicy>
 export type CommandLine = z.output<typeof commandLine>
+
+/** Resources that manage a path under the root (files, directories, links, configs). */
+export type PathResource = FileResource | DirectoryResource | SymlinkResource | ConfigResource

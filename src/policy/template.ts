@@ -15,6 +15,8 @@ export interface NodeFacts {
   id: string
   name: string
   tags: Record<string, string>
+  /** What the node gathered about itself (src/facts/): os, kernel, cpus, …, and facts.d's. Self-asserted, as tags are. */
+  facts?: Record<string, unknown>
 }
 
 /**
@@ -26,6 +28,8 @@ export interface TemplateContext {
   vars: Record<string, unknown>
   /** Secret values, opened on this node for this apply only (src/secrets/); absent when none were given. */
   secrets?: Readonly<Record<string, string>>
+  /** The node's gathered facts: `{{ facts.os.family }}`. */
+  facts?: Record<string, unknown>
 }
 
 /** Bytes expanded so far with each context; a WeakMap, so a context's count goes with it. */
@@ -57,7 +61,7 @@ function sizeOf (value: object): number {
 
 // An escape, a complete `{{ ... }}`, or a `{{` that never closes (an error, not a literal).
 const TOKEN = /\\\{\{|\{\{([^{}]*)\}\}|\{\{/g
-const REFERENCE = /^\s*((?:node|vars|secrets)(?:\.[A-Za-z0-9_-]+)+)\s*$/
+const REFERENCE = /^\s*((?:node|vars|secrets|facts)(?:\.[A-Za-z0-9_-]+)+)\s*$/
 /** A secret's name: one segment after `secrets.`. */
 export const SECRET_NAME = /^[A-Za-z0-9_-]{1,100}$/
 
@@ -79,6 +83,7 @@ function describeMissing (ref: string): string {
   if (ref.startsWith('node.tags.')) return `this node has no tag "${ref.slice(10)}"`
   if (ref.startsWith('vars.')) return `the policy's vars have no "${ref.slice(5)}"`
   if (ref.startsWith('secrets.')) return `the secrets given have no "${ref.slice(8)}"`
+  if (ref.startsWith('facts.')) return `this node has no fact "${ref.slice(6)}" (grapevine facts lists them)`
   return 'node facts are id, name and tags.<key>'
 }
 
@@ -94,7 +99,7 @@ function scan (text: string, where: string, onRef: (ref: string) => string): str
     if (whole === '\\{{') return '{{'
     if (whole === '{{') throw new TemplateError(where, `"{{" is not closed by "}}"; write \\{{ for a literal "{{"`)
     const m = REFERENCE.exec(inner ?? '')
-    if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }} or {{ secrets.NAME }}, or \\{{ for a literal`)
+    if (m === null) throw new TemplateError(where, `"${whole}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }}, {{ facts.PATH }} or {{ secrets.NAME }}, or \\{{ for a literal`)
     return onRef(m[1] as string)
   })
 }
@@ -163,6 +168,7 @@ function eachTemplated (policy: ConfigPolicy, each: (text: string, path: Propert
     if (r.type === 'file' && r.content !== undefined && r.template && r.encoding === 'utf8') each(r.content, ['resources', i, 'content'])
     if (r.type === 'config') eachString(r.data, ['resources', i, 'data'], each)
     if (r.type === 'exec') eachString(r.env ?? {}, ['resources', i, 'env'], each)
+    if (r.type === 'user' && r.password_hash !== undefined) each(r.password_hash, ['resources', i, 'password_hash'])
   })
   policy.checks?.forEach((c, i) => {
     if (c.type === 'exec') eachString(c.env ?? {}, ['checks', i, 'env'], each)
@@ -221,6 +227,8 @@ export function checkTemplates (policy: ConfigPolicy): Array<{ path: PropertyKey
           const name = ref.slice(8)
           if (!SECRET_NAME.test(name)) throw new TemplateError('', `{{ ${ref} }} is not a secret name; write {{ secrets.NAME }}, NAME of letters, digits, "_" and "-"`)
           if (sealed !== undefined && !sealed.has(name)) throw new TemplateError('', `{{ ${ref} }} names a secret that was not sealed with this policy (it holds ${[...sealed].join(', ')})`)
+        } else if (ref.startsWith('facts.')) {
+          // Facts are gathered on the node: only the reference's shape can be checked here.
         } else if (!/^node\.(id|name|tags\.[A-Za-z0-9_-]+)$/.test(ref)) throw new TemplateError('', `{{ ${ref} }} is not a node fact; node facts are id, name and tags.<key>`)
       }
     } catch (err) {

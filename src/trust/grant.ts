@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import { isExistsOnlyDirectory, type AdminLimits, type CommandLine, type Policy, type Resource } from '../policy/index.js'
+import { isExistsOnlyDirectory, isPathResource, isSystemResource, type AdminLimits, type CommandLine, type Policy, type Resource } from '../policy/index.js'
 
 /** One way a policy goes beyond its signer's limits. */
 export interface Excess {
@@ -49,7 +49,7 @@ function sameCommand (a: CommandLine, b: CommandLine): boolean {
 const show = (c: CommandLine): string => JSON.stringify(c)
 
 function pathExcesses (r: Resource, paths: readonly string[], add: (message: string) => void): void {
-  if (r.type === 'exec') return
+  if (!isPathResource(r)) return
   const within = (p: string): boolean => paths.some((prefix) => pathWithin(prefix, p))
   // `..` is resolved by the kernel after following links, so no lexical rule says where it leads.
   if (hasDotDot(r.path)) add(`path ${r.path} has a ".." segment`)
@@ -116,6 +116,12 @@ export function grantExcesses (policy: Policy, limits: AdminLimits): Excess[] {
       return
     }
     if (limits.paths !== undefined) pathExcesses(r, limits.paths, (message) => add('paths', message))
+    // A package, service, user or group changes the machine beyond any path prefix (a package's
+    // maintainer scripts run as root; a user can get uid 0): an admin held to paths manages one
+    // only when `types` names its type outright.
+    if (limits.paths !== undefined && isSystemResource(r) && limits.types?.includes(r.type) !== true) {
+      add('types', `type ${r.type} (${r.name}) reaches beyond paths; an admin limited to paths may manage it only when limits.types lists "${r.type}"`)
+    }
     if (limits.exec !== undefined) execExcesses(r, limits.exec, add)
   })
   // A health check runs on every node after every apply: an exec check is an exec, bound by

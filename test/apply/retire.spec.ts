@@ -14,7 +14,7 @@ describe('retirementPolicy', () => {
 
   it('removes files and links in reverse order, keeps directories and drops execs', () => {
     const retired = retirementPolicy(policy)
-    expect(retired.resources.map((r) => [r.id, r.type === 'exec' ? '' : r.ensure, r.requires ?? []])).toEqual([
+    expect(retired.resources.map((r) => [r.id, 'ensure' in r ? r.ensure : '', r.requires ?? []])).toEqual([
       ['conf', 'absent', ['link']],
       ['link', 'absent', []]
     ])

@@ -202,7 +202,7 @@ describe('the README walkthrough, run literally', () => {
         if (!matchesTarget(policy, s.node)) continue
         expect(held?.lastApply, `${s.node.name} applied ${policy.name}`).toMatchObject({ outcome: 'changes', failed: 0 })
         for (const r of policy.resources) {
-          if (r.type === 'exec') continue
+          if (!('path' in r)) continue
           expect(existsSync(join(s.node.root, r.path)), `${s.node.name}: ${r.path} under ${s.node.root}`).toBe(true)
         }
       }
