@@ -99,7 +99,7 @@ describe('parsePolicy', () => {
     ['a template naming an unknown var', lines('name: a', 'vars: { port: 80 }', 'resources:', '  - { id: f, type: file, path: /x, content: "{{ vars.prot }}" }'),
       'p.yaml:4:45: resources[0].content: {{ vars.prot }} names nothing: the policy\'s vars have no "prot"'],
     ['a template that is not a reference', lines('name: a', 'resources:', '  - { id: f, type: file, path: /x, content: "{{ node.name | upper }}" }'),
-      'p.yaml:3:45: resources[0].content: "{{ node.name | upper }}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }} or {{ secrets.NAME }}, or \\{{ for a literal'],
+      'p.yaml:3:45: resources[0].content: "{{ node.name | upper }}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }}, {{ facts.PATH }} or {{ secrets.NAME }}, or \\{{ for a literal'],
     ['an unclosed template', lines('name: a', 'resources:', '  - { id: f, type: file, path: /x, content: "port {{ vars.port }" }'),
       'p.yaml:3:45: resources[0].content: "{{" is not closed by "}}"; write \\{{ for a literal "{{"'],
     ['an unknown node fact', lines('name: a', 'resources:', '  - { id: f, type: file, path: /x, content: "{{ node.address }}" }'),

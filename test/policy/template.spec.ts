@@ -39,8 +39,8 @@ describe('renderString', () => {
     ['an object where text is needed', '{{ vars.db }}', 'resources[1].content: {{ vars.db }} is object, expected a string, number or boolean'],
     ['null where text is needed', '{{ vars.nothing }}', 'resources[1].content: {{ vars.nothing }} is null, expected a string, number or boolean'],
     ['an inherited property, which is not a var', '{{ vars.constructor }}', 'resources[1].content: {{ vars.constructor }} names nothing: the policy\'s vars have no "constructor"'],
-    ['an expression', '{{ vars.port + 1 }}', 'resources[1].content: "{{ vars.port + 1 }}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }} or {{ secrets.NAME }}, or \\{{ for a literal'],
-    ['an empty reference', 'a {{}} b', 'resources[1].content: "{{}}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }} or {{ secrets.NAME }}, or \\{{ for a literal'],
+    ['an expression', '{{ vars.port + 1 }}', 'resources[1].content: "{{ vars.port + 1 }}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }}, {{ facts.PATH }} or {{ secrets.NAME }}, or \\{{ for a literal'],
+    ['an empty reference', 'a {{}} b', 'resources[1].content: "{{}}" is not a template reference; write {{ node.name }}, {{ node.tags.KEY }}, {{ vars.KEY }}, {{ facts.PATH }} or {{ secrets.NAME }}, or \\{{ for a literal'],
     ['an unclosed reference', 'listen {{ vars.port };', 'resources[1].content: "{{" is not closed by "}}"; write \\{{ for a literal "{{"'],
     ['a reference that never ends', 'listen {{ vars.port', 'resources[1].content: "{{" is not closed by "}}"; write \\{{ for a literal "{{"']
   ])('refuses %s with a message naming the field', (_, text, message) => {
