@@ -3,7 +3,7 @@ import type * as Yaml from 'yaml'
 import type * as JsYaml from 'js-yaml'
 import type { CST, Document, LineCounter } from 'yaml'
 import type { z } from '../vendor/zod.js'
-import { anyPolicy, type Policy, type ConfigPolicy } from './schema.js'
+import { anyPolicy, RESOURCE_TYPES, type Policy, type ConfigPolicy } from './schema.js'
 import { InvalidPolicyError, PolicyTooDeepError, PolicyTooLargeError, type PolicyProblem } from './errors.js'
 import { MAX_POLICY_DEPTH, MAX_POLICY_FILE_BYTES } from './constants.js'
 import { tooDeepAt, walkData } from './depth.js'
@@ -65,7 +65,7 @@ export function toProblems (issues: z.core.$ZodIssue[], data: unknown): Array<{ 
       case 'invalid_union': {
         const disc = (issue as { discriminator?: string }).discriminator
         if (disc !== undefined) {
-          const options = disc !== 'type' ? '"policy", "trust", "retired" or "rollout"' : path[0] === 'checks' ? 'exec, http or tcp' : 'file, directory, symlink, config or exec'
+          const options = disc !== 'type' ? '"policy", "trust", "retired" or "rollout"' : path[0] === 'checks' ? 'exec, http or tcp' : `${RESOURCE_TYPES.slice(0, -1).join(', ')} or ${RESOURCE_TYPES.at(-1) as string}`
           // zod reports the discriminator's own path when it is present, the object's when it is missing.
           const at = path[path.length - 1] === disc ? path : [...path, disc]
           out.push({ path: at, message: `expected ${disc} to be ${options}, got ${describe(valueAt(data, at))}` })

@@ -79,7 +79,7 @@ describe('grapevine validate', () => {
       {
         file,
         valid: false,
-        problems: [{ path: 'resources[0].type', line: 6, column: 15, message: 'expected type to be file, directory, symlink, config or exec, got "pkg"' }]
+        problems: [{ path: 'resources[0].type', line: 6, column: 15, message: 'expected type to be file, directory, symlink, config, exec, package, service, user or group, got "pkg"' }]
       }
     ])
   })

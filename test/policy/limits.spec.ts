@@ -25,7 +25,7 @@ function problems (text: string): string[] {
 
 describe('trust policy limits (schema)', () => {
   it('lists every resource type', () => {
-    expect(RESOURCE_TYPES).toEqual(['file', 'directory', 'symlink', 'config', 'exec'])
+    expect(RESOURCE_TYPES).toEqual(['file', 'directory', 'symlink', 'config', 'exec', 'package', 'service', 'user', 'group'])
   })
 
   it('reads a restricted admin', () => {
@@ -49,7 +49,7 @@ exec:
   })
 
   it.each([
-    ['an unknown type', 'types: [file, user]', /^8: admins\[0\]\.limits\.types\[1\]: Invalid option: expected one of "file"\|"directory"\|"symlink"\|"config"\|"exec", got "user"$/m],
+    ['an unknown type', 'types: [file, users]', /^8: admins\[0\]\.limits\.types\[1\]: Invalid option: expected one of "file"\|"directory"\|"symlink"\|"config"\|"exec"\|"package"\|"service"\|"user"\|"group", got "users"$/m],
     ['a relative prefix', 'paths: [var/www/]', /admins\[0\]\.limits\.paths\[0\]: expected an absolute path prefix with no "\.", "\.\." or "\/\/", like "\/etc\/nginx\/", got "var\/www\/"/],
     ['a prefix with ..', 'paths: [/var/www/../etc/]', /limits\.paths\[0\]: expected an absolute path prefix .* got "\/var\/www\/\.\.\/etc\/"/],
     ['a prefix with //', 'paths: [/var//www/]', /limits\.paths\[0\]: expected an absolute path prefix/],

@@ -43,10 +43,10 @@ describe('parsePolicy', () => {
     ['an unknown field', lines('name: a', 'resources:', '  - id: f', '    type: directory', '    path: /x', '    colour: blue'),
       'p.yaml:6:13: resources[0].colour: unknown field'],
     ['an unknown field at the top', lines('name: a', 'resource: []', 'resources: []'), 'p.yaml:2:11: resource: unknown field'],
-    ['an unknown resource type', lines('name: a', 'resources:', '  - id: f', '    type: package', '    path: /x'),
-      'p.yaml:4:11: resources[0].type: expected type to be file, directory, symlink, config or exec, got "package"'],
+    ['an unknown resource type', lines('name: a', 'resources:', '  - id: f', '    type: pkg', '    path: /x'),
+      'p.yaml:4:11: resources[0].type: expected type to be file, directory, symlink, config, exec, package, service, user or group, got "pkg"'],
     ['a missing resource type', lines('name: a', 'resources:', '  - id: f', '    path: /x'),
-      'p.yaml:3:5: resources[0].type: expected type to be file, directory, symlink, config or exec, got nothing'],
+      'p.yaml:3:5: resources[0].type: expected type to be file, directory, symlink, config, exec, package, service, user or group, got nothing'],
     // The list of kinds may grow; the line must still name them and what was found.
     ['an unknown kind', lines('kind: secret', 'name: a', 'resources: []'), /^p\.yaml:1:7: kind: expected kind to be "policy",? .*"trust".*, got "secret"$/],
     ['a missing field', lines('name: a'), 'p.yaml:1:1: resources: required field is missing (expected array)'],
