@@ -35,6 +35,7 @@ import { canonicalBytes } from '../envelope/index.js'
 import { AdmissionGate } from './admission-gate.js'
 import { RecentRefusals } from './refusals.js'
 import { loadOrCreateEncryptionKey, rotateEncryptionKey, type EncryptionKey } from '../secrets/index.js'
+import { FactGatherer, type GatheredFacts } from '../facts/index.js'
 
 
 export type { Via } from './rules.js'
@@ -67,13 +68,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   private unlock?: () => Promise<void>
   private readonly refusals: RecentRefusals
   private rekeying: Promise<unknown> = Promise.resolve()
+  /** The warnings of the latest gathering, so an unchanged bad fact file is logged once, not at every apply. */
+  private factWarnings = ''
 
-  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, private encryptionKey: EncryptionKey, readonly admission?: AdmissionCertificate) {
+  private constructor (private readonly opts: AgentOptions, private readonly store: StateStore, private readonly privateKey: PrivateKey, private encryptionKey: EncryptionKey, readonly admission?: AdmissionCertificate, private readonly gatherer?: FactGatherer, gathered?: GatheredFacts) {
     super()
     this.log = opts.logger ?? silentLogger
     this.clock = createClock({ now: opts.now, random: opts.random, setTimer: opts.setTimer, onError: (err) => { this.log.error({ err: err.message }, 'periodic task failed') } })
     this.metrics = createMetrics({ defaultMetrics: opts.processMetrics })
-    this.facts = { id: peerIdOf(privateKey).toString(), name: opts.name ?? hostname(), tags: opts.tags ?? {} }
+    const facts = opts.facts ?? gathered?.facts
+    this.facts = { id: peerIdOf(privateKey).toString(), name: opts.name ?? hostname(), tags: opts.tags ?? {}, ...(facts !== undefined ? { facts } : {}) }
+    if (gathered !== undefined) this.noteFactWarnings(gathered)
     const { log, clock, metrics } = this
     this.book = new PolicyBook(new TrustStore(opts.trust), clock.now)
     this.refusals = new RecentRefusals(clock.now)
@@ -113,6 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       signal: this.stopping.signal,
       saving: (envelope) => this.intake.saving(envelope),
       encryptionKey: () => this.encryptionKey,
+      ...(gatherer !== undefined ? { refreshFacts: async () => { await this.refreshFacts(gatherer) } } : {}),
       events: {
         applied: (envelope, report, outcome) => {
           this.emit('applied', { envelope, report })
@@ -143,7 +149,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       const privateKey = await loadIdentity(store)
       // Made on first start: its public half goes in every report, for publishers to seal secrets to.
       const encryptionKey = await loadOrCreateEncryptionKey(opts.stateDir)
-      const agent = new Agent(opts, store, privateKey, encryptionKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()))
+      // Facts first: the first apply's targets and templates, and the first beacon, read them.
+      const gatherer = opts.facts === undefined ? new FactGatherer({ factsDir: opts.factsDir }) : undefined
+      const gathered = await gatherer?.refresh()
+      const agent = new Agent(opts, store, privateKey, encryptionKey, await loadAdmission(opts.stateDir, opts.admission, peerIdOf(privateKey).toString()), gatherer, gathered)
       agent.unlock = unlock
       await agent.boot()
       return agent
@@ -247,7 +256,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     await net.start()
     this.topics.subscribe()
-    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size, recipient: this.encryptionKey.recipient }, 'agent started')
+    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size, recipient: this.encryptionKey.recipient, facts: factLine(this.facts.facts) }, 'agent started')
     this.journal.history({ event: 'started', detail: { peerId: this.facts.id } })
 
     this.peers.start(net)
@@ -256,6 +265,24 @@ export class Agent extends EventEmitter<AgentEvents> {
     clock.repeat(opts.beaconInterval ?? DEFAULT_BEACON_INTERVAL_MS, async () => { await this.reports.beacon() })
     this.queue.scheduleAll()
     await this.intake.fallBack(untrusted)
+  }
+
+  /** Gathers the facts that change (memory, addresses, facts.d) again; a failure keeps the facts held. */
+  private async refreshFacts (gatherer: FactGatherer): Promise<void> {
+    try {
+      const gathered = await gatherer.refresh()
+      this.facts.facts = gathered.facts
+      this.noteFactWarnings(gathered)
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'facts not gathered again; the earlier ones stay')
+    }
+  }
+
+  private noteFactWarnings (gathered: GatheredFacts): void {
+    const key = gathered.warnings.join('\n')
+    if (key === this.factWarnings) return
+    this.factWarnings = key
+    for (const warning of gathered.warnings) this.log.warn({ warning }, 'custom fact skipped')
   }
 
   private conflict (record: ConflictRecord): void {
@@ -409,4 +436,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.unlock?.()
     this.log.info({ peerId: this.facts.id }, 'agent stopped')
   }
+}
+
+/** The few facts the start line names: what the node says it is. */
+function factLine (facts: Record<string, unknown> | undefined): string | undefined {
+  if (facts === undefined) return undefined
+  const os = facts.os as { name?: string, release?: { full?: string } } | undefined
+  return [os?.name, os?.release?.full, facts.architecture, facts.init].filter((v) => v !== undefined).join(' ')
 }

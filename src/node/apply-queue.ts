@@ -74,6 +74,8 @@ export interface ApplyQueueComponents {
   events: ApplyQueueEvents
   /** This node's encryption key, asked at each apply of a policy with sealed secrets (`grapevine rekey` replaces it); none: nothing sealed opens here. */
   encryptionKey?: () => EncryptionKey | undefined
+  /** Gathers `facts.facts` again (memory, addresses, facts.d) before each run of the queue; never throws. Without it, facts stay as given. */
+  refreshFacts?: () => Promise<void>
 }
 
 export interface ApplyQueueEvents {
@@ -230,6 +232,8 @@ export class ApplyQueue {
     this.dirty.add(name)
     if (this.running !== undefined) return
     this.running = (async () => {
+      // Once per run, not per policy: targets and templates see facts as they are now.
+      if (this.c.refreshFacts !== undefined) await this.c.refreshFacts()
       while (this.dirty.size > 0 && !this.c.signal.aborted) {
         const next = this.dirty.values().next().value as string
         this.dirty.delete(next)

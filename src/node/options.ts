@@ -35,6 +35,10 @@ export interface AgentOptions {
   admissionGraceMs?: number
   /** Human name used in templates and reports; defaults to the host name. */
   name?: string
+  /** Custom facts: `*.json`, `*.yaml` and `*.yml` here (default /etc/grapevine/facts.d; docs/facts.md). */
+  factsDir?: string
+  /** Simulations and tests: these facts, as they are, instead of gathering any. */
+  facts?: Record<string, unknown>
   mdns?: boolean
   swarmKey?: Uint8Array
   mesh?: string

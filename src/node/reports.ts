@@ -16,6 +16,7 @@ import { MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, type Presence } from '../rece
 import type { IngestOutcome } from '../sync/index.js'
 import { ReportGate } from './report-gate.js'
 import { SECRETS_RESOURCE } from './constants.js'
+import { summarizeFacts } from '../facts/summary.js'
 
 /** Receipt routes remembered; each publish needs one while its receipts travel. */
 export const MAX_RECEIPT_ROUTES = 1024
@@ -164,7 +165,9 @@ export class Reports {
       ...[...this.c.held()].map((e): [string, number, string, string] => [e.name, e.version, e.hash, this.c.outcomeOf(e)]),
       ...this.c.untrusted().map((u): [string, number, string, string] => [u.name, u.version, u.hash, 'untrusted'])
     ].slice(0, MAX_PRESENCE_POLICIES)
-    let report: Presence = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate(), ...this.recipient() }
+    // The facts as gathered at the latest apply, summarised within their bound (docs/facts.md).
+    const summary = facts.facts !== undefined ? summarizeFacts(facts.facts) : undefined
+    let report: Presence = { format: 1, kind: 'presence', node: facts.id, key: signingKey.id, name: facts.name, tags: facts.tags, at: this.iso(), policies, ...this.certificate(), ...this.recipient(), ...(summary !== undefined ? { facts: summary } : {}) }
     let bytes = signReport(report, signingKey)
     // Long policy names with a large certificate can pass the byte bound every receiver checks:
     // a beacon naming fewer policies still says the node exists (and its key); one over it says nothing.

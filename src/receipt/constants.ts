@@ -14,6 +14,24 @@ export const MAX_RECEIPT_ERROR_CHARS = 400
 /** Policies summarised in one presence beacon. */
 export const MAX_PRESENCE_POLICIES = 64
 
+/**
+ * Bytes of facts a presence beacon carries (docs/facts.md): a summary (os, kernel, architecture,
+ * host names, processors, memory, init, primary addresses: about 600 bytes) and what custom
+ * facts fit beside it. With a certificate at its bound, what is left of MAX_RECEIPT_BYTES still
+ * names policies; past it a beacon names fewer policies, never fewer facts.
+ */
+export const MAX_PRESENCE_FACTS_BYTES = 2048
+
+/** Nesting of a beacon's facts, the facts map counting as one (custom facts are bounded the same way). */
+export const MAX_PRESENCE_FACTS_DEPTH = 8
+
+/**
+ * Bytes of facts a fleet view holds over all its nodes; beyond this the least recently seen
+ * node goes (one without a certificate that holds first), as for MAX_FLEET_POLICY_STATES.
+ * 10,000 nodes with summaries at their bound are 20 MB; MAX_FLEET_NODES made-up ones would be 200 MB.
+ */
+export const MAX_FLEET_FACT_BYTES = 32 * 1024 * 1024
+
 export const RECEIPT_SIGNING_CONTEXT = 'grapevine/receipt/v1\n'
 
 /**

@@ -1,6 +1,6 @@
 import { openAdmission, type AdmissionCertificate, type AdmissionError, type AdmissionStatus } from '../admission/index.js'
-import type { NodeReport, Receipt, ReceiptOutcome } from './receipt.js'
-import { MAX_FLEET_NODES, MAX_FLEET_POLICIES_PER_NODE, MAX_FLEET_POLICY_STATES } from './constants.js'
+import { factsWithinBounds, type NodeReport, type Receipt, type ReceiptOutcome } from './receipt.js'
+import { MAX_FLEET_FACT_BYTES, MAX_FLEET_NODES, MAX_FLEET_POLICIES_PER_NODE, MAX_FLEET_POLICY_STATES } from './constants.js'
 
 export interface FleetPolicyState {
   version: number
@@ -34,6 +34,8 @@ export interface FleetNode {
   unadmitted?: string
   /** The node's encryption key (age X25519 recipient) from its newest signed report: what publishers seal secrets to (docs/secrets.md). */
   recipient?: string
+  /** Self-asserted: the summary of its facts its newest beacon carried (docs/facts.md). */
+  facts?: Record<string, unknown>
 }
 
 /** Judges a node's certificate (opened, signature checked) under the current trust, now. */
@@ -53,6 +55,9 @@ interface Entry {
   vouched?: Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'>
   /** The encryption key its newest report announced (a rekeyed node's new one once it reports). */
   recipient?: string
+  /** The facts its newest beacon carried, and their size in JSON (counted against maxFactBytes). */
+  facts?: Record<string, unknown>
+  factBytes?: number
 }
 
 /**
@@ -68,9 +73,11 @@ export class FleetView {
   private readonly nodes = new Map<string, Entry>()
   /** Policy states held over all nodes, bounded by `maxStates`. */
   private states = 0
+  /** Bytes of facts held over all nodes, bounded by `maxFactBytes`. */
+  private factBytes = 0
 
   /** `judge` decides admission (an agent's view); without it, a node counts only as an agent's merged answer vouches. */
-  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge, private readonly now: () => number = Date.now, private readonly maxStates = MAX_FLEET_POLICY_STATES) {}
+  constructor (private readonly max = MAX_FLEET_NODES, private readonly judge?: AdmissionJudge, private readonly now: () => number = Date.now, private readonly maxStates = MAX_FLEET_POLICY_STATES, private readonly maxFactBytes = MAX_FLEET_FACT_BYTES) {}
 
   add (signed: NodeReport): void {
     // A node's clock may run ahead, or it may lie: a time in the future would keep it from ever
@@ -86,6 +93,8 @@ export class FleetView {
       node.tags = report.tags
       this.takeCertificate(node, report.admission)
       setRecipient(node, report.recipient)
+      // Only a beacon carries facts: its newest word on them, none if it carries none (an agent older than facts).
+      if (report.kind === 'presence') this.setFacts(node, report.facts)
     }
     if (report.kind === 'receipt') {
       this.setPolicy(node, report.policy, {
@@ -111,9 +120,12 @@ export class FleetView {
       node.name = other.name
       node.tags = other.tags
       setRecipient(node, other.recipient)
-    } else if (node.recipient === undefined && other.recipient !== undefined) {
-      // An older word on the node is still a key, where this view has none.
-      setRecipient(node, other.recipient)
+      // A view that heard only receipts since has no facts to say: it does not erase these.
+      if (other.facts !== undefined) this.setFacts(node, other.facts)
+    } else {
+      // An older word on the node is still a key, or facts, where this view has none.
+      if (node.recipient === undefined && other.recipient !== undefined) setRecipient(node, other.recipient)
+      if (node.facts === undefined && other.facts !== undefined) this.setFacts(node, other.facts)
     }
     node.vouched = {
       admitted: other.admitted === true,
@@ -126,7 +138,25 @@ export class FleetView {
 
   /** Evicts nodes while the view holds more policy states than its bound; `keep`, just heard from, goes last. */
   private trim (keep: Entry): void {
-    while (this.states > this.maxStates && this.nodes.size > 1) this.evict(keep)
+    while ((this.states > this.maxStates || this.factBytes > this.maxFactBytes) && this.nodes.size > 1) this.evict(keep)
+  }
+
+  /**
+   * Keeps a node's facts, or forgets them. A peer's answer to a fleet query is not checked by
+   * the query's schema beyond being there: facts that are not a map within a beacon's bounds are
+   * dropped, so no peer can make this view hold more per node than a signed beacon could.
+   */
+  private setFacts (node: Entry, facts: unknown): void {
+    const ok = facts !== null && typeof facts === 'object' && !Array.isArray(facts) && factsWithinBounds(facts as Record<string, unknown>)
+    this.factBytes -= node.factBytes ?? 0
+    if (!ok) {
+      delete node.facts
+      delete node.factBytes
+      return
+    }
+    node.facts = facts as Record<string, unknown>
+    node.factBytes = Buffer.byteLength(JSON.stringify(facts))
+    this.factBytes += node.factBytes
   }
 
   private entry (id: string, name: string, tags: Record<string, string>, at: string): Entry {
@@ -189,6 +219,7 @@ export class FleetView {
     if (victim === undefined) return
     this.nodes.delete(victim.id)
     this.states -= Object.keys(victim.policies).length
+    this.factBytes -= victim.factBytes ?? 0
   }
 
   private standing (n: Entry): Pick<FleetNode, 'admitted' | 'admission' | 'unadmitted'> {
@@ -206,7 +237,7 @@ export class FleetView {
   /** Every node with its standing; `admittedOnly` leaves out the nodes that do not count. */
   list (opts: { admittedOnly?: boolean } = {}): FleetNode[] {
     const out: FleetNode[] = []
-    for (const { cert: _c, certError: _e, vouched: _v, ...n } of this.nodes.values()) {
+    for (const { cert: _c, certError: _e, vouched: _v, factBytes: _f, ...n } of this.nodes.values()) {
       const standing = this.standing(this.nodes.get(n.id) as Entry)
       if (opts.admittedOnly === true && !standing.admitted) continue
       out.push({ ...n, ...standing })

@@ -3,8 +3,9 @@ import { canonicalBytes, canonicalJson, signBytes, verifyBytes, type SigningKey 
 import { policyName } from '../policy/index.js'
 import { admissionCertificate } from '../admission/index.js'
 import { AGE_RECIPIENT } from '../secrets/constants.js'
+import { tooDeepAt } from '../policy/depth.js'
 import {
-  MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
+  MAX_PRESENCE_FACTS_BYTES, MAX_PRESENCE_FACTS_DEPTH, MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, MAX_RECEIPT_ERROR_CHARS, MAX_RECEIPT_FAILURES, RECEIPT_SIGNING_CONTEXT
 } from './constants.js'
 
 /**
@@ -81,11 +82,21 @@ export const receiptBody = z.strictObject({
   durationMs: z.number().nonnegative()
 })
 
+/** Pure: whether a beacon's facts are within their bounds (bytes in JSON, nesting): what every receiver checks. */
+export function factsWithinBounds (facts: Record<string, unknown>): boolean {
+  return Buffer.byteLength(JSON.stringify(facts)) <= MAX_PRESENCE_FACTS_BYTES && tooDeepAt(facts, MAX_PRESENCE_FACTS_DEPTH) === undefined
+}
+
 export const presenceBody = z.strictObject({
   ...common,
   kind: z.literal('presence'),
   /** [policy, version, hash, last outcome] for each policy the node holds. */
-  policies: z.array(z.tuple([policyName, z.number().int().positive(), z.string().max(80), z.string().max(40)])).max(MAX_PRESENCE_POLICIES)
+  policies: z.array(z.tuple([policyName, z.number().int().positive(), z.string().max(80), z.string().max(40)])).max(MAX_PRESENCE_POLICIES),
+  /**
+   * A summary of the node's facts (src/facts/summary.ts), inside the signed body: what `fleet
+   * --where` and `publish --wait` judge `target.facts` by. The node's own word, as its tags are.
+   */
+  facts: z.record(z.string().max(100), z.unknown()).refine(factsWithinBounds, { error: `facts over ${MAX_PRESENCE_FACTS_BYTES} bytes or nested deeper than ${MAX_PRESENCE_FACTS_DEPTH}` }).optional()
 })
 
 const signed = z.discriminatedUnion('kind', [

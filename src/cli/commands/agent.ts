@@ -24,6 +24,7 @@ const configSchema = (z: typeof Z) => z.strictObject({
   api: z.union([z.string(), z.literal(false)]).optional(),
   apiGroup: z.union([z.string(), z.number().int().nonnegative()]).optional(),
   name: z.string().optional(),
+  factsDir: z.string().optional(),
   admission: z.string().optional(),
   admittedOnly: z.boolean().optional(),
   mesh: z.string().optional(),
@@ -113,6 +114,7 @@ export const registerAgent: Register = (program, done) => {
     .option('--tag <k=v>', 'node tag used by policy targets and templates, repeatable', collect)
     .option('--root <dir>', 'prefix for every managed path (default /)')
     .option('--name <name>', 'node name for templates and reports (default: host name)')
+    .option('--facts-dir <dir>', 'custom facts: *.json, *.yaml, *.yml maps here (default /etc/grapevine/facts.d; grapevine facts lists them)')
     .option('--admission <file>', 'this node\'s admission certificate (grapevine admit); default: <state>/admission.cert if present')
     .option('--admitted-only', 'drop and block (5 min) peers that show no valid admission certificate within 10 s of connecting; needs a trust policy with enrollers')
     .option('--mdns', 'discover peers on the local network with mDNS')
@@ -168,6 +170,7 @@ export const registerAgent: Register = (program, done) => {
         trust,
         tags,
         name: opts.name ?? file.name,
+        factsDir: opts.factsDir ?? file.factsDir,
         admission,
         admittedOnly: opts.admittedOnly ?? file.admittedOnly ?? false,
         mdns: opts.mdns ?? file.mdns ?? false,

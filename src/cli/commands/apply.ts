@@ -18,6 +18,7 @@ interface ApplyFlags {
   ignoreTarget?: boolean
   allowSourceOutside?: boolean
   secrets?: string
+  factsDir?: string
 }
 
 /**
@@ -39,6 +40,7 @@ export const registerApply: Register = (program, done) => {
       .option('--tag <key=value>', 'a node tag for templates and targeting (repeatable)', collect)
       .option('--name <name>', 'node name for templates and targeting (default: the host name)')
       .option('--id <id>', 'node id for templates and targeting (default: the host name)')
+      .option('--facts-dir <dir>', 'custom facts for {{ facts.* }} and target.facts: *.json, *.yaml, *.yml maps here (default /etc/grapevine/facts.d)')
       .option('--ignore-target', 'apply even when the policy\'s target does not match this node')
       .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink)')
       .option('--secrets <file>', 'values for {{ secrets.NAME }}: a YAML or JSON map of names to values ("-" reads stdin); keep it out of git')
@@ -53,8 +55,9 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   phases.startupMs = Math.round(process.uptime() * 1000)
   let t = performance.now()
   const lap = (name: keyof Phases): void => { const n = performance.now(); phases[name] = Math.round(n - t); t = n }
-  // The applier loads while the policy is read and validated.
+  // The applier loads, and the facts are gathered, while the policy is read and validated.
   const applyModule = import('../../apply/index.js')
+  const gathering = import('../../facts/gather.js').then(async ({ gatherFacts }) => await gatherFacts({ factsDir: flags.factsDir }))
   // load.js and target.js, not the policy index: with the policy cache, applying an unchanged policy loads no schema.
   const [{ loadPolicyFile }, { matchesTarget }] = await Promise.all([import('../../policy/load.js'), import('../../policy/target.js')])
   let tags: Record<string, string>
@@ -64,7 +67,9 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     throw new CliError((err as Error).message, EXIT.USAGE)
   }
   const host = hostname()
-  const facts = { id: flags.id ?? host, name: flags.name ?? host, tags }
+  const gathered = await gathering
+  for (const w of gathered.warnings) printWarning(w)
+  const facts = { id: flags.id ?? host, name: flags.name ?? host, tags, facts: gathered.facts }
 
   const stateDir = flags.state ?? defaultStateDir()
   const policy = await loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun, allowSourceOutside: flags.allowSourceOutside === true })

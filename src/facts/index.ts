@@ -1,0 +1,7 @@
+export { FactGatherer, gatherFacts, type GatherOptions, type GatheredFacts } from './gather.js'
+export { readCustomFacts, type CustomFacts } from './custom.js'
+export { summarizeFacts, BUILTIN_NAMES } from './summary.js'
+export { flattenFacts } from './format.js'
+export { THIS_MACHINE, type MachineView } from './builtin.js'
+export { FactFileError } from './errors.js'
+export * from './constants.js'
