@@ -163,3 +163,43 @@ export class ProviderUnavailableError extends Error {
     super(`${type} ${resourceName}: ${reason}`)
   }
 }
+
+/** A service's unit file is not installed under the root: `systemctl --root is-enabled` does not know it. */
+export class ServiceNotFoundError extends Error {
+  static override name = 'ServiceNotFoundError'
+  override name = 'ServiceNotFoundError'
+  constructor (readonly unit: string, readonly root: string, said: string) {
+    super(`${unit}: no such unit under ${root} (systemctl says: ${said}); install its package first (a package resource of the same name is ordered before the service) or write its unit file in /etc/systemd/system`)
+  }
+}
+
+/**
+ * A service's running state cannot be read or changed here: systemd is not PID 1 (a container),
+ * or the root is a sandbox. Its enablement (unit files only) was still applied; `attempted` are
+ * the commands that would have run.
+ */
+export class ServiceRuntimeUnavailableError extends Error {
+  static override name = 'ServiceRuntimeUnavailableError'
+  override name = 'ServiceRuntimeUnavailableError'
+  constructor (readonly unit: string, readonly attempted: string[], why: string, what: string, enablement: string) {
+    super(`${why}: cannot ${what} ${unit} (${attempted.map((c) => `\`${c}\``).join(', then ')})${enablement}`)
+  }
+}
+
+/** A masked unit (linked to /dev/null) cannot be enabled or started until someone unmasks it. */
+export class ServiceMaskedError extends Error {
+  static override name = 'ServiceMaskedError'
+  override name = 'ServiceMaskedError'
+  constructor (readonly unit: string, wanted: string) {
+    super(`${unit} is masked (linked to /dev/null), so it cannot be ${wanted}; if that is intended, unmask it (systemctl unmask ${unit})`)
+  }
+}
+
+/** A systemctl command failed, timed out or answered something the provider does not know; the message carries its stderr tail. */
+export class ServiceCommandFailedError extends Error {
+  static override name = 'ServiceCommandFailedError'
+  override name = 'ServiceCommandFailedError'
+  constructor (readonly command: string, readonly exitCode: number | null, detail: string) {
+    super(`${command}: ${detail}`)
+  }
+}
