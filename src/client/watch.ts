@@ -1,4 +1,5 @@
 import { matchesTarget, type Policy } from '../policy/index.js'
+import { factAt } from '../policy/target.js'
 import { DEFAULT_BEACON_INTERVAL_MS, type FleetNode } from '../receipt/index.js'
 
 /**
@@ -74,7 +75,7 @@ export function progressOf (fleet: readonly FleetNode[], policy: Policy, version
   for (const n of members) {
     const state = n.policies[policy.name]
     const base = { id: n.id, name: n.name, tags: n.tags }
-    const targeted = policy.kind !== 'policy' || matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags })
+    const targeted = policy.kind !== 'policy' || mayTarget(policy, n)
     if (state !== undefined && state.version > version) { p.superseded.push({ ...base, outcome: 'superseded' }); continue }
     if (state !== undefined && state.version === version && state.hash !== hash) { p.conflicting.push({ ...base, outcome: 'conflict' }); continue }
     const reported = state !== undefined && state.version === version && state.hash === hash && state.outcome !== 'pending' ? state.outcome : undefined
@@ -89,6 +90,22 @@ export function progressOf (fleet: readonly FleetNode[], policy: Policy, version
     else p[counted].push(o)
   }
   return p
+}
+
+/**
+ * Pure: whether a policy may target a node, judged from what the fleet view has of it: its tags,
+ * and the facts its beacon carried. A fact the beacon does not carry (its summary is bounded, or
+ * the agent is older than facts) is the node's to judge: it may be targeted, so it is waited for
+ * until its receipt says applied or not-targeted.
+ */
+export function mayTarget (policy: Extract<Policy, { kind: 'policy' }>, n: Pick<FleetNode, 'id' | 'name' | 'tags' | 'facts'>): boolean {
+  const want = policy.target?.facts
+  if (want === undefined) return matchesTarget(policy, n)
+  if (!matchesTarget({ target: { ...policy.target, facts: undefined } }, n)) return false
+  return Object.entries(want).every(([path, value]) => {
+    const have = factAt(n.facts, path)
+    return have === undefined || (have !== null && typeof have !== 'object' && String(have) === String(value))
+  })
 }
 
 export function reportedCount (p: Progress): number {

@@ -2,6 +2,7 @@ import { Option } from '@commander-js/extra-typings'
 import type { Command as BaseCommand } from 'commander'
 import type { Register } from '../register.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
+import { collect } from '../defaults.js'
 import type { Policy } from '../../policy/index.js'
 import type { Progress, PublishResult } from '../../client/index.js'
 import type { FleetNode } from '../../receipt/index.js'
@@ -208,6 +209,15 @@ export function publishFlags (cmd: BaseCommand): BaseCommand {
   return cmd
 }
 
+/** `--where os.family=debian` flags as [path, value] pairs; a usage error (64) names the one that is not `dotted.path=value`. */
+export function parseWhere (flags: readonly string[]): Array<[string, string]> {
+  return flags.map((f) => {
+    const m = /^([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)=(.*)$/.exec(f)
+    if (m === null) throw new CliError(`--where expects FACT=VALUE with a dotted fact path, such as os.family=debian: got "${f}"`, EXIT.USAGE)
+    return [m[1] as string, m[2] as string]
+  })
+}
+
 export const registerPublish: Register = (program, done) => {
   const publish = program.command('publish')
     .description('Sign a policy as the next version and publish it through any agent; --wait shows which nodes applied it.')
@@ -295,15 +305,24 @@ export const registerPublish: Register = (program, done) => {
     .description('Show every node the mesh knows of: tags, each policy\'s version and last outcome, stragglers and conflicts.')
     .option('--json', 'print the fleet as JSON')
     .option('--all', 'also list the nodes without a valid admission certificate, marked')
+    .option('--where <fact=value>', 'only the nodes whose beacons carry this fact with this value, e.g. os.family=debian (repeatable: all must hold; facts are the nodes\' own word)', collect)
   meshOptions(fleet as unknown as BaseCommand)
   fleet.action(async (opts: Record<string, unknown>) => {
-    const flags = opts as MeshFlags & { json?: boolean, all?: boolean }
+    const flags = opts as MeshFlags & { json?: boolean, all?: boolean, where?: string[] }
+    const where = parseWhere(flags.where ?? [])
     const client = await connect(flags)
     let heard: FleetNode[]
     try {
       heard = await client.fleet()
     } finally {
       await client.close()
+    }
+    if (where.length > 0) {
+      const { factAt } = await import('../../policy/target.js')
+      heard = heard.filter((n) => where.every(([path, value]) => {
+        const have = factAt(n.facts, path)
+        return have !== undefined && have !== null && typeof have !== 'object' && String(have) === value
+      }))
     }
     // Only admitted nodes are fleet members (docs/admission.md); the others are counted, and listed with --all.
     const nodes = flags.all === true ? heard : heard.filter((n) => n.admitted)
@@ -312,7 +331,7 @@ export const registerPublish: Register = (program, done) => {
     const summary = fleetSummary(heard.filter((n) => n.admitted), Date.now())
     if (flags.json === true) { printJson({ nodes, unadmitted, ...summary }); done(EXIT.OK); return }
     const unadmittedLine = (): void => { if (unadmitted > 0) print(colour.yellow(flags.all === true ? `${unadmitted} node(s) marked UNADMITTED do not count` : `${unadmitted} unadmitted node(s) not shown (--all lists them)`)) }
-    if (nodes.length === 0) { print('no nodes known yet'); unadmittedLine(); done(EXIT.OK); return }
+    if (nodes.length === 0) { print(where.length > 0 ? `no node matches --where ${where.map(([p, v]) => `${p}=${v}`).join(' ')}` : 'no nodes known yet'); unadmittedLine(); done(EXIT.OK); return }
     const names = summary.policies.map((p) => p.name)
     const rows = [['NODE', 'TAGS', 'LAST SEEN', ...names]]
     for (const n of nodes) {
