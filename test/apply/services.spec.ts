@@ -2,11 +2,13 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { existsSync } from 'node:fs'
 import { lstat, mkdir, readlink, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import type { ServiceResource } from '../../src/policy/schema.js'
 import type { SystemContext } from '../../src/apply/system.js'
 import { serviceOutcome, type Systemctl } from '../../src/apply/services/index.js'
-import { systemctl } from '../../src/apply/services/systemctl.js'
+import { runtimeChange, systemctl } from '../../src/apply/services/systemctl.js'
+import { runCommand } from '../../src/apply/command.js'
 import { SYSTEMD_RUNNING_DIR } from '../../src/apply/services/constants.js'
 import { policyOf, result, useSandbox } from './helpers.js'
 
@@ -225,6 +227,25 @@ describe('service provider (systemctl --root into a sandbox)', () => {
 })
 
 describe('service provider on this machine (root /, systemd not PID 1)', () => {
+  it('a systemctl command that fails is a named error with its exit code and stderr tail', async () => {
+    // The runtime commands, run for real where they cannot work: what a failing start reports.
+    expect(existsSync(SYSTEMD_RUNNING_DIR)).toBe(false)
+    const err = await runtimeChange(systemctl(), 'start', 'demo.service').then(() => undefined, (e: unknown) => e)
+    expect(err).toMatchObject({
+      name: 'ServiceCommandFailedError',
+      exitCode: 1,
+      message: expect.stringMatching(/^systemctl show --property=NeedDaemonReload --value demo\.service: exited 1: System has not been booted with systemd as init system \(PID 1\)/)
+    })
+  })
+
+  it('no systemctl on the machine: ProviderUnavailableError', async () => {
+    const missing: Systemctl = async (args, timeoutMs) => await runCommand(['/nonexistent/systemctl', ...args], { cwd: '/', env: {}, timeoutMs })
+    await expect(serviceOutcome(svc({ enable: true }), contextFor(tmpdir()), missing)).rejects.toMatchObject({
+      name: 'ProviderUnavailableError',
+      message: expect.stringMatching(/^service demo\.service: systemctl is not installed/)
+    })
+  })
+
   it('enables a real unit in /etc/systemd/system, then fails the start by name, saying the enablement was applied', async () => {
     // The premise of this test: the machine (and CI) is a container without systemd as init.
     expect(existsSync(SYSTEMD_RUNNING_DIR), `${SYSTEMD_RUNNING_DIR} exists: systemd runs here, this test is for machines where it does not`).toBe(false)
