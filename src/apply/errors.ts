@@ -203,3 +203,43 @@ export class ServiceCommandFailedError extends Error {
     super(`${command}: ${detail}`)
   }
 }
+
+/**
+ * A shadow tool (useradd, usermod, userdel, chpasswd, groupadd, groupmod, groupdel) failed:
+ * its exit code and the tail of what it wrote to stderr, which says why.
+ */
+export class AccountCommandFailedError extends Error {
+  static override name = 'AccountCommandFailedError'
+  override name = 'AccountCommandFailedError'
+  constructor (readonly command: string, readonly exitCode: number | null, readonly signal: string | null, readonly stderr: string, detail?: string) {
+    const why = detail ?? (exitCode !== null ? `exit code ${exitCode}` : `killed by ${signal ?? 'a signal'}`)
+    super(`${command}: ${why}${stderr !== '' ? `: ${stderr}` : ''}`)
+  }
+}
+
+/** A user's password_hash, as rendered, is not a crypt(3) hash. The value is never quoted: it may be a password. */
+export class NotAPasswordHashError extends Error {
+  static override name = 'NotAPasswordHashError'
+  override name = 'NotAPasswordHashError'
+  constructor (readonly where: string) {
+    super(`${where}: not a crypt(3) hash (the value is not shown); expected "$<id>$..." such as "$y$..." (yescrypt, from mkpasswd) or "$6$..." (SHA-512), or "!" or "*" for an account no password opens`)
+  }
+}
+
+/** The root has no /etc/passwd or /etc/group for the shadow tools to edit (a sandbox root needs its own). */
+export class AccountDatabaseMissingError extends Error {
+  static override name = 'AccountDatabaseMissingError'
+  override name = 'AccountDatabaseMissingError'
+  constructor (readonly root: string, readonly file: string) {
+    super(`root ${root} has no ${file}: users and groups are kept in the root's own /etc/passwd, /etc/group and /etc/shadow (and /etc/gshadow), which must exist`)
+  }
+}
+
+/** A home directory would move (`manage_home`) into a directory that does not exist; usermod would change passwd and then fail to move it. */
+export class HomeParentMissingError extends Error {
+  static override name = 'HomeParentMissingError'
+  override name = 'HomeParentMissingError'
+  constructor (readonly user: string, readonly home: string, readonly parent: string) {
+    super(`user ${user}: cannot move the home directory to ${home}: ${parent} does not exist; create it first (a directory resource the user requires)`)
+  }
+}
