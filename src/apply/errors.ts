@@ -164,6 +164,42 @@ export class ProviderUnavailableError extends Error {
   }
 }
 
+/** Another apt or dpkg held the package database's lock for longer than the bound (src/apply/packages/). */
+export class PackageLockedError extends Error {
+  static override name = 'PackageLockedError'
+  override name = 'PackageLockedError'
+  constructor (readonly lock: string, readonly seconds: number, holder: string | undefined, readonly packages: string[]) {
+    super(`${packages.join(', ')}: ${lock} is held by ${holder ?? 'another process'}; waited ${seconds} s for it, then gave up. Nothing was changed; the next apply tries again`)
+  }
+}
+
+/** apt-get or dpkg exited non-zero, or was killed, while changing packages; the message ends with its error tail. */
+export class PackageCommandFailedError extends Error {
+  static override name = 'PackageCommandFailedError'
+  override name = 'PackageCommandFailedError'
+  constructor (readonly command: string, readonly exitCode: number | null, detail: string, readonly tail: string) {
+    super(`${command}: ${detail}${tail !== '' ? `:\n${tail}` : ''}`)
+  }
+}
+
+/** The package sources offer no such package, or not the version the policy names. */
+export class PackageNotFoundError extends Error {
+  static override name = 'PackageNotFoundError'
+  override name = 'PackageNotFoundError'
+  constructor (readonly packageName: string, readonly version: string | undefined, detail: string) {
+    super(`package ${packageName}${version !== undefined ? ` ${version}` : ''}: ${detail}`)
+  }
+}
+
+/** The package needs a `source` .deb (the dpkg provider has no package sources), or the source is not the package asked for. */
+export class PackageSourceError extends Error {
+  static override name = 'PackageSourceError'
+  override name = 'PackageSourceError'
+  constructor (readonly packageName: string, detail: string) {
+    super(`package ${packageName}: ${detail}`)
+  }
+}
+
 /** A service's unit file is not installed under the root: `systemctl --root is-enabled` does not know it. */
 export class ServiceNotFoundError extends Error {
   static override name = 'ServiceNotFoundError'

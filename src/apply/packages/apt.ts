@@ -1,0 +1,64 @@
+import type { PackageResource } from '../../policy/schema.js'
+import type { SystemContext } from '../system.js'
+import { PackageLockedError, ProviderUnavailableError } from '../errors.js'
+import { PACKAGE_COMMAND_TIMEOUT_MS, PACKAGE_QUERY_TIMEOUT_MS } from './constants.js'
+import type { Offer, PackageOp, PackageProvider } from './provider.js'
+import { debOffer } from './source.js'
+import { failureOf, packageSettings } from './tool.js'
+
+/**
+ * apt on the real machine (root `/`): candidates from `apt-cache policy`, one `apt-get
+ * install` per transaction that also removes (`name-`), pins versions (`name=1.2-3`) and takes
+ * local .deb files, resolving their dependencies from the package sources.
+ */
+export const apt: PackageProvider = {
+  name: 'apt',
+
+  async offer (r, ctx) {
+    onlyOnRealRoot(r, ctx)
+    if (r.source !== undefined) return await debOffer({ ...r, source: r.source }, ctx)
+    const argv = ['apt-cache', 'policy', r.name]
+    const res = await packageSettings(ctx.run).run(argv, { timeoutMs: PACKAGE_QUERY_TIMEOUT_MS, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) })
+    const failed = failureOf('apt-cache policy', res, [r.name])
+    if (failed !== undefined) throw failed
+    return parsePolicy(res.stdout)
+  },
+
+  async commit (ops, ctx) {
+    const { lockWaitS, run } = packageSettings(ctx.run)
+    const argv = aptArgv(ops, lockWaitS)
+    const res = await run(argv, { timeoutMs: PACKAGE_COMMAND_TIMEOUT_MS, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) })
+    const names = ops.map((o) => o.name)
+    if (res.exitCode !== 0) {
+      // apt-get waited lockWaitS for the lock itself (DPkg::Lock::Timeout), then said whose it is.
+      const m = /Could not get lock (\S+?)\.? (?:It is held by (process \d+(?: \([^)]*\))?))?/.exec(res.stderr)
+      if (m !== null) throw new PackageLockedError(m[1] as string, lockWaitS, m[2], names)
+    }
+    const failed = failureOf(`apt-get install ${names.join(' ')}`, res, names)
+    if (failed !== undefined) throw failed
+  }
+}
+
+/** The one apt-get call of a transaction. Recommends follow the node's apt configuration (Debian's default installs them). */
+export function aptArgv (ops: PackageOp[], lockWaitS: number): string[] {
+  return [
+    'apt-get', '-y', '-q',
+    // Keep a locally changed config file and take the package's default for the rest: never prompt.
+    '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold',
+    '-o', `DPkg::Lock::Timeout=${lockWaitS}`,
+    ...(ops.some((o) => o.downgrade === true) ? ['--allow-downgrades'] : []),
+    'install',
+    ...ops.map((o) => o.remove === true ? `${o.name}-` : o.file ?? (o.version !== undefined ? `${o.name}=${o.version}` : o.name))
+  ]
+}
+
+/** `apt-cache policy NAME` → the candidate and every version in its table. Unknown packages print nothing. */
+export function parsePolicy (text: string): Offer {
+  const candidate = /^\s*Candidate: (\S+)/m.exec(text)?.[1]
+  const versions = [...text.matchAll(/^ (?:\*\*\*| {3}) (\S+) -?\d+$/gm)].map((m) => m[1] as string)
+  return { ...(candidate !== undefined && candidate !== '(none)' ? { candidate } : {}), versions }
+}
+
+function onlyOnRealRoot (r: PackageResource, ctx: SystemContext): void {
+  if (ctx.root !== '/') throw new ProviderUnavailableError('package', r.name, `apt manages only the root / (this apply's root is ${ctx.root}); in a sandbox root use provider dpkg with a source .deb`)
+}
