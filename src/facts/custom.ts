@@ -77,6 +77,8 @@ async function readBounded (file: string, budget: number): Promise<string> {
 
 /** The file's map, as plain JSON data (YAML aliases copied out, within MAX_FACT_VALUES), or a FactFileError. */
 async function decode (file: string, name: string, text: string): Promise<Record<string, unknown>> {
+  // An empty file (one being written, a placeholder) has no facts; it is not a mistake.
+  if (text.trim() === '') return {}
   let data: unknown
   try {
     if (name.endsWith('.json')) data = JSON.parse(text)
