@@ -121,6 +121,17 @@ describe('group resources', () => {
     expect(calls).toEqual([])
   })
 
+  it('sees a group that an exec made after the files were first read', async () => {
+    const box = sandbox()
+    await accountsRoot(box)
+    const report = await box.apply(policyOf([
+      { id: 'first', type: 'group', name: 'users', gid: 100 },
+      { id: 'mk', type: 'exec', command: ['/usr/sbin/groupadd', '--root', box.root, '-g', '1900', 'late'], requires: ['first'] },
+      { id: 'late', type: 'group', name: 'late', gid: 1900, requires: ['mk'] }
+    ]))
+    expect(report.resources.map((r) => `${r.id}:${r.action}/${r.status}`)).toEqual(['first:none/ok', 'mk:run/ok', 'late:none/ok'])
+  })
+
   it('fails with groupadd\'s exit code and the tail of its stderr', async () => {
     const box = sandbox()
     await accountsRoot(box)

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AccountDatabaseMissingError } from '../errors.js'
 import { ACCOUNTS_RUN_KEY } from './constants.js'
@@ -92,19 +92,37 @@ export async function loadAccountDb (root: string): Promise<AccountDb> {
   return accountDb(passwd as string, group as string, shadow)
 }
 
+/** What a rewrite of the account files changes: the tools rename a new file into place. */
+async function signature (root: string): Promise<string> {
+  const parts = await Promise.all(['passwd', 'group', 'shadow'].map(async (name) => {
+    try {
+      const s = await stat(join(root, 'etc', name), { bigint: true })
+      return `${s.ino}/${s.size}/${s.mtimeNs}/${s.ctimeNs}`
+    } catch {
+      return '-'
+    }
+  }))
+  return parts.join(' ')
+}
+
+interface Cached { signature: string, db: Promise<AccountDb> }
+
 /**
- * The root's accounts, read once per apply and shared by its user and group resources
- * (SystemContext.run); `forgetAccounts` after a tool changed them.
+ * The root's accounts, parsed once per apply and shared by its user and group resources
+ * (SystemContext.run). Three stats tell whether something else (an exec running adduser)
+ * rewrote the files since, and they are read again then; `forgetAccounts` after our own tools.
  */
 export async function cachedAccounts (run: Map<string, unknown>, root: string): Promise<AccountDb> {
-  let p = run.get(ACCOUNTS_RUN_KEY) as Promise<AccountDb> | undefined
-  if (p === undefined) {
-    p = loadAccountDb(root)
-    run.set(ACCOUNTS_RUN_KEY, p)
+  const sig = await signature(root)
+  let cached = run.get(ACCOUNTS_RUN_KEY) as Cached | undefined
+  if (cached === undefined || cached.signature !== sig) {
+    const entry: Cached = { signature: sig, db: loadAccountDb(root) }
+    cached = entry
+    run.set(ACCOUNTS_RUN_KEY, entry)
     // A failed read is not kept: the next resource tries again.
-    p.catch(() => { if (run.get(ACCOUNTS_RUN_KEY) === p) run.delete(ACCOUNTS_RUN_KEY) })
+    entry.db.catch(() => { if (run.get(ACCOUNTS_RUN_KEY) === entry) run.delete(ACCOUNTS_RUN_KEY) })
   }
-  return await p
+  return await cached.db
 }
 
 export function forgetAccounts (run: Map<string, unknown>): void {
