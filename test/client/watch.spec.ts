@@ -90,3 +90,37 @@ describe('fleetSummary: stale nodes by the same liveness rule', () => {
     expect(fleetSummary([at(1), at(NODE_STALE_AFTER_MS / 60_000 - 1), at(NODE_STALE_AFTER_MS / 60_000 + 1)], now).stale).toEqual([`n${NODE_STALE_AFTER_MS / 60_000 + 1}`])
   })
 })
+
+describe('progressOf: target.facts judged against the facts nodes\' beacons carry', () => {
+  const byFacts = validatePolicyObject({ name: 'web/site', target: { facts: { 'os.family': 'debian', 'processors.count': 4 } }, resources: [{ id: 'f', type: 'file', path: '/f', content: 'x\n' }] })
+  const withFacts = (id: string, outcome: string, facts?: Record<string, unknown>): FleetNode => ({ ...node(id, outcome), ...(facts !== undefined ? { facts } : {}) })
+
+  it('a node whose facts do not match is not targeted; one whose facts match, or whose beacon lacks the fact, is waited for', () => {
+    const p = progressOf([
+      withFacts('debian-4', 'pending', { os: { family: 'debian' }, processors: { count: 4 } }),
+      withFacts('redhat-4', 'pending', { os: { family: 'redhat' }, processors: { count: 4 } }),
+      withFacts('debian-2', 'pending', { os: { family: 'debian' }, processors: { count: 2 } }),
+      withFacts('os-is-a-map', 'pending', { os: { family: { name: 'debian' } }, processors: { count: 4 } }),
+      withFacts('no-facts', 'pending'),
+      withFacts('no-processors', 'pending', { os: { family: 'debian' } })
+    ], byFacts, 2, hash)
+    expect(p.pending.map((n) => n.id)).toEqual(['debian-4', 'no-facts', 'no-processors'])
+    expect(p.notTargeted.map((n) => n.id)).toEqual(['redhat-4', 'debian-2', 'os-is-a-map'])
+  })
+
+  it('a node waited for on unknown facts is settled by its receipt', () => {
+    const p = progressOf([withFacts('no-facts', 'not-targeted'), withFacts('other', 'applied', { os: { family: 'debian' } })], byFacts, 2, hash)
+    expect(p.notTargeted.map((n) => n.id)).toEqual(['no-facts'])
+    expect(p.applied.map((n) => n.id)).toEqual(['other'])
+    expect(isComplete(p)).toBe(true)
+  })
+
+  it('tags still decide with facts in the target', () => {
+    const both = validatePolicyObject({ name: 'web/site', target: { tags: { role: 'web' }, facts: { 'os.family': 'debian' } }, resources: [{ id: 'f', type: 'file', path: '/f', content: 'x\n' }] })
+    const web = { ...withFacts('web', 'pending', { os: { family: 'debian' } }), tags: { role: 'web' } }
+    const db = { ...withFacts('db', 'pending', { os: { family: 'debian' } }), tags: { role: 'db' } }
+    const p = progressOf([web, db], both, 2, hash)
+    expect(p.pending.map((n) => n.id)).toEqual(['web'])
+    expect(p.notTargeted.map((n) => n.id)).toEqual(['db'])
+  })
+})

@@ -5,7 +5,8 @@ import type { ApplyReport } from '../../src/apply/index.js'
 import { generateIdentity, nodeSigningKey, peerIdOf } from '../../src/net/identity.js'
 import type { Stream } from '@libp2p/interface'
 import type { PeerId } from '../../src/net/libp2p.js'
-import { MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, signReport, type NodeReport, type Presence, type Receipt, type ReceiptOutcome } from '../../src/receipt/index.js'
+import { summarizeFacts } from '../../src/facts/index.js'
+import { MAX_PRESENCE_FACTS_BYTES, MAX_PRESENCE_POLICIES, MAX_RECEIPT_BYTES, signReport, type NodeReport, type Presence, type Receipt, type ReceiptOutcome } from '../../src/receipt/index.js'
 import { JOIN_BEACON_DELAYS_MS, MAX_RECEIPT_ROUTES, Reports, type ReportsComponents } from '../../src/node/reports.js'
 import { RECEIPT_BATCH_MS, RECEIPT_PROTOCOL, verifyNodeReport } from '../../src/node/receipts.js'
 import { configPolicy, FIXED_NOW, makeKeys } from '../helpers/envelope.js'
@@ -261,6 +262,51 @@ describe('Reports: presence beacons', () => {
     expect(beacon.policies.length).toBeGreaterThan(0)
     expect(beacon.policies.length).toBeLessThan(MAX_PRESENCE_POLICIES)
     expect(beacon.policies.map((p) => p[0])).toEqual(Array.from({ length: beacon.policies.length }, (_, i) => `site/${String(i).padStart(2, '0')}${'x'.repeat(190)}`))
+  })
+
+  it('carries a summary of the node\'s facts, signed, and its own fleet view keeps it', async () => {
+    const facts = { os: { family: 'debian', release: { major: '12' } }, processors: { count: 2, models: ['x'] }, networking: { ip: '10.0.0.5', interfaces: { eth0: { ip: '10.0.0.5' } } }, role: 'web' }
+    const { reports, seen } = setup({ facts: { id: self.id, name: 'web1', tags: { role: 'web' }, facts } })
+    await reports.beacon()
+    const beacon = verifyNodeReport(seen.gossiped[0]!) as Presence
+    expect(beacon.facts).toEqual(summarizeFacts(facts))
+    expect(beacon.facts).toEqual({ os: facts.os, processors: { count: 2 }, networking: { ip: '10.0.0.5' }, role: 'web' })
+    expect(reports.fleet.list()[0]?.facts).toEqual(beacon.facts)
+    // A node without gathered facts (a simulation) sends none.
+    const bare = setup()
+    await bare.reports.beacon()
+    expect(verifyNodeReport(bare.seen.gossiped[0]!)).not.toHaveProperty('facts')
+  })
+
+  it(`keeps its facts at their bound beside a certificate at its bound and ${MAX_PRESENCE_POLICIES} long policy names, within ${MAX_RECEIPT_BYTES} bytes`, async () => {
+    const tags = Object.fromEntries(Array.from({ length: MAX_ADMISSION_TAGS }, (_, i) => [`tag-${i}`.padEnd(64, 'x'), 'v'.repeat(128)]))
+    const admission = openAdmission(signAdmission({ peer: self.id, name: 'n'.repeat(200), tags, key: keys.root, issuedAt: FIXED_NOW }))
+    // Custom facts that fill the summary to its bound.
+    const facts = { os: { family: 'debian' }, ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`custom${i}`, 'f'.repeat(60)])) }
+    const { reports, seen, hold } = setup({ admission, recipient: () => `age1${'q'.repeat(58)}`, outcomeOf: () => 'unchanged', facts: { id: self.id, name: 'n'.repeat(200), tags: { role: 'web' }, facts } })
+    hold(Array.from({ length: MAX_PRESENCE_POLICIES }, (_, i) => ({ ...env, name: `site/${String(i).padStart(2, '0')}${'x'.repeat(190)}` })))
+    await reports.beacon()
+    const bytes = seen.gossiped[0] as Uint8Array
+    expect(bytes.byteLength).toBeLessThanOrEqual(MAX_RECEIPT_BYTES)
+    const beacon = verifyNodeReport(bytes) as Presence
+    expect(Buffer.byteLength(JSON.stringify(beacon.facts))).toBeGreaterThan(MAX_PRESENCE_FACTS_BYTES - 100)
+    expect(beacon.facts).toEqual(summarizeFacts(facts))
+    expect(beacon.policies.length).toBeGreaterThan(0)
+    console.log(`beacon with facts at ${Buffer.byteLength(JSON.stringify(beacon.facts))} bytes, a ${Buffer.byteLength(JSON.stringify(admission))}-byte certificate and ${beacon.policies.length} of ${MAX_PRESENCE_POLICIES} 197-character policy names: ${bytes.byteLength} of ${MAX_RECEIPT_BYTES} bytes`)
+  })
+
+  it('drops its facts when tags and a certificate at their bounds leave no room for them even without policies', async () => {
+    const certTags = Object.fromEntries(Array.from({ length: MAX_ADMISSION_TAGS }, (_, i) => [`tag-${i}`.padEnd(64, 'x'), 'v'.repeat(128)]))
+    const admission = openAdmission(signAdmission({ peer: self.id, name: 'n'.repeat(200), tags: certTags, key: keys.root, issuedAt: FIXED_NOW }))
+    const nodeTags = Object.fromEntries(Array.from({ length: 22 }, (_, i) => [`t${i}`.padEnd(100, 'k'), 'v'.repeat(200)]))
+    const facts = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`custom${i}`, 'f'.repeat(60)]))
+    const { reports, seen } = setup({ admission, facts: { id: self.id, name: 'n'.repeat(200), tags: nodeTags, facts } })
+    await reports.beacon()
+    const bytes = seen.gossiped[0] as Uint8Array
+    expect(bytes.byteLength).toBeLessThanOrEqual(MAX_RECEIPT_BYTES)
+    const beacon = verifyNodeReport(bytes) as Presence
+    expect(beacon).not.toHaveProperty('facts')
+    expect(beacon.policies).toEqual([])
   })
 
   it('answers 0 when the beacon could not be gossiped, and when stopped sends none', async () => {

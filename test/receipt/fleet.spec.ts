@@ -220,3 +220,54 @@ describe('FleetView: a node\'s encryption key (docs/secrets.md)', () => {
     expect(fresh.list()).toEqual([base(2, NEW)])
   })
 })
+
+describe('FleetView: a node\'s facts (docs/facts.md)', () => {
+  const DEBIAN = { os: { family: 'debian', release: { major: '12' } }, processors: { count: 4 } }
+  const REDHAT = { os: { family: 'redhat' } }
+  const factsOf = (v: FleetView, node = 'n1'): unknown => v.list().find((n) => n.id === node)?.facts
+
+  it('keeps the facts of the newest beacon; a receipt carries none and erases none; an older beacon changes nothing', () => {
+    const v = view(presence('n1', 1, [], { facts: DEBIAN }))
+    expect(factsOf(v)).toEqual(DEBIAN)
+    v.add(receipt('n1', 1, 2))
+    expect(factsOf(v)).toEqual(DEBIAN)
+    v.add(presence('n1', 0, [], { facts: REDHAT }))
+    expect(factsOf(v)).toEqual(DEBIAN)
+    v.add(presence('n1', 3, [], { facts: REDHAT }))
+    expect(factsOf(v)).toEqual(REDHAT)
+    // A newer beacon without facts (an agent older than facts): none.
+    v.add(presence('n1', 4, []))
+    expect(v.list()[0]).not.toHaveProperty('facts')
+  })
+
+  it('merge takes the facts of the side that saw the node last, keeps its own when the other has none, and drops facts no beacon could carry', () => {
+    const v = view(presence('n1', 1, [], { facts: DEBIAN }))
+    const other = (minute: number, facts?: Record<string, unknown>): FleetNode => ({ id: 'n1', name: 'name-n1', tags: {}, lastSeen: at(minute), policies: {}, admitted: true, ...(facts !== undefined ? { facts } : {}) })
+    v.merge(other(0, REDHAT))
+    expect(factsOf(v)).toEqual(DEBIAN)
+    v.merge(other(2))
+    expect(factsOf(v)).toEqual(DEBIAN)
+    v.merge(other(3, REDHAT))
+    expect(factsOf(v)).toEqual(REDHAT)
+    v.merge(other(4, { big: 'x'.repeat(4096) }))
+    expect(factsOf(v)).toBeUndefined()
+    const fresh = new FleetView()
+    fresh.merge(other(1, ['not', 'a', 'map'] as unknown as Record<string, unknown>))
+    expect(fresh.list()[0]).not.toHaveProperty('facts')
+  })
+
+  it('evicts the least recently seen node when the facts it holds pass their bound', () => {
+    const facts = { note: 'x'.repeat(900) }
+    const bytes = Buffer.byteLength(JSON.stringify(facts))
+    const v = new FleetView(1000, undefined, () => Date.UTC(2025, 0, 2, 4), 1000, bytes * 2)
+    v.add(presence('n1', 1, [], { facts }))
+    v.add(presence('n2', 2, [], { facts }))
+    expect(v.size).toBe(2)
+    v.add(presence('n3', 3, [], { facts }))
+    expect(v.list().map((n) => n.id)).toEqual(['n2', 'n3'])
+    // Facts replaced by smaller ones are counted as they are now.
+    v.add(presence('n2', 4, [], { facts: { note: 'small' } }))
+    v.add(presence('n4', 5, [], { facts: { note: 'small' } }))
+    expect(v.list().map((n) => n.id)).toEqual(['n2', 'n3', 'n4'])
+  })
+})

@@ -202,3 +202,33 @@ describe('validateReport on arbitrary input', () => {
     }), { numRuns: 1_000 })
   })
 })
+
+describe('a presence beacon\'s facts (docs/facts.md)', () => {
+  const FACTS = { os: { family: 'debian', release: { full: '12.11', major: '12' } }, processors: { count: 4 }, init: 'other', role: 'web' }
+  const signed = (): Record<string, unknown> => JSON.parse(new TextDecoder().decode(signReport(presence({ facts: FACTS }), key))) as Record<string, unknown>
+  const encode = (fields: Record<string, unknown>): Uint8Array => utf8(JSON.stringify(fields))
+
+  it('are carried inside the signed body', () => {
+    expect(validateReport(signReport(presence({ facts: FACTS }), key))).toMatchObject({ kind: 'presence', facts: FACTS })
+  })
+
+  it.each<[string, (f: Record<string, unknown>) => Record<string, unknown>]>([
+    ['a fact changed', (f) => ({ ...f, os: { family: 'redhat', release: { full: '12.11', major: '12' } } })],
+    ['a fact added', (f) => ({ ...f, role: 'db' })],
+    ['a fact removed', ({ role: _, ...f }) => f]
+  ])('%s: the signature does not verify', (_, tamper) => {
+    const r = signed()
+    expect(() => validateReport(encode(r))).not.toThrow()
+    expect(() => validateReport(encode({ ...r, facts: tamper(r.facts as Record<string, unknown>) }))).toThrow(/signature does not verify for node-a/)
+    const { facts: _f, ...without } = r
+    expect(() => validateReport(encode(without))).toThrow(/signature does not verify/)
+  })
+
+  it.each<[string, Record<string, unknown>]>([
+    ['over 2048 bytes', { big: 'x'.repeat(2048) }],
+    ['nested deeper than 8', { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } }],
+    ['a list, not a map', [1, 2] as unknown as Record<string, unknown>]
+  ])('facts %s are refused', (_, facts) => {
+    expect(() => validateReport(signAny(presence({ facts })))).toThrow(InvalidReceiptError)
+  })
+})
