@@ -30,9 +30,9 @@ export const apt: PackageProvider = {
     const res = await run(argv, { timeoutMs: PACKAGE_COMMAND_TIMEOUT_MS, ...(ctx.signal !== undefined ? { signal: ctx.signal } : {}) })
     const names = ops.map((o) => o.name)
     if (res.exitCode !== 0) {
-      // apt-get waited lockWaitS for the lock itself (DPkg::Lock::Timeout), then said whose it is.
-      const m = /Could not get lock (\S+?)\.? (?:It is held by (process \d+(?: \([^)]*\))?))?/.exec(res.stderr)
-      if (m !== null) throw new PackageLockedError(m[1] as string, lockWaitS, m[2], names)
+      // apt-get waited lockWaitS for the lock itself (DPkg::Lock::Timeout), then gave up.
+      const held = aptLockHeld(res.stderr, res.stdout)
+      if (held !== undefined) throw new PackageLockedError(held.lock, lockWaitS, held.holder, names)
     }
     const failed = failureOf(`apt-get install ${names.join(' ')}`, res, names)
     if (failed !== undefined) throw failed
@@ -50,6 +50,21 @@ export function aptArgv (ops: PackageOp[], lockWaitS: number): string[] {
     'install',
     ...ops.map((o) => o.remove === true ? `${o.name}-` : o.file ?? (o.version !== undefined ? `${o.name}=${o.version}` : o.name))
   ]
+}
+
+/**
+ * apt's lock errors (on stderr: "Unable to acquire the dpkg frontend lock (…)", "Could not get
+ * lock …", "Unable to lock directory …") → which lock; whose it is comes from its "Waiting for
+ * cache lock: … held by process N (name)" lines or the error itself.
+ */
+export function aptLockHeld (stderr: string, stdout: string): { lock: string, holder?: string } | undefined {
+  const lock = /E: Unable to acquire the dpkg frontend lock \((\S+)\)/.exec(stderr)?.[1] ??
+    /E: Could not get lock (\S+?)\.?(?:\s|$)/.exec(stderr)?.[1] ??
+    /E: Unable to lock (?:the administration )?directory \(?(\S+?)\)?[,.]?(?:\s|$)/.exec(stderr)?.[1]
+  if (lock === undefined) return undefined
+  const holders = [...`${stdout}\n${stderr}`.matchAll(/held by (process \d+(?: \([^)]*\))?)/g)]
+  const holder = holders.at(-1)?.[1]
+  return { lock, ...(holder !== undefined ? { holder } : {}) }
 }
 
 /** `apt-cache policy NAME` → the candidate and every version in its table. Unknown packages print nothing. */

@@ -26,11 +26,20 @@ export function packageSettings (run: Map<string, unknown>): PackageSettings {
   return { lockWaitS: given?.lockWaitS ?? PACKAGE_LOCK_WAIT_S, run: given?.run ?? runTool }
 }
 
-/** The last lines a tool wrote, bounded: stderr, or stdout when it said nothing there. */
+/**
+ * The last lines a tool wrote, bounded: its stdout's end (apt explains unmet dependencies there)
+ * then its stderr's end (the errors), each at most half of PACKAGE_ERROR_TAIL_BYTES.
+ */
 export function errorTail (r: RunResult): string {
-  const text = (r.stderr.trim() !== '' ? r.stderr : r.stdout).trimEnd()
-  if (Buffer.byteLength(text) <= PACKAGE_ERROR_TAIL_BYTES) return text
-  const cut = Buffer.from(text).subarray(-PACKAGE_ERROR_TAIL_BYTES).toString('utf8').replace(/^\uFFFD+/, '')
+  const half = PACKAGE_ERROR_TAIL_BYTES / 2
+  return [tailOf(r.stdout, half), tailOf(r.stderr, half)].filter((t) => t !== '').join('\n')
+}
+
+function tailOf (text: string, limit: number): string {
+  const trimmed = text.trimEnd()
+  if (Buffer.byteLength(trimmed) <= limit) return trimmed
+  // Cut at a line start after the byte bound, and drop a split UTF-8 character.
+  const cut = Buffer.from(trimmed).subarray(-limit).toString('utf8').replace(/^\uFFFD+/, '')
   return `…${cut.slice(cut.indexOf('\n') + 1)}`
 }
 
