@@ -93,7 +93,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     policy,
     guard,
     template: { node: opts.facts, vars: policy.vars ?? {}, facts: opts.facts.facts ?? {}, ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) },
-    users: new UserDb(),
+    users: new UserDb(guard.root),
     dirs: new DirSync(),
     batch: dryRun ? undefined : new WriteBatch(opts.writeBatch),
     backups: new BackupStore(opts.stateDir),
