@@ -20,7 +20,8 @@ const managedPath = (r: Resource): string | undefined => isPathResource(r) ? pos
  *   is being removed, before it;
  * - a path, and an exec's `run_as`, come after the user and group the policy manages that own it;
  * - a user comes after the groups the policy manages that it names (gid, groups);
- * - a service comes after the package of the same name.
+ * - a service comes after the package of the same name;
+ * - a user whose home the apply makes (manage_home) comes after the directory above the home.
  * A resource being removed reverses nothing here but the directory rule: removing a user that
  * still owns files is the policy's to order.
  */
@@ -48,7 +49,8 @@ export function autoRequires (resources: readonly Resource[]): Map<string, strin
       for (const g of r.groups ?? []) add(r.id, groups.get(g))
     }
     if (r.type === 'service') add(r.id, packages.get(r.name.replace(/\.service$/, '')))
-    const p = managedPath(r)
+    // A user whose home the apply makes (manage_home) comes after the directory above it.
+    const p = managedPath(r) ?? (r.type === 'user' && r.manage_home && r.home !== undefined ? posix.normalize(r.home) : undefined)
     if (p === undefined) continue
     for (let dir = posix.dirname(p); ; dir = posix.dirname(dir)) {
       const parent = byPath.get(dir)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { schedule } from '../../src/apply/schedule.js'
+import { autoRequires, schedule } from '../../src/apply/schedule.js'
+import type { Resource } from '../../src/policy/index.js'
 import { policyOf } from './helpers.js'
 
 const ids = (s: ReturnType<typeof schedule>): string[] => {
@@ -56,5 +57,29 @@ describe('schedule', () => {
       { id: 'b', type: 'exec', command: ['true'], requires: ['a'], timeout: 300, refreshonly: false }
     ] as const
     expect(schedule(resources as never)).toEqual({ cycle: ['a', 'b', 'a'] })
+  })
+})
+
+describe('implicit edges of system resources', () => {
+  it('orders owners, groups, packages and home directories first, whatever the written order', () => {
+    const resources = [
+      { id: 'svc', type: 'service', name: 'nginx.service', reload_on_notify: false },
+      { id: 'conf', type: 'file', path: '/srv/app/app.conf', ensure: 'present', encoding: 'utf8', template: true, owner: 'app', group: 'web' },
+      { id: 'app', type: 'user', name: 'app', ensure: 'present', gid: 'web', groups: ['ops'], membership: 'additive', manage_home: true, home: '/srv/app', system: false },
+      { id: 'srv', type: 'directory', path: '/srv', ensure: 'present' },
+      { id: 'web', type: 'group', name: 'web', ensure: 'present', system: false },
+      { id: 'ops', type: 'group', name: 'ops', ensure: 'present', system: false },
+      { id: 'pkg', type: 'package', name: 'nginx', ensure: 'present' }
+    ] as unknown as Resource[]
+    const auto = autoRequires(resources)
+    expect(auto.get('svc')).toEqual(['pkg'])
+    expect(auto.get('conf')).toEqual(expect.arrayContaining(['app', 'web']))
+    expect(auto.get('app')).toEqual(expect.arrayContaining(['web', 'ops', 'srv']))
+    const plan = schedule(resources)
+    if ('cycle' in plan) throw new Error('unexpected cycle')
+    const at = (id: string): number => plan.order.findIndex((r) => r.id === id)
+    expect(at('pkg')).toBeLessThan(at('svc'))
+    expect(at('app')).toBeLessThan(at('conf'))
+    expect(at('srv')).toBeLessThan(at('app'))
   })
 })
