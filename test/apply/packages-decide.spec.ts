@@ -3,7 +3,7 @@ import { promisify } from 'node:util'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { compareVersions } from '../../src/apply/packages/version.js'
-import { aptArgv, aptLockHeld, parsePolicy } from '../../src/apply/packages/apt.js'
+import { aptArgv, aptLockHeld, parsePolicies, parsePolicy } from '../../src/apply/packages/apt.js'
 import { errorTail } from '../../src/apply/packages/tool.js'
 import { PACKAGE_ERROR_TAIL_BYTES } from '../../src/apply/packages/constants.js'
 import { decide, needsOffer, satisfied } from '../../src/apply/packages/decide.js'
@@ -91,6 +91,13 @@ describe('tool output', () => {
     expect(parsePolicy(text)).toEqual({ candidate: '5.02-1+b1', versions: ['5.02-1+b1', '5.02-1'] })
     expect(parsePolicy('')).toEqual({ versions: [] })
     expect(parsePolicy('x:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n')).toEqual({ versions: [] })
+  })
+
+  it('reads apt-cache policy for several packages, by section', () => {
+    const text = 'sl:\n  Installed: (none)\n  Candidate: 5.02-1+b1\n  Version table:\n     5.02-1+b1 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\n' +
+      'dpkg:\n  Installed: 1.21.23\n  Candidate: 1.21.23\n  Version table:\n *** 1.21.23 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\n        100 /var/lib/dpkg/status\n'
+    expect([...parsePolicies(text)]).toEqual([['sl', { candidate: '5.02-1+b1', versions: ['5.02-1+b1'] }], ['dpkg', { candidate: '1.21.23', versions: ['1.21.23'] }]])
+    expect(parsePolicies('').size).toBe(0)
   })
 
   it('reads dpkg-query: only state "installed" counts', () => {

@@ -235,4 +235,26 @@ describe('package transactions, with the tool runner counted', () => {
     }
     expect(await installedUnder(s.root)).toEqual({ 'gv-x': '1' })
   })
+  it('stops waiting for the lock when the apply is aborted', async () => {
+    const s = sandbox()
+    await buildDeb(join(s.root, 'debs/gv-x.deb'), { name: 'gv-x', version: '1' })
+    const held = await holdDpkgLock(join(s.root, 'var/lib/dpkg/lock-frontend'))
+    const stop = new AbortController()
+    const settings: PackageSettings = {
+      lockWaitS: 600,
+      // Aborts once dpkg has been refused the lock.
+      run: async (argv, opts) => {
+        const r = await runTool(argv, opts)
+        if (argv[0] === 'dpkg' && r.exitCode !== 0) stop.abort()
+        return r
+      }
+    }
+    try {
+      const err = await packageOutcome(resource('gv-x', 'present', '/debs/gv-x.deb'), { ...context(s.root, new Map([[PACKAGE_SETTINGS, settings]])), signal: stop.signal }).catch((e: Error) => e)
+      expect(err).toMatchObject({ name: 'PackageCommandFailedError', message: `dpkg --install gv-x: stopped while waiting for ${join(s.root, 'var/lib/dpkg/lock-frontend')}: the apply was aborted` })
+    } finally {
+      await held.release()
+    }
+    expect(await installedUnder(s.root)).toEqual({})
+  })
 })

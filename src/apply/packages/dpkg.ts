@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SystemContext } from '../system.js'
-import { PackageLockedError, PackageSourceError } from '../errors.js'
+import { PackageCommandFailedError, PackageLockedError, PackageSourceError } from '../errors.js'
 import { DPKG_ADMINDIR, PACKAGE_COMMAND_TIMEOUT_MS, PACKAGE_LOCK_RETRY_MS } from './constants.js'
 import type { PackageProvider } from './provider.js'
 import { debOffer } from './source.js'
@@ -52,7 +52,8 @@ async function runLocked (argv: string[], names: string[], ctx: SystemContext): 
       if (failed !== undefined) throw failed
       return
     }
-    if (ctx.now() >= deadline || ctx.signal?.aborted === true) throw new PackageLockedError(held.lock, lockWaitS, held.holder, names)
+    if (ctx.signal?.aborted === true) throw new PackageCommandFailedError(label, null, `stopped while waiting for ${held.lock}: the apply was aborted`, '')
+    if (ctx.now() >= deadline) throw new PackageLockedError(held.lock, lockWaitS, held.holder, names)
     await sleep(PACKAGE_LOCK_RETRY_MS, undefined, ctx.signal !== undefined ? { signal: ctx.signal } : {}).catch(() => {})
   }
 }
