@@ -192,16 +192,18 @@ describe('package transactions, with the tool runner counted', () => {
     expect(again.calls.map((c) => c[0])).toEqual(['dpkg-query'])
   })
 
-  it('waits for another process\'s dpkg lock up to the bound, then fails by name; nothing changes', async () => {
+  it('waits for another process\'s dpkg lock up to the bound, then fails every member by name; nothing changes', async () => {
     const s = sandbox()
     await buildDeb(join(s.root, 'debs/gv-x.deb'), { name: 'gv-x', version: '1' })
+    await buildDeb(join(s.root, 'debs/gv-y.deb'), { name: 'gv-y', version: '1' })
     const lockFile = join(s.root, 'var/lib/dpkg/lock-frontend')
     const held = await holdDpkgLock(lockFile)
     try {
       const { calls, run } = counting({ lockWaitS: 1 })
-      const err = await packageOutcome(resource('gv-x', 'present', '/debs/gv-x.deb'), context(s.root, run)).catch((e: Error) => e)
-      expect(err).toMatchObject({ name: 'PackageLockedError', lock: lockFile, seconds: 1 })
-      expect((err as Error).message).toBe(`gv-x: ${lockFile} is held by process ${held.pid}; waited 1 s for it, then gave up. Nothing was changed; the next apply tries again`)
+      const [x, y] = await Promise.all(['gv-x', 'gv-y'].map(async (n) => await packageOutcome(resource(n, 'present', `/debs/${n}.deb`), context(s.root, run)).catch((e: Error) => e)))
+      const message = `gv-x, gv-y: ${lockFile} is held by process ${held.pid}; waited 1 s for it, then gave up. Nothing was changed; the next apply tries again`
+      expect(x).toMatchObject({ name: 'PackageLockedError', lock: lockFile, seconds: 1, message })
+      expect(y).toMatchObject({ name: 'PackageLockedError', message })
       // It tried again while waiting, rather than once.
       expect(calls.filter((c) => c[0] === 'dpkg').length).toBeGreaterThan(1)
     } finally {
