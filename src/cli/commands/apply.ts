@@ -67,12 +67,13 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     throw new CliError((err as Error).message, EXIT.USAGE)
   }
   const host = hostname()
-  const gathered = await gathering
+  const stateDir = flags.state ?? defaultStateDir()
+  const [policy, gathered] = await Promise.all([
+    loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun, allowSourceOutside: flags.allowSourceOutside === true }),
+    gathering
+  ])
   for (const w of gathered.warnings) printWarning(w)
   const facts = { id: flags.id ?? host, name: flags.name ?? host, tags, facts: gathered.facts }
-
-  const stateDir = flags.state ?? defaultStateDir()
-  const policy = await loadPolicyFile(file, { cacheDir: join(stateDir, POLICY_CACHE_DIR), readOnlyCache: dryRun, allowSourceOutside: flags.allowSourceOutside === true })
   const apply = await applyModule
   lap('loadMs')
   if (policy.kind !== 'policy') {
