@@ -133,8 +133,10 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     for (const r of plan.order) {
       const deps = plan.dependsOn.get(r.id) ?? []
       const command = !isPathResource(r)
-      const waits = [r.type === 'package' && packages !== undefined ? packages.before : barrier, ...deps.map((d) => promises.get(d))]
-      if (command) waits.push(...sinceBarrier)
+      // The first of adjacent packages fixes what all of them wait for: everything before it.
+      if (r.type === 'package') packages ??= { before: Promise.all([barrier, ...sinceBarrier]), members: [] }
+      const waits = [r.type === 'package' ? (packages as { before: Promise<unknown> }).before : barrier, ...deps.map((d) => promises.get(d))]
+      if (command && r.type !== 'package') waits.push(...sinceBarrier)
       const run = async (): Promise<ResourceResult> => {
         await Promise.all(waits)
         const result = redactResult(await runOne(r, deps, plan.notifiers.get(r.id) ?? [], done, rootCause, slots, shared, now), redact)
@@ -149,8 +151,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
       const p = run()
       promises.set(r.id, p)
       pending.push(p)
-      if (r.type === 'package') {
-        packages ??= { before: barrier, members: [] }
+      if (r.type === 'package' && packages !== undefined) {
         packages.members.push(p)
         barrier = Promise.all(packages.members)
         sinceBarrier = []
