@@ -7,6 +7,8 @@ import { useTempDir } from '../helpers/tmp.js'
 import { startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
 import type { FleetNode } from '../../src/receipt/index.js'
+import { generateSigningKey } from '../../src/envelope/index.js'
+import { agentProcesses } from '../helpers/agent-process.js'
 
 const dir = useTempDir('grapevine-cli-facts-')
 
@@ -84,7 +86,8 @@ describe.each<CliEntry>(['module', 'launcher'])('plan / apply with facts (%s)', 
     await writeFile(join(db, 'role.json'), '{"role": "db"}')
     const other = await runCli(['apply', file, '--root', join(dir(), 'other'), '--state', join(dir(), 'state'), '--facts-dir', db])
     expect(other.code).toBe(0)
-    expect(other.stdout).toContain('policy "web/facts" does not target this node')
+    expect(other.stdout).toContain('policy "web/facts" does not target this node (name ')
+    expect(other.stdout).toContain(', facts role="db" (wanted "web")); nothing to do')
   })
 
   it('a template naming a fact the node does not have fails, saying so', async () => {
@@ -140,5 +143,27 @@ describe('grapevine fleet --where', () => {
     const bad = await run(['fleet', ...agent, '--where', 'role'])
     expect(bad.code).toBe(64)
     expect(bad.stderr).toContain('--where expects FACT=VALUE')
+  })
+})
+
+describe('grapevine agent --facts-dir', () => {
+  const spawnAgent = agentProcesses()
+
+  it('gathers the custom facts there (flag or config key factsDir); status shows them; a bad file is logged, not fatal', async () => {
+    const d = await factsDir({ 'a.json': '{"role": "web"}', 'b.yaml': 'role: [unclosed\n' })
+    const trust = generateSigningKey().id
+    const flag = await spawnAgent(['--state', join(dir(), 'state-1'), '--root', join(dir(), 'root-1'), '--trust', trust, '--facts-dir', d])
+    const status = await run(['status', '--agent', `unix:${flag.api}`, '--json'])
+    expect((JSON.parse(status.stdout) as { node: { facts: Record<string, unknown> } }).node.facts).toMatchObject({ os: { family: 'debian' }, role: 'web' })
+    expect(flag.lines.find((l) => l.msg === 'agent started')?.facts).toMatch(/^debian 12\.\d+ \S+ (systemd|other)$/)
+    const warned = flag.lines.filter((l) => l.msg === 'custom fact skipped').map((l) => l.warning)
+    expect(warned).toHaveLength(1)
+    expect(String(warned[0])).toMatch(new RegExp(`^${join(d, 'b.yaml')}: not valid YAML`))
+
+    const config = join(dir(), 'agent.yaml')
+    await writeFile(config, `factsDir: ${d}\n`)
+    const fromConfig = await spawnAgent(['--config', config, '--state', join(dir(), 'state-2'), '--root', join(dir(), 'root-2'), '--trust', trust])
+    const again = await run(['status', '--agent', `unix:${fromConfig.api}`, '--json'])
+    expect((JSON.parse(again.stdout) as { node: { facts: Record<string, unknown> } }).node.facts).toMatchObject({ role: 'web' })
   })
 })

@@ -59,7 +59,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   const applyModule = import('../../apply/index.js')
   const gathering = import('../../facts/gather.js').then(async ({ gatherFacts }) => await gatherFacts({ factsDir: flags.factsDir }))
   // load.js and target.js, not the policy index: with the policy cache, applying an unchanged policy loads no schema.
-  const [{ loadPolicyFile }, { matchesTarget }] = await Promise.all([import('../../policy/load.js'), import('../../policy/target.js')])
+  const [{ loadPolicyFile }, { matchesTarget, factAt }] = await Promise.all([import('../../policy/load.js'), import('../../policy/target.js')])
   let tags: Record<string, string>
   try {
     tags = parseTags(flags.tag)
@@ -85,7 +85,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
     throw new CliError(`${file}: ${what}; there is nothing to apply`)
   }
   if (!matchesTarget(policy, facts) && flags.ignoreTarget !== true) {
-    const message = `policy "${policy.name}" does not target this node (name ${facts.name}, tags ${JSON.stringify(tags)}); nothing to do (--ignore-target applies it anyway)`
+    const message = `policy "${policy.name}" does not target this node (name ${facts.name}, tags ${JSON.stringify(tags)}${factsMismatch(policy, facts.facts, factAt)}); nothing to do (--ignore-target applies it anyway)`
     if (flags.json === true) printJson({ policy: policy.name, targeted: false, message })
     else print(message)
     return EXIT.OK
@@ -130,6 +130,16 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   }
   lap('printMs')
   return apply.exitCodeFor(report)
+}
+
+/** `, facts os.family="redhat" (wanted "debian")`: the target's facts this node does not match, for the not-targeted line. */
+function factsMismatch (policy: ConfigPolicy, facts: Record<string, unknown>, factAt: (f: Record<string, unknown>, path: string) => unknown): string {
+  const off = Object.entries(policy.target?.facts ?? {}).flatMap(([path, want]) => {
+    const have = factAt(facts, path)
+    if (have !== undefined && have !== null && typeof have !== 'object' && String(have) === String(want)) return []
+    return [`${path}${have === undefined ? ' unset' : `=${JSON.stringify(have)}`} (wanted ${JSON.stringify(want)})`]
+  })
+  return off.length === 0 ? '' : `, facts ${off.join(', ')}`
 }
 
 /**
