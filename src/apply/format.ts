@@ -79,7 +79,8 @@ export function formatReport (report: ApplyReport, opts: FormatOptions = {}): st
     lines.push(`  ${label(r, report.dryRun, p)} ${r.type.padEnd(9)} ${r.id.padEnd(idWidth)}  ${what}`.trimEnd())
     if (subject !== undefined && r.reason !== undefined) lines.push(...indent(r.reason))
     for (const c of r.changes ?? []) {
-      if (r.action === 'create' || r.action === 'delete' || c.from === undefined) lines.push(p.dim(`      ${c.field}: ${c.to ?? ''}`))
+      // A removal says what goes (a package's version), a creation what comes.
+      if (r.action === 'create' || r.action === 'delete' || c.from === undefined || c.to === undefined) lines.push(p.dim(`      ${c.field}: ${c.to ?? c.from ?? ''}`))
       else lines.push(`      ${c.field}: ${p.red(c.from)} -> ${p.green(c.to ?? '')}`)
     }
     if (r.diff !== undefined) {
