@@ -1,4 +1,5 @@
-import { MAX_PRESENCE_FACTS_BYTES } from '../receipt/constants.js'
+import { MAX_PRESENCE_FACTS_BYTES, MAX_PRESENCE_FACTS_DEPTH } from '../receipt/constants.js'
+import { tooDeepAt } from '../policy/depth.js'
 import { factAt } from '../policy/target.js'
 import { SUMMARY_FACTS } from './constants.js'
 
@@ -6,7 +7,7 @@ import { SUMMARY_FACTS } from './constants.js'
 const size = (v: unknown): number => Buffer.byteLength(JSON.stringify(v))
 
 /**
- * Pure: what a presence beacon carries of a node's facts, within MAX_PRESENCE_FACTS_BYTES:
+ * Pure: what a presence beacon carries of a node's facts, within MAX_PRESENCE_FACTS_BYTES and MAX_PRESENCE_FACTS_DEPTH:
  * SUMMARY_FACTS first, in order, then the custom facts (top-level names not built in) while
  * they fit. A fact that does not fit is left out whole, never cut; the rest are tried still.
  */
@@ -20,7 +21,7 @@ export function summarizeFacts (facts: Record<string, unknown> | undefined, buil
     let at = candidate
     for (const p of parts.slice(0, -1)) at = (at[p] ??= {}) as Record<string, unknown>
     at[parts[parts.length - 1] as string] = value
-    if (size(candidate) <= max) out = candidate
+    if (size(candidate) <= max && tooDeepAt(candidate, MAX_PRESENCE_FACTS_DEPTH) === undefined) out = candidate
   }
   for (const path of SUMMARY_FACTS) {
     const value = factAt(facts, path)

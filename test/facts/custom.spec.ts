@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gatherFacts, readCustomFacts, summarizeFacts, flattenFacts, MAX_CUSTOM_FACTS_BYTES, MAX_FACT_FILES } from '../../src/facts/index.js'
-import { MAX_PRESENCE_FACTS_BYTES } from '../../src/receipt/index.js'
+import { factsWithinBounds, MAX_PRESENCE_FACTS_BYTES } from '../../src/receipt/index.js'
+import { parseOsRelease } from '../../src/facts/builtin.js'
 import { useTempDir } from '../helpers/tmp.js'
 
 const dir = useTempDir('grapevine-factsd-')
@@ -125,6 +127,26 @@ describe('the summary a beacon carries', () => {
       expect(Buffer.byteLength(JSON.stringify(s))).toBeLessThanOrEqual(MAX_PRESENCE_FACTS_BYTES)
     }
     expect(summarizeFacts(undefined)).toEqual({})
+  })
+
+  it('whatever the facts, the summary is within what every receiver of a beacon accepts (property)', () => {
+    const deep = fc.letrec((tie) => ({ value: fc.oneof({ depthSize: 'small' }, fc.string(), fc.integer(), fc.boolean(), fc.array(tie('value'), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 8 }), tie('value'), { maxKeys: 3 })) })).value
+    fc.assert(fc.property(fc.dictionary(fc.string({ maxLength: 20 }), deep, { maxKeys: 20 }), (facts) => {
+      expect(factsWithinBounds(summarizeFacts(facts))).toBe(true)
+    }), { numRuns: 300 })
+  })
+
+  it('any fact file is taken or skipped with a warning, never thrown on (property)', async () => {
+    await fc.assert(fc.asyncProperty(fc.oneof(fc.json(), fc.string()), fc.constantFrom('f.json', 'f.yaml'), async (text, name) => {
+      const d = join(dir(), 'p')
+      await mkdir(d, { recursive: true })
+      await writeFile(join(d, name), text)
+      const got = await readCustomFacts(d)
+      expect(got.warnings.length + got.files.length).toBeGreaterThanOrEqual(1)
+      expect(Buffer.byteLength(JSON.stringify(got.facts))).toBeLessThanOrEqual(MAX_CUSTOM_FACTS_BYTES)
+      await writeFile(join(d, name), '')
+    }), { numRuns: 100 })
+    fc.assert(fc.property(fc.string(), (text) => { expect(typeof parseOsRelease(text)).toBe('object') }))
   })
 
   it('flattenFacts writes dotted lines, lists by index', () => {
