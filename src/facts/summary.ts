@@ -15,9 +15,8 @@ export function summarizeFacts (facts: Record<string, unknown> | undefined, buil
   let out: Record<string, unknown> = {}
   if (facts === undefined) return out
   // Each fact is tried on a copy and kept only if the whole still fits: the bound is what every receiver checks.
-  const put = (path: string, value: unknown): void => {
+  const put = (parts: readonly string[], value: unknown): void => {
     const candidate = JSON.parse(JSON.stringify(out)) as Record<string, unknown>
-    const parts = path.split('.')
     let at = candidate
     for (const p of parts.slice(0, -1)) at = (at[p] ??= {}) as Record<string, unknown>
     at[parts[parts.length - 1] as string] = value
@@ -25,9 +24,9 @@ export function summarizeFacts (facts: Record<string, unknown> | undefined, buil
   }
   for (const path of SUMMARY_FACTS) {
     const value = factAt(facts, path)
-    if (value !== undefined) put(path, value)
+    if (value !== undefined) put(path.split('.'), value)
   }
-  for (const [name, value] of Object.entries(facts)) if (!builtin.has(name) && name !== '__proto__') put(name, value)
+  for (const [name, value] of Object.entries(facts)) if (!builtin.has(name) && name !== '__proto__') put([name], value)
   return out
 }
 
