@@ -7,7 +7,7 @@ import { useTempDir } from '../helpers/tmp.js'
 import { startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
 import { startApi, type ApiServer } from '../../src/node/api.js'
 import type { FleetNode } from '../../src/receipt/index.js'
-import { generateSigningKey } from '../../src/envelope/index.js'
+import { generateSigningKey, writeSigningKey } from '../../src/envelope/index.js'
 import { agentProcesses } from '../helpers/agent-process.js'
 
 const dir = useTempDir('grapevine-cli-facts-')
@@ -143,6 +143,20 @@ describe('grapevine fleet --where', () => {
     const bad = await run(['fleet', ...agent, '--where', 'role'])
     expect(bad.code).toBe(64)
     expect(bad.stderr).toContain('--where expects FACT=VALUE')
+
+    // publish --wait judges target.facts by the beacons: the db node is not targeted, not waited for.
+    const rootKey = join(m.dir, 'root.key')
+    await writeSigningKey(rootKey, m.root)
+    const policy = join(m.dir, 'web.json')
+    await writeFile(policy, JSON.stringify({ name: 'web/role', target: { facts: { role: 'web', 'os.family': 'debian' } }, resources: [{ id: 'etc', type: 'directory', path: '/etc' }, { id: 'f', type: 'file', path: '/etc/role', content: '{{ facts.role }} {{ facts.rack }}\n' }] }))
+    const published = await run(['publish', policy, '--key', rootKey, ...agent, '--wait', '--timeout', '30', '--json'])
+    expect(published.stderr).toBe('')
+    const out = JSON.parse(published.stdout) as { exitCode: number, timedOut: boolean, progress: { applied: FleetNode[], notTargeted: FleetNode[], pending: FleetNode[] } }
+    expect(out.timedOut).toBe(false)
+    expect(out.exitCode).toBe(0)
+    expect(out.progress.applied.map((n) => n.name).sort()).toEqual(['node-0', 'node-2'])
+    expect(out.progress.notTargeted.map((n) => n.name)).toEqual(['node-1'])
+    expect(await readFile(join(m.dir, 'node-2', 'root', 'etc/role'), 'utf8')).toBe('web 2\n')
   })
 })
 
