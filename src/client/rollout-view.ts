@@ -1,6 +1,6 @@
-import { matchesTarget, type ConfigPolicy } from '../policy/index.js'
+import type { ConfigPolicy } from '../policy/index.js'
 import type { FleetNode } from '../receipt/index.js'
-import { NODE_STALE_AFTER_MS } from './watch.js'
+import { mayTarget, NODE_STALE_AFTER_MS } from './watch.js'
 import { evaluateGate, stageOf, stageSizes, type GateOutcome, type GateReport, type GateResult, type RolloutRecord } from '../rollout/index.js'
 
 /** The words receipts and beacons use for a version's outcome, as a gate reads them. */
@@ -109,9 +109,9 @@ export class GateReports {
   }
 }
 
-/** The admitted nodes the policy targets, by the tags they announce (as publish --wait counts them). */
+/** The admitted nodes the policy targets, by the tags and facts they announce (as publish --wait counts them). */
 export function targetedNodes (fleet: readonly FleetNode[], policy: ConfigPolicy): FleetNode[] {
-  return fleet.filter((n) => n.admitted && matchesTarget(policy, { id: n.id, name: n.name, tags: n.tags }))
+  return fleet.filter((n) => n.admitted && mayTarget(policy, n))
 }
 
 /** Not heard from (beacon or receipt) for longer than `staleAfterMs`: stopped, as publish --wait judges it. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { GateReports, stageView } from '../../src/client/index.js'
+import { targetedNodes } from '../../src/client/rollout-view.js'
 import { MAX_RANK } from '../../src/rollout/index.js'
 import type { FleetNode } from '../../src/receipt/index.js'
 import type { ConfigPolicy } from '../../src/policy/index.js'
@@ -68,5 +69,15 @@ describe('stageView', () => {
     const v = stageView(record(['canary']), policy, fleet, reports, NOW)
     expect(v.failed).toEqual([{ id: 'canary', name: 'canary', outcome: 'unhealthy', failures }])
     expect(v.gate).toEqual(expect.objectContaining({ verdict: 'halt', reason: 'too-many-failures' }))
+  })
+})
+
+describe('targetedNodes', () => {
+  it('judges target.facts against the facts each node\'s beacon carried', () => {
+    const policy = validatePolicyObject({ name: 'web/site', target: { facts: { 'os.family': 'debian' } }, resources: [] }) as ConfigPolicy
+    const node = (id: string, facts?: Record<string, unknown>): FleetNode => ({ id, name: id, tags: {}, lastSeen: new Date().toISOString(), policies: {}, admitted: true, ...(facts !== undefined ? { facts } : {}) })
+    const fleet = [node('deb', { os: { family: 'debian' } }), node('rh', { os: { family: 'redhat' } }), node('old')]
+    // A node whose beacon carries no such fact may be targeted: it is counted, and says so in its receipt.
+    expect(targetedNodes(fleet, policy).map((n) => n.id)).toEqual(['deb', 'old'])
   })
 })
