@@ -126,7 +126,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   else {
     // One write: stdout to a file or /dev/null is written synchronously, a call per line.
     print(apply.formatReport(report, { palette: colour, verbose: flags.verbose === true, root: flags.root }).join('\n'))
-    if (report.counts.unknown > 0 && dryRun) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
+    if (dryRun && report.resources.some((r) => r.status === 'unknown' && r.type === 'exec')) printWarning('some execs depend on guard commands plan did not run; --run-guards runs them')
   }
   lap('printMs')
   return apply.exitCodeFor(report)
