@@ -17,7 +17,7 @@ import { applyExec, type Notified } from './exec.js'
 import { Semaphore } from './semaphore.js'
 import { pathOutcome, type Outcome, type PathContext } from './path-resource.js'
 import { healthOf, runChecks, type CheckResult } from './checks.js'
-import { systemOutcome } from './system.js'
+import { systemOutcome, type ServiceRuntime } from './system.js'
 import { redactResult, reportRedactor, type ReportRedactor } from './redact.js'
 
 export interface ApplyOptions {
@@ -60,6 +60,12 @@ export interface ApplyOptions {
    * (and what onResult and onCheck see) has each value replaced by `(secret)`.
    */
   secrets?: Readonly<Record<string, string>>
+  /**
+   * How services' running state is managed: `systemd` (default) or `sandbox`, an opt-in for
+   * rehearsals under a sandbox root (`--sandbox-services`): the state is recorded in
+   * ROOT/run/grapevine/services/ and reported as "(sandbox)"; enablement stays systemctl --root.
+   */
+  serviceRuntime?: ServiceRuntime
 }
 
 /** Everything one run shares; path resources see only their part of it. */
@@ -72,6 +78,7 @@ interface Shared extends PathContext {
   facts: NodeFacts
   /** Per-apply state of the providers (src/apply/system.ts). */
   run: Map<string, unknown>
+  serviceRuntime?: ServiceRuntime
 }
 
 /**
@@ -108,6 +115,7 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     plannedRemovals: new Set(policy.resources.flatMap((r) => isPathResource(r) && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
     facts: opts.facts,
     run: new Map(),
+    ...(opts.serviceRuntime !== undefined ? { serviceRuntime: opts.serviceRuntime } : {}),
     temps: new Map(),
     now,
     skip: opts.skip,
@@ -248,7 +256,8 @@ async function runOne (r: Resource, deps: string[], notifiers: string[], done: M
           run: shared.run,
           render: (text, where) => renderString(text, shared.template, where),
           where: `resources[${shared.index.get(r.id) ?? 0}]`,
-          now
+          now,
+          ...(shared.serviceRuntime !== undefined ? { serviceRuntime: shared.serviceRuntime } : {})
         })
   } catch (err) {
     outcome = { action: 'none', status: 'failed', error: describeError(r, err) }

@@ -279,3 +279,12 @@ export class HomeParentMissingError extends Error {
     super(`user ${user}: cannot move the home directory to ${home}: ${parent} does not exist; create it first (a directory resource the user requires)`)
   }
 }
+
+/** The sandbox service runtime's record of a unit (`ROOT/run/grapevine/services/UNIT`) is not one it wrote: it will not guess the state. */
+export class SandboxServiceStateError extends Error {
+  static override name = 'SandboxServiceStateError'
+  override name = 'SandboxServiceStateError'
+  constructor (readonly file: string, detail: string) {
+    super(`${file}: not a sandbox service record (${detail}); remove it and the next apply records the service afresh`)
+  }
+}

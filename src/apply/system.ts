@@ -28,7 +28,16 @@ export interface SystemContext {
   /** The resource's path in the policy, like `resources[3]`, for error messages. */
   where: string
   now: () => number
+  /**
+   * How a service's running state is managed: `systemd` (the default: systemctl, where systemd
+   * runs as PID 1) or `sandbox`, an opt-in for rehearsals in a sandbox root, which records it
+   * under ROOT/run/grapevine/services/ (src/apply/services/sandbox.ts).
+   */
+  serviceRuntime?: ServiceRuntime
 }
+
+/** `sandbox` only by choice (`--sandbox-services`), and only under a sandbox root; never the default. */
+export type ServiceRuntime = 'systemd' | 'sandbox'
 
 export type SystemOutcome<R extends SystemResource> = (r: R, ctx: SystemContext) => Promise<Outcome>
 

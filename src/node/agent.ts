@@ -115,6 +115,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       ...shared,
       facts: this.facts,
       root: opts.root,
+      ...(opts.serviceRuntime !== undefined ? { serviceRuntime: opts.serviceRuntime } : {}),
       signal: this.stopping.signal,
       saving: (envelope) => this.intake.saving(envelope),
       encryptionKey: () => this.encryptionKey,

@@ -1,4 +1,5 @@
 import { applyPolicy, checkFailures, type ApplyReport } from '../apply/index.js'
+import type { ServiceRuntime } from '../apply/system.js'
 import { isExistsOnlyDirectory, matchesTarget, managedKey, type ConfigPolicy, type NodeFacts, type Resource } from '../policy/index.js'
 import { validateEnvelope, type VerifiedEnvelope } from '../envelope/index.js'
 import { enforcement, ROLLOUT_NAME_PREFIX, type Enforcement, type RolloutRecord } from '../rollout/index.js'
@@ -67,6 +68,8 @@ export interface ApplyQueueComponents {
   now: () => number
   facts: NodeFacts
   root: string
+  /** `sandbox`: services' running state is recorded under the root (AgentOptions.serviceRuntime). */
+  serviceRuntime?: ServiceRuntime
   signal: AbortSignal
   /** While an envelope is not yet durably stored, its write (Intake.saving): nothing is applied from it before. */
   saving: (env: VerifiedEnvelope) => Promise<void> | undefined
@@ -402,7 +405,7 @@ export class ApplyQueue {
       if (record !== undefined) this.c.events.conflict(record)
     }
     try {
-      return await applyPolicy(env.policy, { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip, ...(secrets !== undefined ? { secrets } : {}) })
+      return await applyPolicy(env.policy, { root: this.c.root, stateDir: this.c.store.dir, facts: this.c.facts, signal: this.c.signal, now: this.c.now, skip, ...(this.c.serviceRuntime !== undefined ? { serviceRuntime: this.c.serviceRuntime } : {}), ...(secrets !== undefined ? { secrets } : {}) })
     } catch (err) {
       const redact = redactor(secrets)
       const message = redact === undefined ? (err as Error).message : redact((err as Error).message)

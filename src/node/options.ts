@@ -11,6 +11,8 @@ import type { ConflictRecord, ForkRecord } from './book.js'
 import type { Refusal } from './intake.js'
 import { multiaddr, peerIdFromString } from '../net/libp2p.js'
 import { AgentOptionsError } from './errors.js'
+import type { ServiceRuntime } from '../apply/system.js'
+import { resolve } from 'node:path'
 
 export interface AgentOptions {
   stateDir: string
@@ -37,6 +39,12 @@ export interface AgentOptions {
   name?: string
   /** Custom facts: `*.json`, `*.yaml` and `*.yml` here (default /etc/grapevine/facts.d; docs/facts.md). */
   factsDir?: string
+  /**
+   * `sandbox` (`--sandbox-services`): for rehearsals under a sandbox root, services' running state
+   * is recorded in ROOT/run/grapevine/services/ instead of asking systemd; enablement stays
+   * systemctl --root. Default `systemd`; refused with root `/`.
+   */
+  serviceRuntime?: ServiceRuntime
   /** Simulations and tests: these facts, as they are, instead of gathering any. */
   facts?: Record<string, unknown>
   mdns?: boolean
@@ -107,6 +115,7 @@ export function checkAgentOptions (opts: AgentOptions): void {
   const nonNegative = (option: keyof AgentOptions, flag: string, value: number | undefined): void => {
     if (value !== undefined && !(value >= 0)) throw new AgentOptionsError(option, `${flag} must be 0 or more (0 disables): got ${value}`)
   }
+  if (opts.serviceRuntime === 'sandbox' && resolve(opts.root) === '/') throw new AgentOptionsError('serviceRuntime', '--sandbox-services is for rehearsals under a sandbox --root DIR; on / services run through systemd')
   nonNegative('reapplyInterval', 'reapplyInterval (ms)', opts.reapplyInterval)
   nonNegative('bakeCheckInterval', 'bakeCheckInterval (ms)', opts.bakeCheckInterval)
   nonNegative('syncInterval', 'syncInterval (ms)', opts.syncInterval)

@@ -139,7 +139,7 @@ describe('package resources in a sandbox root (dpkg --root, real .debs)', () => 
       pkg('other', 'gv-other', 'present', '/debs/gv-b_0.5.deb'),
       pkg('wrong', 'gv-b', '0.6', '/debs/gv-b_0.5.deb')
     ]), debian)
-    expect(result(report, 'none').error).toEqual({ name: 'PackageSourceError', message: `package gv-a: the dpkg provider installs only from a package file: give source (a .deb path under the root ${s.root})` })
+    expect(result(report, 'none').error).toEqual({ name: 'PackageSourceError', message: `package gv-a: the dpkg provider installs only from a package file: give source (a .deb path under the root ${s.root}), or put gv-a_VERSION_ARCH.deb in ${join(s.root, 'var/cache/apt/archives')} (none there)` })
     expect(result(report, 'other').error).toEqual({ name: 'PackageSourceError', message: 'package gv-other: /debs/gv-b_0.5.deb holds the package gv-b, not gv-other' })
     expect(result(report, 'wrong').error).toEqual({ name: 'PackageNotFoundError', message: 'package gv-b 0.6: not offered; offered: 0.5' })
     expect(await installedUnder(s.root)).toEqual({})

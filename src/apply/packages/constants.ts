@@ -28,3 +28,12 @@ export const PACKAGE_TOOL_ENV: Readonly<Record<string, string>> = {
   DEBIAN_FRONTEND: 'noninteractive',
   APT_LISTCHANGES_FRONTEND: 'none'
 }
+
+/** Where apt keeps the .deb files it downloaded, under a root: the dpkg provider's source in a sandbox root without `source`. */
+export const APT_ARCHIVES_DIR = 'var/cache/apt/archives'
+
+/**
+ * Most `NAME_*.deb` files of one package read from the archive cache (one dpkg-deb each): apt
+ * keeps a few versions at most; a cache grown past this is read newest-named first.
+ */
+export const ARCHIVE_MAX_FILES = 32

@@ -6,11 +6,13 @@ import { PackageCommandFailedError, PackageLockedError, PackageSourceError } fro
 import { DPKG_ADMINDIR, PACKAGE_COMMAND_TIMEOUT_MS, PACKAGE_LOCK_RETRY_MS } from './constants.js'
 import type { PackageProvider } from './provider.js'
 import { debOffer } from './source.js'
+import { archiveOffer } from './archive.js'
 import { failureOf, packageSettings } from './tool.js'
 
 /**
  * dpkg with `--root`: works in a sandbox root (tests, the demo) and on `/`. It has no package
- * sources, so installing needs the resource's `source` .deb; it does not resolve dependencies.
+ * sources, so installing needs the resource's `source` .deb, or in a sandbox root a file in the
+ * root's own apt archive cache (archive.ts); it does not resolve dependencies.
  * A transaction is at most two runs: `dpkg --remove` of every removal, then `dpkg --install`
  * of every file.
  */
@@ -18,6 +20,8 @@ export const dpkg: PackageProvider = {
   name: 'dpkg',
 
   async offer (r, ctx) {
+    // A sandbox root is a rehearsal of a machine: its own archive cache stands in for apt's sources.
+    if (r.source === undefined && ctx.root !== '/') return await archiveOffer(r, ctx)
     if (r.source === undefined) throw new PackageSourceError(r.name, `the dpkg provider installs only from a package file: give source (a .deb path under the root${ctx.root !== '/' ? ` ${ctx.root}` : ''})`)
     return await debOffer({ ...r, source: r.source }, ctx)
   },

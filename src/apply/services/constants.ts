@@ -28,3 +28,12 @@ export const SYSTEMD_RUNNING_DIR = '/run/systemd/system'
 
 /** Unit types systemctl knows; a name ending in none of them is a service (`nginx` is `nginx.service`). */
 export const UNIT_SUFFIXES = ['service', 'socket', 'device', 'mount', 'automount', 'swap', 'target', 'path', 'timer', 'slice', 'scope'] as const
+
+/**
+ * Where the sandbox service runtime (`--sandbox-services`, rehearsals in a sandbox root) keeps
+ * each unit's running state, under the root: where systemd keeps its runtime state, /run.
+ */
+export const SANDBOX_SERVICES_DIR = 'run/grapevine/services'
+
+/** Unit file directories the sandbox runtime reads `ExecReload=` from, in systemd's order of precedence. */
+export const UNIT_DIRS = ['etc/systemd/system', 'usr/local/lib/systemd/system', 'lib/systemd/system', 'usr/lib/systemd/system'] as const

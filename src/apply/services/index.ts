@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import type { ServiceResource } from '../../policy/schema.js'
 import type { Outcome } from '../path-resource.js'
 import type { Change } from '../report.js'
@@ -5,6 +6,7 @@ import type { SystemContext } from '../system.js'
 import { ServiceNotFoundError, ServiceRuntimeUnavailableError } from '../errors.js'
 import { describeVerbs, planService, unitName, type ServiceCurrent, type ServicePlan } from './plan.js'
 import { describeRuntime, isActive, isEnabled, runtimeChange, runtimeHere, setEnablement, systemctl, type Systemctl } from './systemctl.js'
+import { sandboxActive, sandboxChange, sandboxRecordPath } from './sandbox.js'
 
 export { unitName } from './plan.js'
 export type { Systemctl } from './systemctl.js'
@@ -13,7 +15,8 @@ export type { Systemctl } from './systemctl.js'
  * Applies (or plans) one service through systemctl. Enablement goes through `--root`, so it
  * works into a sandbox and without a running systemd; the running state and a notification's
  * restart or reload need systemd as PID 1 on the machine itself, and fail by name elsewhere
- * after the enablement is done. A second apply runs only is-enabled (and is-active).
+ * after the enablement is done, unless the apply opted into the sandbox runtime under a sandbox
+ * root (sandbox.ts). A second apply runs only is-enabled (and is-active, or reads the record).
  * `run` is the systemctl to use: tests wrap the real one to see what ran.
  */
 export async function serviceOutcome (r: ServiceResource, ctx: SystemContext, run: Systemctl = systemctl(ctx.signal)): Promise<Outcome> {
@@ -26,9 +29,14 @@ export async function serviceOutcome (r: ServiceResource, ctx: SystemContext, ru
     if (ctx.dryRun && err instanceof ServiceNotFoundError) return notInstalledYet(r, unit, ctx)
     throw err
   }
-  const runtime = await runtimeHere(ctx.root)
-  if (runtime.available && (r.state !== undefined || ctx.notified.state !== 'no')) current.active = await isActive(run, unit)
+  // The sandbox runtime is an opt-in for rehearsals, and only under a sandbox root: on / it is systemd's.
+  const sandbox = ctx.serviceRuntime === 'sandbox' && resolve(ctx.root) !== '/'
+  const runtime = sandbox ? { available: true as const } : await runtimeHere(ctx.root)
+  if (runtime.available && (r.state !== undefined || ctx.notified.state !== 'no')) current.active = sandbox ? await sandboxActive(ctx.root, unit) : await isActive(run, unit)
   const plan = planService(r, unit, current, ctx.notified, runtime)
+  // Say plainly that no process started: the transition was recorded, not made.
+  const label = (c: Change): Change => sandbox && c.field !== 'enabled' ? { ...c, to: `${c.to ?? ''} (sandbox)` } : c
+  if (sandbox && plan.runtime.length > 0) plan.reasons.push(`sandbox service runtime: no process ${ctx.dryRun ? 'would start' : 'started'}; the state is recorded in ${sandboxRecordPath(ctx.root, unit)}`)
 
   const changes: Change[] = []
   const outcome = (): Outcome => {
@@ -53,19 +61,20 @@ export async function serviceOutcome (r: ServiceResource, ctx: SystemContext, ru
   for (const step of plan.runtime) {
     if (!ctx.dryRun) {
       try {
-        await runtimeChange(run, step.verb, unit)
+        if (sandbox) await sandboxChange(ctx.root, step.verb, unit)
+        else await runtimeChange(run, step.verb, unit)
       } catch (err) {
         // What was done stays reported: the enablement and any earlier step.
         const e = err as Error
         return { ...outcome(), status: 'failed', error: { name: e.name, message: e.message } }
       }
     }
-    if (step.change !== undefined) changes.push(step.change)
+    if (step.change !== undefined) changes.push(label(step.change))
   }
 
   if (plan.maybe !== undefined) {
     // Only a plan has a maybe: a notifier whose own change it cannot know (an exec).
-    if (plan.maybe.change !== undefined) changes.push(plan.maybe.change)
+    if (plan.maybe.change !== undefined) changes.push(label(plan.maybe.change))
     if (!runtime.available) plan.warnings.push(`if notified, ${describeRuntime(plan.maybe.verb, unit)} would fail: ${runtime.why}`)
     return { ...outcome(), status: 'unknown' }
   }

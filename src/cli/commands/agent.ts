@@ -115,6 +115,7 @@ export const registerAgent: Register = (program, done) => {
     .option('--root <dir>', 'prefix for every managed path (default /)')
     .option('--name <name>', 'node name for templates and reports (default: host name)')
     .option('--facts-dir <dir>', 'custom facts: *.json, *.yaml, *.yml maps here (default /etc/grapevine/facts.d; grapevine facts lists them)')
+    .option('--sandbox-services', 'rehearsal under a sandbox --root: record services\' running state in ROOT/run/grapevine/services/ instead of asking systemd (enablement stays systemctl --root)')
     .option('--admission <file>', 'this node\'s admission certificate (grapevine admit); default: <state>/admission.cert if present')
     .option('--admitted-only', 'drop and block (5 min) peers that show no valid admission certificate within 10 s of connecting; needs a trust policy with enrollers')
     .option('--mdns', 'discover peers on the local network with mDNS')
@@ -171,6 +172,7 @@ export const registerAgent: Register = (program, done) => {
         tags,
         name: opts.name ?? file.name,
         factsDir: opts.factsDir ?? file.factsDir,
+        ...(opts.sandboxServices === true ? { serviceRuntime: 'sandbox' as const } : {}),
         admission,
         admittedOnly: opts.admittedOnly ?? file.admittedOnly ?? false,
         mdns: opts.mdns ?? file.mdns ?? false,

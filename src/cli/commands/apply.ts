@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Register } from '../register.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
 import { CliError, EXIT, colour, phases, print, printJson, printWarning, type Phases } from '../output.js'
@@ -19,6 +19,7 @@ interface ApplyFlags {
   allowSourceOutside?: boolean
   secrets?: string
   factsDir?: string
+  sandboxServices?: boolean
 }
 
 /**
@@ -43,6 +44,7 @@ export const registerApply: Register = (program, done) => {
       .option('--facts-dir <dir>', 'custom facts for {{ facts.* }} and target.facts: *.json, *.yaml, *.yml maps here (default /etc/grapevine/facts.d)')
       .option('--ignore-target', 'apply even when the policy\'s target does not match this node')
       .option('--allow-source-outside', 'let source: name files outside the policy file\'s directory (absolute, "..", or through a symlink)')
+      .option('--sandbox-services', 'rehearsal under a sandbox --root: record services\' running state in ROOT/run/grapevine/services/ instead of asking systemd (enablement stays systemctl --root)')
       .option('--secrets <file>', 'values for {{ secrets.NAME }}: a YAML or JSON map of names to values ("-" reads stdin); keep it out of git')
       .option('-v, --verbose', 'list unchanged resources too')
       .option('--json', 'print the report as JSON')
@@ -66,6 +68,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.USAGE)
   }
+  if (flags.sandboxServices === true && resolve(flags.root) === '/') throw new CliError('--sandbox-services is for rehearsals under a sandbox --root DIR; on / services run through systemd', EXIT.USAGE)
   const host = hostname()
   const stateDir = flags.state ?? defaultStateDir()
   const [policy, gathered] = await Promise.all([
@@ -109,6 +112,7 @@ async function run (file: string, flags: ApplyFlags, dryRun: boolean): Promise<n
       runGuards: flags.runGuards === true,
       signal: controller.signal,
       onResult: progress?.tick,
+      ...(flags.sandboxServices === true ? { serviceRuntime: 'sandbox' as const } : {}),
       ...(secrets !== undefined ? { secrets } : {})
     })
   } catch (err) {
