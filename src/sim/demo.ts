@@ -17,6 +17,8 @@ import { renderReport, formatMs, formatBytes } from './report.js'
 import { onlineTargets } from './analysis.js'
 import type { RunRecord, SimResult } from './result.js'
 import { READY_HEARTBEATS } from './constants.js'
+import { buildNginxDeb, rehearsalUnavailable, seedDebianRoot } from './debian-root.js'
+import { readSandboxRecord } from '../apply/services/sandbox.js'
 
 export interface DemoOptions {
   out: string
@@ -94,6 +96,21 @@ async function tree (root: string, dir = root, depth = 0): Promise<string[]> {
   return out
 }
 
+/** What web-server.yaml left in one web root, in words: read from the root's own package database, passwd, units and service record. */
+async function rehearsal (root: string): Promise<string[]> {
+  const status = await readFile(join(root, 'var/lib/dpkg/status'), 'utf8').catch(() => '')
+  const nginx = status.split('\n\n').find((b) => /^Package: nginx$/m.test(b))
+  const version = nginx !== undefined && /^Status: install ok installed$/m.test(nginx) ? /^Version: (.*)$/m.exec(nginx)?.[1] : undefined
+  const user = (await readFile(join(root, 'etc/passwd'), 'utf8').catch(() => '')).split('\n').find((l) => l.startsWith('app:'))?.split(':')
+  const enabled = await lstat(join(root, 'etc/systemd/system/multi-user.target.wants/nginx.service')).then(() => true, () => false)
+  const record = await readSandboxRecord(root, 'nginx.service').catch(() => undefined)
+  return [
+    version !== undefined ? `package nginx ${version} installed (dpkg, from its apt cache)` : 'package nginx not installed',
+    user !== undefined ? `user app created (uid ${user[2] ?? '?'}, home ${user[5] ?? '?'}, shell ${user[6] ?? '?'})` : 'user app missing',
+    `service nginx ${enabled ? 'enabled' : 'not enabled'} (systemctl --root), ${record?.state ?? 'stopped'} (sandbox: started ${record?.started ?? 0}, reloaded ${record?.reloaded ?? 0})`
+  ]
+}
+
 export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
   const started = Date.now()
   const { print, colour: c } = opts
@@ -115,13 +132,19 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
   print(`   root key   ${root.id.slice(0, 24)}…  every agent starts trusting only this key (its --trust)`)
   print(`   admin key  ${admin.id.slice(0, 24)}…  allowed to publish web/ and app/ policies, by a trust policy the root signs`)
 
+  // The web-server role needs real dpkg, useradd and systemctl --root, as root; the demo says
+  // which is missing and skips that step rather than fail.
+  const cannotRehearse = await rehearsalUnavailable()
+  const nginxDeb = cannotRehearse === undefined ? await buildNginxDeb(join(opts.out, 'debs')) : undefined
+
   // ---- the mesh ------------------------------------------------------------------
   const workers = Math.min(2, availableParallelism())
   const fleet = await LiveFleet.open({
     out: opts.out,
     seed,
     trust: [root.id],
-    agent: {},
+    // A sandbox root has no systemd: the agents record services' running state under it (opt-in, docs/apply.md).
+    agent: nginxDeb !== undefined ? { serviceRuntime: 'sandbox' } : {},
     link: NETWORK,
     workers,
     agentsPerWorker: Math.ceil(count / workers)
@@ -169,7 +192,10 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
       const at = Date.now()
       const res = await withRetry(async () => await publishPolicy(mesh, { policy, key }))
       const env = res.envelope
-      fleet.recordPublish({ id, name: env.name, version: env.version, hash: env.hash, from: -1, signer, at, kind: policy.kind, ...(policy.kind === 'policy' && policy.target !== undefined ? { target: policy.target } : {}) }, before)
+      // Every agent here runs on this machine, so a target's facts hold for all of them or none
+      // (and the wait below would say so): the record's nodes carry tags only, so it keeps those.
+      const target = policy.kind === 'policy' && policy.target !== undefined ? (({ facts: _facts, ...rest }) => rest)(policy.target) : undefined
+      fleet.recordPublish({ id, name: env.name, version: env.version, hash: env.hash, from: -1, signer, at, kind: policy.kind, ...(target !== undefined ? { target } : {}) }, before)
       fleet.mark(id, 'publish', `${env.name} v${env.version} by the ${signer} key, through the admin's peer`, at)
       print(`   ${c.cyan(`${env.name} v${env.version}`)} ${label}: signed, gossiped, confirmed by ${res.confirmedBy.length} peer${res.confirmedBy.length === 1 ? '' : 's'}`)
       if (policy.kind !== 'policy') return env
@@ -237,9 +263,25 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     await show(a0, '/etc/myapp/config.toml', '(a config resource: data rendered as TOML, port kept a number)')
     print(`   ${c.dim('web.yaml\'s nginx reload was skipped: its onlyif "command -v nginx" fails where nginx is not installed')}`)
 
+    // ---- the web-server role: packages, an account, a service ------------------------
+    step(5, 'The web role in full: a package, an account, a service (policies/web-server.yaml)')
+    if (nginxDeb === undefined) print(`   ${c.dim(`skipped: ${cannotRehearse ?? ''}; as root on Debian it installs nginx, adds a user, enables nginx and records it started in each web root`)}`)
+    else {
+      await Promise.all(web.map(async (n) => { await seedDebianRoot(n.spec.root, nginxDeb) }))
+      print(`   each web node's root now looks like a fresh Debian machine: base accounts, an empty package database,`)
+      print(`   and a tiny nginx .deb (built just now with dpkg-deb) in var/cache/apt/archives, as \`apt-get --download-only\` leaves it`)
+      print(`   ${c.dim('the agents run with --sandbox-services: a sandbox has no systemd, so a service\'s running state is recorded, labelled (sandbox)')}`)
+      const serverPolicy = await loadPolicyFile(join(POLICIES, 'web-server.yaml'))
+      await publish('web-server', serverPolicy, admin, 'admin', web.length, '(policies/web-server.yaml: web/nginx grown into the full role)')
+      for (const n of web) {
+        for (const l of await rehearsal(n.spec.root)) print(`   ${n.spec.name}: ${l}`)
+      }
+      await show(w0, '/etc/app/runtime.env', '(a config resource templated from this node\'s facts: processors.count, fqdn)')
+    }
+
     // ---- a crash and a catch-up ------------------------------------------------------
     const down = app.slice(0, Math.max(1, Math.floor(app.length / 2)))
-    step(5, `Stopping ${down.map((n) => n.spec.name).join(', ')}, publishing app/settings v2, restarting them`)
+    step(6, `Stopping ${down.map((n) => n.spec.name).join(', ')}, publishing app/settings v2, restarting them`)
     await Promise.all(down.map(async (n) => { await fleet.stop(n) }))
     fleet.mark('crash', 'kill', down.map((n) => n.spec.name).join(', '))
     print(`   ${down.length} app agents stopped (as a crash or a reboot would); ${app.length - down.length} app agents still run`)
@@ -293,7 +335,7 @@ export async function runDemo (opts: DemoOptions): Promise<DemoOutcome> {
     await writeFile(join(opts.out, 'record.json'), JSON.stringify(record) + '\n')
     await writeFile(report, renderReport(result))
 
-    step(6, 'Summary')
+    step(7, 'Summary')
     for (const p of result.publishes) {
       const via = Object.entries(p.via).map(([k, v]) => `${v} by ${k}`).join(', ')
       const verb = p.name === TRUST_POLICY_NAME ? 'hold it' : 'applied'

@@ -14,6 +14,8 @@ export interface AgentSettings {
   beaconInterval?: number
   targetPeers?: number
   announceThreshold?: number
+  /** The demo's rehearsal of the web-server role: services' running state recorded under each root (AgentOptions.serviceRuntime). */
+  serviceRuntime?: 'systemd' | 'sandbox'
 }
 
 export interface NodeSpec {

@@ -1,10 +1,15 @@
 // `grapevine sim` and `grapevine demo` as a user runs them: spawned, output read, files looked at.
 import { existsSync } from 'node:fs'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { runCli, REPO_ROOT } from '../helpers/cli.js'
+import { CLI_PATH, runCli, REPO_ROOT } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
+import { DEMO_NGINX_VERSION, rehearsalUnavailable } from '../../src/sim/debian-root.js'
+
+const run = promisify(execFile)
 
 describe('grapevine sim', () => {
   const dir = useTempDir('grapevine-sim-cli-')
@@ -62,7 +67,7 @@ describe('grapevine demo', () => {
     const out = join(dir(), 'demo')
     const r = await runCli(['demo', '--nodes', '4', '--out', out], { timeoutMs: 110_000, env: { CI: 'true' } })
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    for (const step of ['1. Keys and trust', '2. Starting 4 agents', '3. Publishing as an admin', '4. What the agents wrote', '5. Stopping', '6. Summary']) {
+    for (const step of ['1. Keys and trust', '2. Starting 4 agents', '3. Publishing as an admin', '4. What the agents wrote', '5. The web role in full', '6. Stopping', '7. Summary']) {
       expect(r.stdout).toContain(step)
     }
     expect(r.stdout).toMatch(/all 2 web nodes applied it/)
@@ -71,10 +76,39 @@ describe('grapevine demo', () => {
     expect(r.stdout).not.toContain('\x1b[')
     expect(await readFile(join(out, 'nodes', 'node-1', 'root', 'etc', 'myapp', 'config.toml'), 'utf8')).toContain('level = "debug"')
     // The sandbox roots start empty, as in the README: each holds only what its policies made
-    // (app.yaml creates /etc, web.yaml /etc and /srv).
+    // (app.yaml creates /etc, web.yaml /etc and /srv), and on a web node, where this machine can
+    // rehearse it, the fresh Debian seed and what web-server.yaml installed.
     expect((await readdir(join(out, 'nodes', 'node-1', 'root'))).sort()).toEqual(['etc'])
-    expect((await readdir(join(out, 'nodes', 'node-0', 'root'))).sort()).toEqual(['etc', 'srv'])
+    const cannot = await rehearsalUnavailable()
+    if (cannot === undefined) {
+      expect((await readdir(join(out, 'nodes', 'node-0', 'root'))).sort()).toEqual(['etc', 'lib', 'run', 'srv', 'usr', 'var'])
+      for (const node of ['node-0', 'node-2']) {
+        expect(r.stdout).toContain(`${node}: package nginx ${DEMO_NGINX_VERSION} installed (dpkg, from its apt cache)`)
+        expect(r.stdout).toMatch(new RegExp(`${node}: user app created \\(uid \\d+, home /srv/app, shell /usr/sbin/nologin\\)`))
+        expect(r.stdout).toContain(`${node}: service nginx enabled (systemctl --root), running (sandbox: started 1, reloaded 0)`)
+      }
+      expect(r.stdout).toMatch(/│ WORKERS=\d+\n/)
+      expect(r.stdout).toMatch(/all 2 web nodes applied it[^\n]*\n(?:.*\n)*?\s+node-0: package nginx/)
+    } else {
+      expect(r.stdout).toContain(`skipped: ${cannot}`)
+      expect((await readdir(join(out, 'nodes', 'node-0', 'root'))).sort()).toEqual(['etc', 'srv'])
+    }
     expect(r.stdout).not.toMatch(/ParentMissing|failed/)
     expect(existsSync(join(out, 'report.html'))).toBe(true)
+  }, 120_000)
+
+  it('where it cannot rehearse the web-server role (not root here), says why in one line, skips that step and exits 0', async () => {
+    // As root (CI), the demo runs as nobody; otherwise as this user, who is not root either.
+    const out = join(dir(), 'unprivileged')
+    await mkdir(out)
+    await chmod(dir(), 0o711) // mkdtemp's 0700 would keep nobody out
+    await chmod(out, 0o777)
+    const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []
+    const argv = [...asNobody, process.execPath, CLI_PATH, 'demo', '--nodes', '4', '--out', join(out, 'demo')]
+    const r = await run(argv[0] as string, argv.slice(1), { cwd: REPO_ROOT, env: { ...process.env, CI: 'true', NO_COLOR: '1', HOME: out }, timeout: 110_000 })
+    const step = /5\. The web role in full[^\n]*\n(.*)\n\n6\. Stopping/.exec(r.stdout)
+    expect(step?.[1], r.stdout).toBe('   skipped: it needs root (useradd --root and dpkg --root chroot and chown); as root on Debian it installs nginx, adds a user, enables nginx and records it started in each web root')
+    expect(r.stdout).toMatch(/all 2 web nodes applied it/)
+    expect(r.stdout).toContain('7. Summary')
   }, 120_000)
 })
