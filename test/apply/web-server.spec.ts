@@ -9,6 +9,7 @@ import { buildNginxDeb, DEMO_NGINX_VERSION, seedDebianRoot } from '../../src/sim
 import { sandboxChange, readSandboxRecord } from '../../src/apply/services/sandbox.js'
 import { policyOf, result, summary, useSandbox } from './helpers.js'
 import type { ApplyOptions } from '../../src/apply/index.js'
+import { generateSigningKey } from '../../src/envelope/index.js'
 
 // policies/web-server.yaml as an operator rehearses it: `grapevine apply --root SANDBOX
 // --sandbox-services` into a root seeded like a fresh Debian machine that downloaded nginx, with
@@ -111,6 +112,10 @@ describe('policies/web-server.yaml in a sandbox root', () => {
     const refused = await runCli(['apply', POLICY, '--root', '/', '--sandbox-services', '--state', join(dir(), 'state2')])
     expect(refused.code).toBe(64)
     expect(refused.stderr).toContain('--sandbox-services is for rehearsals under a sandbox --root DIR')
+    // The agent refuses it before it starts anything, as any option that cannot work.
+    const agent = await runCli(['agent', '--trust', generateSigningKey().id, '--sandbox-services', '--state', join(dir(), 'agent'), '--no-api', '--listen', '/ip4/127.0.0.1/tcp/0'])
+    expect(agent.code, output(agent)).toBe(64)
+    expect(agent.stderr).toContain('--sandbox-services is for rehearsals under a sandbox --root DIR; on / services run through systemd')
   }, 60_000)
 })
 
