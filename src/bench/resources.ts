@@ -42,7 +42,7 @@ const JSON_OUT = process.argv.includes('--json')
 /** Bytes of a child's output kept: enough for Puppet's error lines and Grapevine's rusage line. */
 const KEEP_OUTPUT = 64 * 1024
 
-interface Sample { ms: number, code: number | null, out: string, phases?: Record<string, number> }
+interface Sample { ms: number, code: number | null, out: string, phases?: Record<string, number>, snapshot?: boolean }
 
 /** One whole process, spawn to exit; its output is kept (bounded) to check it and read its own timings. */
 async function timed (cmd: string, args: string[], env: Record<string, string> = {}): Promise<Sample> {
@@ -54,7 +54,7 @@ async function timed (cmd: string, args: string[], env: Record<string, string> =
   child.stderr.on('data', keep)
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
   const ms = performance.now() - start
-  return { ms, code, out, phases: grapevinePhases(out) ?? puppetPhases(out) }
+  return { ms, code, out, phases: grapevinePhases(out) ?? puppetPhases(out), ...(out.includes('"snapshot":true') ? { snapshot: true } : {}) }
 }
 
 /** GRAPEVINE_RUSAGE=1: the CLI's last stderr line is a JSON object with its phases. */
@@ -83,13 +83,13 @@ const median = (xs: number[]): number => {
   return s.length % 2 === 1 ? s[m] as number : ((s[m - 1] as number) + (s[m] as number)) / 2
 }
 
-interface Figure { medianMs: number, minMs: number, maxMs: number, codes: number[], phases?: Record<string, number> }
+interface Figure { medianMs: number, minMs: number, maxMs: number, codes: number[], phases?: Record<string, number>, fromSnapshot: number }
 
 function figure (samples: Sample[]): Figure {
   const ms = samples.map((s) => s.ms)
   const keys = [...new Set(samples.flatMap((s) => Object.keys(s.phases ?? {})))]
   const phases = Object.fromEntries(keys.map((k) => [k, Math.round(median(samples.map((s) => s.phases?.[k] ?? 0)))]))
-  return { medianMs: Math.round(median(ms)), minMs: Math.round(Math.min(...ms)), maxMs: Math.round(Math.max(...ms)), codes: [...new Set(samples.map((s) => s.code ?? -1))], ...(keys.length > 0 ? { phases } : {}) }
+  return { medianMs: Math.round(median(ms)), minMs: Math.round(Math.min(...ms)), maxMs: Math.round(Math.max(...ms)), codes: [...new Set(samples.map((s) => s.code ?? -1))], fromSnapshot: samples.filter((s) => s.snapshot === true).length, ...(keys.length > 0 ? { phases } : {}) }
 }
 
 /** The median of the run-by-run ratios a/b: holds when the machine's speed drifts between pairs. */
@@ -104,7 +104,11 @@ async function commandPath (cmd: string): Promise<string | undefined> {
 }
 
 async function versionOf (cmd: string): Promise<string> {
-  return (await run(cmd, ['--version'])).stdout.trim().split('\n')[0] ?? '?'
+  try {
+    return (await run(cmd, ['--version'])).stdout.trim().split('\n')[0] ?? '?'
+  } catch (err) {
+    return `(${cmd} --version failed: ${stripAnsi((err as { stderr?: string }).stderr ?? String(err)).trim().split('\n')[0] ?? ''})`
+  }
 }
 
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '') // eslint-disable-line no-control-regex
@@ -263,7 +267,7 @@ function print (head: string[], facts: FactFigures, applies: ApplyFigures[] | un
     out.push('', `no-op apply, whole process, median [min-max] of ${RUNS} runs each, taking turns`)
     for (const a of applies) {
       const p = a.grapevine.phases
-      const inside = p !== undefined ? ` (start ${p.startupMs ?? '?'}, load ${p.loadMs ?? '?'}, apply ${p.applyMs ?? '?'})` : ''
+      const inside = p !== undefined ? ` (start ${p.startupMs ?? '?'}, load ${p.loadMs ?? '?'}, apply ${p.applyMs ?? '?'}; from the startup snapshot ${a.grapevine.fromSnapshot} of ${RUNS})` : ''
       out.push(`  ${a.name}`, `    grapevine apply  ${ms(a.grapevine)}${inside}`)
       if (a.puppet !== undefined) {
         const c = a.puppet.phases
