@@ -257,7 +257,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     await net.start()
     this.topics.subscribe()
-    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size, recipient: this.encryptionKey.recipient, facts: factLine(this.facts.facts) }, 'agent started')
+    log.info({ peerId: this.facts.id, addrs: this.multiaddrs, mesh: this.mesh, policies: book.size, recipient: this.encryptionKey.recipient, facts: factLine(this.facts.facts), ...(opts.serviceRuntime === 'sandbox' ? { serviceRuntime: 'sandbox (services\' running state is recorded under the root, not managed)' } : {}) }, 'agent started')
     this.journal.history({ event: 'started', detail: { peerId: this.facts.id } })
 
     this.peers.start(net)

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js'
 import { useTempDir } from '../helpers/tmp.js'
+import { agentProcesses } from '../helpers/agent-process.js'
 import { buildDeb, installedUnder } from '../helpers/deb.js'
 import { buildNginxDeb, DEMO_NGINX_VERSION, seedDebianRoot } from '../../src/sim/debian-root.js'
 import { sandboxChange, readSandboxRecord } from '../../src/apply/services/sandbox.js'
@@ -117,6 +118,28 @@ describe('policies/web-server.yaml in a sandbox root', () => {
     expect(agent.code, output(agent)).toBe(64)
     expect(agent.stderr).toContain('--sandbox-services is for rehearsals under a sandbox --root DIR; on / services run through systemd')
   }, 60_000)
+})
+
+describe('grapevine agent --sandbox-services', () => {
+  const dir = useTempDir('grapevine-web-server-agent-')
+  const start = agentProcesses()
+
+  it('applies a published web-server.yaml into its seeded root: nginx installed, enabled, and recorded running', async () => {
+    const root = join(dir(), 'root')
+    const state = join(dir(), 'state')
+    await seedDebianRoot(root, await buildNginxDeb(join(dir(), 'debs')))
+    const key = join(dir(), 'root.key')
+    const keygen = await runCli(['keygen', '--out', key])
+    expect(keygen.code, output(keygen)).toBe(0)
+    const agent = await start(['--name', 'web-1', '--tag', 'role=web', '--state', state, '--root', root, '--trust', `${key}.pub`, '--sandbox-services'])
+    expect(agent.lines.find((l) => l.msg === 'agent started')?.serviceRuntime).toMatch(/^sandbox/)
+    const published = await runCli(['publish', POLICY, '--key', key, '--state', state, '--wait'], { timeoutMs: 60_000 })
+    expect(published.code, output(published)).toBe(0)
+    expect(await installedUnder(root)).toEqual({ nginx: DEMO_NGINX_VERSION })
+    // The link points inside the root (systemctl --root writes it as the machine would see it).
+    expect(await readlink(join(root, 'etc/systemd/system/multi-user.target.wants/nginx.service'))).toBe('/lib/systemd/system/nginx.service')
+    expect(await readSandboxRecord(root, 'nginx.service')).toMatchObject({ state: 'running', started: 1 })
+  }, 90_000)
 })
 
 describe('the dpkg provider and the archive cache of a sandbox root', () => {
