@@ -99,6 +99,17 @@ describe('policies/web-server.yaml in a sandbox root', () => {
     expect(repaired.code, output(repaired)).toBe(2)
     expect(repaired.stdout).toMatch(/reload: notified by "site" \(sandbox\)/)
     expect(await readSandboxRecord(root, 'nginx.service')).toMatchObject({ state: 'running', started: 1, restarted: 0, reloaded: 1 })
+
+    // nginx found stopped (as after a crash): plan says it would start it, from the record, and changes nothing; apply starts it.
+    const stopped = JSON.stringify({ ...(await readSandboxRecord(root, 'nginx.service')), state: 'stopped' }) + '\n'
+    await writeFile(join(root, 'run/grapevine/services/nginx.service'), stopped)
+    const planned = await runCli(args('plan', '--sandbox-services'))
+    expect(planned.code, output(planned)).toBe(2)
+    expect(planned.stdout).toMatch(/~ modify\s+service\s+nginx-svc\s+nginx\n.*no process would start.*\n\s+state: stopped -> running \(sandbox\)\n/)
+    expect(await readFile(join(root, 'run/grapevine/services/nginx.service'), 'utf8')).toBe(stopped)
+    const restarted = await runCli(args('apply', '--sandbox-services'))
+    expect(restarted.code, output(restarted)).toBe(2)
+    expect(await readSandboxRecord(root, 'nginx.service')).toMatchObject({ state: 'running', started: 2, reloaded: 1 })
   }, 60_000)
 
   it('without --sandbox-services the service fails by name after its enablement, as before; with --root / the flag is refused', async () => {
