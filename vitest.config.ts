@@ -1,4 +1,34 @@
+import { relative } from 'node:path'
 import { defineConfig } from 'vitest/config'
+import { BaseSequencer, type TestSpecification } from 'vitest/node'
+
+/**
+ * The longest files, started first. vitest orders by the durations of an earlier run, and
+ * without one (CI's fresh clone) by file size, which puts these short files, each a minute or
+ * more of simulated mesh, last: the suite then ends with one worker idle while the other runs
+ * them. Started first, they run beside the many short files instead.
+ */
+const LONGEST_FIRST = [
+  'test/sim/scenarios-partitions.spec.ts',
+  'test/sim/rollout-scenarios.spec.ts',
+  'test/sim/scenarios.spec.ts',
+  'test/node/agent.spec.ts',
+  'test/cli/agent.spec.ts',
+  'test/cli/rollout.spec.ts',
+  'test/cli/publish.spec.ts',
+  'test/node/timers.spec.ts'
+]
+
+class LongestFirst extends BaseSequencer {
+  override async sort (files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files)
+    const rank = (f: TestSpecification): number => {
+      const i = LONGEST_FIRST.indexOf(relative(process.cwd(), f.moduleId))
+      return i < 0 ? LONGEST_FIRST.length : i
+    }
+    return sorted.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f)
+  }
+}
 
 export default defineConfig({
   test: {
@@ -12,6 +42,7 @@ export default defineConfig({
     // 2-core machine (vitest's default is cores - 1, one file at a time) takes the suite from
     // about 520 s to 290 s. Deadlines wait for events, so the shared CPU slows tests, not fails them.
     maxWorkers: 2,
-    minWorkers: 1
+    minWorkers: 1,
+    sequence: { sequencer: LongestFirst }
   }
 })
