@@ -200,4 +200,14 @@ describe('the sandbox service runtime', () => {
     await writeFile(join(root, 'run/grapevine/services/plain.service'), '{"state":"maybe"}')
     await expect(readSandboxRecord(root, 'plain.service')).rejects.toThrow(/SandboxServiceStateError|not a sandbox service record/)
   })
+
+  const sandbox = useSandbox()
+  it('plans a unit its package has not installed yet with the transition labelled (sandbox), and only under a sandbox root', async () => {
+    const s = sandbox()
+    const policy = policyOf([{ id: 'svc', type: 'service', name: 'nginx', enable: true, state: 'running' }])
+    const planned = await s.plan(policy, { serviceRuntime: 'sandbox' })
+    expect(result(planned, 'svc')).toMatchObject({ action: 'modify', status: 'unknown', changes: [{ field: 'enabled', to: 'true' }, { field: 'state', to: 'running (sandbox)' }] })
+    const plain = await s.plan(policy)
+    expect(result(plain, 'svc').changes).toEqual([{ field: 'enabled', to: 'true' }, { field: 'state', to: 'running' }])
+  })
 })

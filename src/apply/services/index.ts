@@ -98,7 +98,7 @@ function enablementNote (r: ServiceResource, plan: ServicePlan, dryRun: boolean)
 function notInstalledYet (r: ServiceResource, unit: string, ctx: SystemContext): Outcome {
   const changes: Change[] = []
   if (r.enable !== undefined) changes.push({ field: 'enabled', to: String(r.enable) })
-  if (r.state !== undefined) changes.push({ field: 'state', to: r.state })
+  if (r.state !== undefined) changes.push({ field: 'state', to: ctx.serviceRuntime === 'sandbox' && resolve(ctx.root) !== '/' ? `${r.state} (sandbox)` : r.state })
   const outcome: Outcome = {
     action: changes.length > 0 ? 'modify' : 'none',
     status: 'unknown',
