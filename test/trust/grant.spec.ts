@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { generateSigningKey } from '../../src/envelope/index.js'
-import { TRUST_POLICY_NAME, type AdminLimits } from '../../src/policy/index.js'
+import { TRUST_POLICY_NAME, validatePolicyObject, type AdminLimits, type Policy } from '../../src/policy/index.js'
 import { OutOfScopeError, TrustStore, grantExcesses, pathWithin, type Excess } from '../../src/trust/index.js'
 import { configPolicy, policy, trustPolicy } from '../helpers/envelope.js'
 
@@ -167,5 +167,24 @@ describe('the examples in policies/', () => {
     const sudoers = configPolicy('web/x', [{ id: 'x', type: 'directory', path: '/etc/sudoers.d' }])
     expect(grantExcesses(sudoers, web).map((e) => e.rule)).toEqual(['paths'])
     expect(grantExcesses(sudoers, app).map((e) => e.rule)).toEqual(['paths'])
+  })
+})
+
+describe('system resources against an admin held to paths', () => {
+  const withOne = (r: Record<string, unknown>): Policy => validatePolicyObject({ name: 'web/site', resources: [r] })
+  it('refuses a package, service, user or group unless limits.types names its type', () => {
+    for (const r of [
+      { id: 'p', type: 'package', name: 'nginx' },
+      { id: 's', type: 'service', name: 'nginx', enable: true },
+      { id: 'u', type: 'user', name: 'app', uid: 0 },
+      { id: 'g', type: 'group', name: 'ops' }
+    ]) {
+      const excess = grantExcesses(withOne(r), { paths: ['/etc/nginx/'] })
+      expect(excess.map((e) => e.rule)).toEqual(['types'])
+      expect(excess[0]?.message).toMatch(new RegExp(`limits.types lists "${r.type}"`))
+      expect(grantExcesses(withOne(r), { paths: ['/etc/nginx/'], types: [r.type as 'package'] })).toEqual([])
+      // An admin with no limits at all may.
+      expect(grantExcesses(withOne(r), {})).toEqual([])
+    }
   })
 })
