@@ -113,6 +113,10 @@ export async function applyPolicy (policy: ConfigPolicy, opts: ApplyOptions): Pr
     index: new Map(policy.resources.map((r, i) => [r.id, i])),
     plannedDirs: new Set(policy.resources.flatMap((r) => (r.type === 'directory' || r.type === 'symlink') && r.ensure === 'present' ? [posix.normalize(r.path)] : [])),
     plannedRemovals: new Set(policy.resources.flatMap((r) => isPathResource(r) && r.ensure === 'absent' ? [posix.normalize(r.path)] : [])),
+    plannedAccounts: {
+      users: new Set(policy.resources.flatMap((r) => r.type === 'user' && r.ensure === 'present' ? [r.name] : [])),
+      groups: new Set(policy.resources.flatMap((r) => r.type === 'group' && r.ensure === 'present' ? [r.name] : []))
+    },
     facts: opts.facts,
     run: new Map(),
     ...(opts.serviceRuntime !== undefined ? { serviceRuntime: opts.serviceRuntime } : {}),

@@ -17,6 +17,8 @@ export interface DesiredContext {
   root: string
   users: UserDb
   enforceOwnership: boolean
+  /** In a plan: users and groups this policy creates before the resource (not there yet). */
+  planned?: { users: ReadonlySet<string>, groups: ReadonlySet<string> }
 }
 
 /**
@@ -87,8 +89,15 @@ async function ownership (r: { owner?: string, group?: string }, ctx: DesiredCon
     if (r.owner !== undefined) out.owner = { label: r.owner, id: await ctx.users.uid(r.owner) }
     if (r.group !== undefined) out.group = { label: r.group, id: await ctx.users.gid(r.group) }
   } catch (err) {
+    if (!(err instanceof UnknownUserError)) throw err
+    // A plan of a policy that creates the account first: its id is known once applied.
+    const planned = err.kind === 'user' ? ctx.planned?.users : ctx.planned?.groups
+    if (planned?.has(err.value) === true) {
+      warnings.push(`${err.kind} ${err.value} is created by this policy's ${err.kind} resource; ownership is set once it exists`)
+      return out
+    }
     // Without root, ownership is only reported, so a name this machine lacks is a warning.
-    if (!(err instanceof UnknownUserError) || ctx.enforceOwnership) throw err
+    if (ctx.enforceOwnership) throw err
     warnings.push(`${err.message}; not enforced (not running as root)`)
   }
   return out

@@ -35,6 +35,8 @@ export interface PathContext {
   index: Map<string, number>
   /** Policy paths of directories (and symlinks) the policy creates: a plan treats them as there. */
   plannedDirs: Set<string>
+  /** Users and groups the policy creates: a plan does not fail a file owned by one that is not there yet. */
+  plannedAccounts: { users: ReadonlySet<string>, groups: ReadonlySet<string> }
   /** Policy paths the policy removes: a plan does not count them in a directory it also removes. */
   plannedRemovals: Set<string>
   /** Directories already cleaned of stale temporary files in this run. */
@@ -57,7 +59,8 @@ export async function pathOutcome (r: PathResource, shared: PathContext, onWait?
     where: `resources[${shared.index.get(r.id) ?? 0}]`,
     root: shared.guard.root,
     users: shared.users,
-    enforceOwnership: shared.enforceOwnership
+    enforceOwnership: shared.enforceOwnership,
+    ...(shared.dryRun ? { planned: shared.plannedAccounts } : {})
   })
   const parentExists = await shared.guard.check(r.path, host)
   // Temporary files a killed apply left beside this path go first, whether or not it changes.

@@ -58,3 +58,23 @@ describe('a user and a file it owns, in one apply (as root, as CI runs)', () => 
     expect([info.uid, info.gid]).toEqual([4400, 4400])
   })
 })
+
+describe('a plan of a policy that creates the owner first', () => {
+  it('does not fail the file: the owner is planned, and ownership follows once it exists', async () => {
+    const root = await sandbox()
+    const policy = validatePolicyObject({
+      name: 'app/owned',
+      resources: [
+        { id: 'app-user', type: 'user', name: 'zzplanned', uid: 4500 },
+        { id: 'conf', type: 'file', path: '/etc/zzplanned.conf', content: 'x\n', owner: 'zzplanned' }
+      ]
+    }) as ConfigPolicy
+    const plan = await applyPolicy(policy, { root, stateDir: join(dir(), 'state'), facts: { id: 'n', name: 'n', tags: {} }, dryRun: true, enforceOwnership: true })
+    expect(plan.resources.map((r) => [r.id, r.status, r.action])).toEqual([['app-user', 'ok', 'create'], ['conf', 'ok', 'create']])
+    expect(plan.resources[1]?.warnings).toEqual(['user zzplanned is created by this policy\'s user resource; ownership is set once it exists'])
+    // An owner nobody creates still fails, as before.
+    const other = validatePolicyObject({ name: 'app/other', resources: [{ id: 'conf', type: 'file', path: '/etc/zz.conf', content: 'x\n', owner: 'zznobody' }] }) as ConfigPolicy
+    const bad = await applyPolicy(other, { root, stateDir: join(dir(), 'state'), facts: { id: 'n', name: 'n', tags: {} }, dryRun: true, enforceOwnership: true })
+    expect(bad.resources[0]?.error?.name).toBe('UnknownUserError')
+  })
+})
