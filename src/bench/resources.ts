@@ -42,17 +42,26 @@ const JSON_OUT = process.argv.includes('--json')
 /** Bytes of a child's output kept: enough for Puppet's error lines and Grapevine's rusage line. */
 const KEEP_OUTPUT = 64 * 1024
 
+/**
+ * Ctrl-C or SIGTERM while the applies run: the running tool is killed and no other starts, so
+ * that the clean-up that follows is not undone by an apply still creating the bench's accounts.
+ */
+const interrupted = new AbortController()
+
 interface Sample { ms: number, code: number | null, out: string, phases?: Record<string, number>, snapshot?: boolean }
 
 /** One whole process, spawn to exit; its output is kept (bounded) to check it and read its own timings. */
 async function timed (cmd: string, args: string[], env: Record<string, string> = {}): Promise<Sample> {
+  interrupted.signal.throwIfAborted()
   const start = performance.now()
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, signal: interrupted.signal })
+  child.once('error', () => {}) // the abort: 'close' follows, then the throw below
   let out = ''
   const keep = (b: Buffer): void => { out = (out + b.toString()).slice(-KEEP_OUTPUT) }
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+  interrupted.signal.throwIfAborted()
   const ms = performance.now() - start
   return { ms, code, out, phases: grapevinePhases(out) ?? puppetPhases(out), ...(out.includes('"snapshot":true') ? { snapshot: true } : {}) }
 }
@@ -173,16 +182,28 @@ async function missingPackages (): Promise<string[]> {
   return BENCH_PACKAGES.filter((p) => !installed.has(p))
 }
 
-/** Removes the bench's units, users and groups, whichever exist: they carry the bench's own names. */
-async function cleanup (): Promise<void> {
+/**
+ * Removes the bench's units, users and groups, whichever exist: they carry the bench's own names.
+ * Goes on past a failure, so one stuck account does not leave the rest; says what it could not remove.
+ */
+async function cleanup (): Promise<string[]> {
+  const failed: string[] = []
+  const attempt = async (what: string, step: () => Promise<unknown>): Promise<void> => {
+    await step().catch((err: { stderr?: string, message?: string }) => { failed.push(`${what}: ${(err.stderr ?? err.message ?? '').trim()}`) })
+  }
   for (const unit of BENCH_UNITS) {
-    await run('systemctl', ['--root=/', 'disable', unit]).catch(() => {})
-    await unlink(join(UNIT_DIR, unit)).catch(() => {})
+    const file = join(UNIT_DIR, unit)
+    if (!existsSync(file)) continue
+    await attempt(`systemctl disable ${unit}`, async () => await run('systemctl', ['--root=/', 'disable', unit]))
+    await attempt(`rm ${file}`, async () => { await unlink(file) })
   }
   for (const a of BENCH_ACCOUNTS) {
-    if (await exists('passwd', a.name)) await run('userdel', [a.name])
-    if (await exists('group', a.name)) await run('groupdel', [a.name])
+    if (await exists('passwd', a.name)) await attempt(`userdel ${a.name}`, async () => await run('userdel', [a.name]))
+    // userdel removes the user's private group (USERGROUPS_ENAB); the group goes here where it did not.
+    if (await exists('group', a.name)) await attempt(`groupdel ${a.name}`, async () => await run('groupdel', [a.name]))
   }
+  for (const f of failed) process.stderr.write(`clean-up: could not ${f}\n`)
+  return failed
 }
 
 // ---- applies ----
@@ -282,9 +303,9 @@ function print (head: string[], facts: FactFigures, applies: ApplyFigures[] | un
 
 async function main (): Promise<number> {
   if (process.argv.includes('--cleanup')) {
-    await cleanup()
-    process.stdout.write(`removed the bench's units, users and groups where they were (${BENCH_ACCOUNTS.map((a) => a.name).join(', ')})\n`)
-    return 0
+    const failed = await cleanup()
+    process.stdout.write(`removed the bench's units, users and groups where they were (${BENCH_ACCOUNTS.map((a) => a.name).join(', ')}, ${BENCH_UNITS.join(', ')})${failed.length > 0 ? `, but ${failed.length} step(s) failed` : ''}\n`)
+    return failed.length > 0 ? 1 : 0
   }
   const puppetBin = await commandPath('puppet')
   const facterBin = await commandPath('facter')
@@ -297,6 +318,7 @@ async function main (): Promise<number> {
   const facts = await benchFacts(facterBin)
 
   let applies: ApplyFigures[] | undefined
+  let cleanFailed = false
   const cannot = process.getuid?.() !== 0
     ? 'not root: the applies create users and enable units, so they are left out'
     : await missingPackages().then((m) => m.length > 0 ? `packages not installed here: ${m.join(', ')} (the no-op would install them)` : undefined)
@@ -305,17 +327,24 @@ async function main (): Promise<number> {
   else if (there.length > 0) notes.push(`already on this machine: ${there.join(', ')}; the applies are left out (the bench removes only what it made: \`--cleanup\` removes the bench's own names left by an interrupted run)`)
   else {
     const work = await mkdtemp(join(tmpdir(), 'grapevine-bench-resources-'))
-    const stop = (): void => { void cleanup().finally(() => process.exit(130)) }
+    const stop = (): void => { interrupted.abort() }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
     try {
       applies = await benchApplies(work, puppetBin, notes)
+    } catch (err) {
+      if (!interrupted.signal.aborted) throw err
     } finally {
-      await cleanup()
+      cleanFailed = (await cleanup()).length > 0
+      if (cleanFailed) notes.push('clean-up incomplete (above); `--cleanup` tries again')
       await rm(work, { recursive: true, force: true })
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
     }
+  }
+  if (interrupted.signal.aborted) {
+    process.stderr.write(cleanFailed ? 'interrupted; the clean-up is incomplete (above): --cleanup tries again\n' : 'interrupted: the bench\'s units, users and groups were removed\n')
+    return 130
   }
   head.push(`load at the end ${loadavg()[0]?.toFixed(1) ?? '?'}`)
   if (JSON_OUT) process.stdout.write(JSON.stringify({ runs: RUNS, head, facts, applies, notes }, null, 2) + '\n')
