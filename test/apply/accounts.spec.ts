@@ -2,9 +2,8 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { formatReport, type ApplyReport } from '../../src/apply/index.js'
 import { groupOutcome, shadowTools, userOutcome, type ToolCall, type ToolRunner } from '../../src/apply/accounts/index.js'
-import type { SystemContext } from '../../src/apply/system.js'
 import type { GroupResource, UserResource } from '../../src/policy/index.js'
-import { policyOf, result, useSandbox, type Sandbox } from './helpers.js'
+import { contextFor, policyOf, result, useSandbox, type Sandbox } from './helpers.js'
 
 // Real shadow tools (useradd --root …) against sandbox roots holding their own account files.
 // They chroot, so this runs as root, as CI does.
@@ -46,19 +45,6 @@ function counting (root: string, type: 'user' | 'group', name: string): { tools:
   return { calls, tools: async (call, signal) => { calls.push(call); await real(call, signal) } }
 }
 
-function contextFor (root: string, fields: Partial<SystemContext> = {}): SystemContext {
-  return {
-    root,
-    dryRun: false,
-    facts: { id: 'node-1', name: 'web1', tags: {} },
-    notified: { state: 'no', by: [] },
-    run: new Map(),
-    render: (text) => text,
-    where: 'resources[0]',
-    now: Date.now,
-    ...fields
-  }
-}
 
 const failure = (report: ApplyReport, id: string): { name: string, message: string } => {
   const r = result(report, id)

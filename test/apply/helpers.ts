@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { validatePolicyObject, type ConfigPolicy } from '../../src/policy/index.js'
 import { applyPolicy, type ApplyOptions, type ApplyReport, type ResourceResult } from '../../src/apply/index.js'
 import { useTempDir } from '../helpers/tmp.js'
+import type { SystemContext } from '../../src/apply/system.js'
 
 /** A validated policy from resource objects, with the validator's defaults filled in. */
 export function policyOf (resources: unknown[], extra: Record<string, unknown> = {}): ConfigPolicy {
@@ -48,4 +49,19 @@ export function result (report: ApplyReport, id: string): ResourceResult {
 /** `id:action/status` for every resource, in apply order: compact to assert on. */
 export function summary (report: ApplyReport): string[] {
   return report.resources.map((r) => `${r.id}:${r.action}/${r.status}`)
+}
+
+/** What a provider gets from a run, for calling one directly: root `root`, no notification, templates as they are. */
+export function contextFor (root: string, fields: Partial<SystemContext> = {}): SystemContext {
+  return {
+    root,
+    dryRun: false,
+    facts: { id: 'node-1', name: 'web1', tags: {} },
+    notified: { state: 'no', by: [] },
+    run: new Map(),
+    render: (text) => text,
+    where: 'resources[0]',
+    now: Date.now,
+    ...fields
+  }
 }

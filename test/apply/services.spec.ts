@@ -5,12 +5,11 @@ import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import type { ServiceResource } from '../../src/policy/schema.js'
-import type { SystemContext } from '../../src/apply/system.js'
 import { serviceOutcome, type Systemctl } from '../../src/apply/services/index.js'
 import { runtimeChange, systemctl } from '../../src/apply/services/systemctl.js'
 import { runCommand } from '../../src/apply/command.js'
 import { SYSTEMD_RUNNING_DIR } from '../../src/apply/services/constants.js'
-import { policyOf, result, useSandbox } from './helpers.js'
+import { contextFor, policyOf, result, useSandbox } from './helpers.js'
 
 // Real systemctl throughout: enablement with --root into sandbox roots. This machine (and CI)
 // runs no systemd as PID 1, so the running state can only fail, by name; see services-plan.spec
@@ -41,19 +40,6 @@ function recorder (): { run: Systemctl, ran: string[] } {
   }
 }
 
-function contextFor (root: string, extra: Partial<SystemContext> = {}): SystemContext {
-  return {
-    root,
-    dryRun: false,
-    facts: { id: 'node-1', name: 'web1', tags: {} },
-    notified: { state: 'no', by: [] },
-    run: new Map(),
-    render: (text) => text,
-    where: 'resources[0]',
-    now: Date.now,
-    ...extra
-  }
-}
 
 const svc = (fields: Partial<ServiceResource>): ServiceResource => ({ id: 'demo-svc', type: 'service', name: 'demo', reload_on_notify: false, ...fields })
 
