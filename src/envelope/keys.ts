@@ -96,7 +96,7 @@ export async function writeSigningKey (file: string, key: SigningKey, overwrite 
 
 /**
  * Resolves a `--trust` value: a key id, or a file holding a key id (as written by keygen's
- * `.pub` file), a PEM public key, or a PEM private key (its public half is used).
+ * `.pub` file) or a PEM public key. A private key file is refused (InvalidKeyError).
  */
 export async function resolveTrustedKey (value: string): Promise<string> {
   if (isKeyId(value)) return value
@@ -108,9 +108,10 @@ export async function resolveTrustedKey (value: string): Promise<string> {
   }
   const trimmed = text.trim()
   // A private key would work (its public half), and invite copying a root's private key to
-  // every server. Refuse it and say what to give instead.
+  // every server, where anyone who reads the agent's config could sign policies. Refuse it
+  // and say what to give instead.
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(trimmed)) {
-    throw new InvalidKeyError(`${value} is a private key: give its public key instead (the .pub file \`grapevine keygen\` wrote beside it, or the ed25519:… id); a private key belongs only where it signs`)
+    throw new InvalidKeyError(`${value} is a private key: give its public key instead (the .pub file \`grapevine keygen\` wrote beside it, or its key id ed25519:…): --trust takes the admin's public key, and giving a node the private key would let anyone who reads the node's config sign policies`)
   }
   const firstLine = trimmed.split('\n').find((l) => isKeyId(l.trim()))
   if (firstLine !== undefined) return firstLine.trim()

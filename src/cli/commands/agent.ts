@@ -133,8 +133,10 @@ export const registerAgent: Register = (program, done) => {
       const trustValues = opts.trust ?? file.trust ?? []
       if (trustValues.length === 0) throw new CliError('give at least one --trust root key: an agent that trusts nobody would accept nothing', EXIT.USAGE)
       const { resolveTrustedKey } = await import('../../envelope/index.js')
-      // A --trust value that is no public key (a private key file, junk) is a usage error.
-      const trust = await Promise.all(trustValues.map(async (v) => await resolveTrustedKey(v).catch((err: Error) => { throw new CliError(`--trust: ${err.message}`, EXIT.USAGE) })))
+      // A --trust value that is no public key (a private key file, junk) is a usage error,
+      // named as the user wrote it: a flag, or the config file's `trust:`.
+      const trustSource = opts.trust !== undefined || opts.config === undefined ? '--trust' : `${opts.config}: trust`
+      const trust = await Promise.all(trustValues.map(async (v) => await resolveTrustedKey(v).catch((err: Error) => { throw new CliError(`${trustSource}: ${err.message}`, EXIT.USAGE) })))
       const swarmKeyFile = opts.swarmKey ?? file.swarmKey
       const swarmKey = swarmKeyFile !== undefined ? new Uint8Array(await readFile(swarmKeyFile)) : undefined
       const apiSetting = opts.api === false ? false : typeof opts.api === 'string' ? opts.api : file.api

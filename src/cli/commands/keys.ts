@@ -84,7 +84,8 @@ export const registerKeys: Register = (program, done) => {
     .option('--json', 'print the verified header as JSON')
     .action(async (file, opts) => {
       const [{ resolveTrustedKey, validateEnvelope, EnvelopeError }, { TrustStore }] = await Promise.all([import('../../envelope/index.js'), import('../../trust/index.js')])
-      const roots = await Promise.all(opts.trust.map(resolveTrustedKey))
+      // As for the agent: a --trust that is no public key (a private key file) is a usage error.
+      const roots = await Promise.all(opts.trust.map(async (v) => await resolveTrustedKey(v).catch((err: Error) => { throw new CliError(`--trust: ${err.message}`, EXIT.USAGE) })))
       const trust = new TrustStore(roots)
       if (opts.trustPolicy !== undefined) {
         const tp = validateEnvelope(await readBytes(opts.trustPolicy), trust)
