@@ -88,7 +88,12 @@ export async function loadAccountDb (root: string): Promise<AccountDb> {
       throw err
     }
   }
-  const [passwd, group, shadow] = await Promise.all([read('passwd', true), read('group', true), read('shadow', false)])
+  // Read together, but the error reported is the first file's that failed, in this order, not
+  // whichever read happened to fail first: the same root always gets the same message.
+  const settled = await Promise.allSettled([read('passwd', true), read('group', true), read('shadow', false)])
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  const [passwd, group, shadow] = settled.map((r) => (r as PromiseFulfilledResult<string | undefined>).value)
   return accountDb(passwd as string, group as string, shadow)
 }
 
