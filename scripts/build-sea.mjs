@@ -63,11 +63,15 @@ async function main () {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
+    // A SEA main built with a code cache cannot import() (node throws): built-in modules that
+    // the CLI imports lazily become require()s.
+    supported: { 'dynamic-import': false },
     plugins: [seaFriendly],
     logLevel: 'warning'
   })
   const config = resolve(work, 'sea.json')
-  await writeFile(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }, null, 2))
+  // The code cache halves start-up (--version 99 → 51 ms), as V8 need not compile the bundle.
+  await writeFile(config, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2))
   execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } })
   const temp = `${binary}.tmp-${process.pid}`
   await copyFile(process.execPath, temp)

@@ -68,6 +68,15 @@ describe('the single binary with no node on PATH', () => {
     expect((await runBare(args)).code).toBe(0)
   })
 
+  it('writes a swarm key and a key pair (commands that import built-in modules lazily)', async () => {
+    const r = await runBare(['swarm-key', '--out', join(dir, 'swarm.key')])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(await readFile(join(dir, 'swarm.key'), 'utf8')).toMatch(/^\/key\/swarm\/psk\/1\.0\.0\//)
+    expect((await runBare(['keygen', '--out', join(dir, 'root.key')])).code).toBe(0)
+    expect(await readFile(join(dir, 'root.key.pub'), 'utf8')).toMatch(/^ed25519:/)
+  })
+
   it('refuses sim and demo in one line, exit 69', async () => {
     for (const command of ['sim', 'demo']) {
       const r = await runBare([command])
