@@ -15,6 +15,7 @@ import { dirname, relative, resolve } from 'node:path'
 import process from 'node:process'
 import { URL, fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
+import { bundledRequires } from './bundle-source.mjs'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const dist = resolve(root, 'dist')
@@ -38,7 +39,7 @@ const seaFriendly = {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       if (!args.path.startsWith(dist)) return undefined
       const rel = relative(dist, args.path)
-      let source = (await readFile(args.path, 'utf8')).replaceAll('createRequire(import.meta.url)(', 'require(')
+      let source = bundledRequires(await readFile(args.path, 'utf8'))
       if (rel === 'cli/main.js') {
         source = source.replace("readFileSync(new URL('../../package.json', import.meta.url), 'utf8')", JSON.stringify(JSON.stringify({ version: versionLine })))
       }

@@ -14,6 +14,7 @@ import { basename, dirname, relative, resolve } from 'node:path'
 import process from 'node:process'
 import { URL, fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
+import { bundledRequires } from './bundle-source.mjs'
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url))
 const outDir = resolve(dist, 'snapshot')
@@ -43,8 +44,7 @@ const snapshotFriendly = {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       if (!args.path.startsWith(dist)) return undefined
       const source = await readFile(args.path, 'utf8')
-      const contents = source
-        .replaceAll('createRequire(import.meta.url)(', 'require(')
+      const contents = bundledRequires(source)
         .replaceAll('import.meta.url', `__gvModuleUrl(${JSON.stringify(relative(dist, args.path))})`)
       return { contents, resolveDir: dirname(args.path) }
     })
