@@ -84,6 +84,8 @@ describe('POST /rekey', () => {
     expect(fleet.find((n) => n.id === a.facts.id)?.recipient).toBe(body.recipient)
     // The beacon sent at once reaches the peer; its fleet query answer carries the key too.
     await waitFor(() => b.fleet.list().find((n) => n.id === a.facts.id)?.recipient === body.recipient, 'b to learn a\'s new key')
+    // b's own entry comes from its own first beacon, sent a few seconds after it joined: waited for, not assumed.
+    await waitFor(() => b.fleet.list().find((n) => n.id === b.facts.id)?.recipient === b.recipient, 'b\'s own beacon in its view')
     const answered = await queryFleet(a.libp2p, b.peerId)
     expect(answered.find((n) => n.id === a.facts.id)?.recipient).toBe(body.recipient)
     expect(answered.find((n) => n.id === b.facts.id)?.recipient).toBe(b.recipient)
