@@ -207,14 +207,7 @@ describe('ApplyQueue: sealed secrets in a staged rollout', () => {
   it('held back on a sealed version: drift repair opens it again, a rekey makes it sealed, and the new version its stage brings is opened too', async () => {
     let key: EncryptionKey = mine
     const r = applyQueueRig(dir(), { keys, facts: { id: facts.id, name: facts.name, tags: {} }, encryptionKey: () => key })
-    const take = async (p: Policy, opts: { version?: number, prev?: VerifiedEnvelope, staged?: boolean } = {}): Promise<VerifiedEnvelope> => {
-      const env = verified(p, { key: keys.root, version: opts.version ?? 1, ...(opts.prev !== undefined ? { prev: opts.prev.id } : {}), ...(opts.staged === true ? { staged: true } : {}) })
-      expect(r.book.offer(env).accept).toBe(true)
-      await r.store.saveEnvelope(env.name, env.bytes, env.version)
-      r.queue.schedule(env.name)
-      await r.settled()
-      return env
-    }
+    const take = r.take
     const conf = async (): Promise<string> => await readFile(join(r.root, 'db.conf'), 'utf8')
     const policyWith = async (value: string, to: EncryptionKey): Promise<Policy> => configPolicy('db/conf', [{ id: 'conf', type: 'file', path: '/db.conf', content: 'password={{ secrets.db_password }}\n' }], {
       sealed: await sealSecrets({ db_password: value }, [{ node: facts.id, key: to.recipient }])

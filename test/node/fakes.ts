@@ -283,5 +283,14 @@ export function applyQueueRig (dir: string, opts: { keys: Keys, facts: NodeFacts
     events: { applied: note('applied'), notTargeted: note('not-targeted'), retired: note('retired'), held: note('held'), sealed: note('sealed'), conflict: () => {} }
   })
   const settled = async (): Promise<void> => { await queue.idle(); await journal.idle() }
-  return { queue, book, store, log, journal, time, root, events, settled }
+  /** Signs `p` with the root key, holds and stores it as the intake does (the archive keeps every version), applies, and waits. */
+  const take = async (p: Policy, o: { version?: number, prev?: VerifiedEnvelope, staged?: boolean } = {}): Promise<VerifiedEnvelope> => {
+    const env = verified(p, { key: opts.keys.root, version: o.version ?? 1, ...(o.prev !== undefined ? { prev: o.prev.id } : {}), ...(o.staged === true ? { staged: true } : {}) })
+    if (!book.offer(env).accept) throw new Error(`the book did not take ${env.name} v${env.version}`)
+    await store.saveEnvelope(env.name, env.bytes, env.version)
+    queue.schedule(env.name)
+    await settled()
+    return env
+  }
+  return { queue, book, store, log, journal, time, root, events, settled, take }
 }

@@ -18,19 +18,9 @@ const dir = useTempDir('grapevine-rollout-enforce-')
 
 function rig () {
   const r = applyQueueRig(dir(), { keys, facts })
-  /** Held and stored, as the intake does: the archive keeps every version. */
-  const take = async (p: Policy, opts: { version?: number, prev?: VerifiedEnvelope, staged?: boolean } = {}): Promise<VerifiedEnvelope> => {
-    const env = verified(p, { key: keys.root, version: opts.version ?? 1, ...(opts.prev !== undefined ? { prev: opts.prev.id } : {}), ...(opts.staged === true ? { staged: true } : {}) })
-    expect(r.book.offer(env).accept).toBe(true)
-    await r.store.saveEnvelope(env.name, env.bytes, env.version)
-    r.queue.schedule(env.name)
-    await r.settled()
-    return env
-  }
   const motd = async (): Promise<string | undefined> => await readFile(join(r.root, 'motd'), 'utf8').catch(() => undefined)
   return {
     ...r,
-    take,
     motd,
     /** The versions of site/motd applied, in order. */
     get applied (): string[] { return r.events.filter((e) => e.startsWith('applied site/motd ')).map((e) => e.slice('applied site/motd '.length)) }
