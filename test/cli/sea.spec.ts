@@ -1,27 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { REPO_ROOT } from '../helpers/cli.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { seaBinary } from '../helpers/sea-binary.js'
 import { policyTopic } from '../../src/node/constants.js'
 import { filePolicy, startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
 
 // The single executable (scripts/build-sea.mjs, `npm run release`) on a "bare machine": run
 // with an empty environment whose PATH holds no node, so nothing but the binary can run it.
 
-const run = promisify(execFile)
 let dir: string
 let binary: string
 
 beforeAll(async () => {
   dir = await makeTempDir('grapevine-sea-')
-  binary = join(dir, 'grapevine-linux-x64')
-  const started = Date.now()
-  await run(process.execPath, [join(REPO_ROOT, 'scripts', 'build-sea.mjs'), binary], { cwd: REPO_ROOT })
-  process.stderr.write(`sea.spec: built the binary in ${Date.now() - started} ms\n`)
-}, 120_000)
+  binary = await seaBinary()
+}, 300_000)
 afterAll(async () => { await removeTempDir(dir) })
 
 const bare = (): Record<string, string> => ({ PATH: '/nonexistent', HOME: dir })
