@@ -18,9 +18,11 @@ import { registerRollout } from './commands/rollout.js'
 import { registerReseal } from './commands/reseal.js'
 import { registerRekey } from './commands/rekey.js'
 import { registerFacts } from './commands/facts.js'
+import { registerIdentity } from './commands/identity.js'
+import { registerEnroll } from './commands/enroll.js'
 import type { Register } from './register.js'
 
-const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit, registerRollout, registerReseal, registerRekey, registerFacts]
+const COMMANDS: Register[] = [registerValidate, registerKeys, registerSchema, registerAgent, registerStatus, registerPublish, registerApply, registerSim, registerDemo, registerAdmit, registerRollout, registerReseal, registerRekey, registerFacts, registerIdentity, registerEnroll]
 
 /** Commands whose arguments are policy files: each is checked before the command runs (environment.ts). */
 const POLICY_FILE_COMMANDS = new Set(['validate', 'sign', 'plan', 'apply', 'publish'])
