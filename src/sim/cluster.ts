@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -70,6 +70,11 @@ export interface ClusterOptions {
   workers: number
   /** Agents each worker will host at most: sizes its libuv threadpool. */
   agentsPerWorker?: number
+  /**
+   * How to run worker w (the netns engine: inside its host's namespace), given the node command
+   * line that runs the worker; the IPC channel is inherited through whatever execs it. Default: fork.
+   */
+  launch?: (worker: number, argv: string[]) => [string, string[]]
   onEvent: (event: WorkerEvent) => void
 }
 
@@ -98,7 +103,11 @@ export class LiveCluster {
     const state = { closing: false }
     for (let i = 0; i < Math.max(1, opts.workers); i++) {
       const env = { ...process.env, UV_THREADPOOL_SIZE: String(threadpoolSize(opts.agentsPerWorker ?? 1)) }
-      const child = fork(file, [], { execArgv, env, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc']
+      const launched = opts.launch?.(i, [process.execPath, ...execArgv, file])
+      const child = launched !== undefined
+        ? spawn(launched[0], launched[1], { env, serialization: 'advanced', stdio })
+        : fork(file, [], { execArgv, env, serialization: 'advanced', stdio })
       handles.push(new WorkerHandle(i, child, opts.onEvent, (w, code) => {
         if (!state.closing) opts.onEvent({ kind: 'error', message: `worker ${w.index} exited unexpectedly (code ${code ?? 'signal'})`, at: Date.now() })
       }))

@@ -58,6 +58,10 @@ export interface FleetOptions {
   workers: number
   /** Most agents a worker will host (sizes its thread pool). */
   agentsPerWorker: number
+  /** Where node i listens (the netns engine: its host's address); default 127.0.0.1. */
+  listen?: (node: number) => string[]
+  /** How to run worker w (LiveCluster's `launch`). */
+  launch?: (worker: number, argv: string[]) => [string, string[]]
   onEvent?: (e: WorkerEvent) => void
 }
 
@@ -86,7 +90,7 @@ export class LiveFleet {
 
   static async open (opts: FleetOptions): Promise<LiveFleet> {
     const sink: { fleet?: LiveFleet } = {}
-    const cluster = await LiveCluster.open({ workers: opts.workers, agentsPerWorker: opts.agentsPerWorker, onEvent: (e) => { sink.fleet?.onEvent(e) } })
+    const cluster = await LiveCluster.open({ workers: opts.workers, agentsPerWorker: opts.agentsPerWorker, ...(opts.launch !== undefined ? { launch: opts.launch } : {}), onEvent: (e) => { sink.fleet?.onEvent(e) } })
     sink.fleet = new LiveFleet(cluster, opts)
     return sink.fleet
   }
@@ -114,7 +118,7 @@ export class LiveFleet {
       root: join(dir, 'root'),
       tags,
       trust: this.opts.trust,
-      listen: ['/ip4/127.0.0.1/tcp/0'],
+      listen: this.opts.listen?.(index) ?? ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: [],
       agent: this.opts.agent,
       ...(this.opts.link !== undefined ? { link: this.opts.link } : {}),

@@ -258,9 +258,9 @@ export interface NodeResult {
 
 export interface SimResult {
   format: 1
-  scenario: { name: string, description?: string, file: string, engine: 'live' | 'model', seed: number, nodes: number, topology: string, network: string }
+  scenario: { name: string, description?: string, file: string, engine: 'live' | 'model' | 'netns', seed: number, nodes: number, topology: string, network: string }
   engine: {
-    kind: 'live' | 'model'
+    kind: 'live' | 'model' | 'netns'
     workers?: number
     transport?: string
     node?: string
@@ -269,6 +269,8 @@ export interface SimResult {
     load?: [number, number]
     /** Model engine: one agent per host, or every agent sharing one machine's cores (as the live engine runs them). */
     host?: { kind: 'dedicated' } | { kind: 'shared', cores: number }
+    /** netns engine: simulated hosts (namespaces), agents per host, how packets were delayed, and the network's set-up and tear-down times. */
+    network?: { hosts: number, perHost: number, delay: 'netem' | 'nfqueue' | 'none', setupMs: number, teardownMs?: number }
   }
   startedAt: string
   /** Setup (start agents, wire the topology, wait for the gossip mesh) then the timeline, ms. */

@@ -5,7 +5,7 @@ import { generateSigningKey, signPolicy, validateEnvelope, type SigningKey } fro
 import { TRUST_POLICY_NAME, validatePolicyObject, type Policy } from '../policy/index.js'
 import { LiveFleet, type FleetNode } from './fleet.js'
 import { evaluateChecks } from './checks.js'
-import { analyse } from './summary.js'
+import { analyse, describeNetwork } from './summary.js'
 import { onlineTargets } from './analysis.js'
 import { prng, seedOf } from './random.js'
 import { MAX_NODES, selectorText, type Scenario, type ScenarioEvent } from './scenario.js'
@@ -14,6 +14,7 @@ import { renderReport } from './report.js'
 import { SimulationError } from './errors.js'
 import type { CheckResult, RecordPublish, RunRecord, SimResult, Traffic } from './result.js'
 import { LiveRollout } from './live-rollout.js'
+import { NetnsNetwork, hostCount, hostOf, hostPartition, type PartitionMode } from './netns/index.js'
 import { DEFAULT_SEED, DEFAULT_WORKERS, READY_HEARTBEATS, RUN_GRACE_MS, SETTLE_MAX_MS, SETTLE_MIN_MS, SETTLE_STABLE_MS } from './constants.js'
 
 export interface RunOptions {
@@ -58,9 +59,11 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(2)}s`
  * Runs a scenario with the live engine: real agents in worker processes on 127.0.0.1 TCP,
  * latency and loss injected per connection, the timeline played in real time, checks decided
  * as events arrive. Writes results.json, record.json and report.html to `opts.out`.
+ * With `engine: netns` (root), each simulated host is a network namespace on a bridge with its
+ * own worker process, and the kernel delays and drops packets (src/sim/netns/).
  */
 export async function runScenario (scenario: Scenario, opts: RunOptions): Promise<RunOutput> {
-  if (scenario.engine !== 'live') throw new SimulationError(`${scenario.file} is written for the ${scenario.engine} engine; runScenario runs the live engine (engine: live)`)
+  if (scenario.engine === 'model') throw new SimulationError(`${scenario.file} is written for the model engine; runScenario runs the live and netns engines (engine: live or netns)`)
   const count = opts.nodes ?? scenario.nodes.count
   if (count > MAX_NODES) throw new SimulationError(`${scenario.file}: ${count} live agents do not fit one machine (at most ${MAX_NODES}, docs/capacity.md); run it with the model engine`)
   const run = new LiveRun(scenario, opts)
@@ -77,6 +80,10 @@ class LiveRun {
   private fleet!: LiveFleet
   private bridges: Array<[number, number]> = []
   private partition: number[][] | undefined
+  private partitionMode: PartitionMode = 'drop'
+  /** netns engine: the simulated network, and the partition its iptables rules hold now. */
+  private net: NetnsNetwork | undefined
+  private hostGroups: ReturnType<typeof hostPartition> = { groups: [], split: [] }
   private readonly setupStart = Date.now()
   private readonly loadAtStart = loadavg()[0] as number
   private running = false
@@ -99,6 +106,11 @@ class LiveRun {
   private progress (message?: string): void {
     if (this.opts.onProgress === undefined) return
     const now = Date.now()
+    if (this.fleet === undefined) {
+      // The netns engine's network comes up before the fleet exists.
+      this.opts.onProgress({ phase: 'setup', ...(message !== undefined ? { message } : {}), t: now - this.t0, up: 0, total: 0, publishes: [], checks: { pass: 0, fail: 0, pending: 0 } })
+      return
+    }
     const record = this.toRecord(now)
     this.opts.onProgress({
       phase: this.running ? 'running' : 'setup',
@@ -163,7 +175,7 @@ class LiveRun {
     if (this.scenario.topology.kind === 'clusters') for (const j of firewalled(i, this.nodes.map((n) => n.cluster), this.bridges)) out.add(j)
     if (this.partition !== undefined) {
       const mine = this.partition.find((g) => g.includes(i))
-      for (const g of this.partition) if (g !== mine) for (const j of g) out.add(j)
+      for (const g of this.partition) if (g !== mine) for (const j of g) if (!this.cutByNetwork(i, j)) out.add(j)
     }
     return [...out].flatMap((j) => this.nodes[j]?.rec.peerId !== undefined ? [this.nodes[j]?.rec.peerId as string] : [])
   }
@@ -172,8 +184,23 @@ class LiveRun {
     await this.fleet.start(n, bootstrap, this.blockedFor(n.spec.index))
   }
 
-  /** Re-sends block lists (after a partition changes, or a node appears behind one). */
+  /** netns engine: the iptables rules already keep i and j apart (different hosts, each wholly on one side). */
+  private cutByNetwork (i: number, j: number): boolean {
+    if (this.net === undefined) return false
+    const [hi, hj] = [hostOf(i, this.net.hosts), hostOf(j, this.net.hosts)]
+    return hi !== hj && !this.hostGroups.split.includes(hi) && !this.hostGroups.split.includes(hj)
+  }
+
+  /** Re-sends block lists (after a partition changes, or a node appears behind one); on the netns engine, the iptables rules first. */
   private async refreshBlocks (): Promise<void> {
+    if (this.net !== undefined) {
+      const next = this.partition !== undefined ? hostPartition(this.partition, this.net.hosts) : { groups: [], split: [] }
+      if (JSON.stringify(next) !== JSON.stringify(this.hostGroups)) {
+        this.hostGroups = next
+        await this.net.partition(next.groups.filter((g) => g.length > 0), this.partitionMode)
+        if (next.split.length > 0) this.say(`partition: host${next.split.length === 1 ? '' : 's'} ${next.split.join(', ')} ha${next.split.length === 1 ? 's' : 've'} agents on both sides; their agents are kept apart by block lists`)
+      }
+    }
     await Promise.all(this.fleet.running.map(async (n) => { await this.fleet.cluster.block(n.spec.index, this.blockedFor(n.spec.index)) }))
   }
 
@@ -181,20 +208,31 @@ class LiveRun {
 
   private async setup (): Promise<void> {
     const s = this.scenario
-    const workers = Math.max(1, Math.min(this.opts.workers ?? Math.min(DEFAULT_WORKERS, availableParallelism()), this.count))
     const most = this.count + s.timeline.reduce((n, e) => n + (e.do === 'add' ? e.count : 0), 0)
     const net = s.network
     const perfect = net.loss <= 0 && net.latency.dist === 'constant' && net.latency.ms <= 0
+    const perHost = s.nodes.perHost ?? 1
+    if (s.engine === 'netns') {
+      // One worker process per simulated host: its agents share that host's address and CPU share.
+      const hosts = hostCount(this.count, perHost)
+      this.say(`setup: network: ${hosts} host namespaces on a bridge${perfect ? '' : `, ${describeNetwork(s.network)} by the kernel`}`)
+      this.net = await NetnsNetwork.open({ hosts, latency: net.latency, loss: net.loss, seed: this.seed, say: (m) => { this.say(m) } })
+      this.say(`setup: network up in ${secs(this.net.setupMs)} (${this.net.names.prefix}*; delay: ${this.net.delay})`)
+    }
+    const network = this.net
+    const workers = network !== undefined ? network.hosts : Math.max(1, Math.min(this.opts.workers ?? Math.min(DEFAULT_WORKERS, availableParallelism()), this.count))
     this.fleet = await LiveFleet.open({
       out: this.opts.out,
       seed: this.seed,
       trust: [this.root.id],
       agent: s.agent,
-      ...(perfect ? {} : { link: { latency: net.latency, loss: net.loss, rto: net.rto } }),
+      // On the netns engine the kernel shapes the link; the in-process shaper stays off.
+      ...(perfect || network !== undefined ? {} : { link: { latency: net.latency, loss: net.loss, rto: net.rto } }),
       workers,
-      agentsPerWorker: Math.ceil(most / workers)
+      agentsPerWorker: Math.ceil(most / workers),
+      ...(network !== undefined ? { listen: (i: number) => network.listen(i), launch: (w: number, argv: string[]) => network.launch(w, argv) } : {})
     })
-    const plan = planTopology(s.topology, this.count, this.random)
+    const plan = planTopology(s.topology, this.count, this.random, network !== undefined && perHost > 1 ? (i) => hostOf(i, network.hosts) : undefined)
     this.bridges = plan.bridges
     const tagSets = s.nodes.tags
     for (let i = 0; i < this.count; i++) {
@@ -202,7 +240,9 @@ class LiveRun {
       this.newNode(tagSets.length > 0 ? tagSets[i % tagSets.length] as Record<string, string> : {}, plan.cluster[i] ?? 0, neighbours)
     }
     const t = Date.now()
-    this.say(`setup: starting ${this.count} agents in ${workers} worker process${workers === 1 ? '' : 'es'} (TCP on 127.0.0.1${s.network.loss > 0 || s.network.latency.dist !== 'constant' || s.network.latency.ms > 0 ? ', latency and loss injected' : ''})`)
+    this.say(network !== undefined
+      ? `setup: starting ${this.count} agents on ${workers} hosts (one worker process each, TCP on ${network.names.address(0)}…)`
+      : `setup: starting ${this.count} agents in ${workers} worker process${workers === 1 ? '' : 'es'} (TCP on 127.0.0.1${s.network.loss > 0 || s.network.latency.dist !== 'constant' || s.network.latency.ms > 0 ? ', latency and loss injected' : ''})`)
     let started = 0
     await Promise.all(this.nodes.map(async (n) => {
       await this.startNode(n, [])
@@ -334,6 +374,7 @@ class LiveRun {
       }
       case 'partition': {
         this.partition = partitionGroups(e.groups, ctx)
+        this.partitionMode = e.mode
         mark(`into ${this.partition.map((g) => `[${names(g)}]`).join(' | ')}`)
         await this.refreshBlocks()
         return
@@ -495,10 +536,33 @@ class LiveRun {
         }
       }
       await timeline.catch((err: Error) => { this.fleet.errors.push(`timeline: ${err.message}`) })
-      return await this.finish(startedAt, setupMs)
+      const output = await this.finish(startedAt, setupMs)
+      await this.closeAll()
+      const network = output.result.engine.network
+      if (network !== undefined && this.teardownMs !== undefined) {
+        // The tear-down time is known only now: results.json gets it after the fact.
+        network.teardownMs = this.teardownMs
+        await writeFile(output.files.results, JSON.stringify(output.result, null, 2) + '\n')
+      }
+      return output
     } finally {
-      for (const r of this.rollouts.values()) r.close()
+      await this.closeAll()
+    }
+  }
+
+  private teardownMs: number | undefined
+
+  private async closeAll (): Promise<void> {
+    for (const r of this.rollouts.values()) r.close()
+    try {
       await this.fleet?.close()
+    } finally {
+      if (this.net !== undefined && this.teardownMs === undefined) {
+        const t = Date.now()
+        await this.net.close()
+        this.teardownMs = Date.now() - t
+        this.say(`teardown: network removed in ${secs(this.teardownMs)}`)
+      }
     }
   }
 
@@ -542,7 +606,15 @@ class LiveRun {
       startedAt,
       setupMs,
       checks,
-      engine: { kind: 'live', workers: this.fleet.cluster.workers, transport: 'tcp', node: process.version, cpus: availableParallelism(), load: [this.loadAtStart, loadavg()[0] as number] },
+      engine: {
+        kind: this.net !== undefined ? 'netns' : 'live',
+        workers: this.fleet.cluster.workers,
+        transport: 'tcp',
+        node: process.version,
+        cpus: availableParallelism(),
+        load: [this.loadAtStart, loadavg()[0] as number],
+        ...(this.net !== undefined ? { network: { hosts: this.net.hosts, perHost: this.scenario.nodes.perHost ?? 1, delay: this.net.delay, setupMs: this.net.setupMs } } : {})
+      },
       memory: usage
     })
     this.running = false

@@ -214,7 +214,17 @@ const event = z.discriminatedUnion('do', [
   z.strictObject({ ...at, do: z.literal('resume'), ...rolloutAction }),
   z.strictObject({ ...at, do: z.literal('pause'), ...rolloutAction }),
   z.strictObject({ ...at, do: z.literal('abort'), ...rolloutAction, rollback: z.boolean().default(false) }),
-  z.strictObject({ ...at, do: z.literal('partition'), groups: z.array(nodeSet).min(1) }),
+  z.strictObject({
+    ...at,
+    do: z.literal('partition'),
+    groups: z.array(nodeSet).min(1),
+    /**
+     * netns engine: drop (a silent cut; connections across hang until TCP gives up) or reset
+     * (connections across are killed and new ones refused with a TCP reset). The live and model
+     * engines cut by block lists, which close connections at once, as reset does.
+     */
+    mode: z.enum(['drop', 'reset']).default('drop')
+  }),
   z.strictObject({ ...at, do: z.literal('heal') }),
   z.strictObject({ ...at, do: z.literal('kill'), nodes: nodeSet }),
   z.strictObject({ ...at, do: z.literal('restart'), nodes: nodeSet.default([{ kind: 'killed' }]) }),
@@ -248,13 +258,19 @@ const check = z.discriminatedUnion('check', [
 export const scenarioSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { error: 'expected a lower-case name like "partition-heal"' }),
   description: z.string().optional(),
-  /** live: real agents on this machine; model: the discrete-event simulator. */
-  engine: z.enum(['live', 'model']).default('live'),
+  /** live: real agents on this machine; model: the discrete-event simulator; netns: real agents, one network namespace per simulated host (root). */
+  engine: z.enum(['live', 'model', 'netns']).default('live'),
   seed: z.number().int().nonnegative().optional(),
   /** Hard cap on the run; by default the last event plus the longest check deadline, plus grace. */
   duration: duration.optional(),
   nodes: z.strictObject({
     count: z.number().int().min(1).max(MAX_MODEL_NODES),
+    /**
+     * Agents per simulated host: the netns engine puts node i on host i mod ceil(count / perHost),
+     * each host a network namespace with one address, and a random topology's peers on other
+     * hosts. Default 1. The live engine has one host (this machine) whatever it says.
+     */
+    perHost: z.number().int().min(1).max(1000).optional(),
     /** Tag sets dealt round-robin: node i gets tags[i % length]. */
     tags: z.array(tagMap).default([]),
     /**

@@ -18,20 +18,25 @@ export function clusterOf (index: number, nodes: number, clusters: number): numb
   return Math.min(clusters - 1, Math.floor(index * clusters / nodes))
 }
 
-/** Each node dials `k` distinct random nodes among those before it: a connected random graph. */
-function randomEdges (members: number[], k: number, random: () => number): Array<[number, number]> {
+/**
+ * Each node dials `k` distinct random nodes among those before it: a connected random graph.
+ * With `hostOf` (several agents per simulated host), only nodes on other hosts: an agent
+ * bootstraps through other machines, as it would in a fleet.
+ */
+function randomEdges (members: number[], k: number, random: () => number, hostOf?: (node: number) => number): Array<[number, number]> {
   const edges: Array<[number, number]> = []
   members.forEach((node, i) => {
-    for (const peer of shuffle(members.slice(0, i), random).slice(0, k)) edges.push([node, peer])
+    const earlier = members.slice(0, i).filter((j) => hostOf === undefined || hostOf(j) !== hostOf(node))
+    for (const peer of shuffle(earlier, random).slice(0, k)) edges.push([node, peer])
   })
   return edges
 }
 
-export function planTopology (t: Topology, nodes: number, random: () => number): TopologyPlan {
+export function planTopology (t: Topology, nodes: number, random: () => number, hostOf?: (node: number) => number): TopologyPlan {
   const all = Array.from({ length: nodes }, (_, i) => i)
   switch (t.kind) {
     case 'random':
-      return { edges: randomEdges(all, t.peers, random), cluster: all.map(() => 0), bridges: [] }
+      return { edges: randomEdges(all, t.peers, random, hostOf), cluster: all.map(() => 0), bridges: [] }
     case 'ring': {
       const edges: Array<[number, number]> = all.slice(1).map((i) => [i, i - 1])
       if (nodes > 2) edges.push([0, nodes - 1])

@@ -28,10 +28,10 @@ function positiveNumber (flag: string) {
   }
 }
 
-type Engine = 'live' | 'model'
+type Engine = 'live' | 'model' | 'netns'
 
 function engineName (v: string): Engine {
-  if (v !== 'live' && v !== 'model') throw new CliError(`--engine must be "live" or "model": got "${v}"`, EXIT.USAGE)
+  if (v !== 'live' && v !== 'model' && v !== 'netns') throw new CliError(`--engine must be "live", "model" or "netns": got "${v}"`, EXIT.USAGE)
   return v
 }
 
@@ -77,11 +77,11 @@ export const registerSim: Register = (program, done) => {
     .description('Run a simulation scenario, with real agents on this machine (engine: live) or in the model engine (engine: model); writes results.json and an HTML report.')
     .argument('<scenario>', 'scenario file, or the name of one in simulations/ (smoke, churn, partition-heal, lossy, concurrent-admins, late-joiners, scale-internet, scale-churn, scale-calibration)')
     .option('--out <dir>', 'output directory (default ./out/sim-<name>-<time>)')
-    .option('--engine <engine>', 'run the scenario in this engine, whatever its file says: live or model', engineName)
+    .option('--engine <engine>', 'run the scenario in this engine, whatever its file says: live, model, or netns (real agents, one network namespace per simulated host, kernel delay and loss; needs root)', engineName)
     .option('--seed <n>', 'seed for topology, selections, agents\' jitter and the link model (default: the scenario\'s, else 1)', nonNegativeInt('--seed'))
     .option('--nodes <n>', 'override the scenario\'s node count', positiveInt('--nodes'))
     .option('--workers <n>', 'live engine: worker processes hosting the agents (default 2, or fewer cores)', positiveInt('--workers'))
-    .option('--settle <duration>', 'live engine: before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once; default auto)')
+    .option('--settle <duration>', 'live and netns engines: before the clock starts, wait at most this long for the agents\' first peer-maintenance round to pass ("0" starts at once; default auto)')
     .option('--announce-threshold <bytes>', 'override the agents\' announce threshold (envelopes over it are announced and fetched; 0 gossips them whole)', nonNegativeInt('--announce-threshold'))
     .option('--host <model>', 'model engine: dedicated (one agent per host) or shared[:CORES] (every agent on one machine, as the live engine runs them; default this machine\'s cores). Default: shared for a file written for the live engine, else dedicated', hostModel)
     .option('--deadline-scale <f>', 'multiply every check deadline, for slow or loaded machines', positiveNumber('--deadline-scale'), 1)
@@ -103,16 +103,25 @@ export const registerSim: Register = (program, done) => {
       const engine = opts.engine ?? scenario.engine
       // Options for the other engine are refused rather than ignored: a run that silently
       // differs from the command line is worse than a usage error.
-      const only = (flag: string, given: boolean, owner: Engine): void => {
-        if (!given || engine === owner) return
+      const only = (flag: string, given: boolean, owner: Engine, also?: Engine): void => {
+        if (!given || engine === owner || engine === also) return
         const why = opts.engine !== undefined ? `--engine ${engine}` : `${file} says engine: ${engine}`
-        throw new CliError(`${flag} is for the ${owner} engine, and this run uses the ${engine} engine (${why}); leave ${flag} out${opts.engine === undefined ? ` or add --engine ${owner}` : ''}`, EXIT.USAGE)
+        throw new CliError(`${flag} is for the ${owner}${also !== undefined ? ` and ${also}` : ''} engine${also !== undefined ? 's' : ''}, and this run uses the ${engine} engine (${why}); leave ${flag} out${opts.engine === undefined ? ` or add --engine ${owner}` : ''}`, EXIT.USAGE)
       }
       only('--workers', opts.workers !== undefined, 'live')
-      only('--settle', opts.settle !== undefined, 'live')
+      only('--settle', opts.settle !== undefined, 'live', 'netns')
       only('--host', opts.host !== undefined, 'model')
+      if (engine === 'netns') {
+        // Said before anything is made: namespaces, veths and iptables need root.
+        const netns = await import('../../sim/netns/index.js')
+        try {
+          netns.requireRoot()
+        } catch (err) {
+          throw new CliError((err as Error).message, EXIT.NOPERM)
+        }
+      }
       const count = opts.nodes ?? scenario.nodes.count
-      if (engine === 'live' && count > sim.MAX_NODES) {
+      if (engine !== 'model' && count > sim.MAX_NODES) {
         const what = `${count} live agents do not fit one machine (at most ${sim.MAX_NODES}, docs/capacity.md); add --engine model to run it in the model engine`
         throw opts.nodes !== undefined ? new CliError(`--nodes ${count}: ${what}`, EXIT.USAGE) : new CliError(`${file}: nodes.count: ${what}`, EXIT.INVALID)
       }
@@ -147,7 +156,7 @@ export const registerSim: Register = (program, done) => {
         process.once('SIGINT', onSignal)
         process.once('SIGTERM', onSignal)
         try {
-          output = await sim.runScenario({ ...scenario, engine: 'live', agent }, {
+          output = await sim.runScenario({ ...scenario, engine, agent }, {
             out,
             seed: opts.seed,
             nodes: opts.nodes,
@@ -157,13 +166,21 @@ export const registerSim: Register = (program, done) => {
             onProgress: printer.update,
             signal: abort.signal
           })
+        } catch (err) {
+          // The netns engine's prerequisites (root, ip, iptables, the delayer's compiler and headers): one line, what to install.
+          const name = (err as Error).name
+          if (name === 'NetnsUnavailableError' || name === 'DelayerBuildError') throw new CliError((err as Error).message, name === 'NetnsUnavailableError' && process.getuid?.() !== 0 ? EXIT.NOPERM : EXIT.UNAVAILABLE)
+          throw err
         } finally {
           printer.end()
           process.off('SIGINT', onSignal)
           process.off('SIGTERM', onSignal)
         }
         const e = output.result.engine
-        about = `live engine, ${e.workers ?? '?'} worker process${e.workers === 1 ? '' : 'es'} on ${e.cpus ?? '?'} CPUs${e.load !== undefined ? `, load ${e.load[0].toFixed(1)} → ${e.load[1].toFixed(1)}` : ''}`
+        const load = e.load !== undefined ? `, load ${e.load[0].toFixed(1)} → ${e.load[1].toFixed(1)}` : ''
+        about = e.network !== undefined
+          ? `netns engine, ${e.network.hosts} host namespaces × ${e.network.perHost} agent${e.network.perHost === 1 ? '' : 's'} on ${e.cpus ?? '?'} CPUs, delay by ${e.network.delay}; network set up in ${ms(e.network.setupMs)}, torn down in ${ms(e.network.teardownMs)}${load}`
+          : `live engine, ${e.workers ?? '?'} worker process${e.workers === 1 ? '' : 'es'} on ${e.cpus ?? '?'} CPUs${load}`
       }
       const r = output.result
       if (opts.json === true) printJson({ ...r, files: output.files })

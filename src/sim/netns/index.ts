@@ -1,0 +1,5 @@
+export { NetnsNetwork, requireRoot, sweepDeadRuns, type DelayMode, type NetworkOptions } from './network.js'
+export { hostCount, hostOf, hostPartition, runNames, ownerOf, teardownScript, type PartitionMode } from './plan.js'
+export { buildDelayer, delayerBinary, DELAYER_BINARY } from './delayer.js'
+export { NetnsUnavailableError, DelayerBuildError, NetworkCommandError } from './errors.js'
+export { NAME_PREFIX } from './constants.js'
