@@ -1,0 +1,223 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { runCli, type CliResult } from '../helpers/cli.js'
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
+import { seaBinary } from '../helpers/sea-binary.js'
+import { trustPolicy } from '../helpers/envelope.js'
+import { filePolicy, startMesh, waitFor, type TestMesh } from '../node/fixtures.js'
+import { generateSigningKey, writeSigningKey } from '../../src/envelope/index.js'
+import { startApi, type ApiServer } from '../../src/node/api.js'
+import type { Policy } from '../../src/policy/index.js'
+
+// `grapevine enroll` against a real OpenSSH server (Debian's sshd, run in the foreground on
+// 127.0.0.1 with a generated host key and one authorized client key), into a --prefix so the
+// machine's /usr is never touched. The target has no systemd as PID 1: the fallback service.
+
+const run = promisify(execFile)
+let dir: string
+let binary: string
+let sshd: ChildProcess | undefined
+let sshdLog = ''
+let port: number
+let proxy: Server | undefined
+let proxyPort: number
+/** Bytes from the client the proxy passes on before it cuts the connection. */
+const PROXY_CUT_AFTER = 4 * 1024 * 1024
+let mesh: TestMesh | undefined
+let api: ApiServer | undefined
+const prefixes: string[] = []
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const p = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return p
+}
+
+async function keygen (file: string): Promise<string> {
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'enroll-test', '-f', file])
+  return (await readFile(`${file}.pub`, 'utf8')).trim()
+}
+
+/** A TCP proxy to sshd that cuts each connection once the client has sent `cutAfter` bytes: a connection lost mid-upload. */
+async function cuttingProxy (target: number, cutAfter: number): Promise<Server> {
+  const server = createServer((client: Socket) => {
+    const upstream = connect(target, '127.0.0.1')
+    let sent = 0
+    client.on('data', (b: Buffer) => {
+      sent += b.length
+      if (sent > cutAfter) {
+        client.destroy()
+        upstream.destroy()
+        return
+      }
+      upstream.write(b)
+    })
+    upstream.pipe(client)
+    client.on('error', () => { upstream.destroy() })
+    upstream.on('error', () => { client.destroy() })
+    client.on('close', () => { upstream.destroy() })
+    upstream.on('close', () => { client.destroy() })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return server
+}
+
+/** Processes whose executable lies under a prefix: the agents enroll started there. */
+async function agentsUnder (prefix: string): Promise<number[]> {
+  const pids: number[] = []
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    const exe = await readlink(`/proc/${e}/exe`).catch(() => '')
+    const state = await readFile(`/proc/${e}/stat`, 'utf8').then((s) => s.replace(/.*\) /s, '')[0], () => 'Z')
+    if (exe.startsWith(`${prefix}/`) && state !== 'Z') pids.push(Number(e))
+  }
+  return pids
+}
+
+const alive = async (pid: number): Promise<boolean> => await readFile(`/proc/${pid}/stat`, 'utf8').then((s) => s.replace(/.*\) /s, '')[0] !== 'Z', () => false)
+
+beforeAll(async () => {
+  dir = await makeTempDir('grapevine-enroll-')
+  binary = await seaBinary()
+  // sshd: a host key, one authorized client key, root by key only; its privilege separation directory.
+  const hostKey = await keygen(join(dir, 'host_key'))
+  await keygen(join(dir, 'other_host_key'))
+  await writeFile(join(dir, 'authorized_keys'), `${await keygen(join(dir, 'client_key'))}\n`)
+  await keygen(join(dir, 'stranger_key'))
+  await mkdir('/run/sshd', { recursive: true })
+  port = await freePort()
+  await writeFile(join(dir, 'sshd_config'), [
+    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_key')}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'PidFile none', 'UsePAM no', 'StrictModes no', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'LogLevel VERBOSE', ''
+  ].join('\n'))
+  sshd = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  sshd.stderr!.on('data', (b: Buffer) => { sshdLog += b.toString() })
+  const s = sshd
+  await waitFor(() => sshdLog.includes('Server listening') || s.exitCode !== null, 'sshd to listen')
+  expect(s.exitCode, sshdLog).toBeNull()
+  await writeFile(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostKey.split(' ').slice(0, 2).join(' ')}\n`)
+  proxy = await cuttingProxy(port, PROXY_CUT_AFTER)
+  proxyPort = (proxy.address() as { port: number }).port
+  await writeFile(join(dir, 'proxy_known_hosts'), `[127.0.0.1]:${proxyPort} ${hostKey.split(' ').slice(0, 2).join(' ')}\n`)
+  const other = (await readFile(join(dir, 'other_host_key.pub'), 'utf8')).trim()
+  await writeFile(join(dir, 'wrong_known_hosts'), `[127.0.0.1]:${port} ${other.split(' ').slice(0, 2).join(' ')}\n`)
+  await writeFile(join(dir, 'empty_known_hosts'), '')
+
+  // A mesh whose trust policy admits the nodes an enroller key vouches for, with a policy for role=web.
+  mesh = await startMesh(1)
+  const m = mesh
+  const enroller = generateSigningKey()
+  await writeSigningKey(join(dir, 'enroller.key'), enroller)
+  await writeFile(join(dir, 'root.pub'), `${m.root.id}\n`)
+  await writeSigningKey(join(dir, 'root.key'), m.root)
+  const a0 = m.agents[0]!
+  await a0.publish(m.sign({ ...trustPolicy([]), enrollers: [enroller.id] } as Policy, 1))
+  await a0.publish(m.sign(filePolicy('web/motd', 'hello from {{ node.name }}\n', '/etc/motd', { target: { tags: { role: 'web' } } }), 1))
+  api = await startApi(a0, { stateDir: join(m.dir, 'node-0', 'state') })
+}, 180_000)
+
+afterAll(async () => {
+  // Every agent enroll started, by its pid file; then sshd, the proxy and the mesh.
+  for (const prefix of prefixes) {
+    const pid = Number(await readFile(join(prefix, 'var/lib/grapevine/agent.pid'), 'utf8').catch(() => ''))
+    if (pid > 0) { try { process.kill(pid, 'SIGKILL') } catch { /* gone */ } }
+    for (const p of await agentsUnder(prefix)) { try { process.kill(p, 'SIGKILL') } catch { /* gone */ } }
+  }
+  sshd?.kill('SIGTERM')
+  proxy?.close()
+  await api?.close()
+  await mesh?.stop()
+  if (dir !== undefined) await removeTempDir(dir)
+}, 60_000)
+
+interface Enrolled { peerId: string, name: string, identity: string, service: string, pid: number, admitted: boolean, policies: Array<{ name: string, version: number, outcome: string }>, bootstrap: string[], timings: Record<string, number> }
+
+async function enroll (prefix: string, extra: string[] = [], opts: { port?: number, knownHosts?: string, identity?: string } = {}): Promise<CliResult> {
+  if (!prefixes.includes(prefix)) prefixes.push(prefix)
+  const bootstrap = mesh!.agents[0]!.multiaddrs.find((a) => a.includes('127.0.0.1')) as string
+  return await runCli(['enroll', `ssh://root@127.0.0.1:${opts.port ?? port}`, '--prefix', prefix, '--root', join(prefix, '..', `${prefix.split('/').pop() ?? ''}-root`),
+    '--bootstrap', bootstrap, '--trust', join(dir, 'root.pub'), '--key', join(dir, 'enroller.key'), '--tag', 'role=web', '--name', 'newbie',
+    '--known-hosts', opts.knownHosts ?? join(dir, 'known_hosts'), '--identity', opts.identity ?? join(dir, 'client_key'),
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--binary', binary, '--agent', `unix:${api!.socket!}`, ...extra], { timeoutMs: 150_000 })
+}
+
+describe('grapevine enroll over real SSH', () => {
+  let target: string
+  let first: Enrolled
+
+  it('installs the binary, config and certificate; the agent starts, joins, counts as admitted and applies the policy for role=web', async () => {
+    target = join(dir, 'target')
+    const started = performance.now()
+    const r = await enroll(target, ['--wait', '--timeout', '90s', '--json'])
+    const tookMs = performance.now() - started
+    expect(r.code, r.stderr).toBe(0)
+    first = JSON.parse(r.stdout) as Enrolled
+    process.stderr.write(`enroll.spec: enrolled in ${Math.round(tookMs)} ms (${JSON.stringify(first.timings)})\n`)
+    expect(first).toMatchObject({ name: 'newbie', identity: 'new', service: 'process', admitted: true })
+    expect(first.policies).toContainEqual({ name: 'web/motd', version: 1, outcome: 'applied' })
+    expect(r.stderr).toMatch(/^upload: .* MiB binary to .*grapevine\.new-[0-9a-f]+, sha256 checked on the host/m)
+
+    expect(await readFile(join(dir, 'target-root/etc/motd'), 'utf8')).toBe('hello from newbie\n')
+    expect((await stat(join(target, 'var/lib/grapevine/identity.key'))).mode & 0o777).toBe(0o600)
+    expect(await readFile(join(target, 'var/lib/grapevine/agent.pid'), 'utf8')).toBe(`${first.pid}\n`)
+    expect(await agentsUnder(target)).toEqual([first.pid])
+    expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toMatch(/trust:\n\s+- ed25519:/)
+    expect(await readFile(join(target, 'var/log/grapevine.log'), 'utf8')).toContain('"agent started"')
+    // The mesh's own view: admitted by its certificate, with the enroller's tags.
+    const seen = mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)
+    expect(seen).toMatchObject({ name: 'newbie', admitted: true, admission: { name: 'newbie', tags: { role: 'web' } } })
+    // Nothing staged is left behind.
+    expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
+  }, 180_000)
+
+  it('a wrong or unknown host key, and a refused login: a clear error, exit 69 or 77, nothing started on a fresh prefix', async () => {
+    const fresh = join(dir, 'fresh')
+    const wrong = await enroll(fresh, [], { knownHosts: join(dir, 'wrong_known_hosts') })
+    expect(wrong.code).toBe(69)
+    expect(wrong.stderr).toMatch(new RegExp(`error: the host key \\[127\\.0\\.0\\.1\\]:${port} offered does not match the one in .*wrong_known_hosts`))
+    const unknown = await enroll(fresh, [], { knownHosts: join(dir, 'empty_known_hosts') })
+    expect(unknown.code).toBe(69)
+    expect(unknown.stderr).toMatch(new RegExp(`error: the host key for \\[127\\.0\\.0\\.1\\]:${port} is not in .*empty_known_hosts.*ssh-keyscan -p ${port} 127\\.0\\.0\\.1`))
+    const refused = await enroll(fresh, [], { identity: join(dir, 'stranger_key') })
+    expect(refused.code).toBe(77)
+    expect(refused.stderr).toMatch(/error: root@127\.0\.0\.1:\d+ refused the login as root with .*stranger_key \(.*Permission denied/)
+    for (const r of [wrong, unknown, refused]) expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1)
+    expect(await agentsUnder(fresh)).toEqual([])
+    expect(await stat(join(fresh, 'usr')).then(() => true, () => false)).toBe(false)
+  }, 60_000)
+
+  it('a connection lost mid-upload: exit 69 naming the step; the enrolled agent keeps running, its binary untouched', async () => {
+    const before = (await stat(join(target, 'usr/bin/grapevine'))).ino
+    const r = await enroll(target, [], { port: proxyPort, knownHosts: join(dir, 'proxy_known_hosts') })
+    expect(r.code, r.stderr).toBe(69)
+    expect(r.stderr).toMatch(/error: the SSH connection to root@127\.0\.0\.1:\d+ was lost during "upload" \(.+\): nothing was installed or started; the files staged so far are removed by the next enroll/)
+    expect(await alive(first.pid)).toBe(true)
+    expect(await agentsUnder(target)).toEqual([first.pid])
+    expect((await stat(join(target, 'usr/bin/grapevine'))).ino).toBe(before)
+    // What the lost run staged: removed by the next run (below).
+    expect((await readdir(join(target, 'usr/bin'))).some((f) => f.startsWith('grapevine.new-'))).toBe(true)
+  }, 60_000)
+
+  it('re-enrolling replaces the binary, restarts the agent and keeps its peer id, with the new config', async () => {
+    const before = (await stat(join(target, 'usr/bin/grapevine'))).ino
+    const r = await enroll(target, ['--tag', 'tier=2', '--wait', '--timeout', '90s', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const again = JSON.parse(r.stdout) as Enrolled
+    expect(again).toMatchObject({ peerId: first.peerId, identity: 'kept', admitted: true })
+    expect(r.stderr).toMatch(/removed 1 file\(s\) an interrupted run staged/)
+    expect(r.stderr).toContain(`stopped the old agent, pid ${first.pid}`)
+    expect(again.pid).not.toBe(first.pid)
+    expect(await alive(first.pid)).toBe(false)
+    expect(await agentsUnder(target)).toEqual([again.pid])
+    expect((await stat(join(target, 'usr/bin/grapevine'))).ino).not.toBe(before)
+    expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
+    expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toMatch(/tier: "2"/)
+    await waitFor(() => mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)?.tags.tier === '2', 'the node to report its new tag')
+  }, 180_000)
+})
