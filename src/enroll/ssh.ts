@@ -47,7 +47,7 @@ export function sshFailure (stderr: string, step: string, target: SshTarget, opt
   if (step === 'connect') {
     return new HostUnreachableError(`cannot reach ${targetText(target)} over SSH: ${lastLine(stderr) || 'ssh failed without saying why'}`)
   }
-  return new ConnectionLostError(`the SSH connection to ${targetText(target)} was lost during "${step}" (${lastLine(stderr) || 'no reason given'}): nothing was installed or started; the files staged so far are removed by the next enroll`, step)
+  return new ConnectionLostError(`the SSH connection to ${targetText(target)} was lost during "${step}" (${lastLine(stderr) || 'ssh exited 255, saying nothing more'}): nothing was installed or started; the files staged so far are removed by the next enroll`, step)
 }
 
 function lastLine (text: string): string {

@@ -150,6 +150,7 @@ async function enroll (prefix: string, extra: string[] = [], opts: { port?: numb
 describe('grapevine enroll over real SSH', () => {
   let target: string
   let first: Enrolled
+  let current: Enrolled
 
   it('installs the binary, config and certificate; the agent starts, joins, counts as admitted and applies the policy for role=web', async () => {
     target = join(dir, 'target')
@@ -192,6 +193,25 @@ describe('grapevine enroll over real SSH', () => {
     expect(await stat(join(fresh, 'usr')).then(() => true, () => false)).toBe(false)
   }, 60_000)
 
+  it('refuses a private key as --trust (64) before connecting, and a binary for another architecture (69) before uploading it', async () => {
+    const fresh = join(dir, 'fresh')
+    const privateTrust = await enroll(fresh, ['--trust', join(dir, 'enroller.key')])
+    expect(privateTrust.code).toBe(64)
+    expect(privateTrust.stderr).toMatch(/^error: --trust: .*enroller\.key is a private key: give its public key instead .*would let anyone who reads the node's config sign policies$/m)
+    expect(privateTrust.stderr).not.toMatch(/^connect:/m)
+    // An ELF header for aarch64 (e_machine 0xb7), which the x86_64 host cannot run.
+    const arm = Buffer.alloc(64)
+    arm.write('\x7fELF', 0, 'latin1')
+    arm.writeUInt16LE(0xb7, 18)
+    await writeFile(join(dir, 'grapevine-linux-arm64'), arm)
+    const wrongArch = await enroll(fresh, ['--binary', join(dir, 'grapevine-linux-arm64')])
+    expect(wrongArch.code).toBe(69)
+    expect(wrongArch.stderr).toMatch(/^error: root@127\.0\.0\.1:\d+ is x86_64, and .*grapevine-linux-arm64 is for aarch64: build the binary on a x86_64 machine/m)
+    expect(wrongArch.stderr).not.toMatch(/^upload:/m)
+    expect(await readdir(join(fresh, 'usr/bin'))).toEqual([])
+    expect(await agentsUnder(fresh)).toEqual([])
+  }, 60_000)
+
   it('a connection lost mid-upload: exit 69 naming the step; the enrolled agent keeps running, its binary untouched', async () => {
     const before = (await stat(join(target, 'usr/bin/grapevine'))).ino
     const r = await enroll(target, [], { port: proxyPort, knownHosts: join(dir, 'proxy_known_hosts') })
@@ -219,5 +239,32 @@ describe('grapevine enroll over real SSH', () => {
     expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
     expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toMatch(/tier: "2"/)
     await waitFor(() => mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)?.tags.tier === '2', 'the node to report its new tag')
+    current = again
   }, 180_000)
+
+  it('a new agent that does not start: the old binary and config go back and the old agent starts again (exit 69, its log quoted)', async () => {
+    const before = { ino: (await stat(join(target, 'usr/bin/grapevine'))).ino, config: await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8') }
+    // The new config listens on a port something else holds: the new agent exits at once.
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const busy = (taken.address() as { port: number }).port
+    try {
+      const r = await enroll(target, ['--listen', `/ip4/127.0.0.1/tcp/${busy}`])
+      expect(r.code).toBe(69)
+      const restarted = /error: install failed on .*cannot listen on \/ip4\/127\.0\.0\.1\/tcp\/\d+.*result=failed the new agent did not start \(its log above\); the old one runs again, pid (\d+)/.exec(r.stderr)
+      expect(restarted, r.stderr).not.toBeNull()
+      const pid = Number(restarted![1])
+      expect(pid).not.toBe(current.pid)
+      expect(await agentsUnder(target)).toEqual([pid])
+      expect(await readFile(join(target, 'var/lib/grapevine/agent.pid'), 'utf8')).toBe(`${pid}\n`)
+      expect((await stat(join(target, 'usr/bin/grapevine'))).ino).toBe(before.ino)
+      expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toBe(before.config)
+      expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
+      // The old agent is back in the mesh under its own peer id.
+      const since = new Date().toISOString()
+      await waitFor(() => (mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)?.lastSeen ?? '') >= since, 'the restored agent to be heard again')
+    } finally {
+      await new Promise((resolve) => taken.close(resolve))
+    }
+  }, 120_000)
 })
