@@ -9,6 +9,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node'
  * them. Started first, they run beside the many short files instead.
  */
 const LONGEST_FIRST = [
+  'test/sim/netns.spec.ts',
   'test/sim/scenarios-partitions.spec.ts',
   'test/sim/rollout-scenarios.spec.ts',
   'test/sim/scenarios.spec.ts',
