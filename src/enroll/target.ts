@@ -22,12 +22,16 @@ export function parseSshTarget (text: string): SshTarget {
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '' || url.password !== '') {
     throw new InvalidTargetError(`"${text}": only ssh://[user@]host[:port], no password, path or query (like ${example})`)
   }
-  const user = decodeURIComponent(url.username)
+  // Not decoded: a user name ssh takes needs no %-escapes, and one that has them is refused below.
+  const user = url.username
   // A user name is handed to ssh -l: nothing that could read as an option or a second word.
   if (user !== '' && !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(user)) throw new InvalidTargetError(`"${user}" is not a user name ssh would take`)
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  // A host name, an IPv4 or an IPv6 address: nothing ssh could read as an option (ssh's own rule), no escapes.
+  if (!/^[A-Za-z0-9_.:][A-Za-z0-9_.:-]*$/.test(host)) throw new InvalidTargetError(`"${host}" is not a host name or address`)
   return {
     ...(user !== '' ? { user } : {}),
-    host: url.hostname.replace(/^\[|\]$/g, ''),
+    host,
     ...(url.port !== '' ? { port: Number(url.port) } : {})
   }
 }
