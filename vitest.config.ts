@@ -17,7 +17,8 @@ const LONGEST_FIRST = [
   'test/cli/agent.spec.ts',
   'test/cli/rollout.spec.ts',
   'test/cli/publish.spec.ts',
-  'test/node/timers.spec.ts'
+  'test/node/timers.spec.ts',
+  'test/cli/enroll.spec.ts'
 ]
 
 class LongestFirst extends BaseSequencer {

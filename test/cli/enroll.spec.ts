@@ -138,13 +138,35 @@ afterAll(async () => {
 
 interface Enrolled { peerId: string, name: string, identity: string, service: string, pid: number, admitted: boolean, policies: Array<{ name: string, version: number, outcome: string }>, bootstrap: string[], timings: Record<string, number> }
 
-async function enroll (prefix: string, extra: string[] = [], opts: { port?: number, knownHosts?: string, identity?: string } = {}): Promise<CliResult> {
+interface EnrollOptions {
+  port?: number
+  knownHosts?: string
+  identity?: string
+  /** Flags (with their values) left out of the usual ones: --bootstrap, --key, --binary. */
+  without?: string[]
+  /** Run enroll from the single binary itself, not `node bin/grapevine.js`. */
+  fromBinary?: boolean
+}
+
+async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions = {}): Promise<CliResult> {
   if (!prefixes.includes(prefix)) prefixes.push(prefix)
   const bootstrap = mesh!.agents[0]!.multiaddrs.find((a) => a.includes('127.0.0.1')) as string
-  return await runCli(['enroll', `ssh://root@127.0.0.1:${opts.port ?? port}`, '--prefix', prefix, '--root', join(prefix, '..', `${prefix.split('/').pop() ?? ''}-root`),
-    '--bootstrap', bootstrap, '--trust', join(dir, 'root.pub'), '--key', join(dir, 'enroller.key'), '--tag', 'role=web', '--name', 'newbie',
+  const optional: Array<[string, string]> = [['--bootstrap', bootstrap], ['--key', join(dir, 'enroller.key')], ['--binary', binary]]
+  const args = ['enroll', `ssh://root@127.0.0.1:${opts.port ?? port}`, '--prefix', prefix, '--root', join(prefix, '..', `${prefix.split('/').pop() ?? ''}-root`),
+    '--trust', join(dir, 'root.pub'), '--tag', 'role=web', '--name', 'newbie',
     '--known-hosts', opts.knownHosts ?? join(dir, 'known_hosts'), '--identity', opts.identity ?? join(dir, 'client_key'),
-    '--listen', '/ip4/127.0.0.1/tcp/0', '--binary', binary, '--agent', `unix:${api!.socket!}`, ...extra], { timeoutMs: 150_000 })
+    '--listen', '/ip4/127.0.0.1/tcp/0', '--agent', `unix:${api!.socket!}`,
+    ...optional.filter(([flag]) => !(opts.without ?? []).includes(flag)).flat(), ...extra]
+  if (opts.fromBinary !== true) return await runCli(args, { timeoutMs: 150_000 })
+  return await new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { env: { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 150_000 })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+    child.once('error', reject)
+    child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }) })
+  })
 }
 
 describe('grapevine enroll over real SSH', () => {
@@ -250,6 +272,23 @@ describe('grapevine enroll over real SSH', () => {
     await waitFor(() => mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)?.tags.tier === '2', 'the node to report its new tag')
     current = again
   }, 180_000)
+
+  it('from the single binary, which installs itself; the local agent\'s addresses as bootstrap; without --key the node is heard but not admitted: --wait exits 5 saying so', async () => {
+    const unadmitted = join(dir, 'unadmitted')
+    const r = await enroll(unadmitted, ['--wait', '--timeout', '6s'], { without: ['--bootstrap', '--key', '--binary'], fromBinary: true })
+    expect(r.code, r.stderr).toBe(5)
+    const a0 = mesh!.agents[0]!
+    expect(r.stderr).toContain(`bootstrap: the local agent's addresses: ${a0.multiaddrs.filter((a) => a.startsWith('/ip4/127.')).join(' ')}`)
+    expect(r.stderr).toMatch(/^wait: timed out after 6s: it was heard from \(.+\) but does not count as admitted: no-certificate$/m)
+    const peerId = /^enrolled newbie (\S+) on root@127\.0\.0\.1:\d+$/m.exec(r.stdout)?.[1]
+    expect(peerId).toMatch(/^12D3KooW/)
+    expect(await readFile(join(unadmitted, 'etc/grapevine/agent.yaml'), 'utf8')).toContain(`/p2p/${a0.peerId.toString()}`)
+    expect(await stat(join(unadmitted, 'var/lib/grapevine/admission.cert')).catch(() => undefined)).toBeUndefined()
+    // The binary it installed is itself.
+    const [installed, self] = await Promise.all([readFile(join(unadmitted, 'usr/bin/grapevine')), readFile(binary)])
+    expect(installed.equals(self)).toBe(true)
+    expect(a0.fleet.list().find((n) => n.id === peerId)).toMatchObject({ admitted: false, unadmitted: 'no-certificate' })
+  }, 120_000)
 
   it('a new agent that does not start: the old binary and config go back and the old agent starts again (exit 69, its log quoted)', async () => {
     const before = { ino: (await stat(join(target, 'usr/bin/grapevine'))).ino, config: await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8') }
