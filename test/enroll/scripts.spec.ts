@@ -58,4 +58,24 @@ describe('the remote scripts, run locally', () => {
       process.kill(pid, 'SIGKILL')
     }
   })
+
+  it('under systemd: the unit goes in place, then daemon-reload, enable and restart; started once the journal says so', async () => {
+    // Stand-ins for systemctl and journalctl on PATH, recording their arguments; the unit goes to a temp dir, not /etc.
+    const bin = join(dir(), 'fake-bin')
+    await mkdir(bin)
+    await writeFile(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${join(dir(), 'systemctl.log')}\ncase "$1" in show) echo 4242 ;; is-failed) exit 1 ;; esac\nexit 0\n`)
+    await writeFile(join(bin, 'journalctl'), '#!/bin/sh\necho \'{"msg":"agent started"}\'\n')
+    await chmod(join(bin, 'systemctl'), 0o755)
+    await chmod(join(bin, 'journalctl'), 0o755)
+    const l = { ...layoutFor(join(dir(), 'p')), unit: join(dir(), 'grapevine.service') }
+    await run('sh', ['-c', probeScript(l)])
+    await stage(l.prefix, 'n1', 'exit 0')
+    await writeFile(staged(l.unit, 'n1'), '[Service]\n')
+    const out = await run('sh', ['-c', installScript(l, { nonce: 'n1', cert: false, swarmKey: false, service: 'systemd' })], { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } })
+    expect(out.stdout).toMatch(/^result=ok pid=4242 since=\S+$/m)
+    expect(await readFile(l.unit, 'utf8')).toBe('[Service]\n')
+    expect((await readFile(join(dir(), 'systemctl.log'), 'utf8')).split('\n').filter((c) => c !== '')).toEqual([
+      'stop grapevine.service', 'daemon-reload', 'enable grapevine.service', 'restart grapevine.service', 'show -p MainPID --value grapevine.service'
+    ])
+  })
 })
