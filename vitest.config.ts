@@ -17,6 +17,7 @@ const LONGEST_FIRST = [
   'test/cli/agent.spec.ts',
   'test/cli/rollout.spec.ts',
   'test/cli/publish.spec.ts',
+  'test/cli/deb.spec.ts',
   'test/node/timers.spec.ts',
   'test/cli/enroll.spec.ts'
 ]
