@@ -203,5 +203,6 @@ exit 1
  * that file when it ends: if the connection drops meanwhile, the script still runs to its end.
  */
 export function runInstallCommand (script: string, log: string): string {
-  return `setsid sh ${q(script)} < /dev/null > ${q(log)} 2>&1; rc=$?; cat ${q(log)}; rm -f ${q(script)}; exit $rc`
+  // -w: should setsid have to fork (run as a process group leader), still wait for the script's end.
+  return `setsid -w sh ${q(script)} < /dev/null > ${q(log)} 2>&1; rc=$?; cat ${q(log)}; rm -f ${q(script)}; exit $rc`
 }

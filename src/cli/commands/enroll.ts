@@ -125,7 +125,14 @@ async function enroll (target: SshTarget, opts: EnrollFlags, session: SshSession
   progress('upload', `${MiB(prepared.bytes)} binary to ${stagedBin}, sha256 checked on the host`, timings.upload)
 
   // The node's identity is made on the node, by the binary just uploaded: its private key never leaves it.
-  const identity = JSON.parse((await timed('identity', async () => await session.run('identity', `${e.shellQuote(stagedBin)} identity --state ${e.shellQuote(l.state)} --json`))).stdout) as { peerId: string, created: boolean }
+  const said = (await timed('identity', async () => await session.run('identity', `${e.shellQuote(stagedBin)} identity --state ${e.shellQuote(l.state)} --json`))).stdout
+  let identity: { peerId: string, created: boolean }
+  try {
+    identity = JSON.parse(said) as typeof identity
+    if (typeof identity.peerId !== 'string' || typeof identity.created !== 'boolean') throw new TypeError('no peerId')
+  } catch {
+    throw new e.RemoteStepError(`the uploaded binary did not print the node's identity on ${e.targetText(target)} (is it a grapevine with the identity command?): ${said.trim().slice(0, 200) || 'no output'}`, 'identity')
+  }
   progress('identity', `${identity.peerId} (${identity.created ? 'new' : 'kept from the earlier install'})`, timings.identity)
 
   const name = opts.name ?? hostname
