@@ -237,6 +237,31 @@ describe('installed into a sandbox root with dpkg --root', () => {
   })
 })
 
+describe('the maintainer scripts on the machine itself (no DPKG_ROOT)', () => {
+  it('postinst creates the user and state with the host\'s getent and useradd, twice without error; purge removes the state', async () => {
+    // In a private mount namespace over copies of /etc and /var/lib: the scripts take the path
+    // a real install takes, and the machine's own accounts stay as they are.
+    const host = join(dir, 'host')
+    await mkdir(join(host, 'varlib'), { recursive: true })
+    await run('cp', ['-a', '/etc', join(host, 'etc')])
+    await controlFile('postinst')
+    const passwd = await readFile('/etc/passwd', 'utf8')
+    const script = 'mount --bind "$1/etc" /etc && mount --bind "$1/varlib" /var/lib && cd "$2" && ' +
+      'sh postinst configure "" && sh postinst configure 0.1.0 && getent passwd grapevine && stat -c "state %a %U" /var/lib/grapevine && ' +
+      'sh prerm remove && sh postrm remove && sh postrm purge'
+    const env: Record<string, string | undefined> = { ...process.env, DPKG_MAINTSCRIPT_PACKAGE: 'grapevine', DPKG_ROOT: undefined }
+    const { stdout, stderr } = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', host, join(dir, 'control')], { env })
+    // One note, on the first install only; the account and the state directory as on a sandbox install.
+    expect(stdout.match(/^grapevine: fill in/gm)).toHaveLength(1)
+    expect(stdout).toMatch(/^grapevine:x:\d+:\d+:Grapevine configuration agent:\/var\/lib\/grapevine:\/usr\/sbin\/nologin$/m)
+    expect(stdout).toMatch(/^state 700 root$/m)
+    expect(stderr).not.toMatch(/useradd|groupadd|install:/)
+    expect((await readFile(join(host, 'etc/passwd'), 'utf8')).match(/^grapevine:/gm)).toHaveLength(1)
+    expect(await lstat(join(host, 'varlib/grapevine')).then(() => true, () => false)).toBe(false)
+    expect(await readFile('/etc/passwd', 'utf8')).toBe(passwd)
+  })
+})
+
 describe('build-deb.mjs', () => {
   it('exits 69 in one line when dpkg-deb is not installed', async () => {
     const bin = join(dir, 'no-dpkg')
