@@ -581,7 +581,8 @@ class LiveRun {
           this.snapshot = await this.fleet.traffic().catch(() => undefined)
         }
         const wait = this.t0 + e.at - Date.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        // Ctrl-C ends the wait for the next event too, so an interrupted run ends at once.
+        if (wait > 0) await abortableSleep(wait, this.opts.signal)
       }
       if (this.opts.signal?.aborted === true) break
       pending.push(this.runEvent(e).catch((err: Error) => { this.fleet.errors.push(`${e.id}: ${err.message}`) }))
@@ -625,6 +626,15 @@ class LiveRun {
     this.opts.onProgress?.({ phase: 'done', t: record.end, up: up.length, total: this.nodes.length, publishes: [], checks: { pass: checks.filter((c) => c.status === 'pass').length, fail: checks.filter((c) => c.status === 'fail').length, pending: 0 } })
     return { result, record, files }
   }
+}
+
+async function abortableSleep (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>((resolve) => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done)
+  })
 }
 
 export function describeTopology (s: Pick<Scenario, 'topology'>): string {

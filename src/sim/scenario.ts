@@ -268,7 +268,9 @@ export const scenarioSchema = z.strictObject({
     /**
      * Agents per simulated host: the netns engine puts node i on host i mod ceil(count / perHost),
      * each host a network namespace with one address, and a random topology's peers on other
-     * hosts. Default 1. The live engine has one host (this machine) whatever it says.
+     * hosts. Default 1. The live engine has one host (this machine) whatever it says; the model
+     * engine does not read it yet (its calibration is to give each group of perHost agents one
+     * host's cores, disk and uplink, between its dedicated and shared host models).
      */
     perHost: z.number().int().min(1).max(1000).optional(),
     /** Tag sets dealt round-robin: node i gets tags[i % length]. */
