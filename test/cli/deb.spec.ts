@@ -260,6 +260,46 @@ describe('the maintainer scripts on the machine itself (no DPKG_ROOT)', () => {
     expect(await lstat(join(host, 'varlib/grapevine')).then(() => true, () => false)).toBe(false)
     expect(await readFile('/etc/passwd', 'utf8')).toBe(passwd)
   })
+
+  it('with a trust root added to the shipped agent.yaml the agent starts, and the grapevine group may use its API (apiGroup)', async () => {
+    const host = join(dir, 'host-agent')
+    await mkdir(join(host, 'varlib'), { recursive: true })
+    await run('cp', ['-a', '/etc', join(host, 'etc')])
+    await controlFile('postinst')
+    // $1 the copies, $2 the control files, $3 the shipped agent.yaml, $4 the binary. The agent
+    // listens on 127.0.0.1 (a flag overrides the config's 0.0.0.0:7410); the loop waits for its
+    // "api listening" line, for at most 60 s, and stops at once if the agent exits.
+    const script = `set -e
+mount --bind "$1/etc" /etc
+mount --bind "$1/varlib" /var/lib
+(cd "$2" && sh postinst configure "" >/dev/null)
+"$4" keygen --out "$1/root.key" >/dev/null 2>&1
+cp "$3" "$1/agent.yaml"
+echo "trust: [$1/root.key.pub]" >> "$1/agent.yaml"
+"$4" agent --config "$1/agent.yaml" --state /var/lib/grapevine --listen /ip4/127.0.0.1/tcp/0 > "$1/agent.log" 2>&1 &
+pid=$!
+i=0
+until grep -q '"api listening"' "$1/agent.log"; do
+  i=$((i+1))
+  if [ $i -gt 600 ] || ! kill -0 $pid 2>/dev/null; then cat "$1/agent.log"; kill $pid 2>/dev/null || true; exit 1; fi
+  sleep 0.1
+done
+stat -c 'dir %a %U %G' /var/lib/grapevine
+stat -c 'socket %a %U %G' /var/lib/grapevine/api.sock
+code=0; runuser -u grapevine -- env GRAPEVINE_STATE=/var/lib/grapevine "$4" status >/dev/null || code=$?; echo "status as grapevine: $code"
+code=0; runuser -u nobody -- env GRAPEVINE_STATE=/var/lib/grapevine "$4" status >/dev/null 2>&1 || code=$?; echo "status as nobody: $code"
+kill $pid
+wait $pid || echo "agent exit: $?"`
+    const env: Record<string, string | undefined> = { ...process.env, DPKG_MAINTSCRIPT_PACKAGE: 'grapevine', DPKG_ROOT: undefined }
+    const { stdout } = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', host, join(dir, 'control'),
+      join(REPO_ROOT, 'packaging/debian/agent.yaml'), await seaBinary()], { env })
+    expect(stdout.trim().split('\n')).toEqual([
+      'dir 710 root grapevine',
+      'socket 660 root grapevine',
+      'status as grapevine: 0',
+      'status as nobody: 77'
+    ])
+  })
 })
 
 describe('build-deb.mjs', () => {
