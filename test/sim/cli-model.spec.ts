@@ -119,7 +119,7 @@ describe('grapevine sim with the model engine', () => {
   it('refuses a bad --engine, and options for the other engine (exit 64)', async () => {
     const bad = await runCli(['sim', 'smoke', '--engine', 'modle'])
     expect(bad.code).toBe(64)
-    expect(bad.stderr).toContain('--engine must be "live" or "model": got "modle"')
+    expect(bad.stderr).toContain('--engine must be "live", "model" or "netns": got "modle"')
 
     const workers = await runCli(['sim', 'smoke', '--engine', 'model', '--workers', '2'])
     expect(workers.code).toBe(64)
