@@ -4,6 +4,9 @@ import { hostCount, hostOf, hostPartition, ownerOf, runNames, teardownScript } f
 import { delayerArgs, netemArgs, partitionCommands, shapingCommands } from '../../src/sim/netns/plan.js'
 import { planTopology } from '../../src/sim/topology.js'
 import { prng } from '../../src/sim/random.js'
+import { loadScenario } from '../../src/sim/scenario.js'
+import { REPO_ROOT } from '../helpers/cli.js'
+import { join } from 'node:path'
 
 describe('netns plan', () => {
   it('names every object from the coordinator pid, within 15-character interface names, and reads the pid back', () => {
@@ -59,5 +62,13 @@ describe('netns plan', () => {
   it('writes a teardown script for a run prefix only', () => {
     expect(teardownScript('gv42')).toContain("grep -E '^gv42-h[0-9]+$'")
     expect(() => teardownScript('gv42; rm -rf /')).toThrow(/not a run prefix/)
+  })
+
+  it('loads the shipped netns scenarios (netns-calibration is 10 hosts of 3 agents)', async () => {
+    const smoke = await loadScenario(join(REPO_ROOT, 'simulations', 'netns-smoke.yaml'))
+    const cal = await loadScenario(join(REPO_ROOT, 'simulations', 'netns-calibration.yaml'))
+    expect([smoke.engine, cal.engine]).toEqual(['netns', 'netns'])
+    expect(hostCount(cal.nodes.count, cal.nodes.perHost ?? 1)).toBe(10)
+    expect(cal.timeline.filter((e) => e.do === 'publish')).toHaveLength(10)
   })
 })
