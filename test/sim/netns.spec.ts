@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { CLI_PATH, REPO_ROOT, runCli } from '../helpers/cli.js'
-import { useTempDir } from '../helpers/tmp.js'
+import { makeTempDir, removeTempDir, useTempDir } from '../helpers/tmp.js'
 
 const run = promisify(execFile)
 const isRoot = process.getuid?.() === 0
@@ -148,5 +148,16 @@ describe('grapevine sim --engine netns without root', () => {
     expect(r.code).toBe(77)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(r.stderr).toMatch(/the netns engine needs root/)
+  })
+
+  it('names the Debian packages when the delayer cannot be built (no compiler on PATH)', async () => {
+    const dir = await makeTempDir('grapevine-nfq-')
+    try {
+      const code = `import(${JSON.stringify(join(REPO_ROOT, 'dist', 'sim', 'netns', 'index.js'))}).then((m) => m.buildDelayer(${JSON.stringify(join(dir, 'nfq-delay'))})).then(() => console.log('built'), (e) => console.log(e.name + ': ' + e.message))`
+      const r = await run(process.execPath, ['-e', code], { env: { PATH: '/nonexistent' } })
+      expect(r.stdout).toMatch(/^DelayerBuildError: cannot build the NFQUEUE delayer .*: no C compiler \(cc\); install the Debian packages gcc libnetfilter-queue-dev/)
+    } finally {
+      await removeTempDir(dir)
+    }
   })
 })
