@@ -45,8 +45,9 @@ function need (tool, pkg) {
 function topEntry (changelog) {
   const version = /^grapevine \(([^)]+)\)/.exec(changelog)?.[1]
   const date = /^ -- .+? {2}(.+)$/m.exec(changelog)?.[1]
-  if (version === undefined || date === undefined) fail('packaging/debian/changelog: no "grapevine (VERSION)" entry with a " -- NAME <MAIL>  DATE" line', 65)
-  return { version, epoch: Math.floor(Date.parse(date) / 1000) }
+  const epoch = Math.floor(Date.parse(date ?? '') / 1000)
+  if (version === undefined || !Number.isFinite(epoch)) fail('packaging/debian/changelog: no "grapevine (VERSION)" entry with a " -- NAME <MAIL>  DATE" line (an RFC 2822 date)', 65)
+  return { version, epoch }
 }
 
 /** Gzip without a name or time in the header (lintian: package-contains-timestamped-gzip). */
