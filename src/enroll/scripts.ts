@@ -60,7 +60,7 @@ chmod 0700 ${q(l.state)}
 if [ -x ${q(l.bin)} ]; then echo "installed=$(${q(l.bin)} --version 2>/dev/null | head -n 1)"; fi
 if [ -f ${q(l.pidFile)} ]; then pid=$(cat ${q(l.pidFile)}); if alive "$pid" && ours "$pid"; then echo "running=$pid"; fi; fi
 n=0
-for f in ${q(l.bin)}.new-* ${q(l.bin)}.old-* ${q(l.configDir)}/*.new-* ${q(l.configDir)}/*.old-* ${q(l.state)}/*.new-* ${q(l.state)}/*.old-* ${q(l.unit)}.new-*; do
+for f in ${q(l.bin)}.new-* ${q(l.bin)}.old-* ${q(l.configDir)}/*.new-* ${q(l.configDir)}/*.old-* ${q(l.state)}/*.new-* ${q(l.state)}/*.old-* ${q(l.state)}/enroll-*.sh ${q(l.unit)}.new-*; do
   [ -e "$f" ] || continue
   rm -f "$f" && n=$((n+1))
 done

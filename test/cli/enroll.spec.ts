@@ -4,7 +4,7 @@ import { mkdir, readFile, readdir, readlink, stat, writeFile } from 'node:fs/pro
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { runCli, type CliResult } from '../helpers/cli.js'
+import { CLI_PATH, REPO_ROOT, type CliResult } from '../helpers/cli.js'
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js'
 import { seaBinary } from '../helpers/sea-binary.js'
 import { trustPolicy } from '../helpers/envelope.js'
@@ -23,7 +23,7 @@ let binary: string
 let sshd: ChildProcess | undefined
 let sshdLog = ''
 let port: number
-let proxy: Server | undefined
+let proxy: Proxy | undefined
 let proxyPort: number
 /** Bytes from the client the proxy passes on before it cuts the connection. */
 const PROXY_CUT_AFTER = 4 * 1024 * 1024
@@ -44,28 +44,46 @@ async function keygen (file: string): Promise<string> {
   return (await readFile(`${file}.pub`, 'utf8')).trim()
 }
 
-/** A TCP proxy to sshd that cuts each connection once the client has sent `cutAfter` bytes: a connection lost mid-upload. */
-async function cuttingProxy (target: number, cutAfter: number): Promise<Server> {
+interface Proxy { server: Server, port: number, cutAll: () => void }
+
+/**
+ * A TCP proxy to sshd that cuts each connection once the client has sent `cutAfter` bytes (a
+ * connection lost mid-upload), or when told to (`cutAll`: every connection, and those to come).
+ */
+async function cuttingProxy (target: number, cutAfter = Infinity): Promise<Proxy> {
+  const live = new Set<() => void>()
+  let down = false
   const server = createServer((client: Socket) => {
+    // Once cut, the network stays down: ssh falls back from a dead master to a new connection.
+    if (down) { client.destroy(); return }
     const upstream = connect(target, '127.0.0.1')
     let sent = 0
+    const cut = (): void => {
+      client.destroy()
+      upstream.destroy()
+      live.delete(cut)
+    }
+    live.add(cut)
     client.on('data', (b: Buffer) => {
       sent += b.length
-      if (sent > cutAfter) {
-        client.destroy()
-        upstream.destroy()
-        return
-      }
-      upstream.write(b)
+      if (sent > cutAfter) cut()
+      else upstream.write(b)
     })
     upstream.pipe(client)
-    client.on('error', () => { upstream.destroy() })
-    upstream.on('error', () => { client.destroy() })
-    client.on('close', () => { upstream.destroy() })
-    upstream.on('close', () => { client.destroy() })
+    for (const s of [client, upstream]) {
+      s.on('error', cut)
+      s.on('close', cut)
+    }
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return server
+  return {
+    server,
+    port: (server.address() as { port: number }).port,
+    cutAll: () => {
+      down = true
+      for (const cut of [...live]) cut()
+    }
+  }
 }
 
 /** Processes whose executable lies under a prefix: the agents enroll started there. */
@@ -78,6 +96,16 @@ async function agentsUnder (prefix: string): Promise<number[]> {
     if (exe.startsWith(`${prefix}/`) && state !== 'Z') pids.push(Number(e))
   }
   return pids
+}
+
+/** Whether an install script enroll started under this prefix is still running. */
+async function installRunning (prefix: string): Promise<boolean> {
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    const cmdline = await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')
+    if (cmdline.includes(`${prefix}/var/lib/grapevine/enroll-`) && cmdline.startsWith('sh\0')) return true
+  }
+  return false
 }
 
 const alive = async (pid: number): Promise<boolean> => await readFile(`/proc/${pid}/stat`, 'utf8').then((s) => s.replace(/.*\) /s, '')[0] !== 'Z', () => false)
@@ -103,7 +131,7 @@ beforeAll(async () => {
   expect(s.exitCode, sshdLog).toBeNull()
   await writeFile(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostKey.split(' ').slice(0, 2).join(' ')}\n`)
   proxy = await cuttingProxy(port, PROXY_CUT_AFTER)
-  proxyPort = (proxy.address() as { port: number }).port
+  proxyPort = proxy.port
   await writeFile(join(dir, 'proxy_known_hosts'), `[127.0.0.1]:${proxyPort} ${hostKey.split(' ').slice(0, 2).join(' ')}\n`)
   const other = (await readFile(join(dir, 'other_host_key.pub'), 'utf8')).trim()
   await writeFile(join(dir, 'wrong_known_hosts'), `[127.0.0.1]:${port} ${other.split(' ').slice(0, 2).join(' ')}\n`)
@@ -130,7 +158,7 @@ afterAll(async () => {
     for (const p of await agentsUnder(prefix)) { try { process.kill(p, 'SIGKILL') } catch { /* gone */ } }
   }
   sshd?.kill('SIGTERM')
-  proxy?.close()
+  proxy?.server.close()
   await api?.close()
   await mesh?.stop()
   if (dir !== undefined) await removeTempDir(dir)
@@ -146,6 +174,8 @@ interface EnrollOptions {
   without?: string[]
   /** Run enroll from the single binary itself, not `node bin/grapevine.js`. */
   fromBinary?: boolean
+  /** Called with all of stderr so far, as it comes. */
+  onStderr?: (stderr: string) => void
 }
 
 async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions = {}): Promise<CliResult> {
@@ -157,13 +187,17 @@ async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions
     '--known-hosts', opts.knownHosts ?? join(dir, 'known_hosts'), '--identity', opts.identity ?? join(dir, 'client_key'),
     '--listen', '/ip4/127.0.0.1/tcp/0', '--agent', `unix:${api!.socket!}`,
     ...optional.filter(([flag]) => !(opts.without ?? []).includes(flag)).flat(), ...extra]
-  if (opts.fromBinary !== true) return await runCli(args, { timeoutMs: 150_000 })
+  const [command, argv] = opts.fromBinary === true ? [binary, args] : [process.execPath, [CLI_PATH, ...args]]
   return await new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { env: { PATH: process.env.PATH ?? '', HOME: dir, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 150_000 })
+    const env = opts.fromBinary === true ? { PATH: process.env.PATH ?? '', HOME: dir } : process.env
+    const child = spawn(command, argv, { cwd: REPO_ROOT, env: { ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 150_000 })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString()
+      opts.onStderr?.(stderr)
+    })
     child.once('error', reject)
     child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }) })
   })
@@ -314,5 +348,52 @@ describe('grapevine enroll over real SSH', () => {
     } finally {
       await new Promise((resolve) => taken.close(resolve))
     }
+  }, 120_000)
+
+  it('a connection lost while the install script runs: exit 69 saying so; the script runs to its end, and the new agent runs whole', async () => {
+    const cutter = await cuttingProxy(port)
+    const hostKey = (await readFile(join(dir, 'host_key.pub'), 'utf8')).split(' ').slice(0, 2).join(' ')
+    await writeFile(join(dir, 'cut_known_hosts'), `[127.0.0.1]:${cutter.port} ${hostKey}\n`)
+    const before = { pid: Number(await readFile(join(target, 'var/lib/grapevine/agent.pid'), 'utf8')), ino: (await stat(join(target, 'usr/bin/grapevine'))).ino }
+    // Once the config step is done, watch for the install script on the host, and cut the connection as soon as it runs.
+    let watching: Promise<void> | undefined
+    let cutWhileRunning = false
+    try {
+      const r = await enroll(target, ['--tag', 'cut=1'], {
+        port: cutter.port,
+        knownHosts: join(dir, 'cut_known_hosts'),
+        onStderr: (text) => {
+          if (watching !== undefined || !/^config: /m.test(text)) return
+          watching = (async () => {
+            const until = performance.now() + 30_000
+            while (!cutWhileRunning && performance.now() < until) {
+              if (await installRunning(target)) {
+                cutter.cutAll()
+                cutWhileRunning = true
+              } else await new Promise((resolve) => setTimeout(resolve, 5))
+            }
+          })()
+        }
+      })
+      await watching
+      expect(cutWhileRunning).toBe(true)
+      expect(r.code, r.stderr).toBe(69)
+      expect(r.stderr).toMatch(/^error: the SSH connection to root@127\.0\.0\.1:\d+ was lost during "install": if the install script had started, it runs to its end on the host regardless \(its output: .*enroll\.log\)/m)
+    } finally {
+      cutter.server.close()
+    }
+    let pid = 0
+    await waitFor(async () => {
+      if (await installRunning(target)) return false
+      const pids = await agentsUnder(target)
+      pid = Number(await readFile(join(target, 'var/lib/grapevine/agent.pid'), 'utf8').catch(() => '0'))
+      return pids.length === 1 && pids[0] === pid
+    }, 'the install script to end, leaving one agent that the pid file names', 60_000)
+    expect(pid).not.toBe(before.pid)
+    expect(await alive(before.pid)).toBe(false)
+    expect((await stat(join(target, 'usr/bin/grapevine'))).ino).not.toBe(before.ino)
+    expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toMatch(/cut: "1"/)
+    expect(await readFile(join(target, 'var/lib/grapevine/enroll.log'), 'utf8')).toMatch(new RegExp(`^result=ok pid=${pid} `, 'm'))
+    expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
   }, 120_000)
 })

@@ -161,7 +161,7 @@ async function enroll (target: SshTarget, opts: EnrollFlags, session: SshSession
     out = (await timed('install', async () => await session.run('install', e.runInstallCommand(script, join(l.state, 'enroll.log'))))).stdout
   } catch (err) {
     // The script runs in a session of its own: a lost connection does not stop it half done.
-    if (err instanceof e.ConnectionLostError) throw new e.ConnectionLostError(`the SSH connection to ${e.targetText(target)} was lost while the install script ran; it runs to its end on the host regardless (its output: ${join(l.state, 'enroll.log')}). Run enroll again to see where it stands`, 'install')
+    if (err instanceof e.ConnectionLostError) throw new e.ConnectionLostError(`the SSH connection to ${e.targetText(target)} was lost during "install": if the install script had started, it runs to its end on the host regardless (its output: ${join(l.state, 'enroll.log')}), leaving the new agent running or the old one back; if not, nothing changed. Run enroll again to see where it stands (it removes what this run staged)`, 'install')
     throw err
   }
   const result = /^result=ok pid=(\d+) since=(\S+)$/m.exec(out)
