@@ -307,6 +307,19 @@ wait $pid || echo "agent exit: $?"`
 })
 
 describe('build-deb.mjs', () => {
+  it('builds the same bytes twice from one binary (times from the changelog, SOURCE_DATE_EPOCH)', async () => {
+    // Uncompressed, to compare what dpkg-deb archives without spending seconds in xz.
+    const env = { ...process.env, DPKG_DEB_COMPRESSOR_TYPE: 'none' }
+    const binary = await seaBinary()
+    const builds: Buffer[] = []
+    for (const out of ['same-1', 'same-2']) {
+      await run(process.execPath, [join(REPO_ROOT, 'scripts', 'build-deb.mjs'), binary, join(dir, out)], { env })
+      builds.push(await readFile(join(dir, out, `grapevine_${version}_amd64.deb`)))
+      await rm(join(dir, out), { recursive: true })
+    }
+    expect(builds[0]?.equals(builds[1] as Buffer)).toBe(true)
+  })
+
   it('exits 69 in one line when dpkg-deb is not installed', async () => {
     const bin = join(dir, 'no-dpkg')
     await mkdir(bin)
