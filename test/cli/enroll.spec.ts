@@ -291,7 +291,7 @@ describe('grapevine enroll over real SSH', () => {
 
   it('re-enrolling replaces the binary, restarts the agent and keeps its peer id, with the new config', async () => {
     const before = (await stat(join(target, 'usr/bin/grapevine'))).ino
-    const r = await enroll(target, ['--tag', 'tier=2', '--wait', '--timeout', '90s', '--json'])
+    const r = await enroll(target, ['--tag', 'tier=2', '--expires', '1y', '--wait', '--timeout', '90s', '--json'])
     expect(r.code, r.stderr).toBe(0)
     const again = JSON.parse(r.stdout) as Enrolled
     expect(again).toMatchObject({ peerId: first.peerId, identity: 'kept', admitted: true })
@@ -303,6 +303,10 @@ describe('grapevine enroll over real SSH', () => {
     expect((await stat(join(target, 'usr/bin/grapevine'))).ino).not.toBe(before)
     expect((await readdir(join(target, 'usr/bin'))).sort()).toEqual(['grapevine'])
     expect(await readFile(join(target, 'etc/grapevine/agent.yaml'), 'utf8')).toMatch(/tier: "2"/)
+    // A new certificate, for a year, asserting the new tags.
+    const cert = JSON.parse(await readFile(join(target, 'var/lib/grapevine/admission.cert'), 'utf8')) as { peer: string, tags: Record<string, string>, issuedAt: string, expires: string }
+    expect(cert).toMatchObject({ peer: first.peerId, tags: { role: 'web', tier: '2' } })
+    expect(Date.parse(cert.expires) - Date.parse(cert.issuedAt)).toBe(365 * 86_400_000)
     await waitFor(() => mesh!.agents[0]!.fleet.list().find((n) => n.id === first.peerId)?.tags.tier === '2', 'the node to report its new tag')
     current = again
   }, 180_000)

@@ -9,6 +9,7 @@ import { CliError, EXIT, print, printJson } from '../output.js'
 import { agentEndpoint, collect, parseTags } from '../defaults.js'
 import { parseDuration } from '../duration.js'
 import { connect, EXIT_TIMEOUT } from './mesh.js'
+import { parseDuration as certificateLifetime } from './admit.js'
 import type { FleetNode } from '../../receipt/index.js'
 import type { Layout, SshSession, SshTarget } from '../../enroll/index.js'
 
@@ -24,6 +25,7 @@ interface EnrollFlags {
   swarmKey?: string
   identity?: string
   key?: string
+  expires?: string
   wait?: boolean
   timeout: string
   prefix: string
@@ -140,7 +142,8 @@ async function enroll (target: SshTarget, opts: EnrollFlags, session: SshSession
   let enroller: string | undefined
   if (prepared.key !== undefined) {
     const { signAdmission } = await import('../../admission/index.js')
-    files.push({ path: l.cert, bytes: signAdmission({ peer: identity.peerId, name: name ?? identity.peerId, tags: prepared.tags, key: prepared.key, issuedAt: Date.now() }), mode: '0644' })
+    const now = Date.now()
+    files.push({ path: l.cert, bytes: signAdmission({ peer: identity.peerId, name: name ?? identity.peerId, tags: prepared.tags, key: prepared.key, issuedAt: now, ...(prepared.lifetimeMs !== undefined ? { expires: now + prepared.lifetimeMs } : {}) }), mode: '0644' })
     enroller = prepared.key.id
   }
   const { stringify } = await import('yaml')
@@ -179,6 +182,8 @@ interface Prepared {
   tags: Record<string, string>
   bootstrap: string[]
   key?: Awaited<ReturnType<typeof import('../../envelope/index.js')['readSigningKey']>>
+  /** --expires: the certificate's lifetime. */
+  lifetimeMs?: number
   swarmKey?: Uint8Array
 }
 
@@ -249,6 +254,7 @@ export const registerEnroll: Register = (program, done) => {
     .option('--tag <k=v>', 'a tag for the new node (its config, and its certificate with --key), repeatable', collect)
     .option('--name <name>', 'the node\'s name (default: the host\'s name)')
     .option('--key <file>', 'enroller key: sign the node\'s admission certificate here, for the peer id the node made')
+    .option('--expires <duration>', 'with --key: the certificate expires after this long: 90d, 12h, 2w, 1y (default: never)')
     .option('--swarm-key <file>', 'the mesh\'s pre-shared swarm key, copied to the host (mode 0600)')
     .option('--listen <multiaddr>', 'the new node\'s listen address, repeatable (default /ip4/0.0.0.0/tcp/7410)', collect)
     .option('--root <dir>', 'the new node\'s managed root (default /)')
@@ -284,6 +290,8 @@ export const registerEnroll: Register = (program, done) => {
       for (const [flag, file] of [['--identity', opts.identity], ['--known-hosts', opts.knownHosts]] as const) {
         if (file !== undefined) await stat(file).catch((err: NodeJS.ErrnoException) => { throw new CliError(`cannot read ${flag} ${file}: ${err.code ?? err.message}`, EXIT.UNAVAILABLE) })
       }
+      if (opts.expires !== undefined && opts.key === undefined) throw new CliError('--expires is the admission certificate\'s lifetime: give --key too', EXIT.USAGE)
+      const lifetimeMs = opts.expires !== undefined ? certificateLifetime(opts.expires) : undefined
       const key = opts.key !== undefined ? await readSigningKey(opts.key) : undefined
       let swarmKey: Uint8Array | undefined
       if (opts.swarmKey !== undefined) {
@@ -315,7 +323,7 @@ export const registerEnroll: Register = (program, done) => {
       const started = performance.now()
       let enrolled: Enrolled
       try {
-        enrolled = await enroll(target, opts, session, layout, { binary, bytes, arch, trust, tags, bootstrap, key, swarmKey })
+        enrolled = await enroll(target, opts, session, layout, { binary, bytes, arch, trust, tags, bootstrap, key, lifetimeMs, swarmKey })
       } catch (err) {
         const code = err instanceof Error ? ENROLL_ERROR_EXIT[err.name] : undefined
         if (code !== undefined) throw new CliError((err as Error).message, code)
