@@ -313,11 +313,11 @@ describe('grapevine enroll over real SSH', () => {
 
   it('from the single binary, which installs itself; the local agent\'s addresses as bootstrap; without --key the node is heard but not admitted: --wait exits 5 saying so', async () => {
     const unadmitted = join(dir, 'unadmitted')
-    const r = await enroll(unadmitted, ['--wait', '--timeout', '6s'], { without: ['--bootstrap', '--key', '--binary'], fromBinary: true })
+    const r = await enroll(unadmitted, ['--wait', '--timeout', '10s'], { without: ['--bootstrap', '--key', '--binary'], fromBinary: true })
     expect(r.code, r.stderr).toBe(5)
     const a0 = mesh!.agents[0]!
     expect(r.stderr).toContain(`bootstrap: the local agent's addresses: ${a0.multiaddrs.filter((a) => a.startsWith('/ip4/127.')).join(' ')}`)
-    expect(r.stderr).toMatch(/^wait: timed out after 6s: it was heard from \(.+\) but does not count as admitted: no-certificate$/m)
+    expect(r.stderr).toMatch(/^wait: timed out after 10s: it was heard from \(.+\) but does not count as admitted: no-certificate$/m)
     const peerId = /^enrolled newbie (\S+) on root@127\.0\.0\.1:\d+$/m.exec(r.stdout)?.[1]
     expect(peerId).toMatch(/^12D3KooW/)
     expect(await readFile(join(unadmitted, 'etc/grapevine/agent.yaml'), 'utf8')).toContain(`/p2p/${a0.peerId.toString()}`)
