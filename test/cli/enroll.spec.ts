@@ -176,6 +176,8 @@ interface EnrollOptions {
   fromBinary?: boolean
   /** Called with all of stderr so far, as it comes. */
   onStderr?: (stderr: string) => void
+  /** Run on a terminal (util-linux `script`): stdout and stderr both get what the terminal showed. */
+  tty?: boolean
 }
 
 async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions = {}): Promise<CliResult> {
@@ -187,7 +189,8 @@ async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions
     '--known-hosts', opts.knownHosts ?? join(dir, 'known_hosts'), '--identity', opts.identity ?? join(dir, 'client_key'),
     '--listen', '/ip4/127.0.0.1/tcp/0', '--agent', `unix:${api!.socket!}`,
     ...optional.filter(([flag]) => !(opts.without ?? []).includes(flag)).flat(), ...extra]
-  const [command, argv] = opts.fromBinary === true ? [binary, args] : [process.execPath, [CLI_PATH, ...args]]
+  let [command, argv] = opts.fromBinary === true ? [binary, args] : [process.execPath, [CLI_PATH, ...args]]
+  if (opts.tty === true) [command, argv] = ['script', ['-qefc', [command, ...argv].map((a) => `'${a.replace(/'/g, '\'\\\'\'')}'`).join(' '), '/dev/null']]
   return await new Promise((resolve, reject) => {
     const env = opts.fromBinary === true ? { PATH: process.env.PATH ?? '', HOME: dir } : process.env
     const child = spawn(command, argv, { cwd: REPO_ROOT, env: { ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 150_000 })
@@ -199,7 +202,7 @@ async function enroll (prefix: string, extra: string[] = [], opts: EnrollOptions
       opts.onStderr?.(stderr)
     })
     child.once('error', reject)
-    child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }) })
+    child.once('close', (code, signal) => { resolve(opts.tty === true ? { code, signal, stdout, stderr: stdout } : { code, signal, stdout, stderr }) })
   })
 }
 
@@ -335,8 +338,11 @@ describe('grapevine enroll over real SSH', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
     const busy = (taken.address() as { port: number }).port
     try {
-      const r = await enroll(target, ['--listen', `/ip4/127.0.0.1/tcp/${busy}`])
+      // On a terminal, so the upload shows its live counter too.
+      const r = await enroll(target, ['--listen', `/ip4/127.0.0.1/tcp/${busy}`], { tty: true })
       expect(r.code).toBe(69)
+      // eslint-disable-next-line no-control-regex
+      expect(r.stderr).toMatch(/\r\x1b\[2Kupload: 0\.0 \/ \d+\.\d MiB(\r\x1b\[2Kupload: \d+\.\d \/ \d+\.\d MiB)*\r\x1b\[2Kupload: \d+\.\d MiB binary to /)
       const restarted = /error: install failed on .*cannot listen on \/ip4\/127\.0\.0\.1\/tcp\/\d+.*result=failed the new agent did not start \(its log above\); the old one runs again, pid (\d+)/.exec(r.stderr)
       expect(restarted, r.stderr).not.toBeNull()
       const pid = Number(restarted![1])

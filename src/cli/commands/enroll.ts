@@ -63,6 +63,29 @@ function progress (step: string, text: string, ms?: number): void {
   process.stderr.write(`${step}: ${text}${ms !== undefined ? ` (${seconds(ms)})` : ''}\n`)
 }
 
+/** Milliseconds between a live counter's updates. */
+const COUNTER_INTERVAL_MS = 250
+
+/**
+ * On a terminal, a live byte counter on stderr (`upload: 41.0 / 99.3 MiB`), rewritten in place
+ * at most every COUNTER_INTERVAL_MS, and cleared when done; elsewhere nothing.
+ */
+function liveCounter (step: string, total: number): { update: (sent: number) => void, done: () => void } {
+  if (process.stderr.isTTY !== true) return { update: () => {}, done: () => {} }
+  let last = 0
+  const show = (sent: number): void => { process.stderr.write(`\r\x1b[2K${step}: ${(sent / 1048576).toFixed(1)} / ${MiB(total)}`) }
+  show(0)
+  return {
+    update: (sent) => {
+      const now = performance.now()
+      if (now - last < COUNTER_INTERVAL_MS) return
+      last = now
+      show(sent)
+    },
+    done: () => { process.stderr.write('\r\x1b[2K') }
+  }
+}
+
 /** The binary to install: --binary, else this process's own when it is the single binary, else `npm run release`'s. */
 async function chooseBinary (flag: string | undefined): Promise<string> {
   if (flag !== undefined) {
@@ -122,7 +145,8 @@ async function enroll (target: SshTarget, opts: EnrollFlags, session: SshSession
   progress('probe', `${probe.arch}, ${service === 'systemd' ? 'systemd' : 'no systemd: a detached process with a pid file'}, ${probe.installed !== undefined ? `installed: ${probe.installed}${probe.runningPid !== undefined ? `, running as pid ${probe.runningPid}` : ''}` : 'no agent installed'}${probe.cleaned > 0 ? `, removed ${probe.cleaned} file(s) an interrupted run staged` : ''}`, timings.probe)
 
   const stagedBin = e.staged(l.bin, nonce)
-  const uploaded = await timed('upload', async () => await uploadFile(session, 'upload', createReadStream(prepared.binary), stagedBin, '0755'))
+  const counter = liveCounter('upload', prepared.bytes)
+  const uploaded = await timed('upload', async () => await uploadFile(session, 'upload', createReadStream(prepared.binary), stagedBin, '0755', counter.update).finally(counter.done))
   if (uploaded.remote !== uploaded.local) throw new e.RemoteStepError(`the binary arrived damaged on ${e.targetText(target)} (sha256 ${uploaded.remote.slice(0, 16)}…, sent ${uploaded.local.slice(0, 16)}…): run enroll again`, 'upload')
   progress('upload', `${MiB(prepared.bytes)} binary to ${stagedBin}, sha256 checked on the host`, timings.upload)
 
@@ -200,11 +224,18 @@ interface Enrolled {
 }
 
 /** Streams a file to a staged path on the target; the local and remote SHA-256 of what went. */
-async function uploadFile (session: SshSession, step: string, input: Buffer | NodeJS.ReadableStream, path: string, mode: string): Promise<{ local: string, remote: string }> {
+async function uploadFile (session: SshSession, step: string, input: Buffer | NodeJS.ReadableStream, path: string, mode: string, onBytes?: (sent: number) => void): Promise<{ local: string, remote: string }> {
   const { uploadCommand } = await import('../../enroll/index.js')
   const hash = createHash('sha256')
+  let sent = 0
   if (Buffer.isBuffer(input)) hash.update(input)
-  else input.on('data', (b: Buffer) => { hash.update(b) })
+  else {
+    input.on('data', (b: Buffer) => {
+      hash.update(b)
+      sent += b.length
+      onBytes?.(sent)
+    })
+  }
   const r = await session.run(step, uploadCommand(path, mode), input as Buffer)
   return { local: hash.digest('hex'), remote: r.stdout.trim().split(/\s+/)[0] ?? '' }
 }
