@@ -141,6 +141,8 @@ start() {
     while alive "$old"; do
       i=$((i+1))
       [ $i -eq $((${STOP_TIMEOUT_S} * 10)) ] && kill -KILL "$old" 2>/dev/null
+      # Not even SIGKILL (stuck in the kernel): change nothing, and say so.
+      [ $i -ge $((${STOP_TIMEOUT_S} * 20)) ] && { echo "result=failed the old agent, pid $old, did not stop (not even for SIGKILL); nothing was changed"; exit 1; }
       sleep 0.1
     done
     echo "stopped the old agent, pid $old"
