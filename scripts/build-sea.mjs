@@ -43,6 +43,13 @@ const seaFriendly = {
       if (rel === 'cli/main.js') {
         source = source.replace("readFileSync(new URL('../../package.json', import.meta.url), 'utf8')", JSON.stringify(JSON.stringify({ version: versionLine })))
       }
+      if (rel === 'enroll/unit.js') {
+        // The unit enroll installs is docs/grapevine.service, which the binary carries as text.
+        const unit = await readFile(resolve(root, 'docs', 'grapevine.service'), 'utf8')
+        const read = "readFileSync(new URL('../../docs/grapevine.service', import.meta.url), 'utf8')"
+        if (!source.includes(read)) throw new Error(`${rel} no longer reads docs/grapevine.service as build-sea.mjs expects: update the replacement`)
+        source = source.replace(read, JSON.stringify(unit))
+      }
       if (rel === 'policy/load.js') {
         // The policy cache's build id: the binary itself, not a schema.js that it does not ship.
         source = source.replace(/new URL\(`\.\/schema\$\{extname\(fileURLToPath\(import\.meta\.url\)\)\}`, import\.meta\.url\)/, 'process.execPath')

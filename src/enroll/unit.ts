@@ -1,37 +1,21 @@
+import { readFileSync } from 'node:fs'
 import type { Layout } from './layout.js'
 
 /**
- * The systemd unit enroll installs: docs/grapevine.service's settings (the unit the Debian
- * package installs), with ExecStart naming this layout's binary, config and state. Under a
- * prefix the state directory is not systemd's (StateDirectory= would make /var/lib/grapevine).
+ * docs/grapevine.service, the unit the Debian package installs: the one copy of the unit's
+ * settings and the reasons for them. The single binary holds its text (scripts/build-sea.mjs).
  */
-export function unitFor (l: Layout): string {
-  const underPrefix = l.prefix !== '/'
-  return `# Written by grapevine enroll (docs/enroll.md); the same settings as docs/grapevine.service.
-[Unit]
-Description=Grapevine configuration agent
-Documentation=https://github.com/grapevine/grapevine#readme
-Wants=network-online.target
-After=network-online.target
+function packagedUnit (): string {
+  return readFileSync(new URL('../../docs/grapevine.service', import.meta.url), 'utf8')
+}
 
-[Service]
-Type=simple
-ExecStart=${l.bin} agent --config ${l.config} --state ${l.state}
-KillSignal=SIGTERM
-TimeoutStopSec=30
-Restart=on-failure
-RestartSec=5
-RestartPreventExitStatus=64
-${underPrefix ? '' : 'StateDirectory=grapevine\nStateDirectoryMode=0700\n'}NoNewPrivileges=true
-PrivateTmp=true
-ProtectKernelLogs=true
-ProtectControlGroups=true
-RestrictRealtime=true
-LockPersonality=true
-SystemCallArchitectures=native
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
-
-[Install]
-WantedBy=multi-user.target
-`
+/**
+ * The systemd unit enroll installs: the package's, with ExecStart naming this layout's binary,
+ * config and state. Under a prefix the state directory is not systemd's (StateDirectory= would
+ * make /var/lib/grapevine).
+ */
+export function unitFor (l: Layout, unit = packagedUnit()): string {
+  const lines = unit.split('\n').map((line) => line.startsWith('ExecStart=') ? `ExecStart=${l.bin} agent --config ${l.config} --state ${l.state}` : line)
+  const kept = l.prefix === '/' ? lines : lines.filter((line) => !line.startsWith('StateDirectory'))
+  return `# Written by grapevine enroll (docs/enroll.md): docs/grapevine.service, with this host's paths.\n${kept.join('\n')}`
 }

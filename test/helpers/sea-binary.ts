@@ -29,7 +29,7 @@ async function hashTree (hash: ReturnType<typeof createHash>, dir: string): Prom
 
 async function buildKey (): Promise<string> {
   const hash = createHash('sha256').update(process.version)
-  for (const f of ['package.json', 'scripts/build-sea.mjs', 'scripts/bundle-source.mjs']) hash.update(await readFile(join(REPO_ROOT, f)))
+  for (const f of ['package.json', 'scripts/build-sea.mjs', 'scripts/bundle-source.mjs', 'docs/grapevine.service']) hash.update(await readFile(join(REPO_ROOT, f)))
   await hashTree(hash, join(REPO_ROOT, 'dist'))
   return hash.digest('hex').slice(0, 16)
 }
