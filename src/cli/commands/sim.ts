@@ -167,9 +167,10 @@ export const registerSim: Register = (program, done) => {
             signal: abort.signal
           })
         } catch (err) {
-          // The netns engine's prerequisites (root, ip, iptables, the delayer's compiler and headers): one line, what to install.
+          // The netns engine's prerequisites (root, ip, iptables, the delayer's compiler and headers, a
+          // kernel that lets this process make namespaces): one line, what failed or what to install.
           const name = (err as Error).name
-          if (name === 'NetnsUnavailableError' || name === 'DelayerBuildError') throw new CliError((err as Error).message, name === 'NetnsUnavailableError' && process.getuid?.() !== 0 ? EXIT.NOPERM : EXIT.UNAVAILABLE)
+          if (name === 'NetnsUnavailableError' || name === 'DelayerBuildError' || name === 'NetworkCommandError') throw new CliError((err as Error).message, name === 'NetnsUnavailableError' && process.getuid?.() !== 0 ? EXIT.NOPERM : EXIT.UNAVAILABLE)
           throw err
         } finally {
           printer.end()
