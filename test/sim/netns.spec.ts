@@ -138,6 +138,23 @@ describe.runIf(isRoot)('grapevine sim --engine netns (root)', () => {
   }, 200_000)
 })
 
+describe.runIf(isRoot)('the sweep of dead runs (root)', () => {
+  it('removes what a run whose coordinator is gone left behind: namespace, bridge, FORWARD rule', async () => {
+    // A pid that existed and is gone: a finished child's.
+    const done = spawn('true')
+    await new Promise((resolve) => done.once('exit', resolve))
+    const prefix = `gv${done.pid as number}`
+    await run('ip', ['netns', 'add', `${prefix}-h0`])
+    await run('ip', ['link', 'add', `${prefix}br`, 'type', 'bridge'])
+    await run('iptables', ['-I', 'FORWARD', '-i', `${prefix}br`, '-o', `${prefix}br`, '-j', 'ACCEPT', '-m', 'comment', '--comment', prefix])
+    expect(await leftovers(prefix)).toHaveLength(3)
+    const code = `import(${JSON.stringify(join(REPO_ROOT, 'dist', 'sim', 'netns', 'index.js'))}).then((m) => m.sweepDeadRuns()).then((p) => console.log(JSON.stringify(p)))`
+    const r = await run(process.execPath, ['-e', code])
+    expect(JSON.parse(r.stdout)).toContain(prefix)
+    expect(await leftovers(prefix)).toEqual([])
+  })
+})
+
 describe('grapevine sim --engine netns without root', () => {
   it('says it needs root in one line and exits 77', async () => {
     const node = process.execPath
