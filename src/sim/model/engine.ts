@@ -73,6 +73,16 @@ export interface EngineParams {
   /** 'node': every agent has its own CPU; a number: all agents share that many cores (live runs on one host). */
   cpuShare: 'node' | number
   /**
+   * Agents per host (the scenario's nodes.perHost; 1 when absent): node i is on host
+   * i mod ceil(N / perHost), as the netns engine places them. Agents on one host talk over
+   * loopback (no latency, no loss, loopbackBytesPerS) and, with perHost > 1, run in one
+   * single-threaded process and share one disk: the netns engine's one worker process per host.
+   * On dedicated hosts that is the host's disk; on a shared host there is one disk anyway.
+   */
+  perHost: number
+  /** Bandwidth between two agents on one host, bytes/s. */
+  loopbackBytesPerS: number
+  /**
    * Envelopes over this many bytes go as a signed header, the body fetched from the announcer
    * (announce-and-fetch); smaller ones, or all with 0, are gossiped whole. As the agent's --announce-threshold.
    */
@@ -217,6 +227,8 @@ export class Engine {
   readonly cpuFree: Float64Array
   readonly cores: Float64Array
   readonly diskFree: Float64Array
+  /** Hosts the first `nodes` agents were placed on (ceil(N / perHost)); node i is on host i mod hosts. */
+  readonly hosts: number
   /** Shared host: how much slower message work runs because of every agent's background load. */
   private slowdown = 1
   readonly phase: Float64Array
@@ -266,6 +278,7 @@ export class Engine {
     this.cpuFree = new Float64Array(capacity)
     this.cores = new Float64Array(typeof p.cpuShare === 'number' ? Math.max(1, p.cpuShare) : 0)
     this.diskFree = new Float64Array(typeof p.cpuShare === 'number' ? 1 : capacity)
+    this.hosts = Math.max(1, Math.ceil(nodes / Math.max(1, p.perHost)))
     this.phase = new Float64Array(capacity)
     this.syncArmed = new Uint8Array(capacity)
     for (let i = 0; i < names; i++) this.current.push(new Int32Array(capacity).fill(-1))
@@ -291,8 +304,19 @@ export class Engine {
     return a === 0 || b === 0 || a === b
   }
 
-  private latency (): number {
-    return sampleLatency(this.p.net.latency, this.random)
+  /** The host node `v` runs on. */
+  hostOf (v: number): number {
+    return this.p.perHost > 1 ? v % this.hosts : v
+  }
+
+  /** u and v run on one host: their messages go over loopback. */
+  sameHost (u: number, v: number): boolean {
+    return this.p.perHost > 1 && u % this.hosts === v % this.hosts
+  }
+
+  /** One-way delay from u to v: none on loopback. */
+  private latency (u: number, v: number): number {
+    return this.sameHost(u, v) ? 0 : sampleLatency(this.p.net.latency, this.random)
   }
 
   /**
@@ -301,29 +325,33 @@ export class Engine {
    * of the maximum directly (one draw per message, not one per segment), the same law as
    * link.ts's lossDelay.
    */
-  private lossDelay (bytes: number): number {
+  private lossDelay (bytes: number, u: number, v: number): number {
     const p = this.p.net.loss
-    if (p <= 0) return 0
+    if (p <= 0 || this.sameHost(u, v)) return 0
     const segs = Math.max(1, Math.ceil(bytes / DEFAULT_MSS_BYTES))
-    const u = this.random()
+    const r = this.random()
     let k = 0
-    while (k < MAX_BACKOFFS && u < 1 - (1 - p ** (k + 1)) ** segs) k++
+    while (k < MAX_BACKOFFS && r < 1 - (1 - p ** (k + 1)) ** segs) k++
     return this.p.net.rto * (2 ** k - 1)
   }
 
   /** Runs `cost` ms of CPU for `node` from `t`; returns when it is done. */
   cpu (node: number, t: number, cost: number): number {
     if (cost <= 0) return t
+    // Several agents on a host run in one single-threaded process: their work queues on it.
+    const thread = this.hostOf(node)
     if (this.cores.length === 0) {
-      const done = Math.max(t, this.cpuFree[node]!) + cost
-      this.cpuFree[node] = done
+      const done = Math.max(t, this.cpuFree[thread]!) + cost
+      this.cpuFree[thread] = done
       return done
     }
     cost *= this.slowdown
     let best = 0
     for (let i = 1; i < this.cores.length; i++) if (this.cores[i]! < this.cores[best]!) best = i
-    const done = Math.max(t, this.cores[best]!) + cost
+    const start = this.p.perHost > 1 ? Math.max(t, this.cores[best]!, this.cpuFree[thread]!) : Math.max(t, this.cores[best]!)
+    const done = start + cost
     this.cores[best] = done
+    if (this.p.perHost > 1) this.cpuFree[thread] = done
     return done
   }
 
@@ -338,7 +366,7 @@ export class Engine {
   /** Runs `cost` ms of disk I/O for `node` from `t` (one disk per node, or one for all on a shared host). */
   disk (node: number, t: number, cost: number): number {
     if (cost <= 0) return t
-    const i = this.diskFree.length === 1 ? 0 : node
+    const i = this.diskFree.length === 1 ? 0 : this.hostOf(node)
     const done = Math.max(t, this.diskFree[i]!) + cost
     this.diskFree[i] = done
     return done
@@ -349,16 +377,21 @@ export class Engine {
   }
 
   /** Sends `bytes` from u to v at t: CPU to encode, then the uplink queue, then the link. Returns the arrival time. */
-  private transmit (u: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
-    return this.uplink(u, t, bytes, kind, cpuMs) + this.latency() + this.lossDelay(bytes)
+  private transmit (u: number, v: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
+    return this.uplink(u, v, t, bytes, kind, cpuMs) + this.latency(u, v) + this.lossDelay(bytes, u, v)
   }
 
   /** CPU to encode, then the uplink queue: when the last byte has left u. */
-  private uplink (u: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
+  private uplink (u: number, v: number, t: number, bytes: number, kind: 'gossip' | 'sync', cpuMs = this.p.cpu.sendMs + this.kib(bytes)): number {
     const ready = this.cpu(u, t, cpuMs)
-    const start = Math.max(ready, this.upFree[u]!)
-    const done = start + bytes * 1000 / this.p.net.uplinkBytesPerS
-    this.upFree[u] = done
+    let done: number
+    if (this.sameHost(u, v)) {
+      // Loopback does not use the host's uplink.
+      done = ready + bytes * 1000 / this.p.loopbackBytesPerS
+    } else {
+      done = Math.max(ready, this.upFree[u]!) + bytes * 1000 / this.p.net.uplinkBytesPerS
+      this.upFree[u] = done
+    }
     if (kind === 'gossip') this.traffic.gossipSent[u]! += bytes
     else this.traffic.syncSent[u]! += bytes
     return done
@@ -373,7 +406,7 @@ export class Engine {
       this.traffic.syncSent[u]! += bytes
       this.traffic.syncRecv[v]! += bytes
     }
-    return t + this.latency() + this.lossDelay(bytes)
+    return t + this.latency(u, v) + this.lossDelay(bytes, u, v)
   }
 
   private wireBytes (m: ModelMessage): number {
@@ -483,7 +516,7 @@ export class Engine {
     for (let i = 0; i < n; i++) {
       const v = rows.get(node, i)
       if (v === from || !this.live(node, v) || skip?.includes(v) === true) continue
-      this.schedule(this.transmit(node, t, bytes, 'gossip'), Ev.Arrive, v, node, msg)
+      this.schedule(this.transmit(node, v, t, bytes, 'gossip'), Ev.Arrive, v, node, msg)
     }
     if (this.p.gossip.historyGossip > 0) this.schedule(this.nextHeartbeat(node, t), Ev.GossipTick, node, this.p.gossip.historyGossip, msg)
   }
@@ -640,7 +673,7 @@ export class Engine {
     const up = this.msgs[this.receiptMsg[receipt]!]!.upstream[v]!
     const to = receiptRoute(up < 0 ? undefined : up, from < 0 ? undefined : from, (w) => this.live(v, w))
     if (to === undefined) return
-    this.schedule(this.transmit(v, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, to, receipt, v)
+    this.schedule(this.transmit(v, to, t, this.p.receiptBytes + RPC_OVERHEAD_BYTES, 'gossip'), Ev.ReceiptArrive, to, receipt, v)
   }
 
   private receiptArrive (v: number, receipt: number, from: number): void {
@@ -688,7 +721,7 @@ export class Engine {
       m.state[w]! &= ~ASKED
       return
     }
-    this.schedule(this.transmit(v, this.now, this.wireBytes(m), 'gossip'), Ev.Arrive, w, v, msg)
+    this.schedule(this.transmit(v, w, this.now, this.wireBytes(m), 'gossip'), Ev.Arrive, w, v, msg)
   }
 
   // ---- announce-and-fetch ----------------------------------------------------
@@ -746,7 +779,7 @@ export class Engine {
       this.schedule(this.now + FETCH_TIMEOUT_MS, Ev.FetchFailed, v, w, msg)
       return
     }
-    if (this.current[m.name]![w] === msg) this.schedule(this.transmit(w, this.now, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.BodyArrive, v, w, msg)
+    if (this.current[m.name]![w] === msg) this.schedule(this.transmit(w, v, this.now, m.bytes + RPC_OVERHEAD_BYTES, 'sync'), Ev.BodyArrive, v, w, msg)
     else this.schedule(this.control(w, v, this.now, RPC_OVERHEAD_BYTES, 'sync'), Ev.FetchFailed, v, w, msg)
   }
 
@@ -788,7 +821,7 @@ export class Engine {
     this.traffic.syncSent[w]! += dw
     this.traffic.syncRecv[v]! += dw
     // Opening the stream and crossing digests: one round trip; the wants and envelopes are the second (SYNC_RTTS).
-    this.schedule(t + this.rtts(SYNC_RTTS - 1), Ev.SyncCompare, v, w, settle)
+    this.schedule(t + this.rtts(SYNC_RTTS - 1, v, w), Ev.SyncCompare, v, w, settle)
   }
 
   private digestSize (v: number): number {
@@ -867,9 +900,9 @@ export class Engine {
     let latency = -1
     for (const msg of msgs) {
       const bytes = this.msgs[msg]!.bytes + RPC_OVERHEAD_BYTES
-      const sent = this.uplink(from, wantAt, bytes, 'sync')
-      if (latency < 0) latency = this.latency()
-      at.push(Math.max(at[at.length - 1] ?? 0, sent + latency + this.lossDelay(bytes)))
+      const sent = this.uplink(from, to, wantAt, bytes, 'sync')
+      if (latency < 0) latency = this.latency(from, to)
+      at.push(Math.max(at[at.length - 1] ?? 0, sent + latency + this.lossDelay(bytes, from, to)))
     }
     this.schedule(at[0]!, Ev.SyncArrive, to, from, this.openStream(msgs, at, settle))
   }
@@ -922,7 +955,8 @@ export class Engine {
       this.fetches.delete(i * this.capacity + v)
     }
     this.upFree[v] = this.now
-    this.cpuFree[v] = this.now
+    // Its process is gone; with several agents per host the others keep it busy.
+    if (this.p.perHost <= 1) this.cpuFree[v] = this.now
     this.updateSlowdown()
   }
 
@@ -947,16 +981,17 @@ export class Engine {
       const w = this.g.conn.get(v, i)
       if (!this.live(v, w)) continue
       if (!fresh) this.traffic.connections[v]!++
-      this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+      this.schedule(this.now + this.rtts(CONNECT_RTTS, v, w), Ev.Connected, v, w)
     }
-    this.schedule(this.nextHeartbeat(v, this.now + this.rtts(CONNECT_RTTS)), Ev.Heartbeat, v)
+    this.schedule(this.nextHeartbeat(v, this.now + this.rtts(CONNECT_RTTS, v, -1)), Ev.Heartbeat, v)
     this.armSync(v, this.now)
     if (fresh && this.maintaining) this.schedule(this.now + this.random() * this.p.gossip.reconnectMs, Ev.Maintain, v)
   }
 
-  private rtts (k: number): number {
+  /** k round trips between u and v (-1: a peer on another host). */
+  private rtts (k: number, u: number, v: number): number {
     let t = 0
-    for (let i = 0; i < k; i++) t += this.latency() + this.latency()
+    for (let i = 0; i < k; i++) t += this.latency(u, v) + this.latency(v, u)
     return t
   }
 
@@ -1023,7 +1058,7 @@ export class Engine {
     this.traffic.connections[v]!++
     this.traffic.connections[w]!++
     this.linkSince.set(this.linkKey(v, w), this.now)
-    this.schedule(this.now + this.rtts(CONNECT_RTTS), Ev.Connected, v, w)
+    this.schedule(this.now + this.rtts(CONNECT_RTTS, v, w), Ev.Connected, v, w)
   }
 
   /**

@@ -22,7 +22,7 @@ import type { RunProgress } from '../runner.js'
 import { Engine, chainFieldBytes, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
 import {
   D_LAZY, DEDICATED_CPU, DEFAULT_TAIL_MS, DEFAULT_UPLINK_BYTES_PER_S, FLOOD_PUBLISH, GOSSIP_FACTOR, HEADER_BYTES, HEARTBEAT_MS,
-  HISTORY_GOSSIP, MESH_D, MESH_D_HI, MESH_D_LO, RECEIPT_BYTES, RECONNECT_MS, SYNC_INTERVAL_MS, TARGET_PEERS
+  HISTORY_GOSSIP, LOOPBACK_UPLINK_BYTES_PER_S, MESH_D, MESH_D_HI, MESH_D_LO, RECEIPT_BYTES, RECONNECT_MS, SYNC_INTERVAL_MS, TARGET_PEERS
 } from './constants.js'
 
 export { Engine, chainFieldBytes, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
@@ -35,6 +35,9 @@ export interface ModelOverrides {
   net?: Partial<NetParams>
   cpu?: Partial<CpuCosts>
   cpuShare?: EngineParams['cpuShare']
+  /** Agents per host (default: the scenario's nodes.perHost, else 1). */
+  perHost?: number
+  loopbackBytesPerS?: number
   /** Bytes over which envelopes are announced and fetched (default: the scenario's agent.announceThreshold, else the agent's default). */
   announceThreshold?: number
   headerBytes?: number
@@ -108,6 +111,8 @@ export function defaultParams (scenario: Pick<Scenario, 'network' | 'agent'>, ov
     net: { ...net, ...overrides.net },
     cpu: { ...DEDICATED_CPU, ...overrides.cpu },
     cpuShare: overrides.cpuShare ?? 'node',
+    perHost: overrides.perHost ?? 1,
+    loopbackBytesPerS: overrides.loopbackBytesPerS ?? LOOPBACK_UPLINK_BYTES_PER_S,
     announceThreshold: overrides.announceThreshold ?? scenario.agent.announceThreshold ?? DEFAULT_ANNOUNCE_THRESHOLD,
     headerBytes: overrides.headerBytes ?? HEADER_BYTES,
     receipts: overrides.receipts ?? true,
@@ -169,7 +174,8 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   const wall = performance.now()
   const seed = options.seed ?? scenario.seed ?? DEFAULT_SEED
   const count = options.nodes ?? scenario.nodes.count
-  const params = defaultParams(scenario, mergeOverrides(hostOverrides(options.host ?? { kind: 'dedicated' }), options.params))
+  const placed: ModelOverrides = scenario.nodes.perHost !== undefined ? { perHost: scenario.nodes.perHost } : {}
+  const params = defaultParams(scenario, mergeOverrides(mergeOverrides(placed, hostOverrides(options.host ?? { kind: 'dedicated' })), options.params))
   const settle = options.settleMs ?? 1500
   const scale = options.deadlineScale ?? 1
   const random = prng(seedOf(seed, 'model', scenario.name))
