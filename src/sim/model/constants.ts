@@ -91,5 +91,29 @@ export const DEDICATED_CPU = { verifyMs: 1, receiptVerifyMs: 0.5, duplicateMs: 0
  */
 export const SHARED_HOST_CPU = { verifyMs: 1.25, receiptVerifyMs: 1, duplicateMs: 0.05, sendMs: 0.1, applyMs: 2, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 7 } as const
 
+/**
+ * The shared host in the netns engine's shape (`grapevine sim --engine netns`: one worker process
+ * per simulated host, nodes.perHost agents in it, every host on this 2-core machine). Fitted by
+ * grid search on log T50/T90/T100 applied and all-held at N = 30 and 60, 0–50 ms and 0–5% loss,
+ * to the netns engine's figures in simulations/netns-calibration-netns.json (`npm run
+ * sim:calibrate`; docs/scale.md, "The model against a real network"). The message path is the
+ * live fit's but for verifyMs (a worker runs 3 agents and shares the cores with 9 other
+ * processes and the delayer, not 2). Applies are what the live fit never saw: each accepted
+ * envelope is first stored durably (saveIoMs), then applied (applyIoMs), both on the one disk
+ * every agent shares, so at N agents the last apply lands about N × (saveIoMs + applyIoMs)
+ * after the publish; the records' apply durationMs (median 97 ms at N = 30, 192 ms at N = 60)
+ * is mostly that queue. The old applyIoMs of 240 ms (bench:mesh) made every publish take 7.2 s
+ * at N = 30; the netns engine takes 0.5 s.
+ */
+export const NETNS_SHARED_CPU = { ...SHARED_HOST_CPU, verifyMs: 2, applyMs: 2, applyIoMs: 12, saveIoMs: 6 } as const
+
+/**
+ * The netns engine's delayed links, besides the scenario's delay: every packet goes through one
+ * user-space NFQUEUE delayer on the same cores as every agent (src/sim/netns/delayer.ts), so
+ * each message between hosts waits for it too. Fitted with NETNS_SHARED_CPU; 0 on real networks
+ * and without delay (no delayer then).
+ */
+export const NETNS_SHARED_NET = { shapedHopMs: 60 } as const
+
 /** The time past the last event a run keeps going when the scenario gives no duration and has no check. */
 export const DEFAULT_TAIL_MS = 120_000

@@ -36,6 +36,11 @@ export interface CpuCosts {
   backgroundMsPerS: number
   /** Disk time of an apply (atomic writes, fsyncs, state and history), on the node's disk, or the one shared disk. */
   applyIoMs: number
+  /**
+   * Disk time to store an accepted envelope durably, queued when it is accepted; its apply
+   * waits for it (the agent's Intake.saving). 0 (absent): counted in applyIoMs.
+   */
+  saveIoMs?: number
 }
 
 export interface GossipParams {
@@ -64,6 +69,13 @@ export interface NetParams {
   rto: number
   /** Per-node upload bandwidth, bytes/s. */
   uplinkBytesPerS: number
+  /**
+   * Extra one-way delay of a message between two hosts when the link is delayed at all
+   * (latency not a constant 0): 0 for a real network. The netns engine's delay is a user-space
+   * NFQUEUE delayer sharing this machine's cores with every agent, and the kernel's per-packet
+   * delay meets TCP's ACK clocking; fitted on the shared host (constants.ts NETNS_SHARED_NET).
+   */
+  shapedHopMs?: number
 }
 
 export interface EngineParams {
@@ -229,6 +241,7 @@ export class Engine {
   readonly diskFree: Float64Array
   /** Hosts the first `nodes` agents were placed on (ceil(N / perHost)); node i is on host i mod hosts. */
   readonly hosts: number
+  private readonly shapedHopMs: number
   /** Shared host: how much slower message work runs because of every agent's background load. */
   private slowdown = 1
   readonly phase: Float64Array
@@ -279,6 +292,8 @@ export class Engine {
     this.cores = new Float64Array(typeof p.cpuShare === 'number' ? Math.max(1, p.cpuShare) : 0)
     this.diskFree = new Float64Array(typeof p.cpuShare === 'number' ? 1 : capacity)
     this.hosts = Math.max(1, Math.ceil(nodes / Math.max(1, p.perHost)))
+    const l = p.net.latency
+    this.shapedHopMs = l.dist === 'constant' && l.ms <= 0 ? 0 : p.net.shapedHopMs ?? 0
     this.phase = new Float64Array(capacity)
     this.syncArmed = new Uint8Array(capacity)
     for (let i = 0; i < names; i++) this.current.push(new Int32Array(capacity).fill(-1))
@@ -316,7 +331,7 @@ export class Engine {
 
   /** One-way delay from u to v: none on loopback. */
   private latency (u: number, v: number): number {
-    return this.sameHost(u, v) ? 0 : sampleLatency(this.p.net.latency, this.random)
+    return this.sameHost(u, v) ? 0 : sampleLatency(this.p.net.latency, this.random) + this.shapedHopMs
   }
 
   /**
@@ -604,9 +619,10 @@ export class Engine {
     this.hooks.onAccept(v, msg, via, t)
     const targeted = m.targeted === undefined || m.targeted[v] === 1
     // A record, or a staged version for this node: what it enforces is the scenario layer's call (enforce).
+    const saved = this.disk(v, t, this.p.cpu.saveIoMs ?? 0)
     if (m.record === true || (m.staged === true && targeted)) return true
     if (targeted) {
-      this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
+      this.schedule(this.disk(v, Math.max(saved, this.cpu(v, t, this.p.cpu.applyMs)), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
     } else if (this.p.receipts) {
       this.sendReceipt(v, this.newReceipt(msg, v), -1, t)
     }

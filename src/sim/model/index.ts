@@ -17,7 +17,7 @@ import { DEFAULT_ANNOUNCE_THRESHOLD, PEER_ROTATION_CHANCE } from '../../node/con
 import { DEFAULT_BEACON_INTERVAL_MS } from '../../receipt/constants.js'
 import { ROLLOUT_NAME_PREFIX, type MaxFailures, type RolloutAction } from '../../rollout/index.js'
 import { ModelRollout } from './rollout.js'
-import { hostOverrides, type HostModel } from './host.js'
+import { hostOverrides, sharedFitFor, type HostModel } from './host.js'
 import type { RunProgress } from '../runner.js'
 import { Engine, chainFieldBytes, type CpuCosts, type EngineParams, type GossipParams, type NetParams } from './engine.js'
 import {
@@ -27,7 +27,7 @@ import {
 
 export { Engine, chainFieldBytes, type EngineParams, type CpuCosts, type GossipParams, type NetParams } from './engine.js'
 export { EventQueue } from './heap.js'
-export { describeHost, hostOverrides, sharedHostOverrides, type HostModel } from './host.js'
+export { describeHost, hostOverrides, sharedFitFor, sharedHostOverrides, type HostModel, type SharedFit } from './host.js'
 
 /** Engine parameters to override; nested groups merge with the defaults. */
 export interface ModelOverrides {
@@ -175,7 +175,10 @@ export function simulate (scenario: Scenario, options: ModelOptions = {}): Model
   const seed = options.seed ?? scenario.seed ?? DEFAULT_SEED
   const count = options.nodes ?? scenario.nodes.count
   const placed: ModelOverrides = scenario.nodes.perHost !== undefined ? { perHost: scenario.nodes.perHost } : {}
-  const params = defaultParams(scenario, mergeOverrides(mergeOverrides(placed, hostOverrides(options.host ?? { kind: 'dedicated' })), options.params))
+  const host = options.host ?? { kind: 'dedicated' }
+  // A shared host without a named fit takes the costs fitted to the engine the file was written for.
+  const fitted: HostModel = host.kind === 'shared' && host.fit === undefined ? { ...host, fit: sharedFitFor(scenario.engine) } : host
+  const params = defaultParams(scenario, mergeOverrides(mergeOverrides(placed, hostOverrides(fitted)), options.params))
   const settle = options.settleMs ?? 1500
   const scale = options.deadlineScale ?? 1
   const random = prng(seedOf(seed, 'model', scenario.name))

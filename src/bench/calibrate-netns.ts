@@ -1,0 +1,89 @@
+// `npm run sim:calibrate`: the model against the netns engine (issue 20, docs/scale.md "The
+// model against a real network"). Runs simulations/netns-calibration.yaml through the model at
+// every (N, delay, loss) in simulations/netns-calibration-netns.json and prints the netns
+// figures beside the model's, with the % difference, for the shared host fitted to the netns
+// engine and for dedicated hosts.
+//
+//   --measure [--nodes 30,60] [--settings 0:0,25:0,25:0.01,50:0.05] [--out DIR]
+//       first runs the netns engine (root) at each setting and adds each run as a pass to the
+//       JSON file, with the load average at its start; then prints the table.
+//   --file FILE   another measured file (default simulations/netns-calibration-netns.json).
+import '../shim.js'
+import { execFile } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { loadScenario } from '../sim/scenario.js'
+import type { SimResult } from '../sim/result.js'
+import { calibrationRow, fitSummary, modelAt, renderTable, runFigures, settingsOf, type MeasuredFile, type MeasuredPass, type Setting } from '../sim/model/calibrate-netns.js'
+
+const SCENARIO = join('simulations', 'netns-calibration.yaml')
+
+function arg (a: string[], flag: string): string | undefined {
+  const i = a.indexOf(flag)
+  return i >= 0 ? a[i + 1] : undefined
+}
+
+/** The scenario file with its network replaced, as YAML text (the two lines measure.sh replaced). */
+function withNetwork (text: string, s: Setting): string {
+  return text.replace(/^ {2}latency: .*$/m, `  latency: ${s.latencyMs}ms`).replace(/^ {2}loss: .*$/m, `  loss: ${s.loss}`)
+}
+
+async function measure (file: MeasuredFile, settings: Setting[], out: string, pass: string): Promise<void> {
+  const text = await readFile(SCENARIO, 'utf8')
+  await mkdir(out, { recursive: true })
+  for (const s of settings) {
+    const name = `n${s.nodes}-${s.latencyMs}-${s.loss}`
+    const yaml = join(out, `${name}.yaml`)
+    await writeFile(yaml, withNetwork(text, s))
+    const load = loadavg().slice(0, 2).map((x) => Math.round(x * 100) / 100)
+    const at = new Date().toISOString()
+    const dir = join(out, name)
+    try {
+      await promisify(execFile)(process.execPath, ['bin/grapevine.js', 'sim', yaml, '--engine', 'netns', '--nodes', String(s.nodes), '--out', dir], { maxBuffer: 64 << 20 })
+    } catch (err) {
+      // A failed check still writes results.json; a run that could not start does not.
+      process.stderr.write(`${name}: grapevine sim exited ${(err as { code?: number }).code ?? '?'}\n`)
+    }
+    let r: SimResult
+    try {
+      r = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as SimResult
+    } catch {
+      process.stderr.write(`${name}: no results.json; skipped\n`)
+      continue
+    }
+    const complete = r.publishes.filter((p) => p.id !== 'trust').every((p) => p.applied === p.targeted)
+    if (!complete) process.stderr.write(`${name}: some publish did not reach every node; its figures are left out\n`)
+    const net = r.engine.network
+    const p: MeasuredPass = { ...s, ...runFigures(r), pass, at, load, ...(net !== undefined ? { setupMs: net.setupMs, ...(net.teardownMs !== undefined ? { teardownMs: net.teardownMs } : {}) } : {}) }
+    process.stdout.write(`${name}: T50/T90/T100 ${p.t50}/${p.t90}/${p.t100}, held ${p.held} (load ${load.join(', ')})\n`)
+    if (complete) file.passes.push(p)
+  }
+}
+
+async function main (a: string[]): Promise<void> {
+  const path = arg(a, '--file') ?? join('simulations', 'netns-calibration-netns.json')
+  const file = JSON.parse(await readFile(path, 'utf8')) as MeasuredFile
+  if (a.includes('--measure')) {
+    if (process.getuid?.() !== 0) throw new Error('--measure runs the netns engine, which needs root')
+    const nodes = (arg(a, '--nodes') ?? '30,60').split(',').map(Number)
+    const settings = (arg(a, '--settings') ?? '0:0,25:0,25:0.01,50:0.05').split(',').map((x) => x.split(':').map(Number) as [number, number])
+    const pass = `h30-${new Date().toISOString().slice(0, 16)}`
+    await measure(file, nodes.flatMap((n) => settings.map(([latencyMs, loss]) => ({ nodes: n, latencyMs, loss }))), arg(a, '--out') ?? join('out', `calibrate-netns-${Date.now()}`), pass)
+    await writeFile(path, JSON.stringify(file, null, 2) + '\n')
+  }
+  const scenario = await loadScenario(file.scenario)
+  const settings = settingsOf(file.passes)
+  for (const [label, host] of [['shared host, netns fit', { kind: 'shared', cores: file.cores, fit: 'netns' }], ['dedicated hosts', { kind: 'dedicated' }]] as const) {
+    const rows = settings.map((s) => calibrationRow(file.passes, s, modelAt(scenario, s, host)))
+    const sum = fitSummary(rows)
+    process.stdout.write(`\nnetns engine / model (${label}), medians of ${scenario.timeline.length} publishes, ms:\n${renderTable(rows)}\n`)
+    process.stdout.write(`${sum.inside} of ${sum.cells} figures within 25%; worst ${Math.round(sum.worst * 100)}%\n`)
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  process.stderr.write(`calibrate-netns: ${err.message}\n`)
+  process.exitCode = 1
+})
