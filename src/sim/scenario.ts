@@ -268,9 +268,9 @@ export const scenarioSchema = z.strictObject({
     /**
      * Agents per simulated host: the netns engine puts node i on host i mod ceil(count / perHost),
      * each host a network namespace with one address, and a random topology's peers on other
-     * hosts. Default 1. The live engine has one host (this machine) whatever it says; the model
-     * engine does not read it yet (its calibration is to give each group of perHost agents one
-     * host's cores, disk and uplink, between its dedicated and shared host models).
+     * hosts. Default 1. The live engine has one host (this machine) whatever it says. The model
+     * engine places node i the same way: a host's agents talk over loopback (no delay, no loss)
+     * and run in one process on the host's disk (docs/sim.md, the model engine's host models).
      */
     perHost: z.number().int().min(1).max(1000).optional(),
     /** Tag sets dealt round-robin: node i gets tags[i % length]. */
