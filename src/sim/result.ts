@@ -285,5 +285,7 @@ export interface SimResult {
   checks: CheckResult[]
   failures: string[]
   warnings?: string[]
+  /** Ctrl-C or SIGTERM ended the run early: checks still pending were not decided, and it did not pass. */
+  interrupted?: true
   passed: boolean
 }

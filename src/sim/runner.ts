@@ -616,7 +616,8 @@ class LiveRun {
         load: [this.loadAtStart, loadavg()[0] as number],
         ...(this.net !== undefined ? { network: { hosts: this.net.hosts, perHost: this.scenario.nodes.perHost ?? 1, delay: this.net.delay, setupMs: this.net.setupMs } } : {})
       },
-      memory: usage
+      memory: usage,
+      interrupted: this.opts.signal?.aborted === true
     })
     this.running = false
     const files = { results: join(this.opts.out, 'results.json'), record: join(this.opts.out, 'record.json'), report: join(this.opts.out, 'report.html') }

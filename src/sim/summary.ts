@@ -16,6 +16,8 @@ export interface ResultMeta {
   checks: CheckResult[]
   engine: SimResult['engine']
   memory?: SimResult['memory']
+  /** Ctrl-C or SIGTERM ended the run before its timeline and checks did: it cannot pass. */
+  interrupted?: boolean
 }
 
 export function describeNetwork (n: Scenario['network']): string {
@@ -88,6 +90,7 @@ export function analyse (record: RunRecord, meta: ResultMeta): SimResult {
     checks: meta.checks,
     failures,
     ...((record.warnings ?? []).length > 0 ? { warnings: record.warnings } : {}),
-    passed: meta.checks.every((c) => c.status === 'pass')
+    ...(meta.interrupted === true ? { interrupted: true } : {}),
+    passed: meta.interrupted !== true && meta.checks.every((c) => c.status === 'pass')
   }
 }

@@ -1,6 +1,6 @@
 // `grapevine sim` and `grapevine demo` as a user runs them: spawned, output read, files looked at.
 import { existsSync } from 'node:fs'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
@@ -57,6 +57,41 @@ describe('grapevine sim', () => {
     const html = await readFile(result.files.report, 'utf8')
     expect(html).toContain('<svg')
     expect(existsSync(join(out, 'nodes', 'node-2', 'root', 'etc', 'motd'))).toBe(true)
+  }, 100_000)
+
+  it('Ctrl-C ends a run at once: INTERRUPTED, exit 130, results.json says interrupted and not passed', async () => {
+    const file = join(dir(), 'long.yaml')
+    await writeFile(file, [
+      'name: long',
+      'nodes: { count: 3, tags: [{ role: web }] }',
+      `policies: { motd: ${join(REPO_ROOT, 'simulations', 'policies', 'motd.yaml')} }`,
+      'timeline:',
+      '  - { at: 200ms, do: publish, policy: motd, id: first }',
+      '  - { at: 10m, do: publish, policy: motd, id: late }',
+      'expect:',
+      '  - { check: delivered, within: 5s }',
+      ''
+    ].join('\n'))
+    const out = join(dir(), 'out')
+    const child = spawn(process.execPath, [CLI_PATH, 'sim', file, '--out', out, '--settle', '0'], { env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+    // Interrupt once the first publish has been applied everywhere, long before the 10-minute one.
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString()
+        if (/first \(base\/motd v1\): 100% of 3 targeted nodes applied/.test(stdout)) resolve()
+      })
+      void exited.then(() => { reject(new Error(`the run ended before it was interrupted: ${stdout}${stderr}`)) })
+    })
+    child.kill('SIGINT')
+    expect(await exited).toBe(130)
+    expect(stdout).toMatch(/^INTERRUPTED \(live engine\)/m)
+    expect(stdout).not.toMatch(/PASSED/)
+    const result = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { interrupted?: boolean, passed: boolean }
+    expect(result).toMatchObject({ interrupted: true, passed: false })
   }, 100_000)
 })
 

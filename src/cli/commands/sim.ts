@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import type { Register } from '../register.js'
 import type { HostModel, RunOutput, SimResult } from '../../sim/index.js'
 import { CliError, EXIT, colour, print, printJson } from '../output.js'
+import { EXIT_INTERRUPTED as INTERRUPTED_EXIT } from './mesh.js'
 
 function positiveInt (flag: string) {
   return (v: string): number => {
@@ -186,7 +187,8 @@ export const registerSim: Register = (program, done) => {
       const r = output.result
       if (opts.json === true) printJson({ ...r, files: output.files })
       else printSummary(r, output.files.report, about)
-      done(r.passed ? EXIT.OK : EXIT.INVALID)
+      // An interrupted run decided nothing: not a pass (0), nor a failed check (1).
+      done(r.interrupted === true ? INTERRUPTED_EXIT : r.passed ? EXIT.OK : EXIT.INVALID)
     })
 }
 
@@ -205,5 +207,6 @@ function printSummary (r: SimResult, report: string, about: string): void {
   for (const c of r.checks) print(`  ${c.status === 'pass' ? colour.green('✓') : colour.red('✗')} ${c.text}: ${c.detail}`)
   if (r.failures.length > 0) print(colour.red(`  ${r.failures.length} failure(s); first: ${r.failures[0]}`))
   print()
-  print(`${r.passed ? colour.green('PASSED') : colour.red('FAILED')} (${r.engine.kind} engine)  report: ${relative(process.cwd(), report) || report}  (results.json beside it)`)
+  const verdict = r.interrupted === true ? colour.yellow('INTERRUPTED') : r.passed ? colour.green('PASSED') : colour.red('FAILED')
+  print(`${verdict} (${r.engine.kind} engine)  report: ${relative(process.cwd(), report) || report}  (results.json beside it)`)
 }
