@@ -7,7 +7,9 @@
 //   --measure [--nodes 30,60] [--settings 0:0,25:0,25:0.01,50:0.05] [--out DIR]
 //       first runs the netns engine (root) at each setting and adds each run as a pass to the
 //       JSON file, with the load average at its start; then prints the table.
-//   --file FILE   another measured file (default simulations/netns-calibration-netns.json).
+//   --file FILE   another measured file (default simulations/netns-calibration-netns.json; its
+//                 `scenario` is the file run); simulations/netns-small-netns.json is the
+//                 small-N check of the dedicated model (10 agents, one per host).
 import '../shim.js'
 import { execFile } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -17,8 +19,6 @@ import { promisify } from 'node:util'
 import { loadScenario } from '../sim/scenario.js'
 import type { SimResult } from '../sim/result.js'
 import { calibrationRow, fitSummary, modelAt, renderTable, runFigures, settingsOf, type MeasuredFile, type MeasuredPass, type Setting } from '../sim/model/calibrate-netns.js'
-
-const SCENARIO = join('simulations', 'netns-calibration.yaml')
 
 function arg (a: string[], flag: string): string | undefined {
   const i = a.indexOf(flag)
@@ -31,7 +31,7 @@ function withNetwork (text: string, s: Setting): string {
 }
 
 async function measure (file: MeasuredFile, settings: Setting[], out: string, pass: string): Promise<void> {
-  const text = await readFile(SCENARIO, 'utf8')
+  const text = await readFile(file.scenario, 'utf8')
   await mkdir(out, { recursive: true })
   for (const s of settings) {
     const name = `n${s.nodes}-${s.latencyMs}-${s.loss}`
