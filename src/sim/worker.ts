@@ -211,4 +211,8 @@ process.on('message', (msg: ToWorker) => {
 process.on('unhandledRejection', (err) => { emit({ kind: 'error', message: `worker: ${(err as Error)?.message ?? String(err)}`, at: Date.now() }) })
 // The coordinator going away ends the worker: agents must not outlive a run.
 process.on('disconnect', () => { process.exit(0) })
+// Ctrl-C in a terminal reaches the whole process group: the coordinator stops the agents and
+// reports what they did, then closes this worker (disconnect, above). Dying here first would
+// make an interrupted run report its workers as failures.
+process.on('SIGINT', () => {})
 send({ type: 'hello' })

@@ -73,7 +73,8 @@ describe('grapevine sim', () => {
       ''
     ].join('\n'))
     const out = join(dir(), 'out')
-    const child = spawn(process.execPath, [CLI_PATH, 'sim', file, '--out', out, '--settle', '0'], { env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    // In a group of its own, so that the interrupt reaches it and its workers, as Ctrl-C in a terminal does.
+    const child = spawn(process.execPath, [CLI_PATH, 'sim', file, '--out', out, '--settle', '0'], { env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     let stdout = ''
     let stderr = ''
     child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
@@ -86,12 +87,14 @@ describe('grapevine sim', () => {
       })
       void exited.then(() => { reject(new Error(`the run ended before it was interrupted: ${stdout}${stderr}`)) })
     })
-    child.kill('SIGINT')
+    process.kill(-(child.pid as number), 'SIGINT')
     expect(await exited).toBe(130)
     expect(stdout).toMatch(/^INTERRUPTED \(live engine\)/m)
     expect(stdout).not.toMatch(/PASSED/)
-    const result = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { interrupted?: boolean, passed: boolean }
+    const result = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { interrupted?: boolean, passed: boolean, failures: string[] }
     expect(result).toMatchObject({ interrupted: true, passed: false })
+    // The workers outlived the interrupt, so the coordinator stopped them: no worker "exited unexpectedly".
+    expect(result.failures).toEqual(['interrupted'])
   }, 100_000)
 })
 
