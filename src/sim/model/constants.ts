@@ -87,9 +87,15 @@ export const DEDICATED_CPU = { verifyMs: 1, receiptVerifyMs: 0.5, duplicateMs: 0
  * second in the background (heartbeats, scoring, timers, pings; 4 ms/s measured from the
  * workers' CPU time with 200 idle agents), so 100 agents take a third of the two cores before
  * any message moves. These are far above DEDICATED_CPU: a real host runs one agent.
- * applyIoMs (one shared disk) is from bench:mesh.
+ * The disk costs (saveIoMs to store an accepted envelope, applyIoMs to apply it, both on the one
+ * shared disk) are not in that fit: they were fitted (grid search, as NETNS_SHARED_CPU) to the
+ * applies of live runs of simulations/netns-calibration.yaml at N = 30 and 60, 0-50 ms and
+ * 0-5% loss (h29's runs, docs/scale.md "The model against a real network"): the live T100
+ * within 25%, T50 25-67% early (live applies start late and land together, which one disk
+ * queue does not shape). They replace an applyIoMs of 240 ms from an old bench:mesh fit, with
+ * which 30 agents took 7.2 s per publish where the live engine takes 0.3-0.7 s.
  */
-export const SHARED_HOST_CPU = { verifyMs: 1.25, receiptVerifyMs: 1, duplicateMs: 0.05, sendMs: 0.1, applyMs: 2, perKiBMs: 0.01, applyIoMs: 240, backgroundMsPerS: 7 } as const
+export const SHARED_HOST_CPU = { verifyMs: 1.25, receiptVerifyMs: 1, duplicateMs: 0.05, sendMs: 0.1, applyMs: 2, perKiBMs: 0.01, applyIoMs: 6, saveIoMs: 3, backgroundMsPerS: 7 } as const
 
 /**
  * The shared host in the netns engine's shape (`grapevine sim --engine netns`: one worker process
@@ -102,8 +108,9 @@ export const SHARED_HOST_CPU = { verifyMs: 1.25, receiptVerifyMs: 1, duplicateMs
  * envelope is first stored durably (saveIoMs), then applied (applyIoMs), both on the one disk
  * every agent shares, so at N agents the last apply lands about N × (saveIoMs + applyIoMs)
  * after the publish; the records' apply durationMs (median 97 ms at N = 30, 192 ms at N = 60)
- * is mostly that queue. The old applyIoMs of 240 ms (bench:mesh) made every publish take 7.2 s
- * at N = 30; the netns engine takes 0.5 s.
+ * is mostly that queue, and twice the live engine's (SHARED_HOST_CPU): 10 to 20 worker
+ * processes and their delayers on 2 cores, not 2 workers. The old applyIoMs of 240 ms
+ * (bench:mesh) made every publish take 7.2 s at N = 30; the netns engine takes 0.5 s.
  */
 export const NETNS_SHARED_CPU = { ...SHARED_HOST_CPU, verifyMs: 2, applyMs: 2, applyIoMs: 12, saveIoMs: 6 } as const
 
