@@ -7,6 +7,9 @@
 //   --measure [--nodes 30,60] [--settings 0:0,25:0,25:0.01,50:0.05] [--out DIR]
 //       first runs the netns engine (root) at each setting and adds each run as a pass to the
 //       JSON file, with the load average at its start; then prints the table.
+//   --fit   grid search of the netns fit's free costs (NETNS_SHARED_CPU verifyMs, applyIoMs,
+//           saveIoMs; NETNS_SHARED_NET shapedHopMs) by least squares on log T50/T90/T100/held
+//           over every measured setting; prints the best few and their table.
 //   --file FILE   another measured file (default simulations/netns-calibration-netns.json; its
 //                 `scenario` is the file run); simulations/netns-small-netns.json is the
 //                 small-N check of the dedicated model (10 agents, one per host).
@@ -18,7 +21,38 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { loadScenario } from '../sim/scenario.js'
 import type { SimResult } from '../sim/result.js'
-import { calibrationRow, fitSummary, modelAt, renderTable, runFigures, settingsOf, type MeasuredFile, type MeasuredPass, type Setting } from '../sim/model/calibrate-netns.js'
+import { FIGURES, calibrationRow, fitSummary, modelAt, renderTable, runFigures, settingsOf, type CalibrationRow, type MeasuredFile, type MeasuredPass, type Setting } from '../sim/model/calibrate-netns.js'
+import type { Scenario } from '../sim/scenario.js'
+import { NETNS_SHARED_CPU, NETNS_SHARED_NET } from '../sim/model/constants.js'
+
+/** The grid --fit searches: each free cost around its fitted value. */
+const GRID = {
+  verifyMs: [1.25, 2, 3],
+  applyIoMs: [8, 10, 12, 14, 16],
+  saveIoMs: [2, 4, 6, 8],
+  shapedHopMs: [0, 20, 40, 60, 80]
+}
+
+function fit (file: MeasuredFile, scenario: Scenario): void {
+  const settings = settingsOf(file.passes)
+  const results: Array<{ c: Record<string, number>, err: number, rows: CalibrationRow[] }> = []
+  let combos: Array<Record<string, number>> = [{}]
+  for (const [k, vs] of Object.entries(GRID)) combos = combos.flatMap((c) => vs.map((v) => ({ ...c, [k]: v })))
+  for (const c of combos) {
+    const { shapedHopMs, ...cpu } = c
+    const params = { cpu: { ...NETNS_SHARED_CPU, ...cpu }, net: { ...NETNS_SHARED_NET, shapedHopMs: shapedHopMs ?? NETNS_SHARED_NET.shapedHopMs } }
+    const rows = settings.map((s) => calibrationRow(file.passes, s, modelAt(scenario, s, { kind: 'shared', cores: file.cores, fit: 'netns' }, { params })))
+    let err = 0
+    for (const r of rows) for (const f of FIGURES) err += Math.log(r.model[f] / r.measured[f]) ** 2
+    results.push({ c, err, rows })
+  }
+  results.sort((a, b) => a.err - b.err)
+  for (const r of results.slice(0, 5)) {
+    const sum = fitSummary(r.rows)
+    process.stdout.write(`${JSON.stringify(r.c)}: squared log error ${r.err.toFixed(3)}, ${sum.inside} of ${sum.cells} within 25%, worst ${Math.round(sum.worst * 100)}%\n`)
+  }
+  process.stdout.write(`\nbest of ${combos.length}:\n${renderTable(results[0]!.rows)}\n`)
+}
 
 function arg (a: string[], flag: string): string | undefined {
   const i = a.indexOf(flag)
@@ -74,6 +108,10 @@ async function main (a: string[]): Promise<void> {
     await writeFile(path, JSON.stringify(file, null, 2) + '\n')
   }
   const scenario = await loadScenario(file.scenario)
+  if (a.includes('--fit')) {
+    fit(file, scenario)
+    return
+  }
   const settings = settingsOf(file.passes)
   for (const [label, host] of [['shared host, netns fit', { kind: 'shared', cores: file.cores, fit: 'netns' }], ['dedicated hosts', { kind: 'dedicated' }]] as const) {
     const rows = settings.map((s) => calibrationRow(file.passes, s, modelAt(scenario, s, host)))
