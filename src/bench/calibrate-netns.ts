@@ -7,8 +7,8 @@
 //   --measure [--nodes 30,60] [--settings 0:0,25:0,25:0.01,50:0.05] [--out DIR]
 //       first runs the netns engine (root) at each setting and adds each run as a pass to the
 //       JSON file, with the load average at its start; then prints the table.
-//   --fit   grid search of the netns fit's free costs (NETNS_SHARED_CPU verifyMs, applyIoMs,
-//           saveIoMs; NETNS_SHARED_NET shapedHopMs) by least squares on log T50/T90/T100/held
+//   --fit   grid search of the netns fit's free costs (NETNS_SHARED_CPU verifyMs, applyMs,
+//           applyIoMs, saveIoMs; NETNS_SHARED_NET shapedHopMs) by least squares on log T50/T90/T100/held
 //           over every measured setting; prints the best few and their table.
 //   --file FILE   another measured file (default simulations/netns-calibration-netns.json; its
 //                 `scenario` is the file run); simulations/netns-small-netns.json is the
@@ -27,10 +27,11 @@ import { NETNS_SHARED_CPU, NETNS_SHARED_NET } from '../sim/model/constants.js'
 
 /** The grid --fit searches: each free cost around its fitted value. */
 const GRID = {
-  verifyMs: [1.25, 2, 3],
-  applyIoMs: [8, 10, 12, 14, 16],
+  verifyMs: [1.25, 2],
+  applyMs: [2, 10, 20, 30],
+  applyIoMs: [4, 8, 12],
   saveIoMs: [2, 4, 6, 8],
-  shapedHopMs: [0, 20, 40, 60, 80]
+  shapedHopMs: [0, 20, 40, 60]
 }
 
 function fit (file: MeasuredFile, scenario: Scenario): void {

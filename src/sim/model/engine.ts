@@ -183,7 +183,9 @@ const enum Ev {
   Maintain,
   Connected,
   ApplyDone,
-  ReceiptArrive
+  ReceiptArrive,
+  /** An accepted envelope is on disk (saveIoMs): its apply starts. */
+  Saved
 }
 
 export interface Traffic {
@@ -491,6 +493,7 @@ export class Engine {
       case Ev.Connected: this.connected(a, b); return
       case Ev.ApplyDone: this.applyDone(a, c, b === 1); return
       case Ev.ReceiptArrive: this.receiptArrive(a, b, c); return
+      case Ev.Saved: this.startApply(a, c); return
     }
   }
 
@@ -622,11 +625,18 @@ export class Engine {
     const saved = this.disk(v, t, this.p.cpu.saveIoMs ?? 0)
     if (m.record === true || (m.staged === true && targeted)) return true
     if (targeted) {
-      this.schedule(this.disk(v, Math.max(saved, this.cpu(v, t, this.p.cpu.applyMs)), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
+      // The agent applies an envelope once it is stored (Intake.saving); without a save cost, at once.
+      if (saved > t) this.schedule(saved, Ev.Saved, v, 0, msg)
+      else this.startApply(v, msg, t)
     } else if (this.p.receipts) {
       this.sendReceipt(v, this.newReceipt(msg, v), -1, t)
     }
     return true
+  }
+
+  /** The apply of `msg` at `v`: its CPU (on the node's, host's or shared cores), then its disk. */
+  private startApply (v: number, msg: number, t = this.now): void {
+    this.schedule(this.disk(v, this.cpu(v, t, this.p.cpu.applyMs), this.p.cpu.applyIoMs), Ev.ApplyDone, v, 0, msg)
   }
 
   /**

@@ -93,6 +93,18 @@ timeline:
     expect(Math.max(apart.get(1)!, apart.get(2)!)).toBeLessThan(400)
   })
 
+  it('an envelope is applied once it is stored: the saves of every agent queue on the disk before the applies\' CPU', () => {
+    // One disk for 4 agents, 100 ms to store each envelope: the last save ends 400 ms after the
+    // publish, and each apply (50 ms of CPU, no apply I/O) starts after its own save.
+    const saving: ModelOverrides = { cpu: { ...QUICK.cpu, saveIoMs: 100, applyMs: 50, applyIoMs: 0 } }
+    const { held, applied } = heldAfter(PLACED(4, undefined, '{ latency: 0ms }'), { kind: 'shared', cores: 4 }, saving)
+    expect(applied).toHaveLength(4)
+    expect(applied[0]!).toBeGreaterThanOrEqual(150)
+    expect(applied[3]!).toBeGreaterThanOrEqual(450)
+    // Storing is not on the gossip path: every agent held it long before.
+    expect(Math.max(...held.values())).toBeLessThan(50)
+  })
+
   it('a shared host takes the costs fitted to the engine the file was written for', () => {
     const cpuOf = (engine: string): number | undefined => simulate(PLACED(6, 3, '{ latency: 25ms }', engine), { host: { kind: 'shared', cores: 2 } }).stats.params.cpu.saveIoMs
     expect(cpuOf('netns')).toBe(NETNS_SHARED_CPU.saveIoMs)
