@@ -39,5 +39,5 @@ export function sharedFitFor (engine: string): SharedFit {
 export function describeHost (host: HostModel): string {
   return host.kind === 'shared'
     ? `shared host: every agent on ${host.cores} core${host.cores === 1 ? '' : 's'} and one disk, loopback bandwidth${host.fit !== undefined ? `, costs fitted to the ${host.fit} engine` : ''}`
-    : 'dedicated hosts: each its own CPU and disk, 100 Mbit/s uplinks'
+    : 'dedicated hosts: one agent each, 100 Mbit/s uplinks'
 }
