@@ -7,6 +7,7 @@ import { renderReport } from '../report.js'
 import type { Scenario } from '../scenario.js'
 import type { RunOutput, RunProgress } from '../runner.js'
 import { modelResult, simulate, type ModelOptions, type ModelStats } from './index.js'
+import { sharedFitFor, type HostModel } from './host.js'
 
 export interface ModelRunOptions extends Pick<ModelOptions, 'seed' | 'nodes' | 'deadlineScale' | 'host'> {
   /** Output directory: results.json, record.json, report.html. */
@@ -22,11 +23,13 @@ export interface ModelRunOptions extends Pick<ModelOptions, 'seed' | 'nodes' | '
  */
 export async function runModelScenario (scenario: Scenario, opts: ModelRunOptions): Promise<RunOutput & { stats: ModelStats }> {
   const s: Scenario = { ...scenario, engine: 'model' }
+  // The shared-host costs fitted to the engine the file was written for, decided before it becomes a model run.
+  const host: HostModel | undefined = opts.host?.kind === 'shared' && opts.host.fit === undefined ? { ...opts.host, fit: sharedFitFor(scenario.engine) } : opts.host
   const options: ModelOptions = {
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}),
     ...(opts.deadlineScale !== undefined ? { deadlineScale: opts.deadlineScale } : {}),
-    ...(opts.host !== undefined ? { host: opts.host } : {}),
+    ...(host !== undefined ? { host } : {}),
     ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {})
   }
   const run = simulate(s, options)

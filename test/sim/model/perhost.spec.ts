@@ -3,6 +3,10 @@ import { parseScenario, type Scenario } from '../../../src/sim/scenario.js'
 import { validatePolicyObject } from '../../../src/policy/index.js'
 import { simulate, type HostModel, type ModelOverrides } from '../../../src/sim/model/index.js'
 import { NETNS_SHARED_CPU, SHARED_HOST_CPU } from '../../../src/sim/model/constants.js'
+import { runModelScenario } from '../../../src/sim/model/run.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 function scenario (yaml: string): Scenario {
   const { scenario: s } = parseScenario(yaml, 'test.yaml')
@@ -105,7 +109,7 @@ timeline:
     expect(Math.max(...held.values())).toBeLessThan(50)
   })
 
-  it('a shared host takes the costs fitted to the engine the file was written for', () => {
+  it('a shared host takes the costs fitted to the engine the file was written for', async () => {
     const cpuOf = (engine: string): number | undefined => simulate(PLACED(6, 3, '{ latency: 25ms }', engine), { host: { kind: 'shared', cores: 2 } }).stats.params.cpu.saveIoMs
     expect(cpuOf('netns')).toBe(NETNS_SHARED_CPU.saveIoMs)
     // The live fit has no separate save: its apply CPU stays at acceptance time.
@@ -113,6 +117,14 @@ timeline:
     const live = simulate(PLACED(6, undefined, '{ latency: 25ms }', 'live'), { host: { kind: 'shared', cores: 2 } }).stats.params
     expect(live.cpu.applyIoMs).toBe(SHARED_HOST_CPU.applyIoMs)
     expect(live.net.shapedHopMs ?? 0).toBe(0)
+    // So does `grapevine sim FILE --engine model`, which makes the run a model one.
+    const dir = mkdtempSync(join(tmpdir(), 'grapevine-perhost-'))
+    try {
+      const run = await runModelScenario(PLACED(6, 3, '{ latency: 25ms }', 'netns'), { out: dir, host: { kind: 'shared', cores: 2 } })
+      expect(run.stats.params.cpu.saveIoMs).toBe(NETNS_SHARED_CPU.saveIoMs)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
     // A named fit wins.
     expect(simulate(PLACED(6, 3, '{ latency: 25ms }', 'live'), { host: { kind: 'shared', cores: 2, fit: 'netns' } }).stats.params.cpu.applyIoMs).toBe(NETNS_SHARED_CPU.applyIoMs)
   })
