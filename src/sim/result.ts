@@ -267,8 +267,8 @@ export interface SimResult {
     cpus?: number
     /** 1-minute load average at the start and end of the run: a busy machine explains slow figures. */
     load?: [number, number]
-    /** Model engine: one agent per host, or every agent sharing one machine's cores (as the live engine runs them). */
-    host?: { kind: 'dedicated' } | { kind: 'shared', cores: number }
+    /** Model engine: one agent per host, or every agent sharing one machine's cores (as the live engine runs them), with the costs fitted to the live or netns engine. */
+    host?: { kind: 'dedicated' } | { kind: 'shared', cores: number, fit?: 'live' | 'netns' }
     /** netns engine: simulated hosts (namespaces), agents per host, how packets were delayed, and the network's set-up and tear-down times. */
     network?: { hosts: number, perHost: number, delay: 'netem' | 'nfqueue' | 'none', setupMs: number, teardownMs?: number }
   }

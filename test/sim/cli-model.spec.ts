@@ -89,7 +89,8 @@ describe('grapevine sim with the model engine', () => {
 
     const three = await runCli(['sim', 'smoke', '--engine', 'model', '--nodes', '10', '--host', 'shared:3', '--out', join(dir(), 'three'), '--json'], { env: { CI: 'true' } })
     expect(three.code, three.stderr).toBe(0)
-    expect((JSON.parse(three.stdout) as SimResult).engine.host).toEqual({ kind: 'shared', cores: 3 })
+    // A live file: the shared-host costs fitted to the live engine.
+    expect((JSON.parse(three.stdout) as SimResult).engine.host).toEqual({ kind: 'shared', cores: 3, fit: 'live' })
 
     const dedicated = await runCli(['sim', 'smoke', '--engine', 'model', '--nodes', '10', '--host', 'dedicated', '--out', join(dir(), 'dedicated'), '--json'], { env: { CI: 'true' } })
     expect(dedicated.code, dedicated.stderr).toBe(0)
