@@ -57,13 +57,13 @@ describe('the npm tarball', () => {
   }, 300_000)
   afterAll(async () => { if (dir !== '') await removeTempDir(dir) })
 
-  it('holds what runs, and no tests, sources, benchmarks or snapshot', async () => {
+  it('holds what runs, and no tests, sources, benchmarks, snapshot or built release artifacts and delayer', async () => {
     const paths = packed.map((f) => f.path)
     expect(paths).toContain('bin/grapevine')
     expect(paths).toContain('dist/cli/main.js')
     expect(paths).toContain('policies/web.yaml')
     expect(paths).toContain('docs/grapevine.service')
-    expect(paths.filter((p) => /^(src|test|scripts|simulations|out|dist\/bench|dist\/snapshot)\//.test(p) || p === 'dist/.tsbuildinfo')).toEqual([])
+    expect(paths.filter((p) => /^(src|test|scripts|simulations|out|dist\/bench|dist\/snapshot|dist\/release|dist\/native)\//.test(p) || p === 'dist/.tsbuildinfo')).toEqual([])
     const manifest = JSON.parse(await readFile(join(installed, 'package.json'), 'utf8')) as { private?: boolean, dependencies: Record<string, string> }
     expect(manifest.private).toBeUndefined()
     expect(Object.keys(manifest.dependencies).filter((d) => DEV_ONLY.includes(d))).toEqual([])
