@@ -44,7 +44,7 @@ export default defineConfig({
     // Most files wait on sockets, child processes, sshd, dpkg and timers, not the CPU: two at a
     // time on this 2-core machine (vitest's default is cores - 1, one file at a time) took the
     // suite from about 520 s to 290 s; with the release, enroll and netns files, two at a time
-    // kept the CPU 60% busy (552 s) and three take it to about 450 s. Deadlines wait for events,
+    // kept the CPU 60% busy (552 s of tests in a fresh-clone CI run) and three took 402 s. Deadlines wait for events,
     // so the shared CPU slows tests, not fails them.
     maxWorkers: 3,
     minWorkers: 1,
