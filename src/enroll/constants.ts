@@ -14,11 +14,12 @@ export const SSH_SERVER_ALIVE = { intervalS: 5, count: 3 }
 export const STOP_TIMEOUT_S = 30
 export const START_TIMEOUT_S = 30
 
-/** The architecture `uname -m` must report for the linux-x64 binary. */
-export const BINARY_ARCH = 'x86_64'
-
 /** How often `--wait` asks the local agent's fleet view for the new node. */
 export const WAIT_POLL_MS = 500
 
-/** `--wait`'s default deadline. */
-export const DEFAULT_WAIT_MS = 120_000
+/**
+ * The most a remote command's stdout or stderr may print before enroll stops it: every step
+ * prints a few lines (the probe, a checksum, the identity, the install's result), so more is a
+ * host misbehaving, and is not held in memory.
+ */
+export const MAX_REMOTE_OUTPUT_BYTES = 1024 * 1024

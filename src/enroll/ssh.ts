@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { ConnectionLostError, HostKeyMismatchError, HostKeyUnknownError, HostUnreachableError, LoginRefusedError, RemoteStepError } from './errors.js'
 import { knownHostsName, targetText, type SshTarget } from './target.js'
-import { SSH_CONNECT_TIMEOUT_S, SSH_CONTROL_PERSIST_S, SSH_SERVER_ALIVE } from './constants.js'
+import { MAX_REMOTE_OUTPUT_BYTES, SSH_CONNECT_TIMEOUT_S, SSH_CONTROL_PERSIST_S, SSH_SERVER_ALIVE } from './constants.js'
 
 // The system's OpenSSH client, spawned: one master connection (ControlMaster) that every step's
 // command goes through. Never a prompt (BatchMode: there may be no terminal) and never an
@@ -114,8 +114,19 @@ export class SshSession {
     const child = spawn('ssh', [...this.args(), '-o', 'ControlMaster=no', '--', this.target.host, command], { stdio: ['pipe', 'pipe', 'pipe'] })
     const out: Buffer[] = []
     const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
-    child.stderr.on('data', (b: Buffer) => err.push(b))
+    let printed = 0
+    let overflowed = false
+    const collect = (into: Buffer[]) => (b: Buffer): void => {
+      printed += b.length
+      if (printed > MAX_REMOTE_OUTPUT_BYTES) {
+        if (!overflowed) child.kill()
+        overflowed = true
+        return
+      }
+      into.push(b)
+    }
+    child.stdout.on('data', collect(out))
+    child.stderr.on('data', collect(err))
     // A connection that drops mid-upload closes ssh's stdin under the stream: ssh's status says what happened.
     child.stdin.on('error', () => {})
     if (input === undefined || typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input)
@@ -127,6 +138,7 @@ export class SshSession {
       child.once('error', reject)
       child.once('close', (c) => { resolve(c) })
     })
+    if (overflowed) throw new RemoteStepError(`${step} on ${targetText(this.target)} printed more than ${MAX_REMOTE_OUTPUT_BYTES / 1048576} MiB, where it prints a few lines: stopped`, step)
     const result = { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
     if (code === 0) return result
     if (code === SSH_FAILED || code === null) throw sshFailure(result.stderr, step, this.target, this.opts)

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import fc from 'fast-check'
-import { sshFailure, shellQuote } from '../../src/enroll/index.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MAX_REMOTE_OUTPUT_BYTES, RemoteStepError, SshSession, sshFailure, shellQuote } from '../../src/enroll/index.js'
 
 // What OpenSSH 9 prints for each failure (ssh -o BatchMode=yes -o StrictHostKeyChecking=yes), and the error it becomes.
 const target = { user: 'root', host: '127.0.0.1', port: 2222 }
@@ -36,5 +39,23 @@ describe('shellQuote', () => {
     fc.assert(fc.property(fc.string({ maxLength: 40 }).filter((s) => !s.includes('\0')), (s) => {
       return execFileSync('sh', ['-c', `printf %s ${shellQuote(s)}`]).toString() === s
     }), { numRuns: 50 })
+  })
+})
+
+describe('SshSession.run against a host that prints without end', () => {
+  it('stops the command past MAX_REMOTE_OUTPUT_BYTES and names the step, holding no more than that', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grapevine-ssh-'))
+    // A stand-in ssh whose "remote command" prints forever, as a hostile or broken host could.
+    writeFileSync(join(dir, 'ssh'), '#!/bin/sh\nexec yes grapevine\n', { mode: 0o755 })
+    const path = process.env.PATH
+    process.env.PATH = `${dir}:${path ?? ''}`
+    try {
+      const session = new SshSession({ host: 'web-1' }, { dir })
+      await expect(session.run('probe', 'sh -s')).rejects.toThrow(RemoteStepError)
+      await expect(session.run('probe', 'sh -s')).rejects.toThrow(`probe on web-1 printed more than ${MAX_REMOTE_OUTPUT_BYTES / 1048576} MiB, where it prints a few lines: stopped`)
+    } finally {
+      process.env.PATH = path
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
