@@ -83,6 +83,27 @@ export function printWarning (message: string): void {
   process.stderr.write(`${errColour.yellow('warning')}: ${printable(message)}\n`)
 }
 
+/**
+ * A progress line on stderr, redrawn in place, only on a terminal: at most every `everyMs`,
+ * none before `afterMs` (quick work shows nothing), and cleared by clear() before what follows.
+ */
+export function liveLine ({ everyMs, afterMs = 0 }: { everyMs: number, afterMs?: number }): { show: (text: string) => void, clear: () => void } {
+  if (process.stderr.isTTY !== true) return { show: () => {}, clear: () => {} }
+  const started = Date.now()
+  let drawn = -Infinity
+  let shown = false
+  return {
+    show: (text) => {
+      const now = Date.now()
+      if (now - started < afterMs || now - drawn < everyMs) return
+      drawn = now
+      shown = true
+      process.stderr.write(`\r\x1b[2K${text}`)
+    },
+    clear: () => { if (shown) process.stderr.write('\r\x1b[2K') }
+  }
+}
+
 /** What `grapevine … | head -1` ends with: a closed pipe is the reader being done, as for coreutils (a shell shows them as 128 + SIGPIPE). */
 export const EPIPE_EXIT = 141
 

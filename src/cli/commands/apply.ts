@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Register } from '../register.js'
 import { collect, defaultStateDir, parseTags } from '../defaults.js'
-import { CliError, EXIT, colour, phases, print, printJson, printWarning, type Phases } from '../output.js'
+import { CliError, EXIT, colour, liveLine, phases, print, printJson, printWarning, type Phases } from '../output.js'
 import { POLICY_CACHE_DIR } from '../../apply/constants.js'
 import type { ConfigPolicy } from '../../policy/schema.js'
 
@@ -166,19 +166,10 @@ async function secretsFor (policy: ConfigPolicy, file: string, from: string | un
 
 /** `applying 340/1000` on stderr, redrawn at most ten times a second, once a run has taken a second. */
 function liveCounter (total: number, dryRun: boolean): { tick: () => void, clear: () => void } {
-  const started = Date.now()
+  const line = liveLine({ everyMs: 100, afterMs: 1000 })
   let done = 0
-  let drawn = 0
-  let shown = false
   return {
-    tick: () => {
-      done++
-      const now = Date.now()
-      if (now - started < 1000 || now - drawn < 100) return
-      drawn = now
-      shown = true
-      process.stderr.write(`\r${dryRun ? 'planning' : 'applying'} ${done}/${total}`)
-    },
-    clear: () => { if (shown) process.stderr.write('\r\u001b[K') }
+    tick: () => { line.show(`${dryRun ? 'planning' : 'applying'} ${++done}/${total}`) },
+    clear: line.clear
   }
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Register } from '../register.js'
-import { CliError, EXIT, print, printJson } from '../output.js'
+import { CliError, EXIT, liveLine, print, printJson } from '../output.js'
 import { agentEndpoint, collect, parseTags } from '../defaults.js'
 import { parseDuration } from '../duration.js'
 import { connect, EXIT_TIMEOUT } from './mesh.js'
@@ -63,27 +63,14 @@ function progress (step: string, text: string, ms?: number): void {
   process.stderr.write(`${step}: ${text}${ms !== undefined ? ` (${seconds(ms)})` : ''}\n`)
 }
 
-/** Milliseconds between a live counter's updates. */
+/** `upload: 41.0 / 99.3 MiB` on a terminal, redrawn at most every COUNTER_INTERVAL_MS. */
 const COUNTER_INTERVAL_MS = 250
 
-/**
- * On a terminal, a live byte counter on stderr (`upload: 41.0 / 99.3 MiB`), rewritten in place
- * at most every COUNTER_INTERVAL_MS, and cleared when done; elsewhere nothing.
- */
 function liveCounter (step: string, total: number): { update: (sent: number) => void, done: () => void } {
-  if (process.stderr.isTTY !== true) return { update: () => {}, done: () => {} }
-  let last = 0
-  const show = (sent: number): void => { process.stderr.write(`\r\x1b[2K${step}: ${(sent / 1048576).toFixed(1)} / ${MiB(total)}`) }
-  show(0)
-  return {
-    update: (sent) => {
-      const now = performance.now()
-      if (now - last < COUNTER_INTERVAL_MS) return
-      last = now
-      show(sent)
-    },
-    done: () => { process.stderr.write('\r\x1b[2K') }
-  }
+  const line = liveLine({ everyMs: COUNTER_INTERVAL_MS })
+  const update = (sent: number): void => { line.show(`${step}: ${(sent / 1048576).toFixed(1)} / ${MiB(total)}`) }
+  update(0)
+  return { update, done: line.clear }
 }
 
 /** The binary to install: --binary, else this process's own when it is the single binary, else `npm run release`'s. */
