@@ -16,6 +16,21 @@ export async function generateIdentity (): Promise<PrivateKey> {
   return await generateKeyPair('Ed25519')
 }
 
+/** Where the identity key is kept: the state store's two calls (a type: this module loads no store). */
+export interface IdentityStore {
+  readIdentity: () => Promise<Uint8Array | undefined>
+  writeIdentity: (bytes: Uint8Array) => Promise<void>
+}
+
+/** The node's libp2p identity: the stored key, or a new one stored before first use (`created`). */
+export async function loadIdentity (store: IdentityStore): Promise<{ key: PrivateKey, created: boolean }> {
+  const stored = await store.readIdentity()
+  if (stored !== undefined) return { key: privateKeyFromProtobuf(stored), created: false }
+  const key = await generateIdentity()
+  await store.writeIdentity(privateKeyToProtobuf(key))
+  return { key, created: true }
+}
+
 export function peerIdOf (key: PrivateKey): PeerId {
   return peerIdFromPublicKey(key.publicKey)
 }

@@ -21,7 +21,8 @@ import { acquirePidLock } from '../apply/lock.js'
 import { PolicyBook, type ConflictRecord } from './book.js'
 import { Journal, restoreBook } from './journal.js'
 import { Intake, type Taken } from './intake.js'
-import { createAgentNet, loadIdentity, syncSource } from './network.js'
+import { createAgentNet, syncSource } from './network.js'
+import { loadIdentity } from '../net/identity.js'
 import { Fetcher } from './announce.js'
 import { GossipTopics } from './gossip.js'
 import { ApplyQueue } from './apply-queue.js'
@@ -147,7 +148,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const unlock = await acquirePidLock(join(opts.stateDir, AGENT_LOCK_FILE), (pid) => new StateDirLockedError(opts.stateDir, pid))
     try {
       await mkdir(opts.root, { recursive: true })
-      const privateKey = await loadIdentity(store)
+      const { key: privateKey } = await loadIdentity(store)
       // Made on first start: its public half goes in every report, for publishers to seal secrets to.
       const encryptionKey = await loadOrCreateEncryptionKey(opts.stateDir)
       // Facts first: the first apply's targets and templates, and the first beacon, read them.

@@ -1,5 +1,4 @@
 import { createNet, type GrapevineLibp2p, type MetricsRegister, type PrivateKey } from '../net/libp2p.js'
-import { generateIdentity, privateKeyFromProtobuf, privateKeyToProtobuf } from '../net/identity.js'
 import type { StateStore } from '../store/index.js'
 import type { AntiEntropyInit, SyncSource } from '../sync/index.js'
 import type { PolicyBook } from './book.js'
@@ -27,15 +26,6 @@ export const SYNC_REFUSALS = { capacity: 8, perSecond: 8 / 60, maxKeys: 4096 }
 export const SYNC_ABUSE_BLOCK_MS = 5 * 60_000
 /** Refused envelope ids remembered so they are not asked for again (oldest forgotten first). */
 export const MAX_DECLINED = 4096
-
-/** The node's libp2p identity: the stored key, or a new one stored before first use. */
-export async function loadIdentity (store: Pick<StateStore, 'readIdentity' | 'writeIdentity'>): Promise<PrivateKey> {
-  const stored = await store.readIdentity()
-  if (stored !== undefined) return privateKeyFromProtobuf(stored)
-  const key = await generateIdentity()
-  await store.writeIdentity(privateKeyToProtobuf(key))
-  return key
-}
 
 export interface AgentNetHooks {
   isBlocked: (peer: string) => boolean

@@ -16,8 +16,7 @@ export const registerIdentity: Register = (program, done) => {
     .option('--json', 'print { peerId, stateDir, created } as JSON')
     .action(async (opts) => {
       const stateDir = resolve(opts.state ?? defaultStateDir())
-      // Not node/network.js's loadIdentity (the same steps): that module loads all of libp2p.
-      const [{ StateStore }, { generateIdentity, peerIdOf, privateKeyFromProtobuf, privateKeyToProtobuf }] = await Promise.all([import('../../store/index.js'), import('../../net/identity.js')])
+      const [{ StateStore }, { loadIdentity, peerIdOf }] = await Promise.all([import('../../store/index.js'), import('../../net/identity.js')])
       try {
         await mkdir(stateDir, { recursive: true, mode: 0o700 })
       } catch (err) {
@@ -25,19 +24,16 @@ export const registerIdentity: Register = (program, done) => {
       }
       // The store's constructor only: open() tidies the directory (stale temp files), which a running agent may be writing.
       const store = new StateStore(stateDir)
-      let created = false
-      let peerId: string
+      let identity: Awaited<ReturnType<typeof loadIdentity>>
       try {
-        const stored = await store.readIdentity()
-        created = stored === undefined
-        const key = stored !== undefined ? privateKeyFromProtobuf(stored) : await generateIdentity()
-        if (stored === undefined) await store.writeIdentity(privateKeyToProtobuf(key))
-        peerId = peerIdOf(key).toString()
+        identity = await loadIdentity(store)
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if (code !== undefined) throw new CliError(`cannot ${created ? 'write' : 'read'} ${stateDir}/identity.key: ${code}`, EXIT.UNAVAILABLE)
+        if (code !== undefined) throw new CliError(`cannot read or write ${stateDir}/identity.key: ${code}`, EXIT.UNAVAILABLE)
         throw new CliError(`${stateDir}/identity.key holds no libp2p private key: ${(err as Error).message}`)
       }
+      const { created } = identity
+      const peerId = peerIdOf(identity.key).toString()
       if (opts.json === true) printJson({ peerId, stateDir, created })
       else {
         print(peerId)
