@@ -21,6 +21,7 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { median } from '../sim/metrics.js'
 
 const CLI = fileURLToPath(new URL('../../bin/grapevine', import.meta.url))
 
@@ -62,11 +63,6 @@ async function timed (cmd: string, args: string[], env: Record<string, string> =
   return { ms, rssKiB: maxRssKiB, code, ...breakdown }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[m] as number : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 
 async function drift (root: string, name: string): Promise<void> {
   for (let i = 0; i < DRIFTED; i++) await writeFile(join(root, fileName(i * Math.floor(FILES / DRIFTED))), `tampered ${name}\n`)

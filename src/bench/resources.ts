@@ -32,6 +32,7 @@ import {
   BENCH_ACCOUNTS, BENCH_PACKAGES, BENCH_UNITS, UNIT_DIR, grapevinePolicy, puppetManifest, unitFileText,
   type Parts, type PuppetServices
 } from './resources-policy.js'
+import { median } from '../sim/metrics.js'
 
 const CLI = fileURLToPath(new URL('../../bin/grapevine', import.meta.url))
 const run = promisify(execFile)
@@ -86,11 +87,6 @@ function puppetPhases (out: string): Record<string, number> | undefined {
   return { applyMs: Number(applied[1]) * 1000, ...(compiled !== null ? { compileMs: Number(compiled[1]) * 1000 } : {}) }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[m] as number : ((s[m - 1] as number) + (s[m] as number)) / 2
-}
 
 interface Figure { medianMs: number, minMs: number, maxMs: number, codes: number[], phases?: Record<string, number>, fromSnapshot: number }
 

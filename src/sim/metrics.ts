@@ -64,6 +64,13 @@ export function percentile (values: readonly number[], p: number): number | unde
   return s[k - 1]
 }
 
+/** The median of a sample: the middle value, or the mean of the two middle ones. */
+export function median (values: readonly number[]): number {
+  const s = sorted(values)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m] as number : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
 export interface Summary {
   count: number
   mean: number

@@ -8,6 +8,7 @@ import type { Scenario } from '../scenario.js'
 import type { SimResult } from '../result.js'
 import { modelResult, simulate, type ModelOptions } from './index.js'
 import type { HostModel } from './host.js'
+import { median } from '../metrics.js'
 
 /** The four figures a calibration row compares. */
 export const FIGURES = ['t50', 't90', 't100', 'held'] as const
@@ -44,12 +45,6 @@ export interface CalibrationRow extends Setting {
   model: Figures
   /** (model − measured) / measured, per figure; undefined where measured is 0. */
   diff: Record<Figure, number | undefined>
-}
-
-export function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 /** (model − measured) / measured; undefined when there is nothing to compare with. */
