@@ -183,3 +183,15 @@ describe('grapevine sim --engine netns without root', () => {
     }
   })
 })
+
+describe.runIf(isRoot)('grapevine sim --engine netns past one /24 (root)', () => {
+  const dir = useTempDir('grapevine-netns-big-')
+
+  it('refuses more hosts than the subnet holds in one line, exit 69, rather than crowding agents onto fewer', async () => {
+    const file = join(dir(), 'big.yaml')
+    await writeFile(file, `name: big\nnodes: { count: 260 }\npolicies: { motd: ${join(REPO_ROOT, 'simulations', 'policies', 'motd.yaml')} }\ntimeline:\n  - { at: 1s, do: publish, policy: motd }\n`)
+    const r = await runCli(['sim', file, '--engine', 'netns', '--out', join(dir(), 'out')])
+    expect(r.code).toBe(69)
+    expect(r.stderr.trim().split('\n')).toEqual(['error: 260 hosts: the netns engine makes at most 250 (one /24); put more agents on each with nodes.perHost'])
+  })
+})

@@ -93,7 +93,7 @@ export class NetnsNetwork {
 
   static async open (opts: NetworkOptions): Promise<NetnsNetwork> {
     requireRoot()
-    if (opts.hosts > MAX_HOSTS) throw new NetworkCommandError(`${opts.hosts} hosts: the netns engine makes at most ${MAX_HOSTS} (one /24)`)
+    if (opts.hosts > MAX_HOSTS) throw new NetworkCommandError(`${opts.hosts} hosts: the netns engine makes at most ${MAX_HOSTS} (one /24); put more agents on each with nodes.perHost`)
     for (const tool of [['ip', '-V'], ['iptables', '-V']]) {
       await execFileP(tool[0] as string, tool.slice(1)).catch(() => { throw new NetnsUnavailableError(`the netns engine needs ${tool[0] as string} (Debian: apt-get install iproute2 iptables)`) })
     }
